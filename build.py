@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Render an environment: python build.py --env dev [--out DIR] [--format yaml|json]."""
+
+import sys
+
+from k3s_infra.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["render", *sys.argv[1:]]))

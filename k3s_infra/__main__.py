@@ -1,0 +1,5 @@
+import sys
+
+from k3s_infra.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""k3s-infra command line: one small module per command (``add_arguments`` and
+``run``), imported lazily so ``render`` never pays for boto3 or cfn-lint."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "render": ("k3s_infra.cli.render", "render the CloudFormation templates of an environment"),
+    "schema": ("k3s_infra.cli.schema", "print the JSON Schema of environment files"),
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A user mistake outside config files (bad flag combination, missing build)."""
+
+
+def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--env", metavar="NAME", help="environment name: reads environments/NAME.yaml")
+    group.add_argument("--config", metavar="PATH", help="path of an environment file")
+
+
+def load(args: argparse.Namespace):
+    from k3s_infra.config import load_environment
+
+    return load_environment(args.env) if args.env else load_environment(path=args.config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="k3s-infra", description="Highly available K3s on AWS CloudFormation")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from k3s_infra.config import ConfigError
+
+    args = _parser().parse_args(argv)
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).run(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

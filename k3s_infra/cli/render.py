@@ -1,0 +1,29 @@
+"""k3s-infra render: environment file -> build/<env>/ (root + children + manifest)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from k3s_infra.cli import add_environment_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: build/<env>)")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml", help="template format")
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3s_infra.cli import load
+    from k3s_infra.render import render, write
+
+    env = load(args)
+    out = Path(args.out) if args.out else Path("build") / env.name
+    rendering = render(env, args.format)
+    write(rendering, out)
+    width = max(len(s.file) for s in rendering.stacks)
+    print(f"rendered {env.name} ({len(rendering.stacks)} templates) into {out}/")
+    for stack in rendering.stacks:
+        print(f"  {stack.file:<{width}}  {len(stack.body):>7,} bytes")
+    return 0

@@ -1,0 +1,80 @@
+"""Auto scaling group of a node group, optionally on spot with several types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from troposphere import AWSHelperFn, Ref, Sub
+from troposphere.autoscaling import (
+    AutoScalingGroup,
+    InstancesDistribution,
+    LaunchTemplate,
+    LaunchTemplateOverrides,
+    LaunchTemplateSpecification,
+    LifecycleHookSpecification,
+    MixedInstancesPolicy,
+    Tags,
+)
+
+from k3s_infra import defaults, naming
+from k3s_infra.components.launch_template import LaunchTemplateRefs
+from k3s_infra.config import Spot
+from k3s_infra.template import StackTemplate
+
+TERMINATION_HOOK = "drain-before-terminate"
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    min_size: AWSHelperFn | int
+    max_size: AWSHelperFn | int
+    desired: AWSHelperFn | int
+    subnet_ids: Ref
+    tags: dict[str, str]
+    instance_types: list[str]
+    spot: Spot | None = None
+    target_group_arns: list[Ref] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GroupRefs:
+    name: Ref
+
+
+def _launch(spec: GroupSpec, launch: LaunchTemplateRefs) -> dict:
+    template = LaunchTemplateSpecification(LaunchTemplateId=launch.id, Version=launch.version)
+    if spec.spot is None and len(spec.instance_types) == 1:
+        return {"LaunchTemplate": template}
+    spot = spec.spot
+    distribution = InstancesDistribution(
+        OnDemandBaseCapacity=spot.on_demand_base_capacity,
+        OnDemandPercentageAboveBaseCapacity=spot.on_demand_percentage_above_base,
+        SpotAllocationStrategy=spot.allocation_strategy,
+    ) if spot else InstancesDistribution(OnDemandPercentageAboveBaseCapacity=100)
+    return {"MixedInstancesPolicy": MixedInstancesPolicy(
+        InstancesDistribution=distribution,
+        LaunchTemplate=LaunchTemplate(
+            LaunchTemplateSpecification=template,
+            Overrides=[LaunchTemplateOverrides(InstanceType=kind) for kind in spec.instance_types]))}
+
+
+def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplateRefs) -> GroupRefs:
+    tags = {**spec.tags, "Name": Sub(naming.name_tag(logical))}
+    group = t.add(AutoScalingGroup(
+        logical,
+        MinSize=_text(spec.min_size), MaxSize=_text(spec.max_size), DesiredCapacity=_text(spec.desired),
+        VPCZoneIdentifier=spec.subnet_ids,
+        HealthCheckType="EC2", HealthCheckGracePeriod=defaults.HEALTH_CHECK_GRACE_SECONDS,
+        CapacityRebalance=spec.spot is not None,
+        LifecycleHookSpecificationList=[LifecycleHookSpecification(
+            LifecycleHookName=TERMINATION_HOOK, LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+            DefaultResult="CONTINUE", HeartbeatTimeout=defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)],
+        Tags=Tags(**tags),
+        **({"TargetGroupARNs": spec.target_group_arns} if spec.target_group_arns else {}),
+        **_launch(spec, launch),
+    ))
+    return GroupRefs(name=Ref(group))
+
+
+def _text(value: AWSHelperFn | int) -> AWSHelperFn | str:
+    return str(value) if isinstance(value, int) else value

@@ -1,0 +1,97 @@
+"""Node roles and instance profiles, one per node role (server, agent), as awacs.
+
+Least privilege: each statement names the one secret, parameter or bucket
+prefix it is for; the only actions on "*" come from ``k3s_infra.iam_actions``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs import autoscaling, s3, secretsmanager, ssm
+from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLike
+from awacs.helpers.trust import make_simple_assume_policy
+from troposphere import GetAtt, Ref, Sub
+from troposphere.iam import InstanceProfile, Policy, Role
+
+from k3s_infra import iam_actions, naming
+from k3s_infra.template import StackTemplate
+
+
+@dataclass(frozen=True)
+class NodeAccess:
+    """ARNs and names a node role is scoped to (parameters of the IAM stack)."""
+
+    token_secret: Ref
+    agent_token_secret: Ref
+    kubeconfig_secret: Ref
+    cluster_state_parameter: Ref
+    snapshot_bucket: Ref
+    snapshot_folder: str
+    cluster: str
+
+
+@dataclass(frozen=True)
+class NodeIdentityRefs:
+    role_arn: GetAtt
+    instance_profile_arn: GetAtt
+
+
+def _document(statements: list[Statement]) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=statements)
+
+
+def server_statements(access: NodeAccess) -> list[Statement]:
+    state_arn = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}",
+                    Name=access.cluster_state_parameter)
+    bucket_arn = Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=access.snapshot_bucket)
+    folder = access.snapshot_folder
+    return [
+        Statement(Sid="ReadClusterTokens", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                  Resource=[access.token_secret, access.agent_token_secret]),
+        Statement(Sid="PublishKubeconfig", Effect=Allow,
+                  Action=[secretsmanager.PutSecretValue, secretsmanager.GetSecretValue],
+                  Resource=[access.kubeconfig_secret]),
+        Statement(Sid="ClusterStateMarker", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter],
+                  Resource=[state_arn]),
+        Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
+                  Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
+                  Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
+        Statement(Sid="EtcdSnapshotListing", Effect=Allow, Action=[s3.ListBucket, s3.GetBucketLocation],
+                  Resource=[bucket_arn],
+                  Condition=Condition(StringLike("s3:prefix", [f"{folder}/*", folder, ""]))),
+        Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
+        Statement(Sid="CloudControllerManagedResources", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_MUTATIONS), Resource=["*"]),
+        _lifecycle_statement(access),
+    ]
+
+
+def agent_statements(access: NodeAccess) -> list[Statement]:
+    return [
+        Statement(Sid="ReadAgentToken", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                  Resource=[access.agent_token_secret]),
+        _lifecycle_statement(access),
+    ]
+
+
+def _lifecycle_statement(access: NodeAccess) -> Statement:
+    # A draining node completes its own termination hook; only on this cluster's groups.
+    return Statement(
+        Sid="CompleteOwnLifecycleAction", Effect=Allow,
+        Action=[autoscaling.CompleteLifecycleAction, autoscaling.RecordLifecycleActionHeartbeat],
+        Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
+        Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
+
+
+def build(t: StackTemplate, role: str, statements: list[Statement]) -> NodeIdentityRefs:
+    prefix = naming.logical_id(role)
+    node_role = t.add(Role(
+        f"{prefix}Role",
+        AssumeRolePolicyDocument=make_simple_assume_policy("ec2.amazonaws.com"),
+        Path=f"/{naming.TAG_PREFIX}/",
+        Policies=[Policy(PolicyName=f"{role}-node", PolicyDocument=_document(statements))],
+    ))
+    profile = t.add(InstanceProfile(f"{prefix}InstanceProfile", Path=f"/{naming.TAG_PREFIX}/",
+                                    Roles=[Ref(node_role)]))
+    return NodeIdentityRefs(role_arn=GetAtt(node_role, "Arn"), instance_profile_arn=GetAtt(profile, "Arn"))

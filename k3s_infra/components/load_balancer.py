@@ -1,0 +1,54 @@
+"""The K3s API endpoint: a network load balancer with a TCP 6443 listener.
+
+It is the fixed registration address every joining server and agent uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troposphere import GetAtt, Ref
+from troposphere.elasticloadbalancingv2 import (
+    Action,
+    Listener,
+    LoadBalancer,
+    LoadBalancerAttributes,
+    TargetGroup,
+    TargetGroupAttribute,
+)
+
+from k3s_infra import ports
+from k3s_infra.config import Api
+from k3s_infra.template import StackTemplate
+
+
+@dataclass(frozen=True)
+class ApiEndpointRefs:
+    dns_name: GetAtt
+    target_group: Ref
+    load_balancer: Ref
+
+
+def build(t: StackTemplate, api: Api, vpc_id: Ref, subnet_ids: Ref, security_group_id: Ref) -> ApiEndpointRefs:
+    nlb = t.add(LoadBalancer(
+        "ApiLoadBalancer", Type="network", Scheme=api.scheme, Subnets=subnet_ids,
+        SecurityGroups=[security_group_id],
+        LoadBalancerAttributes=[
+            LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
+            LoadBalancerAttributes(Key="deletion_protection.enabled", Value="false"),
+        ]))
+    target_group = t.add(TargetGroup(
+        "ApiTargetGroup", Protocol="TCP", Port=ports.API_PORT, VpcId=vpc_id, TargetType="instance",
+        HealthCheckProtocol="TCP", HealthCheckPort=str(ports.API_PORT), HealthCheckIntervalSeconds=10,
+        HealthyThresholdCount=3, UnhealthyThresholdCount=3,
+        TargetGroupAttributes=[
+            # Hairpin: with client IPs preserved, a server reaching the API through the NLB
+            # can be routed to itself and time out.
+            TargetGroupAttribute(Key="preserve_client_ip.enabled", Value="false"),
+            TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value="30"),
+        ]))
+    t.add(Listener(
+        "ApiListener", LoadBalancerArn=Ref(nlb), Port=ports.API_PORT, Protocol="TCP",
+        DefaultActions=[Action(Type="forward", TargetGroupArn=Ref(target_group))]))
+    return ApiEndpointRefs(dns_name=GetAtt(nlb, "DNSName"), target_group=Ref(target_group),
+                           load_balancer=Ref(nlb))

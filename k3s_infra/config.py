@@ -1,0 +1,383 @@
+"""Typed model of an environment file, its loader and its error type.
+
+An environment file (``environments/<env>.yaml``) may name a parent with
+``extends:``; mappings merge key by key, the child wins everywhere else
+(see ``_merge``). The merged document is validated by the pydantic models
+below: unknown keys are refused at every level, domain rules (etcd quorum,
+pool sizes, CIDRs, ID shapes) are checked, and every failure becomes one
+``ConfigError`` naming the file, the field path and the problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from k3s_infra import defaults
+
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+
+
+class ConfigError(Exception):
+    """A user mistake in an environment file: file, field path and problem."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {path}: {message}" if path else f"{source}: {message}"
+                 for path, message in problems]
+        super().__init__("\n".join(lines))
+
+
+# --- field shapes -------------------------------------------------------------
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")]
+VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")]
+AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$")]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
+K3sVersion = Annotated[str, StringConstraints(pattern=r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$")]
+SsmPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_.\-/]+$")]
+LabelKey = Annotated[str, StringConstraints(
+    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
+Taint = Annotated[str, StringConstraints(
+    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
+            r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$")]
+DnsName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")]
+CronSchedule = Annotated[str, StringConstraints(pattern=r"^(\S+\s+){4}\S+$")]
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w .:/=+\-@]+$")]
+TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
+Url = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$")]
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"not a valid CIDR block: {exc}") from None
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- sections -----------------------------------------------------------------
+
+class Subnet(Strict):
+    id: SubnetId
+    az: AvailabilityZone | None = Field(None, description="Availability zone; lets the AZ spread be checked.")
+
+
+class Network(Strict):
+    vpc_id: VpcId
+    vpc_cidr: str = Field(description="CIDR of the VPC; nodes' NLB traffic comes from it.")
+    subnets: list[Subnet] = Field(min_length=2, description="Private subnets for nodes and the NLB.")
+
+    _cidr = field_validator("vpc_cidr")(_network)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Network:
+        ids = [s.id for s in self.subnets]
+        if len(set(ids)) != len(ids):
+            raise ValueError("subnets: the same subnet is listed twice")
+        zones = [s.az for s in self.subnets if s.az]
+        if len(zones) == len(self.subnets) and len(set(zones)) < 2:
+            raise ValueError("subnets: need at least two distinct availability zones for HA")
+        return self
+
+
+class Api(Strict):
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    allowed_cidrs: list[str] = Field(
+        default_factory=list, description="CIDRs allowed to reach the K3s API (6443) through the NLB.")
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        return [_network(v) for v in values]
+
+    @model_validator(mode="after")
+    def _public_needs_cidrs(self) -> Api:
+        if self.scheme == "internet-facing" and not self.allowed_cidrs:
+            raise ValueError("allowed_cidrs: an internet-facing API needs at least one CIDR")
+        return self
+
+
+class EtcdSnapshots(Strict):
+    enabled: bool = True
+    schedule: CronSchedule = defaults.ETCD_SNAPSHOT_SCHEDULE
+    retention: int = Field(defaults.ETCD_SNAPSHOT_RETENTION, ge=1, le=1000)
+    expire_days: int = Field(defaults.SNAPSHOT_EXPIRE_DAYS, ge=1, le=3650,
+                             description="Bucket lifecycle: delete snapshot objects after this many days.")
+
+
+class CloudController(Strict):
+    chart_version: str = Field(defaults.CCM_CHART_VERSION, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
+    image_tag: str = Field(defaults.CCM_IMAGE_TAG, pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+class K3s(Strict):
+    version: K3sVersion = defaults.K3S_VERSION
+    installer_url: Url = defaults.K3S_INSTALLER_URL
+    cluster_cidr: str = defaults.CLUSTER_CIDR
+    service_cidr: str = defaults.SERVICE_CIDR
+    cluster_dns: str = defaults.CLUSTER_DNS
+    cluster_domain: DnsName = defaults.CLUSTER_DOMAIN
+    flannel_backend: Literal["vxlan", "wireguard-native"] = "vxlan"
+    disable: list[Literal["traefik", "servicelb", "local-storage", "metrics-server", "coredns"]] = Field(
+        default_factory=lambda: list(defaults.DISABLED_COMPONENTS))
+    secrets_encryption: bool = True
+    server_taint: bool = Field(True, description="Taint servers node-role.kubernetes.io/control-plane:NoSchedule.")
+    tls_san: list[DnsName] = Field(default_factory=list, description="Extra API server certificate names.")
+    etcd_snapshots: EtcdSnapshots = Field(default_factory=EtcdSnapshots)
+    cloud_controller: CloudController = Field(default_factory=CloudController)
+
+    _cidrs = field_validator("cluster_cidr", "service_cidr")(_network)
+
+    @field_validator("cluster_dns")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"not an IP address: {value!r}") from None
+
+    @model_validator(mode="after")
+    def _dns_in_service_cidr(self) -> K3s:
+        if ipaddress.ip_address(self.cluster_dns) not in ipaddress.ip_network(self.service_cidr):
+            raise ValueError(f"cluster_dns: {self.cluster_dns} is outside service_cidr {self.service_cidr}")
+        if ipaddress.ip_network(self.cluster_cidr).overlaps(ipaddress.ip_network(self.service_cidr)):
+            raise ValueError("cluster_cidr: overlaps service_cidr")
+        return self
+
+
+class Servers(Strict):
+    count: int = Field(3, ge=1, le=9, description="Number of K3s servers; odd, for etcd quorum.")
+    instance_type: InstanceType = "t3.medium"
+    root_volume_gb: int = Field(40, ge=20, le=16384)
+
+    @field_validator("count")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd for etcd quorum (1, 3, 5, ...), got {value}")
+        return value
+
+
+class Spot(Strict):
+    on_demand_base_capacity: int = Field(0, ge=0)
+    on_demand_percentage_above_base: int = Field(0, ge=0, le=100)
+    allocation_strategy: Literal["price-capacity-optimized", "capacity-optimized", "lowest-price"] = \
+        "price-capacity-optimized"
+
+
+class AgentPool(Strict):
+    name: Name
+    instance_types: list[InstanceType] = Field(min_length=1, max_length=20)
+    min_size: int = Field(ge=0, le=1000)
+    desired: int = Field(ge=0, le=1000)
+    max_size: int = Field(ge=1, le=1000)
+    root_volume_gb: int = Field(50, ge=20, le=16384)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    spot: Spot | None = Field(None, description="Run the pool on spot capacity with a mixed-instances policy.")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> AgentPool:
+        if not self.min_size <= self.desired <= self.max_size:
+            raise ValueError(f"sizes: need min_size <= desired <= max_size, got "
+                             f"{self.min_size} <= {self.desired} <= {self.max_size}")
+        if len(set(self.instance_types)) != len(self.instance_types):
+            raise ValueError("instance_types: the same type is listed twice")
+        return self
+
+
+class Nodes(Strict):
+    ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
+
+
+class Deploy(Strict):
+    stack_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")] | None = None
+    artifact_bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
+
+    @field_validator("tags")
+    @classmethod
+    def _not_reserved(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key in tags:
+            if key.lower().startswith(("aws:", "k3s-infra:", "kubernetes.io/")):
+                raise ValueError(f"tag key {key!r} uses a reserved prefix (aws:, k3s-infra:, kubernetes.io/)")
+        return tags
+
+
+class Environment(Strict):
+    """One environment: where the cluster lives, its shape and how it is deployed."""
+
+    name: Name
+    region: Region
+    account_id: AccountId
+    protected: bool = Field(False, description="Refuse destroy without an override; retain data; termination protection.")
+    network: Network
+    api: Api = Field(default_factory=Api)
+    k3s: K3s = Field(default_factory=K3s)
+    nodes: Nodes = Field(default_factory=Nodes)
+    servers: Servers = Field(default_factory=Servers)
+    agent_pools: list[AgentPool] = Field(min_length=1, max_length=50)
+    deploy: Deploy = Field(default_factory=Deploy)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Environment:
+        names = [p.name for p in self.agent_pools]
+        if len(set(names)) != len(names):
+            raise ValueError("agent_pools: pool names must be unique")
+        for subnet in self.network.subnets:
+            if subnet.az and not subnet.az.startswith(self.region):
+                raise ValueError(f"network.subnets: {subnet.id} is in {subnet.az}, outside region {self.region}")
+        vpc = ipaddress.ip_network(self.network.vpc_cidr)
+        for field in ("cluster_cidr", "service_cidr"):
+            if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):
+                raise ValueError(f"k3s.{field}: overlaps network.vpc_cidr {vpc}")
+        return self
+
+    @property
+    def stack_name(self) -> str:
+        return self.deploy.stack_name or f"k3s-{self.name}"
+
+    @property
+    def artifact_bucket(self) -> str:
+        return self.deploy.artifact_bucket or f"k3s-infra-{self.account_id}-{self.region}"
+
+
+# --- loading ------------------------------------------------------------------
+
+def _merge(parent: Any, child: Any) -> Any:
+    """Mappings merge key by key; for anything else (lists included) the child wins."""
+    if isinstance(parent, dict) and isinstance(child, dict):
+        merged = dict(parent)
+        for key, value in child.items():
+            merged[key] = _merge(parent[key], value) if key in parent else value
+        return merged
+    return child
+
+
+def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(shown, [("", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(shown, [("", f"invalid YAML: {where}{problem}")]) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(shown, [("", f"must be a mapping of settings, got {type(document).__name__}")])
+    return document
+
+
+def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    document = _read_yaml(path, shown)
+    parent_name = document.pop("extends", None)
+    if parent_name is None:
+        return document
+    if not isinstance(parent_name, str) or not parent_name:
+        raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
+    parent = (path.parent / parent_name).resolve()
+    if parent in seen or parent == path.resolve():
+        raise ConfigError(shown, [("extends", f"circular: {parent_name} extends back to this file")])
+    if not parent.is_file():
+        raise ConfigError(shown, [("extends", f"parent file {parent_name} not found beside this file")])
+    return _merge(_load_chain(parent, str(path.parent / parent_name), seen + (path.resolve(),)), document)
+
+
+def _field_path(location: tuple[Any, ...], document: Any) -> str:
+    """Turn a pydantic location into a dotted path using pool names where they exist."""
+    parts: list[str] = []
+    node = document
+    for item in location:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) and \
+                isinstance(node[item], dict) else None
+            parts[-1:] = [f"{parts[-1]}[{name if isinstance(name, str) else item}]"] if parts else [f"[{item}]"]
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required field is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        message = f"{error['input']!r} is not valid here (expected pattern {error['ctx']['pattern']})"
+    return message
+
+
+def validate(document: dict[str, Any], source: str) -> Environment:
+    try:
+        return Environment.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
+            location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
+            problems.append((_field_path(location, document), _message(error)))
+        raise ConfigError(source, problems) from None
+
+
+def _is_tag(part: str) -> bool:
+    return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none"}
+
+
+def load_environment(env: str | None = None, *, path: str | Path | None = None,
+                     environments_dir: Path = ENVIRONMENTS_DIR) -> Environment:
+    """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment."""
+    if path is None:
+        if env is None:
+            raise ValueError("give an environment name or a path")
+        path = environments_dir / f"{env}.yaml"
+        if not path.is_file():
+            known = ", ".join(available_environments(environments_dir)) or "none"
+            raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
+    path = Path(path)
+    shown = str(path)
+    document = _load_chain(path, shown)
+    return validate(document, shown)
+
+
+def available_environments(environments_dir: Path = ENVIRONMENTS_DIR) -> list[str]:
+    """Environment files that are complete environments (not bare shared defaults)."""
+    return sorted(p.stem for p in environments_dir.glob("*.yaml") if not p.stem.startswith("_")
+                  and p.stem != "defaults")
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Environment.model_json_schema()
+    schema["properties"]["extends"] = {"type": "string", "description": "Parent file to inherit from."}
+    return schema

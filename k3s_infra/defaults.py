@@ -1,0 +1,30 @@
+"""Default versions and settings, as data. Environment files override them."""
+
+K3S_VERSION = "v1.33.5+k3s1"
+K3S_INSTALLER_URL = "https://get.k3s.io"
+
+CLUSTER_CIDR = "10.42.0.0/16"
+SERVICE_CIDR = "10.43.0.0/16"
+CLUSTER_DNS = "10.43.0.10"
+CLUSTER_DOMAIN = "cluster.local"
+# servicelb would compete with the AWS cloud controller for LoadBalancer Services.
+DISABLED_COMPONENTS = ("traefik", "servicelb")
+
+ETCD_SNAPSHOT_SCHEDULE = "0 */6 * * *"
+ETCD_SNAPSHOT_RETENTION = 20
+SNAPSHOT_EXPIRE_DAYS = 30
+
+# AWS cloud controller manager (kubernetes/cloud-provider-aws) Helm chart and image.
+CCM_CHART_REPO = "https://kubernetes.github.io/cloud-provider-aws"
+CCM_CHART_VERSION = "0.0.9"
+CCM_IMAGE_TAG = "v1.33.0"
+
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+# Node launch settings that are not worth a config knob.
+ROOT_DEVICE_NAME = "/dev/xvda"
+ROOT_VOLUME_TYPE = "gp3"
+# Hop limit 2 lets pods (the cloud controller) reach IMDSv2 through the node.
+IMDS_HOP_LIMIT = 2
+HEALTH_CHECK_GRACE_SECONDS = 600
+TERMINATION_HOOK_TIMEOUT_SECONDS = 300

@@ -1,0 +1,71 @@
+"""IAM actions as data, including the only ones allowed on Resource "*".
+
+Everything touching a secret, a bucket, a parameter or a key is scoped to that
+resource in ``components/iam.py``. The actions below are granted on "*"
+because AWS offers no resource-level scoping for them (Describe*/List calls)
+or because the AWS cloud controller must act on resources it creates at run
+time for Kubernetes Services (load balancers, their security groups); each
+group is taken from the cloud-provider-aws documented policy.
+"""
+
+from awacs import autoscaling, ec2, elasticloadbalancing as elb
+from awacs.aws import Action
+
+# Read-only discovery: no resource-level permissions exist for these.
+DESCRIBE_ONLY: tuple[Action, ...] = (
+    autoscaling.DescribeAutoScalingGroups,
+    autoscaling.DescribeLaunchConfigurations,
+    autoscaling.DescribeTags,
+    ec2.DescribeInstances,
+    ec2.DescribeRegions,
+    ec2.DescribeRouteTables,
+    ec2.DescribeSecurityGroups,
+    ec2.DescribeSubnets,
+    ec2.DescribeVolumes,
+    ec2.DescribeAvailabilityZones,
+    ec2.DescribeVpcs,
+    elb.DescribeLoadBalancers,
+    elb.DescribeLoadBalancerAttributes,
+    elb.DescribeListeners,
+    elb.DescribeLoadBalancerPolicies,
+    elb.DescribeTargetGroups,
+    elb.DescribeTargetHealth,
+)
+
+# The cloud controller creates these for Services of type LoadBalancer; their
+# ARNs are not known before it runs.
+CLOUD_CONTROLLER_MUTATIONS: tuple[Action, ...] = (
+    ec2.CreateSecurityGroup,
+    ec2.CreateTags,
+    ec2.AuthorizeSecurityGroupIngress,
+    ec2.RevokeSecurityGroupIngress,
+    ec2.DeleteSecurityGroup,
+    ec2.ModifyInstanceAttribute,
+    ec2.CreateRoute,
+    ec2.DeleteRoute,
+    elb.AddTags,
+    elb.CreateListener,
+    elb.CreateLoadBalancer,
+    elb.CreateLoadBalancerPolicy,
+    elb.CreateLoadBalancerListeners,
+    elb.CreateTargetGroup,
+    elb.ConfigureHealthCheck,
+    elb.DeleteListener,
+    elb.DeleteLoadBalancer,
+    elb.DeleteLoadBalancerListeners,
+    elb.DeleteTargetGroup,
+    elb.DeregisterInstancesFromLoadBalancer,
+    elb.DeregisterTargets,
+    elb.ModifyListener,
+    elb.ModifyLoadBalancerAttributes,
+    elb.ModifyTargetGroup,
+    elb.RegisterInstancesWithLoadBalancer,
+    elb.RegisterTargets,
+    elb.SetLoadBalancerPoliciesOfListener,
+    elb.SetLoadBalancerPoliciesForBackendServer,
+    elb.AttachLoadBalancerToSubnets,
+    elb.ApplySecurityGroupsToLoadBalancer,
+)
+
+# Every action this module allows on "*", for the policy-walking test.
+UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_MUTATIONS)

@@ -1,0 +1,104 @@
+"""Logical IDs, physical names and tags: made here and nowhere else.
+
+Everything is derived from the environment's content (never a list position),
+so the same config always gives the same identifiers, and reordering a list
+in the config does not replace resources.
+"""
+
+from __future__ import annotations
+
+import re
+
+from k3s_infra.config import Environment
+
+_LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
+
+TAG_PREFIX = "k3s-infra"
+
+# Nested stacks: logical ID in the root and template file name.
+STACK_SECURITY = "Security"
+STACK_API_ENDPOINT = "ApiEndpoint"
+STACK_CLUSTER_DATA = "ClusterData"
+STACK_NODE_IAM = "NodeIam"
+STACK_SERVER_INIT = "ServerInit"
+STACK_SERVERS = "Servers"
+ROOT = "Root"
+
+
+def camel(text: str) -> str:
+    """'spot-workers' -> 'SpotWorkers'."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
+
+
+def logical_id(*parts: str | int) -> str:
+    value = "".join(camel(str(p)) for p in parts)
+    check_logical_id(value)
+    return value
+
+
+def check_logical_id(value: str) -> str:
+    if not _LOGICAL_ID.match(value):
+        raise ValueError(f"invalid CloudFormation logical ID {value!r}")
+    return value
+
+
+def agent_pool_stack(pool_name: str) -> str:
+    return logical_id("AgentPool", pool_name)
+
+
+def template_file(stack_id: str, fmt: str) -> str:
+    """'AgentPoolSpotWorkers' -> 'agent-pool-spot-workers.yaml'."""
+    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stack_id).lower()
+    return f"{kebab}.{fmt}"
+
+
+def cluster_name(env: Environment) -> str:
+    """The cluster's identity in AWS: the root stack name (unique per account and region)."""
+    return env.stack_name
+
+
+def secret_name(env: Environment, what: str) -> str:
+    return f"{TAG_PREFIX}/{cluster_name(env)}/{what}"
+
+
+def cluster_state_parameter(env: Environment) -> str:
+    return f"/{TAG_PREFIX}/{cluster_name(env)}/cluster-state"
+
+
+def snapshot_folder(env: Environment) -> str:
+    return f"etcd/{env.name}"
+
+
+def artifact_key(env: Environment, file_name: str, digest: str) -> str:
+    """Content-addressed key of a child template in the artifact bucket."""
+    return f"{cluster_name(env)}/templates/{digest[:20]}/{file_name}"
+
+
+def template_url(env: Environment, key: str) -> str:
+    return f"https://{env.artifact_bucket}.s3.amazonaws.com/{key}"
+
+
+def cluster_tags(env: Environment) -> dict[str, str]:
+    """Tags on every taggable resource (and the stacks themselves), sorted for stable output."""
+    tags = {
+        f"{TAG_PREFIX}:cluster": cluster_name(env),
+        f"{TAG_PREFIX}:environment": env.name,
+        # The AWS cloud controller finds the cluster's instances, SGs and subnets by this tag.
+        f"kubernetes.io/cluster/{cluster_name(env)}": "owned",
+        **env.deploy.tags,
+    }
+    return dict(sorted(tags.items()))
+
+
+def node_tags(env: Environment, role: str) -> dict[str, str]:
+    return {**cluster_tags(env), f"{TAG_PREFIX}:role": role}
+
+
+def name_tag(logical: str) -> str:
+    """Value of the Name tag: ${AWS::StackName}/<logical id> (resolved with Fn::Sub)."""
+    return "${AWS::StackName}/" + logical
+
+
+def cidr_id(cidr: str) -> str:
+    """'10.0.0.0/16' -> 'Cidr10x0x0x0m16': a logical-ID-safe spelling of a CIDR."""
+    return "Cidr" + cidr.replace(".", "x").replace(":", "c").replace("/", "m")

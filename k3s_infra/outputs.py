@@ -1,0 +1,42 @@
+"""Names of stack Outputs and Parameters: the interface between nested stacks.
+
+A child exports a value under one of these names and its siblings receive it
+as a Parameter of the same name, wired by the root with
+``GetAtt(<Child>, "Outputs.<Name>")``.
+"""
+
+# Security stack
+SERVER_SECURITY_GROUP = "ServerSecurityGroupId"
+AGENT_SECURITY_GROUP = "AgentSecurityGroupId"
+API_LB_SECURITY_GROUP = "ApiLoadBalancerSecurityGroupId"
+
+# API endpoint stack
+API_DNS_NAME = "ApiDnsName"
+API_TARGET_GROUP = "ApiTargetGroupArn"
+API_LOAD_BALANCER = "ApiLoadBalancerArn"
+
+# Cluster data stack
+TOKEN_SECRET = "TokenSecretArn"
+AGENT_TOKEN_SECRET = "AgentTokenSecretArn"
+KUBECONFIG_SECRET = "KubeconfigSecretArn"
+CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
+SNAPSHOT_BUCKET = "SnapshotBucketName"
+
+# Node IAM stack
+SERVER_INSTANCE_PROFILE = "ServerInstanceProfileArn"
+AGENT_INSTANCE_PROFILE = "AgentInstanceProfileArn"
+SERVER_ROLE = "ServerRoleArn"
+AGENT_ROLE = "AgentRoleArn"
+
+# Node group stacks
+AUTO_SCALING_GROUP = "AutoScalingGroupName"
+LAUNCH_TEMPLATE = "LaunchTemplateId"
+
+# Parameters the root sets from config (not outputs of a sibling)
+VPC_ID = "VpcId"
+VPC_CIDR = "VpcCidr"
+SUBNET_IDS = "SubnetIds"
+IMAGE_ID = "ImageId"
+MIN_SIZE = "MinSize"
+MAX_SIZE = "MaxSize"
+DESIRED_CAPACITY = "DesiredCapacity"

@@ -1,0 +1,133 @@
+"""Templates from an environment, serialised once, written atomically.
+
+Rendering imports neither boto3 nor cfn-lint: it is pure config -> troposphere
+-> text. Child templates get content-addressed URLs in the artifact bucket,
+so the root changes exactly when a child does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from troposphere import Template
+
+from k3s_infra import naming
+from k3s_infra.config import Environment
+
+FORMATS = ("yaml", "json")
+MANIFEST = "manifest.json"
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    """Block-style YAML; multi-line strings (user data) as literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def serialise(template: Template, fmt: str) -> str:
+    data = template.to_dict()
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
+                     allow_unicode=True)
+
+
+@dataclass
+class RenderedStack:
+    stack_id: str
+    file: str
+    body: str
+    sha256: str
+    key: str | None = None  # artifact bucket key (children only)
+
+
+@dataclass
+class Rendering:
+    env: Environment
+    fmt: str
+    root: RenderedStack
+    children: list[RenderedStack] = field(default_factory=list)
+
+    @property
+    def stacks(self) -> list[RenderedStack]:
+        return [self.root, *self.children]
+
+    def manifest(self) -> dict:
+        return {
+            "environment": self.env.name,
+            "stack_name": self.env.stack_name,
+            "region": self.env.region,
+            "artifact_bucket": self.env.artifact_bucket,
+            "root": self.root.file,
+            "children": [{"stack": c.stack_id, "file": c.file, "key": c.key, "sha256": c.sha256}
+                         for c in self.children],
+        }
+
+
+def build_templates(env: Environment) -> dict[str, Template]:
+    """Library entry point: one troposphere Template per stack, the root under 'Root'."""
+    from stacks import build_children, root
+
+    children = build_children(env)
+    urls = {stack_id: naming.template_file(stack_id, "yaml") for stack_id in children}
+    templates = {stack_id: child.template for stack_id, child in children.items()}
+    return {naming.ROOT: root.build(env, children, urls).template, **templates}
+
+
+def render(env: Environment, fmt: str = "yaml", local_urls: bool = False) -> Rendering:
+    """Serialise every stack; the root points at the children's content-addressed URLs
+    (or, with ``local_urls``, at the files beside it, for cross-stack linting)."""
+    from stacks import build_children, root
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    children = build_children(env)
+    rendered = []
+    urls = {}
+    for stack_id, child in children.items():
+        body = serialise(child.template, fmt)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        file_name = naming.template_file(stack_id, fmt)
+        key = naming.artifact_key(env, file_name, digest)
+        rendered.append(RenderedStack(stack_id, file_name, body, digest, key))
+        urls[stack_id] = file_name if local_urls else naming.template_url(env, key)
+    root_body = serialise(root.build(env, children, urls).template, fmt)
+    root_stack = RenderedStack(naming.ROOT, naming.template_file(naming.ROOT, fmt), root_body,
+                               hashlib.sha256(root_body.encode()).hexdigest())
+    return Rendering(env, fmt, root_stack, rendered)
+
+
+def write(rendering: Rendering, out_dir: Path) -> Path:
+    """Write into a temporary folder beside ``out_dir``, then swap it into place."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for stack in rendering.stacks:
+            (staging / stack.file).write_text(stack.body, encoding="utf-8")
+        (staging / MANIFEST).write_text(json.dumps(rendering.manifest(), indent=2) + "\n", encoding="utf-8")
+        os.chmod(staging, 0o755)
+        if out_dir.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, retired / "previous")
+            os.replace(staging, out_dir)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,47 @@
+"""StackTemplate: the one door through which resources, parameters and outputs
+enter a template. It checks logical IDs, refuses duplicates and applies the
+standard tags, so components never tag or name things by hand.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from troposphere import AWSObject, Output, Parameter, Sub, Tags, Template
+
+from k3s_infra import naming
+
+R = TypeVar("R", bound=AWSObject)
+
+
+class StackTemplate:
+    def __init__(self, description: str, tags: dict[str, str]):
+        self.template = Template(Description=description)
+        self.tags = tags
+
+    def add(self, resource: R, *, name_tag: bool = True) -> R:
+        naming.check_logical_id(resource.title)
+        if resource.title in self.template.resources:
+            raise ValueError(f"duplicate logical ID {resource.title}")
+        tag_type = resource.props.get("Tags", (None,))[0]
+        if tag_type is Tags and "Tags" not in resource.properties:
+            extra = {"Name": Sub(naming.name_tag(resource.title))} if name_tag else {}
+            resource.Tags = Tags(**self.tags, **extra)
+        elif tag_type is dict and "Tags" not in resource.properties:
+            resource.Tags = dict(self.tags)
+        return self.template.add_resource(resource)
+
+    def parameter(self, name: str, type_: str, description: str, **kwargs) -> Parameter:
+        return self.template.add_parameter(Parameter(
+            naming.check_logical_id(name), Type=type_, Description=description, **kwargs))
+
+    def output(self, name: str, value, description: str) -> Output:
+        return self.template.add_output(Output(naming.check_logical_id(name), Value=value,
+                                               Description=description))
+
+    @staticmethod
+    def set_retention(resource: AWSObject, retain: bool) -> None:
+        """Data that must survive a stack delete or replacement in protected environments."""
+        policy = "Retain" if retain else "Delete"
+        resource.DeletionPolicy = policy
+        resource.UpdateReplacePolicy = policy

@@ -1,0 +1,23 @@
+"""The nested stacks of a K3s cluster, each a function of the environment."""
+
+from __future__ import annotations
+
+from k3s_infra import naming
+from k3s_infra.config import Environment
+from k3s_infra.template import StackTemplate
+from stacks import agent_pool, api_endpoint, cluster_data, node_iam, security, servers
+
+
+def build_children(env: Environment) -> dict[str, StackTemplate]:
+    """Every child stack, always (the root's shape never depends on sizes)."""
+    children = {
+        naming.STACK_SECURITY: security.build(env),
+        naming.STACK_API_ENDPOINT: api_endpoint.build(env),
+        naming.STACK_CLUSTER_DATA: cluster_data.build(env),
+        naming.STACK_NODE_IAM: node_iam.build(env),
+        naming.STACK_SERVER_INIT: servers.build_init(env),
+        naming.STACK_SERVERS: servers.build_joining(env),
+    }
+    for pool in env.agent_pools:
+        children[naming.agent_pool_stack(pool.name)] = agent_pool.build(env, pool)
+    return children

@@ -1,0 +1,45 @@
+"""Types and descriptions of every nested-stack Parameter, by interface name.
+
+A child declares a parameter with ``declare(t, NAME)``; the root fills it
+from config or from a sibling's Output of the same name.
+"""
+
+from __future__ import annotations
+
+from troposphere import Ref
+
+from k3s_infra import outputs as o
+from k3s_infra.template import StackTemplate
+
+_TYPES: dict[str, tuple[str, str]] = {
+    o.VPC_ID: ("AWS::EC2::VPC::Id", "VPC of the cluster"),
+    o.VPC_CIDR: ("String", "CIDR block of the VPC"),
+    o.SUBNET_IDS: ("List<AWS::EC2::Subnet::Id>", "Subnets for nodes and the API load balancer"),
+    o.IMAGE_ID: ("AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "SSM parameter holding the node AMI"),
+    o.SERVER_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s servers"),
+    o.AGENT_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s agents"),
+    o.API_LB_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of the API load balancer"),
+    o.API_DNS_NAME: ("String", "DNS name of the K3s API load balancer"),
+    o.API_TARGET_GROUP: ("String", "ARN of the K3s API target group"),
+    o.TOKEN_SECRET: ("String", "ARN of the K3s server token secret"),
+    o.AGENT_TOKEN_SECRET: ("String", "ARN of the K3s agent token secret"),
+    o.KUBECONFIG_SECRET: ("String", "ARN of the admin kubeconfig secret"),
+    o.CLUSTER_STATE_PARAMETER: ("String", "Name of the SSM parameter marking an initialised cluster"),
+    o.SNAPSHOT_BUCKET: ("String", "Name of the etcd snapshot bucket"),
+    o.SERVER_INSTANCE_PROFILE: ("String", "ARN of the server instance profile"),
+    o.AGENT_INSTANCE_PROFILE: ("String", "ARN of the agent instance profile"),
+    o.MIN_SIZE: ("Number", "Minimum number of instances"),
+    o.MAX_SIZE: ("Number", "Maximum number of instances"),
+    o.DESIRED_CAPACITY: ("Number", "Desired number of instances"),
+}
+
+
+def declare(t: StackTemplate, name: str) -> Ref:
+    type_, description = _TYPES[name]
+    kwargs = {"MinValue": 0} if type_ == "Number" else {}
+    return Ref(t.parameter(name, type_, description, **kwargs))
+
+
+def declare_all(t: StackTemplate, *names: str) -> dict[str, Ref]:
+    return {name: declare(t, name) for name in names}
+

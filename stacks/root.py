@@ -1,0 +1,75 @@
+"""Root stack: one nested stack per child, wired only through Parameters and
+``GetAtt <Child>.Outputs.<Name>``.
+
+Each child parameter is filled either from config (``config_values``) or from
+the one sibling that exports an Output of the same name.
+"""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Join
+from troposphere.cloudformation import Stack
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.config import Environment
+from k3s_infra.template import StackTemplate
+from stacks import servers
+
+# Outputs of the root: what a person needs after a deploy.
+ROOT_OUTPUTS = {
+    o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the K3s API (port 6443)"),
+    o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
+    o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
+    o.CLUSTER_STATE_PARAMETER: (naming.STACK_CLUSTER_DATA, "Cluster-state marker parameter"),
+}
+
+
+def config_values(env: Environment, stack_id: str) -> dict[str, object]:
+    """Parameter values a child gets from config rather than from a sibling."""
+    values: dict[str, object] = {
+        o.VPC_ID: env.network.vpc_id,
+        o.VPC_CIDR: env.network.vpc_cidr,
+        o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
+        o.IMAGE_ID: env.nodes.ami_parameter,
+    }
+    if stack_id == naming.STACK_SERVERS:
+        count = str(servers.joining_count(env))
+        values.update({o.MIN_SIZE: count, o.MAX_SIZE: count, o.DESIRED_CAPACITY: count})
+    for pool in env.agent_pools:
+        if stack_id == naming.agent_pool_stack(pool.name):
+            values.update({o.MIN_SIZE: str(pool.min_size), o.MAX_SIZE: str(pool.max_size),
+                           o.DESIRED_CAPACITY: str(pool.desired)})
+    return values
+
+
+def wiring(env: Environment, children: dict[str, StackTemplate]) -> dict[str, dict[str, object]]:
+    """Parameters of every child: from config, else from the sibling exporting that name."""
+    producers: dict[str, str] = {}
+    for stack_id, child in children.items():
+        for name in child.template.outputs:
+            producers.setdefault(name, stack_id)
+    result = {}
+    for stack_id, child in children.items():
+        from_config = config_values(env, stack_id)
+        parameters: dict[str, object] = {}
+        for name in child.template.parameters:
+            if name in from_config:
+                parameters[name] = from_config[name]
+            elif name in producers and producers[name] != stack_id:
+                parameters[name] = GetAtt(producers[name], f"Outputs.{name}")
+            else:
+                raise ValueError(f"stack {stack_id}: nothing provides parameter {name}")
+        result[stack_id] = parameters
+    return result
+
+
+def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
+    t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
+                      naming.cluster_tags(env))
+    for stack_id, parameters in wiring(env, children).items():
+        t.add(Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters,
+                    TimeoutInMinutes=60))
+    for name, (stack_id, description) in ROOT_OUTPUTS.items():
+        t.output(name, GetAtt(stack_id, f"Outputs.{name}"), description)
+    return t

@@ -1,0 +1,19 @@
+"""Security stack: the server, agent and API load balancer security groups."""
+
+from __future__ import annotations
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.components import security_groups
+from k3s_infra.config import Environment
+from k3s_infra.template import StackTemplate
+from stacks.parameters import declare
+
+
+def build(env: Environment) -> StackTemplate:
+    t = StackTemplate(f"k3s-infra {env.name}: security groups for K3s nodes and API", naming.cluster_tags(env))
+    groups = security_groups.build(t, declare(t, o.VPC_ID), env.api, env.k3s.flannel_backend)
+    t.output(o.SERVER_SECURITY_GROUP, groups.server, "Security group of K3s servers")
+    t.output(o.AGENT_SECURITY_GROUP, groups.agent, "Security group of K3s agents")
+    t.output(o.API_LB_SECURITY_GROUP, groups.api_lb, "Security group of the API load balancer")
+    return t

@@ -1,0 +1,51 @@
+"""Server stacks: the cluster-init server (an ASG of exactly one) and the
+other servers (an ASG of servers.count - 1, sized by parameter so growing
+from one to three servers changes a value, not the shape of the root)."""
+
+from __future__ import annotations
+
+from k3s_infra import bootstrap, naming
+from k3s_infra import outputs as o
+from k3s_infra.components import auto_scaling_group, launch_template
+from k3s_infra.config import Environment
+from k3s_infra.template import StackTemplate
+from stacks.parameters import declare_all
+
+_SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
+           o.API_TARGET_GROUP, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.KUBECONFIG_SECRET,
+           o.CLUSTER_STATE_PARAMETER, o.SNAPSHOT_BUCKET)
+
+
+def _build(env: Environment, role: str, description: str, sized_by_parameter: bool) -> StackTemplate:
+    t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
+    p = declare_all(t, *_SHARED, *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()))
+    tags = naming.node_tags(env, role)
+    refs = bootstrap.BootRefs(
+        api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
+        kubeconfig_secret=p[o.KUBECONFIG_SECRET], cluster_state_parameter=p[o.CLUSTER_STATE_PARAMETER],
+        snapshot_bucket=p[o.SNAPSHOT_BUCKET])
+    launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
+        instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
+        image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
+        instance_profile_arn=p[o.SERVER_INSTANCE_PROFILE],
+        user_data=bootstrap.user_data(env, role, refs), tags=tags))
+    sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
+    group = auto_scaling_group.build(t, "ServerGroup", auto_scaling_group.GroupSpec(
+        min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,
+        instance_types=[env.servers.instance_type], target_group_arns=[p[o.API_TARGET_GROUP]]), launch)
+    t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
+    t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")
+    return t
+
+
+def build_init(env: Environment) -> StackTemplate:
+    return _build(env, "server-init", "the cluster-init K3s server (exactly one)", sized_by_parameter=False)
+
+
+def build_joining(env: Environment) -> StackTemplate:
+    return _build(env, "server", "K3s servers that join the cluster through the API endpoint",
+                  sized_by_parameter=True)
+
+
+def joining_count(env: Environment) -> int:
+    return env.servers.count - 1
