@@ -37,33 +37,48 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {path}: {message}" if path else f"{source}: {message}"
-                 for path, message in problems]
-        super().__init__("\n".join(lines))
+        lines = [f"{path}: {message}" if path else message for path, message in problems]
+        if len(lines) == 1:
+            super().__init__(f"{source}: {lines[0]}")
+        else:
+            super().__init__(f"{source}: {len(lines)} problems\n" + "\n".join(f"  {line}" for line in lines))
 
 
 # --- field shapes -------------------------------------------------------------
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")]
-VpcId = Annotated[str, StringConstraints(pattern=r"^vpc-[0-9a-f]{8,17}$")]
-SubnetId = Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]{8,17}$")]
-AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")]
-AvailabilityZone = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$")]
-InstanceType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
-K3sVersion = Annotated[str, StringConstraints(pattern=r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$")]
-SsmPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_.\-/]+$")]
-LabelKey = Annotated[str, StringConstraints(
-    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
-LabelValue = Annotated[str, StringConstraints(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")]
-Taint = Annotated[str, StringConstraints(
-    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
-            r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$")]
-DnsName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")]
-CronSchedule = Annotated[str, StringConstraints(pattern=r"^(\S+\s+){4}\S+$")]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w .:/=+\-@]+$")]
-TagValue = Annotated[str, StringConstraints(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
-Url = Annotated[str, StringConstraints(pattern=r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$")]
+# pattern -> what a person should write there, for error messages.
+_HINTS: dict[str, str] = {}
+
+
+def _shape(pattern: str, hint: str, **constraints: int) -> type[str]:
+    _HINTS[pattern] = hint
+    return Annotated[str, StringConstraints(pattern=pattern, **constraints)]
+
+
+Name = _shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
+VpcId = _shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
+SubnetId = _shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
+AccountId = _shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
+Region = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1")
+AvailabilityZone = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
+InstanceType = _shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
+K3sVersion = _shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
+SsmPath = _shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+LabelKey = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                  "a Kubernetes label key like example.com/tier")
+LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")
+Taint = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
+               r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
+               "a taint like key=value:NoSchedule")
+DnsName = _shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name")
+CronSchedule = _shape(r"^(\S+\s+){4}\S+$", "a five-field cron schedule like '0 */6 * * *'")
+TagKey = _shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
+TagValue = _shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
+Url = _shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
+StackName = _shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
+BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
+SemVer = _shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
+ImageTag = _shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
 
 
 def _network(value: str) -> str:
@@ -130,8 +145,8 @@ class EtcdSnapshots(Strict):
 
 
 class CloudController(Strict):
-    chart_version: str = Field(defaults.CCM_CHART_VERSION, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")
-    image_tag: str = Field(defaults.CCM_IMAGE_TAG, pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+    chart_version: SemVer = defaults.CCM_CHART_VERSION
+    image_tag: ImageTag = defaults.CCM_IMAGE_TAG
 
 
 class K3s(Strict):
@@ -203,7 +218,7 @@ class AgentPool(Strict):
     @model_validator(mode="after")
     def _sizes(self) -> AgentPool:
         if not self.min_size <= self.desired <= self.max_size:
-            raise ValueError(f"sizes: need min_size <= desired <= max_size, got "
+            raise ValueError(f"desired: need min_size <= desired <= max_size, got "
                              f"{self.min_size} <= {self.desired} <= {self.max_size}")
         if len(set(self.instance_types)) != len(self.instance_types):
             raise ValueError("instance_types: the same type is listed twice")
@@ -215,8 +230,8 @@ class Nodes(Strict):
 
 
 class Deploy(Strict):
-    stack_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")] | None = None
-    artifact_bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    stack_name: StackName | None = None
+    artifact_bucket: BucketName | None = None
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=40)
 
     @field_validator("tags")
@@ -297,6 +312,11 @@ def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     return document
 
 
+def read_document(path: str | Path) -> dict[str, Any]:
+    """An environment file with its ``extends`` chain merged, before validation."""
+    return _load_chain(Path(path), str(path))
+
+
 def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     document = _read_yaml(path, shown)
     parent_name = document.pop("extends", None)
@@ -329,13 +349,19 @@ def _field_path(location: tuple[Any, ...], document: Any) -> str:
 
 
 def _message(error: dict[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
+    kind = error["type"]
+    if kind == "extra_forbidden":
         return "unknown key"
-    if error["type"] == "missing":
+    if kind == "missing":
         return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        pattern = error["ctx"]["pattern"]
+        return f"{error['input']!r} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "string_pattern_mismatch":
-        message = f"{error['input']!r} is not valid here (expected pattern {error['ctx']['pattern']})"
+    if kind.endswith("_type") or kind in ("literal_error", "enum"):
+        value = error.get("input")
+        message += f" (got {type(value).__name__} {value!r})" if not isinstance(value, (dict, list)) \
+            else f" (got a {type(value).__name__})"
     return message
 
 
@@ -347,7 +373,13 @@ def validate(document: dict[str, Any], source: str) -> Environment:
         for error in exc.errors(include_url=False):
             # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
-            problems.append((_field_path(location, document), _message(error)))
+            path, message = _field_path(location, document), _message(error)
+            # Rules across fields say which field they are about: "subnets: need ...".
+            about = re.match(r"^([a-z_][a-z0-9_.]*): (.+)$", message, re.S)
+            if error["type"] == "value_error" and about:
+                field, message = about.groups()
+                path = field if field.startswith(path + ".") or not path else f"{path}.{field}"
+            problems.append((path, message))
         raise ConfigError(source, problems) from None
 
 
@@ -366,9 +398,7 @@ def load_environment(env: str | None = None, *, path: str | Path | None = None,
             known = ", ".join(available_environments(environments_dir)) or "none"
             raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
     path = Path(path)
-    shown = str(path)
-    document = _load_chain(path, shown)
-    return validate(document, shown)
+    return validate(read_document(path), str(path))
 
 
 def available_environments(environments_dir: Path = ENVIRONMENTS_DIR) -> list[str]:

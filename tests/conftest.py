@@ -52,9 +52,8 @@ def env_document():
     """A loader of an environment file as a plain dict (parent merged), for mutation tests."""
 
     def _load(name: str = "dev") -> dict:
-        from k3s_infra.config import _load_chain
+        from k3s_infra.config import read_document
 
-        path = ENVIRONMENTS_DIR / f"{name}.yaml"
-        return _load_chain(path, str(path))
+        return read_document(ENVIRONMENTS_DIR / f"{name}.yaml")
 
     return _load
