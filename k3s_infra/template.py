@@ -23,12 +23,12 @@ class StackTemplate:
         naming.check_logical_id(resource.title)
         if resource.title in self.template.resources:
             raise ValueError(f"duplicate logical ID {resource.title}")
-        tag_type = resource.props.get("Tags", (None,))[0]
-        if tag_type is Tags and "Tags" not in resource.properties:
-            extra = {"Name": Sub(naming.name_tag(resource.title))} if name_tag else {}
-            resource.Tags = Tags(**self.tags, **extra)
-        elif tag_type is dict and "Tags" not in resource.properties:
-            resource.Tags = dict(self.tags)
+        if "Tags" in resource.props and "Tags" not in resource.properties:
+            if resource.props["Tags"][0] is dict:  # e.g. SSM parameters take a plain mapping
+                resource.Tags = dict(self.tags)
+            else:
+                extra = {"Name": Sub(naming.name_tag(resource.title))} if name_tag else {}
+                resource.Tags = Tags(**self.tags, **extra)
         return self.template.add_resource(resource)
 
     def parameter(self, name: str, type_: str, description: str, **kwargs) -> Parameter:
