@@ -121,8 +121,10 @@ class Network(Strict):
 
 class Api(Strict):
     scheme: Literal["internal", "internet-facing"] = "internal"
+    # EC2 allows 60 inbound rules per security group by default; nodes take two.
     allowed_cidrs: list[str] = Field(
-        default_factory=list, description="CIDRs allowed to reach the K3s API (6443) through the NLB.")
+        default_factory=list, max_length=50,
+        description="CIDRs allowed to reach the K3s API (6443) through the NLB (at most 50).")
 
     @field_validator("allowed_cidrs")
     @classmethod

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from troposphere import Template
 
-from k3s_infra import naming
+from k3s_infra import limits, naming
 from k3s_infra.config import Environment
 
 FORMATS = ("yaml", "json")
@@ -99,12 +99,15 @@ def render(env: Environment, fmt: str = "yaml", local_urls: bool = False) -> Ren
     urls = {}
     for stack_id, child in children.items():
         body = serialise(child.template, fmt)
-        digest = hashlib.sha256(body.encode()).hexdigest()
         file_name = naming.template_file(stack_id, fmt)
+        limits.check_body(env.name, file_name, body)
+        digest = hashlib.sha256(body.encode()).hexdigest()
         key = naming.artifact_key(env, file_name, digest)
         rendered.append(RenderedStack(stack_id, file_name, body, digest, key))
         urls[stack_id] = file_name if local_urls else naming.template_url(env, key)
-    root_body = serialise(root.build(env, children, urls).template, fmt)
+    root_template = root.build(env, children, urls).template
+    root_body = serialise(root_template, fmt)
+    limits.check_body(env.name, naming.template_file(naming.ROOT, fmt), root_body)
     root_stack = RenderedStack(naming.ROOT, naming.template_file(naming.ROOT, fmt), root_body,
                                hashlib.sha256(root_body.encode()).hexdigest())
     return Rendering(env, fmt, root_stack, rendered)

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from troposphere import AWSObject, Output, Parameter, Sub, Tags, Template
 
-from k3s_infra import naming
+from k3s_infra import limits, naming
 
 R = TypeVar("R", bound=AWSObject)
 
@@ -23,6 +23,7 @@ class StackTemplate:
         naming.check_logical_id(resource.title)
         if resource.title in self.template.resources:
             raise ValueError(f"duplicate logical ID {resource.title}")
+        self._guard("resources", self.template.resources, limits.MAX_RESOURCES)
         if "Tags" in resource.props and "Tags" not in resource.properties:
             if resource.props["Tags"][0] is dict:  # e.g. SSM parameters take a plain mapping
                 resource.Tags = dict(self.tags)
@@ -31,11 +32,19 @@ class StackTemplate:
                 resource.Tags = Tags(**self.tags, **extra)
         return self.template.add_resource(resource)
 
+    def _guard(self, what: str, present: dict, limit: int) -> None:
+        # troposphere stops at the same quotas, but with a bare ValueError.
+        if len(present) >= limit:
+            raise limits.LimitError(self.template.description, [
+                ("", f"more than {limit} {what}; CloudFormation allows at most {limit}")])
+
     def parameter(self, name: str, type_: str, description: str, **kwargs) -> Parameter:
+        self._guard("parameters", self.template.parameters, limits.MAX_PARAMETERS)
         return self.template.add_parameter(Parameter(
             naming.check_logical_id(name), Type=type_, Description=description, **kwargs))
 
     def output(self, name: str, value, description: str) -> Output:
+        self._guard("outputs", self.template.outputs, limits.MAX_OUTPUTS)
         return self.template.add_output(Output(naming.check_logical_id(name), Value=value,
                                                Description=description))
 
