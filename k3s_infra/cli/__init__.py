@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("k3s_infra.cli.render", "render the CloudFormation templates of an environment"),
     "schema": ("k3s_infra.cli.schema", "print the JSON Schema of environment files"),
+    "graph": ("k3s_infra.cli.graph", "draw the architecture (nested stacks, NLB, ASGs, security-group edges)"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

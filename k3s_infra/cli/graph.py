@@ -1,0 +1,42 @@
+"""k3s-infra graph: the architecture of an environment as Mermaid, DOT or SVG."""
+
+from __future__ import annotations
+
+import argparse
+
+from k3s_infra.cli import UsageError, add_environment_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid",
+                        help="svg needs Graphviz's `dot` on PATH")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+
+    from k3s_infra import graph
+    from k3s_infra.cli import load
+    from k3s_infra.render import build_templates
+
+    env = load(args)
+    templates = {stack_id: t.to_dict() for stack_id, t in build_templates(env).items()}
+    d = graph.diagram(env, templates)
+    if args.format == "mermaid":
+        text = graph.mermaid(d)
+    elif args.format == "dot":
+        text = graph.dot(d)
+    else:
+        if not shutil.which("dot"):
+            raise UsageError("--format svg needs Graphviz (`dot`) on PATH; use --format mermaid or dot")
+        text = subprocess.run(["dot", "-Tsvg"], input=graph.dot(d), capture_output=True, text=True,
+                              check=True).stdout
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        print(text, end="")
+    return 0

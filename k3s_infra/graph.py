@@ -1,0 +1,141 @@
+"""Architecture diagram of an environment, drawn from its rendered templates:
+nested stacks, the API load balancer, the auto scaling groups and every
+security-group edge with its ports, as Mermaid (or Graphviz DOT) text."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from k3s_infra import naming
+from k3s_infra.config import Environment
+
+_SG_LABELS = {"ServerSecurityGroup": "server SG", "AgentSecurityGroup": "agent SG",
+              "ApiLoadBalancerSecurityGroup": "API load balancer SG"}
+
+
+@dataclass
+class Diagram:
+    title: str
+    stacks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # stack -> [(node id, label)]
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (source, target, label)
+    external: list[tuple[str, str]] = field(default_factory=list)  # [(node id, label)] outside AWS
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # membership: (node, node, label)
+
+
+def _port_text(rule: dict) -> str:
+    low, high = rule["FromPort"], rule["ToPort"]
+    return f"{rule['IpProtocol']} {low}" if low == high else f"{rule['IpProtocol']} {low}-{high}"
+
+
+def _node(stack: str, logical: str) -> str:
+    return f"{stack}_{logical}"
+
+
+def diagram(env: Environment, templates: dict[str, dict]) -> Diagram:
+    """``templates``: stack ID -> template as a dict (``Template.to_dict()`` or parsed YAML)."""
+    d = Diagram(title=f"{env.stack_name} ({env.name}, {env.region})")
+    for stack_id in templates["Root"]["Resources"]:
+        resources = templates[stack_id]["Resources"]
+        nodes = []
+        for logical, resource in resources.items():
+            kind = resource["Type"]
+            p = resource.get("Properties", {})
+            if kind == "AWS::EC2::SecurityGroup":
+                nodes.append((_node(stack_id, logical), _SG_LABELS.get(logical, logical)))
+            elif kind == "AWS::ElasticLoadBalancingV2::LoadBalancer":
+                nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :6443"))
+            elif kind == "AWS::AutoScaling::AutoScalingGroup":
+                nodes.append((_node(stack_id, logical), _group_label(env, stack_id, p)))
+            elif kind in ("AWS::SecretsManager::Secret", "AWS::S3::Bucket", "AWS::SSM::Parameter",
+                          "AWS::IAM::Role"):
+                nodes.append((_node(stack_id, logical), f"{logical} ({kind.split('::')[1]})"))
+        d.stacks[stack_id] = nodes
+    _security_edges(d, templates["Security"]["Resources"])
+    _membership_links(d, templates)
+    return d
+
+
+def _security_group_of(templates: dict[str, dict], output_name: str) -> str:
+    """Security-stack node behind an output name such as 'ServerSecurityGroupId'."""
+    value = templates["Security"]["Outputs"][output_name]["Value"]
+    return _node("Security", value["Fn::GetAtt"][0])
+
+
+def _membership_links(d: Diagram, templates: dict[str, dict]) -> None:
+    """Which security group each ASG and the NLB wear, and which ASGs the NLB targets."""
+    endpoint = templates["ApiEndpoint"]["Resources"]
+    (nlb_id,) = [k for k, r in endpoint.items() if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"]
+    nlb = _node("ApiEndpoint", nlb_id)
+    d.links.append((nlb, _security_group_of(templates, endpoint[nlb_id]["Properties"]["SecurityGroups"][0]["Ref"]),
+                    "wears"))
+    for stack_id in d.stacks:
+        resources = templates[stack_id]["Resources"]
+        for logical, resource in resources.items():
+            if resource["Type"] != "AWS::AutoScaling::AutoScalingGroup":
+                continue
+            p = resource["Properties"]
+            spec = p.get("LaunchTemplate") or p["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+            launch = resources[spec["LaunchTemplateId"]["Ref"]]["Properties"]["LaunchTemplateData"]
+            (group_ref,) = launch["SecurityGroupIds"]
+            d.links.append((_node(stack_id, logical), _security_group_of(templates, group_ref["Ref"]), "wears"))
+            if p.get("TargetGroupARNs"):
+                d.links.append((nlb, _node(stack_id, logical), "targets :6443"))
+
+
+def _group_label(env: Environment, stack_id: str, p: dict) -> str:
+    if stack_id == "ServerInit":
+        return f"ASG cluster-init server: 1 x {env.servers.instance_type}"
+    if stack_id == "Servers":
+        return f"ASG servers: {env.servers.count - 1} x {env.servers.instance_type}"
+    pool = next(pool for pool in env.agent_pools if naming.agent_pool_stack(pool.name) == stack_id)
+    kind = "spot" if pool.spot else "on-demand"
+    return f"ASG agents {pool.name}: {pool.min_size}-{pool.max_size} x {'/'.join(pool.instance_types)} ({kind})"
+
+
+def _security_edges(d: Diagram, resources: dict) -> None:
+    ports: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for resource in resources.values():
+        p = resource.get("Properties", {})
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+            target = _node("Security", p["GroupId"]["Fn::GetAtt"][0])
+            if "SourceSecurityGroupId" in p:
+                source = _node("Security", p["SourceSecurityGroupId"]["Fn::GetAtt"][0])
+            else:
+                cidr = p.get("CidrIp") or p.get("CidrIpv6")
+                source = "cidr_" + "".join(c if c.isalnum() else "_" for c in cidr)
+                if (source, cidr) not in d.external:
+                    d.external.append((source, cidr))
+            ports[(source, target)].append(_port_text(p))
+        elif resource["Type"] == "AWS::EC2::SecurityGroupEgress":
+            source = _node("Security", p["GroupId"]["Fn::GetAtt"][0])
+            target = _node("Security", p["DestinationSecurityGroupId"]["Fn::GetAtt"][0])
+            ports[(source, target)].append(_port_text(p) + " (egress)")
+    for (source, target), labels in ports.items():
+        d.edges.append((source, target, ", ".join(sorted(set(labels)))))
+
+
+def mermaid(d: Diagram) -> str:
+    lines = ["flowchart LR", f'  %% {d.title}']
+    for node_id, label in d.external:
+        lines.append(f'  {node_id}(["{label}"])')
+    for stack_id, nodes in d.stacks.items():
+        lines.append(f'  subgraph {stack_id}["{stack_id} stack"]')
+        lines += [f'    {node_id}["{label}"]' for node_id, label in nodes] or [f'    {stack_id}_empty[" "]']
+        lines.append("  end")
+    lines += [f'  {source} -->|"{label}"| {target}' for source, target, label in d.edges]
+    lines += [f'  {source} -.-|"{label}"| {target}' for source, target, label in d.links]
+    return "\n".join(lines) + "\n"
+
+
+def dot(d: Diagram) -> str:
+    lines = ["digraph k3s {", "  rankdir=LR;", f'  label="{d.title}";', "  node [shape=box];"]
+    for node_id, label in d.external:
+        lines.append(f'  {node_id} [label="{label}", shape=ellipse];')
+    for stack_id, nodes in d.stacks.items():
+        lines.append(f'  subgraph cluster_{stack_id} {{ label="{stack_id} stack";')
+        lines += [f'    {node_id} [label="{label}"];' for node_id, label in nodes]
+        lines.append("  }")
+    lines += [f'  {source} -> {target} [label="{label}"];' for source, target, label in d.edges]
+    lines += [f'  {source} -> {target} [label="{label}", style=dashed];' for source, target, label in d.links]
+    return "\n".join(lines) + "\n}\n"
