@@ -16,12 +16,23 @@ from troposphere.autoscaling import (
     Tags,
 )
 
+from troposphere.policies import AutoScalingRollingUpdate, UpdatePolicy
+
 from k3s_infra import defaults, naming
 from k3s_infra.components.launch_template import LaunchTemplateRefs
 from k3s_infra.config import Spot
 from k3s_infra.template import StackTemplate
 
 TERMINATION_HOOK = "drain-before-terminate"
+
+
+@dataclass(frozen=True)
+class RollingUpdate:
+    """How a launch template change rolls through the group (CloudFormation UpdatePolicy)."""
+
+    max_batch: int
+    min_in_service: AWSHelperFn | int
+    pause: str  # ISO 8601 duration between batches
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class GroupSpec:
     instance_types: list[str]
     spot: Spot | None = None
     target_group_arns: list[Ref] = field(default_factory=list)
+    rolling: RollingUpdate | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,13 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         **({"TargetGroupARNs": spec.target_group_arns} if spec.target_group_arns else {}),
         **_launch(spec, launch),
     ))
+    if spec.rolling:
+        group.UpdatePolicy = UpdatePolicy(AutoScalingRollingUpdate=AutoScalingRollingUpdate(
+            MaxBatchSize=spec.rolling.max_batch, MinInstancesInService=spec.rolling.min_in_service,
+            PauseTime=spec.rolling.pause,
+            # Keep the ASG from fighting the roll (replacing or rebalancing mid-update).
+            SuspendProcesses=["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification",
+                              "ScheduledActions"]))
     return GroupRefs(name=Ref(group))
 
 
