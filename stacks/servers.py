@@ -12,17 +12,19 @@ from k3s_infra.template import StackTemplate
 from stacks.parameters import declare_all
 
 _SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
-           o.API_TARGET_GROUP, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.KUBECONFIG_SECRET,
-           o.CLUSTER_STATE_PARAMETER, o.SNAPSHOT_BUCKET)
+           o.API_TARGET_GROUP, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET)
+# Only the first server publishes the kubeconfig and keeps the cluster-state marker.
+_INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER)
 
 
 def _build(env: Environment, role: str, description: str, sized_by_parameter: bool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
-    p = declare_all(t, *_SHARED, *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()))
+    p = declare_all(t, *_SHARED, *(_INIT_ONLY if role == "server-init" else ()),
+                    *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()))
     tags = naming.node_tags(env, role)
     refs = bootstrap.BootRefs(
         api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
-        kubeconfig_secret=p[o.KUBECONFIG_SECRET], cluster_state_parameter=p[o.CLUSTER_STATE_PARAMETER],
+        kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
         snapshot_bucket=p[o.SNAPSHOT_BUCKET])
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,

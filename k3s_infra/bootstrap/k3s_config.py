@@ -1,0 +1,139 @@
+"""The K3s configuration of each node role, as data.
+
+Each function returns the mapping that becomes ``/etc/rancher/k3s/config.yaml``
+(or a file next to it). Values known only when an instance boots (its ID, zone
+and region) are added by the boot script as a drop-in in ``config.yaml.d/``;
+values known only at deploy time (the load balancer's DNS name, the snapshot
+bucket) arrive as strings that the caller turns into ``Fn::Sub`` references.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from k3s_infra import defaults, naming
+from k3s_infra.config import AgentPool, Environment
+
+API_PORT = 6443
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
+# Where the boot script writes the tokens it reads from Secrets Manager: the
+# only files on a node that ever hold them.
+TOKEN_FILE = "/etc/rancher/k3s/token"
+AGENT_TOKEN_FILE = "/etc/rancher/k3s/agent-token"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line strings (scripts, embedded YAML) as literal blocks."""
+
+
+_Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
+
+def dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def join_url(api_host: str) -> str:
+    return f"https://{api_host}:{API_PORT}"
+
+
+def cluster_wide(env: Environment) -> dict[str, Any]:
+    """Settings that must be identical on every server: the one place they come from."""
+    k3s = env.k3s
+    return {
+        "cluster-cidr": k3s.cluster_cidr,
+        "service-cidr": k3s.service_cidr,
+        "cluster-dns": k3s.cluster_dns,
+        "cluster-domain": k3s.cluster_domain,
+        "flannel-backend": k3s.flannel_backend,
+        "disable": list(k3s.disable),
+        "secrets-encryption": k3s.secrets_encryption,
+        # The AWS cloud controller manager (see cloud_controller_manifest) replaces it.
+        "disable-cloud-controller": True,
+    }
+
+
+def _node(labels: dict[str, str], taints: list[str]) -> dict[str, Any]:
+    settings: dict[str, Any] = {"kubelet-arg": ["cloud-provider=external"]}
+    if labels:
+        settings["node-label"] = [f"{key}={value}" for key, value in sorted(labels.items())]
+    if taints:
+        settings["node-taint"] = list(taints)
+    return settings
+
+
+def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
+    snapshots = env.k3s.etcd_snapshots
+    if not snapshots.enabled:
+        return {"etcd-disable-snapshots": True}
+    return {
+        "etcd-snapshot-schedule-cron": snapshots.schedule,
+        "etcd-snapshot-retention": snapshots.retention,
+        "etcd-s3": True,
+        "etcd-s3-bucket": bucket,
+        # K3s's S3 client would otherwise assume us-east-1.
+        "etcd-s3-region": env.region,
+        "etcd-s3-folder": naming.snapshot_folder(env),
+    }
+
+
+def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str) -> dict[str, Any]:
+    """A server: the first one initialises embedded etcd, the others join through the API endpoint."""
+    start = {"cluster-init": True} if init else {"server": join_url(api_host)}
+    return {
+        **start,
+        "token-file": TOKEN_FILE,
+        "agent-token-file": AGENT_TOKEN_FILE,
+        **cluster_wide(env),
+        "tls-san": [api_host, *env.k3s.tls_san],
+        "write-kubeconfig-mode": "0600",
+        **_snapshots(env, snapshot_bucket),
+        **_node({}, [CONTROL_PLANE_TAINT] if env.k3s.server_taint else []),
+    }
+
+
+def rejoin(api_host: str) -> dict[str, Any]:
+    """Drop-in that turns a replaced first server into an ordinary joining one."""
+    return {"cluster-init": False, "server": join_url(api_host)}
+
+
+def agent(pool: AgentPool, *, api_host: str) -> dict[str, Any]:
+    return {
+        "server": join_url(api_host),
+        "token-file": TOKEN_FILE,
+        **_node(dict(pool.labels), list(pool.taints)),
+    }
+
+
+def cloud_controller_manifest(env: Environment) -> dict[str, Any]:
+    """HelmChart resource K3s's helm controller installs: the AWS cloud controller manager."""
+    ccm = env.k3s.cloud_controller
+    values = {
+        "image": {"tag": ccm.image_tag},
+        "args": ["--v=2", "--cloud-provider=aws", "--configure-cloud-routes=false",
+                 f"--cluster-name={naming.cluster_name(env)}"],
+        "hostNetworking": True,
+        "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+        "tolerations": [
+            {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+        ],
+    }
+    return {
+        "apiVersion": "helm.cattle.io/v1",
+        "kind": "HelmChart",
+        "metadata": {"name": "aws-cloud-controller-manager", "namespace": "kube-system"},
+        "spec": {
+            "chart": "aws-cloud-controller-manager",
+            "repo": defaults.CCM_CHART_REPO,
+            "version": ccm.chart_version,
+            "targetNamespace": "kube-system",
+            # Runs before a CNI and a cloud provider exist (host network, no CCM yet).
+            "bootstrap": True,
+            "valuesContent": dump(values),
+        },
+    }
