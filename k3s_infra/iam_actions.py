@@ -55,6 +55,7 @@ CLOUD_CONTROLLER_MUTATIONS: tuple[Action, ...] = (
     elb.DeleteLoadBalancerListeners,
     elb.DeleteTargetGroup,
     elb.DeregisterInstancesFromLoadBalancer,
+    elb.DetachLoadBalancerFromSubnets,
     elb.DeregisterTargets,
     elb.ModifyListener,
     elb.ModifyLoadBalancerAttributes,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, s3, secretsmanager, ssm
-from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLike
+from awacs import autoscaling, iam, s3, secretsmanager, ssm
+from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLikeIfExists
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
@@ -57,12 +57,19 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
+        # K3s checks the bucket exists (HeadBucket: ListBucket without a prefix) before it
+        # uploads; listings with a prefix stay inside this environment's folder.
         Statement(Sid="EtcdSnapshotListing", Effect=Allow, Action=[s3.ListBucket, s3.GetBucketLocation],
                   Resource=[bucket_arn],
-                  Condition=Condition(StringLike("s3:prefix", [f"{folder}/*", folder, ""]))),
+                  Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder, ""]))),
         Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
         Statement(Sid="CloudControllerManagedResources", Effect=Allow,
                   Action=list(iam_actions.CLOUD_CONTROLLER_MUTATIONS), Resource=["*"]),
+        # The AWS cloud controller's first load balancer may need ELB's service-linked role.
+        Statement(Sid="CloudControllerElbServiceRole", Effect=Allow, Action=[iam.CreateServiceLinkedRole],
+                  Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
+                                "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
+                  Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
     ]
 

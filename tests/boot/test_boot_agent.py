@@ -1,0 +1,35 @@
+"""Agents: join with the agent token, labels and taints from their pool."""
+
+from __future__ import annotations
+
+import pytest
+from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, REGION, ZONE, token_leaks
+
+from k3s_infra import naming
+from k3s_infra.bootstrap import k3s_config
+
+
+@pytest.mark.parametrize("pool_name", ["general", "spot-batch"])
+def test_agent_joins_with_its_pool_labels_and_taints(sandbox, user_data, rendered, pool_name):
+    env = rendered["prod"].env
+    pool = next(p for p in env.agent_pools if p.name == pool_name)
+    run = sandbox.run(user_data("prod", naming.agent_pool_stack(pool_name)), api_up_after=1)
+    assert run.returncode == 0, run.stderr
+    config = run.config()
+    assert config["server"] == JOIN_URL
+    assert config["token-file"] == k3s_config.TOKEN_FILE
+    assert config["node-name"] == INSTANCE_ID
+    assert config["kubelet-arg"] == ["cloud-provider=external", f"provider-id=aws:///{ZONE}/{INSTANCE_ID}"]
+    assert config["node-label"] == [*(f"{k}={v}" for k, v in sorted(pool.labels.items())),
+                                    f"topology.kubernetes.io/region={REGION}", f"topology.kubernetes.io/zone={ZONE}"]
+    assert config.get("node-taint", []) == list(pool.taints)
+    # Server-only settings stay off agents.
+    assert not {"cluster-init", "tls-san", "etcd-s3", "secrets-encryption", "agent-token-file"} & set(config)
+
+    # Only the agent token is read; it lands in the one file K3s reads.
+    assert run.secrets_read() == [PARAMETERS["AgentTokenSecretArn"]]
+    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == AGENT_TOKEN
+    assert token_leaks(run, {k3s_config.TOKEN_FILE: AGENT_TOKEN}) == []
+    assert run.installs == [{"version": env.k3s.version, "exec": "agent", "args": ""}]
+    assert run.state["writes"] == [] and run.k3s_calls == []
+    assert not run.path("/var/lib/rancher/k3s/server/manifests").exists()

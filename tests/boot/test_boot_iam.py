@@ -1,0 +1,58 @@
+"""The node roles allow exactly what the boot script and K3s do, on named resources."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["dev", "prod"])
+def r(request, rendered):
+    return rendered[request.param]
+
+
+def _statements(r, role: str) -> dict[str, dict]:
+    roles = r.resources("NodeIam", "AWS::IAM::Role")
+    (policy,) = roles[f"{role}Role"]["Properties"]["Policies"]
+    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+
+
+def _actions(statement: dict) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def test_server_role_scopes_boot_writes_to_their_one_resource(r):
+    s = _statements(r, "Server")
+    assert s["PublishKubeconfig"]["Resource"] == [{"Ref": "KubeconfigSecretArn"}]
+    assert "secretsmanager:PutSecretValue" in _actions(s["PublishKubeconfig"])
+    (marker,) = s["ClusterStateMarker"]["Resource"]
+    assert "ClusterStateParameterName" in str(marker) and "*" not in str(marker)
+    assert _actions(s["ClusterStateMarker"]) == {"ssm:GetParameter", "ssm:PutParameter"}
+    assert s["ReadClusterTokens"]["Resource"] == [{"Ref": "TokenSecretArn"}, {"Ref": "AgentTokenSecretArn"}]
+
+
+def test_snapshot_bucket_check_is_allowed_but_listing_stays_in_the_folder(r):
+    listing = _statements(r, "Server")["EtcdSnapshotListing"]
+    # K3s's HeadBucket carries no prefix: the condition must not deny it.
+    (condition,) = listing["Condition"].values()
+    assert list(listing["Condition"]) == ["StringLikeIfExists"]
+    assert f"etcd/{r.env.name}/*" in condition["s3:prefix"]
+
+
+def test_cloud_controller_permissions(r):
+    s = _statements(r, "Server")
+    ccm = _actions(s["CloudControllerManagedResources"]) | _actions(s["Discovery"])
+    for action in ("ec2:DescribeInstances", "ec2:CreateTags", "elasticloadbalancing:CreateLoadBalancer",
+                   "elasticloadbalancing:DetachLoadBalancerFromSubnets", "elasticloadbalancing:RegisterTargets"):
+        assert action in ccm
+    linked = s["CloudControllerElbServiceRole"]
+    assert _actions(linked) == {"iam:CreateServiceLinkedRole"}
+    assert "AWSServiceRoleForElasticLoadBalancing" in str(linked["Resource"])
+
+
+def test_agent_role_reads_only_the_agent_token(r):
+    s = _statements(r, "Agent")
+    secret_actions = {sid: st for sid, st in s.items() if any(a.startswith("secretsmanager:") for a in _actions(st))}
+    assert list(secret_actions) == ["ReadAgentToken"]
+    assert secret_actions["ReadAgentToken"]["Resource"] == [{"Ref": "AgentTokenSecretArn"}]
+    assert not any(a.startswith(("ssm:", "s3:")) for st in s.values() for a in _actions(st))

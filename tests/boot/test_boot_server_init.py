@@ -1,0 +1,89 @@
+"""The first server of a new cluster: initialises etcd, publishes the kubeconfig, then the marker."""
+
+from __future__ import annotations
+
+import yaml
+from boot_sandbox import (
+    AGENT_TOKEN,
+    IMDS_TOKEN,
+    INSTANCE_ID,
+    JOIN_URL,
+    PARAMETERS,
+    REGION,
+    SERVER_TOKEN,
+    ZONE,
+    token_leaks,
+)
+
+from k3s_infra.bootstrap import k3s_config
+
+
+def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
+    env = rendered["prod"].env
+    run = sandbox.run(user_data("prod", "ServerInit"), marker="new", api_up_after=None)
+    assert run.returncode == 0, run.stderr
+
+    config = run.config()
+    assert config["cluster-init"] is True
+    assert "server" not in config
+    assert not run.path("/etc/rancher/k3s/config.yaml.d/10-rejoin.yaml").exists()
+    # Boot-time values in the instance drop-in.
+    assert config["node-name"] == INSTANCE_ID
+    assert config["kubelet-arg"] == ["cloud-provider=external", f"provider-id=aws:///{ZONE}/{INSTANCE_ID}"]
+    assert config["node-label"] == [f"topology.kubernetes.io/region={REGION}", f"topology.kubernetes.io/zone={ZONE}"]
+    # Server settings from config.
+    assert config["tls-san"] == [PARAMETERS["ApiDnsName"], *env.k3s.tls_san]
+    assert config["secrets-encryption"] is True and config["disable-cloud-controller"] is True
+    assert config["write-kubeconfig-mode"] == "0600"
+    assert config["node-taint"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
+    assert config["etcd-s3"] is True
+    assert config["etcd-s3-bucket"] == PARAMETERS["SnapshotBucketName"]
+    assert (config["etcd-s3-region"], config["etcd-s3-folder"]) == (env.region, f"etcd/{env.name}")
+    assert config["etcd-snapshot-schedule-cron"] == env.k3s.etcd_snapshots.schedule
+    assert config["etcd-snapshot-retention"] == env.k3s.etcd_snapshots.retention
+    assert config["token-file"] == k3s_config.TOKEN_FILE
+    assert config["agent-token-file"] == k3s_config.AGENT_TOKEN_FILE
+
+    # Tokens: read with the instance role into root-only files, and nowhere else.
+    assert run.secrets_read() == [PARAMETERS["TokenSecretArn"], PARAMETERS["AgentTokenSecretArn"]]
+    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SERVER_TOKEN
+    assert run.path(k3s_config.AGENT_TOKEN_FILE).read_text().strip() == AGENT_TOKEN
+    for token_file in (k3s_config.TOKEN_FILE, k3s_config.AGENT_TOKEN_FILE):
+        assert run.path(token_file).stat().st_mode & 0o077 == 0
+    assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []
+
+    # The pinned K3s, as a server, installed exactly once.
+    assert run.installs == [{"version": env.k3s.version, "exec": "server", "args": ""}]
+    assert env.k3s.installer_url in run.urls
+
+    # Waited for the local API, then kubeconfig (server URL = the NLB), then the marker.
+    assert ["kubectl", "--kubeconfig", f"{run.root}/etc/rancher/k3s/k3s.yaml", "get", "--raw=/readyz"] \
+        in run.k3s_calls
+    assert run.state["writes"] == [["secret", PARAMETERS["KubeconfigSecretArn"]],
+                                   ["parameter", PARAMETERS["ClusterStateParameterName"]]]
+    kubeconfig = yaml.safe_load(run.state["secrets"][PARAMETERS["KubeconfigSecretArn"]])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == JOIN_URL
+    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
+    assert not list(run.tmp.iterdir())  # the exported copy and the installer are cleaned up
+
+
+def test_metadata_comes_from_imdsv2_with_a_session_token(sandbox, user_data):
+    run = sandbox.run(user_data("dev", "ServerInit"))
+    assert run.returncode == 0, run.stderr
+    first, *rest = run.imds_requests
+    assert first[:2] == ("PUT", "/latest/api/token")
+    assert {path for _, path, _ in rest} == {"/latest/meta-data/instance-id",
+                                             "/latest/meta-data/placement/availability-zone",
+                                             "/latest/meta-data/placement/region"}
+    assert all(method == "GET" and headers["X-aws-ec2-metadata-token"] == IMDS_TOKEN
+               for method, _, headers in rest)
+    # Every AWS call names the instance's region.
+    assert all(call[call.index("--region") + 1] == REGION for call in run.aws_calls)
+
+
+def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluster(sandbox, user_data):
+    run = sandbox.run(user_data("dev", "ServerInit"), unreachable=("ssm",), api_up_after=None)
+    assert run.returncode != 0
+    assert run.installs == []
+    assert "error: cannot read the cluster-state marker" in run.stderr
+    assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10

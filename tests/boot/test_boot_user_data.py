@@ -1,0 +1,123 @@
+"""What the rendered launch templates carry: one cluster-init, server settings, size, no secrets."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import yaml
+from boot_sandbox import PARAMETERS, expand, launch_template_user_data
+
+from k3s_infra import bootstrap, limits
+from k3s_infra.bootstrap import k3s_config
+from k3s_infra.config import ConfigError, validate
+
+SERVER_STACKS = ("ServerInit", "Servers")
+
+
+def _launch_templates(r) -> dict[str, dict]:
+    return {stack_id: t for stack_id, t in r.templates.items()
+            if any(res["Type"] == "AWS::EC2::LaunchTemplate" for res in t.get("Resources", {}).values())}
+
+
+def _k3s_config(user_data: str) -> dict:
+    (entry,) = [f for f in yaml.safe_load(user_data)["write_files"] if f["path"] == bootstrap.K3S_CONFIG]
+    return yaml.safe_load(entry["content"])
+
+
+@pytest.fixture(params=["dev", "prod"])
+def r(request, rendered):
+    return rendered[request.param]
+
+
+def test_exactly_one_launch_template_initialises_the_cluster(r):
+    templates = _launch_templates(r)
+    assert set(SERVER_STACKS) < set(templates)
+    carrying = [s for s, t in templates.items() if "cluster-init" in json.dumps(launch_template_user_data(t))]
+    assert carrying == ["ServerInit"]
+    initialising = [s for s, t in templates.items() if _k3s_config(expand(t)).get("cluster-init") is True]
+    assert initialising == ["ServerInit"]
+
+
+def test_every_server_template_carries_the_server_settings(r):
+    for stack_id in SERVER_STACKS:
+        config = _k3s_config(expand(r.templates[stack_id]))
+        assert config["secrets-encryption"] is True
+        assert config["disable-cloud-controller"] is True
+        assert config["etcd-s3"] is True and config["etcd-s3-bucket"] == PARAMETERS["SnapshotBucketName"]
+        assert config["etcd-s3-region"] == r.env.region
+        assert config["tls-san"][0] == PARAMETERS["ApiDnsName"]
+        assert config["write-kubeconfig-mode"] == "0600"
+        assert config["kubelet-arg"] == ["cloud-provider=external"]
+
+
+def test_every_template_sets_the_provider_id_and_names_no_secret(r):
+    for stack_id, template in _launch_templates(r).items():
+        user_data = expand(template)
+        assert "provider-id=aws:///" in user_data, stack_id
+        config = _k3s_config(user_data)
+        assert "token" not in config and "agent-token" not in config
+        assert config["token-file"] == k3s_config.TOKEN_FILE
+        assert "K3S_TOKEN" not in user_data
+        # Only ARNs reach the node; the values stay in Secrets Manager.
+        boot_env = yaml.safe_load(user_data)["write_files"][0]
+        assert boot_env["path"] == bootstrap.BOOT_ENV
+        assert "secretsmanager" in boot_env["content"]
+
+
+def test_user_data_fits_in_16_kb_even_with_the_longest_parameter_values(r):
+    for stack_id, template in _launch_templates(r).items():
+        text, _ = launch_template_user_data(template)
+        worst = bootstrap.resolve(text, bootstrap.worst_case_values(r.env)).encode()
+        assert len(worst) <= limits.MAX_USER_DATA_BYTES, stack_id
+        # Even base64-encoded (how the launch template stores it) it stays under 16 KB.
+        assert len(base64.b64encode(worst)) <= limits.MAX_USER_DATA_BYTES, stack_id
+
+
+def test_the_embedded_boot_script_is_the_packaged_one(r):
+    for template in _launch_templates(r).values():
+        document = yaml.safe_load(expand(template))
+        (script,) = [f for f in document["write_files"] if f["path"] == bootstrap.BOOT_SCRIPT]
+        assert script["content"] == bootstrap.boot_script()
+        assert script["permissions"] == "0700"
+        assert document["runcmd"] == [[bootstrap.BOOT_SCRIPT]]
+
+
+def test_every_node_stack_uses_every_parameter_it_declares(r):
+    # Declared-but-unused parameters would be cfn-lint W2001; the user data uses the boot ones.
+    for stack_id, template in _launch_templates(r).items():
+        text = json.dumps(template["Resources"]) + json.dumps(template.get("Outputs", {}))
+        for name in template["Parameters"]:
+            assert f'"Ref": "{name}"' in text, (stack_id, name)
+
+
+def test_every_group_has_a_termination_hook_for_draining(r):
+    for stack_id, template in _launch_templates(r).items():
+        (group,) = [res for res in template["Resources"].values() if res["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+        hooks = group["Properties"]["LifecycleHookSpecificationList"]
+        assert [h["LifecycleTransition"] for h in hooks] == ["autoscaling:EC2_INSTANCE_TERMINATING"], stack_id
+        assert hooks[0]["DefaultResult"] == "CONTINUE" and int(hooks[0]["HeartbeatTimeout"]) >= 60
+
+
+def test_largest_pool_config_still_fits(env_document):
+    # A pool near the config's limits: many labels and taints, many extra TLS names.
+    document = env_document("prod")
+    pool = document["agent_pools"][0]
+    pool["labels"] = {f"example.com/label-{i:02d}": "v" * 40 for i in range(60)}
+    pool["taints"] = [f"example.com/taint-{i:02d}=value:NoSchedule" for i in range(30)]
+    document.setdefault("k3s", {})["tls_san"] = [f"api-{i}.k3s.prod.example.com" for i in range(40)]
+    env = validate(document, "prod.yaml")
+    from k3s_infra.render import render
+
+    render(env)  # raises LimitError if any launch template would exceed 16 KB
+
+
+def test_oversized_user_data_is_refused_at_render_time(env_document):
+    document = env_document("dev")
+    document["agent_pools"][0]["labels"] = {f"example.com/label-{i:03d}": "v" * 60 for i in range(200)}
+    env = validate(document, "dev.yaml")
+    from k3s_infra.render import render
+
+    with pytest.raises(ConfigError, match=r"user data of agent pool general would be [\d,]+ bytes"):
+        render(env)
