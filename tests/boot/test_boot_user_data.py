@@ -94,7 +94,8 @@ def test_every_node_stack_uses_every_parameter_it_declares(r):
 
 def test_every_group_has_a_termination_hook_for_draining(r):
     for stack_id, template in _launch_templates(r).items():
-        (group,) = [res for res in template["Resources"].values() if res["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+        (group,) = [res for res in template["Resources"].values()
+                    if res["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
         hooks = group["Properties"]["LifecycleHookSpecificationList"]
         assert [h["LifecycleTransition"] for h in hooks] == ["autoscaling:EC2_INSTANCE_TERMINATING"], stack_id
         assert hooks[0]["DefaultResult"] == "CONTINUE" and int(hooks[0]["HeartbeatTimeout"]) >= 60
