@@ -122,3 +122,17 @@ def test_oversized_user_data_is_refused_at_render_time(env_document):
 
     with pytest.raises(ConfigError, match=r"user data of agent pool general would be [\d,]+ bytes"):
         render(env)
+
+
+def test_server_taint_and_snapshots_follow_config(env_document):
+    from k3s_infra.bootstrap import k3s_config as k
+
+    document = env_document("dev")
+    document["k3s"]["server_taint"] = False
+    document["k3s"]["etcd_snapshots"]["enabled"] = False
+    env = validate(document, "dev.yaml")
+    config = k.server(env, init=False, api_host="api.example", snapshot_bucket="bucket")
+    assert "node-taint" not in config
+    assert config["etcd-disable-snapshots"] is True
+    assert not any(key.startswith("etcd-s3") for key in config)
+    assert config["server"] == "https://api.example:6443" and "cluster-init" not in config
