@@ -28,3 +28,10 @@ ROOT_VOLUME_TYPE = "gp3"
 IMDS_HOP_LIMIT = 2
 HEALTH_CHECK_GRACE_SECONDS = 600
 TERMINATION_HOOK_TIMEOUT_SECONDS = 300
+
+# Rolling updates of launch template changes (e.g. a new K3s version).
+# Servers go one at a time (etcd keeps quorum), waiting for each to join;
+# agents go in batches of about a quarter of the pool.
+SERVER_ROLL_PAUSE = "PT5M"
+AGENT_ROLL_PAUSE = "PT2M"
+AGENT_ROLL_BATCH_FRACTION = 4

@@ -64,12 +64,25 @@ def wiring(env: Environment, children: dict[str, StackTemplate]) -> dict[str, di
     return result
 
 
+def roll_order(stack_id: str) -> list[str]:
+    """Stacks that must finish first, so version upgrades roll servers before agents
+    (K3s supports agents older than servers, never newer) and the two server groups
+    never replace a member at the same time."""
+    if stack_id == naming.STACK_SERVERS:
+        return [naming.STACK_SERVER_INIT]
+    if stack_id.startswith(naming.agent_pool_stack("")):
+        return [naming.STACK_SERVERS]
+    return []
+
+
 def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
                       naming.cluster_tags(env))
     for stack_id, parameters in wiring(env, children).items():
-        t.add(Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters,
-                    TimeoutInMinutes=60))
+        stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
+        if roll_order(stack_id):
+            stack.DependsOn = roll_order(stack_id)
+        t.add(stack)
     for name, (stack_id, description) in ROOT_OUTPUTS.items():
         t.output(name, GetAtt(stack_id, f"Outputs.{name}"), description)
     return t

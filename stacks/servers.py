@@ -34,7 +34,8 @@ def _build(env: Environment, role: str, description: str, sized_by_parameter: bo
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, "ServerGroup", auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,
-        instance_types=[env.servers.instance_type], target_group_arns=[p[o.API_TARGET_GROUP]]), launch)
+        instance_types=[env.servers.instance_type], target_group_arns=[p[o.API_TARGET_GROUP]],
+        rolling=auto_scaling_group.server_rolling_update()), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")
     return t

@@ -35,6 +35,18 @@ class RollingUpdate:
     pause: str  # ISO 8601 duration between batches
 
 
+def server_rolling_update() -> RollingUpdate:
+    """One server at a time, terminate first: with an odd count, etcd keeps quorum
+    (a surge instance would make a single-server etcd depend on two members)."""
+    return RollingUpdate(max_batch=1, min_in_service=0, pause=defaults.SERVER_ROLL_PAUSE)
+
+
+def agent_rolling_update(desired: int, max_size: int) -> RollingUpdate:
+    batch = max(1, desired // defaults.AGENT_ROLL_BATCH_FRACTION)
+    return RollingUpdate(max_batch=batch, min_in_service=max(0, min(desired - batch, max_size - 1)),
+                         pause=defaults.AGENT_ROLL_PAUSE)
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     min_size: AWSHelperFn | int
