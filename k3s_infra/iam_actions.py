@@ -32,41 +32,43 @@ DESCRIBE_ONLY: tuple[Action, ...] = (
     elb.DescribeTargetHealth,
 )
 
-# The cloud controller creates these for Services of type LoadBalancer; their
-# ARNs are not known before it runs.
-CLOUD_CONTROLLER_MUTATIONS: tuple[Action, ...] = (
+# The cloud controller creates these for Services of type LoadBalancer; nothing
+# exists to name before it runs, so they are granted on "*".
+CLOUD_CONTROLLER_CREATE: tuple[Action, ...] = (
     ec2.CreateSecurityGroup,
-    ec2.CreateTags,
+    elb.CreateLoadBalancer,
+    elb.CreateLoadBalancerListeners,
+    elb.CreateLoadBalancerPolicy,
+    elb.CreateListener,
+    elb.CreateTargetGroup,
+    elb.AddTags,
+)
+
+# Changes to what the controller made (or to the nodes): granted on "*" but only for
+# resources tagged kubernetes.io/cluster/<cluster> (see components/iam.py).
+CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
     ec2.AuthorizeSecurityGroupIngress,
     ec2.RevokeSecurityGroupIngress,
     ec2.DeleteSecurityGroup,
     ec2.ModifyInstanceAttribute,
-    ec2.CreateRoute,
-    ec2.DeleteRoute,
-    elb.AddTags,
-    elb.CreateListener,
-    elb.CreateLoadBalancer,
-    elb.CreateLoadBalancerPolicy,
-    elb.CreateLoadBalancerListeners,
-    elb.CreateTargetGroup,
+    elb.ApplySecurityGroupsToLoadBalancer,
+    elb.AttachLoadBalancerToSubnets,
     elb.ConfigureHealthCheck,
     elb.DeleteListener,
     elb.DeleteLoadBalancer,
     elb.DeleteLoadBalancerListeners,
     elb.DeleteTargetGroup,
     elb.DeregisterInstancesFromLoadBalancer,
-    elb.DetachLoadBalancerFromSubnets,
     elb.DeregisterTargets,
+    elb.DetachLoadBalancerFromSubnets,
     elb.ModifyListener,
     elb.ModifyLoadBalancerAttributes,
     elb.ModifyTargetGroup,
     elb.RegisterInstancesWithLoadBalancer,
     elb.RegisterTargets,
-    elb.SetLoadBalancerPoliciesOfListener,
     elb.SetLoadBalancerPoliciesForBackendServer,
-    elb.AttachLoadBalancerToSubnets,
-    elb.ApplySecurityGroupsToLoadBalancer,
+    elb.SetLoadBalancerPoliciesOfListener,
 )
 
-# Every action this module allows on "*", for the policy-walking test.
-UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_MUTATIONS)
+# Every action allowed on "*" without a tag condition, for the policy-walking test.
+UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE)

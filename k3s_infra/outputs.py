@@ -21,6 +21,7 @@ AGENT_TOKEN_SECRET = "AgentTokenSecretArn"
 KUBECONFIG_SECRET = "KubeconfigSecretArn"
 CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
 SNAPSHOT_BUCKET = "SnapshotBucketName"
+CLUSTER_KEY = "ClusterKeyArn"
 
 # Node IAM stack
 SERVER_INSTANCE_PROFILE = "ServerInstanceProfileArn"

@@ -49,6 +49,15 @@ class StackTemplate:
                                                Description=description))
 
     @staticmethod
+    def skip_check(resource: AWSObject, check_id: str, reason: str) -> None:
+        """Record a checkov check that does not apply to this resource, with the reason."""
+        metadata = dict(getattr(resource, "Metadata", None) or {})
+        skips = list(metadata.get("checkov", {}).get("skip", []))
+        skips.append({"id": check_id, "comment": reason})
+        metadata["checkov"] = {"skip": skips}
+        resource.Metadata = metadata
+
+    @staticmethod
     def set_retention(resource: AWSObject, retain: bool) -> None:
         """Data that must survive a stack delete or replacement in protected environments."""
         policy = "Retain" if retain else "Delete"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from k3s_infra import naming
 from k3s_infra import outputs as o
-from k3s_infra.components import secrets, snapshot_bucket
+from k3s_infra.components import cluster_key, secrets, snapshot_bucket
 from k3s_infra.config import Environment
 from k3s_infra.template import StackTemplate
 
@@ -13,11 +13,13 @@ from k3s_infra.template import StackTemplate
 def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: cluster tokens, state and etcd snapshot bucket",
                       naming.cluster_tags(env))
-    refs = secrets.build(t, env, retain=env.protected)
+    key = cluster_key.build(t, naming.cluster_name(env), retain=env.protected)
+    refs = secrets.build(t, env, key.arn, retain=env.protected)
     bucket = snapshot_bucket.build(t, env.k3s.etcd_snapshots, retain=env.protected)
     t.output(o.TOKEN_SECRET, refs.token, "K3s server token secret")
     t.output(o.AGENT_TOKEN_SECRET, refs.agent_token, "K3s agent token secret")
     t.output(o.KUBECONFIG_SECRET, refs.kubeconfig, "Admin kubeconfig secret")
     t.output(o.CLUSTER_STATE_PARAMETER, refs.cluster_state, "Cluster-state marker parameter")
     t.output(o.SNAPSHOT_BUCKET, bucket.name, "etcd snapshot bucket")
+    t.output(o.CLUSTER_KEY, key.arn, "KMS key of the cluster secrets")
     return t

@@ -26,6 +26,7 @@ _TYPES: dict[str, tuple[str, str]] = {
     o.KUBECONFIG_SECRET: ("String", "ARN of the admin kubeconfig secret"),
     o.CLUSTER_STATE_PARAMETER: ("String", "Name of the SSM parameter marking an initialised cluster"),
     o.SNAPSHOT_BUCKET: ("String", "Name of the etcd snapshot bucket"),
+    o.CLUSTER_KEY: ("String", "ARN of the KMS key encrypting the cluster secrets"),
     o.SERVER_INSTANCE_PROFILE: ("String", "ARN of the server instance profile"),
     o.AGENT_INSTANCE_PROFILE: ("String", "ARN of the agent instance profile"),
     o.MIN_SIZE: ("Number", "Minimum number of instances"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, iam, s3, secretsmanager, ssm
+from awacs import autoscaling, ec2, iam, kms, s3, secretsmanager, ssm
 from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLikeIfExists
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
@@ -27,6 +27,7 @@ class NodeAccess:
     kubeconfig_secret: Ref
     cluster_state_parameter: Ref
     snapshot_bucket: Ref
+    cluster_key: Ref
     snapshot_folder: str
     cluster: str
 
@@ -63,8 +64,15 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                   Resource=[bucket_arn],
                   Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder, ""]))),
         Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
-        Statement(Sid="CloudControllerManagedResources", Effect=Allow,
-                  Action=list(iam_actions.CLOUD_CONTROLLER_MUTATIONS), Resource=["*"]),
+        _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
+        Statement(Sid="CloudControllerCreates", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_CREATE), Resource=["*"]),
+        Statement(Sid="CloudControllerTagsItsSecurityGroups", Effect=Allow, Action=[ec2.CreateTags],
+                  Resource=[Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*")]),
+        Statement(Sid="CloudControllerChangesClusterResources", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES), Resource=["*"],
+                  Condition=Condition(StringEquals(f"aws:ResourceTag/kubernetes.io/cluster/{access.cluster}",
+                                                   "owned"))),
         # The AWS cloud controller's first load balancer may need ELB's service-linked role.
         Statement(Sid="CloudControllerElbServiceRole", Effect=Allow, Action=[iam.CreateServiceLinkedRole],
                   Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
@@ -78,8 +86,16 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
     return [
         Statement(Sid="ReadAgentToken", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.agent_token_secret]),
+        _decrypt_statement(access, kms.Decrypt),
         _lifecycle_statement(access),
     ]
+
+
+def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
+    # The secrets are encrypted with the cluster key; use it only through Secrets Manager.
+    return Statement(
+        Sid="ClusterKeyThroughSecretsManager", Effect=Allow, Action=list(actions), Resource=[access.cluster_key],
+        Condition=Condition(StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))))
 
 
 def _lifecycle_statement(access: NodeAccess) -> Statement:
@@ -91,7 +107,7 @@ def _lifecycle_statement(access: NodeAccess) -> Statement:
         Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
 
 
-def build(t: StackTemplate, role: str, statements: list[Statement]) -> NodeIdentityRefs:
+def build(t: StackTemplate, role: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:
     prefix = naming.logical_id(role)
     node_role = t.add(Role(
         f"{prefix}Role",
@@ -99,6 +115,10 @@ def build(t: StackTemplate, role: str, statements: list[Statement]) -> NodeIdent
         Path=f"/{naming.TAG_PREFIX}/",
         Policies=[Policy(PolicyName=f"{role}-node", PolicyDocument=_document(statements))],
     ))
+    if cloud_controller:
+        t.skip_check(node_role, "CKV_AWS_111", "the AWS cloud controller creates load balancers and security "
+                                               "groups at run time: nothing to name before; changes are limited "
+                                               "to resources tagged with the cluster")
     profile = t.add(InstanceProfile(f"{prefix}InstanceProfile", Path=f"/{naming.TAG_PREFIX}/",
                                     Roles=[Ref(node_role)]))
     return NodeIdentityRefs(role_arn=GetAtt(node_role, "Arn"), instance_profile_arn=GetAtt(profile, "Arn"))

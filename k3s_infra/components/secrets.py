@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import Ref
+from troposphere import AWSHelperFn, Ref
 from troposphere.secretsmanager import GenerateSecretString, Secret
 from troposphere.ssm import Parameter
 
@@ -28,20 +28,20 @@ class SecretRefs:
     cluster_state: Ref
 
 
-def _generated(logical: str, name: str, description: str) -> Secret:
-    return Secret(logical, Name=name, Description=description, GenerateSecretString=GenerateSecretString(
-        PasswordLength=64, ExcludePunctuation=True))
+def _generated(logical: str, name: str, description: str, key: AWSHelperFn, length: int = 64) -> Secret:
+    return Secret(logical, Name=name, Description=description, KmsKeyId=key,
+                  GenerateSecretString=GenerateSecretString(PasswordLength=length, ExcludePunctuation=True))
 
 
-def build(t: StackTemplate, env: Environment, retain: bool) -> SecretRefs:
+def build(t: StackTemplate, env: Environment, key: AWSHelperFn, retain: bool) -> SecretRefs:
     token = t.add(_generated("TokenSecret", naming.secret_name(env, "token"),
-                             "K3s server token (read at boot by servers)"), name_tag=False)
+                             "K3s server token (read at boot by servers)", key), name_tag=False)
     agent_token = t.add(_generated("AgentTokenSecret", naming.secret_name(env, "agent-token"),
-                                   "K3s agent token (read at boot by agents)"), name_tag=False)
-    kubeconfig = t.add(Secret(
-        "KubeconfigSecret", Name=naming.secret_name(env, "kubeconfig"),
-        Description="Admin kubeconfig, written by the first server once the cluster is up",
-        GenerateSecretString=GenerateSecretString(PasswordLength=32, ExcludePunctuation=True)), name_tag=False)
+                                   "K3s agent token (read at boot by agents)", key), name_tag=False)
+    # A generated placeholder until the first server publishes the admin kubeconfig.
+    kubeconfig = t.add(_generated("KubeconfigSecret", naming.secret_name(env, "kubeconfig"),
+                                  "Admin kubeconfig, written by the first server once the cluster is up", key,
+                                  length=32), name_tag=False)
     for secret in (token, agent_token, kubeconfig):
         t.set_retention(secret, retain)
     state = t.add(Parameter(

@@ -47,6 +47,8 @@ def build(t: StackTemplate, snapshots: EtcdSnapshots, retain: bool) -> BucketRef
             AbortIncompleteMultipartUpload=AbortIncompleteMultipartUpload(DaysAfterInitiation=1))]),
     ), name_tag=False)
     t.set_retention(bucket, retain)
+    t.skip_check(bucket, "CKV_AWS_18", "only the server role writes here, under one prefix; object access is "
+                                       "audited with CloudTrail data events, not a second log bucket per cluster")
     bucket_arn = GetAtt(bucket, "Arn")
     t.add(BucketPolicy("SnapshotBucketPolicy", Bucket=Ref(bucket), PolicyDocument=PolicyDocument(
         Version="2012-10-17",

@@ -41,10 +41,14 @@ def test_snapshot_bucket_check_is_allowed_but_listing_stays_in_the_folder(r):
 
 def test_cloud_controller_permissions(r):
     s = _statements(r, "Server")
-    ccm = _actions(s["CloudControllerManagedResources"]) | _actions(s["Discovery"])
+    ccm = set().union(*(_actions(s[sid]) for sid in (
+        "CloudControllerCreates", "CloudControllerTagsItsSecurityGroups", "CloudControllerChangesClusterResources",
+        "Discovery")))
     for action in ("ec2:DescribeInstances", "ec2:CreateTags", "elasticloadbalancing:CreateLoadBalancer",
                    "elasticloadbalancing:DetachLoadBalancerFromSubnets", "elasticloadbalancing:RegisterTargets"):
         assert action in ccm
+    changes = s["CloudControllerChangesClusterResources"]["Condition"]["StringEquals"]
+    assert changes == {f"aws:ResourceTag/kubernetes.io/cluster/{r.env.stack_name}": "owned"}
     linked = s["CloudControllerElbServiceRole"]
     assert _actions(linked) == {"iam:CreateServiceLinkedRole"}
     assert "AWSServiceRoleForElasticLoadBalancing" in str(linked["Resource"])

@@ -1,0 +1,36 @@
+"""The cluster's KMS key: encrypts the token and kubeconfig secrets, so reading
+them needs both the secret permission and this one key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs import kms
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref, Sub
+from troposphere.kms import Alias, Key
+
+from k3s_infra import naming
+from k3s_infra.template import StackTemplate
+
+
+@dataclass(frozen=True)
+class KeyRefs:
+    arn: GetAtt
+    id: Ref
+
+
+def build(t: StackTemplate, cluster: str, retain: bool) -> KeyRefs:
+    key = t.add(Key(
+        "ClusterKey", Description=f"k3s-infra {cluster}: encrypts cluster secrets", EnableKeyRotation=True,
+        PendingWindowInDays=30 if retain else 7,
+        KeyPolicy=PolicyDocument(Version="2012-10-17", Statement=[
+            # The standard key policy: the account's IAM decides who uses the key; node roles
+            # get kms:Decrypt on this key only, through Secrets Manager.
+            Statement(Sid="AccountAdministersKey", Effect=Allow,
+                      Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")),
+                      Action=[kms.Action("*")], Resource=["*"]),
+        ])))
+    t.set_retention(key, retain)
+    t.add(Alias("ClusterKeyAlias", AliasName=f"alias/{naming.TAG_PREFIX}/{cluster}", TargetKeyId=Ref(key)))
+    return KeyRefs(arn=GetAtt(key, "Arn"), id=Ref(key))
