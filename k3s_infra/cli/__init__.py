@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("k3s_infra.cli.render", "render the CloudFormation templates of an environment"),
+    "lint": ("k3s_infra.cli.lint", "cfn-lint and checkov on the rendered templates; exit 1 on findings"),
     "schema": ("k3s_infra.cli.schema", "print the JSON Schema of environment files"),
     "graph": ("k3s_infra.cli.graph", "draw the architecture (nested stacks, NLB, ASGs, security-group edges)"),
 }

@@ -1,0 +1,58 @@
+"""k3s-infra lint: cfn-lint (in-process, one rule set) and checkov on an environment's templates."""
+
+from __future__ import annotations
+
+import argparse
+
+from k3s_infra.cli import add_environment_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--no-checkov", action="store_true", help="skip checkov even where it is installed")
+
+
+def run(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from k3s_infra import checkov
+    from k3s_infra.cli import load
+    from k3s_infra.lint import Linter
+    from k3s_infra.render import render, write
+
+    env = load(args)
+    rendering = render(env)
+    with tempfile.TemporaryDirectory(prefix="k3s-infra-lint-") as scratch:
+        folder = write(rendering, Path(scratch) / env.name)
+        started = time.perf_counter()
+        findings = Linter().lint_rendering(rendering, folder)
+        elapsed = time.perf_counter() - started
+        count = len(rendering.stacks)
+        summary = [f"cfn-lint  {count} templates in {elapsed:.2f}s ({elapsed / count * 1000:.0f} ms per template)"]
+        executable = None if args.no_checkov else checkov.find()
+        if executable:
+            started = time.perf_counter()
+            findings += checkov.scan(folder, executable)
+            summary.append(f"checkov   {count} templates in {time.perf_counter() - started:.2f}s")
+        else:
+            summary.append("checkov   skipped (not installed: make checkov)" if not args.no_checkov
+                           else "checkov   skipped (--no-checkov)")
+    _print(findings)
+    for line in summary:
+        print(line)
+    print(f"{env.name}: {'no findings' if not findings else f'{len(findings)} finding(s)'}")
+    return 1 if findings else 0
+
+
+def _print(findings) -> None:
+    by_file: dict[str, list] = {}
+    for finding in findings:
+        by_file.setdefault(finding.file, []).append(finding)
+    for file_name in sorted(by_file):
+        print(file_name)
+        items = sorted(by_file[file_name], key=lambda f: (f.resource, f.rule))
+        width = max(len(f.resource or "-") for f in items)
+        for f in items:
+            print(f"  {f.resource or '-':<{width}}  {f.rule:<11} {f.severity:<7} line {f.line:<5} {f.message}")
