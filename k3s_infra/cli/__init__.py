@@ -14,6 +14,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("k3s_infra.cli.lint", "cfn-lint and checkov on the rendered templates; exit 1 on findings"),
     "schema": ("k3s_infra.cli.schema", "print the JSON Schema of environment files"),
     "graph": ("k3s_infra.cli.graph", "draw the architecture (nested stacks, NLB, ASGs, security-group edges)"),
+    "plan": ("k3s_infra.cli.plan", "package and show the change set of the root stack (adds, modifies, replacements)"),
+    "deploy": ("k3s_infra.cli.deploy", "package, create the change set, confirm, execute and stream stack events"),
+    "status": ("k3s_infra.cli.status", "stack states of root and nested stacks, outputs, node group counts"),
+    "kubeconfig": ("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret"),
+    "destroy": ("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

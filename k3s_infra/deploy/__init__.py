@@ -1,0 +1,17 @@
+"""Deployment with boto3: package children to S3, change sets, live stack events,
+status, kubeconfig and destroy.
+
+Only standard boto3 configuration is used (credential chain, ``AWS_PROFILE``,
+``AWS_ENDPOINT_URL``); the region comes from the environment file. Rendering never
+imports this package, so ``render`` does not pay for boto3.
+"""
+
+from __future__ import annotations
+
+
+class DeployError(Exception):
+    """An AWS-side failure the user must see (exit code 1)."""
+
+
+class AccountMismatch(Exception):
+    """The caller's credentials belong to another account than the config's (exit code 2)."""

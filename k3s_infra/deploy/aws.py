@@ -1,0 +1,69 @@
+"""boto3 session and clients: standard configuration only.
+
+Credentials come from boto3's default chain (``AWS_PROFILE`` included), the region
+from the environment file, and the endpoint from ``AWS_ENDPOINT_URL`` (honoured by
+botocore itself), so the same commands run against an emulator. Throttling and
+transient errors are retried by botocore's ``standard`` retry mode (``adaptive``
+through ``AWS_RETRY_MODE``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+import boto3
+from botocore.config import Config
+
+from k3s_infra.config import Environment
+from k3s_infra.deploy import AccountMismatch
+
+USER_AGENT = "k3s-infra"
+
+
+def client_config() -> Config:
+    mode = os.environ.get("AWS_RETRY_MODE", "standard")
+    if mode not in ("standard", "adaptive"):
+        mode = "standard"
+    return Config(retries={"mode": mode, "max_attempts": 10}, user_agent_extra=USER_AGENT)
+
+
+class Aws:
+    """The clients one command needs, created lazily from one session."""
+
+    def __init__(self, env: Environment, session: boto3.Session | None = None):
+        self.env = env
+        self.session = session or boto3.Session(region_name=env.region)
+        self._config = client_config()
+
+    def client(self, service: str):
+        return self.session.client(service, region_name=self.env.region, config=self._config)
+
+    @cached_property
+    def cloudformation(self):
+        return self.client("cloudformation")
+
+    @cached_property
+    def s3(self):
+        return self.client("s3")
+
+    @cached_property
+    def autoscaling(self):
+        return self.client("autoscaling")
+
+    @cached_property
+    def secretsmanager(self):
+        return self.client("secretsmanager")
+
+    @cached_property
+    def sts(self):
+        return self.client("sts")
+
+    def check_account(self) -> str:
+        """Refuse to touch an account other than the one the config names."""
+        account = self.sts.get_caller_identity()["Account"]
+        if account != self.env.account_id:
+            raise AccountMismatch(
+                f"credentials are for account {account}, but {self.env.name} is configured for account "
+                f"{self.env.account_id}; switch AWS_PROFILE or fix account_id")
+        return account

@@ -1,0 +1,163 @@
+"""Change sets for the root stack: CREATE or UPDATE, nested stacks included,
+shown as a table of adds / modifies / replacements per stack."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from k3s_infra import naming
+from k3s_infra.deploy import DeployError
+from k3s_infra.deploy.package import Package
+
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+# A stack in one of these states cannot take a change set until it is deleted.
+DEAD_STATES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED")
+
+
+@dataclass
+class Change:
+    stack: str          # "Root" or the nested stack's logical ID
+    action: str         # Add | Modify | Remove | Import | Dynamic
+    logical_id: str
+    resource_type: str
+    replacement: str    # True | False | Conditional | "" (not applicable)
+
+
+@dataclass
+class ChangeSet:
+    stack_name: str
+    change_set_id: str
+    change_set_type: str  # CREATE | UPDATE
+    changes: list[Change] = field(default_factory=list)
+    empty: bool = False
+    created_review_stack: bool = False
+
+
+def stack_state(cfn, stack_name: str) -> dict | None:
+    """The live stack, or None when it does not exist (deleted stacks count as absent)."""
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+
+def _wait_created(cfn, change_set_id: str, poll: float, timeout: float) -> dict:
+    delay, deadline = poll, time.monotonic() + timeout
+    while True:
+        described = cfn.describe_change_set(ChangeSetName=change_set_id)
+        if described["Status"] in ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE"):
+            return described
+        if time.monotonic() > deadline:
+            raise DeployError(f"change set {change_set_id} still {described['Status']} after {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 10.0)
+
+
+def _changes(cfn, described: dict, stack_label: str, depth: int = 0) -> list[Change]:
+    result = []
+    pages = [described]
+    while pages[-1].get("NextToken"):
+        pages.append(cfn.describe_change_set(ChangeSetName=described["ChangeSetId"], NextToken=pages[-1]["NextToken"]))
+    for page in pages:
+        for item in page.get("Changes", []):
+            rc = item.get("ResourceChange", {})
+            result.append(Change(stack_label, rc.get("Action", "?"), rc.get("LogicalResourceId", "?"),
+                                 rc.get("ResourceType", "?"), rc.get("Replacement", "") or ""))
+            nested = rc.get("ChangeSetId")
+            if nested and rc.get("ResourceType") == "AWS::CloudFormation::Stack" and depth < 5:
+                child = cfn.describe_change_set(ChangeSetName=nested)
+                result.extend(_changes(cfn, child, rc["LogicalResourceId"], depth + 1))
+    return result
+
+
+def create(aws, pkg: Package, *, poll: float = 2.0, timeout: float = 1800) -> ChangeSet:
+    """Create and describe a change set for the root stack (CREATE or UPDATE)."""
+    env = pkg.rendering.env
+    cfn = aws.cloudformation
+    current = stack_state(cfn, env.stack_name)
+    if current and current["StackStatus"] in DEAD_STATES:
+        raise DeployError(f"stack {env.stack_name} is {current['StackStatus']} from an earlier failure; "
+                          f"run 'k3s-infra destroy' for this environment, then deploy again")
+    if current and current["StackStatus"].endswith("_IN_PROGRESS") and current["StackStatus"] != "REVIEW_IN_PROGRESS":
+        raise DeployError(f"stack {env.stack_name} is busy ({current['StackStatus']}); wait for it to finish")
+    kind = "UPDATE" if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
+    name = f"k3s-infra-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    response = cfn.create_change_set(
+        StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
+        Capabilities=CAPABILITIES, IncludeNestedStacks=True,
+        Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
+        Description=f"k3s-infra {env.name}", **pkg.template_args())
+    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=current is None)
+    described = _wait_created(cfn, response["Id"], poll, timeout)
+    if described["Status"] == "FAILED":
+        reason = described.get("StatusReason", "")
+        if any(marker in reason for marker in NO_CHANGES):
+            result.empty = True
+            return result
+        raise DeployError(f"change set failed: {reason}")
+    result.changes = _changes(cfn, described, naming.ROOT)
+    return result
+
+
+def discard(aws, change_set: ChangeSet) -> None:
+    """Delete a change set that will not run (and the empty stack a CREATE change set made)."""
+    cfn = aws.cloudformation
+    try:
+        cfn.delete_change_set(ChangeSetName=change_set.change_set_id)
+    except ClientError:
+        pass
+    if change_set.created_review_stack:
+        state = stack_state(cfn, change_set.stack_name)
+        if state and state["StackStatus"] == "REVIEW_IN_PROGRESS":
+            cfn.delete_stack(StackName=change_set.stack_name)
+
+
+def execute(aws, change_set: ChangeSet) -> None:
+    try:
+        aws.cloudformation.execute_change_set(ChangeSetName=change_set.change_set_id)
+    except ClientError as exc:
+        raise DeployError(f"executing the change set failed: {exc}") from None
+
+
+def _replacement(change: Change) -> str:
+    if change.action != "Modify":
+        return ""
+    return {"True": "REPLACE", "Conditional": "may replace"}.get(change.replacement, "")
+
+
+def format_table(change_set: ChangeSet) -> str:
+    """Readable plan: one aligned row per change, grouped by stack, then a summary per stack."""
+    if change_set.empty:
+        return f"{change_set.stack_name}: no changes"
+    rows = [("STACK", "ACTION", "LOGICAL ID", "TYPE", "REPLACEMENT")]
+    for c in change_set.changes:
+        rows.append((c.stack, c.action, c.logical_id, c.resource_type, _replacement(c)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [f"{change_set.change_set_type.lower()} {change_set.stack_name}: {len(change_set.changes)} changes"]
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    summary: dict[str, dict[str, int]] = {}
+    for c in change_set.changes:
+        counts = summary.setdefault(c.stack, {"add": 0, "modify": 0, "replace": 0, "remove": 0})
+        if c.action == "Add":
+            counts["add"] += 1
+        elif c.action == "Remove":
+            counts["remove"] += 1
+        elif c.action == "Modify" and c.replacement == "True":
+            counts["replace"] += 1
+        elif c.action in ("Modify", "Dynamic"):
+            counts["modify"] += 1
+    if summary:
+        width = max(len(s) for s in summary)
+        lines.append("summary:")
+        for stack, counts in summary.items():
+            lines.append(f"  {stack:<{width}}  " + "  ".join(f"{n} {k}" for k, n in counts.items()))
+    if not change_set.changes:
+        lines.append("  (CloudFormation listed no resource changes)")
+    return "\n".join(lines)

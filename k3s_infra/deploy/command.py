@@ -1,0 +1,47 @@
+"""Glue for the deploy-side CLI commands: clients for the chosen environment,
+confirmation prompts, and AWS errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from k3s_infra.cli import EXIT_FAILED, EXIT_USAGE, UsageError, load
+
+
+def ask(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question}: no terminal to ask on; pass --yes to confirm")
+    answer = input(f"{question}? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def run(args: argparse.Namespace, action: Callable) -> int:
+    """Load the environment, build clients, run ``action(aws)`` and map failures to exit codes."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    from k3s_infra.deploy import AccountMismatch, DeployError
+    from k3s_infra.deploy.aws import Aws
+    from k3s_infra.deploy.lifecycle import NotPublished
+
+    env = load(args)
+    try:
+        return action(Aws(env))
+    except AccountMismatch as exc:
+        raise UsageError(str(exc)) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        print(f"error: {exc} (configure credentials, e.g. AWS_PROFILE)", file=sys.stderr)
+        return EXIT_USAGE
+    except (DeployError, NotPublished) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"error: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except BotoCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED

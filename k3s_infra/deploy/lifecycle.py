@@ -1,0 +1,350 @@
+"""deploy, status, destroy and kubeconfig as library functions: each takes an
+``Aws`` (clients for one environment), prints what a person reads to ``out`` and
+returns the command's exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import yaml
+from botocore.exceptions import ClientError
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.deploy import DeployError, changeset
+from k3s_infra.deploy.events import STACK_TYPE, Watcher
+from k3s_infra.deploy.package import package
+from k3s_infra.render import render
+
+OK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+ROLLBACK_OUTCOMES = {
+    "ROLLBACK_COMPLETE": "rolled back: every resource created by this attempt was deleted; "
+                         "run 'k3s-infra destroy' before deploying again",
+    "UPDATE_ROLLBACK_COMPLETE": "rolled back: the stack is back on its previous version",
+    "ROLLBACK_FAILED": "rollback FAILED: some resources may remain; see the stack events",
+    "UPDATE_ROLLBACK_FAILED": "rollback FAILED: fix the cause, then continue the rollback "
+                              "(aws cloudformation continue-update-rollback)",
+    "CREATE_FAILED": "no rollback (rollback disabled): the failed resources remain",
+    "UPDATE_FAILED": "no rollback (rollback disabled)",
+    "DELETE_FAILED": "delete failed: the resources listed above remain",
+}
+
+
+def _print(out: IO[str], text: str = "") -> None:
+    print(text, file=out, flush=True)
+
+
+def _aligned(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [(indent + "  ".join(v.ljust(w) for v, w in zip(row, widths))).rstrip() for row in rows]
+
+
+def root_outputs(cfn, stack_name: str) -> dict[str, str]:
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+
+
+def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
+    cause = watcher.trace_failure()
+    if cause:
+        where = watcher.labels.get(cause["EventId"], "?")
+        _print(out, f"error: {where}/{cause['LogicalResourceId']} ({cause.get('ResourceType', '?')}) "
+                    f"{cause['ResourceStatus']}: {cause.get('ResourceStatusReason') or 'no reason given'}")
+    else:
+        _print(out, f"error: {watcher.root_label} ended {status} without naming a failed resource")
+    _print(out, f"{watcher.root_label}: {status}: {ROLLBACK_OUTCOMES.get(status, 'see the stack events')}")
+
+
+# --- plan / deploy ----------------------------------------------------------------
+
+def plan(aws, *, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    aws.check_account()
+    pkg = package(aws, render(env))
+    _print(out, _packaged(pkg))
+    cs = changeset.create(aws, pkg)
+    try:
+        _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
+    finally:
+        changeset.discard(aws, cs)
+    return 0
+
+
+def _packaged(pkg) -> str:
+    env = pkg.rendering.env
+    return (f"packaged {len(pkg.rendering.children)} templates into s3://{env.artifact_bucket} "
+            f"({len(pkg.uploaded)} uploaded, {len(pkg.reused)} unchanged)")
+
+
+def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] | None = None,
+           poll: float = 2.0) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    cfn = aws.cloudformation
+    aws.check_account()
+    pkg = package(aws, render(env))
+    _print(out, _packaged(pkg))
+    cs = changeset.create(aws, pkg)
+    if cs.empty:
+        changeset.discard(aws, cs)
+        _print(out, f"{env.stack_name} is up to date: nothing to deploy")
+        return 0
+    _print(out, changeset.format_table(cs))
+    if not confirm(cs):
+        changeset.discard(aws, cs)
+        _print(out, "not deployed: change set discarded")
+        return 1
+    stack_id = cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackId"]
+    watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
+    watcher.prime()
+    _print(out, f"{cs.change_set_type.lower()} {env.stack_name}: streaming events")
+    try:
+        changeset.execute(aws, cs)
+    except DeployError as exc:
+        watcher.poll()
+        _report_failure(watcher, changeset.stack_state(cfn, stack_id)["StackStatus"], out)
+        _print(out, f"error: {exc}")
+        return 1
+    status = watcher.wait(poll=poll)
+    if status not in OK_STATES:
+        _report_failure(watcher, status, out)
+        return 1
+    # Change sets cannot set termination protection: set it afterwards, only when it differs.
+    current = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    if bool(current.get("EnableTerminationProtection")) != env.protected:
+        cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=env.protected)
+    _print(out, f"{env.stack_name}: {status}" + ("  (termination protection on)" if env.protected else ""))
+    outputs = root_outputs(cfn, stack_id)
+    if outputs:
+        _print(out, "outputs:")
+        for line in _aligned(sorted(outputs.items())):
+            _print(out, line)
+    _print(out, f"admin kubeconfig (once the first server has published it): "
+                f"k3s-infra kubeconfig --env {env.name}")
+    return 0
+
+
+# --- status -------------------------------------------------------------------------
+
+def _nested(cfn, stack_id: str) -> list[tuple[str, dict]]:
+    """(logical ID, described stack) of the root's nested stacks."""
+    result = []
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+    for summary in (s for page in pages for s in page["StackResourceSummaries"]):
+        if summary.get("ResourceType") == STACK_TYPE and summary.get("PhysicalResourceId"):
+            try:
+                result.append((summary["LogicalResourceId"],
+                               cfn.describe_stacks(StackName=summary["PhysicalResourceId"])["Stacks"][0]))
+            except ClientError:
+                result.append((summary["LogicalResourceId"],
+                               {"StackStatus": summary.get("ResourceStatus", "?"), "Outputs": []}))
+    return result
+
+
+def status(aws, *, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    cfn = aws.cloudformation
+    root = changeset.stack_state(cfn, env.stack_name)
+    if root is None:
+        _print(out, f"{env.stack_name}: not deployed (no such stack in {env.region})")
+        return 1
+    protection = "on" if root.get("EnableTerminationProtection") else "off"
+    _print(out, f"{env.stack_name}  {root['StackStatus']}  (termination protection {protection})")
+    nested = _nested(cfn, root["StackId"])
+    rows = [("STACK", "STATUS", "UPDATED")]
+    when = root.get("LastUpdatedTime") or root.get("CreationTime")
+    rows.append((naming.ROOT, root["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
+    for logical, stack in nested:
+        when = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+        rows.append((logical, stack["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
+    for line in _aligned(rows):
+        _print(out, line)
+    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
+    if outputs:
+        _print(out, "outputs:")
+        for line in _aligned(sorted(outputs.items())):
+            _print(out, line)
+    groups = [(logical, i["OutputValue"]) for logical, stack in nested for i in stack.get("Outputs", [])
+              if i["OutputKey"] == o.AUTO_SCALING_GROUP]
+    if groups:
+        described = {}
+        names = [name for _, name in groups]
+        for page in aws.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
+                AutoScalingGroupNames=names):
+            described.update({g["AutoScalingGroupName"]: g for g in page["AutoScalingGroups"]})
+        rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
+        for logical, name in groups:
+            group = described.get(name)
+            if group is None:
+                rows.append((logical, "-", "-", "-", "-"))
+                continue
+            in_service = sum(1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService")
+            rows.append((logical, str(group["DesiredCapacity"]), str(in_service),
+                         str(group["MinSize"]), str(group["MaxSize"])))
+        _print(out, "node groups:")
+        for line in _aligned(rows):
+            _print(out, line)
+    return 0
+
+
+# --- destroy ------------------------------------------------------------------------
+
+def _retained(aws, rendering, nested: list[tuple[str, dict]]) -> list[tuple[str, str, str]]:
+    """(stack, resource type, physical ID) of resources whose DeletionPolicy keeps them."""
+    cfn = aws.cloudformation
+    physical = {logical: stack.get("StackId") for logical, stack in nested}
+    result = []
+    for child in rendering.children:
+        body = yaml.safe_load(child.body) if rendering.fmt == "yaml" else None
+        if body is None:
+            import json
+            body = json.loads(child.body)
+        keep = {lid: r["Type"] for lid, r in body.get("Resources", {}).items()
+                if r.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate")}
+        if not keep or not physical.get(child.stack_id):
+            continue
+        try:
+            resources = cfn.describe_stack_resources(StackName=physical[child.stack_id])["StackResources"]
+        except ClientError:
+            resources = []
+        ids = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "?") for r in resources}
+        for lid, type_ in keep.items():
+            if lid in ids:
+                result.append((child.stack_id, type_, ids[lid]))
+    return result
+
+
+def _empty_artifacts(aws) -> str:
+    """Remove this cluster's templates from the artifact bucket; remove the bucket when
+    nothing else is left in it (it is shared by the environments of one account and region)."""
+    env = aws.env
+    s3, bucket = aws.s3, env.artifact_bucket
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        return "artifact bucket already gone"
+    prefix = f"{naming.cluster_name(env)}/"
+    removed = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            removed += len(objects)
+    left = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    if left.get("Versions") or left.get("DeleteMarkers"):
+        return f"removed {removed} template objects from s3://{bucket} (bucket kept: other clusters use it)"
+    s3.delete_bucket(Bucket=bucket)
+    return f"removed {removed} template objects and the artifact bucket s3://{bucket}"
+
+
+def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = False,
+            out: IO[str] | None = None, poll: float = 2.0) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    cfn = aws.cloudformation
+    aws.check_account()
+    root = changeset.stack_state(cfn, env.stack_name)
+    if root is None:
+        _print(out, f"{env.stack_name}: nothing to destroy (no such stack in {env.region})")
+        _print(out, _empty_artifacts(aws))
+        return 0
+    stack_id = root["StackId"]
+    nested = _nested(cfn, stack_id)
+    rendering = render(env)
+    retained = _retained(aws, rendering, nested)
+    if not confirm(f"delete stack {env.stack_name} and its {len(nested)} nested stacks in "
+                   f"{env.account_id}/{env.region}"):
+        _print(out, "not destroyed")
+        return 1
+    if root.get("EnableTerminationProtection"):
+        if not allow_protected:
+            raise DeployError(f"stack {env.stack_name} has termination protection; "
+                              f"pass --allow-protected to remove it and delete")
+        cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
+        _print(out, f"{env.stack_name}: termination protection removed")
+    watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
+    watcher.prime()
+    _print(out, f"delete {env.stack_name}: streaming events")
+    cfn.delete_stack(StackName=stack_id)
+    final = watcher.wait(poll=poll)
+    if final != "DELETE_COMPLETE":
+        _report_failure(watcher, final, out)
+        return 1
+    _print(out, f"{env.stack_name}: DELETE_COMPLETE")
+    if retained:
+        _print(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
+        for line in _aligned([(s, t, p) for s, t, p in retained], indent="  "):
+            _print(out, line)
+    else:
+        _print(out, "nothing retained: data stores were deleted with the stacks")
+    _print(out, _empty_artifacts(aws))
+    return 0
+
+
+# --- kubeconfig ---------------------------------------------------------------------
+
+class NotPublished(Exception):
+    """The kubeconfig secret still holds its generated placeholder."""
+
+
+def _is_kubeconfig(text: str) -> dict | None:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(doc, dict) and doc.get("apiVersion") and isinstance(doc.get("clusters"), list):
+        return doc
+    return None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.chmod(path, 0o600)
+
+
+def kubeconfig(aws, path: Path, *, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    cfn = aws.cloudformation
+    if changeset.stack_state(cfn, env.stack_name) is None:
+        raise DeployError(f"{env.stack_name} is not deployed")
+    arn = root_outputs(cfn, env.stack_name).get(o.KUBECONFIG_SECRET)
+    if not arn:
+        raise DeployError(f"{env.stack_name} has no {o.KUBECONFIG_SECRET} output yet")
+    try:
+        text = aws.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or ""
+    except ClientError as exc:
+        raise DeployError(f"cannot read the kubeconfig secret {arn}: "
+                          f"{exc.response.get('Error', {}).get('Code', 'error')}") from None
+    doc = _is_kubeconfig(text)
+    if doc is None:
+        raise NotPublished(f"the cluster has not published its kubeconfig yet ({arn} still holds its "
+                           f"placeholder); the first server stores it once K3s is ready, try again later")
+    write_private(path, text)
+    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
+    _print(out, f"wrote the admin kubeconfig of {env.stack_name} to {path} (mode 0600); "
+                f"API server {', '.join(servers) or '?'}")
+    _print(out, f"  export KUBECONFIG={path}")
+    return 0

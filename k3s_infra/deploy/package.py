@@ -1,0 +1,94 @@
+"""Packaging: every child template into the artifact bucket under its
+content-addressed key (unchanged children are not uploaded again); the bucket is
+created encrypted, private and owner-enforced when it does not exist."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from k3s_infra import naming
+from k3s_infra.render import Rendering
+
+# CloudFormation accepts at most this many bytes inline (TemplateBody); more needs S3.
+MAX_INLINE_BODY = 51_200
+
+
+@dataclass
+class Package:
+    rendering: Rendering
+    uploaded: list[str]
+    reused: list[str]
+    root_body: str | None = None
+    root_url: str | None = None
+
+    def template_args(self) -> dict[str, str]:
+        """TemplateBody or TemplateURL for the root, whichever CloudFormation accepts."""
+        return {"TemplateURL": self.root_url} if self.root_url else {"TemplateBody": self.root_body}
+
+
+def _error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def ensure_bucket(s3, bucket: str, region: str, tags: dict[str, str]) -> bool:
+    """Create the artifact bucket if needed. Returns True when it was created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    args: dict = {"Bucket": bucket}
+    if region != "us-east-1":
+        args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**args)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
+        "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if tags:
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    return True
+
+
+def _exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as exc:
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def package(aws, rendering: Rendering) -> Package:
+    """Upload the children (content-addressed: an existing key already holds these bytes)."""
+    env = rendering.env
+    bucket = env.artifact_bucket
+    ensure_bucket(aws.s3, bucket, env.region, naming.cluster_tags(env))
+    uploaded, reused = [], []
+    for child in rendering.children:
+        if _exists(aws.s3, bucket, child.key):
+            reused.append(child.file)
+            continue
+        aws.s3.put_object(Bucket=bucket, Key=child.key, Body=child.body.encode(),
+                          ContentType="text/yaml" if rendering.fmt == "yaml" else "application/json")
+        uploaded.append(child.file)
+    result = Package(rendering, uploaded, reused)
+    root = rendering.root
+    if len(root.body.encode()) <= MAX_INLINE_BODY:
+        result.root_body = root.body
+    else:
+        digest = hashlib.sha256(root.body.encode()).hexdigest()
+        key = naming.artifact_key(env, root.file, digest)
+        if not _exists(aws.s3, bucket, key):
+            aws.s3.put_object(Bucket=bucket, Key=key, Body=root.body.encode())
+        result.root_url = naming.template_url(env, key)
+    return result

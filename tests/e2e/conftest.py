@@ -1,0 +1,115 @@
+"""End-to-end harness: ONE moto server per test session on 127.0.0.1 (random free
+port), reached by the real CLI only through ``AWS_ENDPOINT_URL``; a VPC and subnets
+created in it; environment files pointing at them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+
+from k3s_infra.config import read_document
+from tests.e2e import moto_shims
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's account, as in environments/dev.yaml
+AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    moto_shims.apply()
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", endpoint)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            mp.delenv(name, raising=False)
+        mp.setenv("AWS_CONFIG_FILE", os.devnull)
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(moto_endpoint):
+    """boto3 clients on the test server (the test's own view, independent of the product)."""
+    session = boto3.Session(region_name=REGION)
+
+    class Clients:
+        def __getattr__(self, service):
+            return session.client(service, endpoint_url=moto_endpoint)
+
+    return Clients()
+
+
+@pytest.fixture(scope="session")
+def network(aws):
+    ec2 = aws.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for i, az in enumerate((f"{REGION}a", f"{REGION}b"))]
+    # moto 5.2.5 already serves the public AL2023 parameter; check, since node stacks need it.
+    aws.ssm.get_parameter(Name=AMI_PARAMETER)
+    return {"vpc_id": vpc, "subnets": subnets}
+
+
+@pytest.fixture(scope="session")
+def write_env(network, tmp_path_factory):
+    """Write environments/<base>.yaml (parents merged) with the test network and overrides."""
+    folder = tmp_path_factory.mktemp("environments")
+
+    def _write(file_name: str, base: str = "dev", **overrides) -> Path:
+        doc = read_document(Path(__file__).resolve().parents[2] / "environments" / f"{base}.yaml")
+        doc["account_id"] = ACCOUNT
+        doc["region"] = REGION
+        doc["network"]["vpc_id"] = network["vpc_id"]
+        doc["network"]["subnets"] = [{"id": s, "az": f"{REGION}{z}"} for s, z in zip(network["subnets"], "ab")]
+        for key, value in overrides.items():
+            doc[key] = value
+        path = folder / file_name
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return _write
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+@pytest.fixture(scope="session")
+def cli(moto_endpoint):
+    """Run the real CLI in-process (same entry point as the console script)."""
+    from k3s_infra.cli import main
+
+    def _run(*argv: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(argv))
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return _run

@@ -1,0 +1,253 @@
+"""Shims for CloudFormation features moto 5.2.5 lacks, applied only inside the
+test session's moto server. Each one mirrors what real AWS does; none changes the
+product's templates or code paths. Seen with moto 5.2.5 (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from moto.cloudformation import models as cfn_models
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+from moto.elbv2 import models as elbv2_models
+from moto.kms import models as kms_models
+from moto.secretsmanager.models import secretsmanager_backends
+from moto.ssm import models as ssm_models
+
+MOTO_VERSION = "5.2.5"
+_applied = False
+
+
+def shim_nested_stack_outputs() -> None:
+    """moto 5.2.5: ``Fn::GetAtt Child.Outputs.X`` raises "'Stack' object has no attribute
+    'get_cfn_attribute'". Real CloudFormation resolves it to the nested stack's Output X."""
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name.startswith("Outputs."):
+            key = attribute_name.split(".", 1)[1]
+            for output in self.outputs or []:
+                if output["OutputKey"] == key:
+                    return output["OutputValue"]
+        raise parsing.UnformattedGetAttTemplateException()
+
+    cfn_models.Stack.get_cfn_attribute = get_cfn_attribute
+
+
+def shim_network_load_balancer() -> None:
+    """moto 5.2.5: an ``AWS::ElasticLoadBalancingV2::LoadBalancer`` made through
+    CloudFormation ignores ``Type: network`` (becomes an ALB) and then refuses a TCP
+    listener. Real CloudFormation creates a network load balancer."""
+
+    @classmethod
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        backend = elbv2_models.elbv2_backends[account_id][region_name]
+        return backend.create_load_balancer(
+            props.get("Name", resource_name), props.get("SecurityGroups", []), props.get("Subnets"),
+            scheme=props.get("Scheme", "internet-facing"), loadbalancer_type=props.get("Type", "application"))
+
+    elbv2_models.FakeLoadBalancer.create_from_cloudformation_json = create
+
+
+def shim_kms_key_tags() -> None:
+    """moto 5.2.5: ``AWS::KMS::Key`` with CloudFormation-style ``Tags`` ({Key, Value}) fails
+    with KeyError 'TagKey' (the KMS API spells them TagKey/TagValue). Real CloudFormation
+    tags the key."""
+    original = kms_models.Key.create_from_cloudformation_json.__func__
+
+    @classmethod
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    kms_models.Key.create_from_cloudformation_json = create
+
+
+def shim_ssm_parameter_tags() -> None:
+    """moto 5.2.5: ``AWS::SSM::Parameter`` Tags are a JSON map in CloudFormation (unlike most
+    resources); moto passes the map to PutParameter, which wants [{Key, Value}], and fails with
+    "string indices must be integers". Real CloudFormation tags the parameter."""
+    original = ssm_models.Parameter.create_from_cloudformation_json.__func__
+
+    @classmethod
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json["Properties"]
+        if isinstance(props.get("Tags"), dict):
+            props["Tags"] = [{"Key": k, "Value": v} for k, v in props["Tags"].items()]
+        return original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    ssm_models.Parameter.create_from_cloudformation_json = create
+
+
+class _Secret(CloudFormationModel):
+    """moto 5.2.5 skips ``AWS::SecretsManager::Secret`` in CloudFormation. Real
+    CloudFormation creates it (``GenerateSecretString`` filled with a random value), its Ref
+    is the ARN, and deleting the stack deletes it unless its DeletionPolicy retains it."""
+
+    def __init__(self, arn: str, name: str, account_id: str, region_name: str):
+        self.arn, self.name, self.account_id, self.region_name = arn, name, account_id, region_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::Secret"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Id",)
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        props = cloudformation_json.get("Properties", {})
+        value = props.get("SecretString")
+        if value is None:
+            spec = props.get("GenerateSecretString", {})
+            alphabet = string.ascii_letters + string.digits
+            value = "".join(secrets.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+        backend = secretsmanager_backends[account_id][region_name]
+        created = backend.create_secret(
+            name=props.get("Name", resource_name), secret_string=value, secret_binary=None,
+            description=props.get("Description"), tags=props.get("Tags", []), kms_key_id=props.get("KmsKeyId"),
+            client_request_token=None, replica_regions=[], force_overwrite=False)
+        arn = created["ARN"] if isinstance(created, dict) else __import__("json").loads(created)["ARN"]
+        return cls(arn, props.get("Name", resource_name), account_id, region_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        secretsmanager_backends[account_id][region_name].delete_secret(
+            self.arn, recovery_window_in_days=None, force_delete_without_recovery=True)
+
+    def is_created(self) -> bool:
+        return True
+
+
+def shim_secrets_manager_secret() -> None:
+    # Registering the subclass happens at class definition; moto caches the model list.
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    assert parsing.get_model_map()["AWS::SecretsManager::Secret"] is _Secret
+
+
+class _ResourceFailed(Exception):
+    def __init__(self, logical_id: str, reason: str):
+        super().__init__(reason)
+        self.logical_id, self.reason = logical_id, reason
+
+
+def _event(stack, logical_id: str, resource_type: str, status: str, reason: str | None, physical: str = ""):
+    stack.events.append(cfn_models.Event(
+        stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
+        physical_resource_id=physical, resource_type=resource_type, resource_status=status,
+        resource_status_reason=reason, resource_properties=None))
+
+
+def _owner(resources_map) -> Any:
+    backend = cfn_models.cloudformation_backends[resources_map._account_id][resources_map._region_name]
+    return backend.stacks.get(resources_map.stack_id)
+
+
+def _roll_back(stack, failed: list[str]) -> None:
+    _event(stack, stack.name, "AWS::CloudFormation::Stack", "ROLLBACK_IN_PROGRESS",
+           f"The following resource(s) failed to create: [{', '.join(failed)}]. Rollback requested by user.",
+           stack.stack_id)
+    try:
+        stack.resource_map.delete()
+    except Exception:  # noqa: BLE001 - best effort, as moto's own delete is
+        pass
+    stack.resource_map._resource_json_map = {}  # nothing left to list (or lazily re-create)
+    stack.status = "ROLLBACK_COMPLETE"
+    _event(stack, stack.name, "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE", None, stack.stack_id)
+
+
+def shim_failure_and_rollback() -> None:
+    """moto 5.2.5: a resource that fails to create raises straight out of ExecuteChangeSet
+    (an HTTP error) and leaves the stack CREATE_IN_PROGRESS, with stack-level events only.
+    Real CloudFormation accepts the execution, records ``<LogicalId> CREATE_FAILED <reason>``,
+    fails a parent's nested-stack resource with "Embedded stack ... was not successfully
+    created", deletes what it created and ends in ROLLBACK_COMPLETE."""
+    original_create = parsing.parse_and_create_resource
+    original_execute = cfn_models.CloudFormationBackend.execute_change_set
+    original_nested = cfn_models.Stack.create_from_cloudformation_json.__func__
+
+    def parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name):
+        try:
+            return original_create(logical_id, resource_json, resources_map, account_id, region_name)
+        except _ResourceFailed as exc:  # a nested stack failed: its parent resource fails too
+            reason = exc.reason
+        except Exception as exc:  # noqa: BLE001 - any error is a failed resource
+            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        stack = _owner(resources_map)
+        if stack is not None:
+            _event(stack, logical_id, resource_json.get("Type", ""), "CREATE_FAILED", reason)
+        raise _ResourceFailed(logical_id, reason)
+
+    @classmethod
+    def create_nested(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        try:
+            return original_nested(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        except _ResourceFailed as exc:
+            backend = cfn_models.cloudformation_backends[account_id][region_name]
+            child = next((s for s in backend.stacks.values() if s.name == resource_name), None)
+            if child is not None:
+                _roll_back(child, [exc.logical_id])
+            raise _ResourceFailed(resource_name, f"Embedded stack {child.stack_id if child else resource_name} "
+                                                 f"was not successfully created: The following resource(s) "
+                                                 f"failed to create: [{exc.logical_id}].")
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        try:
+            return original_execute(self, change_set_name, stack_name)
+        except _ResourceFailed as exc:
+            change_set = self.describe_change_set(change_set_name)
+            change_set.execution_status = "EXECUTE_FAILED"
+            _roll_back(self.stacks[change_set.stack_id], [exc.logical_id])
+
+    parsing.parse_and_create_resource = parse_and_create_resource
+    cfn_models.Stack.create_from_cloudformation_json = create_nested
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def shim_change_set_outputs() -> None:
+    """moto 5.2.5: a stack created through a change set never gets Outputs (its output map is
+    built from the empty template the change set starts with). Real CloudFormation shows the
+    template's Outputs once the execution completes."""
+    original = cfn_models.CloudFormationBackend.execute_change_set
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        result = original(self, change_set_name, stack_name)
+        stack = self.stacks.get(self.describe_change_set(change_set_name).stack_id)
+        if stack is not None and stack.status.endswith("_COMPLETE") and "ROLLBACK" not in stack.status:
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+        return result
+
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    import moto
+
+    assert moto.__version__.startswith("5.2."), f"shims written for moto {MOTO_VERSION}, found {moto.__version__}"
+    shim_nested_stack_outputs()
+    shim_network_load_balancer()
+    shim_kms_key_tags()
+    shim_ssm_parameter_tags()
+    shim_secrets_manager_secret()
+    shim_failure_and_rollback()
+    shim_change_set_outputs()
+    _applied = True
