@@ -82,6 +82,7 @@ class Watcher:
     events: list[dict] = field(default_factory=list)
     stacks: dict[str, StackRef] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # event ID -> stack label
+    discovering: bool = True
     _progress_shown: bool = False
 
     def __post_init__(self):
@@ -90,7 +91,10 @@ class Watcher:
             self.live = hasattr(self.out, "isatty") and self.out.isatty()
 
     def discover(self) -> None:
-        """Add nested stacks (recursively) that exist now, keyed by their stack ID."""
+        """Add nested stacks (recursively) that exist now, keyed by their stack ID
+        (not while deleting: no stack appears then, and the set is known from ``prime``)."""
+        if not self.discovering:
+            return
         queue = [ref for ref in list(self.stacks.values())]
         while queue:
             ref = queue.pop()

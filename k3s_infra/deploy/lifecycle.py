@@ -272,6 +272,7 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
         _print(out, f"{env.stack_name}: termination protection removed")
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
+    watcher.discovering = False
     _print(out, f"delete {env.stack_name}: streaming events")
     cfn.delete_stack(StackName=stack_id)
     final = watcher.wait(poll=poll)

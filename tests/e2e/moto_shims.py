@@ -200,8 +200,9 @@ def shim_failure_and_rollback() -> None:
         except _ResourceFailed as exc:
             backend = cfn_models.cloudformation_backends[account_id][region_name]
             child = next((s for s in backend.stacks.values() if s.name == resource_name), None)
-            if child is not None:
+            if child is not None:  # the parent's rollback then deletes the failed nested stack
                 _roll_back(child, [exc.logical_id])
+                backend.delete_stack(child.stack_id)
             raise _ResourceFailed(resource_name, f"Embedded stack {child.stack_id if child else resource_name} "
                                                  f"was not successfully created: The following resource(s) "
                                                  f"failed to create: [{exc.logical_id}].")
@@ -236,6 +237,19 @@ def shim_change_set_outputs() -> None:
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
 
 
+def shim_deleted_stack_resources() -> None:
+    """moto 5.2.5: ListStackResources on a deleted stack walks its lazy resource map and so
+    re-creates the deleted resources (or fails on their deleted dependencies). Real
+    CloudFormation creates nothing; a deleted stack's resources are simply gone."""
+    original = cfn_models.Stack.delete
+
+    def delete(self):
+        original(self)
+        self.resource_map._resource_json_map = {}
+
+    cfn_models.Stack.delete = delete
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -250,4 +264,5 @@ def apply() -> None:
     shim_secrets_manager_secret()
     shim_failure_and_rollback()
     shim_change_set_outputs()
+    shim_deleted_stack_resources()
     _applied = True
