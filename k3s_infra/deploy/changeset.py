@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from k3s_infra import naming
 from k3s_infra.deploy import DeployError
@@ -122,7 +123,7 @@ def discard(aws, change_set: ChangeSet) -> None:
 def execute(aws, change_set: ChangeSet) -> None:
     try:
         aws.cloudformation.execute_change_set(ChangeSetName=change_set.change_set_id)
-    except ClientError as exc:
+    except (ClientError, ResponseParserError) as exc:  # the latter: a non-AWS error page (HTTP 5xx)
         raise DeployError(f"executing the change set failed: {exc}") from None
 
 

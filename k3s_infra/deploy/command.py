@@ -22,6 +22,7 @@ def ask(question: str, assume_yes: bool) -> bool:
 def run(args: argparse.Namespace, action: Callable) -> int:
     """Load the environment, build clients, run ``action(aws)`` and map failures to exit codes."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from botocore.parsers import ResponseParserError
 
     from k3s_infra.deploy import AccountMismatch, DeployError
     from k3s_infra.deploy.aws import Aws
@@ -42,6 +43,6 @@ def run(args: argparse.Namespace, action: Callable) -> int:
         error = exc.response.get("Error", {})
         print(f"error: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

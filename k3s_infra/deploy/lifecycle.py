@@ -107,9 +107,12 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] 
     try:
         changeset.execute(aws, cs)
     except DeployError as exc:
-        watcher.poll()
-        _report_failure(watcher, changeset.stack_state(cfn, stack_id)["StackStatus"], out)
         _print(out, f"error: {exc}")
+        try:  # best effort: whatever the stacks recorded before the API gave up
+            watcher.poll()
+            _report_failure(watcher, changeset.stack_state(cfn, stack_id)["StackStatus"], out)
+        except Exception as detail:  # noqa: BLE001 - the execution error above is the news
+            _print(out, f"(stack events unavailable: {type(detail).__name__})")
         return 1
     status = watcher.wait(poll=poll)
     if status not in OK_STATES:
