@@ -3,9 +3,24 @@
     from k3s_infra import load_environment, build_templates
     env = load_environment("dev")
     templates = build_templates(env)   # {"Root": Template, "Security": Template, ...}
+
+Names are loaded on first use, so ``k3s-infra --help`` and the CLI's own start
+stay cheap.
 """
 
-from k3s_infra.config import ConfigError, Environment, load_environment
-from k3s_infra.render import build_templates, render
+from importlib import import_module
 
-__all__ = ["ConfigError", "Environment", "build_templates", "load_environment", "render"]
+_EXPORTS = {
+    "ConfigError": "k3s_infra.config",
+    "Environment": "k3s_infra.config",
+    "load_environment": "k3s_infra.config",
+    "build_templates": "k3s_infra.render",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'k3s_infra' has no attribute {name!r}")

@@ -295,13 +295,17 @@ def _merge(parent: Any, child: Any) -> Any:
     return child
 
 
+# libyaml's parser where PyYAML has it; same safe constructors either way.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(shown, [("", f"cannot read file: {exc.strerror}")]) from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -15,34 +15,20 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from troposphere import Template
 
-from k3s_infra import limits, naming
+from k3s_infra import limits, naming, yaml_text
 from k3s_infra.config import Environment
 
 FORMATS = ("yaml", "json")
 MANIFEST = "manifest.json"
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
-    """Block-style YAML; multi-line strings (user data) as literal blocks."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def serialise(template: Template, fmt: str) -> str:
     data = template.to_dict()
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
-                     allow_unicode=True)
+    return yaml_text.dump(data)
 
 
 @dataclass

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from k3s_infra import defaults, naming
+from k3s_infra import defaults, naming, yaml_text
 from k3s_infra.config import AgentPool, Environment
 
 API_PORT = 6443
@@ -24,16 +22,8 @@ TOKEN_FILE = "/etc/rancher/k3s/token"
 AGENT_TOKEN_FILE = "/etc/rancher/k3s/agent-token"
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style; multi-line strings (scripts, embedded YAML) as literal blocks."""
-
-
-_Dumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
-
-
 def dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+    return yaml_text.dump(data)
 
 
 def join_url(api_host: str) -> str:
