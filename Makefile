@@ -9,7 +9,9 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION ?= 3.2.533
 
-.PHONY: venv checkov render lint test plan deploy status destroy schema bench clean
+PORT ?= 5000
+
+.PHONY: venv checkov emulator render lint test plan deploy status destroy schema bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +52,10 @@ destroy: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/k3s-infra schema --out environments/schema.json
+
+# moto with the test harness's CloudFormation shims, for deploying by hand (README: Deploying)
+emulator: $(STAMP)
+	$(BIN)/python -m tests.e2e.emulator --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
