@@ -35,6 +35,15 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="PATH", help="path of an environment file")
 
 
+def emit(text: str, out: str | None) -> None:
+    """Write a command's document to ``out``, or to stdout."""
+    if out:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        print(text, end="")
+
+
 def load(args: argparse.Namespace):
     from k3s_infra.config import load_environment
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from k3s_infra.cli import UsageError, add_environment_arguments
+from k3s_infra.cli import UsageError, add_environment_arguments, emit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +34,5 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--format svg needs Graphviz (`dot`) on PATH; use --format mermaid or dot")
         text = subprocess.run(["dot", "-Tsvg"], input=graph.dot(d), capture_output=True, text=True,
                               check=True).stdout
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        print(text, end="")
+    emit(text, args.out)
     return 0

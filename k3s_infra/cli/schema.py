@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from k3s_infra.cli import emit
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
@@ -15,9 +17,5 @@ def run(args: argparse.Namespace) -> int:
     from k3s_infra.config import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        print(text, end="")
+    emit(text, args.out)
     return 0
