@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
+
+# A read that failed: an AWS error, or an error page that is not an AWS response (HTTP 5xx).
+READ_ERRORS = (ClientError, ResponseParserError)
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
 # Reasons CloudFormation gives to resources that failed only because something else did.
@@ -101,7 +105,7 @@ class Watcher:
             try:
                 pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=ref.stack_id)
                 summaries = [s for page in pages for s in page["StackResourceSummaries"]]
-            except ClientError:
+            except READ_ERRORS:
                 continue
             for summary in summaries:
                 physical = summary.get("PhysicalResourceId")
@@ -109,7 +113,7 @@ class Watcher:
                     continue
                 try:
                     stack_id = self.cfn.describe_stacks(StackName=physical)["Stacks"][0]["StackId"]
-                except ClientError:
+                except READ_ERRORS:
                     continue
                 if stack_id not in self.stacks:
                     label = summary["LogicalResourceId"] if ref.stack_id == self.root_id \
@@ -132,7 +136,7 @@ class Watcher:
                     new.append(event)
                 if stop:
                     break
-        except ClientError:
+        except READ_ERRORS:
             return []
         return new
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from k3s_infra import naming
 from k3s_infra import outputs as o
 from k3s_infra.deploy import DeployError, changeset
-from k3s_infra.deploy.events import STACK_TYPE, Watcher
+from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
 
@@ -160,7 +160,11 @@ def status(aws, *, out: IO[str] | None = None) -> int:
         return 1
     protection = "on" if root.get("EnableTerminationProtection") else "off"
     _print(out, f"{env.stack_name}  {root['StackStatus']}  (termination protection {protection})")
-    nested = _nested(cfn, root["StackId"])
+    try:
+        nested = _nested(cfn, root["StackId"])
+    except READ_ERRORS as exc:
+        nested = []
+        _print(out, f"warning: cannot list the nested stacks of {env.stack_name} ({type(exc).__name__})")
     rows = [("STACK", "STATUS", "UPDATED")]
     when = root.get("LastUpdatedTime") or root.get("CreationTime")
     rows.append((naming.ROOT, root["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
@@ -260,10 +264,16 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
         _print(out, _empty_artifacts(aws))
         return 0
     stack_id = root["StackId"]
-    nested = _nested(cfn, stack_id)
+    try:
+        nested = _nested(cfn, stack_id)
+    except READ_ERRORS as exc:  # e.g. a half-created stack that does not list: delete it all the same
+        nested = None
+        _print(out, f"warning: cannot list the resources of {env.stack_name} ({type(exc).__name__}); "
+                    f"deleting it anyway")
     rendering = render(env)
-    retained = _retained(aws, rendering, nested)
-    if not confirm(f"delete stack {env.stack_name} and its {len(nested)} nested stacks in "
+    retained = _retained(aws, rendering, nested or [])
+    count = "its" if nested is None else f"its {len(nested)}"
+    if not confirm(f"delete stack {env.stack_name} and {count} nested stacks in "
                    f"{env.account_id}/{env.region}"):
         _print(out, "not destroyed")
         return 1
@@ -287,6 +297,9 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
         _print(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
         for line in _aligned([(s, t, p) for s, t, p in retained], indent="  "):
             _print(out, line)
+    elif nested is None and env.protected:
+        _print(out, "retained resources could not be listed: look for the cluster's KMS key, secrets "
+                    "and snapshot bucket (DeletionPolicy Retain) and delete them by hand when no longer needed")
     else:
         _print(out, "nothing retained: data stores were deleted with the stacks")
     _print(out, _empty_artifacts(aws))

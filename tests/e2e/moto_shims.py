@@ -123,7 +123,9 @@ class _Secret(CloudFormationModel):
             description=props.get("Description"), tags=props.get("Tags", []), kms_key_id=props.get("KmsKeyId"),
             client_request_token=None, replica_regions=[], force_overwrite=False)
         arn = created["ARN"] if isinstance(created, dict) else __import__("json").loads(created)["ARN"]
-        return cls(arn, props.get("Name", resource_name), account_id, region_name)
+        secret = cls(arn, props.get("Name", resource_name), account_id, region_name)
+        secret.logical_resource_id = resource_name  # DescribeStackResources lists it under its logical ID
+        return secret
 
     def delete(self, account_id: str, region_name: str) -> None:
         secretsmanager_backends[account_id][region_name].delete_secret(
@@ -250,6 +252,46 @@ def shim_deleted_stack_resources() -> None:
     cfn_models.Stack.delete = delete
 
 
+def shim_termination_protection() -> None:
+    """moto 5.2.5: UpdateTerminationProtection is not implemented (HTTP 500) and DeleteStack
+    ignores the flag. Real CloudFormation sets it (change sets cannot, hence the separate
+    call) and refuses to delete a protected stack with a ValidationError."""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.responses import CloudFormationResponse
+    from moto.core.responses import ActionResult
+
+    def update_termination_protection(self):
+        stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+        stack.enable_termination_protection = str(self._get_param("EnableTerminationProtection")).lower() == "true"
+        return ActionResult({"StackId": stack.stack_id})
+
+    original_delete = cfn_models.CloudFormationBackend.delete_stack
+
+    def delete_stack(self, name_or_stack_id):
+        stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
+        if stack is not None and stack.enable_termination_protection:
+            raise ValidationError(message=f"Stack [{stack.name}] cannot be deleted while TerminationProtection "
+                                          f"is enabled")
+        return original_delete(self, name_or_stack_id)
+
+    CloudFormationResponse.update_termination_protection = update_termination_protection
+    cfn_models.CloudFormationBackend.delete_stack = delete_stack
+
+
+def shim_unsupported_resources_in_listing() -> None:
+    """moto 5.2.5: a resource type its CloudFormation does not model (here AWS::S3::BucketPolicy,
+    AWS::EC2::SecurityGroupEgress) is skipped, yet DescribeStackResources lists it as an entry
+    with no LogicalResourceId, type or physical ID. Real CloudFormation creates it and lists it
+    fully; leaving the skipped ones out keeps every listed entry well-formed."""
+    original = cfn_models.CloudFormationBackend.describe_stack_resources
+
+    def describe_stack_resources(self, stack_name, logical_resource_id):
+        stack, resources = original(self, stack_name, logical_resource_id)
+        return stack, [r for r in resources if getattr(r, "logical_resource_id", None)]
+
+    cfn_models.CloudFormationBackend.describe_stack_resources = describe_stack_resources
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -265,4 +307,6 @@ def apply() -> None:
     shim_failure_and_rollback()
     shim_change_set_outputs()
     shim_deleted_stack_resources()
+    shim_termination_protection()
+    shim_unsupported_resources_in_listing()
     _applied = True

@@ -1,0 +1,72 @@
+"""destroy's degraded path against botocore's Stubber: when the root's resources cannot be
+listed (e.g. a stack left half-created), the stack is still deleted and the wait completes."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import boto3
+from botocore.stub import ANY, Stubber
+
+from k3s_infra.config import load_environment
+from k3s_infra.deploy import lifecycle
+
+ROOT = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/1111"
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def _event(n, status, reason=None):
+    e = {"StackId": ROOT, "EventId": f"e{n}", "StackName": "k3s-dev", "LogicalResourceId": "k3s-dev",
+         "ResourceType": "AWS::CloudFormation::Stack", "Timestamp": T0.replace(second=n), "ResourceStatus": status}
+    if reason:
+        e["ResourceStatusReason"] = reason
+    return e
+
+
+def _client(service):
+    return boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x",
+                        endpoint_url=f"https://{service}.invalid")
+
+
+def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
+    cfn, s3_client = _client("cloudformation"), _client("s3")
+    root = {"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0, "StackStatus": "CREATE_FAILED"}
+    with Stubber(cfn) as c, Stubber(s3_client) as s:
+        c.add_response("describe_stacks", {"Stacks": [root]}, {"StackName": "k3s-dev"})
+        c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
+                           expected_params={"StackName": ROOT})
+        # Watcher.prime: discovery fails the same way, the root's history is marked as seen
+        c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
+                           expected_params={"StackName": ROOT})
+        c.add_response("describe_stack_events", {"StackEvents": [_event(1, "CREATE_FAILED")]}, {"StackName": ROOT})
+        c.add_response("delete_stack", {}, {"StackName": ROOT})
+        c.add_response("describe_stack_events", {"StackEvents": [
+            _event(3, "DELETE_COMPLETE"), _event(2, "DELETE_IN_PROGRESS", "User Initiated"),
+            _event(1, "CREATE_FAILED")]}, {"StackName": ROOT})
+        c.add_client_error("describe_stacks", "ValidationError", f"Stack with id {ROOT} does not exist",
+                           expected_params={"StackName": ROOT})
+        c.add_response("describe_stack_events", {"StackEvents": [_event(3, "DELETE_COMPLETE")]}, {"StackName": ROOT})
+        s.add_client_error("head_bucket", "404", http_status_code=404, expected_params={"Bucket": ANY})
+
+        class Aws:
+            env = load_environment("dev")
+            cloudformation, s3 = cfn, s3_client
+
+            @staticmethod
+            def check_account():
+                return "123456789012"
+
+        monkeypatch.setattr("time.sleep", lambda seconds: None)
+        asked = []
+        out = io.StringIO()
+        code = lifecycle.destroy(Aws, confirm=lambda what: asked.append(what) or True, out=out, poll=0)
+        c.assert_no_pending_responses()
+        s.assert_no_pending_responses()
+    text = out.getvalue()
+    assert code == 0, text
+    assert "warning: cannot list the resources of k3s-dev (ClientError); deleting it anyway" in text
+    assert asked == ["delete stack k3s-dev and its nested stacks in 123456789012/eu-west-1"]
+    streamed = [line.split()[3] for line in text.splitlines() if line[:2].isdigit()]
+    assert streamed == ["DELETE_IN_PROGRESS", "DELETE_COMPLETE"]  # history before the delete is not repeated
+    assert "k3s-dev: DELETE_COMPLETE" in text and "nothing retained" in text
