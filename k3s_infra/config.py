@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from k3s_infra import defaults
+from k3s_infra import addons_catalog, defaults
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
@@ -79,6 +79,7 @@ StackName = _shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack nam
 BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
 SemVer = _shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
 ImageTag = _shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
+ChartVersion = _shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")
 
 
 def _network(value: str) -> str:
@@ -231,6 +232,54 @@ class Nodes(Strict):
     ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
 
 
+class AddOn(Strict):
+    """One cluster add-on: a Helm chart K3s's helm controller installs from the servers' manifests."""
+
+    enabled: bool = False
+    version: ChartVersion | None = Field(None, description="Pinned chart version (default: the catalog's).")
+    repo: Url | None = Field(None, description="Chart repository, e.g. a mirror (default: the catalog's).")
+    values: dict[str, Any] = Field(default_factory=dict,
+                                   description="Chart values, merged over the catalog's defaults; never secrets.")
+
+
+class NodeTerminationHandler(AddOn):
+    enabled: bool | None = Field(None, description="Default: on when any agent pool runs on spot.")
+
+
+def _addon_field(name: str, model: type[AddOn] = AddOn) -> Any:
+    return Field(default_factory=model, description=addons_catalog.CATALOG[name].description)
+
+
+class Addons(Strict):
+    """Opt-in add-ons (see k3s_infra/addons_catalog.py for charts, versions and defaults)."""
+
+    cert_manager: AddOn = _addon_field("cert_manager")
+    rancher: AddOn = _addon_field("rancher")
+    victoria_metrics: AddOn = _addon_field("victoria_metrics")
+    victoria_logs: AddOn = _addon_field("victoria_logs")
+    grafana: AddOn = _addon_field("grafana")
+    alloy: AddOn = _addon_field("alloy")
+    longhorn: AddOn = _addon_field("longhorn")
+    vault: AddOn = _addon_field("vault")
+    gatekeeper: AddOn = _addon_field("gatekeeper")
+    node_termination_handler: NodeTerminationHandler = _addon_field("node_termination_handler",
+                                                                    NodeTerminationHandler)
+
+    @model_validator(mode="after")
+    def _values(self) -> Addons:
+        for name, entry in addons_catalog.CATALOG.items():
+            addon = getattr(self, name)
+            for key in entry.secret_values:
+                if key in addon.values:
+                    raise ValueError(f"{name}.values.{key}: is a secret; it is generated in Secrets Manager "
+                                     "and read at boot, never written in YAML")
+            if addon.enabled:
+                for key in entry.required_values:
+                    if key not in addon.values:
+                        raise ValueError(f"{name}.values.{key}: required when {name} is enabled")
+        return self
+
+
 class Deploy(Strict):
     stack_name: StackName | None = None
     artifact_bucket: BucketName | None = None
@@ -259,6 +308,7 @@ class Environment(Strict):
     servers: Servers = Field(default_factory=Servers)
     agent_pools: list[AgentPool] = Field(min_length=1, max_length=50)
     deploy: Deploy = Field(default_factory=Deploy)
+    addons: Addons = Field(default_factory=Addons)
 
     @model_validator(mode="after")
     def _consistent(self) -> Environment:
@@ -273,6 +323,12 @@ class Environment(Strict):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):
                 raise ValueError(f"k3s.{field}: overlaps network.vpc_cidr {vpc}")
         return self
+
+    @property
+    def draining(self) -> bool:
+        """Node termination handler and its queue: explicit, else on when any pool runs on spot."""
+        enabled = self.addons.node_termination_handler.enabled
+        return any(pool.spot for pool in self.agent_pools) if enabled is None else enabled
 
     @property
     def stack_name(self) -> str:

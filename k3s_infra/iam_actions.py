@@ -14,6 +14,7 @@ from awacs.aws import Action
 # Read-only discovery: no resource-level permissions exist for these.
 DESCRIBE_ONLY: tuple[Action, ...] = (
     autoscaling.DescribeAutoScalingGroups,
+    autoscaling.DescribeAutoScalingInstances,  # the node termination handler
     autoscaling.DescribeLaunchConfigurations,
     autoscaling.DescribeTags,
     ec2.DescribeInstances,

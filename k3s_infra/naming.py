@@ -22,6 +22,7 @@ STACK_CLUSTER_DATA = "ClusterData"
 STACK_NODE_IAM = "NodeIam"
 STACK_SERVER_INIT = "ServerInit"
 STACK_SERVERS = "Servers"
+STACK_DRAINING = "Draining"
 ROOT = "Root"
 
 
@@ -61,6 +62,12 @@ def secret_name(env: Environment, what: str) -> str:
     return f"{TAG_PREFIX}/{cluster_name(env)}/{what}"
 
 
+def addon_secret_name(env: Environment, addon: str, value_key: str) -> str:
+    """'rancher', 'bootstrapPassword' -> k3s-infra/<cluster>/addons/rancher-bootstrap-password."""
+    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", value_key).lower()
+    return secret_name(env, f"addons/{addon.replace('_', '-')}-{kebab}")
+
+
 def cluster_state_parameter(env: Environment) -> str:
     return f"/{TAG_PREFIX}/{cluster_name(env)}/cluster-state"
 
@@ -91,7 +98,13 @@ def cluster_tags(env: Environment) -> dict[str, str]:
 
 
 def node_tags(env: Environment, role: str) -> dict[str, str]:
-    return {**cluster_tags(env), f"{TAG_PREFIX}:role": role}
+    tags = {**cluster_tags(env), f"{TAG_PREFIX}:role": role}
+    if env.draining:
+        # The node termination handler drains only groups and instances wearing its tag.
+        from k3s_infra.addons_catalog import NTH_MANAGED_TAG
+
+        tags[NTH_MANAGED_TAG] = "true"
+    return tags
 
 
 def name_tag(logical: str) -> str:

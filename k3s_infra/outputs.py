@@ -23,6 +23,12 @@ CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
 SNAPSHOT_BUCKET = "SnapshotBucketName"
 CLUSTER_KEY = "ClusterKeyArn"
 
+# Draining stack (only when the node termination handler is on)
+DRAIN_QUEUE_URL = "DrainQueueUrl"
+DRAIN_QUEUE_ARN = "DrainQueueArn"
+
+# Cluster data stack, per add-on secret: addons.SecretSpec.output (e.g. RancherBootstrapPasswordSecretArn)
+
 # Node IAM stack
 SERVER_INSTANCE_PROFILE = "ServerInstanceProfileArn"
 AGENT_INSTANCE_PROFILE = "AgentInstanceProfileArn"

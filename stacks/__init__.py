@@ -5,7 +5,7 @@ from __future__ import annotations
 from k3s_infra import naming
 from k3s_infra.config import Environment
 from k3s_infra.template import StackTemplate
-from stacks import agent_pool, api_endpoint, cluster_data, node_iam, security, servers
+from stacks import agent_pool, api_endpoint, cluster_data, draining, node_iam, security, servers
 
 
 def build_children(env: Environment) -> dict[str, StackTemplate]:
@@ -18,6 +18,8 @@ def build_children(env: Environment) -> dict[str, StackTemplate]:
         naming.STACK_SERVER_INIT: servers.build_init(env),
         naming.STACK_SERVERS: servers.build_joining(env),
     }
+    if env.draining:
+        children[naming.STACK_DRAINING] = draining.build(env)
     for pool in env.agent_pools:
         children[naming.agent_pool_stack(pool.name)] = agent_pool.build(env, pool)
     return children

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from k3s_infra import naming
 from k3s_infra import outputs as o
-from k3s_infra.components import cluster_key, secrets, snapshot_bucket
+from k3s_infra.components import addon_secrets, cluster_key, secrets, snapshot_bucket
 from k3s_infra.config import Environment
 from k3s_infra.template import StackTemplate
 
@@ -22,4 +22,6 @@ def build(env: Environment) -> StackTemplate:
     t.output(o.CLUSTER_STATE_PARAMETER, refs.cluster_state, "Cluster-state marker parameter")
     t.output(o.SNAPSHOT_BUCKET, bucket.name, "etcd snapshot bucket")
     t.output(o.CLUSTER_KEY, key.arn, "KMS key of the cluster secrets")
+    for name, secret in addon_secrets.build(t, env, key.arn, retain=env.protected).items():
+        t.output(name, secret, "Add-on secret, read by the servers at boot")
     return t

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from troposphere import Ref
 
+from k3s_infra import addons
 from k3s_infra import outputs as o
 from k3s_infra.template import StackTemplate
 
@@ -27,6 +28,9 @@ _TYPES: dict[str, tuple[str, str]] = {
     o.CLUSTER_STATE_PARAMETER: ("String", "Name of the SSM parameter marking an initialised cluster"),
     o.SNAPSHOT_BUCKET: ("String", "Name of the etcd snapshot bucket"),
     o.CLUSTER_KEY: ("String", "ARN of the KMS key encrypting the cluster secrets"),
+    o.DRAIN_QUEUE_URL: ("String", "URL of the node termination handler's SQS queue"),
+    o.DRAIN_QUEUE_ARN: ("String", "ARN of the node termination handler's SQS queue"),
+    **{spec.output: ("String", f"ARN of the secret: {spec.description}") for spec in addons.all_secret_specs()},
     o.SERVER_INSTANCE_PROFILE: ("String", "ARN of the server instance profile"),
     o.AGENT_INSTANCE_PROFILE: ("String", "ARN of the agent instance profile"),
     o.MIN_SIZE: ("Number", "Minimum number of instances"),

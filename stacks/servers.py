@@ -20,12 +20,13 @@ _INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER)
 def _build(env: Environment, role: str, description: str, sized_by_parameter: bool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
     p = declare_all(t, *_SHARED, *(_INIT_ONLY if role == "server-init" else ()),
-                    *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()))
+                    *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
+                    *bootstrap.addon_parameters(env, role))
     tags = naming.node_tags(env, role)
     refs = bootstrap.BootRefs(
         api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
         kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
-        snapshot_bucket=p[o.SNAPSHOT_BUCKET])
+        snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)})
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],

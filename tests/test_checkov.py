@@ -14,6 +14,7 @@ EXPECTED_SKIPS = {
     ("ApiEndpoint", "ApiLoadBalancer", "CKV_AWS_91"),   # NLB access logs need a TLS listener
     ("ClusterData", "SnapshotBucket", "CKV_AWS_18"),    # access logging -> CloudTrail data events
     ("NodeIam", "ServerRole", "CKV_AWS_111"),           # cloud controller creates resources at run time
+    ("Draining", "DrainQueue", "CKV_AWS_27"),           # SSE-SQS encryption, which checkov does not recognise
 }
 
 
@@ -48,4 +49,4 @@ def test_skips_are_few_deliberate_and_explained(rendered, name):
             for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
                 assert len(skip["comment"]) > 30, skip  # a reason, not a shrug
                 skips.add((stack_id, logical, skip["id"]))
-    assert skips == EXPECTED_SKIPS
+    assert skips == {skip for skip in EXPECTED_SKIPS if skip[0] in rendered[name].templates}

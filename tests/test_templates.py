@@ -42,7 +42,8 @@ def node_stacks(r) -> list[str]:
 def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
     expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers"} | {
-        "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools}
+        "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
+        {"Draining"} if r.env.draining else set())
     assert set(stacks) == expected
     assert len(stacks) >= 4
     for stack in stacks.values():

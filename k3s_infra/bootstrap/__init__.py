@@ -10,7 +10,16 @@ everything a node needs, so it never downloads its own logic:
 * ``/etc/k3s-infra/rejoin.yaml`` (first server only): the drop-in that makes a
   replaced first server join the existing cluster instead of initialising one;
 * the AWS cloud controller manager's HelmChart (servers only);
+* the enabled add-ons' HelmCharts (servers only; see ``k3s_infra.addons``): one
+  multi-document manifest, gzip+base64 encoded (cloud-init's ``gz+b64``) so every
+  add-on fits in EC2's 16 KB; values known only at boot (generated passwords, the
+  drain queue's URL) reach the charts through Secrets the boot script writes;
 * ``boot.sh`` from this package, run once by ``runcmd``.
+
+The boot script and the add-on manifests are static text, so they travel
+gzip-compressed and base64-encoded (``encoding: gz+b64``, decoded by
+cloud-init's write_files); everything carrying a deploy-time parameter stays
+plain text for ``Fn::Sub``.
 
 Deploy-time values (the load balancer's DNS name, secret ARNs, the snapshot
 bucket) are node-stack parameters, substituted by ``Fn::Sub``.
@@ -18,13 +27,16 @@ bucket) are node-stack parameters, substituted by ``Fn::Sub``.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra import limits, naming
+from k3s_infra import addons, limits, naming
+from k3s_infra import outputs as o
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import AgentPool, Environment
 
@@ -34,7 +46,9 @@ BOOT_SCRIPT = "/usr/local/sbin/k3s-infra-boot"
 BOOT_ENV = "/etc/k3s-infra/boot.env"
 REJOIN_CONFIG = "/etc/k3s-infra/rejoin.yaml"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
-CCM_MANIFEST = "/var/lib/rancher/k3s/server/manifests/k3s-infra-aws-cloud-controller-manager.yaml"
+MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
+ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class BootRefs:
     kubeconfig_secret: Ref | None = None
     cluster_state_parameter: Ref | None = None
     snapshot_bucket: Ref | None = None
+    # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
+    addon: dict[str, Ref] = field(default_factory=dict)
 
 
 # Which BootRefs each role uses; the node stacks declare exactly these parameters.
@@ -56,6 +72,13 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket"),
     "agent": ("api_dns_name", "agent_token_secret"),
 }
+
+
+def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
+    """Node-stack parameters the enabled add-ons add to a role (servers only)."""
+    if role == "agent":
+        return ()
+    return tuple(value.parameter for value in addons.boot_values(env))
 
 
 def boot_script() -> str:
@@ -83,6 +106,16 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     if role == "server-init":
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"),
                      "STATE_PARAMETER": p("cluster_state_parameter")}
+    packages, services = addons.node_packages(env)
+    if packages:
+        settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
+    if role != "agent":
+        # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
+        for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
+            entries = [f"{v.kubernetes_secret}={v.value_key}={p(v.parameter)}"
+                       for v in addons.boot_values(env) if v.secret is secret]
+            if entries:
+                settings[key] = " ".join(entries)
     for key, value in settings.items():
         if "'" in value or "\n" in value:
             raise ValueError(f"boot setting {key} cannot be shell-quoted: {value!r}")
@@ -112,8 +145,31 @@ def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[di
     if role != "agent":
         entries.append({"path": CCM_MANIFEST, "permissions": "0600",
                         "content": k3s_config.dump(k3s_config.cloud_controller_manifest(env))})
-    entries.append({"path": BOOT_SCRIPT, "permissions": "0700", "content": boot_script()})
+        entries += addon_files(env)
+    entries.append(packed(BOOT_SCRIPT, "0700", boot_script()))
     return entries
+
+
+def addon_files(env: Environment) -> list[dict[str, str]]:
+    """write_files entries of the add-on manifests on a server."""
+    bundle = addons.bundle(env)
+    return [packed(ADDONS_MANIFEST, "0600", bundle)] if bundle else []
+
+
+def packed(path: str, permissions: str, text: str) -> dict[str, str]:
+    """A write_files entry of static text, gzip-compressed and base64-encoded."""
+    if _PLACEHOLDER.search(text):
+        raise ValueError(f"{path}: a packed file cannot carry deploy-time parameters")
+    # mtime=0: the same text gives the same bytes (templates are content-addressed).
+    data = base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
+    return {"path": path, "permissions": permissions, "encoding": "gz+b64", "content": data}
+
+
+def unpacked(entry: dict[str, str]) -> str:
+    """The text cloud-init writes for a write_files entry (plain or gz+b64)."""
+    if entry.get("encoding") == "gz+b64":
+        return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    return entry["content"]
 
 
 def cloud_config(env: Environment, role: str, pool: AgentPool | None = None) -> str:
@@ -145,6 +201,11 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         naming.camel("kubeconfig_secret"): secret("kubeconfig"),
         naming.camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
         naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
+        # https://sqs.<region>.amazonaws.com/<account>/<queue name of at most 80 characters>
+        o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.amazonaws.com.cn/{env.account_id}/" + "x" * 80,
+        **{spec.output: arn.format(region=env.region, account=env.account_id,
+                                   name=naming.addon_secret_name(env, spec.addon, spec.value_key))
+           for spec in addons.all_secret_specs()},
     }
 
 
@@ -157,6 +218,7 @@ def user_data(env: Environment, role: str, refs: BootRefs, pool: AgentPool | Non
             f"agent_pools[{pool.name}]" if pool else "k3s",
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
     variables = {naming.camel(field): getattr(refs, field) for field in NEEDS[role]}
+    variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
         raise ValueError(f"{role} user data needs parameters {missing}")

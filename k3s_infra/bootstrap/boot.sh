@@ -5,8 +5,11 @@
 #   /etc/k3s-infra/boot.env        settings of this node role (no secrets)
 #   /etc/rancher/k3s/config.yaml   the K3s configuration of this role
 #   /etc/k3s-infra/rejoin.yaml     (first server only) the settings that make it join instead
+#   .../server/manifests/          (servers) HelmCharts of the cloud controller and add-ons
 # This script adds what only the instance knows, fetches the token with the
-# instance role, installs the pinned K3s and, on the first server, publishes
+# instance role, installs the add-ons' node packages, writes the add-on values
+# known only at boot (generated passwords, the drain queue URL) as Secrets for
+# the HelmCharts, installs the pinned K3s and, on the first server, publishes
 # the kubeconfig and marks the cluster initialised.
 #
 # Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces
@@ -28,6 +31,7 @@ die() { log "error: $*"; exit 1; }
 . "$root/etc/k3s-infra/boot.env"
 : "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${INSTALLER_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
 k3s_dir=$root/etc/rancher/k3s
+manifests=$root/var/lib/rancher/k3s/server/manifests
 api_url=https://$API_HOST:6443
 
 # Sleep before attempt $1 + 1: exponential from retry_base, capped at retry_max, jittered.
@@ -121,6 +125,44 @@ EOF
 retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
 if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
   retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
+fi
+
+# Node packages the enabled add-ons need (Longhorn: the iSCSI and NFS clients).
+if [ -n "${PACKAGES:-}" ]; then
+  read -ra packages <<<"$PACKAGES"
+  read -ra services <<<"${SERVICES:-}"
+  log "installing ${packages[*]}"
+  retry 5 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
+  for service in "${services[@]}"; do
+    systemctl enable --now "$service" || die "cannot start $service"
+  done
+fi
+
+# values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
+# names. printf is a builtin: the value is never on a command line or in the log.
+values_secret() {
+  printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
+    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$3\"" >"$manifests/$1.yaml"
+}
+# secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
+secret_value() {
+  local value
+  value=$(awscli secretsmanager get-secret-value --secret-id "$3" --query SecretString) || return 1
+  values_secret "$1" "$2" "$value"
+}
+if [ -n "${ADDON_SECRETS:-}${ADDON_VALUES:-}" ]; then
+  mkdir -p "$manifests"
+  read -ra entries <<<"${ADDON_SECRETS:-}"
+  for entry in "${entries[@]}"; do  # name=key=arn
+    IFS='=' read -r name key arn <<<"$entry"
+    retry 10 secret_value "$name" "$key" "$arn" || die "cannot read the add-on secret for $name"
+  done
+  read -ra entries <<<"${ADDON_VALUES:-}"
+  for entry in "${entries[@]}"; do  # name=key=value
+    IFS='=' read -r name key value <<<"$entry"
+    values_secret "$name" "$key" "$value"
+  done
+  log "add-on values written for the helm controller"
 fi
 
 initialising=false

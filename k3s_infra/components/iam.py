@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, ec2, iam, kms, s3, secretsmanager, ssm
+from awacs import autoscaling, ec2, iam, kms, s3, secretsmanager, sqs, ssm
 from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLikeIfExists
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
@@ -30,6 +30,8 @@ class NodeAccess:
     cluster_key: Ref
     snapshot_folder: str
     cluster: str
+    addon_secrets: tuple[Ref, ...] = ()  # generated add-on values (e.g. Rancher's bootstrap password)
+    drain_queue: Ref | None = None  # the node termination handler's queue, when draining is on
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,20 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
+        *_addon_statements(access),
     ]
+
+
+def _addon_statements(access: NodeAccess) -> list[Statement]:
+    """Servers write the add-on values Secrets at boot and run the node termination handler."""
+    statements = []
+    if access.addon_secrets:
+        statements.append(Statement(Sid="ReadAddonSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                                    Resource=list(access.addon_secrets)))
+    if access.drain_queue is not None:
+        statements.append(Statement(Sid="NodeTerminationHandlerQueue", Effect=Allow,
+                                    Action=[sqs.ReceiveMessage, sqs.DeleteMessage], Resource=[access.drain_queue]))
+    return statements
 
 
 def agent_statements(access: NodeAccess) -> list[Statement]:

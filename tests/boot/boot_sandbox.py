@@ -34,6 +34,17 @@ PARAMETERS = {
     "KubeconfigSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/kubeconfig-MnOpQr",
     "ClusterStateParameterName": "/k3s-infra/k3s/cluster-state",
     "SnapshotBucketName": "k3s-snapshots-bucket",
+    # Add-ons (k3s_infra/addons.py): generated secrets and the drain queue.
+    "RancherBootstrapPasswordSecretArn":
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/addons/rancher-bootstrap-password-StUvWx",
+    "GrafanaAdminPasswordSecretArn":
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/addons/grafana-admin-password-YzAbCd",
+    "DrainQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/k3s-Draining-DrainQueue-0AbC1dE2",
+}
+# What Secrets Manager generated for the add-ons.
+ADDON_SECRETS = {
+    PARAMETERS["RancherBootstrapPasswordSecretArn"]: "RanCherB00tstrapPassw0rdGenerated",
+    PARAMETERS["GrafanaAdminPasswordSecretArn"]: "GrafanaAdm1nPassw0rdGeneratedXyz",
 }
 JOIN_URL = f"https://{PARAMETERS['ApiDnsName']}:6443"
 SERVER_TOKEN = "S3rv3rT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzAB"
@@ -200,6 +211,13 @@ KUBECONFIG
 fi
 '''
 
+# dnf and systemctl: record what the boot asks of the package manager and init system.
+_RECORDER_STUB = r'''
+import json, os, sys
+with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + ".jsonl"), "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\n")
+'''
+
 _K3S_STUB = r'''
 import json, os, sys
 with open(os.path.join(os.environ["STUB_LOG"], "k3s.jsonl"), "a") as log:
@@ -235,6 +253,14 @@ class BootRun:
     @property
     def k3s_calls(self) -> list[list[str]]:
         return self._lines("k3s.jsonl")
+
+    @property
+    def dnf_calls(self) -> list[list[str]]:
+        return self._lines("dnf.jsonl")
+
+    @property
+    def systemctl_calls(self) -> list[list[str]]:
+        return self._lines("systemctl.jsonl")
 
     @property
     def installs(self) -> list[dict[str, str]]:
@@ -274,13 +300,15 @@ class Sandbox:
         for entry in document["write_files"]:  # what cloud-init's write_files does
             target = root / entry["path"].lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(entry["content"])
+            content = bootstrap.unpacked(entry)  # decodes encoding: gz+b64 as cloud-init does
+            target.write_text(content)
             target.chmod(int(entry["permissions"], 8))
-            written[entry["path"]] = entry["content"]
+            written[entry["path"]] = content
         boot_env = dict(line.split("=", 1) for line in written[bootstrap.BOOT_ENV].splitlines())
         state = {
             "secrets": {PARAMETERS["TokenSecretArn"]: SERVER_TOKEN, PARAMETERS["AgentTokenSecretArn"]: AGENT_TOKEN,
-                        PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager"},
+                        PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager",
+                        **ADDON_SECRETS},
             "parameters": {PARAMETERS["ClusterStateParameterName"]: marker},
             "writes": [], "unreachable": list(unreachable),
             "installer_url": boot_env["INSTALLER_URL"].strip("'"),
@@ -288,7 +316,8 @@ class Sandbox:
         }
         state_path = base / "aws-state.json"  # the AWS side, not the node
         state_path.write_text(json.dumps(state))
-        for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("k3s", _K3S_STUB)):
+        for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("k3s", _K3S_STUB),
+                           ("dnf", _RECORDER_STUB), ("systemctl", _RECORDER_STUB)):
             (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
             (bin_dir / name).chmod(0o755)
         installer = base / "installer-stub.sh"

@@ -55,7 +55,8 @@ def test_every_server_template_carries_the_server_settings(r):
 def test_every_template_sets_the_provider_id_and_names_no_secret(r):
     for stack_id, template in _launch_templates(r).items():
         user_data = expand(template)
-        assert "provider-id=aws:///" in user_data, stack_id
+        written = "".join(bootstrap.unpacked(f) for f in yaml.safe_load(user_data)["write_files"])
+        assert "provider-id=aws:///" in written, stack_id
         config = _k3s_config(user_data)
         assert "token" not in config and "agent-token" not in config
         assert config["token-file"] == k3s_config.TOKEN_FILE
@@ -79,7 +80,8 @@ def test_the_embedded_boot_script_is_the_packaged_one(r):
     for template in _launch_templates(r).values():
         document = yaml.safe_load(expand(template))
         (script,) = [f for f in document["write_files"] if f["path"] == bootstrap.BOOT_SCRIPT]
-        assert script["content"] == bootstrap.boot_script()
+        assert script["encoding"] == "gz+b64"  # static text travels compressed
+        assert bootstrap.unpacked(script) == bootstrap.boot_script()
         assert script["permissions"] == "0700"
         assert document["runcmd"] == [[bootstrap.BOOT_SCRIPT]]
 

@@ -1,0 +1,172 @@
+"""Add-ons as K3s HelmChart manifests, built as data from the environment and
+the catalog (``addons_catalog``).
+
+The servers' boot writes these into ``/var/lib/rancher/k3s/server/manifests/``
+where K3s's deploy controller applies them and its helm controller installs
+the charts: no Helm or kubectl runs anywhere else. Secret values never appear
+here: a chart that needs one lists a Kubernetes Secret in ``valuesSecrets``,
+and the servers write that Secret at boot from Secrets Manager (see
+``secret_specs`` and ``boot.sh``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from k3s_infra import naming
+from k3s_infra.addons_catalog import CATALOG, CatalogEntry
+from k3s_infra.config import AddOn, Environment
+
+API_VERSION = "helm.cattle.io/v1"
+HELM_NAMESPACE = "kube-system"  # where HelmChart objects (and their values Secrets) live
+VALUES_KEY = "values.yaml"  # key of a values Secret
+
+
+def _kebab(text: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text).lower()
+
+
+@dataclass(frozen=True)
+class BootValue:
+    """A chart value the servers supply at boot, as a Kubernetes Secret the HelmChart's
+    ``valuesSecrets`` names: from a generated secret (``secret``) or a deploy-time
+    parameter such as the drain queue's URL."""
+
+    addon: str
+    value_key: str  # top-level chart value, e.g. bootstrapPassword
+    description: str
+    parameter: str  # node-stack parameter: the secret's ARN, or the value itself
+    secret: bool
+
+    @property
+    def kubernetes_secret(self) -> str:
+        return f"k3s-infra-{chart_name(self.addon)}-{_kebab(self.value_key)}"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A generated secret whose value becomes one chart value at boot."""
+
+    addon: str
+    value_key: str
+    description: str
+
+    @property
+    def logical_id(self) -> str:
+        return naming.logical_id(self.addon, self.value_key, "Secret")
+
+    @property
+    def output(self) -> str:
+        """Output/Parameter name carrying the secret's ARN between stacks."""
+        return naming.logical_id(self.addon, self.value_key, "SecretArn")
+
+
+def chart_name(addon: str) -> str:
+    return addon.replace("_", "-")
+
+
+def enabled(env: Environment) -> list[str]:
+    """Add-ons switched on, with the ones they require, in catalog order."""
+    wanted: set[str] = set()
+
+    def want(name: str) -> None:
+        if name not in wanted:
+            wanted.add(name)
+            for dependency in CATALOG[name].requires:
+                want(dependency)
+
+    for name in CATALOG:
+        if name == "node_termination_handler":
+            if env.draining:
+                want(name)
+        elif getattr(env.addons, name).enabled:
+            want(name)
+    return [name for name in CATALOG if name in wanted]
+
+
+def secret_specs(env: Environment) -> list[SecretSpec]:
+    return [SecretSpec(name, key, description) for name in enabled(env)
+            for key, description in CATALOG[name].secret_values.items()]
+
+
+def all_secret_specs() -> list[SecretSpec]:
+    """Every secret an environment could need (parameter types are declared for all of them)."""
+    return [SecretSpec(name, key, description) for name, entry in CATALOG.items()
+            for key, description in entry.secret_values.items()]
+
+
+def boot_values(env: Environment) -> list[BootValue]:
+    """Every value the servers supply at boot, secrets first."""
+    found = [BootValue(s.addon, s.value_key, s.description, s.output, True) for s in secret_specs(env)]
+    for name in enabled(env):
+        found += [BootValue(name, key, f"{name} {key}", parameter, False)
+                  for key, parameter in CATALOG[name].runtime_values.items()]
+    return found
+
+
+def node_packages(env: Environment) -> tuple[list[str], list[str]]:
+    """(packages, services) the enabled add-ons need on every node."""
+    packages: list[str] = []
+    services: list[str] = []
+    for name in enabled(env):
+        packages += [p for p in CATALOG[name].packages if p not in packages]
+        services += [s for s in CATALOG[name].services if s not in services]
+    return packages, services
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Values: mappings merge key by key, anything else (lists included) is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def values(env: Environment, name: str) -> dict[str, Any]:
+    entry: CatalogEntry = CATALOG[name]
+    config: AddOn = getattr(env.addons, name)
+    known = {"awsRegion": env.region} if name == "node_termination_handler" else {}
+    return _merge(_merge(entry.values, known), config.values)
+
+
+def version(env: Environment, name: str) -> str:
+    return getattr(env.addons, name).version or CATALOG[name].version
+
+
+def helm_chart(env: Environment, name: str) -> dict[str, Any]:
+    """The HelmChart object of one add-on."""
+    from k3s_infra.bootstrap.k3s_config import dump  # the one YAML writer of node files
+
+    entry = CATALOG[name]
+    config: AddOn = getattr(env.addons, name)
+    repo = config.repo or entry.repo
+    chart = entry.chart if repo is None or entry.repo is not None else entry.chart.rsplit("/", 1)[-1]
+    spec: dict[str, Any] = {"chart": chart}
+    if repo:
+        spec["repo"] = repo
+    spec |= {"version": version(env, name), "targetNamespace": entry.namespace}
+    if entry.namespace != HELM_NAMESPACE:
+        spec["createNamespace"] = True
+    from_boot = [v for v in boot_values(env) if v.addon == name]
+    if from_boot:
+        spec["valuesSecrets"] = [{"name": v.kubernetes_secret, "keys": [VALUES_KEY]} for v in from_boot]
+    spec["valuesContent"] = dump(values(env, name))
+    return {"apiVersion": API_VERSION, "kind": "HelmChart",
+            "metadata": {"name": chart_name(name), "namespace": HELM_NAMESPACE}, "spec": spec}
+
+
+def charts(env: Environment) -> list[dict[str, Any]]:
+    """The HelmChart of every enabled add-on, in catalog order."""
+    return [helm_chart(env, name) for name in enabled(env)]
+
+
+def bundle(env: Environment) -> str:
+    """Every enabled add-on's HelmChart as one multi-document manifest ('' when none is on)."""
+    from k3s_infra.bootstrap.k3s_config import dump
+
+    return "".join(f"---\n{dump(chart)}" for chart in charts(env))

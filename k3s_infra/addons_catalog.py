@@ -1,0 +1,124 @@
+"""The cluster add-ons k3s-infra knows, as data: chart, pinned version, target
+namespace and default values. An environment's ``addons:`` section switches
+each one on and may override its version, repository and values; everything
+else comes from here.
+
+Pinned versions are reviewed choices (chart releases current when they were
+picked, compatible with the default K3s minor): bump them here, in one place.
+Values that are secrets are never here nor in an environment file: each entry
+names the value keys filled at boot from a Secrets Manager secret (see
+``secret_values``), which K3s's helm controller merges through the HelmChart's
+``valuesSecrets``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from k3s_infra import outputs as o
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    chart: str  # chart name in ``repo``, or an oci:// reference when repo is None
+    repo: str | None
+    version: str
+    namespace: str
+    description: str
+    values: dict[str, Any] = field(default_factory=dict)
+    # Top-level value key -> what the generated secret is, e.g. {"bootstrapPassword": "..."}.
+    secret_values: dict[str, str] = field(default_factory=dict)
+    # Top-level value key -> node-stack parameter giving it at deploy time (e.g. a queue URL).
+    runtime_values: dict[str, str] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()  # other add-ons switched on with this one
+    packages: tuple[str, ...] = ()  # node packages (Amazon Linux 2023 dnf names), every node
+    services: tuple[str, ...] = ()  # systemd units enabled after the packages are installed
+    required_values: tuple[str, ...] = ()  # top-level keys the environment must give
+
+
+_CONTROL_PLANE = {
+    "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
+    "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                     "effect": "NoSchedule"}],
+}
+
+# Keys are the config names under ``addons:`` (underscores); the HelmChart name is the
+# same with dashes.
+CATALOG: dict[str, CatalogEntry] = {
+    "cert_manager": CatalogEntry(
+        chart="cert-manager", repo="https://charts.jetstack.io", version="v1.18.2", namespace="cert-manager",
+        description="certificates for Rancher and other ingresses",
+        values={"crds": {"enabled": True}}),
+    "rancher": CatalogEntry(
+        chart="rancher", repo="https://releases.rancher.com/server-charts/stable", version="2.12.1",
+        namespace="cattle-system",
+        description="access management; identity providers are configured in Rancher after install",
+        values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}}, "auditLog": {"level": 1}},
+        secret_values={"bootstrapPassword": "first admin login to Rancher (change it at first login)"},
+        requires=("cert_manager",), required_values=("hostname",)),
+    "victoria_metrics": CatalogEntry(
+        chart="victoria-metrics-single", repo="https://victoriametrics.github.io/helm-charts",
+        version="0.24.5", namespace="monitoring",
+        description="metrics store, scraping the cluster itself",
+        values={"server": {"retentionPeriod": "30d",
+                           "persistentVolume": {"enabled": True, "size": "50Gi"},
+                           "scrape": {"enabled": True}}}),
+    "victoria_logs": CatalogEntry(
+        chart="victoria-logs-single", repo="https://victoriametrics.github.io/helm-charts",
+        version="0.11.8", namespace="monitoring",
+        description="log store; accepts the Loki push API Alloy ships to",
+        values={"server": {"retentionPeriod": "14d",
+                           "persistentVolume": {"enabled": True, "size": "50Gi"}}}),
+    "grafana": CatalogEntry(
+        chart="grafana", repo="https://grafana.github.io/helm-charts", version="9.3.1", namespace="monitoring",
+        description="dashboards over VictoriaMetrics",
+        values={"persistence": {"enabled": True, "size": "10Gi"},
+                "datasources": {"datasources.yaml": {"apiVersion": 1, "datasources": [{
+                    "name": "VictoriaMetrics", "type": "prometheus", "isDefault": True, "access": "proxy",
+                    "url": "http://victoria-metrics-victoria-metrics-single-server.monitoring.svc:8428"}]}}},
+        secret_values={"adminPassword": "Grafana admin password"},
+        requires=("victoria_metrics",)),
+    # Grafana Alloy succeeds Promtail (end of life in 2026) as the log shipper.
+    "alloy": CatalogEntry(
+        chart="alloy", repo="https://grafana.github.io/helm-charts", version="1.2.1", namespace="monitoring",
+        description="log shipper (Promtail's successor): pod logs to VictoriaLogs",
+        values={"alloy": {"mounts": {"varlog": True}, "configMap": {"content": "\n".join([
+            'discovery.kubernetes "pods" {', '  role = "pod"', "}",
+            'loki.source.kubernetes "pods" {', "  targets    = discovery.kubernetes.pods.targets",
+            "  forward_to = [loki.write.victorialogs.receiver]", "}",
+            'loki.write "victorialogs" {', "  endpoint {",
+            '    url = "http://victoria-logs-victoria-logs-single-server.monitoring.svc:9428'
+            '/insert/loki/api/v1/push"', "  }", "}", ""])}}},
+        requires=("victoria_logs",)),
+    "longhorn": CatalogEntry(
+        chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
+        description="replicated block storage on the nodes' disks",
+        values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
+                "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",
+                                    "nodeDrainPolicy": "block-for-eviction-if-contains-last-replica"}},
+        packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",)),
+    "vault": CatalogEntry(
+        chart="vault", repo="https://helm.releases.hashicorp.com", version="0.30.1", namespace="vault",
+        description="secrets; initialise and unseal after install (or configure auto-unseal)",
+        values={"server": {"ha": {"enabled": True, "replicas": 3, "raft": {"enabled": True}},
+                           "dataStorage": {"size": "10Gi"}},
+                "injector": {"enabled": True}}),
+    "gatekeeper": CatalogEntry(
+        chart="gatekeeper", repo="https://open-policy-agent.github.io/gatekeeper/charts", version="3.20.0",
+        namespace="gatekeeper-system", description="OPA Gatekeeper admission policy",
+        values={"replicas": 3, "auditInterval": 60}),
+    # Served by the SQS queue and EventBridge rules of the Draining stack; runs on servers
+    # only, so only the server role may read the queue.
+    "node_termination_handler": CatalogEntry(
+        chart="oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", repo=None, version="0.27.2",
+        namespace="kube-system", description="drains nodes before ASG termination, spot interruption or rebalance",
+        values={"enableSqsTerminationDraining": True, "enableRebalanceDraining": False,
+                "enableRebalanceMonitoring": True, "checkTagBeforeDraining": True,
+                "managedTag": "aws-node-termination-handler/managed", "deleteSqsMsgIfNodeNotFound": True,
+                "replicas": 1, **_CONTROL_PLANE},
+        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}),
+}
+
+# The ASG/instance tag the handler acts on (its managedTag).
+NTH_MANAGED_TAG = "aws-node-termination-handler/managed"

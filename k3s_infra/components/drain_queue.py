@@ -1,0 +1,70 @@
+"""The node termination handler's event queue: an encrypted SQS queue and the
+EventBridge rules that feed it (ASG termination lifecycle actions of this
+cluster's groups, spot interruption warnings, rebalance recommendations,
+instance state changes and scheduled EC2 maintenance).
+
+The handler runs in queue mode on the servers: it reads the queue, cordons and
+drains the node, and completes the ASG lifecycle action so the instance goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs import sqs
+from awacs.aws import Allow, ArnEquals, Condition, PolicyDocument, Principal, Statement
+from troposphere import GetAtt, Ref
+from troposphere.events import Rule, Target
+from troposphere.sqs import Queue, QueuePolicy
+
+from k3s_infra.template import StackTemplate
+
+# NTH's recommendation: events older than this are stale (the instance is gone).
+MESSAGE_RETENTION_SECONDS = 300
+EC2_STOPPING_STATES = ["stopping", "stopped", "shutting-down", "terminated"]
+
+
+@dataclass(frozen=True)
+class DrainQueueRefs:
+    url: Ref
+    arn: GetAtt
+    rules: dict[str, Rule]
+
+
+def event_patterns(asg_name_prefix: str) -> dict[str, tuple[str, dict]]:
+    """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue."""
+    return {
+        "AsgTerminateRule": ("ASG termination lifecycle actions of this cluster's groups", {
+            "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+            # Nested stacks, and so their groups, are named <root stack>-<child>-...
+            "detail": {"AutoScalingGroupName": [{"prefix": asg_name_prefix}]}}),
+        "SpotInterruptionRule": ("EC2 spot interruption warnings", {
+            "source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}),
+        "RebalanceRule": ("EC2 instance rebalance recommendations", {
+            "source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]}),
+        "StateChangeRule": ("EC2 instances stopping or terminating", {
+            "source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"],
+            "detail": {"state": EC2_STOPPING_STATES}}),
+        "ScheduledChangeRule": ("scheduled EC2 maintenance (AWS Health)", {
+            "source": ["aws.health"], "detail-type": ["AWS Health Event"],
+            "detail": {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}}),
+    }
+
+
+def build(t: StackTemplate, asg_name_prefix: str) -> DrainQueueRefs:
+    queue = t.add(Queue("DrainQueue", MessageRetentionPeriod=MESSAGE_RETENTION_SECONDS, SqsManagedSseEnabled=True))
+    t.skip_check(queue, "CKV_AWS_27", "encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which the check does "
+                                      "not recognise; a KMS key would need a key policy for EventBridge and decrypt "
+                                      "rights for the servers without narrowing who reads the queue")
+    queue_arn = GetAtt(queue, "Arn")
+    rules = {}
+    for logical, (description, pattern) in event_patterns(asg_name_prefix).items():
+        rules[logical] = t.add(Rule(
+            logical, Description=f"Node termination handler: {description}", EventPattern=pattern,
+            State="ENABLED", Targets=[Target(Id="DrainQueue", Arn=queue_arn)]))
+    t.add(QueuePolicy("DrainQueuePolicy", Queues=[Ref(queue)], PolicyDocument=PolicyDocument(
+        Version="2012-10-17", Statement=[Statement(
+            Sid="EventBridgeRulesOfThisCluster", Effect=Allow, Principal=Principal("Service", "events.amazonaws.com"),
+            Action=[sqs.SendMessage], Resource=[queue_arn],
+            Condition=Condition(ArnEquals("aws:SourceArn", [GetAtt(rule, "Arn") for rule in rules.values()])))])))
+    return DrainQueueRefs(url=Ref(queue), arn=queue_arn, rules=rules)
