@@ -63,7 +63,7 @@ class Linter:
 def _finding(path: Path, match) -> Finding:
     resource = ""
     path_parts = getattr(match, "path", None) or []
-    if len(path_parts) >= 2 and path_parts[0] in ("Resources", "Outputs", "Parameters"):
+    if len(path_parts) >= 2 and path_parts[0] in ("Resources", "Outputs", "Parameters", "Mappings", "Conditions"):
         resource = f"{path_parts[0]}.{path_parts[1]}"
     return Finding(file=path.name, rule=match.rule.id, severity=match.rule.severity, resource=resource,
                    message=match.message, line=match.linenumber)

@@ -55,4 +55,12 @@ def _print(findings) -> None:
         items = sorted(by_file[file_name], key=lambda f: (f.resource, f.rule))
         width = max(len(f.resource or "-") for f in items)
         for f in items:
-            print(f"  {f.resource or '-':<{width}}  {f.rule:<11} {f.severity:<7} line {f.line:<5} {f.message}")
+            print(f"  {f.resource or '-':<{width}}  {f.rule:<11} {f.severity:<7} line {f.line:<5} {_concise(f.message)}")
+
+
+def _concise(message: str, limit: int = 240) -> str:
+    """cfn-lint spells out every valid choice ('x' is not one of ['A', 'B', ...]): count them instead."""
+    import re
+
+    message = re.sub(r"\[('[^'\n]*', ){5,}'[^'\n]*'\]", lambda m: f"[{m[0].count(',') + 1} choices]", message)
+    return message if len(message) <= limit else message[:limit - 3] + "..."
