@@ -88,6 +88,7 @@ class Watcher:
     labels: dict[str, str] = field(default_factory=dict)  # event ID -> stack label
     discovering: bool = True
     _progress_shown: bool = False
+    _resolved: dict[str, str] = field(default_factory=dict)  # physical ID -> stack ID
 
     def __post_init__(self):
         self.stacks[self.root_id] = StackRef(self.root_id, self.root_label)
@@ -111,15 +112,26 @@ class Watcher:
                 physical = summary.get("PhysicalResourceId")
                 if summary.get("ResourceType") != STACK_TYPE or not physical:
                     continue
-                try:
-                    stack_id = self.cfn.describe_stacks(StackName=physical)["Stacks"][0]["StackId"]
-                except READ_ERRORS:
+                stack_id = self._stack_id(physical)
+                if stack_id is None:
                     continue
                 if stack_id not in self.stacks:
                     label = summary["LogicalResourceId"] if ref.stack_id == self.root_id \
                         else f"{ref.label}/{summary['LogicalResourceId']}"
                     self.stacks[stack_id] = StackRef(stack_id, label)
                     queue.append(self.stacks[stack_id])
+
+    def _stack_id(self, physical: str) -> str | None:
+        """A nested stack resource's physical ID is its stack ARN on AWS; anything else (a bare
+        name) is resolved once with DescribeStacks, so polling does not repeat the call."""
+        if physical.startswith("arn:"):
+            return physical
+        if physical not in self._resolved:
+            try:
+                self._resolved[physical] = self.cfn.describe_stacks(StackName=physical)["Stacks"][0]["StackId"]
+            except READ_ERRORS:
+                return None
+        return self._resolved[physical]
 
     def _fetch(self, ref: StackRef) -> list[dict]:
         new = []
