@@ -437,7 +437,7 @@ def validate(document: dict[str, Any], source: str) -> Environment:
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
             path, message = _field_path(location, document), _message(error)
             # Rules across fields say which field they are about: "subnets: need ...".
-            about = re.match(r"^([a-z_][a-z0-9_.]*): (.+)$", message, re.S)
+            about = re.match(r"^([a-z_][A-Za-z0-9_.]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
                 field, message = about.groups()
                 path = field if field.startswith(path + ".") or not path else f"{path}.{field}"
