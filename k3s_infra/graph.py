@@ -47,13 +47,28 @@ def diagram(env: Environment, templates: dict[str, dict]) -> Diagram:
                 nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :6443"))
             elif kind == "AWS::AutoScaling::AutoScalingGroup":
                 nodes.append((_node(stack_id, logical), _group_label(env, stack_id, p)))
+            elif kind == "AWS::SQS::Queue":
+                nodes.append((_node(stack_id, logical), "SQS queue (node termination handler)"))
+            elif kind == "AWS::Events::Rule":
+                nodes.append((_node(stack_id, logical), f"EventBridge: {p['EventPattern']['detail-type'][0]}"))
             elif kind in ("AWS::SecretsManager::Secret", "AWS::S3::Bucket", "AWS::SSM::Parameter",
                           "AWS::IAM::Role"):
                 nodes.append((_node(stack_id, logical), f"{logical} ({kind.split('::')[1]})"))
         d.stacks[stack_id] = nodes
     _security_edges(d, templates["Security"]["Resources"])
     _membership_links(d, templates)
+    _event_links(d, templates)
     return d
+
+
+def _event_links(d: Diagram, templates: dict[str, dict]) -> None:
+    """EventBridge rules deliver to the queue they target (draining)."""
+    for stack_id in d.stacks:
+        for logical, resource in templates[stack_id]["Resources"].items():
+            if resource["Type"] == "AWS::Events::Rule":
+                for target in resource["Properties"]["Targets"]:
+                    d.links.append((_node(stack_id, logical), _node(stack_id, target["Arn"]["Fn::GetAtt"][0]),
+                                    "delivers to"))
 
 
 def _security_group_of(templates: dict[str, dict], output_name: str) -> str:

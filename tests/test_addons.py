@@ -218,3 +218,23 @@ def test_rendering_is_deterministic_with_addons():
     env = load_environment(path=ALL_ADDONS)
     first, second = render(env), render(env)
     assert [s.body for s in first.stacks] == [s.body for s in second.stacks]
+
+
+def test_graph_of_every_addon_names_every_stack_and_security_group_edge(everything):
+    import subprocess
+    import sys
+
+    from test_graph import mermaid_edges, source_node
+
+    _, _, _, templates = everything
+    result = subprocess.run([sys.executable, "-m", "k3s_infra", "graph", "--config", str(ALL_ADDONS)],
+                            cwd=ALL_ADDONS.parents[2], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for stack_id in templates["Root"]["Resources"]:
+        assert f'subgraph {stack_id}["{stack_id} stack"]' in result.stdout
+    assert "Draining" in templates["Root"]["Resources"]
+    edges = mermaid_edges(result.stdout)
+    for resource in templates["Security"]["Resources"].values():
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+            p = resource["Properties"]
+            assert (source_node(p), "Security_" + p["GroupId"]["Fn::GetAtt"][0]) in edges

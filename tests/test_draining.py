@@ -184,3 +184,17 @@ def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
     # Nothing but the node stacks changes: data, IAM and the queue stay as they are.
     for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Draining"):
         assert old[stack_id] == new[stack_id], stack_id
+
+
+def test_the_diagram_shows_the_queue_and_its_rules_when_draining(rendered):
+    from k3s_infra import graph
+
+    on = graph.diagram(rendered["prod"].env, rendered["prod"].templates)
+    labels = dict(on.stacks["Draining"])
+    assert labels["Draining_DrainQueue"] == "SQS queue (node termination handler)"
+    assert labels["Draining_AsgTerminateRule"] == "EventBridge: EC2 Instance-terminate Lifecycle Action"
+    rules = [n for n in labels if n != "Draining_DrainQueue"]
+    assert {(rule, "Draining_DrainQueue", "delivers to") for rule in rules} <= set(on.links)
+    assert 'subgraph Draining["Draining stack"]' in graph.mermaid(on)
+    off = graph.diagram(rendered["dev"].env, rendered["dev"].templates)
+    assert "Draining" not in off.stacks and not any("Queue" in n for n, _, _ in off.links)
