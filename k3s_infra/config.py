@@ -386,12 +386,23 @@ def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str
         return document
     if not isinstance(parent_name, str) or not parent_name:
         raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
-    parent = (path.parent / parent_name).resolve()
+    parent = _find_parent(path, parent_name)
+    if parent is None:
+        raise ConfigError(shown, [("extends", f"parent file {parent_name} not found beside this file, in "
+                                              f"./environments/ or in {ENVIRONMENTS_DIR}")])
     if parent in seen or parent == path.resolve():
         raise ConfigError(shown, [("extends", f"circular: {parent_name} extends back to this file")])
-    if not parent.is_file():
-        raise ConfigError(shown, [("extends", f"parent file {parent_name} not found beside this file")])
-    return _merge(_load_chain(parent, str(path.parent / parent_name), seen + (path.resolve(),)), document)
+    return _merge(_load_chain(parent, str(parent), seen + (path.resolve(),)), document)
+
+
+def _find_parent(path: Path, parent_name: str) -> Path | None:
+    """A parent beside the file first; then the shared files of ./environments and of this
+    project, so a copied environment file (e.g. with other VPC IDs) still finds defaults.yaml."""
+    for folder in (path.parent, Path.cwd() / "environments", ENVIRONMENTS_DIR):
+        candidate = (folder / parent_name).resolve()
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _field_path(location: tuple[Any, ...], document: Any) -> str:

@@ -247,3 +247,14 @@ def test_shipped_schema_file_matches_the_model():
 
     shipped = Path(__file__).resolve().parent.parent / "environments" / "schema.json"
     assert json.loads(shipped.read_text()) == json_schema(), "run `make schema` to refresh environments/schema.json"
+
+
+def test_a_copied_environment_file_still_finds_the_shared_defaults(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parent.parent / "environments" / "dev.yaml"
+    copy = tmp_path / "my-dev.yaml"
+    copy.write_text(shipped.read_text().replace("vpc-0a1b2c3d4e5f60718", "vpc-0123456789abcdef0"))
+    env = load_environment(path=copy)
+    assert env.network.vpc_id == "vpc-0123456789abcdef0"
+    assert env.deploy.tags["managed-by"] == "k3s-infra"  # from environments/defaults.yaml
