@@ -130,7 +130,11 @@ class Api(Strict):
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
-        return [_network(v) for v in values]
+        networks = [_network(v) for v in values]
+        repeated = sorted({n for n in networks if networks.count(n) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return networks
 
     @model_validator(mode="after")
     def _public_needs_cidrs(self) -> Api:

@@ -258,3 +258,9 @@ def test_a_copied_environment_file_still_finds_the_shared_defaults(tmp_path):
     env = load_environment(path=copy)
     assert env.network.vpc_id == "vpc-0123456789abcdef0"
     assert env.deploy.tags["managed-by"] == "k3s-infra"  # from environments/defaults.yaml
+
+
+def test_api_cidrs_listed_twice_are_refused(prod):
+    prod["api"]["allowed_cidrs"] = ["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"]
+    error = refused(prod)
+    assert paths(error) == ["api.allowed_cidrs"] and "203.0.113.0/24" in str(error)
