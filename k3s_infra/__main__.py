@@ -1,5 +1,3 @@
-import sys
+from k3s_infra.cli import entry
 
-from k3s_infra.cli import main
-
-sys.exit(main())
+entry()

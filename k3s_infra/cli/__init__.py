@@ -80,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc.enable()
 
 
+def entry(argv: Sequence[str] | None = None) -> None:
+    """Process entry point (console script, ``python -m k3s_infra``, build.py)."""
+    code = main(argv)
+    # The work is done and the process ends: move every object out of the collector's
+    # reach so shutdown skips a last full collection over all of them (about 30 ms,
+    # 15% of a render; the OS frees the memory anyway).
+    gc.freeze()
+    sys.exit(code)
+
+
 def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args)
