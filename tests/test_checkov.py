@@ -50,3 +50,16 @@ def test_skips_are_few_deliberate_and_explained(rendered, name):
                 assert len(skip["comment"]) > 30, skip  # a reason, not a shrug
                 skips.add((stack_id, logical, skip["id"]))
     assert skips == {skip for skip in EXPECTED_SKIPS if skip[0] in rendered[name].templates}
+
+
+def test_checkov_on_the_all_addons_environment(tmp_path, executable):
+    """Every add-on and the draining resources on: still zero failed checks."""
+    from pathlib import Path
+
+    from k3s_infra.config import load_environment
+    from k3s_infra.render import render, write
+
+    env = load_environment(path=Path(__file__).resolve().parent / "environments" / "all-addons.yaml")
+    folder = write(render(env), tmp_path / "all-addons")
+    assert (folder / "draining.yaml").exists()
+    assert checkov.scan(folder, executable) == []
