@@ -128,8 +128,8 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] 
         _print(out, "outputs:")
         for line in _aligned(sorted(outputs.items())):
             _print(out, line)
-    _print(out, f"admin kubeconfig (once the first server has published it): "
-                f"k3s-infra kubeconfig --env {env.name}")
+    _print(out, "admin kubeconfig, once the first server has published it: "
+                "k3s-infra kubeconfig (same --env or --config)")
     return 0
 
 
