@@ -464,12 +464,20 @@ def _is_tag(part: str) -> bool:
     return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none"}
 
 
+def environments_folder() -> Path:
+    """Where ``--env NAME`` looks: ./environments when there is one (your own project),
+    else the environments shipped beside this package."""
+    local = Path.cwd() / "environments"
+    return local if local.is_dir() else ENVIRONMENTS_DIR
+
+
 def load_environment(env: str | None = None, *, path: str | Path | None = None,
-                     environments_dir: Path = ENVIRONMENTS_DIR) -> Environment:
+                     environments_dir: Path | None = None) -> Environment:
     """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment."""
     if path is None:
         if env is None:
             raise ValueError("give an environment name or a path")
+        environments_dir = environments_dir or environments_folder()
         path = environments_dir / f"{env}.yaml"
         if not path.is_file():
             known = ", ".join(available_environments(environments_dir)) or "none"
@@ -478,9 +486,9 @@ def load_environment(env: str | None = None, *, path: str | Path | None = None,
     return validate(read_document(path), str(path))
 
 
-def available_environments(environments_dir: Path = ENVIRONMENTS_DIR) -> list[str]:
+def available_environments(environments_dir: Path | None = None) -> list[str]:
     """Environment files that are complete environments (not bare shared defaults)."""
-    return sorted(p.stem for p in environments_dir.glob("*.yaml") if not p.stem.startswith("_")
+    return sorted(p.stem for p in (environments_dir or environments_folder()).glob("*.yaml") if not p.stem.startswith("_")
                   and p.stem != "defaults")
 
 
