@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from k3s_infra.render import Rendering, render
+from k3s_infra.render import Rendering
 
 # W3002 ("only works with the package command") is about the local TemplateURLs
 # of the wiring copy, which exists only for linting.
@@ -51,10 +51,11 @@ class Linter:
         for stack in rendering.stacks:
             findings += self.lint_file(folder / stack.file, region)
         with tempfile.TemporaryDirectory(prefix="k3s-infra-lint-") as scratch:
-            wiring = render(rendering.env, rendering.fmt, local_urls=True)
-            for stack in wiring.stacks:
+            for stack in rendering.children:
                 (Path(scratch) / stack.file).write_text(stack.body, encoding="utf-8")
-            for finding in self.lint_file(Path(scratch) / wiring.root.file, region, WIRING_COPY_IGNORES):
+            wiring_root = Path(scratch) / rendering.root.file
+            wiring_root.write_text(rendering.root_with_local_urls(), encoding="utf-8")
+            for finding in self.lint_file(wiring_root, region, WIRING_COPY_IGNORES):
                 findings.append(Finding(f"{rendering.root.file} (nested-stack wiring)", finding.rule,
                                         finding.severity, finding.resource, finding.message, finding.line))
         return findings

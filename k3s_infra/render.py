@@ -51,6 +51,14 @@ class Rendering:
     def stacks(self) -> list[RenderedStack]:
         return [self.root, *self.children]
 
+    def root_with_local_urls(self) -> str:
+        """The root's body pointing at the child files beside it (for cross-stack linting).
+        Each content-addressed URL occurs only as its child's TemplateURL."""
+        body = self.root.body
+        for child in self.children:
+            body = body.replace(naming.template_url(self.env, child.key), child.file)
+        return body
+
     def manifest(self) -> dict:
         return {
             "environment": self.env.name,
@@ -73,9 +81,8 @@ def build_templates(env: Environment) -> dict[str, Template]:
     return {naming.ROOT: root.build(env, children, urls).template, **templates}
 
 
-def render(env: Environment, fmt: str = "yaml", local_urls: bool = False) -> Rendering:
-    """Serialise every stack; the root points at the children's content-addressed URLs
-    (or, with ``local_urls``, at the files beside it, for cross-stack linting)."""
+def render(env: Environment, fmt: str = "yaml") -> Rendering:
+    """Serialise every stack; the root points at the children's content-addressed URLs."""
     from stacks import build_children, root
 
     if fmt not in FORMATS:
@@ -90,12 +97,11 @@ def render(env: Environment, fmt: str = "yaml", local_urls: bool = False) -> Ren
         digest = hashlib.sha256(body.encode()).hexdigest()
         key = naming.artifact_key(env, file_name, digest)
         rendered.append(RenderedStack(stack_id, file_name, body, digest, key))
-        urls[stack_id] = file_name if local_urls else naming.template_url(env, key)
-    root_template = root.build(env, children, urls).template
-    root_body = serialise(root_template, fmt)
-    limits.check_body(env.name, naming.template_file(naming.ROOT, fmt), root_body)
-    root_stack = RenderedStack(naming.ROOT, naming.template_file(naming.ROOT, fmt), root_body,
-                               hashlib.sha256(root_body.encode()).hexdigest())
+        urls[stack_id] = naming.template_url(env, key)
+    root_file = naming.template_file(naming.ROOT, fmt)
+    root_body = serialise(root.build(env, children, urls).template, fmt)
+    limits.check_body(env.name, root_file, root_body)
+    root_stack = RenderedStack(naming.ROOT, root_file, root_body, hashlib.sha256(root_body.encode()).hexdigest())
     return Rendering(env, fmt, root_stack, rendered)
 
 

@@ -29,3 +29,13 @@ def test_linter_reports_a_broken_parameter_wiring(rendered, linter, tmp_path):
     (tmp_path / "root.yaml").write_text(yaml.safe_dump(root))
     findings = linter.lint_file(tmp_path / "root.yaml", r.env.region, ("W3002",))
     assert any("Unwired" in f.message for f in findings), findings
+
+
+def test_wiring_copy_points_every_nested_stack_at_its_local_file(rendered):
+    import yaml
+
+    r = rendered["prod"]
+    root = yaml.safe_load(r.rendering.root_with_local_urls())
+    urls = {k: v["Properties"]["TemplateURL"] for k, v in root["Resources"].items()
+            if v["Type"] == "AWS::CloudFormation::Stack"}
+    assert urls == {c.stack_id: c.file for c in r.rendering.children}
