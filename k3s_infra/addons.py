@@ -12,7 +12,6 @@ and the servers write that Secret at boot from Secrets Manager (see
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +22,6 @@ from k3s_infra.config import AddOn, Environment
 API_VERSION = "helm.cattle.io/v1"
 HELM_NAMESPACE = "kube-system"  # where HelmChart objects (and their values Secrets) live
 VALUES_KEY = "values.yaml"  # key of a values Secret
-
-
-def _kebab(text: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text).lower()
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class BootValue:
 
     @property
     def kubernetes_secret(self) -> str:
-        return f"k3s-infra-{chart_name(self.addon)}-{_kebab(self.value_key)}"
+        return f"k3s-infra-{chart_name(self.addon)}-{naming.kebab(self.value_key)}"
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,14 @@ def agent_pool_stack(pool_name: str) -> str:
     return logical_id("AgentPool", pool_name)
 
 
+def kebab(text: str) -> str:
+    """'AgentPoolSpotWorkers' -> 'agent-pool-spot-workers'; 'bootstrapPassword' -> 'bootstrap-password'."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text).lower()
+
+
 def template_file(stack_id: str, fmt: str) -> str:
     """'AgentPoolSpotWorkers' -> 'agent-pool-spot-workers.yaml'."""
-    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", stack_id).lower()
-    return f"{kebab}.{fmt}"
+    return f"{kebab(stack_id)}.{fmt}"
 
 
 def cluster_name(env: Environment) -> str:
@@ -64,8 +68,7 @@ def secret_name(env: Environment, what: str) -> str:
 
 def addon_secret_name(env: Environment, addon: str, value_key: str) -> str:
     """'rancher', 'bootstrapPassword' -> k3s-infra/<cluster>/addons/rancher-bootstrap-password."""
-    kebab = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", value_key).lower()
-    return secret_name(env, f"addons/{addon.replace('_', '-')}-{kebab}")
+    return secret_name(env, f"addons/{addon.replace('_', '-')}-{kebab(value_key)}")
 
 
 def cluster_state_parameter(env: Environment) -> str:

@@ -80,8 +80,9 @@ def build(env: Environment, children: dict[str, StackTemplate], template_urls: d
                       naming.cluster_tags(env))
     for stack_id, parameters in wiring(env, children).items():
         stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
-        if roll_order(stack_id):
-            stack.DependsOn = roll_order(stack_id)
+        order = roll_order(stack_id)
+        if order:
+            stack.DependsOn = order
         t.add(stack)
     for name, (stack_id, description) in ROOT_OUTPUTS.items():
         t.output(name, GetAtt(stack_id, f"Outputs.{name}"), description)
