@@ -28,6 +28,7 @@ bucket) are node-stack parameters, substituted by ``Fn::Sub``.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
     return tuple(value.parameter for value in addons.boot_values(env))
 
 
+@functools.lru_cache(maxsize=1)  # every node stack embeds it
 def boot_script() -> str:
     return resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
 
@@ -160,9 +162,13 @@ def packed(path: str, permissions: str, text: str) -> dict[str, str]:
     """A write_files entry of static text, gzip-compressed and base64-encoded."""
     if _PLACEHOLDER.search(text):
         raise ValueError(f"{path}: a packed file cannot carry deploy-time parameters")
+    return {"path": path, "permissions": permissions, "encoding": "gz+b64", "content": _gz_b64(text)}
+
+
+@functools.lru_cache(maxsize=8)  # the boot script and the add-on bundle repeat across node stacks
+def _gz_b64(text: str) -> str:
     # mtime=0: the same text gives the same bytes (templates are content-addressed).
-    data = base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
-    return {"path": path, "permissions": permissions, "encoding": "gz+b64", "content": data}
+    return base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
 
 
 def unpacked(entry: dict[str, str]) -> str:
