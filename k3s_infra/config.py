@@ -13,20 +13,37 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from k3s_infra import addons_catalog, defaults
+from k3s_infra import defaults
+from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
+from k3s_infra.config_types import (  # noqa: F401  (re-exported)
+    _HINTS,
+    AccountId,
+    BucketName,
+    CronSchedule,
+    DnsName,
+    ImageTag,
+    InstanceType,
+    K3sVersion,
+    LabelKey,
+    LabelValue,
+    Name,
+    Region,
+    SemVer,
+    SsmPath,
+    StackName,
+    Strict,
+    TagKey,
+    TagValue,
+    Taint,
+    Url,
+    _network,
+)
+from k3s_infra.network_config import Api, Network, Subnet  # noqa: F401  (re-exported)
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
 
@@ -44,104 +61,7 @@ class ConfigError(Exception):
             super().__init__(f"{source}: {len(lines)} problems\n" + "\n".join(f"  {line}" for line in lines))
 
 
-# --- field shapes -------------------------------------------------------------
-
-# pattern -> what a person should write there, for error messages.
-_HINTS: dict[str, str] = {}
-
-
-def _shape(pattern: str, hint: str, **constraints: int) -> type[str]:
-    _HINTS[pattern] = hint
-    return Annotated[str, StringConstraints(pattern=pattern, **constraints)]
-
-
-Name = _shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
-VpcId = _shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
-SubnetId = _shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
-AccountId = _shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
-Region = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1")
-AvailabilityZone = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
-InstanceType = _shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
-K3sVersion = _shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
-SsmPath = _shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
-LabelKey = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-                  "a Kubernetes label key like example.com/tier")
-LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")
-Taint = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
-               r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
-               "a taint like key=value:NoSchedule")
-DnsName = _shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name")
-CronSchedule = _shape(r"^(\S+\s+){4}\S+$", "a five-field cron schedule like '0 */6 * * *'")
-TagKey = _shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
-TagValue = _shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
-Url = _shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
-StackName = _shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
-BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
-SemVer = _shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
-ImageTag = _shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
-ChartVersion = _shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")
-
-
-def _network(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as exc:
-        raise ValueError(f"not a valid CIDR block: {exc}") from None
-
-
-class Strict(BaseModel):
-    """Base of every section: unknown keys are errors, values are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
 # --- sections -----------------------------------------------------------------
-
-class Subnet(Strict):
-    id: SubnetId
-    az: AvailabilityZone | None = Field(None, description="Availability zone; lets the AZ spread be checked.")
-
-
-class Network(Strict):
-    vpc_id: VpcId
-    vpc_cidr: str = Field(description="CIDR of the VPC; nodes' NLB traffic comes from it.")
-    subnets: list[Subnet] = Field(min_length=2, description="Private subnets for nodes and the NLB.")
-
-    _cidr = field_validator("vpc_cidr")(_network)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> Network:
-        ids = [s.id for s in self.subnets]
-        if len(set(ids)) != len(ids):
-            raise ValueError("subnets: the same subnet is listed twice")
-        zones = [s.az for s in self.subnets if s.az]
-        if len(zones) == len(self.subnets) and len(set(zones)) < 2:
-            raise ValueError("subnets: need at least two distinct availability zones for HA")
-        return self
-
-
-class Api(Strict):
-    scheme: Literal["internal", "internet-facing"] = "internal"
-    # EC2 allows 60 inbound rules per security group by default; nodes take two.
-    allowed_cidrs: list[str] = Field(
-        default_factory=list, max_length=50,
-        description="CIDRs allowed to reach the K3s API (6443) through the NLB (at most 50).")
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, values: list[str]) -> list[str]:
-        networks = [_network(v) for v in values]
-        repeated = sorted({n for n in networks if networks.count(n) > 1})
-        if repeated:
-            raise ValueError(f"listed more than once: {', '.join(repeated)}")
-        return networks
-
-    @model_validator(mode="after")
-    def _public_needs_cidrs(self) -> Api:
-        if self.scheme == "internet-facing" and not self.allowed_cidrs:
-            raise ValueError("allowed_cidrs: an internet-facing API needs at least one CIDR")
-        return self
-
 
 class EtcdSnapshots(Strict):
     enabled: bool = True
@@ -234,54 +154,6 @@ class AgentPool(Strict):
 
 class Nodes(Strict):
     ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
-
-
-class AddOn(Strict):
-    """One cluster add-on: a Helm chart K3s's helm controller installs from the servers' manifests."""
-
-    enabled: bool = False
-    version: ChartVersion | None = Field(None, description="Pinned chart version (default: the catalog's).")
-    repo: Url | None = Field(None, description="Chart repository, e.g. a mirror (default: the catalog's).")
-    values: dict[str, Any] = Field(default_factory=dict,
-                                   description="Chart values, merged over the catalog's defaults; never secrets.")
-
-
-class NodeTerminationHandler(AddOn):
-    enabled: bool | None = Field(None, description="Default: on when any agent pool runs on spot.")
-
-
-def _addon_field(name: str, model: type[AddOn] = AddOn) -> Any:
-    return Field(default_factory=model, description=addons_catalog.CATALOG[name].description)
-
-
-class Addons(Strict):
-    """Opt-in add-ons (see k3s_infra/addons_catalog.py for charts, versions and defaults)."""
-
-    cert_manager: AddOn = _addon_field("cert_manager")
-    rancher: AddOn = _addon_field("rancher")
-    victoria_metrics: AddOn = _addon_field("victoria_metrics")
-    victoria_logs: AddOn = _addon_field("victoria_logs")
-    grafana: AddOn = _addon_field("grafana")
-    alloy: AddOn = _addon_field("alloy")
-    longhorn: AddOn = _addon_field("longhorn")
-    vault: AddOn = _addon_field("vault")
-    gatekeeper: AddOn = _addon_field("gatekeeper")
-    node_termination_handler: NodeTerminationHandler = _addon_field("node_termination_handler",
-                                                                    NodeTerminationHandler)
-
-    @model_validator(mode="after")
-    def _values(self) -> Addons:
-        for name, entry in addons_catalog.CATALOG.items():
-            addon = getattr(self, name)
-            for key in entry.secret_values:
-                if key in addon.values:
-                    raise ValueError(f"{name}.values.{key}: is a secret; it is generated in Secrets Manager "
-                                     "and read at boot, never written in YAML")
-            if addon.enabled:
-                for key in entry.required_values:
-                    if key not in addon.values:
-                        raise ValueError(f"{name}.values.{key}: required when {name} is enabled")
-        return self
 
 
 class Deploy(Strict):

@@ -1,0 +1,58 @@
+"""Field shapes and the strict base model shared by every configuration section."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+# --- field shapes -------------------------------------------------------------
+
+# pattern -> what a person should write there, for error messages.
+_HINTS: dict[str, str] = {}
+
+
+def _shape(pattern: str, hint: str, **constraints: int) -> type[str]:
+    _HINTS[pattern] = hint
+    return Annotated[str, StringConstraints(pattern=pattern, **constraints)]
+
+
+Name = _shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
+VpcId = _shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
+SubnetId = _shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
+AccountId = _shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
+Region = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1")
+AvailabilityZone = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
+InstanceType = _shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
+K3sVersion = _shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
+SsmPath = _shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+LabelKey = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                  "a Kubernetes label key like example.com/tier")
+LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")
+Taint = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
+               r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
+               "a taint like key=value:NoSchedule")
+DnsName = _shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name")
+CronSchedule = _shape(r"^(\S+\s+){4}\S+$", "a five-field cron schedule like '0 */6 * * *'")
+TagKey = _shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
+TagValue = _shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
+Url = _shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
+StackName = _shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
+BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
+SemVer = _shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
+ImageTag = _shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
+ChartVersion = _shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"not a valid CIDR block: {exc}") from None
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
