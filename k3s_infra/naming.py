@@ -72,7 +72,17 @@ def addon_secret_name(env: Environment, addon: str, value_key: str) -> str:
 
 
 def cluster_state_parameter(env: Environment) -> str:
+    """SSM parameter the first server creates (create-if-absent) once it has initialised the
+    cluster: value 'initialised'. Never a CloudFormation resource (an update would rewrite it);
+    nodes own it, templates only grant access to its name, destroy deletes it."""
     return f"/{TAG_PREFIX}/{cluster_name(env)}/cluster-state"
+
+
+def restore_request_parameter(env: Environment) -> str:
+    """SSM parameter `k3s-infra restore` writes (value: the etcd snapshot name to restore).
+    A booting first server that finds it restores that snapshot (cluster-reset), then
+    deletes it; the CLI waits for it to disappear. Never a CloudFormation resource."""
+    return f"/{TAG_PREFIX}/{cluster_name(env)}/restore-request"
 
 
 def snapshot_folder(env: Environment) -> str:
