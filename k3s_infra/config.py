@@ -23,6 +23,7 @@ from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa
 from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     _HINTS,
     AccountId,
+    AmiId,
     BucketName,
     CronSchedule,
     DnsName,
@@ -154,6 +155,8 @@ class AgentPool(Strict):
 
 class Nodes(Strict):
     ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
+    ami_id: AmiId | None = Field(None, description="Explicit AMI ID for every node; when set, deploy uses it "
+                                                   "instead of resolving ami_parameter.")
 
 
 class Deploy(Strict):

@@ -27,6 +27,7 @@ AvailabilityZone = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an
 InstanceType = _shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
 K3sVersion = _shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
 SsmPath = _shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+AmiId = _shape(r"^ami-[0-9a-f]{8,17}$", "an AMI ID like ami-0a1b2c3d4e5f60718")
 LabelKey = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
                   "a Kubernetes label key like example.com/tier")
 LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")

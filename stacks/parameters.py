@@ -16,7 +16,7 @@ _TYPES: dict[str, tuple[str, str]] = {
     o.VPC_ID: ("AWS::EC2::VPC::Id", "VPC of the cluster"),
     o.VPC_CIDR: ("String", "CIDR block of the VPC"),
     o.SUBNET_IDS: ("List<AWS::EC2::Subnet::Id>", "Subnets for nodes and the API load balancer"),
-    o.IMAGE_ID: ("AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "SSM parameter holding the node AMI"),
+    o.IMAGE_ID: ("AWS::EC2::Image::Id", "AMI of the nodes (pinned by the deployer, see stacks/root.py)"),
     o.SERVER_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s servers"),
     o.AGENT_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s agents"),
     o.API_LB_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of the API load balancer"),

@@ -7,7 +7,7 @@ the one sibling that exports an Output of the same name.
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Join
+from troposphere import GetAtt, Join, Ref
 from troposphere.cloudformation import Stack
 
 from k3s_infra import naming
@@ -25,13 +25,23 @@ ROOT_OUTPUTS = {
 }
 
 
+def image_parameters(env: Environment) -> dict[str, str]:
+    """Root parameter -> SSM path of the public image it is resolved from (a second
+    architecture adds one entry). The root takes plain AMI IDs, not
+    ``AWS::SSM::Parameter::Value<...>``: CloudFormation re-resolves those on every update,
+    so a newly published image would replace every node on an unrelated deploy
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    #aws-ssm-parameter-types). The deployer resolves and pins the IDs (k3s_infra/deploy/images.py)."""
+    return {o.IMAGE_ID: env.nodes.ami_parameter}
+
+
 def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     """Parameter values a child gets from config rather than from a sibling."""
     values: dict[str, object] = {
         o.VPC_ID: env.network.vpc_id,
         o.VPC_CIDR: env.network.vpc_cidr,
         o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
-        o.IMAGE_ID: env.nodes.ami_parameter,
+        **{name: Ref(name) for name in image_parameters(env)},
     }
     if stack_id == naming.STACK_SERVERS:
         count = str(servers.joining_count(env))
@@ -78,6 +88,8 @@ def roll_order(stack_id: str) -> list[str]:
 def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
                       naming.cluster_tags(env))
+    for name, path in image_parameters(env).items():
+        t.parameter(name, "AWS::EC2::Image::Id", f"AMI of the nodes, resolved from {path} by the deployer")
     for stack_id, parameters in wiring(env, children).items():
         stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
         order = roll_order(stack_id)

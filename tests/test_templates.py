@@ -79,7 +79,7 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     assert init["ServerSecurityGroupId"] == {"Fn::GetAtt": ["Security", "Outputs.ServerSecurityGroupId"]}
     assert init["ApiTargetGroupArn"] == {"Fn::GetAtt": ["ApiEndpoint", "Outputs.ApiTargetGroupArn"]}
     assert init["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
-    assert init["ImageId"] == r.env.nodes.ami_parameter
+    assert init["ImageId"] == {"Ref": "ImageId"}
     assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
 
 
@@ -184,10 +184,15 @@ def _pool_stack(pool) -> str:
     return "AgentPool" + "".join(w.capitalize() for w in pool.name.split("-"))
 
 
-def test_image_parameter_is_an_ssm_public_parameter(r):
+def test_image_is_a_pinned_ami_id_not_an_ssm_parameter(r):
+    """AWS::SSM::Parameter::Value<...> is re-resolved on every stack update (DESIGN.md): the
+    root takes a plain AMI ID, which the deployer pins, and passes it to every node stack."""
+    root = r.templates["Root"]["Parameters"]["ImageId"]
+    assert root["Type"] == "AWS::EC2::Image::Id" and "Default" not in root
     for stack in node_stacks(r):
-        assert r.templates[stack]["Parameters"]["ImageId"]["Type"] == \
-            "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert r.templates[stack]["Parameters"]["ImageId"]["Type"] == "AWS::EC2::Image::Id"
+        assert r.resources("Root", "AWS::CloudFormation::Stack")[stack]["Properties"]["Parameters"][
+            "ImageId"] == {"Ref": "ImageId"}
 
 
 def test_every_asg_uses_its_launch_template(r):

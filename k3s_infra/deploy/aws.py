@@ -56,6 +56,14 @@ class Aws:
         return self.client("secretsmanager")
 
     @cached_property
+    def ssm(self):
+        return self.client("ssm")
+
+    @cached_property
+    def ec2(self):
+        return self.client("ec2")
+
+    @cached_property
     def sts(self):
         return self.client("sts")
 

@@ -24,14 +24,14 @@ def run(args: argparse.Namespace, action: Callable) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
     from botocore.parsers import ResponseParserError
 
-    from k3s_infra.deploy import AccountMismatch, DeployError
+    from k3s_infra.deploy import AccountMismatch, DeployError, Refused
     from k3s_infra.deploy.aws import Aws
     from k3s_infra.deploy.lifecycle import NotPublished
 
     env = load(args)
     try:
         return action(Aws(env))
-    except AccountMismatch as exc:
+    except (AccountMismatch, Refused) as exc:
         raise UsageError(str(exc)) from None
     except (NoCredentialsError, NoRegionError) as exc:
         print(f"error: {exc} (configure credentials, e.g. AWS_PROFILE)", file=sys.stderr)

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra import naming
 from k3s_infra import outputs as o
-from k3s_infra.deploy import DeployError, changeset
+from k3s_infra.deploy import DeployError, changeset, images, quorum
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
@@ -62,13 +62,31 @@ def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
 
 # --- plan / deploy ----------------------------------------------------------------
 
-def plan(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
+def _prepare(aws, out: IO[str], *, update_image: bool, allow_quorum_loss: bool = False):
+    """Checks and choices made before anything is uploaded: account, pinned images, quorum.
+    Returns (the described root or None, change set parameters)."""
     env = aws.env
     aws.check_account()
+    root = changeset.stack_state(aws.cloudformation, env.stack_name)
+    current = quorum.current_servers(aws, root)
+    if allow_quorum_loss and current is not None and env.servers.count < quorum.majority(current):
+        _print(out, f"warning: servers.count {current} -> {env.servers.count} loses etcd quorum "
+                    f"(--allow-quorum-loss); restore from a snapshot afterwards: 'k3s-infra restore'")
+    elif current is not None:
+        quorum.check(current, env.servers.count)
+    choices = images.choose(aws, root, update_image=update_image)
+    for choice in choices:
+        _print(out, choice.describe())
+    return root, images.stack_parameters(choices)
+
+
+def plan(aws, *, out: IO[str] | None = None, update_image: bool = False) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    root, parameters = _prepare(aws, out, update_image=update_image)
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
-    cs = changeset.create(aws, pkg)
+    cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
         _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
     finally:
@@ -83,24 +101,29 @@ def _packaged(pkg) -> str:
 
 
 def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] | None = None,
-           poll: float = 2.0) -> int:
+           poll: float = 2.0, update_image: bool = False, allow_quorum_loss: bool = False) -> int:
     out = out or sys.stdout
     env = aws.env
     cfn = aws.cloudformation
-    aws.check_account()
+    root, parameters = _prepare(aws, out, update_image=update_image, allow_quorum_loss=allow_quorum_loss)
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
-    cs = changeset.create(aws, pkg)
-    if cs.empty:
-        changeset.discard(aws, cs)
-        _print(out, f"{env.stack_name} is up to date: nothing to deploy")
-        return 0
-    _print(out, changeset.format_table(cs))
-    if not confirm(cs):
+    cs = changeset.create(aws, pkg, parameters=parameters, current=root)
+    try:
+        if cs.empty:
+            changeset.discard(aws, cs)
+            _print(out, f"{env.stack_name} is up to date: nothing to deploy")
+            return 0
+        _print(out, changeset.format_table(cs))
+        if not confirm(cs):
+            changeset.discard(aws, cs)
+            _print(out, "not deployed: change set discarded")
+            return 1
+    except BaseException:  # refused without a terminal, Ctrl-C at the prompt: leave nothing behind
         changeset.discard(aws, cs)
         _print(out, "not deployed: change set discarded")
-        return 1
-    stack_id = cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackId"]
+        raise
+    stack_id = cs.stack_id
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
     _print(out, f"{cs.change_set_type.lower()} {env.stack_name}: streaming events")

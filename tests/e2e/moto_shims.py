@@ -292,6 +292,23 @@ def shim_unsupported_resources_in_listing() -> None:
     cfn_models.CloudFormationBackend.describe_stack_resources = describe_stack_resources
 
 
+def shim_unchanged_change_set() -> None:
+    """moto 5.2.5: CreateChangeSet with Parameters identical to the stack's (and the same
+    template) raises "No updates are to be performed" as UpdateStack does. Real CloudFormation
+    creates the change set, which ends FAILED with "The submitted information didn't contain
+    changes" (moto's own backend already models that; only the early check is skipped)."""
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    original = CloudFormationResponse._validate_different_update
+
+    def validate_different_update(self, incoming_params, stack_body, old_stack):
+        if self._get_action() == "CreateChangeSet":
+            return None
+        return original(self, incoming_params, stack_body, old_stack)
+
+    CloudFormationResponse._validate_different_update = validate_different_update
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -309,4 +326,5 @@ def apply() -> None:
     shim_deleted_stack_resources()
     shim_termination_protection()
     shim_unsupported_resources_in_listing()
+    shim_unchanged_change_set()
     _applied = True
