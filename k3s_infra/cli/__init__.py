@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("k3s_infra.cli.deploy", "package, create the change set, confirm, execute and stream stack events"),
     "status": ("k3s_infra.cli.status", "stack states of root and nested stacks, outputs, node group counts"),
     "kubeconfig": ("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret"),
+    "snapshots": ("k3s_infra.cli.snapshots", "list the etcd snapshots in S3, newest first (name, size, time)"),
+    "restore": ("k3s_infra.cli.restore", "restore the cluster's etcd from a snapshot (default: the newest)"),
     "destroy": ("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events"),
 }
 

@@ -20,17 +20,20 @@ def ask(question: str, assume_yes: bool) -> bool:
 
 
 def run(args: argparse.Namespace, action: Callable) -> int:
-    """Load the environment, build clients, run ``action(aws)`` and map failures to exit codes."""
+    """Load the environment, build clients, check the account, run ``action(aws)`` and map
+    failures to exit codes."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
     from botocore.parsers import ResponseParserError
 
     from k3s_infra.deploy import AccountMismatch, DeployError, Refused
-    from k3s_infra.deploy.aws import Aws
+    from k3s_infra.deploy.aws import Aws, check_account
     from k3s_infra.deploy.lifecycle import NotPublished
 
     env = load(args)
     try:
-        return action(Aws(env))
+        aws = Aws(env)
+        check_account(aws)  # every AWS command, before it reads or changes anything
+        return action(aws)
     except (AccountMismatch, Refused) as exc:
         raise UsageError(str(exc)) from None
     except (NoCredentialsError, NoRegionError) as exc:
