@@ -48,7 +48,8 @@ def test_root_has_one_nested_stack_per_building_block(r):
     assert len(stacks) >= 4
     for stack in stacks.values():
         url = stack["Properties"]["TemplateURL"]
-        assert url.startswith(f"https://{r.env.artifact_bucket}.s3.amazonaws.com/")
+        # regional endpoint: the global one answers 307 to new buckets (naming.template_url)
+        assert url.startswith(f"https://{r.env.artifact_bucket}.s3.{r.env.region}.amazonaws.com/")
         assert "StackName" not in stack["Properties"]  # rejected by CloudFormation on nested stacks
 
 
@@ -276,8 +277,9 @@ def test_snapshot_bucket_is_encrypted_private_and_expiring(r):
     assert p["VersioningConfiguration"]["Status"] == "Enabled"
     (rule,) = p["LifecycleConfiguration"]["Rules"]
     assert rule["ExpirationInDays"] == r.env.k3s.etcd_snapshots.expire_days
-    expected = "Retain" if r.env.protected else "Delete"
-    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == expected
+    # RetainExceptOnCreate: kept on delete, not by a failed first create's rollback
+    assert bucket["DeletionPolicy"] == ("RetainExceptOnCreate" if r.env.protected else "Delete")
+    assert bucket["UpdateReplacePolicy"] == ("Retain" if r.env.protected else "Delete")
 
 
 def test_shape_of_root_does_not_depend_on_server_count(rendered):

@@ -21,6 +21,7 @@ from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
 
+DELETE_ATTEMPTS = 3
 OK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 ROLLBACK_OUTCOMES = {
     "ROLLBACK_COMPLETE": "rolled back: every resource created by this attempt was deleted; "
@@ -251,6 +252,38 @@ def _retained(aws, rendering, nested: list[tuple[str, dict]]) -> list[tuple[str,
     return result
 
 
+def empty_bucket(s3, bucket: str, prefix: str = "") -> int:
+    """Delete every object version and delete marker (CloudFormation cannot delete a bucket
+    that still holds any: https://docs.aws.amazon.com/AmazonS3/latest/userguide/delete-bucket.html).
+    Returns how many were removed; a bucket already gone counts as empty."""
+    removed = 0
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                       for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for start in range(0, len(objects), 1000):  # DeleteObjects takes at most 1000 keys
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start:start + 1000], "Quiet": True})
+            removed += len(objects)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+    return removed
+
+
+def _delete_node_parameters(aws) -> str:
+    """The SSM parameters nodes and 'restore' create belong to no stack: delete them here, or
+    a redeploy's first server would find 'initialised' and wait to join a cluster that is gone."""
+    names = [naming.cluster_state_parameter(aws.env), naming.restore_request_parameter(aws.env)]
+    deleted = []
+    for name in names:
+        try:
+            aws.ssm.delete_parameter(Name=name)
+            deleted.append(name)
+        except aws.ssm.exceptions.ParameterNotFound:
+            pass
+    return f"deleted the node-owned parameters {', '.join(deleted)}" if deleted else "no node-owned parameters left"
+
+
 def _empty_artifacts(aws) -> str:
     """Remove this cluster's templates from the artifact bucket; remove the bucket when
     nothing else is left in it (it is shared by the environments of one account and region)."""
@@ -306,16 +339,28 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
                               f"pass --allow-protected to remove it and delete")
         cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
         _print(out, f"{env.stack_name}: termination protection removed")
+    # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
+    bucket = None if env.protected else root_outputs(cfn, stack_id).get(o.SNAPSHOT_BUCKET)
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
     watcher.discovering = False
-    _print(out, f"delete {env.stack_name}: streaming events")
-    cfn.delete_stack(StackName=stack_id)
-    final = watcher.wait(poll=poll)
+    for attempt in range(1, DELETE_ATTEMPTS + 1):
+        if bucket:
+            _print(out, f"emptied the snapshot bucket s3://{bucket} ({empty_bucket(aws.s3, bucket)} "
+                        f"object versions and delete markers)")
+        _print(out, f"delete {env.stack_name}: streaming events")
+        cfn.delete_stack(StackName=stack_id)
+        final = watcher.wait(poll=poll)
+        # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
+        if final != "DELETE_FAILED" or not bucket or attempt == DELETE_ATTEMPTS:
+            break
+        _print(out, f"{env.stack_name}: DELETE_FAILED; emptying the snapshot bucket again and retrying "
+                    f"({attempt}/{DELETE_ATTEMPTS - 1})")
     if final != "DELETE_COMPLETE":
         _report_failure(watcher, final, out)
         return 1
     _print(out, f"{env.stack_name}: DELETE_COMPLETE")
+    _print(out, _delete_node_parameters(aws))
     if retained:
         _print(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
         for line in _aligned([(s, t, p) for s, t, p in retained], indent="  "):

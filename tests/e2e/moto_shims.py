@@ -246,6 +246,12 @@ def shim_deleted_stack_resources() -> None:
     original = cfn_models.Stack.delete
 
     def delete(self):
+        # moto 5.2.5 keeps only DeletionPolicy "Retain" on DeleteStack. Real CloudFormation also
+        # keeps "RetainExceptOnCreate" then (a failed create's rollback, _roll_back above,
+        # deletes it: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html).
+        for resource in self.resource_map._resource_json_map.values():
+            if resource.get("DeletionPolicy") == "RetainExceptOnCreate":
+                resource["DeletionPolicy"] = "Retain"
         original(self)
         self.resource_map._resource_json_map = {}
 
