@@ -18,6 +18,7 @@ from k3s_infra import naming
 from k3s_infra import outputs as o
 from k3s_infra.deploy import DeployError, changeset, images, quorum
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
+from k3s_infra.deploy.groups import describe_groups
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
 
@@ -205,11 +206,7 @@ def status(aws, *, out: IO[str] | None = None) -> int:
     groups = [(logical, i["OutputValue"]) for logical, stack in nested for i in stack.get("Outputs", [])
               if i["OutputKey"] == o.AUTO_SCALING_GROUP]
     if groups:
-        described = {}
-        names = [name for _, name in groups]
-        for page in aws.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-                AutoScalingGroupNames=names):
-            described.update({g["AutoScalingGroupName"]: g for g in page["AutoScalingGroups"]})
+        described = describe_groups(aws.autoscaling, [name for _, name in groups])
         rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
         for logical, name in groups:
             group = described.get(name)
@@ -340,7 +337,8 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
         cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
         _print(out, f"{env.stack_name}: termination protection removed")
     # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
-    bucket = None if env.protected else root_outputs(cfn, stack_id).get(o.SNAPSHOT_BUCKET)
+    bucket = None if env.protected else {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}.get(
+        o.SNAPSHOT_BUCKET)
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
     watcher.discovering = False
