@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra import naming
 from k3s_infra import outputs as o
-from k3s_infra.deploy import DeployError, changeset, images, quorum
+from k3s_infra.deploy import DeployError, changeset, images, quorum, retained
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.groups import describe_groups
 from k3s_infra.deploy.package import package
@@ -70,6 +70,7 @@ def _prepare(aws, out: IO[str], *, update_image: bool, allow_quorum_loss: bool =
     env = aws.env
     aws.check_account()
     root = changeset.stack_state(aws.cloudformation, env.stack_name)
+    retained.check_first_deploy(aws, root)
     current = quorum.current_servers(aws, root)
     if allow_quorum_loss and current is not None and env.servers.count < quorum.majority(current):
         _print(out, f"warning: servers.count {current} -> {env.servers.count} loses etcd quorum "
