@@ -315,6 +315,24 @@ def shim_unchanged_change_set() -> None:
     CloudFormationResponse._validate_different_update = validate_different_update
 
 
+def shim_bucket_versioning() -> None:
+    """moto 5.2.5: an ``AWS::S3::Bucket`` made through CloudFormation ignores
+    ``VersioningConfiguration``. Real CloudFormation creates the bucket versioned."""
+    from moto.s3 import models as s3_models
+
+    original = s3_models.FakeBucket.create_from_cloudformation_json.__func__
+
+    @classmethod
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        status = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        if status:
+            bucket.versioning_status = status
+        return bucket
+
+    s3_models.FakeBucket.create_from_cloudformation_json = create
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -333,4 +351,5 @@ def apply() -> None:
     shim_termination_protection()
     shim_unsupported_resources_in_listing()
     shim_unchanged_change_set()
+    shim_bucket_versioning()
     _applied = True
