@@ -23,6 +23,9 @@ STACK_NODE_IAM = "NodeIam"
 STACK_SERVER_INIT = "ServerInit"
 STACK_SERVERS = "Servers"
 STACK_DRAINING = "Draining"
+# The auto scaling group of each node stack (nodes signal it by this logical ID).
+SERVER_GROUP = "ServerGroup"
+AGENT_GROUP = "AgentGroup"
 ROOT = "Root"
 
 

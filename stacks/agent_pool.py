@@ -23,7 +23,7 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
         image_id=p[o.IMAGE_ID], security_group_id=p[o.AGENT_SECURITY_GROUP],
         instance_profile_arn=p[o.AGENT_INSTANCE_PROFILE],
         user_data=bootstrap.user_data(env, "agent", refs, pool), tags=tags))
-    group = auto_scaling_group.build(t, "AgentGroup", auto_scaling_group.GroupSpec(
+    group = auto_scaling_group.build(t, naming.AGENT_GROUP, auto_scaling_group.GroupSpec(
         min_size=p[o.MIN_SIZE], max_size=p[o.MAX_SIZE], desired=p[o.DESIRED_CAPACITY],
         subnet_ids=p[o.SUBNET_IDS], tags=tags, instance_types=list(pool.instance_types), spot=pool.spot,
         rolling=auto_scaling_group.agent_rolling_update(pool.desired, pool.max_size)), launch)

@@ -61,7 +61,11 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
         return {"etcd-disable-snapshots": True}
     return {
         "etcd-snapshot-schedule-cron": snapshots.schedule,
+        # Local and S3 retention are separate settings since K3s v1.33.4 (v1.32.8, v1.31.12);
+        # etcd-s3-retention defaults to 5, not to the local value
+        # (https://docs.k3s.io/cli/etcd-snapshot, "S3 Retention"): set both from config.
         "etcd-snapshot-retention": snapshots.retention,
+        "etcd-s3-retention": snapshots.retention,
         "etcd-s3": True,
         "etcd-s3-bucket": bucket,
         # K3s's S3 client would otherwise assume us-east-1.

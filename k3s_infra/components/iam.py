@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, ec2, iam, kms, s3, secretsmanager, sqs, ssm
+from awacs import autoscaling, cloudformation, ec2, iam, kms, s3, secretsmanager, sqs, ssm
 from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLikeIfExists
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
@@ -26,6 +26,8 @@ class NodeAccess:
     agent_token_secret: Ref
     kubeconfig_secret: Ref
     cluster_state_parameter: Ref
+    restore_request_parameter: Ref
+    root_stack_name: Ref
     snapshot_bucket: Ref
     cluster_key: Ref
     snapshot_folder: str
@@ -45,8 +47,6 @@ def _document(statements: list[Statement]) -> PolicyDocument:
 
 
 def server_statements(access: NodeAccess) -> list[Statement]:
-    state_arn = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}",
-                    Name=access.cluster_state_parameter)
     bucket_arn = Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=access.snapshot_bucket)
     folder = access.snapshot_folder
     return [
@@ -55,8 +55,13 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="PublishKubeconfig", Effect=Allow,
                   Action=[secretsmanager.PutSecretValue, secretsmanager.GetSecretValue],
                   Resource=[access.kubeconfig_secret]),
+        # The first server creates the marker (PutParameter without Overwrite) and reads it.
         Statement(Sid="ClusterStateMarker", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter],
-                  Resource=[state_arn]),
+                  Resource=[_parameter_arn(access.cluster_state_parameter)]),
+        # `k3s-infra restore` writes the request; the first server reads it, then deletes it.
+        Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.DeleteParameter],
+                  Resource=[_parameter_arn(access.restore_request_parameter)]),
+        _signal_statement(access, naming.STACK_SERVER_INIT, naming.STACK_SERVERS),
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
@@ -81,6 +86,7 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
+        _health_statement(access),
         *_addon_statements(access),
     ]
 
@@ -102,8 +108,34 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="ReadAgentToken", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.agent_token_secret]),
         _decrypt_statement(access, kms.Decrypt),
+        _signal_statement(access, naming.agent_pool_stack("") + "*"),
         _lifecycle_statement(access),
+        _health_statement(access),
     ]
+
+
+def _parameter_arn(name: Ref) -> Sub:
+    # Parameter names start with '/', so the ARN is parameter/<path> without a second slash.
+    return Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}", Name=name)
+
+
+def _signal_statement(access: NodeAccess, *stack_ids: str) -> Statement:
+    # A node signals its own group's CreationPolicy/UpdatePolicy, on its own node stacks only.
+    # Nested stacks are named <root stack>-<logical ID>-<random suffix>
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-nested-stacks.html);
+    # stack ARNs are arn:...:stack/<name>/<id>.
+    return Statement(
+        Sid="SignalOwnNodeStack", Effect=Allow, Action=[cloudformation.SignalResource],
+        Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Root}-"
+                      + stack_id + "-*/*", Root=access.root_stack_name) for stack_id in stack_ids])
+
+
+def _health_statement(access: NodeAccess) -> Statement:
+    # A node whose boot gives up reports itself Unhealthy so its group replaces it.
+    return Statement(
+        Sid="ReportOwnHealth", Effect=Allow, Action=[autoscaling.SetInstanceHealth],
+        Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
+        Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
 
 
 def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
