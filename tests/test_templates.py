@@ -151,7 +151,12 @@ def test_network_load_balancer(r):
     assert (listener["Properties"]["Protocol"], listener["Properties"]["Port"]) == ("TCP", 6443)
     assert listener["Properties"]["DefaultActions"][0]["TargetGroupArn"] == {"Ref": "ApiTargetGroup"}
     group = r.resources("ApiEndpoint", "AWS::ElasticLoadBalancingV2::TargetGroup")["ApiTargetGroup"]["Properties"]
-    assert (group["Protocol"], group["Port"], group["HealthCheckProtocol"]) == ("TCP", 6443, "TCP")
+    assert (group["Protocol"], group["Port"]) == ("TCP", 6443)
+    # Healthy only when K3s answers: HTTPS GET /ping on 6443, which K3s's supervisor answers
+    # 200 "pong" unauthenticated (k3s-io/k3s pkg/server/router.go, router.Path("/ping")).
+    assert (group["HealthCheckProtocol"], group["HealthCheckPort"], group["HealthCheckPath"]) == \
+        ("HTTPS", "6443", "/ping")
+    assert group["Matcher"] == {"HttpCode": "200"}
     attributes = {a["Key"]: a["Value"] for a in group["TargetGroupAttributes"]}
     assert attributes["preserve_client_ip.enabled"] == "false"  # NLB hairpin
 

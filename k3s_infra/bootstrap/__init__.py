@@ -121,7 +121,7 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
                      "STATE_PARAMETER": p("cluster_state_parameter"),
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
-                     "TARGET_GROUP": p("api_target_group"), "SERVER_COUNT": str(env.servers.count),
+                     "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
                      "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env)}
     packages, services = addons.node_packages(env)

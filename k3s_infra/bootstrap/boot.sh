@@ -161,10 +161,13 @@ read_parameter() {
 
 api_answers() { curl -ksf --max-time 5 "$api_url/ping" >/dev/null; }
 
-# Healthy targets in the API target group: a cluster serves even when this node cannot reach it.
-healthy_targets() {
+# The API target group: "<healthy targets> <other servers registered>". A healthy target
+# means a cluster serves even when this node cannot reach it; no other registered server
+# means this one is the cluster's only server (known at boot, so growing from one server
+# to three never changes this server's user data).
+api_targets() {
   retry 5 awscli elbv2 describe-target-health --target-group-arn "$TARGET_GROUP" \
-    --query "length(TargetHealthDescriptions[?TargetHealth.State=='healthy'])"
+    --query "[length(TargetHealthDescriptions[?TargetHealth.State=='healthy']), length(TargetHealthDescriptions[?Target.Id!='$instance_id'])]"
 }
 
 # The newest etcd snapshot K3s uploaded (by LastModified; K3s keeps its own metadata
@@ -305,13 +308,13 @@ if [ "$ROLE" = server-init ]; then
     log "cluster-state marker $STATE_PARAMETER: $marker"
     if retry "$probe_attempts" api_answers; then
       log "an API answers at $api_url"
-    elif ! healthy=$(healthy_targets); then
+    elif ! targets=$(api_targets); then
       die "cannot read the health of the API target group"
-    elif [ "$healthy" -gt 0 ]; then
+    elif read -r healthy others <<<"$targets" && [ "$healthy" -gt 0 ]; then
       log "$healthy healthy API target(s): a cluster is up"
     elif [ "$marker" = absent ]; then
       mode=init
-    elif [ "${SERVER_COUNT:-1}" -eq 1 ]; then
+    elif [ "$others" -eq 0 ]; then
       # A lone server was replaced: its data lives only in the snapshots.
       snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
       if [ -z "$snapshot" ]; then
