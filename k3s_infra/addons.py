@@ -165,3 +165,32 @@ def bundle(env: Environment) -> str:
     from k3s_infra.bootstrap.k3s_config import dump
 
     return "".join(f"---\n{dump(chart)}" for chart in charts(env))
+
+
+def imds_hop_limit(env: Environment, role: str) -> int:
+    """IMDS hop limit of a node role: 2 only where an enabled add-on runs an AWS client in
+    the pod network (all such add-ons run on servers); 1 everywhere else. The AWS cloud
+    controller runs with hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
+    ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
+    from k3s_infra import defaults
+
+    if role != "agent" and any(CATALOG[name].pod_network_aws_client for name in enabled(env)):
+        return defaults.IMDS_HOP_LIMIT_POD_NETWORK
+    return defaults.IMDS_HOP_LIMIT_HOST_ONLY
+
+
+def k3s_disabled(env: Environment) -> list[str]:
+    """Packaged K3s components an add-on replaces. K3s's local-path StorageClass is annotated
+    as the default (docs.k3s.io/storage; K3s manifests/local-storage.yaml); when Longhorn's
+    class is the default (its persistence.defaultClass), K3s's `local-storage` is disabled
+    (docs.k3s.io/installation/packaged-components) so exactly one default remains."""
+    if "longhorn" in enabled(env) and values(env, "longhorn").get("persistence", {}).get("defaultClass"):
+        return ["local-storage"]
+    return []
+
+
+def rebalance_draining(env: Environment) -> bool:
+    """Whether EC2 rebalance recommendations go to the drain queue. In queue mode NTH drains
+    every event it receives (see the catalog entry), so the chart's IMDS-mode switch
+    ``enableRebalanceDraining`` decides here whether those events reach it at all."""
+    return env.draining and bool(values(env, "node_termination_handler").get("enableRebalanceDraining"))

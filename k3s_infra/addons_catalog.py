@@ -35,6 +35,9 @@ class CatalogEntry:
     packages: tuple[str, ...] = ()  # node packages (Amazon Linux 2023 dnf names), every node
     services: tuple[str, ...] = ()  # systemd units enabled after the packages are installed
     required_values: tuple[str, ...] = ()  # top-level keys the environment must give
+    # Runs an AWS client (instance-role credentials from IMDS) in the pod network: the nodes
+    # it runs on need an IMDS hop limit of 2 (see addons.imds_hop_limit).
+    pod_network_aws_client: bool = False
 
 
 _CONTROL_PLANE = {
@@ -54,7 +57,10 @@ CATALOG: dict[str, CatalogEntry] = {
         chart="rancher", repo="https://releases.rancher.com/server-charts/stable", version="2.12.1",
         namespace="cattle-system",
         description="access management; identity providers are configured in Rancher after install",
-        values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}}, "auditLog": {"level": 1}},
+                # auditLog.level alone logs nothing: the chart only adds the audit sidecar and
+        # AUDIT_LEVEL when auditLog.enabled (rancher/rancher chart/values.yaml, 2.11+).
+        values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}},
+                "auditLog": {"enabled": True, "level": 1}},
         secret_values={"bootstrapPassword": "first admin login to Rancher (change it at first login)"},
         requires=("cert_manager",), required_values=("hostname",)),
     "victoria_metrics": CatalogEntry(
@@ -94,6 +100,8 @@ CATALOG: dict[str, CatalogEntry] = {
     "longhorn": CatalogEntry(
         chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
         description="replicated block storage on the nodes' disks",
+        # Longhorn's StorageClass is the cluster default; K3s's local-path one is then
+        # disabled (addons.k3s_disabled) so exactly one default StorageClass remains.
         values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
                 "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",
                                     "nodeDrainPolicy": "block-for-eviction-if-contains-last-replica"}},
@@ -113,11 +121,21 @@ CATALOG: dict[str, CatalogEntry] = {
     "node_termination_handler": CatalogEntry(
         chart="oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", repo=None, version="0.27.2",
         namespace="kube-system", description="drains nodes before ASG termination, spot interruption or rebalance",
-        values={"enableSqsTerminationDraining": True, "enableRebalanceDraining": False,
-                "enableRebalanceMonitoring": True, "checkTagBeforeDraining": True,
+        # Chart 0.27.2 (NTH v1.25.2), config/helm/aws-node-termination-handler/values.yaml:
+        # - useProviderId: nodes are named by instance ID (boot.sh node-name), not by the
+        #   private DNS name NTH looks up by default; NTH builds aws:///<zone>/<instance-id>
+        #   (pkg/monitor/sqsevent/sqs-monitor.go) and matches Node.spec.providerID
+        #   (pkg/node/node.go GetNodeNameFromProviderID), the provider-id boot.sh sets.
+        # - enableRebalanceMonitoring/Draining are IMDS-mode only: in queue mode every event
+        #   that reaches the queue is drained unless cordonOnly, which applies to all events
+        #   (pkg/interruptionevent/draincordon/handler.go). So rebalance recommendations reach
+        #   the queue only when enableRebalanceDraining is set (drain_queue, stacks/draining).
+        # - queue mode "never runs with host networking" (values.yaml useHostNetwork):
+        #   the servers it runs on keep IMDS hop limit 2.
+        values={"enableSqsTerminationDraining": True, "useProviderId": True, "checkTagBeforeDraining": True,
                 "managedTag": "aws-node-termination-handler/managed", "deleteSqsMsgIfNodeNotFound": True,
                 "replicas": 1, **_CONTROL_PLANE},
-        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}),
+        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}, pod_network_aws_client=True),
 }
 
 # The ASG/instance tag the handler acts on (its managedTag).

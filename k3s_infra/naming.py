@@ -99,19 +99,33 @@ def template_url(env: Environment, key: str) -> str:
 
 
 def cluster_tags(env: Environment) -> dict[str, str]:
-    """Tags on every taggable resource (and the stacks themselves), sorted for stable output."""
+    """Tags on every taggable resource (and the stacks themselves, which propagate them to
+    every resource), sorted for stable output. Never the cloud controller's cluster tag:
+    see ccm_discovery_tags."""
     tags = {
         f"{TAG_PREFIX}:cluster": cluster_name(env),
         f"{TAG_PREFIX}:environment": env.name,
-        # The AWS cloud controller finds the cluster's instances, SGs and subnets by this tag.
-        f"kubernetes.io/cluster/{cluster_name(env)}": "owned",
         **env.deploy.tags,
     }
     return dict(sorted(tags.items()))
 
 
+def ccm_cluster_tag_key(env: Environment) -> str:
+    """The AWS cloud controller's cluster tag (cloud-provider-aws pkg/providers/v1/tags.go)."""
+    return f"kubernetes.io/cluster/{cluster_name(env)}"
+
+
+def ccm_discovery_tags(env: Environment) -> dict[str, str]:
+    """Only on what the cloud controller must find: node instances (describeInstances keeps
+    tagged ones) and node security groups (it adds its load balancers' ingress rules there).
+    It checks the key only (tags.go hasClusterTag), so `shared` works for discovery, while its
+    IAM mutations need `owned`, which it puts on what it creates itself: CloudFormation's
+    resources stay out of its reach, and the API load balancer carries no cluster tag."""
+    return {ccm_cluster_tag_key(env): "shared"}
+
+
 def node_tags(env: Environment, role: str) -> dict[str, str]:
-    tags = {**cluster_tags(env), f"{TAG_PREFIX}:role": role}
+    tags = {**cluster_tags(env), **ccm_discovery_tags(env), f"{TAG_PREFIX}:role": role}
     if env.draining:
         # The node termination handler drains only groups and instances wearing its tag.
         from k3s_infra.addons_catalog import NTH_MANAGED_TAG
