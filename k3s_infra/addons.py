@@ -112,6 +112,14 @@ def node_packages(env: Environment) -> tuple[list[str], list[str]]:
     return packages, services
 
 
+def kernel_modules(env: Environment) -> list[str]:
+    """Kernel modules the enabled add-ons need loaded on every node."""
+    modules: list[str] = []
+    for name in enabled(env):
+        modules += [m for m in CATALOG[name].kernel_modules if m not in modules]
+    return modules
+
+
 def _merge(base: Any, override: Any) -> Any:
     """Values: mappings merge key by key, anything else (lists included) is replaced."""
     if isinstance(base, dict) and isinstance(override, dict):

@@ -38,6 +38,7 @@ class CatalogEntry:
     # Runs an AWS client (instance-role credentials from IMDS) in the pod network: the nodes
     # it runs on need an IMDS hop limit of 2 (see addons.imds_hop_limit).
     pod_network_aws_client: bool = False
+    kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
 
 
 _CONTROL_PLANE = {
@@ -105,7 +106,9 @@ CATALOG: dict[str, CatalogEntry] = {
         values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
                 "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",
                                     "nodeDrainPolicy": "block-for-eviction-if-contains-last-replica"}},
-        packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",)),
+        # Longhorn's prerequisites: open-iscsi with the iscsi_tcp module loaded
+        # (https://longhorn.io/docs/1.9.1/deploy/install/#installing-open-iscsi).
+        packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",), kernel_modules=("iscsi_tcp",)),
     "vault": CatalogEntry(
         chart="vault", repo="https://helm.releases.hashicorp.com", version="0.30.1", namespace="vault",
         description="secrets; initialise and unseal after install (or configure auto-unseal)",
