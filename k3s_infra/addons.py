@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3s_infra import naming
-from k3s_infra.addons_catalog import CATALOG, CatalogEntry
+from k3s_infra.addon_config import kubernetes_minor
+from k3s_infra.addons_catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
 from k3s_infra.config import AddOn, Environment
 
 API_VERSION = "helm.cattle.io/v1"
@@ -77,6 +78,9 @@ def enabled(env: Environment) -> list[str]:
         if name == "node_termination_handler":
             if env.draining:
                 want(name)
+        elif name == "cluster_autoscaler":
+            if env.autoscaling:
+                want(name)
         elif getattr(env.addons, name).enabled:
             want(name)
     return [name for name in CATALOG if name in wanted]
@@ -134,11 +138,30 @@ def values(env: Environment, name: str) -> dict[str, Any]:
     entry: CatalogEntry = CATALOG[name]
     config: AddOn = getattr(env.addons, name)
     known = {"awsRegion": env.region} if name == "node_termination_handler" else {}
+    if name == "cluster_autoscaler":
+        known = autoscaler_values(env)
     return _merge(_merge(entry.values, known), config.values)
 
 
 def version(env: Environment, name: str) -> str:
+    if name == "cluster_autoscaler":
+        return autoscaler_version(env)
     return getattr(env.addons, name).version or CATALOG[name].version
+
+
+def autoscaler_version(env: Environment) -> str:
+    """The environment's pin, else the chart built for k3s.version's Kubernetes minor (the
+    config refuses a minor without one, see addon_config.check_cluster_autoscaler)."""
+    pinned = env.addons.cluster_autoscaler.version
+    return pinned or CLUSTER_AUTOSCALER_CHARTS[kubernetes_minor(env.k3s.version)]
+
+
+def autoscaler_values(env: Environment) -> dict[str, Any]:
+    """Values only the environment knows: ASG auto-discovery of this cluster's tagged groups
+    (the chart turns autoDiscovery.clusterName into --node-group-auto-discovery=asg:tag=
+    k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/<cluster>, matching
+    naming.autoscaler_discovery_tags) and the region its AWS client calls."""
+    return {"autoDiscovery": {"clusterName": naming.cluster_name(env)}, "awsRegion": env.region}
 
 
 def helm_chart(env: Environment, name: str) -> dict[str, Any]:

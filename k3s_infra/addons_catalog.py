@@ -141,5 +141,45 @@ CATALOG: dict[str, CatalogEntry] = {
         runtime_values={"queueURL": o.DRAIN_QUEUE_URL}, pod_network_aws_client=True),
 }
 
+# --- cluster autoscaler ---------------------------------------------------------
+# Chart version per Kubernetes minor: the newest chart release whose appVersion is
+# that minor (kubernetes/autoscaler, charts/cluster-autoscaler/Chart.yaml at tags
+# cluster-autoscaler-chart-<version>; cluster-autoscaler/charts/... from 9.52.0 on).
+# The autoscaler supports only its own Kubernetes minor (its README's version table),
+# so a K3s minor missing here is refused unless the environment pins a version.
+CLUSTER_AUTOSCALER_CHARTS: dict[str, str] = {
+    "1.30": "9.37.0",  # appVersion 1.30.0
+    "1.31": "9.44.0",  # appVersion 1.31.0
+    "1.32": "9.46.6",  # appVersion 1.32.0
+    "1.33": "9.51.0",  # appVersion 1.33.0
+    "1.34": "9.53.0",  # appVersion 1.34.2
+    "1.35": "9.59.0",  # appVersion 1.35.0
+}
+
+CATALOG["cluster_autoscaler"] = CatalogEntry(
+    chart="cluster-autoscaler", repo="https://kubernetes.github.io/autoscaler",
+    version=CLUSTER_AUTOSCALER_CHARTS["1.33"],  # the default K3s minor; addons.version picks per k3s.version
+    namespace="kube-system",
+    description="scales agent pools between min_size and max_size (ASG auto-discovery); "
+                "default: on when any pool has max_size > min_size",
+    # Keys checked against the chart's values.yaml at 9.51.0. autoDiscovery.clusterName and
+    # awsRegion are filled from the environment (addons.autoscaler_values).
+    values={"cloudProvider": "aws",
+            # The host network reaches IMDS in one hop: the servers keep hop limit 1 instead of
+            # letting every pod act as the server role (DESIGN.md; autoscaler AWS README: a pod
+            # network needs hop limit 2). It needs no cluster DNS: the API comes from the
+            # service env, AWS endpoints from the host's resolver.
+            "hostNetwork": True, "dnsPolicy": "Default",
+            "extraArgs": {
+                "expander": "least-waste",
+                "balance-similar-node-groups": True,
+                # kube-system Deployments (CoreDNS, metrics-server) would otherwise pin an
+                # agent forever; PodDisruptionBudgets still hold and DaemonSets are ignored.
+                "skip-nodes-with-system-pods": False,
+                "scale-down-unneeded-time": "10m",
+                "scale-down-delay-after-add": "10m",
+                "max-node-provision-time": "15m"},
+            **_CONTROL_PLANE})
+
 # The ASG/instance tag the handler acts on (its managedTag).
 NTH_MANAGED_TAG = "aws-node-termination-handler/managed"

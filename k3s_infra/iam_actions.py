@@ -89,5 +89,28 @@ CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
     elb.SetLoadBalancerPoliciesOfListener,
 )
 
+# The cluster autoscaler's reads: the "Full Cluster Autoscaler Features Policy" of
+# kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md, without
+# eks:DescribeNodegroup (EKS managed node groups only). None has resource-level scoping.
+AUTOSCALER_DESCRIBE: tuple[Action, ...] = (
+    autoscaling.DescribeAutoScalingGroups,
+    autoscaling.DescribeAutoScalingInstances,
+    autoscaling.DescribeLaunchConfigurations,
+    autoscaling.DescribeScalingActivities,
+    autoscaling.DescribeTags,
+    ec2.DescribeImages,
+    ec2.DescribeInstanceTypes,
+    ec2.DescribeLaunchTemplateVersions,
+    ec2.GetInstanceTypesFromInstanceRequirements,
+)
+
+# The autoscaler's writes: only on groups tagged with this cluster's discovery tag
+# (see components/iam.py autoscaler_statements), never on "*".
+AUTOSCALER_SCALING: tuple[Action, ...] = (
+    autoscaling.SetDesiredCapacity,
+    autoscaling.TerminateInstanceInAutoScalingGroup,
+)
+
 # Every action allowed on "*" without a tag condition, for the policy-walking test.
-UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE)
+UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE
+                                     + AUTOSCALER_DESCRIBE)

@@ -142,3 +142,47 @@ def name_tag(logical: str) -> str:
 def cidr_id(cidr: str) -> str:
     """'10.0.0.0/16' -> 'Cidr10x0x0x0m16': a logical-ID-safe spelling of a CIDR."""
     return "Cidr" + cidr.replace(".", "x").replace(":", "c").replace("/", "m")
+
+
+# AWS Auto Scaling tag limits: a key is 1-128 characters, a value 0-256, any printable
+# Unicode (API Reference, Tag: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_Tag.html);
+# at most 50 tags per group (https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-tagging.html).
+TAG_KEY_MAX = 128
+GROUP_TAGS_MAX = 50
+AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
+
+
+def pool_tags(env: Environment, pool) -> dict[str, str]:
+    """Tags of an agent pool's nodes (launch template and group)."""
+    return {**node_tags(env, "agent"), f"{TAG_PREFIX}:pool": pool.name}
+
+
+def autoscaler_discovery_tags(env: Environment) -> dict[str, str]:
+    """The tags the cluster autoscaler's ASG auto-discovery looks for (the chart's default
+    autoDiscovery.tags; only the keys matter). Also the IAM condition on scaling actions."""
+    return {f"{AUTOSCALER_TAG_PREFIX}/enabled": "true", autoscaler_cluster_tag(env): "owned"}
+
+
+def autoscaler_cluster_tag(env: Environment) -> str:
+    """k8s.io/cluster-autoscaler/<cluster>: the discovery tag naming this cluster."""
+    return f"{AUTOSCALER_TAG_PREFIX}/{cluster_name(env)}"
+
+
+def autoscaler_tags(env: Environment, pool) -> dict[str, str]:
+    """Discovery tags plus one node-template tag per label and taint, so the autoscaler
+    can scale a pool up from zero nodes ({} when the autoscaler is off). Format from
+    kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md ("Auto-Discovery
+    Setup"): label/<key> = value, taint/<key> = value:Effect (read by aws_manager.go
+    extractLabelsFromAsg / extractTaintsFromAsg, which take everything after the prefix as
+    the key, so prefixed keys like example.com/tier work)."""
+    if not env.autoscaling:
+        return {}
+    tags = dict(autoscaler_discovery_tags(env))
+    template = f"{AUTOSCALER_TAG_PREFIX}/node-template"
+    for key, value in pool.labels.items():
+        tags[f"{template}/label/{key}"] = value
+    for taint in pool.taints:
+        key_value, effect = taint.rsplit(":", 1)
+        key, _, value = key_value.partition("=")
+        tags[f"{template}/taint/{key}"] = f"{value}:{effect}"
+    return tags

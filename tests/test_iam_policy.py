@@ -62,6 +62,26 @@ def test_wildcard_resources_only_for_listed_actions(statements):
             assert owned and set(owned.values()) == {"owned"} or on_create, statement.get("Sid")
 
 
+@pytest.mark.parametrize("name", available_environments())
+def test_autoscaling_writes_only_on_groups_tagged_for_this_cluster(rendered, name):
+    """SetDesiredCapacity / TerminateInstanceInAutoScalingGroup: never on "*", only on
+    autoScalingGroup ARNs, only where the group carries k8s.io/cluster-autoscaler/<cluster>
+    = owned (autoscaler AWS README: restrict by tag conditional)."""
+    cluster = rendered[name].env.stack_name
+    scaling = {a.JSONrepr() for a in iam_actions.AUTOSCALER_SCALING}
+    seen = 0
+    for _, logical, statement in allow_statements(rendered[name].templates):
+        if not scaling & set(as_list(statement["Action"])):
+            continue
+        seen += 1
+        assert set(as_list(statement["Action"])) <= scaling, (logical, statement.get("Sid"))
+        assert statement["Condition"] == {
+            "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}}
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*" and ":autoScalingGroup:" in json.dumps(resource), logical
+    assert seen == (1 if rendered[name].env.autoscaling else 0)
+
+
 def test_no_risky_action_on_any_wildcard(statements):
     for stack_id, logical, statement in statements:
         actions = as_list(statement["Action"])

@@ -156,6 +156,24 @@ def _lifecycle_statement(access: NodeAccess) -> Statement:
         Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
 
 
+def autoscaler_statements(discovery_tag: str) -> list[Statement]:
+    """The cluster autoscaler (on the servers): reads on "*", scaling only groups carrying
+    this cluster's discovery tag. Auto Scaling authorises SetDesiredCapacity and
+    TerminateInstanceInAutoScalingGroup per autoScalingGroup resource with the
+    aws:ResourceTag/<key> condition (Service Authorization Reference, Amazon EC2 Auto Scaling:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html;
+    the autoscaler's AWS README recommends exactly this tag conditional)."""
+    return [
+        Statement(Sid="ClusterAutoscalerDiscovery", Effect=Allow, Action=list(iam_actions.AUTOSCALER_DESCRIBE),
+                  Resource=["*"]),
+        Statement(Sid="ClusterAutoscalerScalesDiscoveredGroups", Effect=Allow,
+                  Action=list(iam_actions.AUTOSCALER_SCALING),
+                  Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:"
+                                "autoScalingGroup:*:autoScalingGroupName/*")],
+                  Condition=Condition(StringEquals(f"aws:ResourceTag/{discovery_tag}", "owned"))),
+    ]
+
+
 def build(t: StackTemplate, role: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:
     prefix = naming.logical_id(role)
     node_role = t.add(Role(
