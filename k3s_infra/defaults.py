@@ -24,8 +24,13 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 # Node launch settings that are not worth a config knob.
 ROOT_DEVICE_NAME = "/dev/xvda"
 ROOT_VOLUME_TYPE = "gp3"
-# Hop limit 2 lets pods (the cloud controller) reach IMDSv2 through the node.
-IMDS_HOP_LIMIT = 2
+# IMDSv2 answers a PUT for a token with IP TTL = hop limit; each network hop (the pod's
+# veth into the node) takes one. Hop limit 1: only host processes and host-network pods
+# reach it; 2: every pod on the node can take the instance role. Per role, see
+# addons.imds_hop_limit (only a node running an AWS client in the pod network needs 2).
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html
+IMDS_HOP_LIMIT_HOST_ONLY = 1
+IMDS_HOP_LIMIT_POD_NETWORK = 2
 TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 
 # A node signals CloudFormation (SignalResource) once K3s on it is up and joined.

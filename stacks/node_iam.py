@@ -24,7 +24,8 @@ def build(env: Environment) -> StackTemplate:
         cluster=naming.cluster_name(env),
         addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))
-    server = iam.build(t, "server", iam.server_statements(access), cloud_controller=True)
+    scaling = iam.autoscaler_statements(naming.autoscaler_cluster_tag(env)) if env.autoscaling else []
+    server = iam.build(t, "server", iam.server_statements(access) + scaling, cloud_controller=True)
     agent = iam.build(t, "agent", iam.agent_statements(access))
     t.output(o.SERVER_INSTANCE_PROFILE, server.instance_profile_arn, "Instance profile of K3s servers")
     t.output(o.AGENT_INSTANCE_PROFILE, agent.instance_profile_arn, "Instance profile of K3s agents")

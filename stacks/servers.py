@@ -4,7 +4,7 @@ from one to three servers changes a value, not the shape of the root)."""
 
 from __future__ import annotations
 
-from k3s_infra import bootstrap, naming
+from k3s_infra import addons, bootstrap, naming
 from k3s_infra import outputs as o
 from k3s_infra.components import auto_scaling_group, launch_template
 from k3s_infra.config import Environment
@@ -32,7 +32,8 @@ def _build(env: Environment, role: str, description: str, sized_by_parameter: bo
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
         instance_profile_arn=p[o.SERVER_INSTANCE_PROFILE],
-        user_data=bootstrap.user_data(env, role, refs), tags=tags))
+        user_data=bootstrap.user_data(env, role, refs), tags=tags,
+        imds_hop_limit=addons.imds_hop_limit(env, "server")))
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, naming.SERVER_GROUP, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,

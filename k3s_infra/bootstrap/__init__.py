@@ -50,6 +50,7 @@ K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
 ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
+MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,12 @@ def unpacked(entry: dict[str, str]) -> str:
 def cloud_config(env: Environment, role: str, pool: AgentPool | None = None) -> str:
     """The user data document, with parameter placeholders (not yet Fn::Sub text)."""
     document = {"write_files": files(env, role, pool), "runcmd": [[BOOT_SCRIPT]]}
+    modules = addons.kernel_modules(env)
+    if modules:
+        # Loaded now (bootcmd runs first, every boot) and by systemd-modules-load on later boots.
+        document["bootcmd"] = [["modprobe", module] for module in modules]
+        document["write_files"].append({"path": MODULES_LOAD, "permissions": "0644",
+                                        "content": "".join(f"{m}\n" for m in modules)})
     return "#cloud-config\n" + k3s_config.dump(document)
 
 

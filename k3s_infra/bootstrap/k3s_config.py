@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k3s_infra import defaults, naming, yaml_text
+from k3s_infra import addons, defaults, naming, yaml_text
 from k3s_infra.config import AgentPool, Environment
 
 API_PORT = 6443
@@ -39,7 +39,7 @@ def cluster_wide(env: Environment) -> dict[str, Any]:
         "cluster-dns": k3s.cluster_dns,
         "cluster-domain": k3s.cluster_domain,
         "flannel-backend": k3s.flannel_backend,
-        "disable": list(k3s.disable),
+        "disable": list(k3s.disable) + [c for c in addons.k3s_disabled(env) if c not in k3s.disable],
         "secrets-encryption": k3s.secrets_encryption,
         # The AWS cloud controller manager (see cloud_controller_manifest) replaces it.
         "disable-cloud-controller": True,

@@ -104,4 +104,9 @@ def test_without_addons_nothing_is_installed_or_written(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"))
     assert run.returncode == 0, run.stderr
     assert run.dnf_calls == [] and run.systemctl_calls == [["start", "k3s"]]
-    assert set(manifests(run)) == {Path(bootstrap.CCM_MANIFEST).name}
+    # dev's pool can grow: the cluster autoscaler (on by default, no node packages) is the
+    # one add-on written; no opt-in add-on is.
+    written = manifests(run)
+    assert set(written) == {Path(bootstrap.CCM_MANIFEST).name, Path(bootstrap.ADDONS_MANIFEST).name}
+    charts = [d for d in yaml.safe_load_all(written[Path(bootstrap.ADDONS_MANIFEST).name].read_text()) if d]
+    assert [c["metadata"]["name"] for c in charts] == ["cluster-autoscaler"]
