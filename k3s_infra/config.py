@@ -45,7 +45,16 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
 )
 from k3s_infra.network_config import Api, Network, Subnet  # noqa: F401  (re-exported)
 
-ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+
+def _shipped_environments() -> Path:
+    """The example environments, defaults.yaml and schema.json: inside the package when
+    installed from a wheel (setup.cfg maps environments/ to k3s_infra/environments), the
+    repository's environments/ in a clone or an editable install."""
+    packaged = Path(__file__).resolve().parent / "environments"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "environments"
+
+
+ENVIRONMENTS_DIR = _shipped_environments()
 
 
 class ConfigError(Exception):
@@ -344,18 +353,21 @@ def environments_folder() -> Path:
 
 
 def load_environment(env: str | None = None, *, path: str | Path | None = None,
-                     environments_dir: Path | None = None) -> Environment:
-    """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment."""
+                     environments_dir: Path | None = None, overrides: dict[str, Any] | None = None) -> Environment:
+    """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment;
+    ``overrides`` (top-level keys, e.g. the CLI's --region) replace the file's values."""
     if path is None:
         if env is None:
             raise ValueError("give an environment name or a path")
-        environments_dir = environments_dir or environments_folder()
+        if environments_dir is None:  # ./environments first, then the examples shipped with the package
+            folders = [environments_folder(), ENVIRONMENTS_DIR]
+            environments_dir = next((f for f in folders if (f / f"{env}.yaml").is_file()), folders[0])
         path = environments_dir / f"{env}.yaml"
         if not path.is_file():
             known = ", ".join(available_environments(environments_dir)) or "none"
             raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
     path = Path(path)
-    return validate(read_document(path), str(path))
+    return validate({**read_document(path), **(overrides or {})}, str(path))
 
 
 def available_environments(environments_dir: Path | None = None) -> list[str]:

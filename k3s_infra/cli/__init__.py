@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import sys
@@ -20,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("k3s_infra.cli.status", "stack states of root and nested stacks, outputs, node group counts"),
     "kubeconfig": ("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret"),
     "destroy": ("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events"),
+    "init": ("k3s_infra.cli.init", "write a commented environment file that renders as is"),
+    "diff": ("k3s_infra.cli.diff", "read-only: rendered templates against the deployed ones, per resource"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,16 +50,68 @@ def emit(text: str, out: str | None) -> None:
 def load(args: argparse.Namespace):
     from k3s_infra.config import load_environment
 
-    return load_environment(args.env) if args.env else load_environment(path=args.config)
+    # --region replaces the file's region (validated again: subnets' AZs must match it)
+    overrides = {"region": args.region} if getattr(args, "region", None) else None
+    return load_environment(args.env, path=args.config, overrides=overrides)
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Flags every command takes, before or after its name. Below a command they default
+    to SUPPRESS, so ``k3s-infra -v status`` is not undone by the command's own default."""
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options")
+    if top:
+        from k3s_infra import __version__
+
+        group.add_argument("--version", action="version", version=f"k3s-infra {__version__}")
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="more detail on stderr (repeat for debug messages)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                       help="print only errors and machine-readable documents (use with --yes)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="log every AWS request and response to stderr, secrets masked")
+    group.add_argument("--profile", metavar="NAME", default=default(None),
+                       help="AWS profile for AWS commands (instead of AWS_PROFILE / the default chain)")
+    group.add_argument("--region", metavar="REGION", default=default(None),
+                       help="override the environment file's region")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="k3s-infra", description="Highly available K3s on AWS CloudFormation")
+    _add_global_arguments(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(command)
+        _add_global_arguments(command, top=False)
     return parser
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion (bash, zsh, fish) through argcomplete: only imported while a
+    shell asks for completions (it sets _ARGCOMPLETE), so rendering never pays for it.
+    README "Shell completion" shows the one line each shell needs."""
+    import os
+
+    if "_ARGCOMPLETE" in os.environ:
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+
+
+def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Logging per -v/-q/--debug; -q silences the text a person reads (stdout) while the
+    command runs, never a JSON document asked for with --output json, nor errors (stderr)."""
+    import os
+
+    if args.verbose or args.quiet or args.debug:
+        from k3s_infra.cli import logs
+
+        logs.configure(args.verbose, args.quiet, args.debug)
+    if args.quiet and getattr(args, "output", "text") != "json":
+        stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
 
 
 # Commands that finish in well under a second: building pydantic models and
@@ -71,10 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from k3s_infra.config import ConfigError
 
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        _complete(parser)
+        args = parser.parse_args(argv)
         if collecting and args.command not in SHORT_LIVED:
             gc.enable()
-        return _run(args, ConfigError)
+        with contextlib.ExitStack() as stack:
+            _settle_output(args, stack)
+            return _run(args, ConfigError)
     finally:
         if collecting:
             gc.enable()

@@ -1,17 +1,24 @@
-"""k3s-infra plan: package, then show the change set of the root stack; nothing runs."""
+"""k3s-infra plan: package (uploads the children), then show the change set of the root
+stack; nothing runs. ``k3s-infra diff`` is the read-only comparison."""
 
 from __future__ import annotations
 
 import argparse
 
 from k3s_infra.cli import add_environment_arguments
+from k3s_infra.cli.output import add_output_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
+    add_output_argument(parser)
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from k3s_infra.cli.output import wants_json
     from k3s_infra.deploy import command, lifecycle
 
-    return command.run(args, lambda aws: lifecycle.plan(aws))
+    return command.run(args, lambda aws: lifecycle.plan(aws, as_json=wants_json(args),
+                                                        detailed_exitcode=args.detailed_exitcode))

@@ -21,7 +21,9 @@ def ask(question: str, assume_yes: bool) -> bool:
 
 def run(args: argparse.Namespace, action: Callable) -> int:
     """Load the environment, build clients, run ``action(aws)`` and map failures to exit codes."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    import boto3
+    from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError, NoRegionError,
+                                     ProfileNotFound)
     from botocore.parsers import ResponseParserError
 
     from k3s_infra.deploy import AccountMismatch, DeployError
@@ -30,7 +32,11 @@ def run(args: argparse.Namespace, action: Callable) -> int:
 
     env = load(args)
     try:
-        return action(Aws(env))
+        session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=env.region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"{exc}; --profile names a profile of ~/.aws/config") from None
+    try:
+        return action(Aws(env, session))
     except AccountMismatch as exc:
         raise UsageError(str(exc)) from None
     except (NoCredentialsError, NoRegionError) as exc:

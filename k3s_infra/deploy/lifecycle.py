@@ -62,18 +62,27 @@ def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
 
 # --- plan / deploy ----------------------------------------------------------------
 
-def plan(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
+def plan(aws, *, out: IO[str] | None = None, as_json: bool = False, detailed_exitcode: bool = False) -> int:
+    """Exit 0; with ``detailed_exitcode`` as Terraform's plan: 0 no changes, 2 changes.
+    With ``as_json`` the one JSON document goes to stdout and the rest to stderr."""
+    out = out or (sys.stderr if as_json else sys.stdout)
     env = aws.env
     aws.check_account()
+    _print(out, f"plan uploads the templates to s3://{env.artifact_bucket} and creates (then deletes) a change "
+                f"set; 'k3s-infra diff' compares without writing anything")
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
     cs = changeset.create(aws, pkg)
     try:
-        _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
+        if as_json:
+            from k3s_infra.cli.output import print_json
+
+            print_json(changeset.as_document(cs, pkg))
+        else:
+            _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
     finally:
         changeset.discard(aws, cs)
-    return 0
+    return 2 if detailed_exitcode and not cs.empty else 0
 
 
 def _packaged(pkg) -> str:
@@ -148,57 +157,6 @@ def _nested(cfn, stack_id: str) -> list[tuple[str, dict]]:
                 result.append((summary["LogicalResourceId"],
                                {"StackStatus": summary.get("ResourceStatus", "?"), "Outputs": []}))
     return result
-
-
-def status(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    root = changeset.stack_state(cfn, env.stack_name)
-    if root is None:
-        _print(out, f"{env.stack_name}: not deployed (no such stack in {env.region})")
-        return 1
-    protection = "on" if root.get("EnableTerminationProtection") else "off"
-    _print(out, f"{env.stack_name}  {root['StackStatus']}  (termination protection {protection})")
-    try:
-        nested = _nested(cfn, root["StackId"])
-    except READ_ERRORS as exc:
-        nested = []
-        _print(out, f"warning: cannot list the nested stacks of {env.stack_name} ({type(exc).__name__})")
-    rows = [("STACK", "STATUS", "UPDATED")]
-    when = root.get("LastUpdatedTime") or root.get("CreationTime")
-    rows.append((naming.ROOT, root["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for logical, stack in nested:
-        when = stack.get("LastUpdatedTime") or stack.get("CreationTime")
-        rows.append((logical, stack["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for line in _aligned(rows):
-        _print(out, line)
-    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
-    if outputs:
-        _print(out, "outputs:")
-        for line in _aligned(sorted(outputs.items())):
-            _print(out, line)
-    groups = [(logical, i["OutputValue"]) for logical, stack in nested for i in stack.get("Outputs", [])
-              if i["OutputKey"] == o.AUTO_SCALING_GROUP]
-    if groups:
-        described = {}
-        names = [name for _, name in groups]
-        for page in aws.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-                AutoScalingGroupNames=names):
-            described.update({g["AutoScalingGroupName"]: g for g in page["AutoScalingGroups"]})
-        rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
-        for logical, name in groups:
-            group = described.get(name)
-            if group is None:
-                rows.append((logical, "-", "-", "-", "-"))
-                continue
-            in_service = sum(1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService")
-            rows.append((logical, str(group["DesiredCapacity"]), str(in_service),
-                         str(group["MinSize"]), str(group["MaxSize"])))
-        _print(out, "node groups:")
-        for line in _aligned(rows):
-            _print(out, line)
-    return 0
 
 
 # --- destroy ------------------------------------------------------------------------
