@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, action: Callable) -> int:
 
     from k3s_infra.deploy import AccountMismatch, DeployError
     from k3s_infra.deploy.aws import Aws
-    from k3s_infra.deploy.lifecycle import NotPublished
+    from k3s_infra.deploy.kubeconfig import NotPublished
 
     env = load(args)
     try:

@@ -1,21 +1,17 @@
-"""deploy, status, destroy and kubeconfig as library functions: each takes an
-``Aws`` (clients for one environment), prints what a person reads to ``out`` and
-returns the command's exit code."""
+"""plan, deploy and destroy as library functions: each takes an ``Aws`` (clients for
+one environment), prints what a person reads to ``out`` and returns the command's exit
+code (status: deploy/status.py, kubeconfig: deploy/kubeconfig.py)."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
 import yaml
 from botocore.exceptions import ClientError
 
 from k3s_infra import naming
-from k3s_infra import outputs as o
 from k3s_infra.deploy import DeployError, changeset
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
@@ -261,65 +257,4 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
     else:
         _print(out, "nothing retained: data stores were deleted with the stacks")
     _print(out, _empty_artifacts(aws))
-    return 0
-
-
-# --- kubeconfig ---------------------------------------------------------------------
-
-class NotPublished(Exception):
-    """The kubeconfig secret still holds its generated placeholder."""
-
-
-def _is_kubeconfig(text: str) -> dict | None:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if isinstance(doc, dict) and doc.get("apiVersion") and isinstance(doc.get("clusters"), list):
-        return doc
-    return None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    os.chmod(path, 0o600)
-
-
-def kubeconfig(aws, path: Path, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    if changeset.stack_state(cfn, env.stack_name) is None:
-        raise DeployError(f"{env.stack_name} is not deployed")
-    arn = root_outputs(cfn, env.stack_name).get(o.KUBECONFIG_SECRET)
-    if not arn:
-        raise DeployError(f"{env.stack_name} has no {o.KUBECONFIG_SECRET} output yet")
-    try:
-        text = aws.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or ""
-    except ClientError as exc:
-        raise DeployError(f"cannot read the kubeconfig secret {arn}: "
-                          f"{exc.response.get('Error', {}).get('Code', 'error')}") from None
-    doc = _is_kubeconfig(text)
-    if doc is None:
-        raise NotPublished(f"the cluster has not published its kubeconfig yet ({arn} still holds its "
-                           f"placeholder); the first server stores it once K3s is ready, try again later")
-    write_private(path, text)
-    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
-    _print(out, f"wrote the admin kubeconfig of {env.stack_name} to {path} (mode 0600); "
-                f"API server {', '.join(servers) or '?'}")
-    _print(out, f"  export KUBECONFIG={path}")
     return 0
