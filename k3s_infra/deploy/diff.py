@@ -78,7 +78,11 @@ def _paths(old: Any, new: Any, prefix: str, depth: int = 3) -> list[str]:
     return result
 
 
-def compare_stack(name: str, old: dict | None, new: dict | None, values: dict[str, str] | None) -> dict:
+def compare_stack(name: str, old: dict | None, new: dict | None, values: dict[str, str] | None,
+                  passed: dict[str, Any] | None = None) -> dict:
+    """One stack's differences. ``values``: the parameter values the deployed stack runs
+    with; ``passed``: the values the rendered parent passes it (the root: None, its
+    parameters' defaults are what it gets)."""
     old_res, new_res = (old or {}).get("Resources", {}), (new or {}).get("Resources", {})
     resources = {
         "added": [{"logical_id": k, "type": new_res[k].get("Type")} for k in sorted(set(new_res) - set(old_res))],
@@ -93,11 +97,14 @@ def compare_stack(name: str, old: dict | None, new: dict | None, values: dict[st
         if old_par[key] != new_par[key]:
             parameters["changed"].append({"name": key, "what": "declaration",
                                           "paths": _paths(old_par[key], new_par[key], "")})
-        elif values is not None and "Default" in new_par[key] and key in values \
-                and str(values[key]) != _as_value(new_par[key]["Default"]):
-            # A value the stack runs with that differs from the default the render sets.
+            continue
+        rendered = (passed or {}).get(key, new_par[key].get("Default"))
+        if values is not None and key in values and rendered is not None and not isinstance(rendered, dict) \
+                and str(values[key]) != _as_value(rendered):
+            # A value the stack runs with that differs from what the render gives it
+            # (values computed by CloudFormation, {"Fn::GetAtt": ...}, are not compared).
             parameters["changed"].append({"name": key, "what": "value", "deployed": values[key],
-                                          "rendered": _as_value(new_par[key]["Default"])})
+                                          "rendered": _as_value(rendered)})
     state = "added" if old is None else "removed" if new is None else \
         "changed" if any(resources.values()) or any(parameters.values()) or _rest(old) != _rest(new) else "unchanged"
     return {"stack": name, "state": state, "resources": resources, "parameters": parameters,
@@ -119,7 +126,10 @@ def diff(aws, rendering) -> dict:
     rendered = {s.stack_id: parse(s.body) for s in rendering.stacks}
     found = deployed(aws.cloudformation, env.stack_name)
     templates, values = found if found else ({}, {})
-    stacks = [compare_stack(name, templates.get(name), rendered.get(name), values.get(name))
+    children = rendered[naming.ROOT].get("Resources", {})
+    stacks = [compare_stack(name, templates.get(name), rendered.get(name), values.get(name),
+                            children.get(name, {}).get("Properties", {}).get("Parameters") if name != naming.ROOT
+                            else None)
               for name in [naming.ROOT, *sorted((set(rendered) | set(templates)) - {naming.ROOT})]]
     return {"stack_name": env.stack_name, "deployed": found is not None,
             "has_changes": any(s["state"] != "unchanged" for s in stacks), "stacks": stacks}

@@ -292,6 +292,27 @@ def shim_unsupported_resources_in_listing() -> None:
     cfn_models.CloudFormationBackend.describe_stack_resources = describe_stack_resources
 
 
+def shim_ssm_parameter_values() -> None:
+    """moto 5.2.5: DescribeStacks reports an ``AWS::SSM::Parameter::Value<...>`` parameter's
+    resolved value (an AMI ID) as ParameterValue. Real CloudFormation reports the SSM
+    parameter name as ParameterValue and the value in ResolvedValue ("returned only for
+    SSM parameter types", AWS CloudFormation API reference, API_Parameter)."""
+    resolved = cfn_models.Stack.parameter_list.fget
+
+    def parameter_list(self) -> list[dict[str, Any]]:
+        slots = (self.template_dict or {}).get("Parameters", {})
+        result = []
+        for item in resolved(self):
+            slot = slots.get(item["ParameterKey"], {})
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+                name = (self.parameters or {}).get(item["ParameterKey"], slot.get("Default"))
+                item = {**item, "ParameterValue": name, "ResolvedValue": item["ParameterValue"]}
+            result.append(item)
+        return result
+
+    cfn_models.Stack.parameter_list = property(parameter_list)
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -309,4 +330,5 @@ def apply() -> None:
     shim_deleted_stack_resources()
     shim_termination_protection()
     shim_unsupported_resources_in_listing()
+    shim_ssm_parameter_values()
     _applied = True
