@@ -129,3 +129,32 @@ def test_ctrl_c_says_cloudformation_keeps_going_and_how_to_follow(aws, monkeypat
         watcher.wait(poll=0)
     assert "CloudFormation keeps going with k3s-dev (UPDATE_IN_PROGRESS)" in out.getvalue()
     assert "k3s-infra status --watch" in out.getvalue()
+
+
+def test_status_watch_streams_the_running_operation_since_it_started(aws):
+    """Re-attaching: events older than the operation's start are history, newer ones print."""
+    cfn = aws.stubs["cloudformation"]
+    _identity(aws)
+    started = T0 + timedelta(minutes=5)
+    running = {**_stack("k3s-dev", ROOT_ID, "UPDATE_IN_PROGRESS"), "LastUpdatedTime": started}
+    cfn.add_response("describe_stacks", {"Stacks": [running]}, {"StackName": "k3s-dev"})
+    page = {"StackEvents": [
+        _event("new", "Servers", "UPDATE_IN_PROGRESS", started + timedelta(seconds=3), physical=CHILD_ID),
+        _event("old", "Servers", "CREATE_COMPLETE", T0, physical=CHILD_ID)]}
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
+    cfn.add_response("describe_stack_events", page, {"StackName": ROOT_ID})
+    cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
+                     {"StackName": ROOT_ID})
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
+    cfn.add_response("describe_stack_events", page, {"StackName": ROOT_ID})
+    # then the usual status report
+    cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
+                     {"StackName": "k3s-dev"})
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
+    out = io.StringIO()
+    assert status.status(aws, follow=True, out=out, poll=0) == 0
+    text = out.getvalue()
+    assert "k3s-dev: UPDATE_IN_PROGRESS: following its events" in text
+    assert "UPDATE_IN_PROGRESS" in text and "CREATE_COMPLETE" not in text  # only this operation's events
+    assert text.rstrip().splitlines()[-1].split()[:2] == ["Root", "UPDATE_COMPLETE"]
+    cfn.assert_no_pending_responses()
