@@ -109,7 +109,7 @@ def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
     if args.verbose or args.quiet or args.debug:
         from k3s_infra.cli import logs
 
-        logs.configure(args.verbose, args.quiet, args.debug)
+        stack.callback(logs.configure(args.verbose, args.quiet, args.debug))
     if args.quiet and getattr(args, "output", "text") != "json":
         stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
 

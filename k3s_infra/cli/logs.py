@@ -42,26 +42,32 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure(verbose: int = 0, quiet: bool = False, debug: bool = False, stream=None) -> None:
+def configure(verbose: int = 0, quiet: bool = False, debug: bool = False, stream=None):
     """-q: errors only; default: warnings; -v: k3s-infra's progress and where boto3 found
-    credentials; -vv: k3s-infra's debug messages; --debug: every AWS request and response."""
+    credentials; -vv: k3s-infra's debug messages; --debug: every AWS request and response.
+    Returns a function that puts logging back as it was (the CLI runs in-process in tests)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_k3s_infra", False):
-            root.removeHandler(old)
-    handler._k3s_infra = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+    levels = {"": logging.WARNING}
     if quiet:
-        root.setLevel(logging.ERROR)
-        return
-    root.setLevel(logging.WARNING)
-    if verbose:
-        logging.getLogger("k3s_infra").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
-        logging.getLogger("botocore.credentials").setLevel(logging.INFO)
-    if debug:
-        logging.getLogger("k3s_infra").setLevel(logging.DEBUG)
-        logging.getLogger("botocore").setLevel(logging.DEBUG)
-        logging.getLogger("boto3").setLevel(logging.DEBUG)
+        levels[""] = logging.ERROR
+    else:
+        if verbose:
+            levels.update({"k3s_infra": logging.INFO if verbose == 1 else logging.DEBUG,
+                           "botocore.credentials": logging.INFO})
+        if debug:
+            levels.update({"k3s_infra": logging.DEBUG, "botocore": logging.DEBUG, "boto3": logging.DEBUG})
+    loggers = {name: logging.getLogger(name or None) for name in levels}
+    previous = {name: logger.level for name, logger in loggers.items()}
+    root = logging.getLogger()
+    root.addHandler(handler)
+    for name, level in levels.items():
+        loggers[name].setLevel(level)
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        for name, level in previous.items():
+            loggers[name].setLevel(level)
+
+    return restore

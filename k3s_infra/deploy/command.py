@@ -4,6 +4,8 @@ confirmation prompts, and AWS errors turned into exit codes."""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace, action: Callable) -> int:
         session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=env.region)
     except ProfileNotFound as exc:
         raise UsageError(f"{exc}; --profile names a profile of ~/.aws/config") from None
+    logging.getLogger(__name__).info("AWS profile %s, region %s, endpoint %s", session.profile_name, env.region,
+                                     os.environ.get("AWS_ENDPOINT_URL", "default"))
     try:
         return action(Aws(env, session))
     except AccountMismatch as exc:

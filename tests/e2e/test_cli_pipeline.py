@@ -178,7 +178,7 @@ def test_kubeconfig_never_overwrites_a_file_without_force(cli, config, aws, tmp_
     assert yaml.safe_load(path.read_text())["current-context"] == STACK
 
 
-def test_init_from_account_reads_the_account_and_a_vpc(cli, network, tmp_path, calls):
+def test_init_from_account_reads_the_account_and_a_vpc(cli, network, tmp_path):
     out = tmp_path / "environments" / "fresh.yaml"
     result = cli("init", "fresh", "--from-account", "--out", str(out))
     assert result.code == 0, result
@@ -187,6 +187,18 @@ def test_init_from_account_reads_the_account_and_a_vpc(cli, network, tmp_path, c
     assert doc["network"]["vpc_id"] == network["vpc_id"]
     assert sorted(s["id"] for s in doc["network"]["subnets"]) == sorted(network["subnets"])
     assert cli("render", "--config", str(out), "--out", str(tmp_path / "build")).code == 0
+
+
+def test_debug_logs_requests_with_the_secret_masked(cli, config, aws, tmp_path):
+    """--debug prints botocore's request log; the kubeconfig read from Secrets Manager
+    (GetSecretValue's SecretString) must not appear in it."""
+    _publish(aws)
+    result = cli("--debug", "-v", "kubeconfig", "--config", config, "--out", str(tmp_path / "k"), "--force")
+    assert result.code == 0, result
+    assert "GetSecretValue" in result.err and "botocore" in result.err  # the request log is there
+    assert '"SecretString": "***"' in result.err or "'SecretString': '***'" in result.err
+    assert "client-key-data" not in result.err and "S0VZ" not in result.err
+    assert "AWS profile" in result.err  # -v: where the session came from
 
 
 def test_destroy(cli, config):
