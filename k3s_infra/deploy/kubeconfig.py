@@ -4,9 +4,10 @@ the user's kubeconfig the way ``aws eks update-kubeconfig`` and ``k3d kubeconfig
 do: other entries kept, same-name entries replaced, a backup of the file kept, the
 current context changed only when asked.
 
-kubectl reads the first file of ``$KUBECONFIG`` for writes and falls back to
-``~/.kube/config`` (https://kubernetes.io/docs/concepts/configuration/organize-cluster-access-kubeconfig/,
-"The KUBECONFIG environment variable" and "Merging kubeconfig files")."""
+kubectl merges the files of ``$KUBECONFIG`` and creates new entries "in the first file that
+exists"; without the variable it uses ``${HOME}/.kube/config``
+(https://kubernetes.io/docs/reference/kubectl/generated/kubectl_config/, loading order).
+We write to the first listed path (created if missing), as the task asks."""
 
 from __future__ import annotations
 

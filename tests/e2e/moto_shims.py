@@ -296,7 +296,7 @@ def shim_ssm_parameter_values() -> None:
     """moto 5.2.5: DescribeStacks reports an ``AWS::SSM::Parameter::Value<...>`` parameter's
     resolved value (an AMI ID) as ParameterValue. Real CloudFormation reports the SSM
     parameter name as ParameterValue and the value in ResolvedValue ("returned only for
-    SSM parameter types", AWS CloudFormation API reference, API_Parameter)."""
+    SSM parameter types": https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html)."""
     resolved = cfn_models.Stack.parameter_list.fget
 
     def parameter_list(self) -> list[dict[str, Any]]:
