@@ -4,7 +4,8 @@ resource, for CI under a read-only role.
 Only Describe/Get calls: DescribeStacks, DescribeStackResources (the root's nested stack
 IDs), GetTemplate and STS GetCallerIdentity. Nothing is uploaded, no change set is made
 (``plan`` does both). GetTemplate returns the template as submitted ("Original" stage):
-a JSON body arrives parsed by botocore, a YAML body as text.
+a JSON body arrives parsed (botocore/handlers.py ``json_decode_template_body``, registered
+on ``after-call.cloudformation.GetTemplate``), a YAML body as text.
 https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_GetTemplate.html
 https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html
 """
