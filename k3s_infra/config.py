@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from k3s_infra import defaults
 from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
+from k3s_infra.config_text import printable, shown
 from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     _HINTS,
     AccountId,
@@ -54,7 +55,10 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
-        lines = [f"{path}: {message}" if path else message for path, message in problems]
+        # One line per problem, bounded, control characters escaped (see config_text).
+        source = printable(source, keep_newlines=False)
+        lines = [printable(f"{path}: {message}" if path else message, limit=500, keep_newlines=False)
+                 for path, message in problems]
         if len(lines) == 1:
             super().__init__(f"{source}: {lines[0]}")
         else:
@@ -305,11 +309,11 @@ def _message(error: dict[str, Any]) -> str:
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         pattern = error["ctx"]["pattern"]
-        return f"{error['input']!r} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
+        return f"{shown(error['input'])} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("literal_error", "enum"):
         value = error.get("input")
-        message += f" (got {type(value).__name__} {value!r})" if not isinstance(value, (dict, list)) \
+        message += f" (got {type(value).__name__} {shown(value)})" if not isinstance(value, (dict, list)) \
             else f" (got a {type(value).__name__})"
     return message
 
