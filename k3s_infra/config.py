@@ -13,14 +13,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from k3s_infra import defaults
+from k3s_infra import defaults, yaml_load
 from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
-from k3s_infra.config_text import printable, shown
+from k3s_infra.config_text import printable
+from k3s_infra.config_text import shown as shown_value
 from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     _HINTS,
     AccountId,
@@ -231,58 +232,86 @@ def _merge(parent: Any, child: Any) -> Any:
     return child
 
 
-# libyaml's parser where PyYAML has it; same safe constructors either way.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(shown, [("", f"cannot read file: {exc.strerror}")]) from None
-    try:
-        document = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(shown, [("", f"invalid YAML: {where}{problem}")]) from None
+        document = yaml_load.load(yaml_load.read_text(path))
+    except yaml_load.YamlRefusal as exc:
+        raise ConfigError(shown, [("", str(exc))]) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(shown, [("", f"must be a mapping of settings, got {type(document).__name__}")])
+    if document and not (document.keys() & (set(Environment.model_fields) | {"extends"})):
+        # Not an environment file (a wrong path, or extends: pointing elsewhere): say so
+        # without listing its keys, which would print the file's content.
+        raise ConfigError(shown, [("", "is not an environment file: none of its top-level keys is a setting")])
     return document
+
+
+@dataclass
+class Document:
+    """A merged environment document and, per top-level key path, the file that set it."""
+
+    data: dict[str, Any]
+    origins: dict[tuple[str, ...], str]
+
+    def origin(self, location: tuple[Any, ...]) -> str | None:
+        """The file that set the value at ``location`` (the deepest key path it set)."""
+        keys: list[str] = []
+        for part in location:
+            if not isinstance(part, str):
+                break  # a list is set whole by one file
+            keys.append(part)
+        for end in range(len(keys), 0, -1):
+            if tuple(keys[:end]) in self.origins:
+                return self.origins[tuple(keys[:end])]
+        return None
+
+
+def _origins(document: Any, source: str, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    found: dict[tuple[str, ...], str] = {}
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found[prefix + (str(key),)] = source
+            found |= _origins(value, source, prefix + (str(key),))
+    return found
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
     """An environment file with its ``extends`` chain merged, before validation."""
-    return _load_chain(Path(path), str(path))
+    return _load_chain(Path(path), str(path)).data
 
 
-def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> Document:
     document = _read_yaml(path, shown)
     parent_name = document.pop("extends", None)
     if parent_name is None:
-        return document
-    if not isinstance(parent_name, str) or not parent_name:
-        raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
-    parent = _find_parent(path, parent_name)
-    if parent is None:
-        raise ConfigError(shown, [("extends", f"parent file {parent_name} not found beside this file, in "
-                                              f"./environments/ or in {ENVIRONMENTS_DIR}")])
+        return Document(document, _origins(document, shown))
+    parent = _find_parent(path, parent_name, shown)
     if parent in seen or parent == path.resolve():
         raise ConfigError(shown, [("extends", f"circular: {parent_name} extends back to this file")])
-    return _merge(_load_chain(parent, str(parent), seen + (path.resolve(),)), document)
+    base = _load_chain(parent, str(parent), seen + (path.resolve(),))
+    # The child's keys override the parent's (mappings merge, so deeper keys keep their file).
+    return Document(_merge(base.data, document), base.origins | _origins(document, shown))
 
 
-def _find_parent(path: Path, parent_name: str) -> Path | None:
+def _find_parent(path: Path, parent_name: Any, shown: str) -> Path:
     """A parent beside the file first; then the shared files of ./environments and of this
-    project, so a copied environment file (e.g. with other VPC IDs) still finds defaults.yaml."""
-    for folder in (path.parent, Path.cwd() / "environments", ENVIRONMENTS_DIR):
+    project, so a copied environment file (e.g. with other VPC IDs) still finds defaults.yaml.
+    Only a plain ``.yaml`` file name in one of those folders: an absolute path or ``..``
+    would let an environment read (and errors quote) any file on the machine."""
+    if not isinstance(parent_name, str) or not parent_name:
+        raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
+    if Path(parent_name).name != parent_name or parent_name in (".", "..") or "\\" in parent_name \
+            or not parent_name.endswith((".yaml", ".yml")):
+        raise ConfigError(shown, [("extends", f"{shown_value(parent_name)}: must be a .yaml file name in the "
+                                              "same folder or an environments folder, without a path")])
+    for folder in (path.resolve().parent, Path.cwd() / "environments", ENVIRONMENTS_DIR):
         candidate = (folder / parent_name).resolve()
-        if candidate.is_file():
+        if candidate.parent == folder.resolve() and candidate.is_file():
             return candidate
-    return None
+    raise ConfigError(shown, [("extends", f"parent file {shown_value(parent_name)} not found beside this file, in "
+                                          f"./environments/ or in {ENVIRONMENTS_DIR}")])
 
 
 def _field_path(location: tuple[Any, ...], document: Any) -> str:
@@ -309,20 +338,22 @@ def _message(error: dict[str, Any]) -> str:
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         pattern = error["ctx"]["pattern"]
-        return f"{shown(error['input'])} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
+        return f"{shown_value(error['input'])} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("literal_error", "enum"):
         value = error.get("input")
-        message += f" (got {type(value).__name__} {shown(value)})" if not isinstance(value, (dict, list)) \
+        message += f" (got {type(value).__name__} {shown_value(value)})" if not isinstance(value, (dict, list)) \
             else f" (got a {type(value).__name__})"
     return message
 
 
-def validate(document: dict[str, Any], source: str) -> Environment:
+def validate(document: dict[str, Any], source: str, origins: Document | None = None) -> Environment:
+    """Validate a merged document; ``origins`` names the file each problem comes from."""
     try:
         return Environment.model_validate(document)
     except ValidationError as exc:
         problems = []
+        files = set()
         for error in exc.errors(include_url=False):
             # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
@@ -331,9 +362,15 @@ def validate(document: dict[str, Any], source: str) -> Environment:
             about = re.match(r"^([a-z_][A-Za-z0-9_.]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
                 field, message = about.groups()
+                location = location + tuple(field.split("."))
                 path = field if field.startswith(path + ".") or not path else f"{path}.{field}"
-            problems.append((path, message))
-        raise ConfigError(source, problems) from None
+            origin = (origins.origin(location) if origins else None) or source
+            files.add(origin)
+            problems.append((path, message, origin))
+        if len(files) == 1:  # all from one file (a parent's mistake is blamed on the parent)
+            raise ConfigError(files.pop(), [(path, message) for path, message, _ in problems]) from None
+        raise ConfigError(source, [(path, message if origin == source else f"{message} (set in {origin})")
+                                   for path, message, origin in problems]) from None
 
 
 def _is_tag(part: str) -> bool:
@@ -358,8 +395,8 @@ def load_environment(env: str | None = None, *, path: str | Path | None = None,
         if not path.is_file():
             known = ", ".join(available_environments(environments_dir)) or "none"
             raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
-    path = Path(path)
-    return validate(read_document(path), str(path))
+    document = _load_chain(Path(path), str(path))
+    return validate(document.data, str(path), document)
 
 
 def available_environments(environments_dir: Path | None = None) -> list[str]:
