@@ -31,6 +31,7 @@ import base64
 import functools
 import gzip
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -87,12 +88,16 @@ def boot_script() -> str:
     return resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
 
 
+# A placeholder stands for a deploy-time parameter while the document is built and
+# becomes ${Var} in Fn::Sub. It carries a random token drawn once per process, so no
+# text from an environment file (labels, taints, schedules, add-on values) can spell
+# one: a user string always comes out literally, never as a substitution.
+_TOKEN = secrets.token_hex(16)
+_PLACEHOLDER = re.compile(rf"__cfn{_TOKEN}_([A-Za-z0-9]+)__")
+
+
 def _placeholder(field: str) -> str:
-    """Stands for a parameter while the document is built; becomes ${Var} in Fn::Sub."""
-    return f"__cfn_{naming.camel(field)}__"
-
-
-_PLACEHOLDER = re.compile(r"__cfn_([A-Za-z0-9]+)__")
+    return f"__cfn{_TOKEN}_{naming.camel(field)}__"
 
 
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
