@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from k3s_infra import defaults, yaml_load
+from k3s_infra import architectures, config_rules, defaults, yaml_load
 from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
 from k3s_infra.config_text import printable
 from k3s_infra.config_text import shown as shown_value
@@ -37,6 +37,7 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     Region,
     SemVer,
     SsmPath,
+    SubjectName,
     StackName,
     Strict,
     TagKey,
@@ -93,7 +94,7 @@ class K3s(Strict):
         default_factory=lambda: list(defaults.DISABLED_COMPONENTS))
     secrets_encryption: bool = True
     server_taint: bool = Field(True, description="Taint servers node-role.kubernetes.io/control-plane:NoSchedule.")
-    tls_san: list[DnsName] = Field(default_factory=list, description="Extra API server certificate names.")
+    tls_san: list[SubjectName] = Field(default_factory=list, max_length=100, description="Extra API server certificate names.")
     etcd_snapshots: EtcdSnapshots = Field(default_factory=EtcdSnapshots)
     cloud_controller: CloudController = Field(default_factory=CloudController)
 
@@ -109,11 +110,36 @@ class K3s(Strict):
 
     @model_validator(mode="after")
     def _dns_in_service_cidr(self) -> K3s:
-        if ipaddress.ip_address(self.cluster_dns) not in ipaddress.ip_network(self.service_cidr):
+        # K3s docs (https://docs.k3s.io/cli/server#networking): cluster-dns must lie in service-cidr;
+        # kube-apiserver gives the first host of service-cidr to the `kubernetes` Service.
+        services, pods = ipaddress.ip_network(self.service_cidr), ipaddress.ip_network(self.cluster_cidr)
+        dns = ipaddress.ip_address(self.cluster_dns)
+        if len({services.version, pods.version, dns.version}) != 1:
+            raise ValueError("cluster_cidr: cluster_cidr, service_cidr and cluster_dns must be one address family "
+                             "(dual-stack is not supported here)")
+        for field, network in (("cluster_cidr", pods), ("service_cidr", services)):
+            if not network.is_private:
+                raise ValueError(f"{field}: {network} is not a private range (RFC 1918 / RFC 4193)")
+        # kube-apiserver refuses an IPv4 service range larger than /12
+        # (kubernetes pkg/controlplane/services.go: "the mask must be >= 12").
+        if services.version == 4 and services.prefixlen < 12:
+            raise ValueError(f"service_cidr: {services} is larger than /12, which kube-apiserver refuses")
+        if dns not in services:
             raise ValueError(f"cluster_dns: {self.cluster_dns} is outside service_cidr {self.service_cidr}")
-        if ipaddress.ip_network(self.cluster_cidr).overlaps(ipaddress.ip_network(self.service_cidr)):
+        if dns in (services.network_address, services.broadcast_address):
+            raise ValueError(f"cluster_dns: {dns} is the network or broadcast address of {services}")
+        if dns == services.network_address + 1:
+            raise ValueError(f"cluster_dns: {dns} is the API service's address (the first host of service_cidr)")
+        if pods.overlaps(services):
             raise ValueError("cluster_cidr: overlaps service_cidr")
         return self
+
+    def max_nodes(self) -> int:
+        """Nodes cluster_cidr can hold: each takes a /24 (IPv4) or /64 (IPv6), K3s's default
+        node-cidr-mask-size (kube-controller-manager --node-cidr-mask-size-ipv4/ipv6)."""
+        pods = ipaddress.ip_network(self.cluster_cidr)
+        per_node = 24 if pods.version == 4 else 64
+        return 0 if pods.prefixlen > per_node else 2 ** min(per_node - pods.prefixlen, 30)
 
 
 class Servers(Strict):
@@ -130,7 +156,7 @@ class Servers(Strict):
 
 
 class Spot(Strict):
-    on_demand_base_capacity: int = Field(0, ge=0)
+    on_demand_base_capacity: int = Field(0, ge=0, le=1000)
     on_demand_percentage_above_base: int = Field(0, ge=0, le=100)
     allocation_strategy: Literal["price-capacity-optimized", "capacity-optimized", "lowest-price"] = \
         "price-capacity-optimized"
@@ -154,6 +180,10 @@ class AgentPool(Strict):
                              f"{self.min_size} <= {self.desired} <= {self.max_size}")
         if len(set(self.instance_types)) != len(self.instance_types):
             raise ValueError("instance_types: the same type is listed twice")
+        identities = [config_rules.taint_identity(t) for t in self.taints]
+        repeated = sorted({f"{k}:{e}" for k, e in identities if identities.count((k, e)) > 1})
+        if repeated:
+            raise ValueError(f"taints: one taint per key and effect, {', '.join(repeated)} is listed more than once")
         return self
 
 
@@ -170,6 +200,8 @@ class Deploy(Strict):
     @classmethod
     def _not_reserved(cls, tags: dict[str, str]) -> dict[str, str]:
         for key in tags:
+            if key == "Name":
+                raise ValueError("tag key 'Name' is set per resource by k3s-infra (naming.name_tag)")
             if key.lower().startswith(("aws:", "k3s-infra:", "kubernetes.io/")):
                 raise ValueError(f"tag key {key!r} uses a reserved prefix (aws:, k3s-infra:, kubernetes.io/)")
         return tags
@@ -196,6 +228,20 @@ class Environment(Strict):
         names = [p.name for p in self.agent_pools]
         if len(set(names)) != len(names):
             raise ValueError("agent_pools: pool names must be unique")
+        # Pools are stacks named from their names: 'a-b' and 'ab' would be one stack, one pool lost.
+        from k3s_infra import naming  # naming builds on this module's types
+
+        stacks: dict[str, str] = {}
+        for name in names:
+            other = stacks.setdefault(naming.agent_pool_stack(name), name)
+            if other != name:
+                raise ValueError(f"agent_pools: {other!r} and {name!r} both become stack "
+                                 f"{naming.agent_pool_stack(name)}; rename one")
+        nodes = self.servers.count + sum(p.max_size for p in self.agent_pools)
+        if nodes > self.k3s.max_nodes():
+            raise ValueError(f"k3s.cluster_cidr: {self.k3s.cluster_cidr} holds {self.k3s.max_nodes()} nodes "
+                             f"(a /24 each), the cluster can grow to {nodes}")
+        self._architecture()
         for subnet in self.network.subnets:
             if subnet.az and not subnet.az.startswith(self.region):
                 raise ValueError(f"network.subnets: {subnet.id} is in {subnet.az}, outside region {self.region}")
@@ -204,6 +250,17 @@ class Environment(Strict):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):
                 raise ValueError(f"k3s.{field}: overlaps network.vpc_cidr {vpc}")
         return self
+
+    def _architecture(self) -> None:
+        """Every instance type must run the nodes' image (see k3s_infra.architectures)."""
+        image = architectures.of_image_parameter(self.nodes.ami_parameter)
+        chosen = [("servers.instance_type", self.servers.instance_type)] + [
+            (f"agent_pools[{p.name}].instance_types", t) for p in self.agent_pools for t in p.instance_types]
+        for field, instance_type in chosen:
+            arch = architectures.of_instance_type(instance_type)
+            if arch != image:
+                raise ValueError(f"{field}: {instance_type} is an {arch} type, but the nodes' image "
+                                 f"(nodes.ami_parameter) is {image}; choose an {image} type")
 
     @property
     def draining(self) -> bool:
@@ -359,7 +416,7 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
             path, message = _field_path(location, document), _message(error)
             # Rules across fields say which field they are about: "subnets: need ...".
-            about = re.match(r"^([a-z_][A-Za-z0-9_.]*): (.+)$", message, re.S)
+            about = re.match(r"^([a-z_][A-Za-z0-9_.\[\]-]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
                 field, message = about.groups()
                 location = location + tuple(field.split("."))
@@ -374,7 +431,7 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
 
 
 def _is_tag(part: str) -> bool:
-    return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none"}
+    return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none", "[key]"}
 
 
 def environments_folder() -> Path:
