@@ -242,6 +242,11 @@ class Environment(Strict):
             raise ValueError(f"k3s.cluster_cidr: {self.k3s.cluster_cidr} holds {self.k3s.max_nodes()} nodes "
                              f"(a /24 each), the cluster can grow to {nodes}")
         self._architecture()
+        for name in Addons.model_fields:
+            for key, arn in getattr(self.addons, name).secret_values.items():
+                if arn.split(":")[3] != self.region:
+                    raise ValueError(f"addons.{name}.secret_values.{key}: the secret is in {arn.split(':')[3]}; "
+                                     f"the servers read secrets in the cluster's region {self.region}")
         for subnet in self.network.subnets:
             if subnet.az and not subnet.az.startswith(self.region):
                 raise ValueError(f"network.subnets: {subnet.id} is in {subnet.az}, outside region {self.region}")

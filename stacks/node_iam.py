@@ -21,7 +21,8 @@ def build(env: Environment) -> StackTemplate:
         kubeconfig_secret=p[o.KUBECONFIG_SECRET], cluster_state_parameter=p[o.CLUSTER_STATE_PARAMETER],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], cluster_key=p[o.CLUSTER_KEY], snapshot_folder=naming.snapshot_folder(env),
         cluster=naming.cluster_name(env),
-        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env)),
+        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
+        + tuple(value.arn for value in addons.user_secrets(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))
     server = iam.build(t, "server", iam.server_statements(access), cloud_controller=True)
     agent = iam.build(t, "agent", iam.agent_statements(access))

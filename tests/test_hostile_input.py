@@ -278,3 +278,96 @@ def test_user_strings_never_become_deploy_time_substitutions(env_document):
     values = yaml.safe_load(grafana["spec"]["valuesContent"])
     assert values["forged"] == list(FORGED)
     assert values["env"]["GF_FORGED"] == "__cfn_KubeconfigSecret__"
+
+
+# --- item 3: secrets never reach user data ---------------------------------------------
+
+SECRET_VALUES = {
+    "env map": {"env": {"GF_SECURITY_ADMIN_PASSWORD": "hunter2"}},
+    "extraEnv entry": {"extraEnv": [{"name": "SMTP_API_KEY", "value": "x1"}]},
+    "deep token": {"a": {"b": {"auth": {"bearerToken": "abc"}}}},
+    "client secret": {"oidc": {"client_secret": "s"}},
+    "credentials": {"credentials": "user:pass"},
+    "PEM block": {"tls": {"cert": ["-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"]}},
+    "AWS access key": {"storage": {"id": "AKIAIOSFODNN7EXAMPLE"}},
+    "AWS secret key": {"storage": {"s": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+    "URL with a password": {"db": {"url": "postgres://app:hunter2@db.example.com:5432/app"}},
+}
+NOT_SECRETS = {
+    "admin": {"existingSecret": "grafana-admin", "userKey": "user", "passwordKey": "password"},
+    "image": {"tag": "11.2.0-ubuntu", "digest": "sha256:" + "0123456789abcdef" * 4},
+    "ingress": {"hosts": ["grafana.example.com"], "tls": [{"secretName": "grafana-tls"}]},
+    "url": "https://grafana.example.com/some/Long/Path/With/Mixed/Case123",
+    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}},
+    "createSecret": True, "tokenTTL": 3600, "extraEnv": [{"name": "GF_LOG_LEVEL", "value": "debug"}],
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECRET_VALUES))
+def test_secret_looking_addon_values_are_refused_at_any_depth(env_document, case):
+    from k3s_infra.config import ConfigError, validate
+
+    document = env_document("dev")
+    document["addons"] = {"grafana": {"enabled": True, "values": SECRET_VALUES[case]}}
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "dev.yaml")
+    ((path, message),) = caught.value.problems
+    assert path.startswith("addons.grafana.values.") and "secret_values" in message
+    assert "hunter2" not in str(caught.value)  # the secret itself is not echoed
+
+
+def test_normal_addon_values_are_not_mistaken_for_secrets(env_document):
+    from k3s_infra.config import validate
+
+    document = env_document("dev")
+    document["addons"] = {"grafana": {"enabled": True, "values": NOT_SECRETS}}
+    validate(document, "dev.yaml")
+
+
+USER_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/grafana-admin-AbC123"
+
+
+def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
+    import yaml
+
+    from k3s_infra import bootstrap
+    from k3s_infra.config import validate
+    from k3s_infra.render import render
+
+    document = env_document("dev")
+    document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": USER_ARN}}}
+    rendering = render(validate(document, "dev.yaml"))
+    templates = {s.stack_id: yaml.safe_load(s.body) for s in rendering.stacks}
+    # No generated secret for the value the user supplies.
+    assert not [r for r in templates["ClusterData"]["Resources"].values()
+                if r["Type"] == "AWS::SecretsManager::Secret" and "grafana" in r["Properties"]["Name"]]
+    # The servers' role may read exactly that ARN.
+    role = next(r for r in templates["NodeIam"]["Resources"].values()
+                if r["Type"] == "AWS::IAM::Role" and "server" in str(r).lower())
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+                  if s.get("Sid") == "ReadAddonSecrets"]
+    assert statements and USER_ARN in statements[0]["Resource"]
+    assert all(s["Resource"] != "*" for s in statements)
+    # The boot reads it into the chart's values Secret (boot.env ADDON_SECRETS: name=key=arn).
+    text, variables = _user_data(templates["ServerInit"])
+    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
+    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
+    assert f"=adminPassword={USER_ARN}" in files[bootstrap.BOOT_ENV]
+    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
+    assert any("admin-password" in v["name"] for v in grafana["spec"]["valuesSecrets"])
+
+
+@pytest.mark.parametrize("arn, reason", [
+    (USER_ARN.replace("eu-west-1", "us-east-1"), "cluster's region"),
+    (USER_ARN.removesuffix("-AbC123"), "full Secrets Manager secret ARN"),
+    ("arn:aws:ssm:eu-west-1:123456789012:parameter/x", "full Secrets Manager secret ARN"),
+])
+def test_users_secret_arn_is_checked(env_document, arn, reason):
+    from k3s_infra.config import ConfigError, validate
+
+    document = env_document("dev")
+    document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": arn}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "dev.yaml")
+    ((path, message),) = caught.value.problems
+    assert path == "addons.grafana.secret_values.adminPassword" and reason in message

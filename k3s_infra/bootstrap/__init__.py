@@ -80,7 +80,7 @@ def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
     """Node-stack parameters the enabled add-ons add to a role (servers only)."""
     if role == "agent":
         return ()
-    return tuple(value.parameter for value in addons.boot_values(env))
+    return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
 
 @functools.lru_cache(maxsize=1)  # every node stack embeds it
@@ -119,7 +119,7 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     if role != "agent":
         # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
         for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
-            entries = [f"{v.kubernetes_secret}={v.value_key}={p(v.parameter)}"
+            entries = [f"{v.kubernetes_secret}={v.value_key}={v.arn or p(v.parameter)}"
                        for v in addons.boot_values(env) if v.secret is secret]
             if entries:
                 settings[key] = " ".join(entries)
