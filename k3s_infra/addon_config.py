@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from k3s_infra import addons_catalog, secret_scan
+from k3s_infra import addons_catalog, config_rules, secret_scan
 from k3s_infra.config_types import ChartVersion, Strict, Url, _shape
 
 # A top-level chart value key: it also names the Kubernetes Secret that carries it (kebab-case).
@@ -67,6 +67,12 @@ class Addons(Strict):
             for key in addon.secret_values:
                 if key in addon.values:
                     raise ValueError(f"{name}.secret_values.{key}: is also set in {name}.values")
+            hostname = addon.values.get("hostname")
+            if isinstance(hostname, str):  # e.g. Rancher's: its ingress host and certificate name
+                try:
+                    config_rules.dns_name(hostname)
+                except ValueError as exc:
+                    raise ValueError(f"{name}.values.hostname: {exc}") from None
             for path, reason in secret_scan.findings(addon.values):
                 raise ValueError(f"{name}.values.{path}: {reason}; values reach the user data, so keep it in "
                                  f"Secrets Manager and name it in {name}.secret_values")

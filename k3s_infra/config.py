@@ -453,6 +453,10 @@ def load_environment(env: str | None = None, *, path: str | Path | None = None,
         if env is None:
             raise ValueError("give an environment name or a path")
         environments_dir = environments_dir or environments_folder()
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", env):
+            # A name, not a path: --env ../../etc/x must not read outside the environments folder.
+            raise ConfigError(f"--env {shown_value(env)}", [("", "an environment name is letters, digits, "
+                                                                 "'-', '_' and '.', without a path")])
         path = environments_dir / f"{env}.yaml"
         if not path.is_file():
             known = ", ".join(available_environments(environments_dir)) or "none"

@@ -120,3 +120,10 @@ ACCEPTED = {
 def test_valid_values_near_the_limits_are_accepted(dev, case):
     ACCEPTED[case](dev)
     validate(dev, "dev.yaml")
+
+
+def test_addon_hostname_is_a_dns_name(dev):
+    dev["addons"] = {"rancher": {"enabled": True, "values": {"hostname": "rancher." + "a" * 64 + ".example.com"}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    assert [p for p, _ in caught.value.problems] == ["addons.rancher.values.hostname"]

@@ -371,3 +371,9 @@ def test_users_secret_arn_is_checked(env_document, arn, reason):
         validate(document, "dev.yaml")
     ((path, message),) = caught.value.problems
     assert path == "addons.grafana.secret_values.adminPassword" and reason in message
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "dev/../dev", ".hidden"])
+def test_env_names_are_names_not_paths(capsys, name):
+    code, _, err = main(capsys, "render", "--env", name)
+    assert code == 2 and "without a path" in one_line_error(err)
