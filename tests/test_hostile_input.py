@@ -377,3 +377,29 @@ def test_users_secret_arn_is_checked(env_document, arn, reason):
 def test_env_names_are_names_not_paths(capsys, name):
     code, _, err = main(capsys, "render", "--env", name)
     assert code == 2 and "without a path" in one_line_error(err)
+
+
+def test_disk_full_while_rendering_leaves_no_folder_and_no_staging(tmp_path, capsys, monkeypatch):
+    import errno
+
+    real = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name == "manifest.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = main(capsys, "render", "--env", "dev", "--out", str(tmp_path / "out"))
+    assert code == 1 and "No space left on device" in one_line_error(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forged_placeholder_in_a_schedule_is_refused_not_substituted(env_document):
+    from k3s_infra.config import ConfigError, validate
+
+    document = env_document("dev")
+    document.setdefault("k3s", {})["etcd_snapshots"] = {"schedule": "__cfn_TokenSecret__ * * * *"}
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "dev.yaml")
+    assert caught.value.problems[0][0] == "k3s.etcd_snapshots.schedule"
