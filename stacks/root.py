@@ -7,7 +7,7 @@ the one sibling that exports an Output of the same name.
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Join
+from troposphere import GetAtt, Join, Ref
 from troposphere.cloudformation import Stack
 
 from k3s_infra import naming
@@ -21,7 +21,6 @@ ROOT_OUTPUTS = {
     o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the K3s API (port 6443)"),
     o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
     o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
-    o.CLUSTER_STATE_PARAMETER: (naming.STACK_CLUSTER_DATA, "Cluster-state marker parameter"),
 }
 
 
@@ -32,6 +31,10 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
         o.VPC_CIDR: env.network.vpc_cidr,
         o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
         o.IMAGE_ID: env.nodes.ami_parameter,
+        # Owned by the nodes and the CLI, never by CloudFormation (see naming).
+        o.CLUSTER_STATE_PARAMETER: naming.cluster_state_parameter(env),
+        o.RESTORE_REQUEST_PARAMETER: naming.restore_request_parameter(env),
+        o.ROOT_STACK_NAME: Ref("AWS::StackName"),
     }
     if stack_id == naming.STACK_SERVERS:
         count = str(servers.joining_count(env))

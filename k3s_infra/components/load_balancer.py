@@ -13,6 +13,7 @@ from troposphere.elasticloadbalancingv2 import (
     Listener,
     LoadBalancer,
     LoadBalancerAttributes,
+    Matcher,
     TargetGroup,
     TargetGroupAttribute,
 )
@@ -20,6 +21,9 @@ from troposphere.elasticloadbalancingv2 import (
 from k3s_infra import ports
 from k3s_infra.config import Api
 from k3s_infra.template import StackTemplate
+
+
+PING_PATH = "/ping"
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,12 @@ def build(t: StackTemplate, api: Api, vpc_id: Ref, subnet_ids: Ref, security_gro
                                     "(TLS ends at K3s, whose audit log records API access)")
     target_group = t.add(TargetGroup(
         "ApiTargetGroup", Protocol="TCP", Port=ports.API_PORT, VpcId=vpc_id, TargetType="instance",
-        HealthCheckProtocol="TCP", HealthCheckPort=str(ports.API_PORT), HealthCheckIntervalSeconds=10,
+        # K3s's supervisor answers GET /ping with 200 "pong" without authentication
+        # (k3s-io/k3s pkg/server/router.go: router.Path("/ping").Handler(ping()), registered
+        # beside the authenticated handlers), only once K3s serves 6443: a TCP check would
+        # also pass for a half-started process. Server groups use this check (ELB health).
+        HealthCheckProtocol="HTTPS", HealthCheckPort=str(ports.API_PORT), HealthCheckPath=PING_PATH,
+        Matcher=Matcher(HttpCode="200"), HealthCheckIntervalSeconds=10,
         HealthyThresholdCount=3, UnhealthyThresholdCount=3,
         TargetGroupAttributes=[
             # Hairpin: with client IPs preserved, a server reaching the API through the NLB
