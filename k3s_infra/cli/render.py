@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     env = load(args)
     out = Path(args.out) if args.out else Path("build") / env.name
     rendering = render(env, args.format)
-    write(rendering, out)
+    # An explicit --out names a folder in an existing one; the default build/ is made.
+    write(rendering, out, create_parents=not args.out,
+          protected=(Path(args.config),) if args.config else ())
     if wants_json(args):  # the manifest written beside the templates, plus where and how big
         sizes = {stack.file: len(stack.body) for stack in rendering.stacks}
         print_json(document("render", out=str(out.resolve()), manifest=rendering.manifest(), bytes=sizes))
