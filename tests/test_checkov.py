@@ -12,6 +12,7 @@ from k3s_infra.config import available_environments
 # (stack, resource, check): the only checks that do not apply. Adding one is a review decision.
 EXPECTED_SKIPS = {
     ("ApiEndpoint", "ApiLoadBalancer", "CKV_AWS_91"),   # NLB access logs need a TLS listener
+    ("ApiEndpoint", "PublicApiLoadBalancer", "CKV_AWS_91"),  # the same, internet-facing door
     ("ClusterData", "SnapshotBucket", "CKV_AWS_18"),    # access logging -> CloudTrail data events
     ("NodeIam", "ServerRole", "CKV_AWS_111"),           # cloud controller creates resources at run time
     ("Draining", "DrainQueue", "CKV_AWS_27"),           # SSE-SQS encryption, which checkov does not recognise

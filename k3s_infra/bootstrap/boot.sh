@@ -186,7 +186,7 @@ if [ "$initialising" = true ]; then
   retry 60 k3s kubectl --kubeconfig "$k3s_dir/k3s.yaml" get --raw=/readyz >/dev/null ||
     die "the new cluster never became ready"
   kubeconfig=$(mktemp)
-  sed "s#^\( *server: \)https://.*#\1$api_url#" "$k3s_dir/k3s.yaml" >"$kubeconfig"
+  sed "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:6443#" "$k3s_dir/k3s.yaml" >"$kubeconfig"
   retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
     --secret-string "file://$kubeconfig" >/dev/null || die "cannot publish the kubeconfig"
   rm -f "$kubeconfig"
