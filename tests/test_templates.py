@@ -43,7 +43,7 @@ def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
     expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers"} | {
         "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
-        {"Draining"} if r.env.draining else set())
+        {"Draining"} if r.env.draining else set()) | ({"Network"} if r.env.network.managed else set())
     assert set(stacks) == expected
     assert len(stacks) >= 4
     for stack in stacks.values():
