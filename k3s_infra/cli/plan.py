@@ -9,9 +9,11 @@ from k3s_infra.cli import add_environment_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.deploy import command, lifecycle
+    from k3s_infra.deploy import command, lifecycle, preflight
 
-    return command.run(args, lambda aws: lifecycle.plan(aws))
+    return command.run(args, lambda aws: preflight.gate(aws, args) or lifecycle.plan(aws))
