@@ -98,11 +98,12 @@ def write_env(network, tmp_path_factory):
         doc = read_document(Path(__file__).resolve().parents[2] / "environments" / f"{base}.yaml")
         doc["account_id"] = ACCOUNT
         doc["region"] = REGION
-        doc["network"]["vpc_id"] = network["vpc_id"]
-        doc["network"]["subnets"] = [{"id": s, "az": f"{REGION}{z}"} for s, z in zip(network["subnets"], "ab")]
-        if "public_subnets" in doc["network"]:
-            doc["network"]["public_subnets"] = [{"id": s, "az": f"{REGION}{z}"}
-                                                for s, z in zip(network["public_subnets"], "ab")]
+        if "create" not in doc["network"]:  # a managed network (network.create) is made by the deploy
+            doc["network"]["vpc_id"] = network["vpc_id"]
+            doc["network"]["subnets"] = [{"id": s, "az": f"{REGION}{z}"} for s, z in zip(network["subnets"], "ab")]
+            if "public_subnets" in doc["network"]:
+                doc["network"]["public_subnets"] = [{"id": s, "az": f"{REGION}{z}"}
+                                                    for s, z in zip(network["public_subnets"], "ab")]
         for key, value in overrides.items():
             doc[key] = value
         path = folder / file_name
