@@ -48,6 +48,12 @@ def diagram(env: Environment, templates: dict[str, dict]) -> Diagram:
                 nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :6443"))
             elif kind == "AWS::AutoScaling::AutoScalingGroup":
                 nodes.append((_node(stack_id, logical), _group_label(env, stack_id, p)))
+            elif kind == "AWS::EC2::VPC":
+                nodes.append((_node(stack_id, logical), f"VPC {p['CidrBlock']}"))
+            elif kind == "AWS::EC2::InternetGateway":
+                nodes.append((_node(stack_id, logical), "internet gateway"))
+            elif kind == "AWS::EC2::NatGateway":
+                nodes.append((_node(stack_id, logical), f"NAT gateway ({logical})"))
             elif kind == "AWS::SQS::Queue":
                 nodes.append((_node(stack_id, logical), "SQS queue (node termination handler)"))
             elif kind == "AWS::Events::Rule":
