@@ -24,6 +24,12 @@ class NodeTerminationHandler(AddOn):
     enabled: bool | None = Field(None, description="Default: on when any agent pool runs on spot.")
 
 
+class ClusterAutoscaler(AddOn):
+    enabled: bool | None = Field(None, description="Default: on when any agent pool has max_size > min_size.")
+    version: ChartVersion | None = Field(None, description="Pinned chart version (default: the catalog's chart "
+                                                           "for k3s.version's Kubernetes minor).")
+
+
 def _addon_field(name: str, model: type[AddOn] = AddOn) -> Any:
     return Field(default_factory=model, description=addons_catalog.CATALOG[name].description)
 
@@ -42,6 +48,7 @@ class Addons(Strict):
     gatekeeper: AddOn = _addon_field("gatekeeper")
     node_termination_handler: NodeTerminationHandler = _addon_field("node_termination_handler",
                                                                     NodeTerminationHandler)
+    cluster_autoscaler: ClusterAutoscaler = _addon_field("cluster_autoscaler", ClusterAutoscaler)
 
     @model_validator(mode="after")
     def _values(self) -> Addons:
@@ -56,3 +63,40 @@ class Addons(Strict):
                     if key not in addon.values:
                         raise ValueError(f"{name}.values.{key}: required when {name} is enabled")
         return self
+
+
+def kubernetes_minor(k3s_version: str) -> str:
+    """'v1.33.5+k3s1' -> '1.33'."""
+    return ".".join(k3s_version.lstrip("v").split(".")[:2])
+
+
+def check_cluster_autoscaler(env: Any) -> None:
+    """What an enabled autoscaler needs of the environment (called from Environment's
+    validation, so a refusal names its field like any other config error)."""
+    if not env.autoscaling:
+        return
+    minor = kubernetes_minor(env.k3s.version)
+    if env.addons.cluster_autoscaler.version is None and minor not in addons_catalog.CLUSTER_AUTOSCALER_CHARTS:
+        known = ", ".join(addons_catalog.CLUSTER_AUTOSCALER_CHARTS)
+        raise ValueError(f"k3s.version: no cluster-autoscaler chart is pinned for Kubernetes {minor} (known: "
+                         f"{known}); set addons.cluster_autoscaler.version to a chart whose appVersion is "
+                         f"{minor}.x, or addons.cluster_autoscaler.enabled: false")
+    from k3s_infra import naming  # naming imports this package's Environment
+
+    for pool in env.agent_pools:
+        where = f"agent_pools[{pool.name}]"
+        keys = [taint.split(":")[0].split("=")[0] for taint in pool.taints]
+        for key in {k for k in keys if keys.count(k) > 1}:
+            raise ValueError(f"{where}.taints: {key} is listed twice; the autoscaler's node-template tags "
+                             "hold one taint per key (drop one, or set addons.cluster_autoscaler.enabled: false)")
+        scaling = naming.autoscaler_tags(env, pool)
+        for key in scaling:
+            if len(key) > naming.TAG_KEY_MAX:
+                raise ValueError(f"{where}: the autoscaler tag {key!r} is longer than the "
+                                 f"{naming.TAG_KEY_MAX} characters AWS allows in a tag key; shorten the "
+                                 "label/taint key (or the stack name)")
+        count = len({**naming.pool_tags(env, pool), "Name": "", **scaling})
+        if count > naming.GROUP_TAGS_MAX:
+            raise ValueError(f"{where}: its auto scaling group would carry {count} tags (AWS allows "
+                             f"{naming.GROUP_TAGS_MAX}); the autoscaler adds one per label and taint: "
+                             "use fewer labels, taints or deploy.tags")

@@ -208,6 +208,19 @@ class Environment(Strict):
         enabled = self.addons.node_termination_handler.enabled
         return any(pool.spot for pool in self.agent_pools) if enabled is None else enabled
 
+    @model_validator(mode="after")
+    def _autoscaler(self) -> Environment:
+        from k3s_infra.addon_config import check_cluster_autoscaler
+
+        check_cluster_autoscaler(self)
+        return self
+
+    @property
+    def autoscaling(self) -> bool:
+        """Cluster autoscaler and its ASG tags: explicit, else on when any pool can grow."""
+        enabled = self.addons.cluster_autoscaler.enabled
+        return any(pool.max_size > pool.min_size for pool in self.agent_pools) if enabled is None else enabled
+
     @property
     def stack_name(self) -> str:
         return self.deploy.stack_name or f"k3s-{self.name}"

@@ -27,9 +27,15 @@ PUBLIC_SUBNET_IDS = "PublicSubnetIds"
 TOKEN_SECRET = "TokenSecretArn"
 AGENT_TOKEN_SECRET = "AgentTokenSecretArn"
 KUBECONFIG_SECRET = "KubeconfigSecretArn"
-CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
 SNAPSHOT_BUCKET = "SnapshotBucketName"
 CLUSTER_KEY = "ClusterKeyArn"
+
+# From config, not from a stack (root.config_values): SSM parameters the nodes own
+# (naming.cluster_state_parameter / restore_request_parameter), never CFN resources,
+# and the root stack's own name (node roles may signal only their own nested stacks).
+CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
+RESTORE_REQUEST_PARAMETER = "RestoreRequestParameterName"
+ROOT_STACK_NAME = "RootStackName"
 
 # Draining stack (only when the node termination handler is on)
 DRAIN_QUEUE_URL = "DrainQueueUrl"

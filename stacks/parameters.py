@@ -31,6 +31,8 @@ _TYPES: dict[str, tuple[str, str]] = {
     o.AGENT_TOKEN_SECRET: ("String", "ARN of the K3s agent token secret"),
     o.KUBECONFIG_SECRET: ("String", "ARN of the admin kubeconfig secret"),
     o.CLUSTER_STATE_PARAMETER: ("String", "Name of the SSM parameter marking an initialised cluster"),
+    o.RESTORE_REQUEST_PARAMETER: ("String", "Name of the SSM parameter asking the first server to restore a snapshot"),
+    o.ROOT_STACK_NAME: ("String", "Name of the root stack (its nested stacks are named <root>-<LogicalId>-<suffix>)"),
     o.SNAPSHOT_BUCKET: ("String", "Name of the etcd snapshot bucket"),
     o.CLUSTER_KEY: ("String", "ARN of the KMS key encrypting the cluster secrets"),
     o.DRAIN_QUEUE_URL: ("String", "URL of the node termination handler's SQS queue"),

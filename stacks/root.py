@@ -7,7 +7,7 @@ the one sibling that exports an Output of the same name.
 
 from __future__ import annotations
 
-from troposphere import GetAtt, Join
+from troposphere import GetAtt, Join, Ref
 from troposphere.cloudformation import Stack
 
 from k3s_infra import naming
@@ -21,13 +21,18 @@ ROOT_OUTPUTS = {
     o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the internal K3s API (port 6443)"),
     o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
     o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
-    o.CLUSTER_STATE_PARAMETER: (naming.STACK_CLUSTER_DATA, "Cluster-state marker parameter"),
 }
 
 
 def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     """Parameter values a child gets from config rather than from a sibling."""
-    values: dict[str, object] = {o.IMAGE_ID: env.nodes.ami_parameter}
+    values: dict[str, object] = {
+        # Owned by the nodes and the CLI, never by CloudFormation (see naming).
+        o.CLUSTER_STATE_PARAMETER: naming.cluster_state_parameter(env),
+        o.RESTORE_REQUEST_PARAMETER: naming.restore_request_parameter(env),
+        o.ROOT_STACK_NAME: Ref("AWS::StackName"),
+        o.IMAGE_ID: env.nodes.ami_parameter,
+    }
     if not env.network.managed:  # a created network: the Network stack's outputs of the same names
         values.update({
             o.VPC_ID: env.network.vpc_id,

@@ -50,6 +50,7 @@ K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
 ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
+MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,11 @@ class BootRefs:
     token_secret: Ref | None = None
     kubeconfig_secret: Ref | None = None
     cluster_state_parameter: Ref | None = None
+    restore_request_parameter: Ref | None = None
+    api_target_group: Ref | None = None
     snapshot_bucket: Ref | None = None
+    # The node stack's own name: nodes signal its group (SignalResource).
+    stack_name: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackName"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
     # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
@@ -71,9 +76,10 @@ class BootRefs:
 # Which BootRefs each role uses; the node stacks declare exactly these parameters.
 NEEDS: dict[str, tuple[str, ...]] = {
     "server-init": ("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret",
-                    "cluster_state_parameter", "snapshot_bucket"),
-    "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket"),
-    "agent": ("api_dns_name", "agent_token_secret"),
+                    "cluster_state_parameter", "restore_request_parameter", "api_target_group",
+                    "snapshot_bucket", "stack_name"),
+    "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
+    "agent": ("api_dns_name", "agent_token_secret", "stack_name"),
 }
 
 
@@ -91,7 +97,11 @@ def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1)  # every node stack embeds it
 def boot_script() -> str:
-    return resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
+    """boot.sh as nodes get it: without its full-line comments (they are for readers of
+    the repository and would cost a third of the script's share of the 16 KB user data)."""
+    text = resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
+    first, *rest = text.splitlines()
+    return "\n".join([first, *(line for line in rest if not line.lstrip().startswith("#"))]) + "\n"
 
 
 def _placeholder(field: str) -> str:
@@ -105,7 +115,10 @@ _PLACEHOLDER = re.compile(r"__cfn_([A-Za-z0-9]+)__")
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
     p = _placeholder
     settings = {"ROLE": role, "API_HOST": p("api_dns_name"),
-                "K3S_VERSION": env.k3s.version, "INSTALLER_URL": env.k3s.installer_url}
+                "K3S_VERSION": env.k3s.version, "INSTALLER_URL": env.k3s.installer_url,
+                # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
+                "SIGNAL_STACK": p("stack_name"),
+                "SIGNAL_RESOURCE": naming.AGENT_GROUP if role == "agent" else naming.SERVER_GROUP}
     if role == "agent":
         settings |= {"TOKEN_SECRET": p("agent_token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE}
     else:
@@ -115,8 +128,12 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     if role == "server-init":
         # The published kubeconfig points at the public NLB when there is one (people use it).
         host = p("public_api_dns_name") if public_api(env, role) else p("api_dns_name")
-        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"),
-                     "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host}
+        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
+                     "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
+                     "RESTORE_PARAMETER": p("restore_request_parameter"),
+                     "TARGET_GROUP": p("api_target_group"),
+                     # Where K3s uploads etcd snapshots: a lone server heals from the newest.
+                     "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env)}
     packages, services = addons.node_packages(env)
     if packages:
         settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
@@ -191,6 +208,12 @@ def unpacked(entry: dict[str, str]) -> str:
 def cloud_config(env: Environment, role: str, pool: AgentPool | None = None) -> str:
     """The user data document, with parameter placeholders (not yet Fn::Sub text)."""
     document = {"write_files": files(env, role, pool), "runcmd": [[BOOT_SCRIPT]]}
+    modules = addons.kernel_modules(env)
+    if modules:
+        # Loaded now (bootcmd runs first, every boot) and by systemd-modules-load on later boots.
+        document["bootcmd"] = [["modprobe", module] for module in modules]
+        document["write_files"].append({"path": MODULES_LOAD, "permissions": "0644",
+                                        "content": "".join(f"{m}\n" for m in modules)})
     return "#cloud-config\n" + k3s_config.dump(document)
 
 
@@ -217,6 +240,11 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         naming.camel("agent_token_secret"): secret("agent-token"),
         naming.camel("kubeconfig_secret"): secret("kubeconfig"),
         naming.camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
+        naming.camel("restore_request_parameter"): naming.restore_request_parameter(env),
+        # arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<32 chars>/<16 hex>
+        naming.camel("api_target_group"): f"arn:aws-iso-b:elasticloadbalancing:{env.region}:{env.account_id}:"
+                                          f"targetgroup/{'x' * 32}/{'0' * 16}",
+        naming.camel("stack_name"): "x" * 128,  # longest stack name
         naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
         # https://sqs.<region>.amazonaws.com/<account>/<queue name of at most 80 characters>
         o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.amazonaws.com.cn/{env.account_id}/" + "x" * 80,

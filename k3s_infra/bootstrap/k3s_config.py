@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k3s_infra import defaults, naming, yaml_text
+from k3s_infra import addons, defaults, naming, yaml_text
 from k3s_infra.config import AgentPool, Environment
 
 API_PORT = 6443
@@ -39,7 +39,7 @@ def cluster_wide(env: Environment) -> dict[str, Any]:
         "cluster-dns": k3s.cluster_dns,
         "cluster-domain": k3s.cluster_domain,
         "flannel-backend": k3s.flannel_backend,
-        "disable": list(k3s.disable),
+        "disable": list(k3s.disable) + [c for c in addons.k3s_disabled(env) if c not in k3s.disable],
         "secrets-encryption": k3s.secrets_encryption,
         # The AWS cloud controller manager (see cloud_controller_manifest) replaces it.
         "disable-cloud-controller": True,
@@ -61,7 +61,11 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
         return {"etcd-disable-snapshots": True}
     return {
         "etcd-snapshot-schedule-cron": snapshots.schedule,
+        # Local and S3 retention are separate settings since K3s v1.33.4 (v1.32.8, v1.31.12);
+        # etcd-s3-retention defaults to 5, not to the local value
+        # (https://docs.k3s.io/cli/etcd-snapshot, "S3 Retention"): set both from config.
         "etcd-snapshot-retention": snapshots.retention,
+        "etcd-s3-retention": snapshots.retention,
         "etcd-s3": True,
         "etcd-s3-bucket": bucket,
         # K3s's S3 client would otherwise assume us-east-1.

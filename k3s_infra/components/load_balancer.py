@@ -16,6 +16,7 @@ from troposphere.elasticloadbalancingv2 import (
     Listener,
     LoadBalancer,
     LoadBalancerAttributes,
+    Matcher,
     TargetGroup,
     TargetGroupAttribute,
 )
@@ -25,6 +26,9 @@ from k3s_infra.template import StackTemplate
 
 INTERNAL, PUBLIC = "internal", "internet-facing"
 _PREFIX = {INTERNAL: "Api", PUBLIC: "PublicApi"}
+
+
+PING_PATH = "/ping"
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,14 @@ def build(t: StackTemplate, scheme: str, vpc_id: Ref, subnet_ids: Ref, security_
                                     "(TLS ends at K3s, whose audit log records API access)")
     target_group = t.add(TargetGroup(
         naming.logical_id(prefix, "TargetGroup"), Protocol="TCP", Port=ports.API_PORT, VpcId=vpc_id,
-        TargetType="instance", HealthCheckProtocol="TCP", HealthCheckPort=str(ports.API_PORT),
-        HealthCheckIntervalSeconds=10, HealthyThresholdCount=3, UnhealthyThresholdCount=3,
+        TargetType="instance",
+        # K3s's supervisor answers GET /ping with 200 "pong" without authentication
+        # (k3s-io/k3s pkg/server/router.go: router.Path("/ping").Handler(ping()), registered
+        # beside the authenticated handlers), only once K3s serves 6443: a TCP check would
+        # also pass for a half-started process. Server groups use this check (ELB health).
+        HealthCheckProtocol="HTTPS", HealthCheckPort=str(ports.API_PORT), HealthCheckPath=PING_PATH,
+        Matcher=Matcher(HttpCode="200"), HealthCheckIntervalSeconds=10,
+        HealthyThresholdCount=3, UnhealthyThresholdCount=3,
         TargetGroupAttributes=[
             # Hairpin: with client IPs preserved, a server reaching the API through the NLB
             # can be routed to itself and time out.
