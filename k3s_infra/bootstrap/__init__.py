@@ -31,6 +31,7 @@ import base64
 import functools
 import gzip
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -92,7 +93,7 @@ def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
     """Node-stack parameters the enabled add-ons add to a role (servers only)."""
     if role == "agent":
         return ()
-    return tuple(value.parameter for value in addons.boot_values(env))
+    return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
 
 @functools.lru_cache(maxsize=1)  # every node stack embeds it
@@ -104,12 +105,16 @@ def boot_script() -> str:
     return "\n".join([first, *(line for line in rest if not line.lstrip().startswith("#"))]) + "\n"
 
 
+# A placeholder stands for a deploy-time parameter while the document is built and
+# becomes ${Var} in Fn::Sub. It carries a random token drawn once per process, so no
+# text from an environment file (labels, taints, schedules, add-on values) can spell
+# one: a user string always comes out literally, never as a substitution.
+_TOKEN = secrets.token_hex(16)
+_PLACEHOLDER = re.compile(rf"__cfn{_TOKEN}_([A-Za-z0-9]+)__")
+
+
 def _placeholder(field: str) -> str:
-    """Stands for a parameter while the document is built; becomes ${Var} in Fn::Sub."""
-    return f"__cfn_{naming.camel(field)}__"
-
-
-_PLACEHOLDER = re.compile(r"__cfn_([A-Za-z0-9]+)__")
+    return f"__cfn{_TOKEN}_{naming.camel(field)}__"
 
 
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
@@ -140,7 +145,7 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     if role != "agent":
         # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
         for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
-            entries = [f"{v.kubernetes_secret}={v.value_key}={p(v.parameter)}"
+            entries = [f"{v.kubernetes_secret}={v.value_key}={v.arn or p(v.parameter)}"
                        for v in addons.boot_values(env) if v.secret is secret]
             if entries:
                 settings[key] = " ".join(entries)

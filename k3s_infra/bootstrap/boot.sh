@@ -260,9 +260,14 @@ fi
 
 # values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
 # names. printf is a builtin: the value is never on a command line or in the log.
+# The value goes in a YAML double-quoted string: a user's own secret may hold \, " or a
+# newline, so those are escaped (YAML 1.2 section 5.7) instead of ending the string.
 values_secret() {
+  local value=${3//\\/\\\\}
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
   printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
-    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$3\"" >"$manifests/$1.yaml"
+    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
 }
 # secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
 secret_value() {

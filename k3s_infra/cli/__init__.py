@@ -7,7 +7,7 @@ import argparse
 import gc
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,13 +35,21 @@ def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="PATH", help="path of an environment file")
 
 
-def emit(text: str, out: str | None) -> None:
-    """Write a command's document to ``out``, or to stdout."""
+def emit(text: str, out: str | None, looks_like: Callable[[str], bool],
+         config: str | None = None) -> None:
+    """Write a command's document to ``out`` (new, or a previous output of the command
+    as judged by ``looks_like``; never the environment file), or to stdout."""
     if out:
-        with open(out, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        from pathlib import Path
+
+        from k3s_infra import safe_output
+
+        path = Path(out)
+        safe_output.check_output_file(path, looks_like, protected=(Path(config),) if config else ())
+        safe_output.write_file(path, text)
     else:
-        print(text, end="")
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def load(args: argparse.Namespace):
@@ -91,14 +99,43 @@ def entry(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
+    from k3s_infra.safe_output import OutputError
+
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args)
-    except config_error as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (config_error, UsageError, OutputError) as exc:
+        _error(str(exc))
         return EXIT_USAGE
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (``k3s-infra render ... | head``): stop quietly, and point
+        # stdout at /dev/null so the interpreter's last flush cannot fail again.
+        _silence_stdout()
+        _error("output closed before the command finished")
+        return EXIT_FAILED
+    except OSError as exc:  # disk full, permissions, a folder vanishing mid-write
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _error(message: str) -> None:
+    """One message on stderr, terminal control characters escaped (see config_text)."""
+    from k3s_infra.config_text import printable
+
+    try:
+        print(f"error: {printable(message, limit=4000)}", file=sys.stderr)
+    except OSError:
+        pass  # stderr closed too: the exit code still says it
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -18,7 +18,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from k3s_infra import checkov
-    from k3s_infra.cli import load
+    from k3s_infra.cli import UsageError, load
+
+    try:  # an extra: a plain wheel install has no cfn-lint
+        import cfnlint  # noqa: F401
+    except ImportError:
+        raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'") from None
     from k3s_infra.lint import Linter
     from k3s_infra.render import render, write
 

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     env = load(args)
     out = Path(args.out) if args.out else Path("build") / env.name
     rendering = render(env, args.format)
-    write(rendering, out)
+    # An explicit --out names a folder in an existing one; the default build/ is made.
+    write(rendering, out, create_parents=not args.out,
+          protected=(Path(args.config),) if args.config else ())
     width = max(len(s.file) for s in rendering.stacks)
     print(f"rendered {env.name} ({len(rendering.stacks)} templates) into {out}/")
     for stack in rendering.stacks:
