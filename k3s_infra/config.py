@@ -256,9 +256,11 @@ class Environment(Strict):
                 if arn.split(":")[3] != self.region:
                     raise ValueError(f"addons.{name}.secret_values.{key}: the secret is in {arn.split(':')[3]}; "
                                      f"the servers read secrets in the cluster's region {self.region}")
-        for subnet in self.network.subnets:
-            if subnet.az and not subnet.az.startswith(self.region):
-                raise ValueError(f"network.subnets: {subnet.id} is in {subnet.az}, outside region {self.region}")
+        for field in ("subnets", "public_subnets"):
+            for subnet in getattr(self.network, field):
+                if subnet.az and not subnet.az.startswith(self.region):
+                    raise ValueError(f"network.{field}: {subnet.id} is in {subnet.az}, outside region {self.region}")
+        _check_public_subnets(self.network, self.api)
         vpc = ipaddress.ip_network(self.network.vpc_cidr)
         for field in ("cluster_cidr", "service_cidr"):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):
@@ -302,6 +304,20 @@ class Environment(Strict):
     @property
     def artifact_bucket(self) -> str:
         return self.deploy.artifact_bucket or f"k3s-infra-{self.account_id}-{self.region}"
+
+
+def _check_public_subnets(network: Network, api: Api) -> None:
+    """An internet-facing API needs public subnets in two AZs (a created network has them)."""
+    public = network.public_subnets
+    if api.scheme == "internal" and public:
+        raise ValueError("network.public_subnets: only used with api.scheme internet-facing; remove it")
+    if api.scheme == "internet-facing" and not network.managed:
+        if len(public) < 2:
+            raise ValueError("network.public_subnets: api.scheme internet-facing needs public subnets "
+                             "({id, az}) in at least two availability zones")
+        zones = {s.az for s in public}
+        if None in zones or len(zones) < 2:
+            raise ValueError("network.public_subnets: give each public subnet its az; at least two distinct AZs")
 
 
 # --- loading ------------------------------------------------------------------

@@ -70,6 +70,8 @@ class BootRefs:
     stack_name: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackName"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
+    # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
+    public_api_dns_name: Ref | None = None
 
 
 # Which BootRefs each role uses; the node stacks declare exactly these parameters.
@@ -80,6 +82,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
     "agent": ("api_dns_name", "agent_token_secret", "stack_name"),
 }
+
+
+def public_api(env: Environment, role: str) -> bool:
+    """Whether a role carries the public API name: servers, when there is a public NLB."""
+    return role != "agent" and env.api.scheme == "internet-facing"
 
 
 def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
@@ -124,8 +131,10 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
     if role == "server-init":
+        # The published kubeconfig points at the public NLB when there is one (people use it).
+        host = p("public_api_dns_name") if public_api(env, role) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
-                     "STATE_PARAMETER": p("cluster_state_parameter"),
+                     "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
@@ -157,7 +166,8 @@ def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[di
         config = k3s_config.agent(pool, api_host=api)
     else:
         config = k3s_config.server(env, init=role == "server-init", api_host=api,
-                                   snapshot_bucket=_placeholder("snapshot_bucket"))
+                                   snapshot_bucket=_placeholder("snapshot_bucket"),
+                                   public_host=_placeholder("public_api_dns_name") if public_api(env, role) else None)
     boot_env = "".join(f"{key}='{value}'\n" for key, value in _boot_env(env, role).items())
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": boot_env},
@@ -230,6 +240,7 @@ def worst_case_values(env: Environment) -> dict[str, str]:
                                      name=naming.secret_name(env, what))
     return {
         naming.camel("api_dns_name"): "x" * 253,  # longest DNS name
+        naming.camel("public_api_dns_name"): "x" * 253,
         naming.camel("token_secret"): secret("token"),
         naming.camel("agent_token_secret"): secret("agent-token"),
         naming.camel("kubeconfig_secret"): secret("kubeconfig"),
@@ -258,6 +269,8 @@ def user_data(env: Environment, role: str, refs: BootRefs, pool: AgentPool | Non
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
     variables = {naming.camel(field): getattr(refs, field) for field in NEEDS[role]}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
+    if public_api(env, role):
+        variables[naming.camel("public_api_dns_name")] = refs.public_api_dns_name
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
         raise ValueError(f"{role} user data needs parameters {missing}")

@@ -222,7 +222,8 @@ ensure_marker() {
 publish_kubeconfig() {
   local kubeconfig
   kubeconfig=$(mktemp)
-  sed -e "s#^\( *server: \)https://.*#\1$api_url#" \
+  # People use the published kubeconfig: the public API name when there is one.
+  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:6443#" \
     -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \
     "$kubeconfig_file" >"$kubeconfig"
   retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \

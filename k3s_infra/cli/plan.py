@@ -14,11 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser)
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
 
 
 def run(args: argparse.Namespace) -> int:
     from k3s_infra.cli.output import wants_json
-    from k3s_infra.deploy import command, lifecycle
+    from k3s_infra.deploy import command, lifecycle, preflight
 
-    return command.run(args, lambda aws: lifecycle.plan(aws, as_json=wants_json(args),
-                                                        detailed_exitcode=args.detailed_exitcode))
+    return command.run(args, lambda aws: preflight.gate(aws, args) or lifecycle.plan(
+        aws, as_json=wants_json(args), detailed_exitcode=args.detailed_exitcode))
