@@ -16,6 +16,7 @@ _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 TAG_PREFIX = "k3s-infra"
 
 # Nested stacks: logical ID in the root and template file name.
+STACK_NETWORK = "Network"  # network.create only
 STACK_SECURITY = "Security"
 STACK_API_ENDPOINT = "ApiEndpoint"
 STACK_CLUSTER_DATA = "ClusterData"

@@ -18,7 +18,7 @@ from stacks import servers
 
 # Outputs of the root: what a person needs after a deploy.
 ROOT_OUTPUTS = {
-    o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the K3s API (port 6443)"),
+    o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the internal K3s API (port 6443)"),
     o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
     o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
 }
@@ -37,15 +37,19 @@ def image_parameters(env: Environment) -> dict[str, str]:
 def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     """Parameter values a child gets from config rather than from a sibling."""
     values: dict[str, object] = {
-        o.VPC_ID: env.network.vpc_id,
-        o.VPC_CIDR: env.network.vpc_cidr,
-        o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
-        **{name: Ref(name) for name in image_parameters(env)},
         # Owned by the nodes and the CLI, never by CloudFormation (see naming).
         o.CLUSTER_STATE_PARAMETER: naming.cluster_state_parameter(env),
         o.RESTORE_REQUEST_PARAMETER: naming.restore_request_parameter(env),
         o.ROOT_STACK_NAME: Ref("AWS::StackName"),
+        **{name: Ref(name) for name in image_parameters(env)},
     }
+    if not env.network.managed:  # a created network: the Network stack's outputs of the same names
+        values.update({
+            o.VPC_ID: env.network.vpc_id,
+            o.VPC_CIDR: env.network.vpc_cidr,
+            o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
+            o.PUBLIC_SUBNET_IDS: Join(",", [s.id for s in env.network.public_subnets]),
+        })
     if stack_id == naming.STACK_SERVERS:
         count = str(servers.joining_count(env))
         values.update({o.MIN_SIZE: count, o.MAX_SIZE: count, o.DESIRED_CAPACITY: count})
@@ -101,4 +105,7 @@ def build(env: Environment, children: dict[str, StackTemplate], template_urls: d
         t.add(stack)
     for name, (stack_id, description) in ROOT_OUTPUTS.items():
         t.output(name, GetAtt(stack_id, f"Outputs.{name}"), description)
+    if o.PUBLIC_API_DNS_NAME in children[naming.STACK_API_ENDPOINT].template.outputs:
+        t.output(o.PUBLIC_API_DNS_NAME, GetAtt(naming.STACK_API_ENDPOINT, f"Outputs.{o.PUBLIC_API_DNS_NAME}"),
+                 "DNS name of the internet-facing K3s API (port 6443, api.allowed_cidrs only)")
     return t

@@ -43,7 +43,7 @@ def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
     expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers"} | {
         "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
-        {"Draining"} if r.env.draining else set())
+        {"Draining"} if r.env.draining else set()) | ({"Network"} if r.env.network.managed else set())
     assert set(stacks) == expected
     assert len(stacks) >= 4
     for stack in stacks.values():
@@ -80,8 +80,20 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     assert init["ServerSecurityGroupId"] == {"Fn::GetAtt": ["Security", "Outputs.ServerSecurityGroupId"]}
     assert init["ApiTargetGroupArn"] == {"Fn::GetAtt": ["ApiEndpoint", "Outputs.ApiTargetGroupArn"]}
     assert init["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
-    assert init["ImageId"] == {"Ref": "ImageId"}
-    assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
+    assert init["ImageId"] == {"Ref": "ImageId"}  # pinned at deploy (k3s_infra/deploy/images.py)
+    if r.env.network.managed:  # nodes go in the created private subnets
+        assert init["SubnetIds"] == {"Fn::GetAtt": ["Network", "Outputs.SubnetIds"]}
+    else:
+        assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
+
+
+def public_door(r) -> bool:
+    return r.env.api.scheme == "internet-facing"
+
+
+def cidr_door(r) -> str:
+    """The group api.allowed_cidrs reach: the public NLB's when there is one, else the internal one's."""
+    return "PublicApiLoadBalancerSecurityGroup" if public_door(r) else "ApiLoadBalancerSecurityGroup"
 
 
 def test_port_matrix_is_exactly_the_k3s_table(r):
@@ -97,7 +109,9 @@ def test_port_matrix_is_exactly_the_k3s_table(r):
         *{(t, "tcp", 10250, 10250, s) for t, s in node_to_node},
         ("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, "ServerSecurityGroup"),
         ("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, "AgentSecurityGroup"),
-        *{("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, cidr) for cidr in r.env.api.allowed_cidrs},
+        *{(cidr_door(r), "tcp", 6443, 6443, cidr) for cidr in r.env.api.allowed_cidrs},
+        # the public door forwards to the servers from its own group
+        *({("ServerSecurityGroup", "tcp", 6443, 6443, "PublicApiLoadBalancerSecurityGroup")} if public_door(r) else ()),
     }
     assert ingress_rules(r) == expected
 
@@ -121,7 +135,7 @@ def test_no_world_open_rule_unless_listed(r):
     world = {"0.0.0.0/0", "::/0"}
     for rule in ingress_rules(r):
         if rule[4] in world:
-            assert rule[4] in r.env.api.allowed_cidrs and rule[0] == "ApiLoadBalancerSecurityGroup"
+            assert rule[4] in r.env.api.allowed_cidrs and rule[0] == cidr_door(r)
     sources = {rule[4] for rule in ingress_rules(r)}
     cidr_sources = {s for s in sources if "/" in s}
     assert cidr_sources == set(r.env.api.allowed_cidrs)  # CIDRs only on the NLB, only the listed ones
@@ -145,7 +159,7 @@ def test_port_table_has_no_rule_outside_k3s_requirements():
 
 def test_network_load_balancer(r):
     lb = r.resources("ApiEndpoint", "AWS::ElasticLoadBalancingV2::LoadBalancer")["ApiLoadBalancer"]["Properties"]
-    assert lb["Type"] == "network" and lb["Scheme"] == r.env.api.scheme
+    assert lb["Type"] == "network" and lb["Scheme"] == "internal"  # nodes' door, in every environment
     assert lb["SecurityGroups"] == [{"Ref": "ApiLoadBalancerSecurityGroupId"}]
     listener = next(iter(r.resources("ApiEndpoint", "AWS::ElasticLoadBalancingV2::Listener").values()))
     assert (listener["Properties"]["Protocol"], listener["Properties"]["Port"]) == ("TCP", 6443)
@@ -229,7 +243,8 @@ def test_asg_sizes_from_config(r):
 def test_servers_register_with_the_api_target_group_and_agents_do_not(r):
     for stack in node_stacks(r):
         (group,) = r.resources(stack, "AWS::AutoScaling::AutoScalingGroup").values()
-        expected = [{"Ref": "ApiTargetGroupArn"}] if stack in NODE_STACKS else None
+        both = [{"Ref": "ApiTargetGroupArn"}, *([{"Ref": "PublicApiTargetGroupArn"}] if public_door(r) else [])]
+        expected = both if stack in NODE_STACKS else None
         assert group["Properties"].get("TargetGroupARNs") == expected
 
 

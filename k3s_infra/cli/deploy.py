@@ -10,6 +10,8 @@ from k3s_infra.cli import UsageError, add_environment_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
     parser.add_argument("--yes", "-y", action="store_true", help="execute the change set without asking")
     parser.add_argument("--update-image", action="store_true",
                         help="re-resolve nodes.ami_parameter and take the newest image (replaces the nodes); "
@@ -23,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     # Refuse before anything is uploaded or created: there will be nobody to answer.
     if not args.yes and not sys.stdin.isatty():
         raise UsageError("deploy: no terminal to ask on; pass --yes to execute the change set")
-    from k3s_infra.deploy import command, lifecycle
+    from k3s_infra.deploy import command, lifecycle, preflight
 
-    return command.run(args, lambda aws: lifecycle.deploy(
+    return command.run(args, lambda aws: preflight.gate(aws, args) or lifecycle.deploy(
         aws, update_image=args.update_image, allow_quorum_loss=args.allow_quorum_loss,
         confirm=lambda cs: command.ask(f"execute this {cs.change_set_type} change set", args.yes)))

@@ -137,6 +137,17 @@ def execute(aws, change_set: ChangeSet) -> None:
         raise DeployError(f"executing the change set failed: {exc}") from None
 
 
+def as_document(change_set: ChangeSet, pkg: Package) -> dict:
+    """``plan --output json`` (README "JSON output")."""
+    from dataclasses import asdict
+
+    from k3s_infra.cli.output import document
+
+    return document("plan", stack_name=change_set.stack_name, change_set_type=change_set.change_set_type,
+                    has_changes=not change_set.empty, changes=[asdict(c) for c in change_set.changes],
+                    uploaded=pkg.uploaded, reused=pkg.reused)
+
+
 def _replacement(change: Change) -> str:
     if change.action != "Modify":
         return ""

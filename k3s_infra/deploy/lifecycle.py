@@ -1,14 +1,11 @@
-"""deploy, status, destroy and kubeconfig as library functions: each takes an
-``Aws`` (clients for one environment), prints what a person reads to ``out`` and
-returns the command's exit code."""
+"""plan, deploy and destroy as library functions: each takes an ``Aws`` (clients for
+one environment), prints what a person reads to ``out`` and returns the command's exit
+code (status: deploy/status.py, kubeconfig: deploy/kubeconfig.py)."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
 import yaml
@@ -18,7 +15,6 @@ from k3s_infra import naming
 from k3s_infra import outputs as o
 from k3s_infra.deploy import DeployError, changeset, images, quorum, retained
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
-from k3s_infra.deploy.groups import describe_groups
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
 
@@ -83,18 +79,28 @@ def _prepare(aws, out: IO[str], *, update_image: bool, allow_quorum_loss: bool =
     return root, images.stack_parameters(choices)
 
 
-def plan(aws, *, out: IO[str] | None = None, update_image: bool = False) -> int:
-    out = out or sys.stdout
+def plan(aws, *, out: IO[str] | None = None, update_image: bool = False, as_json: bool = False,
+         detailed_exitcode: bool = False) -> int:
+    """Exit 0; with ``detailed_exitcode`` as Terraform's plan: 0 no changes, 2 changes.
+    With ``as_json`` the one JSON document goes to stdout and the rest to stderr."""
+    out = out or (sys.stderr if as_json else sys.stdout)
     env = aws.env
     root, parameters = _prepare(aws, out, update_image=update_image)
+    _print(out, f"plan uploads the templates to s3://{env.artifact_bucket} and creates (then deletes) a change "
+                f"set; 'k3s-infra diff' compares without writing anything")
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
     cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
-        _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
+        if as_json:
+            from k3s_infra.cli.output import print_json
+
+            print_json(changeset.as_document(cs, pkg))
+        else:
+            _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
     finally:
         changeset.discard(aws, cs)
-    return 0
+    return 2 if detailed_exitcode and not cs.empty else 0
 
 
 def _packaged(pkg) -> str:
@@ -174,53 +180,6 @@ def _nested(cfn, stack_id: str) -> list[tuple[str, dict]]:
                 result.append((summary["LogicalResourceId"],
                                {"StackStatus": summary.get("ResourceStatus", "?"), "Outputs": []}))
     return result
-
-
-def status(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    root = changeset.stack_state(cfn, env.stack_name)
-    if root is None:
-        _print(out, f"{env.stack_name}: not deployed (no such stack in {env.region})")
-        return 1
-    protection = "on" if root.get("EnableTerminationProtection") else "off"
-    _print(out, f"{env.stack_name}  {root['StackStatus']}  (termination protection {protection})")
-    try:
-        nested = _nested(cfn, root["StackId"])
-    except READ_ERRORS as exc:
-        nested = []
-        _print(out, f"warning: cannot list the nested stacks of {env.stack_name} ({type(exc).__name__})")
-    rows = [("STACK", "STATUS", "UPDATED")]
-    when = root.get("LastUpdatedTime") or root.get("CreationTime")
-    rows.append((naming.ROOT, root["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for logical, stack in nested:
-        when = stack.get("LastUpdatedTime") or stack.get("CreationTime")
-        rows.append((logical, stack["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for line in _aligned(rows):
-        _print(out, line)
-    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
-    if outputs:
-        _print(out, "outputs:")
-        for line in _aligned(sorted(outputs.items())):
-            _print(out, line)
-    groups = [(logical, i["OutputValue"]) for logical, stack in nested for i in stack.get("Outputs", [])
-              if i["OutputKey"] == o.AUTO_SCALING_GROUP]
-    if groups:
-        described = describe_groups(aws.autoscaling, [name for _, name in groups])
-        rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
-        for logical, name in groups:
-            group = described.get(name)
-            if group is None:
-                rows.append((logical, "-", "-", "-", "-"))
-                continue
-            in_service = sum(1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService")
-            rows.append((logical, str(group["DesiredCapacity"]), str(in_service),
-                         str(group["MinSize"]), str(group["MaxSize"])))
-        _print(out, "node groups:")
-        for line in _aligned(rows):
-            _print(out, line)
-    return 0
 
 
 # --- destroy ------------------------------------------------------------------------
@@ -370,65 +329,4 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
     else:
         _print(out, "nothing retained: data stores were deleted with the stacks")
     _print(out, _empty_artifacts(aws))
-    return 0
-
-
-# --- kubeconfig ---------------------------------------------------------------------
-
-class NotPublished(Exception):
-    """The kubeconfig secret still holds its generated placeholder."""
-
-
-def _is_kubeconfig(text: str) -> dict | None:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if isinstance(doc, dict) and doc.get("apiVersion") and isinstance(doc.get("clusters"), list):
-        return doc
-    return None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    os.chmod(path, 0o600)
-
-
-def kubeconfig(aws, path: Path, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    if changeset.stack_state(cfn, env.stack_name) is None:
-        raise DeployError(f"{env.stack_name} is not deployed")
-    arn = root_outputs(cfn, env.stack_name).get(o.KUBECONFIG_SECRET)
-    if not arn:
-        raise DeployError(f"{env.stack_name} has no {o.KUBECONFIG_SECRET} output yet")
-    try:
-        text = aws.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or ""
-    except ClientError as exc:
-        raise DeployError(f"cannot read the kubeconfig secret {arn}: "
-                          f"{exc.response.get('Error', {}).get('Code', 'error')}") from None
-    doc = _is_kubeconfig(text)
-    if doc is None:
-        raise NotPublished(f"the cluster has not published its kubeconfig yet ({arn} still holds its "
-                           f"placeholder); the first server stores it once K3s is ready, try again later")
-    write_private(path, text)
-    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
-    _print(out, f"wrote the admin kubeconfig of {env.stack_name} to {path} (mode 0600); "
-                f"API server {', '.join(servers) or '?'}")
-    _print(out, f"  export KUBECONFIG={path}")
     return 0

@@ -333,6 +333,48 @@ def shim_bucket_versioning() -> None:
     s3_models.FakeBucket.create_from_cloudformation_json = create
 
 
+def shim_ssm_parameter_values() -> None:
+    """moto 5.2.5: DescribeStacks reports an ``AWS::SSM::Parameter::Value<...>`` parameter's
+    resolved value (an AMI ID) as ParameterValue. Real CloudFormation reports the SSM
+    parameter name as ParameterValue and the value in ResolvedValue ("returned only for
+    SSM parameter types": https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html)."""
+    resolved = cfn_models.Stack.parameter_list.fget
+
+    def parameter_list(self) -> list[dict[str, Any]]:
+        slots = (self.template_dict or {}).get("Parameters", {})
+        result = []
+        for item in resolved(self):
+            slot = slots.get(item["ParameterKey"], {})
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+                name = (self.parameters or {}).get(item["ParameterKey"], slot.get("Default"))
+                item = {**item, "ParameterValue": name, "ResolvedValue": item["ParameterValue"]}
+            result.append(item)
+        return result
+
+    cfn_models.Stack.parameter_list = property(parameter_list)
+
+
+def shim_network_deletion() -> None:
+    """moto 5.2.5: a stack delete leaves ``AWS::EC2::RouteTable``, ``AWS::EC2::NatGateway`` and
+    ``AWS::EC2::VPCEndpoint`` behind (no ``delete_from_cloudformation_json``), and the leftover
+    route tables then block the VPC's delete (DependencyViolation). Real CloudFormation deletes
+    them with the stack (the Network stack of ``network.create``)."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.nat_gateways import NatGateway
+    from moto.ec2.models.route_tables import RouteTable
+    from moto.ec2.models.vpcs import VPCEndPoint
+
+    deletes = {RouteTable: lambda ec2, rid: ec2.delete_route_table(rid),
+               NatGateway: lambda ec2, rid: ec2.delete_nat_gateway(rid),
+               VPCEndPoint: lambda ec2, rid: ec2.delete_vpc_endpoints([rid])}
+    for model, delete in deletes.items():
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name,
+                                            _delete=delete):
+            _delete(ec2_backends[account_id][region_name], resource_name)
+
+        model.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -352,4 +394,6 @@ def apply() -> None:
     shim_unsupported_resources_in_listing()
     shim_unchanged_change_set()
     shim_bucket_versioning()
+    shim_ssm_parameter_values()
+    shim_network_deletion()
     _applied = True
