@@ -1,19 +1,20 @@
 """k3s-infra snapshots: the etcd snapshots in the cluster's S3 bucket, newest first.
 
-``--output json`` prints a list of {"name", "key", "size", "last_modified"} (ISO 8601),
-newest first; ``name`` is what ``k3s-infra restore --snapshot`` takes."""
+``--output json`` prints {"kind": "snapshots", "version": 1, "stack_name", "bucket"?, "snapshots":
+[{"name", "key", "size", "last_modified"}]} (ISO 8601), newest first; ``name`` is what
+``k3s-infra restore --snapshot`` takes."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
 from k3s_infra.cli import add_environment_arguments
+from k3s_infra.cli.output import add_output_argument, document, print_json, wants_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="table (default) or JSON")
+    add_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     def show(aws) -> int:
         found = snapshots.list_snapshots(aws)
-        if args.output == "json":
-            print(json.dumps([s.as_json() for s in found], indent=2))
+        if wants_json(args):
+            print_json(document("snapshots", stack_name=aws.env.stack_name, snapshots=[s.as_json() for s in found]))
         elif found:
             print(snapshots.format_table(found))
         else:

@@ -55,7 +55,9 @@ def test_snapshots_are_listed_newest_first(cli, config, aws):
     assert rows[0][:2] == ["NAME", "SIZE"]
     assert [r[0] for r in rows[1:]] == NAMES[::-1]
     assert [r[1] for r in rows[1:]] == ["102", "101", "100"]
-    listed = json.loads(cli("snapshots", "--config", config, "--output", "json").out)
+    listed_doc = json.loads(cli("snapshots", "--config", config, "--output", "json").out)
+    assert listed_doc["kind"] == "snapshots" and listed_doc["version"] == 1
+    listed = listed_doc["snapshots"]
     assert [s["name"] for s in listed] == NAMES[::-1]
     assert listed[0]["key"] == f"etcd/dev/{NAMES[-1]}" and listed[0]["size"] == 102
     assert set(listed[0]) == {"name", "key", "size", "last_modified"}
