@@ -9,7 +9,7 @@ import pytest
 
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import preflight
-from tests.e2e.conftest import REGION
+from tests.e2e.conftest import AMI_PARAMETER, REGION
 
 STACK = "k3s-preflight"
 
@@ -67,12 +67,10 @@ def test_wrong_zone_and_foreign_vpc_are_named(cli, write_env, network, aws, unto
     assert f"network.subnets[1].id: {foreign} belongs to {other_vpc}, not {env.vpc_id}" in result.err
 
 
-def test_type_not_offered_and_wrong_architecture_are_refused_with_every_problem(cli, write_env, network, aws,
-                                                                               untouched):
-    # moto 5.2.5's offerings data (from AWS): m8id.2xlarge is offered in eu-west-1b, not in 1a;
-    # t4g.small is Graviton (arm64) while the AL2023 x86_64 parameter names an x86_64 image.
-    pools = [{"name": "general", "instance_types": ["m8id.2xlarge"], "min_size": 1, "desired": 1, "max_size": 1},
-             {"name": "arm", "instance_types": ["t4g.small"], "min_size": 1, "desired": 1, "max_size": 1}]
+def test_type_not_offered_and_wrong_vpc_cidr_are_refused_with_every_problem(cli, write_env, network, aws,
+                                                                          untouched):
+    # moto 5.2.5's offerings data (from AWS): m8id.2xlarge is offered in eu-west-1b, not in 1a.
+    pools = [{"name": "general", "instance_types": ["m8id.2xlarge"], "min_size": 1, "desired": 1, "max_size": 1}]
     path = networked(write_env, "preflight-types.yaml", agent_pools=pools)
     text = open(path).read()
     assert "vpc_cidr: 10.0.0.0/16" in text
@@ -81,9 +79,22 @@ def test_type_not_offered_and_wrong_architecture_are_refused_with_every_problem(
     assert result.code == 2, result
     assert f"agent_pools[general].instance_types: m8id.2xlarge is not offered in the nodes' zones {REGION}a" \
         in result.err
+    assert f"network.vpc_cidr: {network['vpc_id']} has CIDR 10.0.0.0/16, not 10.1.0.0/16" in result.err
+
+
+def test_an_image_of_the_wrong_architecture_is_refused(cli, write_env, network, aws, untouched):
+    """The file names an arm64 image parameter (so render accepts the Graviton type), but the
+    parameter holds an x86_64 image: only the account can tell, pre-flight does."""
+    x86_image = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    arm_parameter = "/k3s-infra-test/images/al2023-arm64"
+    aws.ssm.put_parameter(Name=arm_parameter, Value=x86_image, Type="String", Overwrite=True)
+    pools = [{"name": "arm", "instance_types": ["t4g.small"], "min_size": 1, "desired": 1, "max_size": 1}]
+    path = networked(write_env, "preflight-arch.yaml", agent_pools=pools,
+                     servers={"count": 1, "instance_type": "t4g.medium"}, nodes={"ami_parameter": arm_parameter})
+    result = cli("plan", "--config", path)
+    assert result.code == 2, result
     assert "agent_pools[arm].instance_types: t4g.small runs arm64, but image" in result.err
     assert "is x86_64" in result.err
-    assert f"network.vpc_cidr: {network['vpc_id']} has CIDR 10.0.0.0/16, not 10.1.0.0/16" in result.err
 
 
 def test_private_subnets_without_a_route_out_are_refused(write_env, network, aws, moto_endpoint):
