@@ -40,3 +40,21 @@ def test_init_refuses_a_bad_name_and_writes_nothing(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "environments/Bad_Name.yaml: name:" in err and "Traceback" not in err
     assert list((tmp_path / "environments").iterdir()) == []
+
+
+def test_from_account_without_private_subnets_proposes_a_managed_network(tmp_path, monkeypatch):
+    """moto's account has only its default VPC, whose subnets give instances public IPs
+    (as AWS's default VPC does): nodes belong in private subnets, so init writes a managed
+    network (network.create) instead, and the file renders."""
+    from moto import mock_aws
+
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        assert main(["init", "fresh", "--from-account", "--region", "eu-west-1"]) == 0
+    doc = yaml.safe_load((tmp_path / "environments" / "fresh.yaml").read_text())
+    assert doc["account_id"] == "123456789012"  # moto's account, read through STS
+    assert set(doc["network"]) == {"create"} and doc["network"]["create"]["nat_gateways"] == "one"
+    assert main(["render", "--env", "fresh", "--out", str(tmp_path / "build")]) == 0

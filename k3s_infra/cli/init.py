@@ -26,11 +26,7 @@ name: {name}
 region: {region}
 account_id: "{account}"{account_note}
 network:{network_note}
-  vpc_id: {vpc_id}
-  vpc_cidr: {vpc_cidr}
-  # Private subnets for the nodes and the internal NLB, in at least two availability zones.
-  subnets:
-{subnets}
+{network}
 api:
   # internal: the K3s API (6443) is reached from inside the VPC only; internet-facing
   # needs allowed_cidrs (nothing is ever open to the world).
@@ -83,15 +79,21 @@ def run(args: argparse.Namespace) -> int:
                   "account_note": "   # PLACEHOLDER: your AWS account ID",
                   "network_note": "  # PLACEHOLDER: your VPC and its private subnets (or: k3s-infra init --from-account)",
                   "marker": "# Placeholders are marked PLACEHOLDER: replace them before deploying."}
-    text = TEMPLATE.format(name=args.name, file=path, subnets=_subnets(values.pop("subnets")), **values)
+    text = TEMPLATE.format(name=args.name, file=path, network=_network(values), **values)
     _write_checked(path, text)
     print(f"wrote {path.resolve()}")
     print(f"  next: k3s-infra render --config {path}   (then lint, plan, deploy)")
     return 0
 
 
-def _subnets(subnets: list[tuple[str, str]]) -> str:
-    return "\n".join(f"    - {{id: {sid}, az: {az}}}" for sid, az in subnets)
+def _network(values: dict) -> str:
+    subnets = values.pop("subnets")
+    if subnets is None:  # no VPC fits: the Network stack creates one (README: A managed network)
+        return (f"  # A VPC of your own: public and private subnets per zone, NAT gateway, flow logs.\n"
+                f"  create: {{cidr: {values['vpc_cidr']}, availability_zones: 3, nat_gateways: one}}")
+    return "\n".join([f"  vpc_id: {values['vpc_id']}", f"  vpc_cidr: {values['vpc_cidr']}",
+                      "  # Private subnets for the nodes and the internal NLB, in at least two availability zones.",
+                      "  subnets:", *(f"    - {{id: {sid}, az: {az}}}" for sid, az in subnets)])
 
 
 def _write_checked(path, text: str) -> None:
@@ -126,8 +128,10 @@ def _from_account(args: argparse.Namespace, region: str | None) -> dict:
     account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
     vpc, subnets = _pick_network(session.client("ec2", region_name=region, config=client_config()))
     if vpc is None:
-        raise UsageError(f"no VPC in {account}/{region} has subnets in two availability zones; "
-                         f"run 'k3s-infra init {args.name}' without --from-account and fill in network: by hand")
+        return {"region": region, "account": account, "vpc_id": None, "vpc_cidr": "10.0.0.0/16", "subnets": None,
+                "account_note": "   # from your credentials (STS)",
+                "network_note": f"  # no VPC in {region} has private subnets in two zones: a managed network",
+                "marker": "# Account read from your account; the network is created by the Network stack."}
     return {"region": region, "account": account, "vpc_id": vpc["VpcId"], "vpc_cidr": vpc["CidrBlock"],
             "subnets": [(s["SubnetId"], s["AvailabilityZone"]) for s in subnets],
             "account_note": "   # from your credentials (STS)",
@@ -137,25 +141,31 @@ def _from_account(args: argparse.Namespace, region: str | None) -> dict:
 
 def _pick_network(ec2) -> tuple[dict | None, list[dict]]:
     """The VPC offering the most availability zones (non-default VPCs first), with one
-    subnet per zone (private ones first: no public IP on launch), up to three zones."""
+    subnet per zone (private ones first), up to three zones. A subnet is public when it
+    gives instances public IPs or its 0.0.0.0/0 route goes to an internet gateway."""
+    from k3s_infra.deploy.preflight import default_route_targets
+
     vpcs = [v for page in ec2.get_paginator("describe_vpcs").paginate() for v in page["Vpcs"]]
     best: tuple | None = None
     for vpc in vpcs:
         subnets = [s for page in ec2.get_paginator("describe_subnets").paginate(
             Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]) for s in page["Subnets"]]
+        for subnet in subnets:
+            subnet["k3s_public"] = bool(subnet.get("MapPublicIpOnLaunch")) or any(
+                t.startswith("igw-") for t in default_route_targets(ec2, vpc["VpcId"], subnet["SubnetId"]))
         per_zone: dict[str, dict] = {}
-        for subnet in sorted(subnets, key=lambda s: (bool(s.get("MapPublicIpOnLaunch")), s["SubnetId"])):
+        for subnet in sorted(subnets, key=lambda s: (s["k3s_public"], s["SubnetId"])):
             per_zone.setdefault(subnet["AvailabilityZone"], subnet)
-        chosen = [per_zone[z] for z in sorted(per_zone)][:3]
-        if len(chosen) < 2:
+        chosen = [per_zone[z] for z in sorted(per_zone) if not per_zone[z]["k3s_public"]][:3]
+        if len(chosen) < 2:  # nodes belong in private subnets: else a managed network fits better
             continue
-        rank = (not vpc.get("IsDefault", False), len(chosen), -sum(bool(s.get("MapPublicIpOnLaunch")) for s in chosen))
+        rank = (not vpc.get("IsDefault", False), len(chosen), -sum(s["k3s_public"] for s in chosen))
         if best is None or rank > best[0]:
             best = (rank, vpc, chosen)
     return (best[1], best[2]) if best else (None, [])
 
 
 def _describe(vpc: dict, subnets: list[dict]) -> str:
-    public = sum(bool(s.get("MapPublicIpOnLaunch")) for s in subnets)
+    public = sum(s["k3s_public"] for s in subnets)
     kind = "default VPC" if vpc.get("IsDefault") else "VPC"
     return f"{kind}, {len(subnets)} zones" + (f", {public} subnet(s) PUBLIC: prefer private ones" if public else "")

@@ -109,7 +109,7 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                 problems.append((f"{where}.az", f"{subnet.id} is in {actual['AvailabilityZone']}, not {subnet.az}"))
             if field == "subnets":
                 zones.append(actual["AvailabilityZone"])
-            targets = _default_route_targets(ec2, network.vpc_id, subnet.id)
+            targets = default_route_targets(ec2, network.vpc_id, subnet.id)
             if field == "public_subnets" and not any(t.startswith("igw-") for t in targets):
                 problems.append((f"{where}.id", f"{subnet.id} has no route 0.0.0.0/0 to an internet gateway: "
                                                 "an internet-facing load balancer there is unreachable"))
@@ -120,7 +120,7 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
     return sorted(set(zones))
 
 
-def _default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
+def default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
     """Targets of the 0.0.0.0/0 routes of a subnet's route table (the VPC's main table if none)."""
     tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
     if not tables["RouteTables"]:

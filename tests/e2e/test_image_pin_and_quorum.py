@@ -5,22 +5,29 @@ resolved from an SSM path the environment file names; the test publishes
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 STACK = "k3s-pin"
 PATH = "/test/k3s-pin/al2023-ami"
-OLD, NEW, EXPLICIT = "ami-0aaaaaaaaaaaaaaa1", "ami-0bbbbbbbbbbbbbbb2", "ami-0ccccccccccccccc3"
+# Three of moto's own x86_64 Amazon images (pre-flight checks that the image exists and
+# matches the instance types, as it would on AWS): filled once by the fixture below.
+IMAGES = SimpleNamespace(old="", new="", explicit="")
 
 
 @pytest.fixture(scope="module")
 def configs(write_env, aws):
-    aws.ssm.put_parameter(Name=PATH, Value=OLD, Type="String", DataType="aws:ec2:image")
+    images = aws.ec2.describe_images(Owners=["amazon"], Filters=[
+        {"Name": "architecture", "Values": ["x86_64"]}, {"Name": "state", "Values": ["available"]}])["Images"]
+    IMAGES.old, IMAGES.new, IMAGES.explicit = sorted(i["ImageId"] for i in images)[:3]
+    aws.ssm.put_parameter(Name=PATH, Value=IMAGES.old, Type="String", DataType="aws:ec2:image")
     common = {"deploy": {"stack_name": STACK}}
     return {
         "three": str(write_env("pin3.yaml", servers={"count": 3}, nodes={"ami_parameter": PATH}, **common)),
         "one": str(write_env("pin1.yaml", servers={"count": 1}, nodes={"ami_parameter": PATH}, **common)),
         "explicit": str(write_env("pin-explicit.yaml", servers={"count": 3},
-                                  nodes={"ami_parameter": PATH, "ami_id": EXPLICIT}, **common)),
+                                  nodes={"ami_parameter": PATH, "ami_id": IMAGES.explicit}, **common)),
     }
 
 
@@ -42,38 +49,38 @@ def node_stack_images(aws) -> set[str]:
 def test_first_deploy_pins_the_resolved_image(cli, configs, aws):
     result = cli("deploy", "--config", configs["three"], "--yes")
     assert result.code == 0, result
-    assert root_image(aws) == OLD and node_stack_images(aws) == {OLD}
-    assert f"image: {OLD} (resolved from {PATH}" in result.out
+    assert root_image(aws) == IMAGES.old and node_stack_images(aws) == {IMAGES.old}
+    assert f"image: {IMAGES.old} (resolved from {PATH}" in result.out
 
 
 def test_a_newer_image_is_not_taken_unasked(cli, configs, aws):
-    aws.ssm.put_parameter(Name=PATH, Value=NEW, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    aws.ssm.put_parameter(Name=PATH, Value=IMAGES.new, Type="String", DataType="aws:ec2:image", Overwrite=True)
     plan = cli("plan", "--config", configs["three"])
     assert plan.code == 0, plan
-    assert f"image: {OLD} kept; a newer image {NEW} is published at {PATH}" in plan.out
+    assert f"image: {IMAGES.old} kept; a newer image {IMAGES.new} is published at {PATH}" in plan.out
     assert "--update-image" in plan.out and "no changes" in plan.out, plan
     again = cli("deploy", "--config", configs["three"], "--yes")
     assert again.code == 0 and "up to date" in again.out, again
-    assert root_image(aws) == OLD and node_stack_images(aws) == {OLD}
+    assert root_image(aws) == IMAGES.old and node_stack_images(aws) == {IMAGES.old}
 
 
 def test_plan_with_update_image_shows_old_to_new(cli, configs, aws):
     plan = cli("plan", "--config", configs["three"], "--update-image")
     assert plan.code == 0, plan
-    assert f"image: {OLD} -> {NEW}" in plan.out
-    assert root_image(aws) == OLD  # plan executes nothing
+    assert f"image: {IMAGES.old} -> {IMAGES.new}" in plan.out
+    assert root_image(aws) == IMAGES.old  # plan executes nothing
 
 
 def test_update_image_takes_the_new_one(cli, configs, aws):
     result = cli("deploy", "--config", configs["three"], "--yes", "--update-image")
     assert result.code == 0, result
-    assert root_image(aws) == NEW and node_stack_images(aws) == {NEW}
+    assert root_image(aws) == IMAGES.new and node_stack_images(aws) == {IMAGES.new}
 
 
 def test_explicit_ami_id_wins_over_the_parameter(cli, configs, aws):
     plan = cli("plan", "--config", configs["explicit"])
     assert plan.code == 0, plan
-    assert f"image: {NEW} -> {EXPLICIT} (from nodes.ami_id)" in plan.out
+    assert f"image: {IMAGES.new} -> {IMAGES.explicit} (from nodes.ami_id)" in plan.out
 
 
 def test_scale_in_below_quorum_is_refused_before_any_upload(cli, configs, aws):
