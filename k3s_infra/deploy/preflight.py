@@ -158,7 +158,8 @@ def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: lis
 def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image_ids: dict[str, str],
                   problems: list[Problem]) -> None:
     parameter = env.nodes.ami_parameter
-    image_id = image_ids.get(parameter)
+    # An explicit nodes.ami_id is the image the nodes get (deploy/images.py): check that one.
+    image_id = env.nodes.ami_id or image_ids.get(parameter)
     if image_id is None:
         try:
             image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
