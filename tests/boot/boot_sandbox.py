@@ -227,6 +227,11 @@ if service in state["unreachable"]:
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
 if (service, command) == ("secretsmanager", "get-secret-value"):
     secret = state["secrets"].get(opts["--secret-id"])
+    if state["publish_after"] is not None and opts["--secret-id"] in state["secure"]:
+        # The first server publishes the secure tokens while this node waits.
+        state["token_reads"] += 1; save()
+        if state["token_reads"] > state["publish_after"]:
+            secret = state["secure"][opts["--secret-id"]]
     if secret is None:
         fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
     answer({"ARN": opts["--secret-id"], "Name": opts["--secret-id"].split(":")[-1], "SecretString": secret,
@@ -397,6 +402,11 @@ print("ok")
 """
 
 
+def genuine_k3s() -> str:
+    """What the release serves as K3s: the recording k3s stub, as an executable script."""
+    return f"#!{sys.executable}\n{_K3S_STUB}"
+
+
 @dataclass
 class BootRun:
     returncode: int
@@ -473,13 +483,15 @@ class Sandbox:
             restore_request: str | None = None, objects: tuple[tuple[str, str], ...] = (),
             node_ready: bool = True, signal_waited_for: bool = True, metadata: dict | None = None,
             secure_tokens: bool = True, token_attempts: int = 3, arch: str = "x86_64",
-            binary: str | None = None, download_failures: int = 0) -> BootRun:
+            binary: str | None = None, download_failures: int = 0,
+            publish_after: int | None = None) -> BootRun:
         """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
         target group's target states; objects: (key, LastModified) in the snapshot bucket;
         metadata: the launch template's MetadataOptions (default: IMDSv2 required);
         secure_tokens: the token secrets hold what the first server published (else the
         short values Secrets Manager generated); binary: what the release URL serves
-        instead of the genuine (stub) K3s, e.g. a tampered one."""
+        instead of the genuine (stub) K3s, e.g. a tampered one; publish_after: the token
+        secrets hold short values for that many reads, then the secure ones."""
         base = self.base
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
@@ -494,9 +506,10 @@ class Sandbox:
             target.write_text(content)
             target.chmod(int(entry["permissions"], 8))
             written[entry["path"]] = content
+        secure_tokens = secure_tokens and publish_after is None
         boot_env = {k: v.strip("'") for k, v in (line.split("=", 1)
                                                   for line in written[bootstrap.BOOT_ENV].splitlines())}
-        genuine = f"#!{sys.executable}\n{_K3S_STUB}"
+        genuine = genuine_k3s()
         version = boot_env["K3S_VERSION"].replace("+", "%2B")  # URL-encoded, as GitHub names the tag
         downloads = {}
         for arch_name, asset in ASSETS.values():
@@ -515,6 +528,9 @@ class Sandbox:
                 (PARAMETERS["RestoreRequestParameterName"], restore_request)) if value is not None},
             "writes": [], "unreachable": list(unreachable),
             "downloads": downloads, "download_failures": download_failures,
+            "publish_after": publish_after, "token_reads": 0,
+            "secure": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN,
+                       PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
             "api_url": JOIN_URL, "api_probes": 0, "api_up_after": api_up_after,
             "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
             "targets": list(targets), "objects": [list(o) for o in objects],
