@@ -140,9 +140,16 @@ fi
 
 # values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
 # names. printf is a builtin: the value is never on a command line or in the log.
+# The value is a YAML double-quoted scalar on one line: \ and " escaped, and line breaks
+# and tabs as \n \r \t (YAML 1.2 spec, 5.7 "Escaped Characters").
 values_secret() {
+  local value=${3//\\/\\\\}
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  value=${value//$'\t'/\\t}
   printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
-    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$3\"" >"$manifests/$1.yaml"
+    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
 }
 # secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
 secret_value() {
