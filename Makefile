@@ -11,7 +11,7 @@ CHECKOV_VERSION ?= 3.2.533
 
 PORT ?= 5000
 
-.PHONY: venv checkov emulator render lint test plan deploy status destroy schema bench clean
+.PHONY: venv checkov emulator render lint test plan deploy status destroy schema bench mutate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,5 +60,13 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
+# make mutate MUTANTS='k3s_infra.ports*'  limits the run to one module's mutants.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutate]'
+	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf build $(VENV) $(CHECKOV_VENV) *.egg-info
+	rm -rf build mutants $(VENV) $(CHECKOV_VENV) *.egg-info
