@@ -202,3 +202,44 @@ def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
         lifecycle.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
     assert calls == []  # protection left as it was
     assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+# --- IAM: what may run on Resource "*" -------------------------------------------------
+
+# A reviewed, fixed table (not k3s_infra.iam_actions): Describe/List calls without
+# resource-level permissions, and what the AWS cloud controller creates or changes at run
+# time (kubernetes/cloud-provider-aws docs/prerequisites.md, the control-plane policy).
+# Actions outside TAG_CONDITIONED_ON_STAR must be harmless reads or creates.
+UNCONDITIONED_ON_STAR = {
+    "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+    "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeTags",
+    "ec2:DescribeInstances", "ec2:DescribeRegions", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs",
+    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerPolicies",
+    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+    "ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateLoadBalancerListeners", "elasticloadbalancing:CreateLoadBalancerPolicy",
+    "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags",
+}
+
+
+def test_actions_on_every_resource_are_reviewed_reads_creates_or_cluster_tag_conditioned():
+    path = next(p for p in DEPLOYABLE if p.stem == "all-addons")
+    for stack in render(load_environment(path=path)).children:
+        for logical, resource in yaml.safe_load(stack.body)["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            for policy in resource["Properties"].get("Policies", []):
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
+                        statement["Resource"]]
+                    if "*" not in resources:
+                        continue
+                    actions = set(statement["Action"] if isinstance(statement["Action"], list) else
+                                  [statement["Action"]])
+                    extra = actions - UNCONDITIONED_ON_STAR
+                    if extra:  # anything else must be limited to resources tagged with this cluster
+                        (key,) = statement["Condition"]["StringEquals"]
+                        assert key.startswith("aws:ResourceTag/kubernetes.io/cluster/"), (logical, extra)
+                        assert not any(a.split(":")[1].startswith(("Get", "Put")) for a in extra), extra
