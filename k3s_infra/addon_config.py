@@ -6,8 +6,16 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from k3s_infra import addons_catalog
-from k3s_infra.config_types import ChartVersion, Strict, Url
+from k3s_infra import addons_catalog, config_rules, secret_scan
+from k3s_infra.config_types import ChartVersion, Strict, Url, _shape
+
+# A top-level chart value key: it also names the Kubernetes Secret that carries it (kebab-case).
+ValueKey = _shape(r"^[A-Za-z][A-Za-z0-9]{0,62}$", "a top-level chart value key like adminPassword")
+# A complete secret ARN, with the 6 characters Secrets Manager appends to the name, so the
+# servers' GetSecretValue can be granted on exactly this secret
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
+SecretArn = _shape(r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+                   r"-[A-Za-z0-9]{6}$", "a full Secrets Manager secret ARN, ending in -<6 characters>")
 
 
 class AddOn(Strict):
@@ -18,10 +26,21 @@ class AddOn(Strict):
     repo: Url | None = Field(None, description="Chart repository, e.g. a mirror (default: the catalog's).")
     values: dict[str, Any] = Field(default_factory=dict,
                                    description="Chart values, merged over the catalog's defaults; never secrets.")
+    secret_values: dict[ValueKey, SecretArn] = Field(
+        default_factory=dict, max_length=20,
+        description="Top-level chart value -> ARN of a Secrets Manager secret in the cluster's region whose "
+                    "value the servers read at boot (never in user data). A customer-managed KMS key must "
+                    "let the server role decrypt.")
 
 
 class NodeTerminationHandler(AddOn):
     enabled: bool | None = Field(None, description="Default: on when any agent pool runs on spot.")
+
+
+class ClusterAutoscaler(AddOn):
+    enabled: bool | None = Field(None, description="Default: on when any agent pool has max_size > min_size.")
+    version: ChartVersion | None = Field(None, description="Pinned chart version (default: the catalog's chart "
+                                                           "for k3s.version's Kubernetes minor).")
 
 
 def _addon_field(name: str, model: type[AddOn] = AddOn) -> Any:
@@ -42,6 +61,7 @@ class Addons(Strict):
     gatekeeper: AddOn = _addon_field("gatekeeper")
     node_termination_handler: NodeTerminationHandler = _addon_field("node_termination_handler",
                                                                     NodeTerminationHandler)
+    cluster_autoscaler: ClusterAutoscaler = _addon_field("cluster_autoscaler", ClusterAutoscaler)
 
     @model_validator(mode="after")
     def _values(self) -> Addons:
@@ -51,8 +71,57 @@ class Addons(Strict):
                 if key in addon.values:
                     raise ValueError(f"{name}.values.{key}: is a secret; it is generated in Secrets Manager "
                                      "and read at boot, never written in YAML")
+            for key in addon.secret_values:
+                if key in addon.values:
+                    raise ValueError(f"{name}.secret_values.{key}: is also set in {name}.values")
+            hostname = addon.values.get("hostname")
+            if isinstance(hostname, str):  # e.g. Rancher's: its ingress host and certificate name
+                try:
+                    config_rules.dns_name(hostname)
+                except ValueError as exc:
+                    raise ValueError(f"{name}.values.hostname: {exc}") from None
+            for path, reason in secret_scan.findings(addon.values):
+                raise ValueError(f"{name}.values.{path}: {reason}; values reach the user data, so keep it in "
+                                 f"Secrets Manager and name it in {name}.secret_values")
             if addon.enabled:
                 for key in entry.required_values:
                     if key not in addon.values:
                         raise ValueError(f"{name}.values.{key}: required when {name} is enabled")
         return self
+
+
+def kubernetes_minor(k3s_version: str) -> str:
+    """'v1.33.5+k3s1' -> '1.33'."""
+    return ".".join(k3s_version.lstrip("v").split(".")[:2])
+
+
+def check_cluster_autoscaler(env: Any) -> None:
+    """What an enabled autoscaler needs of the environment (called from Environment's
+    validation, so a refusal names its field like any other config error)."""
+    if not env.autoscaling:
+        return
+    minor = kubernetes_minor(env.k3s.version)
+    if env.addons.cluster_autoscaler.version is None and minor not in addons_catalog.CLUSTER_AUTOSCALER_CHARTS:
+        known = ", ".join(addons_catalog.CLUSTER_AUTOSCALER_CHARTS)
+        raise ValueError(f"k3s.version: no cluster-autoscaler chart is pinned for Kubernetes {minor} (known: "
+                         f"{known}); set addons.cluster_autoscaler.version to a chart whose appVersion is "
+                         f"{minor}.x, or addons.cluster_autoscaler.enabled: false")
+    from k3s_infra import naming  # naming imports this package's Environment
+
+    for pool in env.agent_pools:
+        where = f"agent_pools[{pool.name}]"
+        keys = [taint.split(":")[0].split("=")[0] for taint in pool.taints]
+        for key in {k for k in keys if keys.count(k) > 1}:
+            raise ValueError(f"{where}.taints: {key} is listed twice; the autoscaler's node-template tags "
+                             "hold one taint per key (drop one, or set addons.cluster_autoscaler.enabled: false)")
+        scaling = naming.autoscaler_tags(env, pool)
+        for key in scaling:
+            if len(key) > naming.TAG_KEY_MAX:
+                raise ValueError(f"{where}: the autoscaler tag {key!r} is longer than the "
+                                 f"{naming.TAG_KEY_MAX} characters AWS allows in a tag key; shorten the "
+                                 "label/taint key (or the stack name)")
+        count = len({**naming.pool_tags(env, pool), "Name": "", **scaling})
+        if count > naming.GROUP_TAGS_MAX:
+            raise ValueError(f"{where}: its auto scaling group would carry {count} tags (AWS allows "
+                             f"{naming.GROUP_TAGS_MAX}); the autoscaler adds one per label and taint: "
+                             "use fewer labels, taints or deploy.tags")

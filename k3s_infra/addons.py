@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3s_infra import naming
-from k3s_infra.addons_catalog import CATALOG, CatalogEntry
+from k3s_infra.addon_config import kubernetes_minor
+from k3s_infra.addons_catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
 from k3s_infra.config import AddOn, Environment
 
 API_VERSION = "helm.cattle.io/v1"
@@ -33,8 +34,9 @@ class BootValue:
     addon: str
     value_key: str  # top-level chart value, e.g. bootstrapPassword
     description: str
-    parameter: str  # node-stack parameter: the secret's ARN, or the value itself
+    parameter: str  # node-stack parameter: the secret's ARN, or the value itself ('' with arn)
     secret: bool
+    arn: str | None = None  # a user's own secret (addons.<name>.secret_values), known at render
 
     @property
     def kubernetes_secret(self) -> str:
@@ -77,14 +79,25 @@ def enabled(env: Environment) -> list[str]:
         if name == "node_termination_handler":
             if env.draining:
                 want(name)
+        elif name == "cluster_autoscaler":
+            if env.autoscaling:
+                want(name)
         elif getattr(env.addons, name).enabled:
             want(name)
     return [name for name in CATALOG if name in wanted]
 
 
 def secret_specs(env: Environment) -> list[SecretSpec]:
+    """Secrets to generate: the catalog's, except those the user supplies (see user_secrets)."""
     return [SecretSpec(name, key, description) for name in enabled(env)
-            for key, description in CATALOG[name].secret_values.items()]
+            for key, description in CATALOG[name].secret_values.items()
+            if key not in getattr(env.addons, name).secret_values]
+
+
+def user_secrets(env: Environment) -> list[BootValue]:
+    """The enabled add-ons' values read at boot from the user's own secrets, by ARN."""
+    return [BootValue(name, key, f"{name} {key}", "", True, arn) for name in enabled(env)
+            for key, arn in sorted(getattr(env.addons, name).secret_values.items())]
 
 
 def all_secret_specs() -> list[SecretSpec]:
@@ -96,6 +109,7 @@ def all_secret_specs() -> list[SecretSpec]:
 def boot_values(env: Environment) -> list[BootValue]:
     """Every value the servers supply at boot, secrets first."""
     found = [BootValue(s.addon, s.value_key, s.description, s.output, True) for s in secret_specs(env)]
+    found += user_secrets(env)
     for name in enabled(env):
         found += [BootValue(name, key, f"{name} {key}", parameter, False)
                   for key, parameter in CATALOG[name].runtime_values.items()]
@@ -112,6 +126,14 @@ def node_packages(env: Environment) -> tuple[list[str], list[str]]:
     return packages, services
 
 
+def kernel_modules(env: Environment) -> list[str]:
+    """Kernel modules the enabled add-ons need loaded on every node."""
+    modules: list[str] = []
+    for name in enabled(env):
+        modules += [m for m in CATALOG[name].kernel_modules if m not in modules]
+    return modules
+
+
 def _merge(base: Any, override: Any) -> Any:
     """Values: mappings merge key by key, anything else (lists included) is replaced."""
     if isinstance(base, dict) and isinstance(override, dict):
@@ -126,11 +148,30 @@ def values(env: Environment, name: str) -> dict[str, Any]:
     entry: CatalogEntry = CATALOG[name]
     config: AddOn = getattr(env.addons, name)
     known = {"awsRegion": env.region} if name == "node_termination_handler" else {}
+    if name == "cluster_autoscaler":
+        known = autoscaler_values(env)
     return _merge(_merge(entry.values, known), config.values)
 
 
 def version(env: Environment, name: str) -> str:
+    if name == "cluster_autoscaler":
+        return autoscaler_version(env)
     return getattr(env.addons, name).version or CATALOG[name].version
+
+
+def autoscaler_version(env: Environment) -> str:
+    """The environment's pin, else the chart built for k3s.version's Kubernetes minor (the
+    config refuses a minor without one, see addon_config.check_cluster_autoscaler)."""
+    pinned = env.addons.cluster_autoscaler.version
+    return pinned or CLUSTER_AUTOSCALER_CHARTS[kubernetes_minor(env.k3s.version)]
+
+
+def autoscaler_values(env: Environment) -> dict[str, Any]:
+    """Values only the environment knows: ASG auto-discovery of this cluster's tagged groups
+    (the chart turns autoDiscovery.clusterName into --node-group-auto-discovery=asg:tag=
+    k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/<cluster>, matching
+    naming.autoscaler_discovery_tags) and the region its AWS client calls."""
+    return {"autoDiscovery": {"clusterName": naming.cluster_name(env)}, "awsRegion": env.region}
 
 
 def helm_chart(env: Environment, name: str) -> dict[str, Any]:
@@ -165,3 +206,32 @@ def bundle(env: Environment) -> str:
     from k3s_infra.bootstrap.k3s_config import dump
 
     return "".join(f"---\n{dump(chart)}" for chart in charts(env))
+
+
+def imds_hop_limit(env: Environment, role: str) -> int:
+    """IMDS hop limit of a node role: 2 only where an enabled add-on runs an AWS client in
+    the pod network (all such add-ons run on servers); 1 everywhere else. The AWS cloud
+    controller runs with hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
+    ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
+    from k3s_infra import defaults
+
+    if role != "agent" and any(CATALOG[name].pod_network_aws_client for name in enabled(env)):
+        return defaults.IMDS_HOP_LIMIT_POD_NETWORK
+    return defaults.IMDS_HOP_LIMIT_HOST_ONLY
+
+
+def k3s_disabled(env: Environment) -> list[str]:
+    """Packaged K3s components an add-on replaces. K3s's local-path StorageClass is annotated
+    as the default (docs.k3s.io/storage; K3s manifests/local-storage.yaml); when Longhorn's
+    class is the default (its persistence.defaultClass), K3s's `local-storage` is disabled
+    (docs.k3s.io/installation/packaged-components) so exactly one default remains."""
+    if "longhorn" in enabled(env) and values(env, "longhorn").get("persistence", {}).get("defaultClass"):
+        return ["local-storage"]
+    return []
+
+
+def rebalance_draining(env: Environment) -> bool:
+    """Whether EC2 rebalance recommendations go to the drain queue. In queue mode NTH drains
+    every event it receives (see the catalog entry), so the chart's IMDS-mode switch
+    ``enableRebalanceDraining`` decides here whether those events reach it at all."""
+    return env.draining and bool(values(env, "node_termination_handler").get("enableRebalanceDraining"))

@@ -35,6 +35,10 @@ class CatalogEntry:
     packages: tuple[str, ...] = ()  # node packages (Amazon Linux 2023 dnf names), every node
     services: tuple[str, ...] = ()  # systemd units enabled after the packages are installed
     required_values: tuple[str, ...] = ()  # top-level keys the environment must give
+    # Runs an AWS client (instance-role credentials from IMDS) in the pod network: the nodes
+    # it runs on need an IMDS hop limit of 2 (see addons.imds_hop_limit).
+    pod_network_aws_client: bool = False
+    kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
 
 
 _CONTROL_PLANE = {
@@ -54,7 +58,10 @@ CATALOG: dict[str, CatalogEntry] = {
         chart="rancher", repo="https://releases.rancher.com/server-charts/stable", version="2.12.1",
         namespace="cattle-system",
         description="access management; identity providers are configured in Rancher after install",
-        values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}}, "auditLog": {"level": 1}},
+                # auditLog.level alone logs nothing: the chart only adds the audit sidecar and
+        # AUDIT_LEVEL when auditLog.enabled (rancher/rancher chart/values.yaml, 2.11+).
+        values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}},
+                "auditLog": {"enabled": True, "level": 1}},
         secret_values={"bootstrapPassword": "first admin login to Rancher (change it at first login)"},
         requires=("cert_manager",), required_values=("hostname",)),
     "victoria_metrics": CatalogEntry(
@@ -94,10 +101,14 @@ CATALOG: dict[str, CatalogEntry] = {
     "longhorn": CatalogEntry(
         chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
         description="replicated block storage on the nodes' disks",
+        # Longhorn's StorageClass is the cluster default; K3s's local-path one is then
+        # disabled (addons.k3s_disabled) so exactly one default StorageClass remains.
         values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
                 "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",
                                     "nodeDrainPolicy": "block-for-eviction-if-contains-last-replica"}},
-        packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",)),
+        # Longhorn's prerequisites: open-iscsi with the iscsi_tcp module loaded
+        # (https://longhorn.io/docs/1.9.1/deploy/install/#installing-open-iscsi).
+        packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",), kernel_modules=("iscsi_tcp",)),
     "vault": CatalogEntry(
         chart="vault", repo="https://helm.releases.hashicorp.com", version="0.30.1", namespace="vault",
         description="secrets; initialise and unseal after install (or configure auto-unseal)",
@@ -113,12 +124,62 @@ CATALOG: dict[str, CatalogEntry] = {
     "node_termination_handler": CatalogEntry(
         chart="oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", repo=None, version="0.27.2",
         namespace="kube-system", description="drains nodes before ASG termination, spot interruption or rebalance",
-        values={"enableSqsTerminationDraining": True, "enableRebalanceDraining": False,
-                "enableRebalanceMonitoring": True, "checkTagBeforeDraining": True,
+        # Chart 0.27.2 (NTH v1.25.2), config/helm/aws-node-termination-handler/values.yaml:
+        # - useProviderId: nodes are named by instance ID (boot.sh node-name), not by the
+        #   private DNS name NTH looks up by default; NTH builds aws:///<zone>/<instance-id>
+        #   (pkg/monitor/sqsevent/sqs-monitor.go) and matches Node.spec.providerID
+        #   (pkg/node/node.go GetNodeNameFromProviderID), the provider-id boot.sh sets.
+        # - enableRebalanceMonitoring/Draining are IMDS-mode only: in queue mode every event
+        #   that reaches the queue is drained unless cordonOnly, which applies to all events
+        #   (pkg/interruptionevent/draincordon/handler.go). So rebalance recommendations reach
+        #   the queue only when enableRebalanceDraining is set (drain_queue, stacks/draining).
+        # - queue mode "never runs with host networking" (values.yaml useHostNetwork):
+        #   the servers it runs on keep IMDS hop limit 2.
+        values={"enableSqsTerminationDraining": True, "useProviderId": True, "checkTagBeforeDraining": True,
                 "managedTag": "aws-node-termination-handler/managed", "deleteSqsMsgIfNodeNotFound": True,
                 "replicas": 1, **_CONTROL_PLANE},
-        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}),
+        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}, pod_network_aws_client=True),
 }
+
+# --- cluster autoscaler ---------------------------------------------------------
+# Chart version per Kubernetes minor: the newest chart release whose appVersion is
+# that minor (kubernetes/autoscaler, charts/cluster-autoscaler/Chart.yaml at tags
+# cluster-autoscaler-chart-<version>; cluster-autoscaler/charts/... from 9.52.0 on).
+# The autoscaler supports only its own Kubernetes minor (its README's version table),
+# so a K3s minor missing here is refused unless the environment pins a version.
+CLUSTER_AUTOSCALER_CHARTS: dict[str, str] = {
+    "1.30": "9.37.0",  # appVersion 1.30.0
+    "1.31": "9.44.0",  # appVersion 1.31.0
+    "1.32": "9.46.6",  # appVersion 1.32.0
+    "1.33": "9.51.0",  # appVersion 1.33.0
+    "1.34": "9.53.0",  # appVersion 1.34.2
+    "1.35": "9.59.0",  # appVersion 1.35.0
+}
+
+CATALOG["cluster_autoscaler"] = CatalogEntry(
+    chart="cluster-autoscaler", repo="https://kubernetes.github.io/autoscaler",
+    version=CLUSTER_AUTOSCALER_CHARTS["1.33"],  # the default K3s minor; addons.version picks per k3s.version
+    namespace="kube-system",
+    description="scales agent pools between min_size and max_size (ASG auto-discovery); "
+                "default: on when any pool has max_size > min_size",
+    # Keys checked against the chart's values.yaml at 9.51.0. autoDiscovery.clusterName and
+    # awsRegion are filled from the environment (addons.autoscaler_values).
+    values={"cloudProvider": "aws",
+            # The host network reaches IMDS in one hop: the servers keep hop limit 1 instead of
+            # letting every pod act as the server role (DESIGN.md; autoscaler AWS README: a pod
+            # network needs hop limit 2). It needs no cluster DNS: the API comes from the
+            # service env, AWS endpoints from the host's resolver.
+            "hostNetwork": True, "dnsPolicy": "Default",
+            "extraArgs": {
+                "expander": "least-waste",
+                "balance-similar-node-groups": True,
+                # kube-system Deployments (CoreDNS, metrics-server) would otherwise pin an
+                # agent forever; PodDisruptionBudgets still hold and DaemonSets are ignored.
+                "skip-nodes-with-system-pods": False,
+                "scale-down-unneeded-time": "10m",
+                "scale-down-delay-after-add": "10m",
+                "max-node-provision-time": "15m"},
+            **_CONTROL_PLANE})
 
 # The ASG/instance tag the handler acts on (its managedTag).
 NTH_MANAGED_TAG = "aws-node-termination-handler/managed"

@@ -24,14 +24,28 @@ AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-
 # Node launch settings that are not worth a config knob.
 ROOT_DEVICE_NAME = "/dev/xvda"
 ROOT_VOLUME_TYPE = "gp3"
-# Hop limit 2 lets pods (the cloud controller) reach IMDSv2 through the node.
-IMDS_HOP_LIMIT = 2
-HEALTH_CHECK_GRACE_SECONDS = 600
+# IMDSv2 answers a PUT for a token with IP TTL = hop limit; each network hop (the pod's
+# veth into the node) takes one. Hop limit 1: only host processes and host-network pods
+# reach it; 2: every pod on the node can take the instance role. Per role, see
+# addons.imds_hop_limit (only a node running an AWS client in the pod network needs 2).
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html
+IMDS_HOP_LIMIT_HOST_ONLY = 1
+IMDS_HOP_LIMIT_POD_NETWORK = 2
 TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 
-# Rolling updates of launch template changes (e.g. a new K3s version).
-# Servers go one at a time (etcd keeps quorum), waiting for each to join;
-# agents go in batches of about a quarter of the pool.
-SERVER_ROLL_PAUSE = "PT5M"
-AGENT_ROLL_PAUSE = "PT2M"
+# A node signals CloudFormation (SignalResource) once K3s on it is up and joined.
+# A K3s boot: packages + install (2-4 min), etcd join or agent registration (1-3 min);
+# boot.sh's bounded waits (API 10 min, readiness 5 min) give up well inside the signal
+# timeout, and the ASG health-check grace equals it so a booting node is never judged
+# before it has had the chance to signal.
+NODE_SIGNAL_TIMEOUT = "PT20M"
+NODE_SIGNAL_TIMEOUT_SECONDS = 1200
+HEALTH_CHECK_GRACE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS
+# Spot pools may come up short of capacity: CloudFormation accepts the group when at
+# least this share of its instances signalled SUCCESS (rounded up by CloudFormation).
+SPOT_MIN_SUCCESSFUL_PERCENT = 50
+
+# Rolling updates of launch template changes (e.g. a new K3s version) wait for each
+# batch's signals (PauseTime = NODE_SIGNAL_TIMEOUT). Servers go one at a time (etcd
+# keeps quorum); agents go in batches of about a quarter of the pool.
 AGENT_ROLL_BATCH_FRACTION = 4

@@ -34,27 +34,45 @@ DESCRIBE_ONLY: tuple[Action, ...] = (
 )
 
 # The cloud controller creates these for Services of type LoadBalancer; nothing
-# exists to name before it runs, so they are granted on "*".
+# exists to name before it runs, so they are granted on "*". Actions on an existing load
+# balancer (its listeners, policies) are not here: they could change the API endpoint.
 CLOUD_CONTROLLER_CREATE: tuple[Action, ...] = (
     ec2.CreateSecurityGroup,
     elb.CreateLoadBalancer,
-    elb.CreateLoadBalancerListeners,
-    elb.CreateLoadBalancerPolicy,
-    elb.CreateListener,
     elb.CreateTargetGroup,
-    elb.AddTags,
 )
 
-# Changes to what the controller made (or to the nodes): granted on "*" but only for
-# resources tagged kubernetes.io/cluster/<cluster> (see components/iam.py).
-CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
+# Tagging, only what is being created (ec2:CreateAction / elasticloadbalancing:CreateAction)
+# and only with the cluster tag set to `owned` (components/iam.py): the controller tags its
+# load balancer security groups (CreateSecurityGroup's TagSpecifications) and its load
+# balancers and target groups, never an existing, foreign resource.
+CLOUD_CONTROLLER_TAG_ON_CREATE: dict[Action, tuple[str, ...]] = {
+    ec2.CreateTags: ("CreateSecurityGroup",),
+    elb.AddTags: ("CreateLoadBalancer", "CreateTargetGroup"),
+}
+
+# Load balancer rules on the node security groups (tagged `shared` by CloudFormation, see
+# naming.ccm_discovery_tags) and on the controller's own groups (`owned`).
+CLOUD_CONTROLLER_NODE_INGRESS: tuple[Action, ...] = (
     ec2.AuthorizeSecurityGroupIngress,
     ec2.RevokeSecurityGroupIngress,
+)
+
+# Changes to what the controller made: granted on "*" but only for resources tagged
+# kubernetes.io/cluster/<cluster> = owned, which CloudFormation never sets (components/iam.py).
+# Not granted, though the cloud-provider-aws policy lists them: ec2:ModifyInstanceAttribute,
+# ec2:CreateRoute, ec2:DeleteRoute (routes only, aws_routes.go; we run
+# --configure-cloud-routes=false) and the EBS volume and KMS actions (the in-tree volume
+# code is gone from the external controller).
+CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
     ec2.DeleteSecurityGroup,
-    ec2.ModifyInstanceAttribute,
+    elb.AddTags,
     elb.ApplySecurityGroupsToLoadBalancer,
     elb.AttachLoadBalancerToSubnets,
     elb.ConfigureHealthCheck,
+    elb.CreateListener,
+    elb.CreateLoadBalancerListeners,
+    elb.CreateLoadBalancerPolicy,
     elb.DeleteListener,
     elb.DeleteLoadBalancer,
     elb.DeleteLoadBalancerListeners,
@@ -71,5 +89,28 @@ CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
     elb.SetLoadBalancerPoliciesOfListener,
 )
 
+# The cluster autoscaler's reads: the "Full Cluster Autoscaler Features Policy" of
+# kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md, without
+# eks:DescribeNodegroup (EKS managed node groups only). None has resource-level scoping.
+AUTOSCALER_DESCRIBE: tuple[Action, ...] = (
+    autoscaling.DescribeAutoScalingGroups,
+    autoscaling.DescribeAutoScalingInstances,
+    autoscaling.DescribeLaunchConfigurations,
+    autoscaling.DescribeScalingActivities,
+    autoscaling.DescribeTags,
+    ec2.DescribeImages,
+    ec2.DescribeInstanceTypes,
+    ec2.DescribeLaunchTemplateVersions,
+    ec2.GetInstanceTypesFromInstanceRequirements,
+)
+
+# The autoscaler's writes: only on groups tagged with this cluster's discovery tag
+# (see components/iam.py autoscaler_statements), never on "*".
+AUTOSCALER_SCALING: tuple[Action, ...] = (
+    autoscaling.SetDesiredCapacity,
+    autoscaling.TerminateInstanceInAutoScalingGroup,
+)
+
 # Every action allowed on "*" without a tag condition, for the policy-walking test.
-UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE)
+UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE
+                                     + AUTOSCALER_DESCRIBE)

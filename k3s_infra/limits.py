@@ -9,7 +9,12 @@ MAX_RESOURCES = 500
 MAX_PARAMETERS = 200
 MAX_OUTPUTS = 200
 MAX_TEMPLATE_BYTES = 1_000_000  # body uploaded to S3 (TemplateURL)
-MAX_USER_DATA_BYTES = 16 * 1024  # EC2, counted after Fn::Sub expansion
+# EC2 counts the user data in raw form, after Fn::Sub expansion and before base64:
+# "User data is limited to 16 KB, in raw form, before it is base64-encoded"
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html);
+# CreateLaunchTemplateVersion checks the base64-decoded length (InvalidUserData.Malformed,
+# hashicorp/terraform-provider-aws#49234).
+MAX_USER_DATA_BYTES = 16 * 1024
 
 
 class LimitError(ConfigError):

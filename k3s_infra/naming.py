@@ -16,6 +16,7 @@ _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 TAG_PREFIX = "k3s-infra"
 
 # Nested stacks: logical ID in the root and template file name.
+STACK_NETWORK = "Network"  # network.create only
 STACK_SECURITY = "Security"
 STACK_API_ENDPOINT = "ApiEndpoint"
 STACK_CLUSTER_DATA = "ClusterData"
@@ -23,6 +24,9 @@ STACK_NODE_IAM = "NodeIam"
 STACK_SERVER_INIT = "ServerInit"
 STACK_SERVERS = "Servers"
 STACK_DRAINING = "Draining"
+# The auto scaling group of each node stack (nodes signal it by this logical ID).
+SERVER_GROUP = "ServerGroup"
+AGENT_GROUP = "AgentGroup"
 ROOT = "Root"
 
 
@@ -95,23 +99,42 @@ def artifact_key(env: Environment, file_name: str, digest: str) -> str:
 
 
 def template_url(env: Environment, key: str) -> str:
-    return f"https://{env.artifact_bucket}.s3.amazonaws.com/{key}"
+    """The bucket's regional virtual-hosted endpoint: the global one (bucket.s3.amazonaws.com)
+    answers 307 Temporary Redirect for up to 24 hours after a bucket is created outside
+    us-east-1, and CloudFormation does not follow it
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html#VirtualHostingBackwardsCompatibility,
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingRouting.html#Redirects)."""
+    return f"https://{env.artifact_bucket}.s3.{env.region}.amazonaws.com/{key}"
 
 
 def cluster_tags(env: Environment) -> dict[str, str]:
-    """Tags on every taggable resource (and the stacks themselves), sorted for stable output."""
+    """Tags on every taggable resource (and the stacks themselves, which propagate them to
+    every resource), sorted for stable output. Never the cloud controller's cluster tag:
+    see ccm_discovery_tags."""
     tags = {
         f"{TAG_PREFIX}:cluster": cluster_name(env),
         f"{TAG_PREFIX}:environment": env.name,
-        # The AWS cloud controller finds the cluster's instances, SGs and subnets by this tag.
-        f"kubernetes.io/cluster/{cluster_name(env)}": "owned",
         **env.deploy.tags,
     }
     return dict(sorted(tags.items()))
 
 
+def ccm_cluster_tag_key(env: Environment) -> str:
+    """The AWS cloud controller's cluster tag (cloud-provider-aws pkg/providers/v1/tags.go)."""
+    return f"kubernetes.io/cluster/{cluster_name(env)}"
+
+
+def ccm_discovery_tags(env: Environment) -> dict[str, str]:
+    """Only on what the cloud controller must find: node instances (describeInstances keeps
+    tagged ones) and node security groups (it adds its load balancers' ingress rules there).
+    It checks the key only (tags.go hasClusterTag), so `shared` works for discovery, while its
+    IAM mutations need `owned`, which it puts on what it creates itself: CloudFormation's
+    resources stay out of its reach, and the API load balancer carries no cluster tag."""
+    return {ccm_cluster_tag_key(env): "shared"}
+
+
 def node_tags(env: Environment, role: str) -> dict[str, str]:
-    tags = {**cluster_tags(env), f"{TAG_PREFIX}:role": role}
+    tags = {**cluster_tags(env), **ccm_discovery_tags(env), f"{TAG_PREFIX}:role": role}
     if env.draining:
         # The node termination handler drains only groups and instances wearing its tag.
         from k3s_infra.addons_catalog import NTH_MANAGED_TAG
@@ -128,3 +151,47 @@ def name_tag(logical: str) -> str:
 def cidr_id(cidr: str) -> str:
     """'10.0.0.0/16' -> 'Cidr10x0x0x0m16': a logical-ID-safe spelling of a CIDR."""
     return "Cidr" + cidr.replace(".", "x").replace(":", "c").replace("/", "m")
+
+
+# AWS Auto Scaling tag limits: a key is 1-128 characters, a value 0-256, any printable
+# Unicode (API Reference, Tag: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_Tag.html);
+# at most 50 tags per group (https://docs.aws.amazon.com/autoscaling/ec2/userguide/autoscaling-tagging.html).
+TAG_KEY_MAX = 128
+GROUP_TAGS_MAX = 50
+AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
+
+
+def pool_tags(env: Environment, pool) -> dict[str, str]:
+    """Tags of an agent pool's nodes (launch template and group)."""
+    return {**node_tags(env, "agent"), f"{TAG_PREFIX}:pool": pool.name}
+
+
+def autoscaler_discovery_tags(env: Environment) -> dict[str, str]:
+    """The tags the cluster autoscaler's ASG auto-discovery looks for (the chart's default
+    autoDiscovery.tags; only the keys matter). Also the IAM condition on scaling actions."""
+    return {f"{AUTOSCALER_TAG_PREFIX}/enabled": "true", autoscaler_cluster_tag(env): "owned"}
+
+
+def autoscaler_cluster_tag(env: Environment) -> str:
+    """k8s.io/cluster-autoscaler/<cluster>: the discovery tag naming this cluster."""
+    return f"{AUTOSCALER_TAG_PREFIX}/{cluster_name(env)}"
+
+
+def autoscaler_tags(env: Environment, pool) -> dict[str, str]:
+    """Discovery tags plus one node-template tag per label and taint, so the autoscaler
+    can scale a pool up from zero nodes ({} when the autoscaler is off). Format from
+    kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md ("Auto-Discovery
+    Setup"): label/<key> = value, taint/<key> = value:Effect (read by aws_manager.go
+    extractLabelsFromAsg / extractTaintsFromAsg, which take everything after the prefix as
+    the key, so prefixed keys like example.com/tier work)."""
+    if not env.autoscaling:
+        return {}
+    tags = dict(autoscaler_discovery_tags(env))
+    template = f"{AUTOSCALER_TAG_PREFIX}/node-template"
+    for key, value in pool.labels.items():
+        tags[f"{template}/label/{key}"] = value
+    for taint in pool.taints:
+        key_value, effect = taint.rsplit(":", 1)
+        key, _, value = key_value.partition("=")
+        tags[f"{template}/taint/{key}"] = f"{value}:{effect}"
+    return tags

@@ -9,19 +9,33 @@ as a Parameter of the same name, wired by the root with
 SERVER_SECURITY_GROUP = "ServerSecurityGroupId"
 AGENT_SECURITY_GROUP = "AgentSecurityGroupId"
 API_LB_SECURITY_GROUP = "ApiLoadBalancerSecurityGroupId"
+PUBLIC_API_LB_SECURITY_GROUP = "PublicApiLoadBalancerSecurityGroupId"  # api.scheme internet-facing only
 
 # API endpoint stack
 API_DNS_NAME = "ApiDnsName"
 API_TARGET_GROUP = "ApiTargetGroupArn"
 API_LOAD_BALANCER = "ApiLoadBalancerArn"
+# ... and with api.scheme internet-facing, the second (public) door
+PUBLIC_API_DNS_NAME = "PublicApiDnsName"
+PUBLIC_API_TARGET_GROUP = "PublicApiTargetGroupArn"
+PUBLIC_API_LOAD_BALANCER = "PublicApiLoadBalancerArn"
+
+# Network stack (network.create only); otherwise the root sets these from config
+PUBLIC_SUBNET_IDS = "PublicSubnetIds"
 
 # Cluster data stack
 TOKEN_SECRET = "TokenSecretArn"
 AGENT_TOKEN_SECRET = "AgentTokenSecretArn"
 KUBECONFIG_SECRET = "KubeconfigSecretArn"
-CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
 SNAPSHOT_BUCKET = "SnapshotBucketName"
 CLUSTER_KEY = "ClusterKeyArn"
+
+# From config, not from a stack (root.config_values): SSM parameters the nodes own
+# (naming.cluster_state_parameter / restore_request_parameter), never CFN resources,
+# and the root stack's own name (node roles may signal only their own nested stacks).
+CLUSTER_STATE_PARAMETER = "ClusterStateParameterName"
+RESTORE_REQUEST_PARAMETER = "RestoreRequestParameterName"
+ROOT_STACK_NAME = "RootStackName"
 
 # Draining stack (only when the node termination handler is on)
 DRAIN_QUEUE_URL = "DrainQueueUrl"

@@ -16,16 +16,17 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
                       naming.cluster_tags(env))
     p = declare_all(t, o.SUBNET_IDS, o.IMAGE_ID, o.AGENT_SECURITY_GROUP, o.AGENT_INSTANCE_PROFILE,
                     o.API_DNS_NAME, o.AGENT_TOKEN_SECRET, o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY)
-    tags = {**naming.node_tags(env, "agent"), f"{naming.TAG_PREFIX}:pool": pool.name}
+    tags = naming.pool_tags(env, pool)
     refs = bootstrap.BootRefs(api_dns_name=p[o.API_DNS_NAME], agent_token_secret=p[o.AGENT_TOKEN_SECRET])
     launch = launch_template.build(t, "AgentLaunchTemplate", launch_template.LaunchSpec(
         instance_type=pool.instance_types[0], root_volume_gb=pool.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.AGENT_SECURITY_GROUP],
         instance_profile_arn=p[o.AGENT_INSTANCE_PROFILE],
         user_data=bootstrap.user_data(env, "agent", refs, pool), tags=tags))
-    group = auto_scaling_group.build(t, "AgentGroup", auto_scaling_group.GroupSpec(
+    group = auto_scaling_group.build(t, naming.AGENT_GROUP, auto_scaling_group.GroupSpec(
         min_size=p[o.MIN_SIZE], max_size=p[o.MAX_SIZE], desired=p[o.DESIRED_CAPACITY],
-        subnet_ids=p[o.SUBNET_IDS], tags=tags, instance_types=list(pool.instance_types), spot=pool.spot,
+        subnet_ids=p[o.SUBNET_IDS], tags={**tags, **naming.autoscaler_tags(env, pool)},
+        instance_types=list(pool.instance_types), spot=pool.spot,
         rolling=auto_scaling_group.agent_rolling_update(pool.desired, pool.max_size)), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this agent pool")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this agent pool")

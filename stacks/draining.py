@@ -4,7 +4,7 @@ else when any agent pool runs on spot)."""
 
 from __future__ import annotations
 
-from k3s_infra import naming
+from k3s_infra import addons, naming
 from k3s_infra import outputs as o
 from k3s_infra.components import drain_queue
 from k3s_infra.config import Environment
@@ -14,7 +14,8 @@ from k3s_infra.template import StackTemplate
 def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: node termination handler queue and EventBridge rules",
                       naming.cluster_tags(env))
-    queue = drain_queue.build(t, asg_name_prefix=f"{naming.cluster_name(env)}-")
+    queue = drain_queue.build(t, asg_name_prefix=f"{naming.cluster_name(env)}-",
+                              rebalance=addons.rebalance_draining(env))
     t.output(o.DRAIN_QUEUE_URL, queue.url, "SQS queue the node termination handler reads")
     t.output(o.DRAIN_QUEUE_ARN, queue.arn, "ARN of that queue (the server role may read it)")
     return t

@@ -13,17 +13,20 @@ from stacks.parameters import declare_all
 def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: IAM roles of K3s servers and agents", naming.cluster_tags(env))
     p = declare_all(t, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.KUBECONFIG_SECRET,
-                    o.CLUSTER_STATE_PARAMETER, o.SNAPSHOT_BUCKET, o.CLUSTER_KEY,
+                    o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_PARAMETER, o.ROOT_STACK_NAME, o.SNAPSHOT_BUCKET, o.CLUSTER_KEY,
                     *(spec.output for spec in addons.secret_specs(env)),
                     *((o.DRAIN_QUEUE_ARN,) if env.draining else ()))
     access = iam.NodeAccess(
         token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
         kubeconfig_secret=p[o.KUBECONFIG_SECRET], cluster_state_parameter=p[o.CLUSTER_STATE_PARAMETER],
+        restore_request_parameter=p[o.RESTORE_REQUEST_PARAMETER], root_stack_name=p[o.ROOT_STACK_NAME],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], cluster_key=p[o.CLUSTER_KEY], snapshot_folder=naming.snapshot_folder(env),
         cluster=naming.cluster_name(env),
-        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env)),
+        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
+        + tuple(value.arn for value in addons.user_secrets(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))
-    server = iam.build(t, "server", iam.server_statements(access), cloud_controller=True)
+    scaling = iam.autoscaler_statements(naming.autoscaler_cluster_tag(env)) if env.autoscaling else []
+    server = iam.build(t, "server", iam.server_statements(access) + scaling, cloud_controller=True)
     agent = iam.build(t, "agent", iam.agent_statements(access))
     t.output(o.SERVER_INSTANCE_PROFILE, server.instance_profile_arn, "Instance profile of K3s servers")
     t.output(o.AGENT_INSTANCE_PROFILE, agent.instance_profile_arn, "Instance profile of K3s agents")

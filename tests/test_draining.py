@@ -86,7 +86,9 @@ def test_rules_cover_lifecycle_spot_rebalance_and_target_the_queue(rendered):
     rules = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Events::Rule"}
     detail_types = {rule["EventPattern"]["detail-type"][0] for rule in rules.values()}
     assert {"EC2 Instance-terminate Lifecycle Action", "EC2 Spot Instance Interruption Warning",
-            "EC2 Instance Rebalance Recommendation", "EC2 Instance State-change Notification"} <= detail_types
+            "EC2 Instance State-change Notification"} <= detail_types
+    # Queue-mode NTH drains every event it receives: rebalance recommendations only on request.
+    assert "EC2 Instance Rebalance Recommendation" not in detail_types
     for rule in rules.values():
         assert rule["State"] == "ENABLED"
         assert rule["Targets"] == [{"Id": "DrainQueue", "Arn": {"Fn::GetAtt": ["DrainQueue", "Arn"]}}]

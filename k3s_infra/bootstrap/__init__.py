@@ -31,6 +31,7 @@ import base64
 import functools
 import gzip
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -50,6 +51,7 @@ K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
 CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
 ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
+MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
 
 
 @dataclass(frozen=True)
@@ -61,44 +63,67 @@ class BootRefs:
     token_secret: Ref | None = None
     kubeconfig_secret: Ref | None = None
     cluster_state_parameter: Ref | None = None
+    restore_request_parameter: Ref | None = None
+    api_target_group: Ref | None = None
     snapshot_bucket: Ref | None = None
+    # The node stack's own name: nodes signal its group (SignalResource).
+    stack_name: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackName"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
+    # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
+    public_api_dns_name: Ref | None = None
 
 
 # Which BootRefs each role uses; the node stacks declare exactly these parameters.
 NEEDS: dict[str, tuple[str, ...]] = {
     "server-init": ("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret",
-                    "cluster_state_parameter", "snapshot_bucket"),
-    "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket"),
-    "agent": ("api_dns_name", "agent_token_secret"),
+                    "cluster_state_parameter", "restore_request_parameter", "api_target_group",
+                    "snapshot_bucket", "stack_name"),
+    "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
+    "agent": ("api_dns_name", "agent_token_secret", "stack_name"),
 }
+
+
+def public_api(env: Environment, role: str) -> bool:
+    """Whether a role carries the public API name: servers, when there is a public NLB."""
+    return role != "agent" and env.api.scheme == "internet-facing"
 
 
 def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
     """Node-stack parameters the enabled add-ons add to a role (servers only)."""
     if role == "agent":
         return ()
-    return tuple(value.parameter for value in addons.boot_values(env))
+    return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
 
 @functools.lru_cache(maxsize=1)  # every node stack embeds it
 def boot_script() -> str:
-    return resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
+    """boot.sh as nodes get it: without its full-line comments (they are for readers of
+    the repository and would cost a third of the script's share of the 16 KB user data)."""
+    text = resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
+    first, *rest = text.splitlines()
+    return "\n".join([first, *(line for line in rest if not line.lstrip().startswith("#"))]) + "\n"
+
+
+# A placeholder stands for a deploy-time parameter while the document is built and
+# becomes ${Var} in Fn::Sub. It carries a random token drawn once per process, so no
+# text from an environment file (labels, taints, schedules, add-on values) can spell
+# one: a user string always comes out literally, never as a substitution.
+_TOKEN = secrets.token_hex(16)
+_PLACEHOLDER = re.compile(rf"__cfn{_TOKEN}_([A-Za-z0-9]+)__")
 
 
 def _placeholder(field: str) -> str:
-    """Stands for a parameter while the document is built; becomes ${Var} in Fn::Sub."""
-    return f"__cfn_{naming.camel(field)}__"
-
-
-_PLACEHOLDER = re.compile(r"__cfn_([A-Za-z0-9]+)__")
+    return f"__cfn{_TOKEN}_{naming.camel(field)}__"
 
 
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
     p = _placeholder
     settings = {"ROLE": role, "API_HOST": p("api_dns_name"),
-                "K3S_VERSION": env.k3s.version, "INSTALLER_URL": env.k3s.installer_url}
+                "K3S_VERSION": env.k3s.version, "INSTALLER_URL": env.k3s.installer_url,
+                # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
+                "SIGNAL_STACK": p("stack_name"),
+                "SIGNAL_RESOURCE": naming.AGENT_GROUP if role == "agent" else naming.SERVER_GROUP}
     if role == "agent":
         settings |= {"TOKEN_SECRET": p("agent_token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE}
     else:
@@ -106,15 +131,21 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
     if role == "server-init":
-        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"),
-                     "STATE_PARAMETER": p("cluster_state_parameter")}
+        # The published kubeconfig points at the public NLB when there is one (people use it).
+        host = p("public_api_dns_name") if public_api(env, role) else p("api_dns_name")
+        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
+                     "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
+                     "RESTORE_PARAMETER": p("restore_request_parameter"),
+                     "TARGET_GROUP": p("api_target_group"),
+                     # Where K3s uploads etcd snapshots: a lone server heals from the newest.
+                     "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env)}
     packages, services = addons.node_packages(env)
     if packages:
         settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
     if role != "agent":
         # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
         for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
-            entries = [f"{v.kubernetes_secret}={v.value_key}={p(v.parameter)}"
+            entries = [f"{v.kubernetes_secret}={v.value_key}={v.arn or p(v.parameter)}"
                        for v in addons.boot_values(env) if v.secret is secret]
             if entries:
                 settings[key] = " ".join(entries)
@@ -135,7 +166,8 @@ def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[di
         config = k3s_config.agent(pool, api_host=api)
     else:
         config = k3s_config.server(env, init=role == "server-init", api_host=api,
-                                   snapshot_bucket=_placeholder("snapshot_bucket"))
+                                   snapshot_bucket=_placeholder("snapshot_bucket"),
+                                   public_host=_placeholder("public_api_dns_name") if public_api(env, role) else None)
     boot_env = "".join(f"{key}='{value}'\n" for key, value in _boot_env(env, role).items())
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": boot_env},
@@ -181,6 +213,12 @@ def unpacked(entry: dict[str, str]) -> str:
 def cloud_config(env: Environment, role: str, pool: AgentPool | None = None) -> str:
     """The user data document, with parameter placeholders (not yet Fn::Sub text)."""
     document = {"write_files": files(env, role, pool), "runcmd": [[BOOT_SCRIPT]]}
+    modules = addons.kernel_modules(env)
+    if modules:
+        # Loaded now (bootcmd runs first, every boot) and by systemd-modules-load on later boots.
+        document["bootcmd"] = [["modprobe", module] for module in modules]
+        document["write_files"].append({"path": MODULES_LOAD, "permissions": "0644",
+                                        "content": "".join(f"{m}\n" for m in modules)})
     return "#cloud-config\n" + k3s_config.dump(document)
 
 
@@ -202,10 +240,16 @@ def worst_case_values(env: Environment) -> dict[str, str]:
                                      name=naming.secret_name(env, what))
     return {
         naming.camel("api_dns_name"): "x" * 253,  # longest DNS name
+        naming.camel("public_api_dns_name"): "x" * 253,
         naming.camel("token_secret"): secret("token"),
         naming.camel("agent_token_secret"): secret("agent-token"),
         naming.camel("kubeconfig_secret"): secret("kubeconfig"),
         naming.camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
+        naming.camel("restore_request_parameter"): naming.restore_request_parameter(env),
+        # arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<32 chars>/<16 hex>
+        naming.camel("api_target_group"): f"arn:aws-iso-b:elasticloadbalancing:{env.region}:{env.account_id}:"
+                                          f"targetgroup/{'x' * 32}/{'0' * 16}",
+        naming.camel("stack_name"): "x" * 128,  # longest stack name
         naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
         # https://sqs.<region>.amazonaws.com/<account>/<queue name of at most 80 characters>
         o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.amazonaws.com.cn/{env.account_id}/" + "x" * 80,
@@ -225,6 +269,8 @@ def user_data(env: Environment, role: str, refs: BootRefs, pool: AgentPool | Non
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
     variables = {naming.camel(field): getattr(refs, field) for field in NEEDS[role]}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
+    if public_api(env, role):
+        variables[naming.camel("public_api_dns_name")] = refs.public_api_dns_name
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
         raise ValueError(f"{role} user data needs parameters {missing}")

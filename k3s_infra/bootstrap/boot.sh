@@ -7,22 +7,29 @@
 #   /etc/k3s-infra/rejoin.yaml     (first server only) the settings that make it join instead
 #   .../server/manifests/          (servers) HelmCharts of the cloud controller and add-ons
 # This script adds what only the instance knows, fetches the token with the
-# instance role, installs the add-ons' node packages, writes the add-on values
-# known only at boot (generated passwords, the drain queue URL) as Secrets for
-# the HelmCharts, installs the pinned K3s and, on the first server, publishes
-# the kubeconfig and marks the cluster initialised.
+# instance role, installs the add-ons' node packages and the pinned K3s, starts
+# it with a bounded wait and signals CloudFormation for this instance: SUCCESS
+# once K3s is up and joined, FAILURE (plus an Unhealthy report to its auto
+# scaling group) from every path that gives up. The first server also decides
+# between a new cluster, joining, and restoring an etcd snapshot, publishes the
+# kubeconfig and creates the cluster-state marker.
 #
 # Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces
-# the metadata endpoint, K3S_INFRA_RETRY_BASE/_MAX (seconds) and
-# K3S_INFRA_JOIN_ATTEMPTS bound the retries.
+# the metadata endpoint, K3S_INFRA_RETRY_BASE/_MAX (seconds), K3S_INFRA_JOIN_ATTEMPTS,
+# K3S_INFRA_PROBE_ATTEMPTS, K3S_INFRA_READY_ATTEMPTS and K3S_INFRA_START_TIMEOUT bound the waits.
 set -euo pipefail
 umask 077
 
 root=${K3S_INFRA_ROOT:-}
 imds=${K3S_INFRA_IMDS_URL:-http://169.254.169.254}
+# Every wait is bounded and all of them together stay inside the group's signal timeout
+# (defaults.NODE_SIGNAL_TIMEOUT, 20 min): API wait <= ~8 min, start 5 min, readiness ~5 min.
 retry_base=${K3S_INFRA_RETRY_BASE:-5}
-retry_max=${K3S_INFRA_RETRY_MAX:-60}
-join_attempts=${K3S_INFRA_JOIN_ATTEMPTS:-120}
+retry_max=${K3S_INFRA_RETRY_MAX:-30}
+join_attempts=${K3S_INFRA_JOIN_ATTEMPTS:-20}
+probe_attempts=${K3S_INFRA_PROBE_ATTEMPTS:-6}
+ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-20}
+start_timeout=${K3S_INFRA_START_TIMEOUT:-300}
 
 log() { printf 'k3s-infra-boot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -30,9 +37,65 @@ die() { log "error: $*"; exit 1; }
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
 : "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${INSTALLER_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
+: "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
 k3s_dir=$root/etc/rancher/k3s
 manifests=$root/var/lib/rancher/k3s/server/manifests
 api_url=https://$API_HOST:6443
+kubeconfig_file=$k3s_dir/k3s.yaml
+service=k3s
+if [ "$ROLE" = agent ]; then service=k3s-agent; fi
+errors=$(mktemp)
+
+instance_id=
+region=
+signalled=false
+# signal STATUS: tell CloudFormation how this instance's boot ended, at most once.
+# After the stack settled (a scale-out, a health replacement) nobody waits for the
+# signal and SignalResource answers ValidationError: logged, never a boot failure.
+signal() {
+  local n=0
+  if [ "$signalled" = true ]; then return 0; fi
+  signalled=true
+  if [ -z "$region" ]; then
+    log "cannot signal $1: no region from IMDS"
+    return 0
+  fi
+  until aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
+    --logical-resource-id "$SIGNAL_RESOURCE" --unique-id "$instance_id" --status "$1" 2>"$errors"; do
+    if grep -q '(ValidationError)' "$errors"; then
+      log "signal $1 not expected by $SIGNAL_STACK: $(cat "$errors")"
+      return 0
+    fi
+    n=$((n + 1))
+    if [ "$n" -ge 5 ]; then
+      log "cannot signal $1: $(cat "$errors")"
+      return 0
+    fi
+    backoff "$n"
+  done
+  log "signalled $1 for $instance_id to $SIGNAL_STACK/$SIGNAL_RESOURCE"
+}
+
+# Every exit that is not a success (die, a set -e failure) signals FAILURE and asks the
+# group to replace this instance. ShouldRespectGracePeriod defaults to true, which would
+# ignore the report during the (boot-long) grace period:
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html
+on_exit() {
+  local status=$?
+  trap - EXIT
+  if [ "$status" -ne 0 ] && [ "$signalled" = false ]; then
+    log "boot gave up (exit $status)"
+    signal FAILURE
+    if [ -n "$instance_id" ] && [ -n "$region" ]; then
+      aws --region "$region" autoscaling set-instance-health --instance-id "$instance_id" \
+        --health-status Unhealthy --no-should-respect-grace-period ||
+        log "cannot report $instance_id unhealthy"
+    fi
+  fi
+  rm -f "$errors"
+  exit "$status"
+}
+trap on_exit EXIT
 
 # Sleep before attempt $1 + 1: exponential from retry_base, capped at retry_max, jittered.
 backoff() {
@@ -46,13 +109,13 @@ backoff() {
   sleep "$delay"
 }
 
-# retry ATTEMPTS COMMAND...: run COMMAND until it succeeds (0 attempts: forever).
+# retry ATTEMPTS COMMAND...: run COMMAND until it succeeds, at most ATTEMPTS times.
 retry() {
   local attempts=$1 n=0
   shift
   until "$@"; do
     n=$((n + 1))
-    if [ "$attempts" -gt 0 ] && [ "$n" -ge "$attempts" ]; then return 1; fi
+    if [ "$n" -ge "$attempts" ]; then return 1; fi
     backoff "$n"
   done
 }
@@ -80,30 +143,50 @@ fetch_secret() {
   awscli secretsmanager get-secret-value --secret-id "$1" --query SecretString >"$root$2"
 }
 
+# read_parameter NAME: its value in $value; 0 found, 3 absent (ParameterNotFound, the
+# only answer that means absent), 1 any other error after retries.
+value=
+read_parameter() {
+  local n=0
+  until value=$(awscli ssm get-parameter --name "$1" --query Parameter.Value 2>"$errors"); do
+    if grep -q '(ParameterNotFound)' "$errors"; then return 3; fi
+    n=$((n + 1))
+    if [ "$n" -ge 10 ]; then
+      log "$(cat "$errors")"
+      return 1
+    fi
+    backoff "$n"
+  done
+}
+
 api_answers() { curl -ksf --max-time 5 "$api_url/ping" >/dev/null; }
 
-# An existing cluster: the marker written after the first init, or an API answering.
-cluster_exists() {
-  local state
-  state=$(retry 10 awscli ssm get-parameter --name "$STATE_PARAMETER" --query Parameter.Value) ||
-    die "cannot read the cluster-state marker $STATE_PARAMETER"
-  if [ "$state" = initialised ]; then
-    log "marker $STATE_PARAMETER says the cluster is initialised"
-    return 0
-  fi
-  if api_answers; then
-    log "an API answers at $api_url"
-    return 0
-  fi
-  return 1
+# The API target group: "<healthy targets> <other servers registered>". A healthy target
+# means a cluster serves even when this node cannot reach it; no other registered server
+# means this one is the cluster's only server (known at boot, so growing from one server
+# to three never changes this server's user data).
+api_targets() {
+  retry 5 awscli elbv2 describe-target-health --target-group-arn "$TARGET_GROUP" \
+    --query "[length(TargetHealthDescriptions[?TargetHealth.State=='healthy']), length(TargetHealthDescriptions[?Target.Id!='$instance_id'])]"
+}
+
+# The newest etcd snapshot K3s uploaded (by LastModified; K3s keeps its own metadata
+# under <folder>/.metadata/, not a snapshot), as the name --cluster-reset-restore-path takes.
+newest_snapshot() {
+  local key
+  key=$(retry 5 awscli s3api list-objects-v2 --bucket "$SNAPSHOT_BUCKET" --prefix "$SNAPSHOT_FOLDER/" \
+    --query "sort_by(Contents[?!contains(Key, '/.metadata/')] || \`[]\`, &LastModified)[-1].Key") || return 1
+  if [ "$key" != None ]; then printf '%s\n' "${key##*/}"; fi
 }
 
 install_k3s() {
   local installer status=0
   installer=$(mktemp)
+  # INSTALL_K3S_SKIP_START: the installer's own `systemctl restart` waits forever for a
+  # Type=notify unit whose join never completes; this script starts K3s with a bound.
   if curl -fsSL --max-time 120 -o "$installer" "$INSTALLER_URL"; then
     INSTALL_K3S_VERSION=$K3S_VERSION INSTALL_K3S_EXEC=${ROLE%-init} INSTALL_K3S_SKIP_SELINUX_RPM=true \
-      sh "$installer" || status=$?
+      INSTALL_K3S_SKIP_START=true sh "$installer" || status=$?
   else
     status=1
   fi
@@ -111,9 +194,46 @@ install_k3s() {
   return "$status"
 }
 
+# restore_snapshot NAME: reset this server's etcd to an S3 snapshot, before K3s first starts.
+# K3s restores from S3 with --cluster-reset --cluster-reset-restore-path=<snapshot name>
+# plus the etcd-s3 settings, and the same token, then exits; the service starts afterwards
+# (https://docs.k3s.io/datastore/backup-restore, https://docs.k3s.io/cli/etcd-snapshot).
+restore_snapshot() {
+  log "restoring etcd snapshot $1 from s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER"
+  timeout "$start_timeout" k3s server --cluster-reset --cluster-reset-restore-path="$1" \
+    --etcd-s3 --etcd-s3-bucket="$SNAPSHOT_BUCKET" --etcd-s3-folder="$SNAPSHOT_FOLDER" \
+    --etcd-s3-region="$region" || die "restoring snapshot $1 failed"
+}
+
+# The marker: created once (no --overwrite: create-if-absent); ParameterAlreadyExists is fine.
+ensure_marker() {
+  local n=0
+  until awscli ssm put-parameter --name "$STATE_PARAMETER" --type String --value initialised \
+    >/dev/null 2>"$errors"; do
+    if grep -q '(ParameterAlreadyExists)' "$errors"; then return 0; fi
+    n=$((n + 1))
+    if [ "$n" -ge 10 ]; then die "cannot write the cluster-state marker: $(cat "$errors")"; fi
+    backoff "$n"
+  done
+}
+
+# The kubeconfig K3s wrote, with the API endpoint as server and the cluster's name for
+# its cluster, user and context (K3s names all three 'default').
+publish_kubeconfig() {
+  local kubeconfig
+  kubeconfig=$(mktemp)
+  # People use the published kubeconfig: the public API name when there is one.
+  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:6443#" \
+    -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \
+    "$kubeconfig_file" >"$kubeconfig"
+  retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
+    --secret-string "file://$kubeconfig" >/dev/null || die "cannot publish the kubeconfig"
+  rm -f "$kubeconfig"
+}
+
 mkdir -p "$k3s_dir/config.yaml.d"
+# What only this instance knows, as a K3s config drop-in.
 cat >"$k3s_dir/config.yaml.d/50-instance.yaml" <<EOF
-# Written at boot by k3s-infra: what only this instance knows.
 node-name: $instance_id
 kubelet-arg+:
   - provider-id=aws:///$zone/$instance_id
@@ -133,8 +253,8 @@ if [ -n "${PACKAGES:-}" ]; then
   read -ra services <<<"${SERVICES:-}"
   log "installing ${packages[*]}"
   retry 5 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
-  for service in "${services[@]}"; do
-    systemctl enable --now "$service" || die "cannot start $service"
+  for unit in "${services[@]}"; do
+    systemctl enable --now "$unit" || die "cannot start $unit"
   done
 fi
 
@@ -153,9 +273,9 @@ values_secret() {
 }
 # secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
 secret_value() {
-  local value
-  value=$(awscli secretsmanager get-secret-value --secret-id "$3" --query SecretString) || return 1
-  values_secret "$1" "$2" "$value"
+  local secret
+  secret=$(awscli secretsmanager get-secret-value --secret-id "$3" --query SecretString) || return 1
+  values_secret "$1" "$2" "$secret"
 }
 if [ -n "${ADDON_SECRETS:-}${ADDON_VALUES:-}" ]; then
   mkdir -p "$manifests"
@@ -172,33 +292,83 @@ if [ -n "${ADDON_SECRETS:-}${ADDON_VALUES:-}" ]; then
   log "add-on values written for the helm controller"
 fi
 
-initialising=false
+# The first server: new cluster, join, or restore. Never two clusters: "new" only when
+# the marker is absent AND no API answers AND the API target group has no healthy target.
+mode="join"  # join | init | restore
+snapshot=
+restore_requested=false
 if [ "$ROLE" = server-init ]; then
-  if cluster_exists; then
-    log "joining the existing cluster through $api_url"
-    cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
-  else
-    log "no cluster yet: initialising embedded etcd"
-    initialising=true
+  status=0
+  read_parameter "$RESTORE_PARAMETER" || status=$?
+  case $status in
+    0) mode=restore snapshot=$value restore_requested=true ;;
+    3) ;;
+    *) die "cannot read the restore request $RESTORE_PARAMETER" ;;
+  esac
+  if [ "$mode" = join ]; then
+    status=0
+    read_parameter "$STATE_PARAMETER" || status=$?
+    case $status in
+      0) marker=$value ;;
+      3) marker=absent ;;
+      *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
+    esac
+    log "cluster-state marker $STATE_PARAMETER: $marker"
+    if retry "$probe_attempts" api_answers; then
+      log "an API answers at $api_url"
+    elif ! targets=$(api_targets); then
+      die "cannot read the health of the API target group"
+    elif read -r healthy others <<<"$targets" && [ "$healthy" -gt 0 ]; then
+      log "$healthy healthy API target(s): a cluster is up"
+    elif [ "$marker" = absent ]; then
+      mode=init
+    elif [ "$others" -eq 0 ]; then
+      # A lone server was replaced: its data lives only in the snapshots.
+      snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
+      if [ -z "$snapshot" ]; then
+        die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
+      fi
+      mode=restore
+    fi
   fi
 fi
-if [ "$initialising" = false ]; then
-  retry "$join_attempts" api_answers || die "the API at $api_url never answered"
-fi
+case $mode in
+  init) log "no cluster yet: initialising embedded etcd" ;;
+  restore) log "restoring the cluster from snapshot $snapshot" ;;
+  join)
+    if [ "$ROLE" = server-init ]; then
+      log "joining the existing cluster through $api_url"
+      cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
+    fi
+    retry "$join_attempts" api_answers || die "the API at $api_url never answered"
+    ;;
+esac
 
 log "installing K3s $K3S_VERSION"
 retry 5 install_k3s || die "K3s install failed"
+if [ "$mode" = restore ]; then restore_snapshot "$snapshot"; fi
+timeout "$start_timeout" systemctl start "$service" || die "$service did not start within ${start_timeout}s"
 
-if [ "$initialising" = true ]; then
-  retry 60 k3s kubectl --kubeconfig "$k3s_dir/k3s.yaml" get --raw=/readyz >/dev/null ||
-    die "the new cluster never became ready"
-  kubeconfig=$(mktemp)
-  sed "s#^\( *server: \)https://.*#\1$api_url#" "$k3s_dir/k3s.yaml" >"$kubeconfig"
-  retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
-    --secret-string "file://$kubeconfig" >/dev/null || die "cannot publish the kubeconfig"
-  rm -f "$kubeconfig"
-  retry 10 awscli ssm put-parameter --name "$STATE_PARAMETER" --value initialised --overwrite >/dev/null ||
-    die "cannot write the cluster-state marker"
-  log "cluster initialised; kubeconfig published"
+# Up and joined: a server's API is ready and its Node registered; an agent's kubelet is healthy.
+server_ready() {
+  k3s kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
+    k3s kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
+}
+kubelet_healthy() { curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null; }
+if [ "$ROLE" = agent ]; then
+  retry "$ready_attempts" kubelet_healthy || die "the kubelet never became healthy"
+else
+  retry "$ready_attempts" server_ready || die "K3s never became ready on this server"
 fi
+
+if [ "$mode" != join ]; then
+  publish_kubeconfig
+  ensure_marker
+  if [ "$restore_requested" = true ]; then
+    retry 10 awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null ||
+      die "cannot delete the restore request $RESTORE_PARAMETER"
+  fi
+  log "cluster ${mode}ed; kubeconfig published"
+fi
+signal SUCCESS
 log "done"

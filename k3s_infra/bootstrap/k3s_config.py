@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k3s_infra import defaults, naming, yaml_text
+from k3s_infra import addons, defaults, naming, yaml_text
 from k3s_infra.config import AgentPool, Environment
 
 API_PORT = 6443
@@ -39,7 +39,7 @@ def cluster_wide(env: Environment) -> dict[str, Any]:
         "cluster-dns": k3s.cluster_dns,
         "cluster-domain": k3s.cluster_domain,
         "flannel-backend": k3s.flannel_backend,
-        "disable": list(k3s.disable),
+        "disable": list(k3s.disable) + [c for c in addons.k3s_disabled(env) if c not in k3s.disable],
         "secrets-encryption": k3s.secrets_encryption,
         # The AWS cloud controller manager (see cloud_controller_manifest) replaces it.
         "disable-cloud-controller": True,
@@ -61,7 +61,11 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
         return {"etcd-disable-snapshots": True}
     return {
         "etcd-snapshot-schedule-cron": snapshots.schedule,
+        # Local and S3 retention are separate settings since K3s v1.33.4 (v1.32.8, v1.31.12);
+        # etcd-s3-retention defaults to 5, not to the local value
+        # (https://docs.k3s.io/cli/etcd-snapshot, "S3 Retention"): set both from config.
         "etcd-snapshot-retention": snapshots.retention,
+        "etcd-s3-retention": snapshots.retention,
         "etcd-s3": True,
         "etcd-s3-bucket": bucket,
         # K3s's S3 client would otherwise assume us-east-1.
@@ -70,15 +74,17 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
     }
 
 
-def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str) -> dict[str, Any]:
-    """A server: the first one initialises embedded etcd, the others join through the API endpoint."""
+def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str,
+           public_host: str | None = None) -> dict[str, Any]:
+    """A server: the first one initialises embedded etcd, the others join through the (internal)
+    API endpoint. The certificate names both endpoints (``public_host``: the internet-facing one)."""
     start = {"cluster-init": True} if init else {"server": join_url(api_host)}
     return {
         **start,
         "token-file": TOKEN_FILE,
         "agent-token-file": AGENT_TOKEN_FILE,
         **cluster_wide(env),
-        "tls-san": [api_host, *env.k3s.tls_san],
+        "tls-san": [api_host, *([public_host] if public_host else []), *env.k3s.tls_san],
         "write-kubeconfig-mode": "0600",
         **_snapshots(env, snapshot_bucket),
         **_node({}, [CONTROL_PLANE_TAINT] if env.k3s.server_taint else []),

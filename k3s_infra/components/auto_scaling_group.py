@@ -16,7 +16,13 @@ from troposphere.autoscaling import (
     Tags,
 )
 
-from troposphere.policies import AutoScalingRollingUpdate, UpdatePolicy
+from troposphere.policies import (
+    AutoScalingCreationPolicy,
+    AutoScalingRollingUpdate,
+    CreationPolicy,
+    ResourceSignal,
+    UpdatePolicy,
+)
 
 from k3s_infra import defaults, naming
 from k3s_infra.components.launch_template import LaunchTemplateRefs
@@ -32,19 +38,17 @@ class RollingUpdate:
 
     max_batch: int
     min_in_service: AWSHelperFn | int
-    pause: str  # ISO 8601 duration between batches
 
 
 def server_rolling_update() -> RollingUpdate:
     """One server at a time, terminate first: with an odd count, etcd keeps quorum
     (a surge instance would make a single-server etcd depend on two members)."""
-    return RollingUpdate(max_batch=1, min_in_service=0, pause=defaults.SERVER_ROLL_PAUSE)
+    return RollingUpdate(max_batch=1, min_in_service=0)
 
 
 def agent_rolling_update(desired: int, max_size: int) -> RollingUpdate:
     batch = max(1, desired // defaults.AGENT_ROLL_BATCH_FRACTION)
-    return RollingUpdate(max_batch=batch, min_in_service=max(0, min(desired - batch, max_size - 1)),
-                         pause=defaults.AGENT_ROLL_PAUSE)
+    return RollingUpdate(max_batch=batch, min_in_service=max(0, min(desired - batch, max_size - 1)))
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class GroupSpec:
     spot: Spot | None = None
     target_group_arns: list[Ref] = field(default_factory=list)
     rolling: RollingUpdate | None = None
+    # Servers: the API target group's health check judges them (K3s down -> replaced).
+    elb_health: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,8 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         logical,
         MinSize=_text(spec.min_size), MaxSize=_text(spec.max_size), DesiredCapacity=_text(spec.desired),
         VPCZoneIdentifier=spec.subnet_ids,
-        HealthCheckType="EC2", HealthCheckGracePeriod=defaults.HEALTH_CHECK_GRACE_SECONDS,
+        HealthCheckType="ELB" if spec.elb_health else "EC2",
+        HealthCheckGracePeriod=defaults.HEALTH_CHECK_GRACE_SECONDS,
         CapacityRebalance=spec.spot is not None,
         LifecycleHookSpecificationList=[LifecycleHookSpecification(
             LifecycleHookName=TERMINATION_HOOK, LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
@@ -97,11 +104,23 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         **({"TargetGroupARNs": spec.target_group_arns} if spec.target_group_arns else {}),
         **_launch(spec, launch),
     ))
+    # CloudFormation judges the group by its instances' own SignalResource calls (boot.sh):
+    # CREATE_COMPLETE only once `desired` nodes have K3s up and joined. A Ref to the
+    # DesiredCapacity parameter is valid here (AWS's sample templates do it:
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html).
+    partial = {"MinSuccessfulInstancesPercent": defaults.SPOT_MIN_SUCCESSFUL_PERCENT} if spec.spot else {}
+    group.CreationPolicy = CreationPolicy(
+        ResourceSignal=ResourceSignal(Count=spec.desired, Timeout=defaults.NODE_SIGNAL_TIMEOUT),
+        **({"AutoScalingCreationPolicy": AutoScalingCreationPolicy(**partial)} if partial else {}))
     if spec.rolling:
         group.UpdatePolicy = UpdatePolicy(AutoScalingRollingUpdate=AutoScalingRollingUpdate(
             MaxBatchSize=spec.rolling.max_batch, MinInstancesInService=spec.rolling.min_in_service,
-            PauseTime=spec.rolling.pause,
-            # Keep the ASG from fighting the roll (replacing or rebalancing mid-update).
+            # Each batch must signal SUCCESS within PauseTime, else the update fails and
+            # CloudFormation rolls the group back to the previous launch template.
+            WaitOnResourceSignals=True, PauseTime=defaults.NODE_SIGNAL_TIMEOUT, **partial,
+            # Keep the ASG from fighting the roll (replacing or rebalancing mid-update). While
+            # HealthCheck/ReplaceUnhealthy are suspended a node reported Unhealthy is not
+            # replaced; its FAILURE signal fails the roll instead, and the rollback resumes them.
             SuspendProcesses=["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification",
                               "ScheduledActions"]))
     return GroupRefs(name=Ref(group))

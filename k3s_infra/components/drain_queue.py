@@ -31,9 +31,11 @@ class DrainQueueRefs:
     rules: dict[str, Rule]
 
 
-def event_patterns(asg_name_prefix: str) -> dict[str, tuple[str, dict]]:
-    """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue."""
-    return {
+def event_patterns(asg_name_prefix: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
+    """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue.
+    Rebalance recommendations only when they should drain (queue-mode NTH drains whatever
+    it receives; see addons.rebalance_draining)."""
+    patterns = {
         "AsgTerminateRule": ("ASG termination lifecycle actions of this cluster's groups", {
             "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
             # Nested stacks, and so their groups, are named <root stack>-<child>-...
@@ -49,16 +51,19 @@ def event_patterns(asg_name_prefix: str) -> dict[str, tuple[str, dict]]:
             "source": ["aws.health"], "detail-type": ["AWS Health Event"],
             "detail": {"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}}),
     }
+    if not rebalance:
+        del patterns["RebalanceRule"]
+    return patterns
 
 
-def build(t: StackTemplate, asg_name_prefix: str) -> DrainQueueRefs:
+def build(t: StackTemplate, asg_name_prefix: str, rebalance: bool = False) -> DrainQueueRefs:
     queue = t.add(Queue("DrainQueue", MessageRetentionPeriod=MESSAGE_RETENTION_SECONDS, SqsManagedSseEnabled=True))
     t.skip_check(queue, "CKV_AWS_27", "encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which the check does "
                                       "not recognise; a KMS key would need a key policy for EventBridge and decrypt "
                                       "rights for the servers without narrowing who reads the queue")
     queue_arn = GetAtt(queue, "Arn")
     rules = {}
-    for logical, (description, pattern) in event_patterns(asg_name_prefix).items():
+    for logical, (description, pattern) in event_patterns(asg_name_prefix, rebalance).items():
         rules[logical] = t.add(Rule(
             logical, Description=f"Node termination handler: {description}", EventPattern=pattern,
             State="ENABLED", Targets=[Target(Id="DrainQueue", Arn=queue_arn)]))

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, ec2, iam, kms, s3, secretsmanager, sqs, ssm
-from awacs.aws import Allow, Condition, PolicyDocument, Statement, StringEquals, StringLikeIfExists
+from awacs import autoscaling, cloudformation, iam, kms, s3, secretsmanager, sqs, ssm
+from awacs.aws import (
+    Allow,
+    Condition,
+    ForAnyValueStringEquals,
+    PolicyDocument,
+    Statement,
+    StringEquals,
+    StringLikeIfExists,
+)
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
@@ -26,11 +34,15 @@ class NodeAccess:
     agent_token_secret: Ref
     kubeconfig_secret: Ref
     cluster_state_parameter: Ref
+    restore_request_parameter: Ref
+    root_stack_name: Ref
     snapshot_bucket: Ref
     cluster_key: Ref
     snapshot_folder: str
     cluster: str
-    addon_secrets: tuple[Ref, ...] = ()  # generated add-on values (e.g. Rancher's bootstrap password)
+    # Add-on values read at boot: generated secrets (Refs, e.g. Rancher's bootstrap password)
+    # and the user's own secrets by ARN (addons.<name>.secret_values).
+    addon_secrets: tuple[Ref | str, ...] = ()
     drain_queue: Ref | None = None  # the node termination handler's queue, when draining is on
 
 
@@ -45,8 +57,6 @@ def _document(statements: list[Statement]) -> PolicyDocument:
 
 
 def server_statements(access: NodeAccess) -> list[Statement]:
-    state_arn = Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}",
-                    Name=access.cluster_state_parameter)
     bucket_arn = Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=access.snapshot_bucket)
     folder = access.snapshot_folder
     return [
@@ -55,8 +65,13 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="PublishKubeconfig", Effect=Allow,
                   Action=[secretsmanager.PutSecretValue, secretsmanager.GetSecretValue],
                   Resource=[access.kubeconfig_secret]),
+        # The first server creates the marker (PutParameter without Overwrite) and reads it.
         Statement(Sid="ClusterStateMarker", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter],
-                  Resource=[state_arn]),
+                  Resource=[_parameter_arn(access.cluster_state_parameter)]),
+        # `k3s-infra restore` writes the request; the first server reads it, then deletes it.
+        Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.DeleteParameter],
+                  Resource=[_parameter_arn(access.restore_request_parameter)]),
+        _signal_statement(access, naming.STACK_SERVER_INIT, naming.STACK_SERVERS),
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
@@ -67,21 +82,48 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                   Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder, ""]))),
         Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
         _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
-        Statement(Sid="CloudControllerCreates", Effect=Allow,
-                  Action=list(iam_actions.CLOUD_CONTROLLER_CREATE), Resource=["*"]),
-        Statement(Sid="CloudControllerTagsItsSecurityGroups", Effect=Allow, Action=[ec2.CreateTags],
-                  Resource=[Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*")]),
-        Statement(Sid="CloudControllerChangesClusterResources", Effect=Allow,
-                  Action=list(iam_actions.CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES), Resource=["*"],
-                  Condition=Condition(StringEquals(f"aws:ResourceTag/kubernetes.io/cluster/{access.cluster}",
-                                                   "owned"))),
+        *_cloud_controller_statements(access.cluster),
         # The AWS cloud controller's first load balancer may need ELB's service-linked role.
         Statement(Sid="CloudControllerElbServiceRole", Effect=Allow, Action=[iam.CreateServiceLinkedRole],
                   Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
+        _health_statement(access),
         *_addon_statements(access),
+    ]
+
+
+def _cloud_controller_statements(cluster: str) -> list[Statement]:
+    """The AWS cloud controller: creates on "*", tags only at creation and only `owned`,
+    changes only `owned` resources (its own), adds load balancer rules to node groups
+    (`shared`). CloudFormation's resources never carry `owned` (naming.ccm_discovery_tags)."""
+    key = f"kubernetes.io/cluster/{cluster}"
+    tagging = []
+    for action, create_actions in iam_actions.CLOUD_CONTROLLER_TAG_ON_CREATE.items():
+        service = action.JSONrepr().split(":", 1)[0]
+        resource = (Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*")
+                    if service == "ec2" else "*")
+        # Tag-on-create condition keys: ec2:CreateAction
+        # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html),
+        # elasticloadbalancing:CreateAction
+        # (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/security_iam_service-with-iam.html).
+        tagging.append(Statement(
+            Sid=f"CloudControllerTagsOnCreate{naming.camel(service)}", Effect=Allow, Action=[action],
+            Resource=[resource], Condition=Condition([
+                StringEquals({f"{service}:CreateAction": list(create_actions), f"aws:RequestTag/{key}": "owned"}),
+                ForAnyValueStringEquals("aws:TagKeys", [key])])))
+    return [
+        Statement(Sid="CloudControllerCreates", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_CREATE), Resource=["*"]),
+        *tagging,
+        Statement(Sid="CloudControllerLoadBalancerRules", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_NODE_INGRESS),
+                  Resource=[Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/*")],
+                  Condition=Condition(StringEquals(f"aws:ResourceTag/{key}", ["owned", "shared"]))),
+        Statement(Sid="CloudControllerChangesClusterResources", Effect=Allow,
+                  Action=list(iam_actions.CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES), Resource=["*"],
+                  Condition=Condition(StringEquals(f"aws:ResourceTag/{key}", "owned"))),
     ]
 
 
@@ -102,8 +144,34 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="ReadAgentToken", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.agent_token_secret]),
         _decrypt_statement(access, kms.Decrypt),
+        _signal_statement(access, naming.agent_pool_stack("") + "*"),
         _lifecycle_statement(access),
+        _health_statement(access),
     ]
+
+
+def _parameter_arn(name: Ref) -> Sub:
+    # Parameter names start with '/', so the ARN is parameter/<path> without a second slash.
+    return Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${Name}", Name=name)
+
+
+def _signal_statement(access: NodeAccess, *stack_ids: str) -> Statement:
+    # A node signals its own group's CreationPolicy/UpdatePolicy, on its own node stacks only.
+    # Nested stacks are named <root stack>-<logical ID>-<random suffix>
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-nested-stacks.html);
+    # stack ARNs are arn:...:stack/<name>/<id>.
+    return Statement(
+        Sid="SignalOwnNodeStack", Effect=Allow, Action=[cloudformation.SignalResource],
+        Resource=[Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Root}-"
+                      + stack_id + "-*/*", Root=access.root_stack_name) for stack_id in stack_ids])
+
+
+def _health_statement(access: NodeAccess) -> Statement:
+    # A node whose boot gives up reports itself Unhealthy so its group replaces it.
+    return Statement(
+        Sid="ReportOwnHealth", Effect=Allow, Action=[autoscaling.SetInstanceHealth],
+        Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
+        Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
 
 
 def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
@@ -120,6 +188,24 @@ def _lifecycle_statement(access: NodeAccess) -> Statement:
         Action=[autoscaling.CompleteLifecycleAction, autoscaling.RecordLifecycleActionHeartbeat],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
         Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
+
+
+def autoscaler_statements(discovery_tag: str) -> list[Statement]:
+    """The cluster autoscaler (on the servers): reads on "*", scaling only groups carrying
+    this cluster's discovery tag. Auto Scaling authorises SetDesiredCapacity and
+    TerminateInstanceInAutoScalingGroup per autoScalingGroup resource with the
+    aws:ResourceTag/<key> condition (Service Authorization Reference, Amazon EC2 Auto Scaling:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html;
+    the autoscaler's AWS README recommends exactly this tag conditional)."""
+    return [
+        Statement(Sid="ClusterAutoscalerDiscovery", Effect=Allow, Action=list(iam_actions.AUTOSCALER_DESCRIBE),
+                  Resource=["*"]),
+        Statement(Sid="ClusterAutoscalerScalesDiscoveredGroups", Effect=Allow,
+                  Action=list(iam_actions.AUTOSCALER_SCALING),
+                  Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:"
+                                "autoScalingGroup:*:autoScalingGroupName/*")],
+                  Condition=Condition(StringEquals(f"aws:ResourceTag/{discovery_tag}", "owned"))),
+    ]
 
 
 def build(t: StackTemplate, role: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:

@@ -30,6 +30,8 @@ class LaunchSpec:
     instance_profile_arn: Ref
     user_data: AWSHelperFn
     tags: dict[str, str]
+    # 1 unless a pod on these nodes needs the instance role (see addons.imds_hop_limit).
+    imds_hop_limit: int = defaults.IMDS_HOP_LIMIT_HOST_ONLY
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def build(t: StackTemplate, logical: str, spec: LaunchSpec) -> LaunchTemplateRef
         SecurityGroupIds=[spec.security_group_id],
         MetadataOptions=MetadataOptions(
             HttpEndpoint="enabled", HttpTokens="required",
-            HttpPutResponseHopLimit=defaults.IMDS_HOP_LIMIT, InstanceMetadataTags="disabled"),
+            HttpPutResponseHopLimit=spec.imds_hop_limit, InstanceMetadataTags="disabled"),
         BlockDeviceMappings=[LaunchTemplateBlockDeviceMapping(
             DeviceName=defaults.ROOT_DEVICE_NAME,
             Ebs=EBSBlockDevice(VolumeType=defaults.ROOT_VOLUME_TYPE, VolumeSize=spec.root_volume_gb,

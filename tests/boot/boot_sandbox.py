@@ -28,11 +28,15 @@ from k3s_infra import bootstrap
 
 # Deploy-time values of the node-stack parameters.
 PARAMETERS = {
-    "ApiDnsName": "k3s-api-0123456789abcdef.elb.eu-west-1.amazonaws.com",
+    "ApiDnsName": "internal-k3s-api-0123456789abcdef.elb.eu-west-1.amazonaws.com",
+    # api.scheme internet-facing only: the second, public door.
+    "PublicApiDnsName": "k3s-public-api-fedcba9876543210.elb.eu-west-1.amazonaws.com",
     "TokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/token-AbCdEf",
     "AgentTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/agent-token-GhIjKl",
     "KubeconfigSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/kubeconfig-MnOpQr",
     "ClusterStateParameterName": "/k3s-infra/k3s/cluster-state",
+    "RestoreRequestParameterName": "/k3s-infra/k3s/restore-request",
+    "ApiTargetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k3s-Api-1AB2/0123456789abcdef",
     "SnapshotBucketName": "k3s-snapshots-bucket",
     # Add-ons (k3s_infra/addons.py): generated secrets and the drain queue.
     "RancherBootstrapPasswordSecretArn":
@@ -46,7 +50,11 @@ ADDON_SECRETS = {
     PARAMETERS["RancherBootstrapPasswordSecretArn"]: "RanCherB00tstrapPassw0rdGenerated",
     PARAMETERS["GrafanaAdminPasswordSecretArn"]: "GrafanaAdm1nPassw0rdGeneratedXyz",
 }
+# What CloudFormation substitutes for ${AWS::StackName} in a nested node stack.
+NODE_STACK_NAME = "k3s-ServerInit-1A2B3C4D5E6F7"
+PSEUDO_PARAMETERS = {"AWS::StackName": NODE_STACK_NAME}
 JOIN_URL = f"https://{PARAMETERS['ApiDnsName']}:6443"
+PUBLIC_URL = f"https://{PARAMETERS['PublicApiDnsName']}:6443"
 SERVER_TOKEN = "S3rv3rT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzAB"
 AGENT_TOKEN = "Ag3ntT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzABCD"
 INSTANCE_ID = "i-0fedcba9876543210"
@@ -70,6 +78,9 @@ def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> str:
     declared = template.get("Parameters", {})
     values = {}
     for name, ref in variables.items():
+        if ref["Ref"] in PSEUDO_PARAMETERS:
+            values[name] = PSEUDO_PARAMETERS[ref["Ref"]]
+            continue
         assert ref["Ref"] in declared, f"{name} refers to undeclared parameter {ref['Ref']}"
         values[name] = parameters[ref["Ref"]]
 
@@ -80,6 +91,18 @@ def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> str:
         return values[name] if name in values else parameters[name]
 
     return re.sub(r"\$\{([^}]*)\}", one, text)
+
+
+def metadata_options(template: dict) -> dict:
+    """MetadataOptions of the one launch template in a node stack."""
+    (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
+    return launch["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+
+
+def boot_env(user_data: str) -> dict[str, str]:
+    """boot.env of a user data document, unquoted."""
+    (entry,) = [e for e in yaml.safe_load(user_data)["write_files"] if e["path"] == bootstrap.BOOT_ENV]
+    return {k: v.strip("'") for k, v in (line.split("=", 1) for line in entry["content"].splitlines())}
 
 
 def effective_config(root: Path) -> dict:
@@ -97,22 +120,40 @@ def effective_config(root: Path) -> dict:
 
 
 class _Imds(BaseHTTPRequestHandler):
+    """The instance metadata service as the launch template's MetadataOptions configure it
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html):
+    HttpTokens=required refuses a GET without a session token with 401
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html);
+    HttpEndpoint=disabled gives no answer at all. The hop limit cannot matter on loopback
+    (one hop); it is recorded on the run for tests to assert."""
+
     metadata = {"instance-id": INSTANCE_ID, "placement/availability-zone": ZONE, "placement/region": REGION}
 
     def do_PUT(self):  # noqa: N802
         self.server.requests.append(("PUT", self.path, dict(self.headers)))
+        if self._disabled():
+            return
         if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
             return self._reply(200, IMDS_TOKEN)
         self._reply(400, "")
 
     def do_GET(self):  # noqa: N802
         self.server.requests.append(("GET", self.path, dict(self.headers)))
-        if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN:
-            return self._reply(401, "")  # IMDSv1 refused, as with HttpTokens=required
+        if self._disabled():
+            return
+        token = self.headers.get("X-aws-ec2-metadata-token")
+        if token != IMDS_TOKEN and (token is not None or self.server.options.get("HttpTokens") == "required"):
+            return self._reply(401, "")
         key = self.path.removeprefix("/latest/meta-data/")
         if key in self.metadata:
             return self._reply(200, self.metadata[key])
         self._reply(404, "")
+
+    def _disabled(self) -> bool:
+        if self.server.options.get("HttpEndpoint", "enabled") == "disabled":
+            self.close_connection = True  # no answer
+            return True
+        return False
 
     def _reply(self, status: int, body: str):
         data = body.encode()
@@ -125,57 +166,134 @@ class _Imds(BaseHTTPRequestHandler):
         pass
 
 
-_AWS_STUB = r'''
+# The AWS CLI v2 as the boot uses it: real response shapes, --query applied with JMESPath
+# (as the CLI does, client side: https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-filter.html),
+# --output text/json as the CLI prints them, errors as
+# "An error occurred (<Code>) when calling the <Operation> operation: <Message>" on stderr
+# with exit code 254 (service error) or 255 (no connection)
+# (https://docs.aws.amazon.com/cli/latest/userguide/cli-chap-return-codes.html).
+_AWS_STUB = r"""
 import json, os, sys
+import jmespath
 args = sys.argv[1:]
 state_path = os.environ["STUB_STATE"]
 with open(os.path.join(os.environ["STUB_LOG"], "aws.jsonl"), "a") as log:
     log.write(json.dumps(args) + "\n")
 state = json.load(open(state_path))
-def opt(name):
-    return args[args.index(name) + 1] if name in args else None
+words, opts, i = [], {}, 0
+while i < len(args):
+    if args[i].startswith("--"):
+        if i + 1 < len(args) and not args[i + 1].startswith("--"):
+            opts[args[i]] = args[i + 1]; i += 2
+        else:
+            opts[args[i]] = True; i += 1
+    else:
+        words.append(args[i]); i += 1
+service, command = words[0], words[1]
+operation = "".join(part.title() for part in command.split("-"))
 def save():
     json.dump(state, open(state_path, "w"))
-words, skip = [], False
-for a in args:
-    if skip:
-        skip = False
-    elif a.startswith("--"):
-        skip = True
-    else:
-        words.append(a)
-if words[0] in state["unreachable"]:
-    print("Could not connect to the endpoint URL", file=sys.stderr); sys.exit(255)
-if words[:2] == ["secretsmanager", "get-secret-value"]:
-    secret = state["secrets"].get(opt("--secret-id"))
-    if secret is None or opt("--query") != "SecretString" or opt("--output") != "text":
-        print("ResourceNotFoundException", file=sys.stderr); sys.exit(254)
-    print(secret)
-elif words[:2] == ["secretsmanager", "put-secret-value"]:
-    source = opt("--secret-string")
+def fail(code, message):
+    print(f"\nAn error occurred ({code}) when calling the {operation} operation: {message}", file=sys.stderr)
+    sys.exit(254)
+def text(value):
+    if value is None:
+        return "None"
+    if isinstance(value, list):
+        return "\t".join(text(v) for v in value)
+    return str(value)
+def answer(response):
+    if response is None:  # operations without a response body print nothing
+        sys.exit(0)
+    if "--query" in opts:
+        response = jmespath.search(opts["--query"], response)
+    print(text(response) if opts.get("--output") == "text" else json.dumps(response, indent=4))
+    sys.exit(0)
+if service in state["unreachable"]:
+    print(f"\nCould not connect to the endpoint URL: \"https://{service}.{opts.get('--region')}.amazonaws.com/\"",
+          file=sys.stderr)
+    sys.exit(255)
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
+if (service, command) == ("secretsmanager", "get-secret-value"):
+    secret = state["secrets"].get(opts["--secret-id"])
+    if secret is None:
+        fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+    answer({"ARN": opts["--secret-id"], "Name": opts["--secret-id"].split(":")[-1], "SecretString": secret,
+            "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": "2025-01-01T00:00:00+00:00"})
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+elif (service, command) == ("secretsmanager", "put-secret-value"):
+    source = opts["--secret-string"]
     if not source.startswith("file://"):
         print("stub aws: secrets must not travel on the command line", file=sys.stderr); sys.exit(252)
-    state["secrets"][opt("--secret-id")] = open(source[len("file://"):]).read()
-    state["writes"].append(["secret", opt("--secret-id")]); save(); print("{}")
-elif words[:2] == ["ssm", "get-parameter"]:
-    print(state["parameters"][opt("--name")])
-elif words[:2] == ["ssm", "put-parameter"] and "--overwrite" in args:
-    state["parameters"][opt("--name")] = opt("--value")
-    state["writes"].append(["parameter", opt("--name")]); save(); print("1")
+    state["secrets"][opts["--secret-id"]] = open(source[len("file://"):]).read()
+    state["writes"].append(["secret", opts["--secret-id"]]); save()
+    answer({"ARN": opts["--secret-id"], "Name": "kubeconfig", "VersionId": "v2", "VersionStages": ["AWSCURRENT"]})
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html
+elif (service, command) == ("ssm", "get-parameter"):
+    if opts["--name"] not in state["parameters"]:
+        fail("ParameterNotFound", "")
+    answer({"Parameter": {"Name": opts["--name"], "Type": "String", "Value": state["parameters"][opts["--name"]],
+                          "Version": 1, "DataType": "text"}})
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html:
+# without Overwrite an existing name is ParameterAlreadyExists.
+elif (service, command) == ("ssm", "put-parameter"):
+    if opts["--name"] in state["parameters"] and "--overwrite" not in opts:
+        fail("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, "
+                                       "set the overwrite option in the request to true.")
+    state["parameters"][opts["--name"]] = opts["--value"]
+    state["writes"].append(["parameter", opts["--name"]]); save()
+    answer({"Version": 1, "Tier": "Standard"})
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html
+elif (service, command) == ("ssm", "delete-parameter"):
+    if opts["--name"] not in state["parameters"]:
+        fail("ParameterNotFound", "")
+    del state["parameters"][opts["--name"]]
+    state["writes"].append(["deleted", opts["--name"]]); save()
+    answer(None)
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_SignalResource.html:
+# a resource that no longer waits for signals answers ValidationError.
+elif (service, command) == ("cloudformation", "signal-resource"):
+    state["signals"].append([opts["--stack-name"], opts["--logical-resource-id"], opts["--unique-id"],
+                             opts["--status"]]); save()
+    if not state["signal_waited_for"]:
+        fail("ValidationError", f"Resource {opts['--logical-resource-id']} is in CREATE_COMPLETE state "
+                                "and does not accept signals")
+    answer(None)
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html
+elif (service, command) == ("autoscaling", "set-instance-health"):
+    state["health_reports"].append([opts["--instance-id"], opts["--health-status"],
+                                    "--no-should-respect-grace-period" in opts]); save()
+    answer(None)
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetHealth.html
+elif (service, command) == ("elbv2", "describe-target-health"):
+    answer({"TargetHealthDescriptions": [
+        {"Target": {"Id": f"i-0{n:016x}", "Port": 6443}, "HealthCheckPort": "6443",
+         "TargetHealth": {"State": target_state}} for n, target_state in enumerate(state["targets"])]})
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html: no Contents when nothing matches.
+elif (service, command) == ("s3api", "list-objects-v2"):
+    prefix = opts.get("--prefix", "")
+    contents = [{"Key": key, "LastModified": modified, "ETag": '"0"', "Size": 1024, "StorageClass": "STANDARD"}
+                for key, modified in state["objects"] if key.startswith(prefix)]
+    answer({"KeyCount": len(contents), "Name": opts["--bucket"], "Prefix": prefix, "MaxKeys": 1000,
+            **({"Contents": contents} if contents else {})})
 else:
     print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
-'''
+"""
 
-_CURL_STUB = r'''
+_CURL_STUB = r"""
 import json, os, sys
 args = sys.argv[1:]
 url = [a for a in args if a.startswith(("http://", "https://"))][-1]
 with open(os.path.join(os.environ["STUB_LOG"], "curl.jsonl"), "a") as log:
     log.write(json.dumps(url) + "\n")
-if url.startswith("http://127.0.0.1:"):
-    os.execv(os.environ["REAL_CURL"], ["curl", *args])
 state_path = os.environ["STUB_STATE"]
 state = json.load(open(state_path))
+if url == "http://127.0.0.1:10248/healthz":  # the kubelet's local health endpoint
+    if state["started"] and state["node_ready"]:
+        print("ok"); sys.exit(0)
+    sys.exit(7)
+if url.startswith("http://127.0.0.1:"):
+    os.execv(os.environ["REAL_CURL"], ["curl", *args])
 if url == state["installer_url"]:
     with open(args[args.index("-o") + 1], "w") as out:
         out.write(open(os.environ["STUB_INSTALLER"]).read())
@@ -189,41 +307,74 @@ if url == state["api_url"] + "/ping":
     sys.exit(7)  # could not connect
 print(f"stub curl: no network for {url}", file=sys.stderr)
 sys.exit(6)
-'''
+"""
 
-# Records what the K3s installer is asked; a "server" leaves a kubeconfig as K3s would.
-_INSTALLER_STUB = r'''#!/bin/sh
+# Records what the K3s installer is asked; fails its first STUB_INSTALL_FAILURES runs.
+_INSTALLER_STUB = r"""#!/bin/sh
 {
   printf 'version=%s\n' "$INSTALL_K3S_VERSION"
   printf 'exec=%s\n' "$INSTALL_K3S_EXEC"
+  printf 'skip_start=%s\n' "$INSTALL_K3S_SKIP_START"
   printf 'args=%s\n' "$*"
 } >> "$STUB_LOG/installer.log"
-if [ "$INSTALL_K3S_EXEC" = server ]; then
-  cat > "$K3S_INFRA_ROOT/etc/rancher/k3s/k3s.yaml" <<'KUBECONFIG'
-apiVersion: v1
+runs=$(grep -c '^args=' "$STUB_LOG/installer.log")
+if [ "$runs" -le "$STUB_INSTALL_FAILURES" ]; then exit 1; fi
+"""
+
+# dnf: records what the boot asks of the package manager.
+_RECORDER_STUB = r"""
+import json, os, sys
+with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + ".jsonl"), "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\n")
+"""
+
+# systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names 'default').
+_SYSTEMCTL_STUB = r"""
+import json, os, sys
+with open(os.path.join(os.environ["STUB_LOG"], "systemctl.jsonl"), "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\n")
+state_path = os.environ["STUB_STATE"]
+state = json.load(open(state_path))
+if sys.argv[1:2] == ["start"] and sys.argv[2] in ("k3s", "k3s-agent"):
+    state["started"] = True
+    json.dump(state, open(state_path, "w"))
+    if sys.argv[2] == "k3s":
+        with open(os.path.join(os.environ["K3S_INFRA_ROOT"], "etc/rancher/k3s/k3s.yaml"), "w") as out:
+            out.write(os.environ["STUB_KUBECONFIG"])
+"""
+
+# The kubeconfig K3s writes on a server (k3s.yaml).
+K3S_KUBECONFIG = """apiVersion: v1
 clusters:
 - cluster:
     certificate-authority-data: Q0EK
     server: https://127.0.0.1:6443
   name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
 kind: Config
-KUBECONFIG
-fi
-'''
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: Q0VSVAo=
+    client-key-data: S0VZCg==
+"""
 
-# dnf and systemctl: record what the boot asks of the package manager and init system.
-_RECORDER_STUB = r'''
-import json, os, sys
-with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + ".jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-'''
-
-_K3S_STUB = r'''
+# k3s: kubectl answers once the service started and the scenario lets the node get ready.
+_K3S_STUB = r"""
 import json, os, sys
 with open(os.path.join(os.environ["STUB_LOG"], "k3s.jsonl"), "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\n")
+state = json.load(open(os.environ["STUB_STATE"]))
+if sys.argv[1] == "kubectl" and not (state["started"] and state["node_ready"]):
+    print("The connection to the server 127.0.0.1:6443 was refused", file=sys.stderr); sys.exit(1)
 print("ok")
-'''
+"""
 
 
 @dataclass
@@ -237,6 +388,12 @@ class BootRun:
     state: dict
     imds_requests: list
     files: dict[str, str]  # write_files path -> content
+    imds_options: dict  # the MetadataOptions the metadata service followed
+
+    @property
+    def signals(self) -> list[list[str]]:
+        """Every SignalResource call: [stack, logical resource, unique id, status]."""
+        return self.state["signals"]
 
     def _lines(self, name: str) -> list:
         path = self.logs / name
@@ -288,8 +445,14 @@ class Sandbox:
     def __init__(self, base: Path):
         self.base = base
 
-    def run(self, user_data: str, *, marker: str = "new", api_up_after: int | None = None,
-            unreachable: tuple[str, ...] = (), join_attempts: int = 6) -> BootRun:
+    def run(self, user_data: str, *, marker: str | None = None, api_up_after: int | None = None,
+            unreachable: tuple[str, ...] = (), join_attempts: int = 6, targets: tuple[str, ...] = (),
+            restore_request: str | None = None, objects: tuple[tuple[str, str], ...] = (),
+            node_ready: bool = True, install_failures: int = 0, signal_waited_for: bool = True,
+            metadata: dict | None = None) -> BootRun:
+        """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
+        target group's target states; objects: (key, LastModified) in the snapshot bucket;
+        metadata: the launch template's MetadataOptions (default: IMDSv2 required)."""
         base = self.base
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
@@ -309,15 +472,20 @@ class Sandbox:
             "secrets": {PARAMETERS["TokenSecretArn"]: SERVER_TOKEN, PARAMETERS["AgentTokenSecretArn"]: AGENT_TOKEN,
                         PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager",
                         **ADDON_SECRETS},
-            "parameters": {PARAMETERS["ClusterStateParameterName"]: marker},
+            "parameters": {name: value for name, value in (
+                (PARAMETERS["ClusterStateParameterName"], marker),
+                (PARAMETERS["RestoreRequestParameterName"], restore_request)) if value is not None},
             "writes": [], "unreachable": list(unreachable),
             "installer_url": boot_env["INSTALLER_URL"].strip("'"),
             "api_url": JOIN_URL, "api_probes": 0, "api_up_after": api_up_after,
+            "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
+            "targets": list(targets), "objects": [list(o) for o in objects],
+            "started": False, "node_ready": node_ready,
         }
         state_path = base / "aws-state.json"  # the AWS side, not the node
         state_path.write_text(json.dumps(state))
         for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("k3s", _K3S_STUB),
-                           ("dnf", _RECORDER_STUB), ("systemctl", _RECORDER_STUB)):
+                           ("dnf", _RECORDER_STUB), ("systemctl", _SYSTEMCTL_STUB)):
             (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
             (bin_dir / name).chmod(0o755)
         installer = base / "installer-stub.sh"
@@ -325,6 +493,7 @@ class Sandbox:
 
         imds = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
         imds.requests = []
+        imds.options = metadata or {"HttpEndpoint": "enabled", "HttpTokens": "required"}
         threading.Thread(target=imds.serve_forever, daemon=True).start()
         try:
             (command,) = document["runcmd"]
@@ -332,8 +501,10 @@ class Sandbox:
                 "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(base), "TMPDIR": str(tmp), "LANG": "C",
                 "K3S_INFRA_ROOT": str(root), "K3S_INFRA_IMDS_URL": f"http://127.0.0.1:{imds.server_port}",
                 "K3S_INFRA_RETRY_BASE": "0", "K3S_INFRA_RETRY_MAX": "0",
-                "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts),
+                "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
+                "K3S_INFRA_READY_ATTEMPTS": "4", "K3S_INFRA_START_TIMEOUT": "20",
                 "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_INSTALLER": str(installer),
+                "STUB_INSTALL_FAILURES": str(install_failures), "STUB_KUBECONFIG": K3S_KUBECONFIG,
                 "REAL_CURL": REAL_CURL,
             }
             done = subprocess.run(["/bin/bash", str(root / command[0].lstrip("/"))], env=environment,
@@ -342,7 +513,7 @@ class Sandbox:
             imds.shutdown()
             imds.server_close()
         return BootRun(done.returncode, done.stdout, done.stderr, root, logs, tmp,
-                       json.loads(state_path.read_text()), imds.requests, written)
+                       json.loads(state_path.read_text()), imds.requests, written, imds.options)
 
 
 def token_leaks(run: BootRun, allowed: dict[str, str]) -> list[str]:

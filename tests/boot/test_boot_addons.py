@@ -69,7 +69,7 @@ def test_first_server_writes_every_addon_chart_and_its_boot_values(sandbox, addo
                                        PARAMETERS["GrafanaAdminPasswordSecretArn"]}
     # Longhorn's node packages through dnf, iscsid started, all before K3s is installed.
     assert run.dnf_calls == [["install", "-y", "iscsi-initiator-utils", "nfs-utils"]]
-    assert run.systemctl_calls == [["enable", "--now", "iscsid"]]
+    assert run.systemctl_calls == [["enable", "--now", "iscsid"], ["start", "k3s"]]
     assert run.installs and run.installs[0]["exec"] == "server"
 
 
@@ -103,5 +103,10 @@ def test_agents_install_longhorn_packages_but_write_no_manifests(sandbox, addon_
 def test_without_addons_nothing_is_installed_or_written(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"))
     assert run.returncode == 0, run.stderr
-    assert run.dnf_calls == [] and run.systemctl_calls == []
-    assert set(manifests(run)) == {Path(bootstrap.CCM_MANIFEST).name}
+    assert run.dnf_calls == [] and run.systemctl_calls == [["start", "k3s"]]
+    # dev's pool can grow: the cluster autoscaler (on by default, no node packages) is the
+    # one add-on written; no opt-in add-on is.
+    written = manifests(run)
+    assert set(written) == {Path(bootstrap.CCM_MANIFEST).name, Path(bootstrap.ADDONS_MANIFEST).name}
+    charts = [d for d in yaml.safe_load_all(written[Path(bootstrap.ADDONS_MANIFEST).name].read_text()) if d]
+    assert [c["metadata"]["name"] for c in charts] == ["cluster-autoscaler"]

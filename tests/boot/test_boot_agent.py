@@ -30,6 +30,7 @@ def test_agent_joins_with_its_pool_labels_and_taints(sandbox, user_data, rendere
     assert run.secrets_read() == [PARAMETERS["AgentTokenSecretArn"]]
     assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == AGENT_TOKEN
     assert token_leaks(run, {k3s_config.TOKEN_FILE: AGENT_TOKEN}) == []
-    assert run.installs == [{"version": env.k3s.version, "exec": "agent", "args": ""}]
+    assert run.installs == [{"version": env.k3s.version, "exec": "agent", "skip_start": "true", "args": ""}]
+    assert run.systemctl_calls == [["start", "k3s-agent"]]
     assert run.state["writes"] == [] and run.k3s_calls == []
     assert not run.path("/var/lib/rancher/k3s/server/manifests").exists()

@@ -42,7 +42,7 @@ def test_snapshot_bucket_check_is_allowed_but_listing_stays_in_the_folder(r):
 def test_cloud_controller_permissions(r):
     s = _statements(r, "Server")
     ccm = set().union(*(_actions(s[sid]) for sid in (
-        "CloudControllerCreates", "CloudControllerTagsItsSecurityGroups", "CloudControllerChangesClusterResources",
+        "CloudControllerCreates", "CloudControllerTagsOnCreateEc2", "CloudControllerChangesClusterResources",
         "Discovery")))
     for action in ("ec2:DescribeInstances", "ec2:CreateTags", "elasticloadbalancing:CreateLoadBalancer",
                    "elasticloadbalancing:DetachLoadBalancerFromSubnets", "elasticloadbalancing:RegisterTargets"):

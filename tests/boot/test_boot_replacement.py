@@ -18,7 +18,7 @@ def _assert_joined_not_initialised(run):
     # It installs as an ordinary server, and neither re-publishes the kubeconfig nor touches the marker.
     assert [i["exec"] for i in run.installs] == ["server"]
     assert run.state["writes"] == []
-    assert run.k3s_calls == []
+    assert not any("--cluster-reset" in call for call in run.k3s_calls)
     assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SERVER_TOKEN
     assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN,
                              k3s_config.AGENT_TOKEN_FILE: run.path(k3s_config.AGENT_TOKEN_FILE).read_text().strip()}) \
@@ -33,7 +33,8 @@ def test_replacement_with_marker_joins_through_the_load_balancer(sandbox, user_d
 
 def test_replacement_waits_for_the_api_before_installing(sandbox, user_data):
     # The other servers are still electing a leader: the API answers on the fourth probe.
-    run = sandbox.run(user_data("prod", "ServerInit"), marker="initialised", api_up_after=3)
+    run = sandbox.run(user_data("prod", "ServerInit"), marker="initialised", api_up_after=3,
+                      targets=("unhealthy", "unhealthy"))
     _assert_joined_not_initialised(run)
     assert run.state["api_probes"] == 4
     probes = [i for i, url in enumerate(run.urls) if url == f"{JOIN_URL}/ping"]
@@ -42,7 +43,7 @@ def test_replacement_waits_for_the_api_before_installing(sandbox, user_data):
 
 def test_marker_lost_but_api_answering_still_joins(sandbox, user_data):
     # The first init never got to write the marker, yet a cluster answers behind the NLB.
-    run = sandbox.run(user_data("prod", "ServerInit"), marker="new", api_up_after=0)
+    run = sandbox.run(user_data("prod", "ServerInit"), marker=None, api_up_after=0)
     _assert_joined_not_initialised(run)
 
 

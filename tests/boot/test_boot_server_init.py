@@ -7,8 +7,8 @@ from boot_sandbox import (
     AGENT_TOKEN,
     IMDS_TOKEN,
     INSTANCE_ID,
-    JOIN_URL,
     PARAMETERS,
+    PUBLIC_URL,
     REGION,
     SERVER_TOKEN,
     ZONE,
@@ -20,7 +20,7 @@ from k3s_infra.bootstrap import k3s_config
 
 def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     env = rendered["prod"].env
-    run = sandbox.run(user_data("prod", "ServerInit"), marker="new", api_up_after=None)
+    run = sandbox.run(user_data("prod", "ServerInit"), marker=None, api_up_after=None, targets=("unhealthy",))
     assert run.returncode == 0, run.stderr
 
     config = run.config()
@@ -32,7 +32,9 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert config["kubelet-arg"] == ["cloud-provider=external", f"provider-id=aws:///{ZONE}/{INSTANCE_ID}"]
     assert config["node-label"] == [f"topology.kubernetes.io/region={REGION}", f"topology.kubernetes.io/zone={ZONE}"]
     # Server settings from config.
-    assert config["tls-san"] == [PARAMETERS["ApiDnsName"], *env.k3s.tls_san]
+    # prod's API is internet-facing: the certificate names both doors (internal first).
+    assert env.api.scheme == "internet-facing"
+    assert config["tls-san"] == [PARAMETERS["ApiDnsName"], PARAMETERS["PublicApiDnsName"], *env.k3s.tls_san]
     assert config["secrets-encryption"] is True and config["disable-cloud-controller"] is True
     assert config["write-kubeconfig-mode"] == "0600"
     assert config["node-taint"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
@@ -41,6 +43,8 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert (config["etcd-s3-region"], config["etcd-s3-folder"]) == (env.region, f"etcd/{env.name}")
     assert config["etcd-snapshot-schedule-cron"] == env.k3s.etcd_snapshots.schedule
     assert config["etcd-snapshot-retention"] == env.k3s.etcd_snapshots.retention
+    # S3 keeps as many as the config says, not K3s's own S3 default of 5 (docs.k3s.io/cli/etcd-snapshot).
+    assert config["etcd-s3-retention"] == env.k3s.etcd_snapshots.retention
     assert config["token-file"] == k3s_config.TOKEN_FILE
     assert config["agent-token-file"] == k3s_config.AGENT_TOKEN_FILE
 
@@ -53,16 +57,26 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []
 
     # The pinned K3s, as a server, installed exactly once.
-    assert run.installs == [{"version": env.k3s.version, "exec": "server", "args": ""}]
+    assert run.installs == [{"version": env.k3s.version, "exec": "server", "skip_start": "true", "args": ""}]
     assert env.k3s.installer_url in run.urls
 
-    # Waited for the local API, then kubeconfig (server URL = the NLB), then the marker.
+    # Waited for the local API, then kubeconfig (server URL = the public NLB), then the marker.
     assert ["kubectl", "--kubeconfig", f"{run.root}/etc/rancher/k3s/k3s.yaml", "get", "--raw=/readyz"] \
         in run.k3s_calls
     assert run.state["writes"] == [["secret", PARAMETERS["KubeconfigSecretArn"]],
                                    ["parameter", PARAMETERS["ClusterStateParameterName"]]]
     kubeconfig = yaml.safe_load(run.state["secrets"][PARAMETERS["KubeconfigSecretArn"]])
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == JOIN_URL
+    # People use the published kubeconfig: it points at the public door (the node joined the internal one).
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == PUBLIC_URL
+    # Cluster, user and context are named after the cluster, not K3s's 'default'.
+    name = env.stack_name
+    assert [c["name"] for c in kubeconfig["clusters"]] == [name]
+    assert [u["name"] for u in kubeconfig["users"]] == [name]
+    assert kubeconfig["contexts"] == [{"name": name, "context": {"cluster": name, "user": name}}]
+    assert kubeconfig["current-context"] == name
+    # The marker is created, never overwritten (create-if-absent).
+    (put,) = [c for c in run.aws_calls if "put-parameter" in c]
+    assert "--overwrite" not in put
     assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
     assert not list(run.tmp.iterdir())  # the exported copy and the installer are cleaned up
 
@@ -70,6 +84,7 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
 def test_metadata_comes_from_imdsv2_with_a_session_token(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"))
     assert run.returncode == 0, run.stderr
+    assert run.imds_options == {"HttpEndpoint": "enabled", "HttpTokens": "required"}
     first, *rest = run.imds_requests
     assert first[:2] == ("PUT", "/latest/api/token")
     assert {path for _, path, _ in rest} == {"/latest/meta-data/instance-id",
@@ -85,5 +100,7 @@ def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluste
     run = sandbox.run(user_data("dev", "ServerInit"), unreachable=("ssm",), api_up_after=None)
     assert run.returncode != 0
     assert run.installs == []
-    assert "error: cannot read the cluster-state marker" in run.stderr
+    # SSM is read first for a restore request: an error there is a give-up too, never "absent".
+    assert "error: cannot read the restore request" in run.stderr
     assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10
+    assert run.signals[-1][3] == "FAILURE"

@@ -22,7 +22,7 @@ def test_joining_server_retries_until_the_api_answers_then_joins(sandbox, user_d
     assert PARAMETERS["ApiDnsName"] in config["tls-san"]
     assert config["etcd-s3"] is True
     assert run.state["api_probes"] == 3
-    assert run.installs == [{"version": env.k3s.version, "exec": "server", "args": ""}]
+    assert run.installs == [{"version": env.k3s.version, "exec": "server", "skip_start": "true", "args": ""}]
     # No marker, no kubeconfig: only the first server owns those.
     assert not any(c[4] == "ssm" for c in run.aws_calls)
     assert run.state["writes"] == []

@@ -296,6 +296,12 @@ def shim_deleted_stack_resources() -> None:
     original = cfn_models.Stack.delete
 
     def delete(self):
+        # moto 5.2.5 keeps only DeletionPolicy "Retain" on DeleteStack. Real CloudFormation also
+        # keeps "RetainExceptOnCreate" then (a failed create's rollback, _roll_back above,
+        # deletes it: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html).
+        for resource in self.resource_map._resource_json_map.values():
+            if resource.get("DeletionPolicy") == "RetainExceptOnCreate":
+                resource["DeletionPolicy"] = "Retain"
         original(self)
         self.resource_map._resource_json_map = {}
 
@@ -342,6 +348,83 @@ def shim_unsupported_resources_in_listing() -> None:
     cfn_models.CloudFormationBackend.describe_stack_resources = describe_stack_resources
 
 
+def shim_unchanged_change_set() -> None:
+    """moto 5.2.5: CreateChangeSet with Parameters identical to the stack's (and the same
+    template) raises "No updates are to be performed" as UpdateStack does. Real CloudFormation
+    creates the change set, which ends FAILED with "The submitted information didn't contain
+    changes" (moto's own backend already models that; only the early check is skipped)."""
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    original = CloudFormationResponse._validate_different_update
+
+    def validate_different_update(self, incoming_params, stack_body, old_stack):
+        if self._get_action() == "CreateChangeSet":
+            return None
+        return original(self, incoming_params, stack_body, old_stack)
+
+    CloudFormationResponse._validate_different_update = validate_different_update
+
+
+def shim_bucket_versioning() -> None:
+    """moto 5.2.5: an ``AWS::S3::Bucket`` made through CloudFormation ignores
+    ``VersioningConfiguration``. Real CloudFormation creates the bucket versioned."""
+    from moto.s3 import models as s3_models
+
+    original = s3_models.FakeBucket.create_from_cloudformation_json.__func__
+
+    @classmethod
+    def create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        status = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        if status:
+            bucket.versioning_status = status
+        return bucket
+
+    s3_models.FakeBucket.create_from_cloudformation_json = create
+
+
+def shim_ssm_parameter_values() -> None:
+    """moto 5.2.5: DescribeStacks reports an ``AWS::SSM::Parameter::Value<...>`` parameter's
+    resolved value (an AMI ID) as ParameterValue. Real CloudFormation reports the SSM
+    parameter name as ParameterValue and the value in ResolvedValue ("returned only for
+    SSM parameter types": https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html)."""
+    resolved = cfn_models.Stack.parameter_list.fget
+
+    def parameter_list(self) -> list[dict[str, Any]]:
+        slots = (self.template_dict or {}).get("Parameters", {})
+        result = []
+        for item in resolved(self):
+            slot = slots.get(item["ParameterKey"], {})
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::Value"):
+                name = (self.parameters or {}).get(item["ParameterKey"], slot.get("Default"))
+                item = {**item, "ParameterValue": name, "ResolvedValue": item["ParameterValue"]}
+            result.append(item)
+        return result
+
+    cfn_models.Stack.parameter_list = property(parameter_list)
+
+
+def shim_network_deletion() -> None:
+    """moto 5.2.5: a stack delete leaves ``AWS::EC2::RouteTable``, ``AWS::EC2::NatGateway`` and
+    ``AWS::EC2::VPCEndpoint`` behind (no ``delete_from_cloudformation_json``), and the leftover
+    route tables then block the VPC's delete (DependencyViolation). Real CloudFormation deletes
+    them with the stack (the Network stack of ``network.create``)."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.nat_gateways import NatGateway
+    from moto.ec2.models.route_tables import RouteTable
+    from moto.ec2.models.vpcs import VPCEndPoint
+
+    deletes = {RouteTable: lambda ec2, rid: ec2.delete_route_table(rid),
+               NatGateway: lambda ec2, rid: ec2.delete_nat_gateway(rid),
+               VPCEndPoint: lambda ec2, rid: ec2.delete_vpc_endpoints([rid])}
+    for model, delete in deletes.items():
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name,
+                                            _delete=delete):
+            _delete(ec2_backends[account_id][region_name], resource_name)
+
+        model.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -359,4 +442,8 @@ def apply() -> None:
     shim_deleted_stack_resources()
     shim_termination_protection()
     shim_unsupported_resources_in_listing()
+    shim_unchanged_change_set()
+    shim_bucket_versioning()
+    shim_ssm_parameter_values()
+    shim_network_deletion()
     _applied = True

@@ -1,0 +1,81 @@
+"""The first server restores etcd from S3: a lone replaced server heals from the newest
+snapshot, and a restore request (`k3s-infra restore`) is honoured then deleted.
+K3s: https://docs.k3s.io/datastore/backup-restore (--cluster-reset --cluster-reset-restore-path
+with the etcd-s3 settings, same token; then start normally)."""
+
+from __future__ import annotations
+
+from boot_sandbox import PARAMETERS, REGION
+
+FOLDER = "etcd/dev"
+OBJECTS = (
+    (f"{FOLDER}/etcd-snapshot-i-0aaa-1735689600", "2025-01-01T00:00:00+00:00"),
+    (f"{FOLDER}/etcd-snapshot-i-0aaa-1735711200", "2025-01-01T06:00:00+00:00"),
+    (f"{FOLDER}/.metadata/etcd-snapshot-i-0aaa-1735711200", "2025-01-01T06:00:01+00:00"),
+    (f"{FOLDER}/etcd-snapshot-i-0aaa-1735700000", "2025-01-01T03:00:00+00:00"),
+    ("etcd/prod/etcd-snapshot-i-0bbb-1799999999", "2025-02-01T00:00:00+00:00"),
+)
+
+
+def _reset(run) -> list[str]:
+    (call,) = [c for c in run.k3s_calls if "--cluster-reset" in c]
+    return call
+
+
+def _assert_restored(run, snapshot: str):
+    assert run.returncode == 0, run.stderr
+    call = _reset(run)
+    assert call[:3] == ["server", "--cluster-reset", f"--cluster-reset-restore-path={snapshot}"]
+    assert {"--etcd-s3", f"--etcd-s3-bucket={PARAMETERS['SnapshotBucketName']}", f"--etcd-s3-folder={FOLDER}",
+            f"--etcd-s3-region={REGION}"} <= set(call)
+    # Restored before K3s first starts, as the first (init) server: never the rejoin drop-in.
+    assert run.config()["cluster-init"] is True
+    assert run.systemctl_calls == [["start", "k3s"]]
+    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
+    assert [s[3] for s in run.signals] == ["SUCCESS"]
+
+
+def test_a_lone_replaced_server_heals_from_the_newest_snapshot(sandbox, user_data):
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      targets=(), objects=OBJECTS)
+    _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")  # newest, metadata and other envs ignored
+
+
+def test_other_servers_registered_means_join_never_restore(sandbox, user_data):
+    run = sandbox.run(user_data("prod", "ServerInit"), marker="initialised", api_up_after=None,
+                      targets=("unhealthy", "unhealthy"), objects=OBJECTS, join_attempts=3)
+    assert run.returncode == 1
+    assert not [c for c in run.k3s_calls if "--cluster-reset" in c]
+    assert "never answered" in run.stderr
+
+
+def test_no_snapshot_yet_says_so_and_signals_failure(sandbox, user_data):
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      objects=OBJECTS[-1:])
+    assert run.returncode == 1
+    assert "no etcd snapshot exists" in run.stderr
+    assert run.installs == [] and run.k3s_calls == []
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_a_restore_request_is_honoured_then_deleted(sandbox, user_data):
+    requested = "on-demand-i-0aaa-1735000000"
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=0,
+                      restore_request=requested, objects=OBJECTS)
+    _assert_restored(run, requested)
+    assert PARAMETERS["RestoreRequestParameterName"] not in run.state["parameters"]
+    assert run.state["writes"][-1] == ["deleted", PARAMETERS["RestoreRequestParameterName"]]
+
+
+def test_marker_absent_but_a_healthy_target_joins_never_initialises(sandbox, user_data):
+    run = sandbox.run(user_data("prod", "ServerInit"), marker=None, api_up_after=3, targets=("healthy",))
+    assert run.returncode == 0, run.stderr
+    assert run.config()["cluster-init"] is False
+    assert run.state["writes"] == []
+
+
+def test_a_new_cluster_only_after_repeated_probes(sandbox, user_data):
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None)
+    assert run.returncode == 0, run.stderr
+    assert run.state["api_probes"] == 3  # K3S_INFRA_PROBE_ATTEMPTS in the sandbox
+    assert run.config()["cluster-init"] is True
