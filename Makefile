@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# render needs only the base install (troposphere, awacs, pydantic, PyYAML, boto3);
+# test adds the [test] extra (cfn-lint, pytest, moto, ...) on top.
+BASE_STAMP := $(VENV)/.installed-base
 # checkov pins an old boto3: it gets its own tool environment, never the deployer's.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -11,15 +14,23 @@ CHECKOV_VERSION ?= 3.2.533
 
 PORT ?= 5000
 
-.PHONY: venv checkov emulator render lint test plan deploy status destroy schema bench clean
+.PHONY: venv wheel checkov emulator render lint test plan deploy status destroy schema bench mutate clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(BASE_STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(BASE_STAMP)
+
+$(STAMP): $(BASE_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# the wheel pip/pipx users install (environments, defaults and schema inside)
+wheel: $(STAMP)
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 $(CHECKOV_STAMP):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -29,7 +40,7 @@ $(CHECKOV_STAMP):
 
 checkov: $(CHECKOV_STAMP)
 
-render: $(STAMP)
+render: $(BASE_STAMP)
 	$(BIN)/python build.py --env $(ENV)
 
 lint: $(STAMP) $(CHECKOV_STAMP)
@@ -38,16 +49,16 @@ lint: $(STAMP) $(CHECKOV_STAMP)
 test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest
 
-plan: $(STAMP)
+plan: $(BASE_STAMP)
 	$(BIN)/k3s-infra plan --env $(ENV)
 
-deploy: $(STAMP)
+deploy: $(BASE_STAMP)
 	$(BIN)/k3s-infra deploy --env $(ENV)
 
-status: $(STAMP)
+status: $(BASE_STAMP)
 	$(BIN)/k3s-infra status --env $(ENV)
 
-destroy: $(STAMP)
+destroy: $(BASE_STAMP)
 	$(BIN)/k3s-infra destroy --env $(ENV)
 
 schema: $(STAMP)
@@ -60,5 +71,13 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
+# make mutate MUTANTS='k3s_infra.ports*'  limits the run to one module's mutants.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutate]'
+	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf build $(VENV) $(CHECKOV_VENV) *.egg-info
+	rm -rf build dist mutants $(VENV) $(CHECKOV_VENV) *.egg-info

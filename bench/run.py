@@ -86,7 +86,9 @@ def pool_configs(folder: Path) -> dict[int, Path]:
     pool = base["agent_pools"][0]
     paths = {}
     for count in (1, 10, 30):
-        document = {**base, "agent_pools": [{**pool, "name": f"pool-{i:02d}"} for i in range(count)]}
+        document = {**base, "agent_pools": [{**pool, "name": f"pool-{i:02d}"} for i in range(count)],
+                    # a /24 of pods per node: 30 pools of up to 9 nodes outgrow the default /16
+                    "k3s": {**base.get("k3s", {}), "cluster_cidr": "10.40.0.0/15"}}
         paths[count] = folder / f"pools-{count}.yaml"
         paths[count].write_text(yaml.safe_dump(document, sort_keys=False))
     return paths

@@ -10,6 +10,9 @@ stay cheap.
 
 from importlib import import_module
 
+# The one place the version is written: setup.cfg reads it (version = attr: ...).
+__version__ = "0.1.0"
+
 _EXPORTS = {
     "ConfigError": "k3s_infra.config",
     "Environment": "k3s_infra.config",
@@ -17,7 +20,7 @@ _EXPORTS = {
     "build_templates": "k3s_infra.render",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 def __getattr__(name: str):

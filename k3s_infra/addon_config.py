@@ -6,8 +6,16 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from k3s_infra import addons_catalog
-from k3s_infra.config_types import ChartVersion, Strict, Url
+from k3s_infra import addons_catalog, config_rules, secret_scan
+from k3s_infra.config_types import ChartVersion, Strict, Url, _shape
+
+# A top-level chart value key: it also names the Kubernetes Secret that carries it (kebab-case).
+ValueKey = _shape(r"^[A-Za-z][A-Za-z0-9]{0,62}$", "a top-level chart value key like adminPassword")
+# A complete secret ARN, with the 6 characters Secrets Manager appends to the name, so the
+# servers' GetSecretValue can be granted on exactly this secret
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
+SecretArn = _shape(r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+                   r"-[A-Za-z0-9]{6}$", "a full Secrets Manager secret ARN, ending in -<6 characters>")
 
 
 class AddOn(Strict):
@@ -18,6 +26,11 @@ class AddOn(Strict):
     repo: Url | None = Field(None, description="Chart repository, e.g. a mirror (default: the catalog's).")
     values: dict[str, Any] = Field(default_factory=dict,
                                    description="Chart values, merged over the catalog's defaults; never secrets.")
+    secret_values: dict[ValueKey, SecretArn] = Field(
+        default_factory=dict, max_length=20,
+        description="Top-level chart value -> ARN of a Secrets Manager secret in the cluster's region whose "
+                    "value the servers read at boot (never in user data). A customer-managed KMS key must "
+                    "let the server role decrypt.")
 
 
 class NodeTerminationHandler(AddOn):
@@ -58,6 +71,18 @@ class Addons(Strict):
                 if key in addon.values:
                     raise ValueError(f"{name}.values.{key}: is a secret; it is generated in Secrets Manager "
                                      "and read at boot, never written in YAML")
+            for key in addon.secret_values:
+                if key in addon.values:
+                    raise ValueError(f"{name}.secret_values.{key}: is also set in {name}.values")
+            hostname = addon.values.get("hostname")
+            if isinstance(hostname, str):  # e.g. Rancher's: its ingress host and certificate name
+                try:
+                    config_rules.dns_name(hostname)
+                except ValueError as exc:
+                    raise ValueError(f"{name}.values.hostname: {exc}") from None
+            for path, reason in secret_scan.findings(addon.values):
+                raise ValueError(f"{name}.values.{path}: {reason}; values reach the user data, so keep it in "
+                                 f"Secrets Manager and name it in {name}.secret_values")
             if addon.enabled:
                 for key in entry.required_values:
                     if key not in addon.values:

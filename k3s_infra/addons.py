@@ -34,8 +34,9 @@ class BootValue:
     addon: str
     value_key: str  # top-level chart value, e.g. bootstrapPassword
     description: str
-    parameter: str  # node-stack parameter: the secret's ARN, or the value itself
+    parameter: str  # node-stack parameter: the secret's ARN, or the value itself ('' with arn)
     secret: bool
+    arn: str | None = None  # a user's own secret (addons.<name>.secret_values), known at render
 
     @property
     def kubernetes_secret(self) -> str:
@@ -87,8 +88,16 @@ def enabled(env: Environment) -> list[str]:
 
 
 def secret_specs(env: Environment) -> list[SecretSpec]:
+    """Secrets to generate: the catalog's, except those the user supplies (see user_secrets)."""
     return [SecretSpec(name, key, description) for name in enabled(env)
-            for key, description in CATALOG[name].secret_values.items()]
+            for key, description in CATALOG[name].secret_values.items()
+            if key not in getattr(env.addons, name).secret_values]
+
+
+def user_secrets(env: Environment) -> list[BootValue]:
+    """The enabled add-ons' values read at boot from the user's own secrets, by ARN."""
+    return [BootValue(name, key, f"{name} {key}", "", True, arn) for name in enabled(env)
+            for key, arn in sorted(getattr(env.addons, name).secret_values.items())]
 
 
 def all_secret_specs() -> list[SecretSpec]:
@@ -100,6 +109,7 @@ def all_secret_specs() -> list[SecretSpec]:
 def boot_values(env: Environment) -> list[BootValue]:
     """Every value the servers supply at boot, secrets first."""
     found = [BootValue(s.addon, s.value_key, s.description, s.output, True) for s in secret_specs(env)]
+    found += user_secrets(env)
     for name in enabled(env):
         found += [BootValue(name, key, f"{name} {key}", parameter, False)
                   for key, parameter in CATALOG[name].runtime_values.items()]

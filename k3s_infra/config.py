@@ -13,16 +13,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from k3s_infra import defaults
+from k3s_infra import architectures, config_rules, defaults, yaml_load
 from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
+from k3s_infra.config_text import printable
+from k3s_infra.config_text import shown as shown_value
 from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     _HINTS,
     AccountId,
+    AmiId,
     BucketName,
     CronSchedule,
     DnsName,
@@ -35,6 +38,7 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     Region,
     SemVer,
     SsmPath,
+    SubjectName,
     StackName,
     Strict,
     TagKey,
@@ -46,7 +50,16 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
 )
 from k3s_infra.network_config import Api, Network, Subnet  # noqa: F401  (re-exported)
 
-ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "environments"
+
+def _shipped_environments() -> Path:
+    """The example environments, defaults.yaml and schema.json: inside the package when
+    installed from a wheel (setup.cfg maps environments/ to k3s_infra/environments), the
+    repository's environments/ in a clone or an editable install."""
+    packaged = Path(__file__).resolve().parent / "environments"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "environments"
+
+
+ENVIRONMENTS_DIR = _shipped_environments()
 
 
 class ConfigError(Exception):
@@ -55,7 +68,10 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
-        lines = [f"{path}: {message}" if path else message for path, message in problems]
+        # One line per problem, bounded, control characters escaped (see config_text).
+        source = printable(source, keep_newlines=False)
+        lines = [printable(f"{path}: {message}" if path else message, limit=500, keep_newlines=False)
+                 for path, message in problems]
         if len(lines) == 1:
             super().__init__(f"{source}: {lines[0]}")
         else:
@@ -103,7 +119,7 @@ class K3s(Strict):
         default_factory=lambda: list(defaults.DISABLED_COMPONENTS))
     secrets_encryption: bool = True
     server_taint: bool = Field(True, description="Taint servers node-role.kubernetes.io/control-plane:NoSchedule.")
-    tls_san: list[DnsName] = Field(default_factory=list, description="Extra API server certificate names.")
+    tls_san: list[SubjectName] = Field(default_factory=list, max_length=100, description="Extra API server certificate names.")
     etcd_snapshots: EtcdSnapshots = Field(default_factory=EtcdSnapshots)
     cloud_controller: CloudController = Field(default_factory=CloudController)
 
@@ -129,11 +145,36 @@ class K3s(Strict):
 
     @model_validator(mode="after")
     def _dns_in_service_cidr(self) -> K3s:
-        if ipaddress.ip_address(self.cluster_dns) not in ipaddress.ip_network(self.service_cidr):
+        # K3s docs (https://docs.k3s.io/cli/server#networking): cluster-dns must lie in service-cidr;
+        # kube-apiserver gives the first host of service-cidr to the `kubernetes` Service.
+        services, pods = ipaddress.ip_network(self.service_cidr), ipaddress.ip_network(self.cluster_cidr)
+        dns = ipaddress.ip_address(self.cluster_dns)
+        if len({services.version, pods.version, dns.version}) != 1:
+            raise ValueError("cluster_cidr: cluster_cidr, service_cidr and cluster_dns must be one address family "
+                             "(dual-stack is not supported here)")
+        for field, network in (("cluster_cidr", pods), ("service_cidr", services)):
+            if not network.is_private:
+                raise ValueError(f"{field}: {network} is not a private range (RFC 1918 / RFC 4193)")
+        # kube-apiserver refuses an IPv4 service range larger than /12
+        # (kubernetes pkg/controlplane/services.go: "the mask must be >= 12").
+        if services.version == 4 and services.prefixlen < 12:
+            raise ValueError(f"service_cidr: {services} is larger than /12, which kube-apiserver refuses")
+        if dns not in services:
             raise ValueError(f"cluster_dns: {self.cluster_dns} is outside service_cidr {self.service_cidr}")
-        if ipaddress.ip_network(self.cluster_cidr).overlaps(ipaddress.ip_network(self.service_cidr)):
+        if dns in (services.network_address, services.broadcast_address):
+            raise ValueError(f"cluster_dns: {dns} is the network or broadcast address of {services}")
+        if dns == services.network_address + 1:
+            raise ValueError(f"cluster_dns: {dns} is the API service's address (the first host of service_cidr)")
+        if pods.overlaps(services):
             raise ValueError("cluster_cidr: overlaps service_cidr")
         return self
+
+    def max_nodes(self) -> int:
+        """Nodes cluster_cidr can hold: each takes a /24 (IPv4) or /64 (IPv6), K3s's default
+        node-cidr-mask-size (kube-controller-manager --node-cidr-mask-size-ipv4/ipv6)."""
+        pods = ipaddress.ip_network(self.cluster_cidr)
+        per_node = 24 if pods.version == 4 else 64
+        return 0 if pods.prefixlen > per_node else 2 ** min(per_node - pods.prefixlen, 30)
 
 
 class Servers(Strict):
@@ -150,7 +191,7 @@ class Servers(Strict):
 
 
 class Spot(Strict):
-    on_demand_base_capacity: int = Field(0, ge=0)
+    on_demand_base_capacity: int = Field(0, ge=0, le=1000)
     on_demand_percentage_above_base: int = Field(0, ge=0, le=100)
     allocation_strategy: Literal["price-capacity-optimized", "capacity-optimized", "lowest-price"] = \
         "price-capacity-optimized"
@@ -174,11 +215,17 @@ class AgentPool(Strict):
                              f"{self.min_size} <= {self.desired} <= {self.max_size}")
         if len(set(self.instance_types)) != len(self.instance_types):
             raise ValueError("instance_types: the same type is listed twice")
+        identities = [config_rules.taint_identity(t) for t in self.taints]
+        repeated = sorted({f"{k}:{e}" for k, e in identities if identities.count((k, e)) > 1})
+        if repeated:
+            raise ValueError(f"taints: one taint per key and effect, {', '.join(repeated)} is listed more than once")
         return self
 
 
 class Nodes(Strict):
     ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
+    ami_id: AmiId | None = Field(None, description="Explicit AMI ID for every node; when set, deploy uses it "
+                                                   "instead of resolving ami_parameter.")
 
 
 class Deploy(Strict):
@@ -190,6 +237,8 @@ class Deploy(Strict):
     @classmethod
     def _not_reserved(cls, tags: dict[str, str]) -> dict[str, str]:
         for key in tags:
+            if key == "Name":
+                raise ValueError("tag key 'Name' is set per resource by k3s-infra (naming.name_tag)")
             if key.lower().startswith(("aws:", "k3s-infra:", "kubernetes.io/")):
                 raise ValueError(f"tag key {key!r} uses a reserved prefix (aws:, k3s-infra:, kubernetes.io/)")
         return tags
@@ -216,14 +265,46 @@ class Environment(Strict):
         names = [p.name for p in self.agent_pools]
         if len(set(names)) != len(names):
             raise ValueError("agent_pools: pool names must be unique")
-        for subnet in self.network.subnets:
-            if subnet.az and not subnet.az.startswith(self.region):
-                raise ValueError(f"network.subnets: {subnet.id} is in {subnet.az}, outside region {self.region}")
+        # Pools are stacks named from their names: 'a-b' and 'ab' would be one stack, one pool lost.
+        from k3s_infra import naming  # naming builds on this module's types
+
+        stacks: dict[str, str] = {}
+        for name in names:
+            other = stacks.setdefault(naming.agent_pool_stack(name), name)
+            if other != name:
+                raise ValueError(f"agent_pools: {other!r} and {name!r} both become stack "
+                                 f"{naming.agent_pool_stack(name)}; rename one")
+        nodes = self.servers.count + sum(p.max_size for p in self.agent_pools)
+        if nodes > self.k3s.max_nodes():
+            raise ValueError(f"k3s.cluster_cidr: {self.k3s.cluster_cidr} holds {self.k3s.max_nodes()} nodes "
+                             f"(a /24 each), the cluster can grow to {nodes}")
+        self._architecture()
+        for name in Addons.model_fields:
+            for key, arn in getattr(self.addons, name).secret_values.items():
+                if arn.split(":")[3] != self.region:
+                    raise ValueError(f"addons.{name}.secret_values.{key}: the secret is in {arn.split(':')[3]}; "
+                                     f"the servers read secrets in the cluster's region {self.region}")
+        for field in ("subnets", "public_subnets"):
+            for subnet in getattr(self.network, field):
+                if subnet.az and not subnet.az.startswith(self.region):
+                    raise ValueError(f"network.{field}: {subnet.id} is in {subnet.az}, outside region {self.region}")
+        _check_public_subnets(self.network, self.api)
         vpc = ipaddress.ip_network(self.network.vpc_cidr)
         for field in ("cluster_cidr", "service_cidr"):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):
                 raise ValueError(f"k3s.{field}: overlaps network.vpc_cidr {vpc}")
         return self
+
+    def _architecture(self) -> None:
+        """Every instance type must run the nodes' image (see k3s_infra.architectures)."""
+        image = architectures.of_image_parameter(self.nodes.ami_parameter)
+        chosen = [("servers.instance_type", self.servers.instance_type)] + [
+            (f"agent_pools[{p.name}].instance_types", t) for p in self.agent_pools for t in p.instance_types]
+        for field, instance_type in chosen:
+            arch = architectures.of_instance_type(instance_type)
+            if arch != image:
+                raise ValueError(f"{field}: {instance_type} is an {arch} type, but the nodes' image "
+                                 f"(nodes.ami_parameter) is {image}; choose an {image} type")
 
     @property
     def draining(self) -> bool:
@@ -253,6 +334,20 @@ class Environment(Strict):
         return self.deploy.artifact_bucket or f"k3s-infra-{self.account_id}-{self.region}"
 
 
+def _check_public_subnets(network: Network, api: Api) -> None:
+    """An internet-facing API needs public subnets in two AZs (a created network has them)."""
+    public = network.public_subnets
+    if api.scheme == "internal" and public:
+        raise ValueError("network.public_subnets: only used with api.scheme internet-facing; remove it")
+    if api.scheme == "internet-facing" and not network.managed:
+        if len(public) < 2:
+            raise ValueError("network.public_subnets: api.scheme internet-facing needs public subnets "
+                             "({id, az}) in at least two availability zones")
+        zones = {s.az for s in public}
+        if None in zones or len(zones) < 2:
+            raise ValueError("network.public_subnets: give each public subnet its az; at least two distinct AZs")
+
+
 # --- loading ------------------------------------------------------------------
 
 def _merge(parent: Any, child: Any) -> Any:
@@ -265,58 +360,86 @@ def _merge(parent: Any, child: Any) -> Any:
     return child
 
 
-# libyaml's parser where PyYAML has it; same safe constructors either way.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(shown, [("", f"cannot read file: {exc.strerror}")]) from None
-    try:
-        document = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(shown, [("", f"invalid YAML: {where}{problem}")]) from None
+        document = yaml_load.load(yaml_load.read_text(path))
+    except yaml_load.YamlRefusal as exc:
+        raise ConfigError(shown, [("", str(exc))]) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(shown, [("", f"must be a mapping of settings, got {type(document).__name__}")])
+    if document and not (document.keys() & (set(Environment.model_fields) | {"extends"})):
+        # Not an environment file (a wrong path, or extends: pointing elsewhere): say so
+        # without listing its keys, which would print the file's content.
+        raise ConfigError(shown, [("", "is not an environment file: none of its top-level keys is a setting")])
     return document
+
+
+@dataclass
+class Document:
+    """A merged environment document and, per top-level key path, the file that set it."""
+
+    data: dict[str, Any]
+    origins: dict[tuple[str, ...], str]
+
+    def origin(self, location: tuple[Any, ...]) -> str | None:
+        """The file that set the value at ``location`` (the deepest key path it set)."""
+        keys: list[str] = []
+        for part in location:
+            if not isinstance(part, str):
+                break  # a list is set whole by one file
+            keys.append(part)
+        for end in range(len(keys), 0, -1):
+            if tuple(keys[:end]) in self.origins:
+                return self.origins[tuple(keys[:end])]
+        return None
+
+
+def _origins(document: Any, source: str, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    found: dict[tuple[str, ...], str] = {}
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found[prefix + (str(key),)] = source
+            found |= _origins(value, source, prefix + (str(key),))
+    return found
 
 
 def read_document(path: str | Path) -> dict[str, Any]:
     """An environment file with its ``extends`` chain merged, before validation."""
-    return _load_chain(Path(path), str(path))
+    return _load_chain(Path(path), str(path)).data
 
 
-def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> Document:
     document = _read_yaml(path, shown)
     parent_name = document.pop("extends", None)
     if parent_name is None:
-        return document
-    if not isinstance(parent_name, str) or not parent_name:
-        raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
-    parent = _find_parent(path, parent_name)
-    if parent is None:
-        raise ConfigError(shown, [("extends", f"parent file {parent_name} not found beside this file, in "
-                                              f"./environments/ or in {ENVIRONMENTS_DIR}")])
+        return Document(document, _origins(document, shown))
+    parent = _find_parent(path, parent_name, shown)
     if parent in seen or parent == path.resolve():
         raise ConfigError(shown, [("extends", f"circular: {parent_name} extends back to this file")])
-    return _merge(_load_chain(parent, str(parent), seen + (path.resolve(),)), document)
+    base = _load_chain(parent, str(parent), seen + (path.resolve(),))
+    # The child's keys override the parent's (mappings merge, so deeper keys keep their file).
+    return Document(_merge(base.data, document), base.origins | _origins(document, shown))
 
 
-def _find_parent(path: Path, parent_name: str) -> Path | None:
+def _find_parent(path: Path, parent_name: Any, shown: str) -> Path:
     """A parent beside the file first; then the shared files of ./environments and of this
-    project, so a copied environment file (e.g. with other VPC IDs) still finds defaults.yaml."""
-    for folder in (path.parent, Path.cwd() / "environments", ENVIRONMENTS_DIR):
+    project, so a copied environment file (e.g. with other VPC IDs) still finds defaults.yaml.
+    Only a plain ``.yaml`` file name in one of those folders: an absolute path or ``..``
+    would let an environment read (and errors quote) any file on the machine."""
+    if not isinstance(parent_name, str) or not parent_name:
+        raise ConfigError(shown, [("extends", "must be the file name of a parent environment file")])
+    if Path(parent_name).name != parent_name or parent_name in (".", "..") or "\\" in parent_name \
+            or not parent_name.endswith((".yaml", ".yml")):
+        raise ConfigError(shown, [("extends", f"{shown_value(parent_name)}: must be a .yaml file name in the "
+                                              "same folder or an environments folder, without a path")])
+    for folder in (path.resolve().parent, Path.cwd() / "environments", ENVIRONMENTS_DIR):
         candidate = (folder / parent_name).resolve()
-        if candidate.is_file():
+        if candidate.parent == folder.resolve() and candidate.is_file():
             return candidate
-    return None
+    raise ConfigError(shown, [("extends", f"parent file {shown_value(parent_name)} not found beside this file, in "
+                                          f"./environments/ or in {ENVIRONMENTS_DIR}")])
 
 
 def _field_path(location: tuple[Any, ...], document: Any) -> str:
@@ -343,35 +466,43 @@ def _message(error: dict[str, Any]) -> str:
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         pattern = error["ctx"]["pattern"]
-        return f"{error['input']!r} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
+        return f"{shown_value(error['input'])} is not valid: expected {_HINTS.get(pattern, 'pattern ' + pattern)}"
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind in ("literal_error", "enum"):
         value = error.get("input")
-        message += f" (got {type(value).__name__} {value!r})" if not isinstance(value, (dict, list)) \
+        message += f" (got {type(value).__name__} {shown_value(value)})" if not isinstance(value, (dict, list)) \
             else f" (got a {type(value).__name__})"
     return message
 
 
-def validate(document: dict[str, Any], source: str) -> Environment:
+def validate(document: dict[str, Any], source: str, origins: Document | None = None) -> Environment:
+    """Validate a merged document; ``origins`` names the file each problem comes from."""
     try:
         return Environment.model_validate(document)
     except ValidationError as exc:
         problems = []
+        files = set()
         for error in exc.errors(include_url=False):
             # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
             path, message = _field_path(location, document), _message(error)
             # Rules across fields say which field they are about: "subnets: need ...".
-            about = re.match(r"^([a-z_][A-Za-z0-9_.]*): (.+)$", message, re.S)
+            about = re.match(r"^([a-z_][A-Za-z0-9_.\[\]-]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
                 field, message = about.groups()
+                location = location + tuple(field.split("."))
                 path = field if field.startswith(path + ".") or not path else f"{path}.{field}"
-            problems.append((path, message))
-        raise ConfigError(source, problems) from None
+            origin = (origins.origin(location) if origins else None) or source
+            files.add(origin)
+            problems.append((path, message, origin))
+        if len(files) == 1:  # all from one file (a parent's mistake is blamed on the parent)
+            raise ConfigError(files.pop(), [(path, message) for path, message, _ in problems]) from None
+        raise ConfigError(source, [(path, message if origin == source else f"{message} (set in {origin})")
+                                   for path, message, origin in problems]) from None
 
 
 def _is_tag(part: str) -> bool:
-    return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none"}
+    return part.startswith(("function-", "literal[", "constrained-")) or part in {"str", "int", "bool", "list", "dict", "none", "[key]"}
 
 
 def environments_folder() -> Path:
@@ -382,18 +513,25 @@ def environments_folder() -> Path:
 
 
 def load_environment(env: str | None = None, *, path: str | Path | None = None,
-                     environments_dir: Path | None = None) -> Environment:
-    """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment."""
+                     environments_dir: Path | None = None, overrides: dict[str, Any] | None = None) -> Environment:
+    """Load ``environments/<env>.yaml`` (or an explicit ``path``) into an Environment;
+    ``overrides`` (top-level keys, e.g. the CLI's --region) replace the file's values."""
     if path is None:
         if env is None:
             raise ValueError("give an environment name or a path")
-        environments_dir = environments_dir or environments_folder()
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", env):
+            # A name, not a path: --env ../../etc/x must not read outside the environments folder.
+            raise ConfigError(f"--env {shown_value(env)}", [("", "an environment name is letters, digits, "
+                                                                 "'-', '_' and '.', without a path")])
+        if environments_dir is None:  # ./environments first, then the examples shipped with the package
+            folders = [environments_folder(), ENVIRONMENTS_DIR]
+            environments_dir = next((f for f in folders if (f / f"{env}.yaml").is_file()), folders[0])
         path = environments_dir / f"{env}.yaml"
         if not path.is_file():
             known = ", ".join(available_environments(environments_dir)) or "none"
             raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
-    path = Path(path)
-    return validate(read_document(path), str(path))
+    document = _load_chain(Path(path), str(path))
+    return validate({**document.data, **(overrides or {})}, str(path), document)
 
 
 def available_environments(environments_dir: Path | None = None) -> list[str]:

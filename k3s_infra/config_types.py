@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from k3s_infra import config_rules
 
 # --- field shapes -------------------------------------------------------------
 
@@ -13,33 +15,41 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 _HINTS: dict[str, str] = {}
 
 
-def _shape(pattern: str, hint: str, **constraints: int) -> type[str]:
+def _shape(pattern: str, hint: str, *rules: object, **constraints: int) -> type[str]:
+    """A string of this pattern (for editors' JSON Schema and short messages), then the
+    ``config_rules`` a pattern cannot say (lengths per part, reserved names, ranges)."""
     _HINTS[pattern] = hint
-    return Annotated[str, StringConstraints(pattern=pattern, **constraints)]
+    return Annotated[str, StringConstraints(pattern=pattern, **constraints), *map(AfterValidator, rules)]
 
 
 Name = _shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
 VpcId = _shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
 SubnetId = _shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
 AccountId = _shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
-Region = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1")
+Region = _shape(r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1",
+                config_rules.region)
 AvailabilityZone = _shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
 InstanceType = _shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
 K3sVersion = _shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
 SsmPath = _shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+AmiId = _shape(r"^ami-[0-9a-f]{8,17}$", "an AMI ID like ami-0a1b2c3d4e5f60718")
 LabelKey = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-                  "a Kubernetes label key like example.com/tier")
-LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")
+                  "a Kubernetes label key like example.com/tier", config_rules.node_label_key)
+LabelValue = _shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value",
+                    config_rules.label_value)
 Taint = _shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
                r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
-               "a taint like key=value:NoSchedule")
-DnsName = _shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name")
-CronSchedule = _shape(r"^(\S+\s+){4}\S+$", "a five-field cron schedule like '0 */6 * * *'")
+               "a taint like key=value:NoSchedule", config_rules.taint)
+DnsName = _shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name", config_rules.dns_name)
+SubjectName = _shape(r"^[A-Za-z0-9:]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$", "a DNS name or IP address",
+                     config_rules.dns_name_or_ip)
+CronSchedule = _shape(r"^(@[a-z]+|(\S+\s+){4}\S+)$", "a five-field cron schedule like '0 */6 * * *'",
+                      config_rules.cron)
 TagKey = _shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
 TagValue = _shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
 Url = _shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
 StackName = _shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
-BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")
+BucketName = _shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name", config_rules.bucket_name)
 SemVer = _shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
 ImageTag = _shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
 ChartVersion = _shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")

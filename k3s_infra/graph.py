@@ -11,7 +11,8 @@ from k3s_infra import naming
 from k3s_infra.config import Environment
 
 _SG_LABELS = {"ServerSecurityGroup": "server SG", "AgentSecurityGroup": "agent SG",
-              "ApiLoadBalancerSecurityGroup": "API load balancer SG"}
+              "ApiLoadBalancerSecurityGroup": "API load balancer SG",
+              "PublicApiLoadBalancerSecurityGroup": "public API load balancer SG"}
 
 
 @dataclass
@@ -47,6 +48,12 @@ def diagram(env: Environment, templates: dict[str, dict]) -> Diagram:
                 nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :6443"))
             elif kind == "AWS::AutoScaling::AutoScalingGroup":
                 nodes.append((_node(stack_id, logical), _group_label(env, stack_id, p)))
+            elif kind == "AWS::EC2::VPC":
+                nodes.append((_node(stack_id, logical), f"VPC {p['CidrBlock']}"))
+            elif kind == "AWS::EC2::InternetGateway":
+                nodes.append((_node(stack_id, logical), "internet gateway"))
+            elif kind == "AWS::EC2::NatGateway":
+                nodes.append((_node(stack_id, logical), f"NAT gateway ({logical})"))
             elif kind == "AWS::SQS::Queue":
                 nodes.append((_node(stack_id, logical), "SQS queue (node termination handler)"))
             elif kind == "AWS::Events::Rule":
@@ -77,13 +84,23 @@ def _security_group_of(templates: dict[str, dict], output_name: str) -> str:
     return _node("Security", value["Fn::GetAtt"][0])
 
 
+def _load_balancer_of(templates: dict[str, dict], target_group_output: str) -> str:
+    """API-endpoint node of the NLB that forwards to the target group behind an output name."""
+    endpoint = templates["ApiEndpoint"]
+    group = endpoint["Outputs"][target_group_output]["Value"]["Ref"]
+    (listener,) = [r for r in endpoint["Resources"].values() if r["Type"] == "AWS::ElasticLoadBalancingV2::Listener"
+                   and r["Properties"]["DefaultActions"][0]["TargetGroupArn"] == {"Ref": group}]
+    return _node("ApiEndpoint", listener["Properties"]["LoadBalancerArn"]["Ref"])
+
+
 def _membership_links(d: Diagram, templates: dict[str, dict]) -> None:
-    """Which security group each ASG and the NLB wear, and which ASGs the NLB targets."""
+    """Which security group each ASG and each NLB (internal; public with an internet-facing API)
+    wear, and which ASGs each NLB targets."""
     endpoint = templates["ApiEndpoint"]["Resources"]
-    (nlb_id,) = [k for k, r in endpoint.items() if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"]
-    nlb = _node("ApiEndpoint", nlb_id)
-    d.links.append((nlb, _security_group_of(templates, endpoint[nlb_id]["Properties"]["SecurityGroups"][0]["Ref"]),
-                    "wears"))
+    for nlb_id, resource in endpoint.items():
+        if resource["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer":
+            d.links.append((_node("ApiEndpoint", nlb_id), _security_group_of(
+                templates, resource["Properties"]["SecurityGroups"][0]["Ref"]), "wears"))
     for stack_id in d.stacks:
         resources = templates[stack_id]["Resources"]
         for logical, resource in resources.items():
@@ -94,8 +111,9 @@ def _membership_links(d: Diagram, templates: dict[str, dict]) -> None:
             launch = resources[spec["LaunchTemplateId"]["Ref"]]["Properties"]["LaunchTemplateData"]
             (group_ref,) = launch["SecurityGroupIds"]
             d.links.append((_node(stack_id, logical), _security_group_of(templates, group_ref["Ref"]), "wears"))
-            if p.get("TargetGroupARNs"):
-                d.links.append((nlb, _node(stack_id, logical), "targets :6443"))
+            for target_group in p.get("TargetGroupARNs", []):
+                d.links.append((_load_balancer_of(templates, target_group["Ref"]), _node(stack_id, logical),
+                                "targets :6443"))
 
 
 def _group_label(env: Environment, stack_id: str, p: dict) -> str:
@@ -110,7 +128,7 @@ def _group_label(env: Environment, stack_id: str, p: dict) -> str:
 
 def _security_edges(d: Diagram, resources: dict) -> None:
     ports: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for resource in resources.values():
+    for logical, resource in resources.items():
         p = resource.get("Properties", {})
         if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
             target = _node("Security", p["GroupId"]["Fn::GetAtt"][0])
@@ -122,6 +140,12 @@ def _security_edges(d: Diagram, resources: dict) -> None:
                 if (source, cidr) not in d.external:
                     d.external.append((source, cidr))
             ports[(source, target)].append(_port_text(p))
+        elif resource["Type"] == "AWS::EC2::SecurityGroup":
+            for rule in p.get("SecurityGroupEgress", []):  # listed inline (replacing the default allow-all)
+                if "DestinationSecurityGroupId" in rule:
+                    source = _node("Security", logical)
+                    target = _node("Security", rule["DestinationSecurityGroupId"]["Fn::GetAtt"][0])
+                    ports[(source, target)].append(_port_text(rule) + " (egress)")
         elif resource["Type"] == "AWS::EC2::SecurityGroupEgress":
             source = _node("Security", p["GroupId"]["Fn::GetAtt"][0])
             target = _node("Security", p["DestinationSecurityGroupId"]["Fn::GetAtt"][0])

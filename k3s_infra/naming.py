@@ -16,6 +16,7 @@ _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 TAG_PREFIX = "k3s-infra"
 
 # Nested stacks: logical ID in the root and template file name.
+STACK_NETWORK = "Network"  # network.create only
 STACK_SECURITY = "Security"
 STACK_API_ENDPOINT = "ApiEndpoint"
 STACK_CLUSTER_DATA = "ClusterData"
@@ -98,7 +99,12 @@ def artifact_key(env: Environment, file_name: str, digest: str) -> str:
 
 
 def template_url(env: Environment, key: str) -> str:
-    return f"https://{env.artifact_bucket}.s3.amazonaws.com/{key}"
+    """The bucket's regional virtual-hosted endpoint: the global one (bucket.s3.amazonaws.com)
+    answers 307 Temporary Redirect for up to 24 hours after a bucket is created outside
+    us-east-1, and CloudFormation does not follow it
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html#VirtualHostingBackwardsCompatibility,
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingRouting.html#Redirects)."""
+    return f"https://{env.artifact_bucket}.s3.{env.region}.amazonaws.com/{key}"
 
 
 def cluster_tags(env: Environment) -> dict[str, str]:

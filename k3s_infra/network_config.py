@@ -1,13 +1,19 @@
-"""Configuration of the network a cluster lives in and of its API endpoint."""
+"""Configuration of the network a cluster lives in and of its API endpoint.
+
+A network is either brought (``vpc_id``, ``vpc_cidr``, ``subnets`` and, for an
+internet-facing API, ``public_subnets``) or created (``create``: the Network stack
+builds a VPC with a public and a private subnet per availability zone).
+"""
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from k3s_infra.config_types import AvailabilityZone, Strict, SubnetId, VpcId, _network
+
+WORLD = ("0.0.0.0/0", "::/0")
 
 
 class Subnet(Strict):
@@ -15,30 +21,85 @@ class Subnet(Strict):
     az: AvailabilityZone | None = Field(None, description="Availability zone; lets the AZ spread be checked.")
 
 
+class ManagedNetwork(Strict):
+    cidr: str = Field(description="CIDR of the VPC to create; split into a public and a private subnet per AZ.")
+    availability_zones: int = Field(3, ge=2, le=6, description="How many of the region's AZs to use.")
+    nat_gateways: Literal["one", "per-az", "none"] = Field(
+        "one", description="NAT for the private subnets: one shared, one per AZ, or none (VPC endpoints only; "
+                           "K3s must then come from k3s.installer_url reachable through them).")
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        value = _network(value)
+        if ":" in value or not 16 <= int(value.split("/")[1]) <= 24:
+            raise ValueError(f"an IPv4 CIDR of /16 to /24 (VPC limits, room for subnets), got {value}")
+        return value
+
+
+def _spread(field: str, subnets: list[Subnet], required: bool) -> None:
+    ids = [s.id for s in subnets]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{field}: the same subnet is listed twice")
+    zones = [s.az for s in subnets if s.az]
+    if (required or zones) and len(zones) == len(subnets) and len(set(zones)) < 2:
+        raise ValueError(f"{field}: need at least two distinct availability zones for HA")
+
+
 class Network(Strict):
-    vpc_id: VpcId
-    vpc_cidr: str = Field(description="CIDR of the VPC; nodes' NLB traffic comes from it.")
-    subnets: list[Subnet] = Field(min_length=2, description="Private subnets for nodes and the NLB.")
+    create: ManagedNetwork | None = Field(None, description="Create the VPC instead of bringing one.")
+    vpc_id: VpcId | None = None
+    vpc_cidr: str | None = Field(None, description="CIDR of the VPC; nodes' NLB traffic comes from it.")
+    subnets: list[Subnet] = Field(default_factory=list, description="Private subnets for nodes and the internal NLB.")
+    public_subnets: list[Subnet] = Field(
+        default_factory=list, description="Public subnets of the internet-facing NLB (api.scheme internet-facing).")
 
     _cidr = field_validator("vpc_cidr")(_network)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cidr_of_created(cls, data: Any) -> Any:
+        # A created VPC's CIDR is the one it is created with; everything downstream reads vpc_cidr.
+        if isinstance(data, dict) and isinstance(data.get("create"), dict) and "vpc_cidr" not in data \
+                and isinstance(data["create"].get("cidr"), str):
+            return {**data, "vpc_cidr": data["create"]["cidr"]}
+        return data
+
     @model_validator(mode="after")
-    def _distinct(self) -> Network:
-        ids = [s.id for s in self.subnets]
-        if len(set(ids)) != len(ids):
-            raise ValueError("subnets: the same subnet is listed twice")
-        zones = [s.az for s in self.subnets if s.az]
-        if len(zones) == len(self.subnets) and len(set(zones)) < 2:
-            raise ValueError("subnets: need at least two distinct availability zones for HA")
+    def _shape(self) -> Network:
+        if self.create:
+            brought = [f for f in ("vpc_id", "subnets", "public_subnets") if getattr(self, f)]
+            if brought:
+                raise ValueError(f"{brought[0]}: not allowed with network.create (the Network stack makes it)")
+            if self.vpc_cidr != self.create.cidr:
+                raise ValueError(f"vpc_cidr: must equal create.cidr {self.create.cidr} (or be left out)")
+            return self
+        for field in ("vpc_id", "vpc_cidr"):
+            if getattr(self, field) is None:
+                raise ValueError(f"{field}: required field is missing (or give network.create)")
+        if len(self.subnets) < 2:
+            raise ValueError("subnets: at least two subnets are needed (or give network.create)")
+        _spread("subnets", self.subnets, required=True)
+        _spread("public_subnets", self.public_subnets, required=False)
+        if {s.id for s in self.subnets} & {s.id for s in self.public_subnets}:
+            raise ValueError("public_subnets: a subnet cannot be both private (subnets) and public")
         return self
+
+    @property
+    def managed(self) -> bool:
+        return self.create is not None
 
 
 class Api(Strict):
-    scheme: Literal["internal", "internet-facing"] = "internal"
+    scheme: Literal["internal", "internet-facing"] = Field(
+        "internal", description="internet-facing adds a second, public NLB in network.public_subnets; nodes "
+                                "always join through the internal one.")
     # EC2 allows 60 inbound rules per security group by default; nodes take two.
     allowed_cidrs: list[str] = Field(
         default_factory=list, max_length=50,
-        description="CIDRs allowed to reach the K3s API (6443) through the NLB (at most 50).")
+        description="CIDRs allowed to reach the K3s API (6443): through the public NLB when internet-facing, "
+                    "else through the internal one (at most 50).")
+    open_to_world: bool = Field(False, description="Allow 0.0.0.0/0 or ::/0 in allowed_cidrs.")
 
     @field_validator("allowed_cidrs")
     @classmethod
@@ -53,4 +114,8 @@ class Api(Strict):
     def _public_needs_cidrs(self) -> Api:
         if self.scheme == "internet-facing" and not self.allowed_cidrs:
             raise ValueError("allowed_cidrs: an internet-facing API needs at least one CIDR")
+        world = [c for c in self.allowed_cidrs if c in WORLD]
+        if world and not self.open_to_world:
+            raise ValueError(f"allowed_cidrs: {world[0]} opens the K3s API to the whole internet; "
+                             "set api.open_to_world: true if that is really meant")
         return self

@@ -9,11 +9,19 @@ as a Parameter of the same name, wired by the root with
 SERVER_SECURITY_GROUP = "ServerSecurityGroupId"
 AGENT_SECURITY_GROUP = "AgentSecurityGroupId"
 API_LB_SECURITY_GROUP = "ApiLoadBalancerSecurityGroupId"
+PUBLIC_API_LB_SECURITY_GROUP = "PublicApiLoadBalancerSecurityGroupId"  # api.scheme internet-facing only
 
 # API endpoint stack
 API_DNS_NAME = "ApiDnsName"
 API_TARGET_GROUP = "ApiTargetGroupArn"
 API_LOAD_BALANCER = "ApiLoadBalancerArn"
+# ... and with api.scheme internet-facing, the second (public) door
+PUBLIC_API_DNS_NAME = "PublicApiDnsName"
+PUBLIC_API_TARGET_GROUP = "PublicApiTargetGroupArn"
+PUBLIC_API_LOAD_BALANCER = "PublicApiLoadBalancerArn"
+
+# Network stack (network.create only); otherwise the root sets these from config
+PUBLIC_SUBNET_IDS = "PublicSubnetIds"
 
 # Cluster data stack
 TOKEN_SECRET = "TokenSecretArn"

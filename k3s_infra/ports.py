@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Group = Literal["server", "agent", "api_lb"]
+Group = Literal["server", "agent", "api_lb", "public_api_lb"]
 NODES: tuple[Group, ...] = ("server", "agent")
 
 
@@ -49,6 +49,15 @@ NODE_RULES: tuple[PortRule, ...] = (
 # Who may reach the NLB listener besides the CIDRs a user lists: nodes join through it.
 API_LB_SOURCES: tuple[Group, ...] = NODES
 
+# api.scheme internet-facing adds a second, public NLB for people and CI (api.allowed_cidrs
+# only); its target group holds the same servers. Nodes never use it: security-group
+# references match only private source IPs, so a node reaching a public address would
+# never match the rules above.
+PUBLIC_API_RULES: tuple[PortRule, ...] = (
+    PortRule("tcp", API_PORT, API_PORT, "server", "public_api_lb", "K3s API through the public NLB"),
+)
 
-def node_rules(flannel_backend: str) -> list[PortRule]:
-    return [r for r in NODE_RULES if r.flannel_backend in (None, flannel_backend)]
+
+def node_rules(flannel_backend: str, public_api: bool = False) -> list[PortRule]:
+    rules = [r for r in NODE_RULES if r.flannel_backend in (None, flannel_backend)]
+    return rules + list(PUBLIC_API_RULES) if public_api else rules

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from troposphere import Template
 
-from k3s_infra import limits, naming, yaml_text
+from k3s_infra import limits, naming, safe_output, yaml_text
 from k3s_infra.config import Environment
 
 FORMATS = ("yaml", "json")
@@ -105,24 +105,33 @@ def render(env: Environment, fmt: str = "yaml") -> Rendering:
     return Rendering(env, fmt, root_stack, rendered)
 
 
-def write(rendering: Rendering, out_dir: Path) -> Path:
-    """Write into a temporary folder beside ``out_dir``, then swap it into place."""
+def write(rendering: Rendering, out_dir: Path, *, create_parents: bool = True,
+          protected: tuple[Path, ...] = ()) -> Path:
+    """Write into a temporary folder beside ``out_dir``, then move the files in.
+
+    ``out_dir`` must be new, empty or hold a previous render (see ``safe_output``):
+    only that render's files are replaced or removed, anything else stays. A new
+    folder appears whole, in one rename."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    parent = safe_output.check_parent(out_dir, create=create_parents)
+    previous = safe_output.check_render_folder(out_dir, MANIFEST, protected)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    except OSError as exc:
+        raise safe_output.OutputError(f"{out_dir}: cannot write in {parent}: {exc.strerror}") from None
     try:
         for stack in rendering.stacks:
             (staging / stack.file).write_text(stack.body, encoding="utf-8")
         (staging / MANIFEST).write_text(json.dumps(rendering.manifest(), indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, retired / "previous")
+        if not out_dir.exists():
             os.replace(staging, out_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
+            return out_dir
+        written = [stack.file for stack in rendering.stacks]
+        for name in written + [MANIFEST]:  # the manifest last: it vouches for the files before it
+            os.replace(staging / name, out_dir / name)
+        for name in sorted(previous - set(written) - {MANIFEST}):
+            (out_dir / name).unlink(missing_ok=True)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir

@@ -59,7 +59,11 @@ class StackTemplate:
 
     @staticmethod
     def set_retention(resource: AWSObject, retain: bool) -> None:
-        """Data that must survive a stack delete or replacement in protected environments."""
-        policy = "Retain" if retain else "Delete"
-        resource.DeletionPolicy = policy
-        resource.UpdateReplacePolicy = policy
+        """Data that must survive a stack delete or replacement in protected environments.
+        RetainExceptOnCreate keeps it on delete but not when a failed first create rolls back
+        (Retain would keep it then too, and the retry fails on the fixed names); it is valid
+        for DeletionPolicy only, so replacement keeps the old one with Retain
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html,
+        .../aws-attribute-updatereplacepolicy.html)."""
+        resource.DeletionPolicy = "RetainExceptOnCreate" if retain else "Delete"
+        resource.UpdateReplacePolicy = "Retain" if retain else "Delete"

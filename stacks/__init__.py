@@ -5,12 +5,13 @@ from __future__ import annotations
 from k3s_infra import naming
 from k3s_infra.config import Environment
 from k3s_infra.template import StackTemplate
-from stacks import agent_pool, api_endpoint, cluster_data, draining, node_iam, security, servers
+from stacks import agent_pool, api_endpoint, cluster_data, draining, network, node_iam, security, servers
 
 
 def build_children(env: Environment) -> dict[str, StackTemplate]:
     """Every child stack, always (the root's shape never depends on sizes)."""
     children = {
+        **({naming.STACK_NETWORK: network.build(env)} if env.network.managed else {}),
         naming.STACK_SECURITY: security.build(env),
         naming.STACK_API_ENDPOINT: api_endpoint.build(env),
         naming.STACK_CLUSTER_DATA: cluster_data.build(env),

@@ -1,4 +1,11 @@
-"""API endpoint stack: the network load balancer in front of the K3s servers."""
+"""API endpoint stack: the internal network load balancer every node joins through
+and, with ``api.scheme: internet-facing``, a second, public one for people and CI.
+
+Nodes never use the public one: security-group references match only private
+source IPs, so a node reaching the API by a public address would never be let in
+(https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html#security-group-referencing;
+pinned by tests/test_network.py: every node's join URL is the internal NLB).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,20 @@ from stacks.parameters import declare_all
 
 
 def build(env: Environment) -> StackTemplate:
-    t = StackTemplate(f"k3s-infra {env.name}: K3s API network load balancer ({env.api.scheme})",
-                      naming.cluster_tags(env))
+    public = env.api.scheme == load_balancer.PUBLIC
+    doors = "internal and internet-facing" if public else "internal"
+    t = StackTemplate(f"k3s-infra {env.name}: K3s API network load balancers ({doors})", naming.cluster_tags(env))
     p = declare_all(t, o.VPC_ID, o.SUBNET_IDS, o.API_LB_SECURITY_GROUP)
-    endpoint = load_balancer.build(t, env.api, p[o.VPC_ID], p[o.SUBNET_IDS], p[o.API_LB_SECURITY_GROUP])
-    t.output(o.API_DNS_NAME, endpoint.dns_name, "DNS name of the K3s API")
+    endpoint = load_balancer.build(t, load_balancer.INTERNAL, p[o.VPC_ID], p[o.SUBNET_IDS],
+                                   p[o.API_LB_SECURITY_GROUP])
+    t.output(o.API_DNS_NAME, endpoint.dns_name, "DNS name of the internal K3s API (nodes join through it)")
     t.output(o.API_TARGET_GROUP, endpoint.target_group, "Target group the servers register in")
-    t.output(o.API_LOAD_BALANCER, endpoint.load_balancer, "ARN of the API load balancer")
+    t.output(o.API_LOAD_BALANCER, endpoint.load_balancer, "ARN of the internal API load balancer")
+    if public:
+        q = declare_all(t, o.PUBLIC_SUBNET_IDS, o.PUBLIC_API_LB_SECURITY_GROUP)
+        door = load_balancer.build(t, load_balancer.PUBLIC, p[o.VPC_ID], q[o.PUBLIC_SUBNET_IDS],
+                                   q[o.PUBLIC_API_LB_SECURITY_GROUP])
+        t.output(o.PUBLIC_API_DNS_NAME, door.dns_name, "DNS name of the internet-facing K3s API")
+        t.output(o.PUBLIC_API_TARGET_GROUP, door.target_group, "Public target group the servers register in")
+        t.output(o.PUBLIC_API_LOAD_BALANCER, door.load_balancer, "ARN of the internet-facing API load balancer")
     return t

@@ -22,7 +22,8 @@ def build(env: Environment) -> StackTemplate:
         restore_request_parameter=p[o.RESTORE_REQUEST_PARAMETER], root_stack_name=p[o.ROOT_STACK_NAME],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], cluster_key=p[o.CLUSTER_KEY], snapshot_folder=naming.snapshot_folder(env),
         cluster=naming.cluster_name(env),
-        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env)),
+        addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
+        + tuple(value.arn for value in addons.user_secrets(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))
     scaling = iam.autoscaler_statements(naming.autoscaler_cluster_tag(env)) if env.autoscaling else []
     server = iam.build(t, "server", iam.server_statements(access) + scaling, cloud_controller=True)

@@ -18,24 +18,38 @@ from stacks import servers
 
 # Outputs of the root: what a person needs after a deploy.
 ROOT_OUTPUTS = {
-    o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the K3s API (port 6443)"),
+    o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the internal K3s API (port 6443)"),
     o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
     o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
 }
 
 
+def image_parameters(env: Environment) -> dict[str, str]:
+    """Root parameter -> SSM path of the public image it is resolved from (a second
+    architecture adds one entry). The root takes plain AMI IDs, not
+    ``AWS::SSM::Parameter::Value<...>``: CloudFormation re-resolves those on every update,
+    so a newly published image would replace every node on an unrelated deploy
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
+    #aws-ssm-parameter-types). The deployer resolves and pins the IDs (k3s_infra/deploy/images.py)."""
+    return {o.IMAGE_ID: env.nodes.ami_parameter}
+
+
 def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     """Parameter values a child gets from config rather than from a sibling."""
     values: dict[str, object] = {
-        o.VPC_ID: env.network.vpc_id,
-        o.VPC_CIDR: env.network.vpc_cidr,
-        o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
-        o.IMAGE_ID: env.nodes.ami_parameter,
         # Owned by the nodes and the CLI, never by CloudFormation (see naming).
         o.CLUSTER_STATE_PARAMETER: naming.cluster_state_parameter(env),
         o.RESTORE_REQUEST_PARAMETER: naming.restore_request_parameter(env),
         o.ROOT_STACK_NAME: Ref("AWS::StackName"),
+        **{name: Ref(name) for name in image_parameters(env)},
     }
+    if not env.network.managed:  # a created network: the Network stack's outputs of the same names
+        values.update({
+            o.VPC_ID: env.network.vpc_id,
+            o.VPC_CIDR: env.network.vpc_cidr,
+            o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
+            o.PUBLIC_SUBNET_IDS: Join(",", [s.id for s in env.network.public_subnets]),
+        })
     if stack_id == naming.STACK_SERVERS:
         count = str(servers.joining_count(env))
         values.update({o.MIN_SIZE: count, o.MAX_SIZE: count, o.DESIRED_CAPACITY: count})
@@ -81,6 +95,8 @@ def roll_order(stack_id: str) -> list[str]:
 def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
                       naming.cluster_tags(env))
+    for name, path in image_parameters(env).items():
+        t.parameter(name, "AWS::EC2::Image::Id", f"AMI of the nodes, resolved from {path} by the deployer")
     for stack_id, parameters in wiring(env, children).items():
         stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
         order = roll_order(stack_id)
@@ -89,4 +105,7 @@ def build(env: Environment, children: dict[str, StackTemplate], template_urls: d
         t.add(stack)
     for name, (stack_id, description) in ROOT_OUTPUTS.items():
         t.output(name, GetAtt(stack_id, f"Outputs.{name}"), description)
+    if o.PUBLIC_API_DNS_NAME in children[naming.STACK_API_ENDPOINT].template.outputs:
+        t.output(o.PUBLIC_API_DNS_NAME, GetAtt(naming.STACK_API_ENDPOINT, f"Outputs.{o.PUBLIC_API_DNS_NAME}"),
+                 "DNS name of the internet-facing K3s API (port 6443, api.allowed_cidrs only)")
     return t

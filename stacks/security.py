@@ -17,4 +17,7 @@ def build(env: Environment) -> StackTemplate:
     t.output(o.SERVER_SECURITY_GROUP, groups.server, "Security group of K3s servers")
     t.output(o.AGENT_SECURITY_GROUP, groups.agent, "Security group of K3s agents")
     t.output(o.API_LB_SECURITY_GROUP, groups.api_lb, "Security group of the API load balancer")
+    if groups.public_api_lb is not None:
+        t.output(o.PUBLIC_API_LB_SECURITY_GROUP, groups.public_api_lb,
+                 "Security group of the internet-facing API load balancer")
     return t

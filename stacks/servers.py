@@ -19,15 +19,18 @@ _INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_
 
 def _build(env: Environment, role: str, description: str, sized_by_parameter: bool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
+    public = bootstrap.public_api(env, role)
     p = declare_all(t, *_SHARED, *(_INIT_ONLY if role == "server-init" else ()),
                     *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
+                    *((o.PUBLIC_API_DNS_NAME, o.PUBLIC_API_TARGET_GROUP) if public else ()),
                     *bootstrap.addon_parameters(env, role))
     tags = naming.node_tags(env, role)
     refs = bootstrap.BootRefs(
         api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
         kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
         restore_request_parameter=p.get(o.RESTORE_REQUEST_PARAMETER), api_target_group=p[o.API_TARGET_GROUP],
-        snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)})
+        snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)},
+        public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME))
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
@@ -37,7 +40,8 @@ def _build(env: Environment, role: str, description: str, sized_by_parameter: bo
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, naming.SERVER_GROUP, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,
-        instance_types=[env.servers.instance_type], target_group_arns=[p[o.API_TARGET_GROUP]],
+        instance_types=[env.servers.instance_type],
+        target_group_arns=[p[o.API_TARGET_GROUP], *([p[o.PUBLIC_API_TARGET_GROUP]] if public else [])],
         rolling=auto_scaling_group.server_rolling_update(), elb_health=True), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")

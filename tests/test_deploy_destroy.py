@@ -30,9 +30,9 @@ def _client(service):
 
 
 def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
-    cfn, s3_client = _client("cloudformation"), _client("s3")
+    cfn, s3_client, ssm_client = _client("cloudformation"), _client("s3"), _client("ssm")
     root = {"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0, "StackStatus": "CREATE_FAILED"}
-    with Stubber(cfn) as c, Stubber(s3_client) as s:
+    with Stubber(cfn) as c, Stubber(s3_client) as s, Stubber(ssm_client) as m:
         c.add_response("describe_stacks", {"Stacks": [root]}, {"StackName": "k3s-dev"})
         c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
                            expected_params={"StackName": ROOT})
@@ -47,11 +47,15 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
         c.add_client_error("describe_stacks", "ValidationError", f"Stack with id {ROOT} does not exist",
                            expected_params={"StackName": ROOT})
         c.add_response("describe_stack_events", {"StackEvents": [_event(3, "DELETE_COMPLETE")]}, {"StackName": ROOT})
+        # the node-owned parameters belong to no stack: destroy deletes them (already gone here)
+        for name in ("/k3s-infra/k3s-dev/cluster-state", "/k3s-infra/k3s-dev/restore-request"):
+            m.add_client_error("delete_parameter", "ParameterNotFound", http_status_code=400,
+                               expected_params={"Name": name})
         s.add_client_error("head_bucket", "404", http_status_code=404, expected_params={"Bucket": ANY})
 
         class Aws:
             env = load_environment("dev")
-            cloudformation, s3 = cfn, s3_client
+            cloudformation, s3, ssm = cfn, s3_client, ssm_client
 
             @staticmethod
             def check_account():
@@ -63,6 +67,7 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
         code = lifecycle.destroy(Aws, confirm=lambda what: asked.append(what) or True, out=out, poll=0)
         c.assert_no_pending_responses()
         s.assert_no_pending_responses()
+        m.assert_no_pending_responses()
     text = out.getvalue()
     assert code == 0, text
     assert "warning: cannot list the resources of k3s-dev (ClientError); deleting it anyway" in text

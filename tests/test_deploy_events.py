@@ -99,11 +99,11 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
     stub = cfn.stub
     root_cs = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/k3s-infra-1/aaa"
     child_cs = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/nested/bbb"
-    stub.add_client_error("describe_stacks", "ValidationError", "Stack with id k3s-dev does not exist")
+    image = [{"ParameterKey": "ImageId", "ParameterValue": "ami-0123456789abcdef0"}]
     stub.add_response("create_change_set", {"Id": root_cs, "StackId": ROOT},
                       {"StackName": "k3s-dev", "ChangeSetName": ANY, "ChangeSetType": "CREATE",
                        "Capabilities": ANY, "IncludeNestedStacks": True, "Tags": ANY, "Description": ANY,
-                       "TemplateBody": ANY})
+                       "TemplateBody": ANY, "Parameters": image})
     stub.add_response("describe_change_set", {"ChangeSetId": root_cs, "Status": "CREATE_PENDING",
                       "ExecutionStatus": "UNAVAILABLE"}, {"ChangeSetName": root_cs})
 
@@ -132,7 +132,8 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
         template_args = staticmethod(lambda: {"TemplateBody": "{}"})
 
     monkeypatch.setattr("time.sleep", lambda s: None)
-    cs = changeset.create(Aws, Pkg, poll=0)
+    cs = changeset.create(Aws, Pkg, parameters=image, current=None, poll=0)
+    assert cs.stack_id == ROOT  # followed by the StackId CloudFormation returned
     table = changeset.format_table(cs)
     rows = [line.split() for line in table.splitlines()]
     assert ["AgentPoolGeneral", "Modify", "AgentGroup", "AWS::AutoScaling::AutoScalingGroup", "REPLACE"] in rows
@@ -143,8 +144,7 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
 def test_no_change_change_set_is_empty(cfn, monkeypatch):
     stub = cfn.stub
     cs_id = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/k3s-infra-2/ccc"
-    stub.add_response("describe_stacks", {"Stacks": [{"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0,
-                                                       "StackStatus": "UPDATE_COMPLETE"}]}, {"StackName": "k3s-dev"})
+    current = {"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0, "StackStatus": "UPDATE_COMPLETE"}
     stub.add_response("create_change_set", {"Id": cs_id, "StackId": ROOT}, None)
     stub.add_response("describe_change_set", {"ChangeSetId": cs_id, "Status": "FAILED", "StatusReason":
                       "The submitted information didn't contain changes. Submit different information to create "
@@ -157,6 +157,6 @@ def test_no_change_change_set_is_empty(cfn, monkeypatch):
         rendering = type("R", (), {"env": __import__("k3s_infra.config", fromlist=["x"]).load_environment("dev")})
         template_args = staticmethod(lambda: {"TemplateBody": "{}"})
 
-    cs = changeset.create(Aws, Pkg, poll=0)
+    cs = changeset.create(Aws, Pkg, current=current, poll=0)
     assert cs.empty and cs.change_set_type == "UPDATE"
     assert changeset.format_table(cs) == "k3s-dev: no changes"

@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def with_pools(document: dict, count: int) -> dict:
     pool = document["agent_pools"][0]
     document = {**document, "agent_pools": [{**pool, "name": f"pool-{i:02d}"} for i in range(count)]}
+    # Each node takes a /24 of the pod range: 30 pools of up to 9 nodes outgrow the default /16.
+    document["k3s"] = {**document.get("k3s", {}), "cluster_cidr": "10.40.0.0/15"}
     return document
 
 

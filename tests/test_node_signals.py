@@ -60,7 +60,7 @@ def test_servers_are_judged_by_the_api_health_check_after_a_boot_long_grace(temp
         assert properties["HealthCheckType"] == expected, stack_id
         assert properties["HealthCheckGracePeriod"] >= defaults.NODE_SIGNAL_TIMEOUT_SECONDS
         if expected == "ELB":
-            assert properties["TargetGroupARNs"] == [{"Ref": "ApiTargetGroupArn"}]
+            assert {"Ref": "ApiTargetGroupArn"} in properties["TargetGroupARNs"]
 
 
 def test_spot_pools_tolerate_partial_capacity_on_demand_pools_do_not(templates):

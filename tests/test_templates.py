@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from k3s_infra import ports
@@ -43,21 +45,22 @@ def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
     expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers"} | {
         "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
-        {"Draining"} if r.env.draining else set())
+        {"Draining"} if r.env.draining else set()) | ({"Network"} if r.env.network.managed else set())
     assert set(stacks) == expected
     assert len(stacks) >= 4
     for stack in stacks.values():
         url = stack["Properties"]["TemplateURL"]
-        assert url.startswith(f"https://{r.env.artifact_bucket}.s3.amazonaws.com/")
+        # regional endpoint: the global one answers 307 to new buckets (naming.template_url)
+        assert url.startswith(f"https://{r.env.artifact_bucket}.s3.{r.env.region}.amazonaws.com/")
         assert "StackName" not in stack["Properties"]  # rejected by CloudFormation on nested stacks
 
 
 def test_template_urls_are_content_addressed(r):
-    by_file = {c.file: c for c in r.rendering.children}
+    # Hashed here from the bytes on disk, not taken from the renderer's own digest.
     for stack in r.resources("Root", "AWS::CloudFormation::Stack").values():
         url = stack["Properties"]["TemplateURL"]
-        child = by_file[url.rsplit("/", 1)[1]]
-        assert child.sha256[:20] in url
+        digest = hashlib.sha256((r.folder / url.rsplit("/", 1)[1]).read_bytes()).hexdigest()
+        assert f"/{digest[:20]}" in url
 
 
 def test_root_wires_children_only_through_parameters_and_outputs(r):
@@ -79,8 +82,20 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     assert init["ServerSecurityGroupId"] == {"Fn::GetAtt": ["Security", "Outputs.ServerSecurityGroupId"]}
     assert init["ApiTargetGroupArn"] == {"Fn::GetAtt": ["ApiEndpoint", "Outputs.ApiTargetGroupArn"]}
     assert init["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
-    assert init["ImageId"] == r.env.nodes.ami_parameter
-    assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
+    assert init["ImageId"] == {"Ref": "ImageId"}  # pinned at deploy (k3s_infra/deploy/images.py)
+    if r.env.network.managed:  # nodes go in the created private subnets
+        assert init["SubnetIds"] == {"Fn::GetAtt": ["Network", "Outputs.SubnetIds"]}
+    else:
+        assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
+
+
+def public_door(r) -> bool:
+    return r.env.api.scheme == "internet-facing"
+
+
+def cidr_door(r) -> str:
+    """The group api.allowed_cidrs reach: the public NLB's when there is one, else the internal one's."""
+    return "PublicApiLoadBalancerSecurityGroup" if public_door(r) else "ApiLoadBalancerSecurityGroup"
 
 
 def test_port_matrix_is_exactly_the_k3s_table(r):
@@ -96,7 +111,9 @@ def test_port_matrix_is_exactly_the_k3s_table(r):
         *{(t, "tcp", 10250, 10250, s) for t, s in node_to_node},
         ("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, "ServerSecurityGroup"),
         ("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, "AgentSecurityGroup"),
-        *{("ApiLoadBalancerSecurityGroup", "tcp", 6443, 6443, cidr) for cidr in r.env.api.allowed_cidrs},
+        *{(cidr_door(r), "tcp", 6443, 6443, cidr) for cidr in r.env.api.allowed_cidrs},
+        # the public door forwards to the servers from its own group
+        *({("ServerSecurityGroup", "tcp", 6443, 6443, "PublicApiLoadBalancerSecurityGroup")} if public_door(r) else ()),
     }
     assert ingress_rules(r) == expected
 
@@ -120,7 +137,7 @@ def test_no_world_open_rule_unless_listed(r):
     world = {"0.0.0.0/0", "::/0"}
     for rule in ingress_rules(r):
         if rule[4] in world:
-            assert rule[4] in r.env.api.allowed_cidrs and rule[0] == "ApiLoadBalancerSecurityGroup"
+            assert rule[4] in r.env.api.allowed_cidrs and rule[0] == cidr_door(r)
     sources = {rule[4] for rule in ingress_rules(r)}
     cidr_sources = {s for s in sources if "/" in s}
     assert cidr_sources == set(r.env.api.allowed_cidrs)  # CIDRs only on the NLB, only the listed ones
@@ -144,7 +161,7 @@ def test_port_table_has_no_rule_outside_k3s_requirements():
 
 def test_network_load_balancer(r):
     lb = r.resources("ApiEndpoint", "AWS::ElasticLoadBalancingV2::LoadBalancer")["ApiLoadBalancer"]["Properties"]
-    assert lb["Type"] == "network" and lb["Scheme"] == r.env.api.scheme
+    assert lb["Type"] == "network" and lb["Scheme"] == "internal"  # nodes' door, in every environment
     assert lb["SecurityGroups"] == [{"Ref": "ApiLoadBalancerSecurityGroupId"}]
     listener = next(iter(r.resources("ApiEndpoint", "AWS::ElasticLoadBalancingV2::Listener").values()))
     assert (listener["Properties"]["Protocol"], listener["Properties"]["Port"]) == ("TCP", 6443)
@@ -188,10 +205,15 @@ def _pool_stack(pool) -> str:
     return "AgentPool" + "".join(w.capitalize() for w in pool.name.split("-"))
 
 
-def test_image_parameter_is_an_ssm_public_parameter(r):
+def test_image_is_a_pinned_ami_id_not_an_ssm_parameter(r):
+    """AWS::SSM::Parameter::Value<...> is re-resolved on every stack update (DESIGN.md): the
+    root takes a plain AMI ID, which the deployer pins, and passes it to every node stack."""
+    root = r.templates["Root"]["Parameters"]["ImageId"]
+    assert root["Type"] == "AWS::EC2::Image::Id" and "Default" not in root
     for stack in node_stacks(r):
-        assert r.templates[stack]["Parameters"]["ImageId"]["Type"] == \
-            "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+        assert r.templates[stack]["Parameters"]["ImageId"]["Type"] == "AWS::EC2::Image::Id"
+        assert r.resources("Root", "AWS::CloudFormation::Stack")[stack]["Properties"]["Parameters"][
+            "ImageId"] == {"Ref": "ImageId"}
 
 
 def test_every_asg_uses_its_launch_template(r):
@@ -223,7 +245,8 @@ def test_asg_sizes_from_config(r):
 def test_servers_register_with_the_api_target_group_and_agents_do_not(r):
     for stack in node_stacks(r):
         (group,) = r.resources(stack, "AWS::AutoScaling::AutoScalingGroup").values()
-        expected = [{"Ref": "ApiTargetGroupArn"}] if stack in NODE_STACKS else None
+        both = [{"Ref": "ApiTargetGroupArn"}, *([{"Ref": "PublicApiTargetGroupArn"}] if public_door(r) else [])]
+        expected = both if stack in NODE_STACKS else None
         assert group["Properties"].get("TargetGroupARNs") == expected
 
 
@@ -276,8 +299,9 @@ def test_snapshot_bucket_is_encrypted_private_and_expiring(r):
     assert p["VersioningConfiguration"]["Status"] == "Enabled"
     (rule,) = p["LifecycleConfiguration"]["Rules"]
     assert rule["ExpirationInDays"] == r.env.k3s.etcd_snapshots.expire_days
-    expected = "Retain" if r.env.protected else "Delete"
-    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == expected
+    # RetainExceptOnCreate: kept on delete, not by a failed first create's rollback
+    assert bucket["DeletionPolicy"] == ("RetainExceptOnCreate" if r.env.protected else "Delete")
+    assert bucket["UpdateReplacePolicy"] == ("Retain" if r.env.protected else "Delete")
 
 
 def test_shape_of_root_does_not_depend_on_server_count(rendered):
@@ -289,9 +313,9 @@ def test_shape_of_root_does_not_depend_on_server_count(rendered):
     document["servers"]["count"] = 3
     grown = render(validate(document, "test"))
     assert [c.file for c in grown.children] == [c.file for c in rendered["dev"].rendering.children]
-    same = {c.stack_id: c.sha256 for c in grown.children}
-    assert same == {c.stack_id: c.sha256 for c in rendered["dev"].rendering.children}  # only the root differs
-    assert grown.root.sha256 != rendered["dev"].rendering.root.sha256
+    same = {c.stack_id: c.body for c in grown.children}
+    assert same == {c.stack_id: c.body for c in rendered["dev"].rendering.children}  # only the root differs
+    assert grown.root.body != rendered["dev"].rendering.root.body
 
 
 def test_reordering_pools_in_config_keeps_logical_ids(rendered):
@@ -302,5 +326,5 @@ def test_reordering_pools_in_config_keeps_logical_ids(rendered):
     document = env.model_dump(mode="json")
     document["agent_pools"].reverse()
     reordered = render(validate(document, "test"))
-    original = {c.stack_id: c.sha256 for c in rendered["prod"].rendering.children}
-    assert {c.stack_id: c.sha256 for c in reordered.children} == original
+    original = {c.stack_id: c.body for c in rendered["prod"].rendering.children}
+    assert {c.stack_id: c.body for c in reordered.children} == original

@@ -34,6 +34,7 @@ import base64
 import functools
 import gzip
 import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -72,6 +73,8 @@ class BootRefs:
     stack_name: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackName"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
+    # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
+    public_api_dns_name: Ref | None = None
 
 
 # Which BootRefs each role uses; the node stacks declare exactly these parameters.
@@ -84,11 +87,16 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def public_api(env: Environment, role: str) -> bool:
+    """Whether a role carries the public API name: servers, when there is a public NLB."""
+    return role != "agent" and env.api.scheme == "internet-facing"
+
+
 def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
     """Node-stack parameters the enabled add-ons add to a role (servers only)."""
     if role == "agent":
         return ()
-    return tuple(value.parameter for value in addons.boot_values(env))
+    return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
 
 @functools.lru_cache(maxsize=1)  # every node stack embeds it
@@ -100,12 +108,16 @@ def boot_script() -> str:
     return "\n".join([first, *(line for line in rest if not line.lstrip().startswith("#"))]) + "\n"
 
 
+# A placeholder stands for a deploy-time parameter while the document is built and
+# becomes ${Var} in Fn::Sub. It carries a random token drawn once per process, so no
+# text from an environment file (labels, taints, schedules, add-on values) can spell
+# one: a user string always comes out literally, never as a substitution.
+_TOKEN = secrets.token_hex(16)
+_PLACEHOLDER = re.compile(rf"__cfn{_TOKEN}_([A-Za-z0-9]+)__")
+
+
 def _placeholder(field: str) -> str:
-    """Stands for a parameter while the document is built; becomes ${Var} in Fn::Sub."""
-    return f"__cfn_{naming.camel(field)}__"
-
-
-_PLACEHOLDER = re.compile(r"__cfn_([A-Za-z0-9]+)__")
+    return f"__cfn{_TOKEN}_{naming.camel(field)}__"
 
 
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
@@ -123,8 +135,10 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
     if role == "server-init":
+        # The published kubeconfig points at the public NLB when there is one (people use it).
+        host = p("public_api_dns_name") if public_api(env, role) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
-                     "STATE_PARAMETER": p("cluster_state_parameter"),
+                     "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
@@ -138,7 +152,7 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     if role != "agent":
         # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
         for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
-            entries = [f"{v.kubernetes_secret}={v.value_key}={p(v.parameter)}"
+            entries = [f"{v.kubernetes_secret}={v.value_key}={v.arn or p(v.parameter)}"
                        for v in addons.boot_values(env) if v.secret is secret]
             if entries:
                 settings[key] = " ".join(entries)
@@ -159,7 +173,8 @@ def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[di
         config = k3s_config.agent(pool, api_host=api)
     else:
         config = k3s_config.server(env, init=role == "server-init", api_host=api,
-                                   snapshot_bucket=_placeholder("snapshot_bucket"))
+                                   snapshot_bucket=_placeholder("snapshot_bucket"),
+                                   public_host=_placeholder("public_api_dns_name") if public_api(env, role) else None)
     boot_env = "".join(f"{key}='{value}'\n" for key, value in _boot_env(env, role).items())
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": boot_env},
@@ -236,6 +251,7 @@ def worst_case_values(env: Environment) -> dict[str, str]:
                                      name=naming.secret_name(env, what))
     return {
         naming.camel("api_dns_name"): "x" * 253,  # longest DNS name
+        naming.camel("public_api_dns_name"): "x" * 253,
         naming.camel("token_secret"): secret("token"),
         naming.camel("agent_token_secret"): secret("agent-token"),
         naming.camel("kubeconfig_secret"): secret("kubeconfig"),
@@ -264,6 +280,8 @@ def user_data(env: Environment, role: str, refs: BootRefs, pool: AgentPool | Non
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
     variables = {naming.camel(field): getattr(refs, field) for field in NEEDS[role]}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
+    if public_api(env, role):
+        variables[naming.camel("public_api_dns_name")] = refs.public_api_dns_name
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
         raise ValueError(f"{role} user data needs parameters {missing}")

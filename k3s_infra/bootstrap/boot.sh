@@ -272,7 +272,8 @@ ensure_marker() {
 publish_kubeconfig() {
   local kubeconfig
   kubeconfig=$(mktemp)
-  sed -e "s#^\( *server: \)https://.*#\1$api_url#" \
+  # People use the published kubeconfig: the public API name when there is one.
+  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:6443#" \
     -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \
     "$kubeconfig_file" >"$kubeconfig"
   retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
@@ -304,9 +305,16 @@ fi
 
 # values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
 # names. printf is a builtin: the value is never on a command line or in the log.
+# The value is a YAML double-quoted scalar on one line: \ and " escaped, and line breaks
+# and tabs as \n \r \t (YAML 1.2 spec, 5.7 "Escaped Characters").
 values_secret() {
+  local value=${3//\\/\\\\}
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  value=${value//$'\t'/\\t}
   printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
-    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$3\"" >"$manifests/$1.yaml"
+    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
 }
 # secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
 secret_value() {

@@ -121,15 +121,17 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
     }
 
 
-def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str) -> dict[str, Any]:
-    """A server: the first one initialises embedded etcd, the others join through the API endpoint."""
+def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str,
+           public_host: str | None = None) -> dict[str, Any]:
+    """A server: the first one initialises embedded etcd, the others join through the (internal)
+    API endpoint. The certificate names both endpoints (``public_host``: the internet-facing one)."""
     start = {"cluster-init": True} if init else {"server": join_url(api_host)}
     return {
         **start,
         "token-file": TOKEN_FILE,
         "agent-token-file": AGENT_TOKEN_FILE,
         **cluster_wide(env),
-        "tls-san": [api_host, *env.k3s.tls_san],
+        "tls-san": [api_host, *([public_host] if public_host else []), *env.k3s.tls_san],
         "write-kubeconfig-mode": "0600",
         **_snapshots(env, snapshot_bucket),
         **_node({}, [CONTROL_PLANE_TAINT] if env.k3s.server_taint else []),

@@ -34,5 +34,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--format svg needs Graphviz (`dot`) on PATH; use --format mermaid or dot")
         text = subprocess.run(["dot", "-Tsvg"], input=graph.dot(d), capture_output=True, text=True,
                               check=True).stdout
-    emit(text, args.out)
+    emit(text, args.out, _looks_like_graph, args.config)
     return 0
+
+
+def _looks_like_graph(head: str) -> bool:
+    """A previous ``graph`` output: Mermaid, DOT or Graphviz's SVG."""
+    return head.lstrip().startswith(("flowchart", "graph", "digraph", "<?xml", "<svg", "<!DOCTYPE svg"))

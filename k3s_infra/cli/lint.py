@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from k3s_infra.cli import add_environment_arguments
+from k3s_infra.cli.output import add_output_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--no-checkov", action="store_true", help="skip checkov even where it is installed")
+    add_output_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,7 +20,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from k3s_infra import checkov
-    from k3s_infra.cli import load
+    from k3s_infra.cli import UsageError, load
+    from k3s_infra.cli.output import document, print_json, wants_json
+
+    try:  # an extra: a plain wheel install has no cfn-lint
+        import cfnlint  # noqa: F401
+    except ImportError:
+        raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'") from None
     from k3s_infra.lint import Linter
     from k3s_infra.render import render, write
 
@@ -39,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             summary.append("checkov   skipped (not installed: make checkov)" if not args.no_checkov
                            else "checkov   skipped (--no-checkov)")
+    if wants_json(args):
+        from dataclasses import asdict
+
+        print_json(document("lint", environment=env.name, findings=[asdict(f) for f in findings],
+                            checkov=bool(executable)))
+        return 1 if findings else 0
     _print(findings)
     for line in summary:
         print(line)

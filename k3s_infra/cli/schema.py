@@ -17,5 +17,5 @@ def run(args: argparse.Namespace) -> int:
     from k3s_infra.config import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
-    emit(text, args.out)
+    emit(text, args.out, lambda head: head.lstrip().startswith("{") and '"$defs"' in head)
     return 0

@@ -40,7 +40,9 @@ class NodeAccess:
     cluster_key: Ref
     snapshot_folder: str
     cluster: str
-    addon_secrets: tuple[Ref, ...] = ()  # generated add-on values (e.g. Rancher's bootstrap password)
+    # Add-on values read at boot: generated secrets (Refs, e.g. Rancher's bootstrap password)
+    # and the user's own secrets by ARN (addons.<name>.secret_values).
+    addon_secrets: tuple[Ref | str, ...] = ()
     drain_queue: Ref | None = None  # the node termination handler's queue, when draining is on
 
 

@@ -1,6 +1,9 @@
-"""The K3s API endpoint: a network load balancer with a TCP 6443 listener.
+"""The K3s API endpoints: network load balancers with a TCP 6443 listener.
 
-It is the fixed registration address every joining server and agent uses.
+The internal one is the fixed registration address every joining server and
+agent uses, in every environment. With ``api.scheme: internet-facing`` a second,
+public one serves people and CI from ``api.allowed_cidrs``; both forward to the
+same servers (each has its own target group, servers register in both).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from troposphere.elasticloadbalancingv2 import (
     TargetGroupAttribute,
 )
 
-from k3s_infra import ports
-from k3s_infra.config import Api
+from k3s_infra import naming, ports
 from k3s_infra.template import StackTemplate
+
+INTERNAL, PUBLIC = "internal", "internet-facing"
+_PREFIX = {INTERNAL: "Api", PUBLIC: "PublicApi"}
 
 
 PING_PATH = "/ping"
@@ -33,9 +38,10 @@ class ApiEndpointRefs:
     load_balancer: Ref
 
 
-def build(t: StackTemplate, api: Api, vpc_id: Ref, subnet_ids: Ref, security_group_id: Ref) -> ApiEndpointRefs:
+def build(t: StackTemplate, scheme: str, vpc_id: Ref, subnet_ids: Ref, security_group_id: Ref) -> ApiEndpointRefs:
+    prefix = _PREFIX[scheme]
     nlb = t.add(LoadBalancer(
-        "ApiLoadBalancer", Type="network", Scheme=api.scheme, Subnets=subnet_ids,
+        naming.logical_id(prefix, "LoadBalancer"), Type="network", Scheme=scheme, Subnets=subnet_ids,
         SecurityGroups=[security_group_id],
         LoadBalancerAttributes=[
             LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
@@ -44,7 +50,8 @@ def build(t: StackTemplate, api: Api, vpc_id: Ref, subnet_ids: Ref, security_gro
     t.skip_check(nlb, "CKV_AWS_91", "NLB access logs exist only for TLS listeners; 6443 is TCP pass-through "
                                     "(TLS ends at K3s, whose audit log records API access)")
     target_group = t.add(TargetGroup(
-        "ApiTargetGroup", Protocol="TCP", Port=ports.API_PORT, VpcId=vpc_id, TargetType="instance",
+        naming.logical_id(prefix, "TargetGroup"), Protocol="TCP", Port=ports.API_PORT, VpcId=vpc_id,
+        TargetType="instance",
         # K3s's supervisor answers GET /ping with 200 "pong" without authentication
         # (k3s-io/k3s pkg/server/router.go: router.Path("/ping").Handler(ping()), registered
         # beside the authenticated handlers), only once K3s serves 6443: a TCP check would
@@ -59,7 +66,7 @@ def build(t: StackTemplate, api: Api, vpc_id: Ref, subnet_ids: Ref, security_gro
             TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value="30"),
         ]))
     t.add(Listener(
-        "ApiListener", LoadBalancerArn=Ref(nlb), Port=ports.API_PORT, Protocol="TCP",
+        naming.logical_id(prefix, "Listener"), LoadBalancerArn=Ref(nlb), Port=ports.API_PORT, Protocol="TCP",
         DefaultActions=[Action(Type="forward", TargetGroupArn=Ref(target_group))]))
     return ApiEndpointRefs(dns_name=GetAtt(nlb, "DNSName"), target_group=Ref(target_group),
                            load_balancer=Ref(nlb))

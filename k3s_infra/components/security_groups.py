@@ -16,8 +16,9 @@ from k3s_infra.config import Api
 from k3s_infra.template import StackTemplate
 
 _GROUP_IDS = {"server": "ServerSecurityGroup", "agent": "AgentSecurityGroup",
-              "api_lb": "ApiLoadBalancerSecurityGroup"}
-_DESCRIPTIONS = {"server": "K3s servers", "agent": "K3s agents", "api_lb": "K3s API network load balancer"}
+              "api_lb": "ApiLoadBalancerSecurityGroup", "public_api_lb": "PublicApiLoadBalancerSecurityGroup"}
+_DESCRIPTIONS = {"server": "K3s servers", "agent": "K3s agents", "api_lb": "K3s API network load balancer",
+                 "public_api_lb": "K3s API internet-facing network load balancer"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class SecurityGroupRefs:
     server: GetAtt
     agent: GetAtt
     api_lb: GetAtt
+    public_api_lb: GetAtt | None = None  # only with api.scheme internet-facing
 
 
 def _rule_id(target: str, direction: str, rule_protocol: str, rule_ports: str, peer: str) -> str:
@@ -54,18 +56,23 @@ def _egress(group: str, group_ids: dict[str, GetAtt]) -> list[SecurityGroupRule]
 def build(t: StackTemplate, vpc_id: Ref, api: Api, flannel_backend: str,
           discovery_tags: dict[str, str] | None = None) -> SecurityGroupRefs:
     """``discovery_tags``: the cloud controller's cluster tag, on the node groups only."""
+    public = api.scheme == "internet-facing"
     groups = {}
     for group, logical in _GROUP_IDS.items():
+        if group == "public_api_lb":
+            continue  # below: its egress names the server group
         kwargs = {}
         if group in ports.NODES and discovery_tags:
             kwargs["Tags"] = Tags(**t.tags, **discovery_tags, Name=Sub(naming.name_tag(logical)))
         groups[group] = t.add(SecurityGroup(
             logical, GroupDescription=Sub(f"${{AWS::StackName}} {_DESCRIPTIONS[group]}"), VpcId=vpc_id, **kwargs))
     group_ids = {name: GetAtt(sg, "GroupId") for name, sg in groups.items()}
+    if public:
+        group_ids["public_api_lb"] = _public_group(t, vpc_id, group_ids["server"])
     for group, sg in groups.items():
         sg.SecurityGroupEgress = _egress(group, group_ids)
 
-    for rule in ports.node_rules(flannel_backend):
+    for rule in ports.node_rules(flannel_backend, public_api=public):
         t.add(SecurityGroupIngress(
             _rule_id(rule.target, "Ingress", rule.protocol, rule.ports, rule.source),
             GroupId=group_ids[rule.target], SourceSecurityGroupId=group_ids[rule.source],
@@ -77,10 +84,23 @@ def build(t: StackTemplate, vpc_id: Ref, api: Api, flannel_backend: str,
             _rule_id("api_lb", "Ingress", "tcp", str(ports.API_PORT), source),
             GroupId=group_ids["api_lb"], SourceSecurityGroupId=group_ids[source], IpProtocol="tcp",
             FromPort=ports.API_PORT, ToPort=ports.API_PORT, Description=f"K3s API from {source}s"))
+    # Listed CIDRs reach the public NLB when there is one, else the internal one.
+    door = "public_api_lb" if public else "api_lb"
     for cidr in api.allowed_cidrs:
         address_key = "CidrIpv6" if ":" in cidr else "CidrIp"
         t.add(SecurityGroupIngress(
-            _rule_id("api_lb", "Ingress", "tcp", str(ports.API_PORT), naming.cidr_id(cidr)),
-            GroupId=group_ids["api_lb"], IpProtocol="tcp", FromPort=ports.API_PORT, ToPort=ports.API_PORT,
+            _rule_id(door, "Ingress", "tcp", str(ports.API_PORT), naming.cidr_id(cidr)),
+            GroupId=group_ids[door], IpProtocol="tcp", FromPort=ports.API_PORT, ToPort=ports.API_PORT,
             Description=f"K3s API from listed CIDR {cidr}", **{address_key: cidr}))
     return SecurityGroupRefs(**group_ids)
+
+
+def _public_group(t: StackTemplate, vpc_id: Ref, server_group: GetAtt) -> GetAtt:
+    """The internet-facing NLB's group. A listed egress rule replaces AWS's default allow-all
+    (an empty list would keep it): the NLB only forwards 6443 to the servers."""
+    group = t.add(SecurityGroup(
+        _GROUP_IDS["public_api_lb"], GroupDescription=Sub(f"${{AWS::StackName}} {_DESCRIPTIONS['public_api_lb']}"),
+        VpcId=vpc_id, SecurityGroupEgress=[SecurityGroupRule(
+            IpProtocol="tcp", FromPort=ports.API_PORT, ToPort=ports.API_PORT,
+            DestinationSecurityGroupId=server_group, Description="K3s API to servers")]))
+    return GetAtt(group, "GroupId")

@@ -15,3 +15,7 @@ class DeployError(Exception):
 
 class AccountMismatch(Exception):
     """The caller's credentials belong to another account than the config's (exit code 2)."""
+
+
+class Refused(Exception):
+    """A request refused before anything changed, e.g. by the quorum guard (exit code 2)."""

@@ -35,6 +35,7 @@ class Aws:
         self.env = env
         self.session = session or boto3.Session(region_name=env.region)
         self._config = client_config()
+        self._account: str | None = None
 
     def client(self, service: str):
         return self.session.client(service, region_name=self.env.region, config=self._config)
@@ -56,14 +57,31 @@ class Aws:
         return self.client("secretsmanager")
 
     @cached_property
+    def ssm(self):
+        return self.client("ssm")
+
+    @cached_property
+    def ec2(self):
+        return self.client("ec2")
+
+    @cached_property
     def sts(self):
         return self.client("sts")
 
     def check_account(self) -> str:
-        """Refuse to touch an account other than the one the config names."""
+        """Refuse to touch an account other than the one the config names (asked once per Aws)."""
+        if self._account is not None:
+            return self._account
         account = self.sts.get_caller_identity()["Account"]
         if account != self.env.account_id:
             raise AccountMismatch(
                 f"credentials are for account {account}, but {self.env.name} is configured for account "
                 f"{self.env.account_id}; switch AWS_PROFILE or fix account_id")
+        self._account = account
         return account
+
+
+def check_account(aws: Aws) -> str:
+    """The reusable account check every AWS command runs before acting (``command.run``
+    calls it for every command); raises AccountMismatch (exit code 2)."""
+    return aws.check_account()

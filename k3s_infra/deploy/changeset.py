@@ -36,6 +36,7 @@ class ChangeSet:
     changes: list[Change] = field(default_factory=list)
     empty: bool = False
     created_review_stack: bool = False
+    stack_id: str = ""
 
 
 def stack_state(cfn, stack_name: str) -> dict | None:
@@ -78,11 +79,13 @@ def _changes(cfn, described: dict, stack_label: str, depth: int = 0) -> list[Cha
     return result
 
 
-def create(aws, pkg: Package, *, poll: float = 2.0, timeout: float = 1800) -> ChangeSet:
-    """Create and describe a change set for the root stack (CREATE or UPDATE)."""
+def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None, current: dict | None = None,
+           poll: float = 2.0, timeout: float = 1800) -> ChangeSet:
+    """Create and describe a change set for the root stack (CREATE or UPDATE). ``current`` is
+    the described root (None: not deployed). Interrupted or failed while CloudFormation
+    builds it, the change set (and the empty stack a CREATE made) is deleted again."""
     env = pkg.rendering.env
     cfn = aws.cloudformation
-    current = stack_state(cfn, env.stack_name)
     if current and current["StackStatus"] in DEAD_STATES:
         raise DeployError(f"stack {env.stack_name} is {current['StackStatus']} from an earlier failure; "
                           f"run 'k3s-infra destroy' for this environment, then deploy again")
@@ -92,18 +95,25 @@ def create(aws, pkg: Package, *, poll: float = 2.0, timeout: float = 1800) -> Ch
     name = f"k3s-infra-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
     response = cfn.create_change_set(
         StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
-        Capabilities=CAPABILITIES, IncludeNestedStacks=True,
+        Capabilities=CAPABILITIES, IncludeNestedStacks=True, Parameters=parameters or [],
         Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
         Description=f"k3s-infra {env.name}", **pkg.template_args())
-    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=current is None)
-    described = _wait_created(cfn, response["Id"], poll, timeout)
-    if described["Status"] == "FAILED":
-        reason = described.get("StatusReason", "")
-        if any(marker in reason for marker in NO_CHANGES):
-            result.empty = True
-            return result
-        raise DeployError(f"change set failed: {reason}")
-    result.changes = _changes(cfn, described, naming.ROOT)
+    # Followed by the StackId CloudFormation returned, never by name: a stack of the same
+    # name created or deleted meanwhile is another stack.
+    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=kind == "CREATE",
+                       stack_id=response.get("StackId") or env.stack_name)
+    try:
+        described = _wait_created(cfn, response["Id"], poll, timeout)
+        if described["Status"] == "FAILED":
+            reason = described.get("StatusReason", "")
+            if any(marker in reason for marker in NO_CHANGES):
+                result.empty = True
+                return result
+            raise DeployError(f"change set failed: {reason}")
+        result.changes = _changes(cfn, described, naming.ROOT)
+    except BaseException:
+        discard(aws, result)
+        raise
     return result
 
 
@@ -115,9 +125,9 @@ def discard(aws, change_set: ChangeSet) -> None:
     except ClientError:
         pass
     if change_set.created_review_stack:
-        state = stack_state(cfn, change_set.stack_name)
+        state = stack_state(cfn, change_set.stack_id or change_set.stack_name)
         if state and state["StackStatus"] == "REVIEW_IN_PROGRESS":
-            cfn.delete_stack(StackName=change_set.stack_name)
+            cfn.delete_stack(StackName=state["StackId"])
 
 
 def execute(aws, change_set: ChangeSet) -> None:
@@ -125,6 +135,17 @@ def execute(aws, change_set: ChangeSet) -> None:
         aws.cloudformation.execute_change_set(ChangeSetName=change_set.change_set_id)
     except (ClientError, ResponseParserError) as exc:  # the latter: a non-AWS error page (HTTP 5xx)
         raise DeployError(f"executing the change set failed: {exc}") from None
+
+
+def as_document(change_set: ChangeSet, pkg: Package) -> dict:
+    """``plan --output json`` (README "JSON output")."""
+    from dataclasses import asdict
+
+    from k3s_infra.cli.output import document
+
+    return document("plan", stack_name=change_set.stack_name, change_set_type=change_set.change_set_type,
+                    has_changes=not change_set.empty, changes=[asdict(c) for c in change_set.changes],
+                    uploaded=pkg.uploaded, reused=pkg.reused)
 
 
 def _replacement(change: Change) -> str:

@@ -4,6 +4,8 @@ confirmation prompts, and AWS errors turned into exit codes."""
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -20,18 +22,29 @@ def ask(question: str, assume_yes: bool) -> bool:
 
 
 def run(args: argparse.Namespace, action: Callable) -> int:
-    """Load the environment, build clients, run ``action(aws)`` and map failures to exit codes."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    """Load the environment, build clients, check the account, run ``action(aws)`` and map
+    failures to exit codes."""
+    import boto3
+    from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError, NoRegionError,
+                                     ProfileNotFound)
     from botocore.parsers import ResponseParserError
 
-    from k3s_infra.deploy import AccountMismatch, DeployError
-    from k3s_infra.deploy.aws import Aws
-    from k3s_infra.deploy.lifecycle import NotPublished
+    from k3s_infra.deploy import AccountMismatch, DeployError, Refused
+    from k3s_infra.deploy.aws import Aws, check_account
+    from k3s_infra.deploy.kubeconfig import NotPublished
 
     env = load(args)
     try:
-        return action(Aws(env))
-    except AccountMismatch as exc:
+        session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=env.region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"{exc}; --profile names a profile of ~/.aws/config") from None
+    logging.getLogger(__name__).info("AWS profile %s, region %s, endpoint %s", session.profile_name, env.region,
+                                     os.environ.get("AWS_ENDPOINT_URL", "default"))
+    try:
+        aws = Aws(env, session)
+        check_account(aws)  # every AWS command, before it reads or changes anything
+        return action(aws)
+    except (AccountMismatch, Refused) as exc:
         raise UsageError(str(exc)) from None
     except (NoCredentialsError, NoRegionError) as exc:
         print(f"error: {exc} (configure credentials, e.g. AWS_PROFILE)", file=sys.stderr)

@@ -17,6 +17,9 @@ from botocore.parsers import ResponseParserError
 READ_ERRORS = (ClientError, ResponseParserError)
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
+# When output is not a terminal (CI logs), a line at least this often while nothing else
+# is printed, so a pipeline's no-output timeout never kills a long deploy.
+HEARTBEAT_SECONDS = 30.0
 # Reasons CloudFormation gives to resources that failed only because something else did.
 _CONSEQUENTIAL = ("Resource creation cancelled", "Resource update cancelled", "Embedded stack",
                   "The following resource(s) failed")
@@ -87,6 +90,8 @@ class Watcher:
     stacks: dict[str, StackRef] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # event ID -> stack label
     discovering: bool = True
+    heartbeat: float = field(default_factory=lambda: HEARTBEAT_SECONDS)
+    _last_line: float = field(default_factory=time.monotonic)
     _progress_shown: bool = False
     _resolved: dict[str, str] = field(default_factory=dict)  # physical ID -> stack ID
 
@@ -193,7 +198,33 @@ class Watcher:
             self.events.append(event)
             self._clear_progress()
             print(format_event(event, label), file=self.out, flush=True)
+            self._last_line = time.monotonic()
         return [e for e, _ in fresh]
+
+    def in_progress(self) -> list[str]:
+        """Labels of the stacks whose latest own event (or, for a nested stack, its
+        resource event in the parent) is *_IN_PROGRESS."""
+        latest: dict[str, str] = {}
+        for event in sorted(self.events, key=lambda e: e["Timestamp"]):
+            if event.get("ResourceType") != STACK_TYPE:
+                continue
+            own = event.get("LogicalResourceId") == event.get("StackName")
+            label = self.labels.get(event["EventId"], "") if own else \
+                next((r.label for r in self.stacks.values() if r.stack_id == event.get("PhysicalResourceId")),
+                     event.get("LogicalResourceId", ""))
+            latest[label] = event.get("ResourceStatus", "")
+        return [label for label, status in latest.items() if status.endswith("_IN_PROGRESS")]
+
+    def beat(self, status: str, started: float) -> None:
+        """Not on a terminal: one plain line when nothing was printed for ``heartbeat`` s."""
+        now = time.monotonic()
+        if self.live or now - self._last_line < self.heartbeat:
+            return
+        elapsed = int(now - started)
+        busy = ", ".join(self.in_progress()) or "-"
+        print(f"... {elapsed // 60}m{elapsed % 60:02d}s  {self.root_label} {status}  in progress: {busy}",
+              file=self.out, flush=True)
+        self._last_line = now
 
     def _clear_progress(self) -> None:
         if self._progress_shown:
@@ -212,20 +243,28 @@ class Watcher:
     def wait(self, *, poll: float = 2.0, max_poll: float = 15.0, timeout: float = 3 * 3600) -> str:
         """Stream events until the root stack leaves every *_IN_PROGRESS state; return its status."""
         started = time.monotonic()
-        delay = poll
-        while True:
-            fresh = self.poll()
-            status = root_status(self.cfn, self.root_id)
-            if terminal(status):
-                self.poll()  # events written just before the status flipped
-                self._clear_progress()
-                return status
-            if time.monotonic() - started > timeout:
-                self._clear_progress()
-                raise TimeoutError(f"{self.root_label} still {status} after {timeout:.0f}s")
-            self.progress(status, started)
-            delay = poll if fresh else min(delay * 1.5, max_poll)
-            time.sleep(delay)
+        delay, status = poll, "?"
+        try:
+            while True:
+                fresh = self.poll()
+                status = root_status(self.cfn, self.root_id)
+                if terminal(status):
+                    self.poll()  # events written just before the status flipped
+                    self._clear_progress()
+                    return status
+                if time.monotonic() - started > timeout:
+                    self._clear_progress()
+                    raise TimeoutError(f"{self.root_label} still {status} after {timeout:.0f}s")
+                self.progress(status, started)
+                self.beat(status, started)
+                delay = poll if fresh else min(delay * 1.5, max_poll, self.heartbeat or max_poll)
+                time.sleep(delay)
+        except KeyboardInterrupt:
+            # Only this process stops: the operation was handed to CloudFormation.
+            self._clear_progress()
+            print(f"\ninterrupted: CloudFormation keeps going with {self.root_label} ({status}); follow it with "
+                  f"'k3s-infra status --watch' (same --env or --config)", file=self.out, flush=True)
+            raise
 
 
 def root_status(cfn, stack_id: str) -> str:

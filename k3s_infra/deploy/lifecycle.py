@@ -1,14 +1,11 @@
-"""deploy, status, destroy and kubeconfig as library functions: each takes an
-``Aws`` (clients for one environment), prints what a person reads to ``out`` and
-returns the command's exit code."""
+"""plan, deploy and destroy as library functions: each takes an ``Aws`` (clients for
+one environment), prints what a person reads to ``out`` and returns the command's exit
+code (status: deploy/status.py, kubeconfig: deploy/kubeconfig.py)."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
 import yaml
@@ -16,11 +13,12 @@ from botocore.exceptions import ClientError
 
 from k3s_infra import naming
 from k3s_infra import outputs as o
-from k3s_infra.deploy import DeployError, changeset
+from k3s_infra.deploy import DeployError, changeset, images, quorum, retained
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
 
+DELETE_ATTEMPTS = 3
 OK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 ROLLBACK_OUTCOMES = {
     "ROLLBACK_COMPLETE": "rolled back: every resource created by this attempt was deleted; "
@@ -62,18 +60,47 @@ def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
 
 # --- plan / deploy ----------------------------------------------------------------
 
-def plan(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
+def _prepare(aws, out: IO[str], *, update_image: bool, allow_quorum_loss: bool = False):
+    """Checks and choices made before anything is uploaded: account, pinned images, quorum.
+    Returns (the described root or None, change set parameters)."""
     env = aws.env
     aws.check_account()
+    root = changeset.stack_state(aws.cloudformation, env.stack_name)
+    retained.check_first_deploy(aws, root)
+    current = quorum.current_servers(aws, root)
+    if allow_quorum_loss and current is not None and env.servers.count < quorum.majority(current):
+        _print(out, f"warning: servers.count {current} -> {env.servers.count} loses etcd quorum "
+                    f"(--allow-quorum-loss); restore from a snapshot afterwards: 'k3s-infra restore'")
+    elif current is not None:
+        quorum.check(current, env.servers.count)
+    choices = images.choose(aws, root, update_image=update_image)
+    for choice in choices:
+        _print(out, choice.describe())
+    return root, images.stack_parameters(choices)
+
+
+def plan(aws, *, out: IO[str] | None = None, update_image: bool = False, as_json: bool = False,
+         detailed_exitcode: bool = False) -> int:
+    """Exit 0; with ``detailed_exitcode`` as Terraform's plan: 0 no changes, 2 changes.
+    With ``as_json`` the one JSON document goes to stdout and the rest to stderr."""
+    out = out or (sys.stderr if as_json else sys.stdout)
+    env = aws.env
+    root, parameters = _prepare(aws, out, update_image=update_image)
+    _print(out, f"plan uploads the templates to s3://{env.artifact_bucket} and creates (then deletes) a change "
+                f"set; 'k3s-infra diff' compares without writing anything")
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
-    cs = changeset.create(aws, pkg)
+    cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
-        _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
+        if as_json:
+            from k3s_infra.cli.output import print_json
+
+            print_json(changeset.as_document(cs, pkg))
+        else:
+            _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
     finally:
         changeset.discard(aws, cs)
-    return 0
+    return 2 if detailed_exitcode and not cs.empty else 0
 
 
 def _packaged(pkg) -> str:
@@ -83,24 +110,29 @@ def _packaged(pkg) -> str:
 
 
 def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] | None = None,
-           poll: float = 2.0) -> int:
+           poll: float = 2.0, update_image: bool = False, allow_quorum_loss: bool = False) -> int:
     out = out or sys.stdout
     env = aws.env
     cfn = aws.cloudformation
-    aws.check_account()
+    root, parameters = _prepare(aws, out, update_image=update_image, allow_quorum_loss=allow_quorum_loss)
     pkg = package(aws, render(env))
     _print(out, _packaged(pkg))
-    cs = changeset.create(aws, pkg)
-    if cs.empty:
-        changeset.discard(aws, cs)
-        _print(out, f"{env.stack_name} is up to date: nothing to deploy")
-        return 0
-    _print(out, changeset.format_table(cs))
-    if not confirm(cs):
+    cs = changeset.create(aws, pkg, parameters=parameters, current=root)
+    try:
+        if cs.empty:
+            changeset.discard(aws, cs)
+            _print(out, f"{env.stack_name} is up to date: nothing to deploy")
+            return 0
+        _print(out, changeset.format_table(cs))
+        if not confirm(cs):
+            changeset.discard(aws, cs)
+            _print(out, "not deployed: change set discarded")
+            return 1
+    except BaseException:  # refused without a terminal, Ctrl-C at the prompt: leave nothing behind
         changeset.discard(aws, cs)
         _print(out, "not deployed: change set discarded")
-        return 1
-    stack_id = cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackId"]
+        raise
+    stack_id = cs.stack_id
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
     _print(out, f"{cs.change_set_type.lower()} {env.stack_name}: streaming events")
@@ -150,57 +182,6 @@ def _nested(cfn, stack_id: str) -> list[tuple[str, dict]]:
     return result
 
 
-def status(aws, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    root = changeset.stack_state(cfn, env.stack_name)
-    if root is None:
-        _print(out, f"{env.stack_name}: not deployed (no such stack in {env.region})")
-        return 1
-    protection = "on" if root.get("EnableTerminationProtection") else "off"
-    _print(out, f"{env.stack_name}  {root['StackStatus']}  (termination protection {protection})")
-    try:
-        nested = _nested(cfn, root["StackId"])
-    except READ_ERRORS as exc:
-        nested = []
-        _print(out, f"warning: cannot list the nested stacks of {env.stack_name} ({type(exc).__name__})")
-    rows = [("STACK", "STATUS", "UPDATED")]
-    when = root.get("LastUpdatedTime") or root.get("CreationTime")
-    rows.append((naming.ROOT, root["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for logical, stack in nested:
-        when = stack.get("LastUpdatedTime") or stack.get("CreationTime")
-        rows.append((logical, stack["StackStatus"], f"{when:%Y-%m-%d %H:%M:%S}" if when else ""))
-    for line in _aligned(rows):
-        _print(out, line)
-    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
-    if outputs:
-        _print(out, "outputs:")
-        for line in _aligned(sorted(outputs.items())):
-            _print(out, line)
-    groups = [(logical, i["OutputValue"]) for logical, stack in nested for i in stack.get("Outputs", [])
-              if i["OutputKey"] == o.AUTO_SCALING_GROUP]
-    if groups:
-        described = {}
-        names = [name for _, name in groups]
-        for page in aws.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-                AutoScalingGroupNames=names):
-            described.update({g["AutoScalingGroupName"]: g for g in page["AutoScalingGroups"]})
-        rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
-        for logical, name in groups:
-            group = described.get(name)
-            if group is None:
-                rows.append((logical, "-", "-", "-", "-"))
-                continue
-            in_service = sum(1 for i in group.get("Instances", []) if i.get("LifecycleState") == "InService")
-            rows.append((logical, str(group["DesiredCapacity"]), str(in_service),
-                         str(group["MinSize"]), str(group["MaxSize"])))
-        _print(out, "node groups:")
-        for line in _aligned(rows):
-            _print(out, line)
-    return 0
-
-
 # --- destroy ------------------------------------------------------------------------
 
 def _retained(aws, rendering, nested: list[tuple[str, dict]]) -> list[tuple[str, str, str]]:
@@ -226,6 +207,38 @@ def _retained(aws, rendering, nested: list[tuple[str, dict]]) -> list[tuple[str,
             if lid in ids:
                 result.append((child.stack_id, type_, ids[lid]))
     return result
+
+
+def empty_bucket(s3, bucket: str, prefix: str = "") -> int:
+    """Delete every object version and delete marker (CloudFormation cannot delete a bucket
+    that still holds any: https://docs.aws.amazon.com/AmazonS3/latest/userguide/delete-bucket.html).
+    Returns how many were removed; a bucket already gone counts as empty."""
+    removed = 0
+    try:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+            objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                       for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for start in range(0, len(objects), 1000):  # DeleteObjects takes at most 1000 keys
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start:start + 1000], "Quiet": True})
+            removed += len(objects)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+    return removed
+
+
+def _delete_node_parameters(aws) -> str:
+    """The SSM parameters nodes and 'restore' create belong to no stack: delete them here, or
+    a redeploy's first server would find 'initialised' and wait to join a cluster that is gone."""
+    names = [naming.cluster_state_parameter(aws.env), naming.restore_request_parameter(aws.env)]
+    deleted = []
+    for name in names:
+        try:
+            aws.ssm.delete_parameter(Name=name)
+            deleted.append(name)
+        except aws.ssm.exceptions.ParameterNotFound:
+            pass
+    return f"deleted the node-owned parameters {', '.join(deleted)}" if deleted else "no node-owned parameters left"
 
 
 def _empty_artifacts(aws) -> str:
@@ -283,16 +296,29 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
                               f"pass --allow-protected to remove it and delete")
         cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
         _print(out, f"{env.stack_name}: termination protection removed")
+    # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
+    bucket = None if env.protected else {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}.get(
+        o.SNAPSHOT_BUCKET)
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
     watcher.discovering = False
-    _print(out, f"delete {env.stack_name}: streaming events")
-    cfn.delete_stack(StackName=stack_id)
-    final = watcher.wait(poll=poll)
+    for attempt in range(1, DELETE_ATTEMPTS + 1):
+        if bucket:
+            _print(out, f"emptied the snapshot bucket s3://{bucket} ({empty_bucket(aws.s3, bucket)} "
+                        f"object versions and delete markers)")
+        _print(out, f"delete {env.stack_name}: streaming events")
+        cfn.delete_stack(StackName=stack_id)
+        final = watcher.wait(poll=poll)
+        # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
+        if final != "DELETE_FAILED" or not bucket or attempt == DELETE_ATTEMPTS:
+            break
+        _print(out, f"{env.stack_name}: DELETE_FAILED; emptying the snapshot bucket again and retrying "
+                    f"({attempt}/{DELETE_ATTEMPTS - 1})")
     if final != "DELETE_COMPLETE":
         _report_failure(watcher, final, out)
         return 1
     _print(out, f"{env.stack_name}: DELETE_COMPLETE")
+    _print(out, _delete_node_parameters(aws))
     if retained:
         _print(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
         for line in _aligned([(s, t, p) for s, t, p in retained], indent="  "):
@@ -303,65 +329,4 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
     else:
         _print(out, "nothing retained: data stores were deleted with the stacks")
     _print(out, _empty_artifacts(aws))
-    return 0
-
-
-# --- kubeconfig ---------------------------------------------------------------------
-
-class NotPublished(Exception):
-    """The kubeconfig secret still holds its generated placeholder."""
-
-
-def _is_kubeconfig(text: str) -> dict | None:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    if isinstance(doc, dict) and doc.get("apiVersion") and isinstance(doc.get("clusters"), list):
-        return doc
-    return None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    os.chmod(path, 0o600)
-
-
-def kubeconfig(aws, path: Path, *, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
-    env = aws.env
-    cfn = aws.cloudformation
-    if changeset.stack_state(cfn, env.stack_name) is None:
-        raise DeployError(f"{env.stack_name} is not deployed")
-    arn = root_outputs(cfn, env.stack_name).get(o.KUBECONFIG_SECRET)
-    if not arn:
-        raise DeployError(f"{env.stack_name} has no {o.KUBECONFIG_SECRET} output yet")
-    try:
-        text = aws.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or ""
-    except ClientError as exc:
-        raise DeployError(f"cannot read the kubeconfig secret {arn}: "
-                          f"{exc.response.get('Error', {}).get('Code', 'error')}") from None
-    doc = _is_kubeconfig(text)
-    if doc is None:
-        raise NotPublished(f"the cluster has not published its kubeconfig yet ({arn} still holds its "
-                           f"placeholder); the first server stores it once K3s is ready, try again later")
-    write_private(path, text)
-    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
-    _print(out, f"wrote the admin kubeconfig of {env.stack_name} to {path} (mode 0600); "
-                f"API server {', '.join(servers) or '?'}")
-    _print(out, f"  export KUBECONFIG={path}")
     return 0

@@ -30,7 +30,9 @@ from k3s_infra import bootstrap
 
 # Deploy-time values of the node-stack parameters.
 PARAMETERS = {
-    "ApiDnsName": "k3s-api-0123456789abcdef.elb.eu-west-1.amazonaws.com",
+    "ApiDnsName": "internal-k3s-api-0123456789abcdef.elb.eu-west-1.amazonaws.com",
+    # api.scheme internet-facing only: the second, public door.
+    "PublicApiDnsName": "k3s-public-api-fedcba9876543210.elb.eu-west-1.amazonaws.com",
     "TokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/token-AbCdEf",
     "AgentTokenSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/agent-token-GhIjKl",
     "KubeconfigSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/kubeconfig-MnOpQr",
@@ -54,6 +56,7 @@ ADDON_SECRETS = {
 NODE_STACK_NAME = "k3s-ServerInit-1A2B3C4D5E6F7"
 PSEUDO_PARAMETERS = {"AWS::StackName": NODE_STACK_NAME}
 JOIN_URL = f"https://{PARAMETERS['ApiDnsName']}:6443"
+PUBLIC_URL = f"https://{PARAMETERS['PublicApiDnsName']}:6443"
 SERVER_TOKEN = "S3rv3rT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzAB"
 AGENT_TOKEN = "Ag3ntT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzABCD"
 INSTANCE_ID = "i-0fedcba9876543210"

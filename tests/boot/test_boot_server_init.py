@@ -10,6 +10,7 @@ from boot_sandbox import (
     JOIN_URL,
     K3S_TOKEN_FILES,
     PARAMETERS,
+    PUBLIC_URL,
     REGION,
     SECURE_AGENT_TOKEN,
     SECURE_SERVER_TOKEN,
@@ -37,7 +38,9 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert config["kubelet-arg"] == ["cloud-provider=external", f"provider-id=aws:///{ZONE}/{INSTANCE_ID}"]
     assert config["node-label"] == [f"topology.kubernetes.io/region={REGION}", f"topology.kubernetes.io/zone={ZONE}"]
     # Server settings from config.
-    assert config["tls-san"] == [PARAMETERS["ApiDnsName"], *env.k3s.tls_san]
+    # prod's API is internet-facing: the certificate names both doors (internal first).
+    assert env.api.scheme == "internet-facing"
+    assert config["tls-san"] == [PARAMETERS["ApiDnsName"], PARAMETERS["PublicApiDnsName"], *env.k3s.tls_san]
     assert config["secrets-encryption"] is True and config["disable-cloud-controller"] is True
     assert config["write-kubeconfig-mode"] == "0600"
     assert config["node-taint"] == ["node-role.kubernetes.io/control-plane:NoSchedule"]
@@ -74,7 +77,7 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert run.state["secrets"][PARAMETERS["TokenSecretArn"]].strip() == SECURE_SERVER_TOKEN
     assert run.state["secrets"][PARAMETERS["AgentTokenSecretArn"]].strip() == SECURE_AGENT_TOKEN
 
-    # Waited for the local API, then kubeconfig (server URL = the NLB), then the marker.
+    # Waited for the local API, then kubeconfig (server URL = the public NLB), then the marker.
     assert ["kubectl", "--kubeconfig", f"{run.root}/etc/rancher/k3s/k3s.yaml", "get", "--raw=/readyz"] \
         in run.k3s_calls
     assert run.state["writes"] == [["secret", PARAMETERS["TokenSecretArn"]],
@@ -82,7 +85,8 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
                                    ["secret", PARAMETERS["KubeconfigSecretArn"]],
                                    ["parameter", PARAMETERS["ClusterStateParameterName"]]]
     kubeconfig = yaml.safe_load(run.state["secrets"][PARAMETERS["KubeconfigSecretArn"]])
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == JOIN_URL
+    # People use the published kubeconfig: it points at the public door (the node joined the internal one).
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == PUBLIC_URL
     # Cluster, user and context are named after the cluster, not K3s's 'default'.
     name = env.stack_name
     assert [c["name"] for c in kubeconfig["clusters"]] == [name]

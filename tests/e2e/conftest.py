@@ -68,9 +68,25 @@ def network(aws):
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
                for i, az in enumerate((f"{REGION}a", f"{REGION}b"))]
+    # Realistic routes, as pre-flight checks them: public subnets to an internet gateway,
+    # the node (private) subnets out through a NAT gateway.
+    public = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+              for i, az in enumerate((f"{REGION}a", f"{REGION}b"))]
+    gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    nat = ec2.create_nat_gateway(SubnetId=public[0], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
+    private_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=private_table, DestinationCidrBlock="0.0.0.0/0",
+                     NatGatewayId=nat["NatGateway"]["NatGatewayId"])
+    for subnet in public:
+        ec2.associate_route_table(RouteTableId=public_table, SubnetId=subnet)
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=private_table, SubnetId=subnet)
     # moto 5.2.5 already serves the public AL2023 parameter; check, since node stacks need it.
     aws.ssm.get_parameter(Name=AMI_PARAMETER)
-    return {"vpc_id": vpc, "subnets": subnets}
+    return {"vpc_id": vpc, "subnets": subnets, "public_subnets": public}
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +98,12 @@ def write_env(network, tmp_path_factory):
         doc = read_document(Path(__file__).resolve().parents[2] / "environments" / f"{base}.yaml")
         doc["account_id"] = ACCOUNT
         doc["region"] = REGION
-        doc["network"]["vpc_id"] = network["vpc_id"]
-        doc["network"]["subnets"] = [{"id": s, "az": f"{REGION}{z}"} for s, z in zip(network["subnets"], "ab")]
+        if "create" not in doc["network"]:  # a managed network (network.create) is made by the deploy
+            doc["network"]["vpc_id"] = network["vpc_id"]
+            doc["network"]["subnets"] = [{"id": s, "az": f"{REGION}{z}"} for s, z in zip(network["subnets"], "ab")]
+            if "public_subnets" in doc["network"]:
+                doc["network"]["public_subnets"] = [{"id": s, "az": f"{REGION}{z}"}
+                                                    for s, z in zip(network["public_subnets"], "ab")]
         for key, value in overrides.items():
             doc[key] = value
         path = folder / file_name

@@ -33,5 +33,12 @@ def test_protected_environment_lifecycle(cli, write_env, aws):
     sm = aws.secretsmanager
     kept_secrets = [x["ARN"] for x in sm.list_secrets()["SecretList"] if f"/{STACK}/" in x["Name"]]
     assert len(kept_secrets) == 3 and all(arn in kept for arn in kept_secrets)
+    # a redeploy would collide with the kept names: refused before anything is uploaded, each named
+    again = cli("deploy", "--config", path, "--yes")
+    assert again.code == 2, again
+    assert all(f"k3s-infra/{STACK}/{what}" in again.err for what in ("token", "agent-token", "kubeconfig"))
+    assert "delete-secret" in again.err and "stack_name" in again.err
+    assert [s for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == STACK
+            and s["StackStatus"] != "DELETE_COMPLETE"] == []
     for arn in kept_secrets:  # tidy the shared server
         sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)

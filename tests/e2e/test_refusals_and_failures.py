@@ -8,10 +8,11 @@ STACK = "k3s-broken"
 
 
 def test_failing_resource_is_named_and_exit_is_nonzero(cli, write_env, aws):
-    # A VPC that does not exist: the security groups cannot be created, as on real AWS.
+    # A VPC that does not exist: the security groups cannot be created, as on real AWS
+    # (pre-flight would refuse it before CloudFormation; skipped to see CloudFormation fail).
     path = str(write_env("broken.yaml", deploy={"stack_name": STACK},
                          network={**_network(write_env), "vpc_id": "vpc-0deadbeef0000000"}))
-    result = cli("deploy", "--config", path, "--yes")
+    result = cli("deploy", "--config", path, "--yes", "--skip-preflight")
     assert result.code == 1, result
     failure = next(line for line in result.out.splitlines() if line.startswith("error: "))
     # the cause is named: nested stack / logical ID (a real resource, not the stack wrappers)
@@ -21,7 +22,7 @@ def test_failing_resource_is_named_and_exit_is_nonzero(cli, write_env, aws):
     assert "vpc-0deadbeef0000000" in failure
     assert "ROLLBACK_COMPLETE" in result.out and "rolled back" in result.out
     # a rolled-back stack cannot be updated: deploy says what to do, destroy cleans up
-    again = cli("deploy", "--config", path, "--yes")
+    again = cli("deploy", "--config", path, "--yes", "--skip-preflight")
     assert again.code == 1 and "destroy" in again.err, again
     gone = cli("destroy", "--config", path, "--yes")
     assert gone.code == 0, gone

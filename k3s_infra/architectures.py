@@ -1,0 +1,33 @@
+"""Which CPU architecture an EC2 instance type runs, and which one an image is built for.
+
+One table, read top to bottom, first match wins. EC2 names a type
+``<family><generation><attributes>.<size>``; a ``g`` among the attributes means
+AWS Graviton (arm64): m7g, c7gn, r6gd, t4g, im4gn, is4gen, x2gd, g5g. The first
+Graviton family, a1, has no attribute letter. ``g`` as the family itself (g4dn,
+g6e: NVIDIA GPUs on x86_64) is not an attribute.
+https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html
+"""
+
+from __future__ import annotations
+
+import re
+
+# (pattern of the part before the '.', architecture)
+INSTANCE_FAMILIES: tuple[tuple[str, str], ...] = (
+    (r"^a1$", "arm64"),
+    (r"^mac[0-9]+-m[0-9a-z]*$", "arm64"),  # Apple silicon Macs
+    (r"^[a-z]+[0-9]+[a-z-]*g[a-z-]*$", "arm64"),  # a Graviton attribute after the generation
+    (r".*", "x86_64"),
+)
+
+# Words in an image's SSM parameter path that name its architecture; anything else is x86_64.
+IMAGE_ARCHITECTURES: tuple[tuple[str, str], ...] = (("arm64", "arm64"), ("aarch64", "arm64"))
+
+
+def of_instance_type(instance_type: str) -> str:
+    family = instance_type.split(".", 1)[0]
+    return next(arch for pattern, arch in INSTANCE_FAMILIES if re.match(pattern, family))
+
+
+def of_image_parameter(path: str) -> str:
+    return next((arch for word, arch in IMAGE_ARCHITECTURES if word in path.lower()), "x86_64")

@@ -1,0 +1,161 @@
+"""k3s-infra init NAME: write a commented environment file that renders as is.
+
+Without ``--from-account`` the account, VPC and subnets are placeholders (marked) that
+validate, so ``render`` works at once; with it they are read, read-only, from the
+caller's account: STS GetCallerIdentity, EC2 DescribeVpcs and DescribeSubnets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+# Placeholders in the shapes the config accepts (the same as environments/dev.yaml).
+PLACEHOLDER_ACCOUNT = "123456789012"
+PLACEHOLDER_VPC = {"vpc_id": "vpc-0a1b2c3d4e5f60718", "vpc_cidr": "10.0.0.0/16",
+                   "subnets": [("subnet-0a1b2c3d4e5f60701", "a"), ("subnet-0a1b2c3d4e5f60702", "b")]}
+
+TEMPLATE = """\
+# k3s-infra environment {name!r}, written by `k3s-infra init`.
+# Every key is described in the README ("Config reference") and in the JSON schema
+# (`k3s-infra schema`); `k3s-infra render --config {file}` checks this file.
+{marker}
+# Shared settings (K3s version, etcd snapshots, tags) come from defaults.yaml: the one
+# beside this file, in ./environments/, or the one shipped with k3s-infra.
+extends: defaults.yaml
+name: {name}
+region: {region}
+account_id: "{account}"{account_note}
+network:{network_note}
+  vpc_id: {vpc_id}
+  vpc_cidr: {vpc_cidr}
+  # Private subnets for the nodes and the internal NLB, in at least two availability zones.
+  subnets:
+{subnets}
+api:
+  # internal: the K3s API (6443) is reached from inside the VPC only; internet-facing
+  # needs allowed_cidrs (nothing is ever open to the world).
+  scheme: internal
+  allowed_cidrs: [{vpc_cidr}]
+servers:
+  # An odd number for etcd quorum: 1 for a trial, 3 for high availability.
+  count: 1
+  instance_type: t3.small
+  root_volume_gb: 30
+agent_pools:
+  - name: general
+    instance_types: [t3.small]
+    min_size: 1
+    desired: 1
+    max_size: 3
+    root_volume_gb: 30
+# protected: true   # keep data stores on destroy, refuse destroy without --allow-protected
+deploy:
+  tags:
+    environment: {name}
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="environment name (lowercase letters, digits, -)")
+    parser.add_argument("--from-account", action="store_true",
+                        help="read the account ID (STS) and a VPC with its subnets (EC2) from your credentials; "
+                             "read-only")
+    parser.add_argument("--out", metavar="PATH", help="where to write it (default: environments/NAME.yaml)")
+    parser.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from k3s_infra.cli import UsageError
+
+    path = Path(args.out) if args.out else Path("environments") / f"{args.name}.yaml"
+    if path.exists() and not args.force:
+        raise UsageError(f"{path.resolve()} exists; pass --force to replace it")
+    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if args.from_account:
+        values = _from_account(args, region)
+    else:
+        region = region or "eu-west-1"
+        values = {"region": region, "account": PLACEHOLDER_ACCOUNT, "vpc_id": PLACEHOLDER_VPC["vpc_id"],
+                  "vpc_cidr": PLACEHOLDER_VPC["vpc_cidr"],
+                  "subnets": [(s, f"{region}{z}") for s, z in PLACEHOLDER_VPC["subnets"]],
+                  "account_note": "   # PLACEHOLDER: your AWS account ID",
+                  "network_note": "  # PLACEHOLDER: your VPC and its private subnets (or: k3s-infra init --from-account)",
+                  "marker": "# Placeholders are marked PLACEHOLDER: replace them before deploying."}
+    text = TEMPLATE.format(name=args.name, file=path, subnets=_subnets(values.pop("subnets")), **values)
+    _write_checked(path, text)
+    print(f"wrote {path.resolve()}")
+    print(f"  next: k3s-infra render --config {path}   (then lint, plan, deploy)")
+    return 0
+
+
+def _subnets(subnets: list[tuple[str, str]]) -> str:
+    return "\n".join(f"    - {{id: {sid}, az: {az}}}" for sid, az in subnets)
+
+
+def _write_checked(path, text: str) -> None:
+    """Validate the text as an environment file first: nothing is written unless it loads."""
+    import tempfile
+    from pathlib import Path
+
+    from k3s_infra.config import read_document, validate
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        validate(read_document(tmp), str(path))  # a ConfigError (bad NAME, say) names the field; exit 2
+        os.replace(tmp, path)
+    finally:
+        if Path(tmp).exists():
+            os.unlink(tmp)
+
+
+def _from_account(args: argparse.Namespace, region: str | None) -> dict:
+    import boto3
+
+    from k3s_infra.cli import UsageError
+    from k3s_infra.deploy.aws import client_config
+
+    session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=region)
+    region = session.region_name
+    if not region:
+        raise UsageError("no region: pass --region or configure one (AWS_REGION, ~/.aws/config)")
+    account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
+    vpc, subnets = _pick_network(session.client("ec2", region_name=region, config=client_config()))
+    if vpc is None:
+        raise UsageError(f"no VPC in {account}/{region} has subnets in two availability zones; "
+                         f"run 'k3s-infra init {args.name}' without --from-account and fill in network: by hand")
+    return {"region": region, "account": account, "vpc_id": vpc["VpcId"], "vpc_cidr": vpc["CidrBlock"],
+            "subnets": [(s["SubnetId"], s["AvailabilityZone"]) for s in subnets],
+            "account_note": "   # from your credentials (STS)",
+            "network_note": f"  # read from your account: {_describe(vpc, subnets)}",
+            "marker": "# Account and network were read from your account; check them before deploying."}
+
+
+def _pick_network(ec2) -> tuple[dict | None, list[dict]]:
+    """The VPC offering the most availability zones (non-default VPCs first), with one
+    subnet per zone (private ones first: no public IP on launch), up to three zones."""
+    vpcs = [v for page in ec2.get_paginator("describe_vpcs").paginate() for v in page["Vpcs"]]
+    best: tuple | None = None
+    for vpc in vpcs:
+        subnets = [s for page in ec2.get_paginator("describe_subnets").paginate(
+            Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]) for s in page["Subnets"]]
+        per_zone: dict[str, dict] = {}
+        for subnet in sorted(subnets, key=lambda s: (bool(s.get("MapPublicIpOnLaunch")), s["SubnetId"])):
+            per_zone.setdefault(subnet["AvailabilityZone"], subnet)
+        chosen = [per_zone[z] for z in sorted(per_zone)][:3]
+        if len(chosen) < 2:
+            continue
+        rank = (not vpc.get("IsDefault", False), len(chosen), -sum(bool(s.get("MapPublicIpOnLaunch")) for s in chosen))
+        if best is None or rank > best[0]:
+            best = (rank, vpc, chosen)
+    return (best[1], best[2]) if best else (None, [])
+
+
+def _describe(vpc: dict, subnets: list[dict]) -> str:
+    public = sum(bool(s.get("MapPublicIpOnLaunch")) for s in subnets)
+    kind = "default VPC" if vpc.get("IsDefault") else "VPC"
+    return f"{kind}, {len(subnets)} zones" + (f", {public} subnet(s) PUBLIC: prefer private ones" if public else "")

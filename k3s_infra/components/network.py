@@ -1,0 +1,136 @@
+"""A managed network (``network.create``): a VPC with a public and a private subnet
+per availability zone, internet gateway, NAT, route tables, VPC endpoints and flow logs.
+
+Zones come from ``Fn::GetAZs``/``Fn::Select`` so rendering stays offline; subnet CIDRs
+are split from the VPC CIDR here, in Python (private first, then public).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+
+from awacs import logs
+from awacs.aws import Allow, PolicyDocument, Statement
+from awacs.helpers.trust import make_simple_assume_policy
+from troposphere import GetAtt, GetAZs, Join, Ref, Select, Sub
+from troposphere.ec2 import (
+    EIP,
+    VPC,
+    FlowLog,
+    InternetGateway,
+    NatGateway,
+    Route,
+    RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+    SubnetRouteTableAssociation,
+    VPCEndpoint,
+    VPCGatewayAttachment,
+)
+from troposphere.iam import Policy, Role
+from troposphere.logs import LogGroup
+
+from k3s_infra.network_config import ManagedNetwork
+from k3s_infra.template import StackTemplate
+
+# Interface endpoints nodes in private subnets without NAT need: token and add-on secrets,
+# the cluster-state marker (SSM), CloudFormation signals, the AWS cloud controller
+# (EC2, ELB, STS for its identity) and the ASG lifecycle calls. S3 (snapshots, the
+# artifact templates) goes through the gateway endpoint, which every managed network has.
+INTERFACE_SERVICES = ("secretsmanager", "ssm", "cloudformation", "ec2", "elasticloadbalancing", "sts",
+                      "autoscaling")
+FLOW_LOG_RETENTION_DAYS = 365
+
+
+@dataclass(frozen=True)
+class NetworkRefs:
+    vpc_id: Ref
+    vpc_cidr: GetAtt
+    private_subnet_ids: Join
+    public_subnet_ids: Join
+
+
+def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """(private, public) CIDRs: the VPC split into equal blocks, one of each kind per zone."""
+    pieces = list(ipaddress.ip_network(cidr).subnets(prefixlen_diff=math.ceil(math.log2(2 * zones))))
+    return [str(n) for n in pieces[:zones]], [str(n) for n in pieces[zones:2 * zones]]
+
+
+def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...] = ()) -> NetworkRefs:
+    # DNS hostnames and support: interface endpoints' private DNS names need both.
+    vpc = t.add(VPC("Vpc", CidrBlock=spec.cidr, EnableDnsSupport=True, EnableDnsHostnames=True))
+    gateway = t.add(InternetGateway("InternetGateway"))
+    attachment = t.add(VPCGatewayAttachment("InternetGatewayAttachment", VpcId=Ref(vpc),
+                                            InternetGatewayId=Ref(gateway)))
+    public_table = t.add(RouteTable("PublicRouteTable", VpcId=Ref(vpc)))
+    t.add(Route("PublicDefaultRoute", RouteTableId=Ref(public_table), DestinationCidrBlock="0.0.0.0/0",
+                GatewayId=Ref(gateway), DependsOn=[attachment.title]))
+    private_cidrs, public_cidrs = subnet_cidrs(spec.cidr, spec.availability_zones)
+    private, public, private_tables, nats = [], [], [], []
+    for index in range(spec.availability_zones):
+        zone, n = Select(index, GetAZs("")), index + 1
+        # No public IPs on launch, even in public subnets: only the NLB and the NAT live there.
+        public.append(t.add(Subnet(f"PublicSubnet{n}", VpcId=Ref(vpc), CidrBlock=public_cidrs[index],
+                                   AvailabilityZone=zone, MapPublicIpOnLaunch=False)))
+        private.append(t.add(Subnet(f"PrivateSubnet{n}", VpcId=Ref(vpc), CidrBlock=private_cidrs[index],
+                                    AvailabilityZone=zone, MapPublicIpOnLaunch=False)))
+        t.add(SubnetRouteTableAssociation(f"PublicSubnet{n}RouteTable", SubnetId=Ref(public[-1]),
+                                          RouteTableId=Ref(public_table)))
+        if spec.nat_gateways == "per-az" or (spec.nat_gateways == "one" and index == 0):
+            address = t.add(EIP(f"NatAddress{n}", Domain="vpc", DependsOn=[attachment.title]))
+            nats.append(t.add(NatGateway(f"NatGateway{n}", SubnetId=Ref(public[-1]),
+                                         AllocationId=GetAtt(address, "AllocationId"))))
+        table = t.add(RouteTable(f"PrivateRouteTable{n}", VpcId=Ref(vpc)))
+        private_tables.append(table)
+        t.add(SubnetRouteTableAssociation(f"PrivateSubnet{n}RouteTable", SubnetId=Ref(private[-1]),
+                                          RouteTableId=Ref(table)))
+    for n, table in enumerate(private_tables, start=1):
+        if nats:  # per-az: the zone's own NAT; one: the shared one
+            nat = nats[n - 1] if spec.nat_gateways == "per-az" else nats[0]
+            t.add(Route(f"PrivateDefaultRoute{n}", RouteTableId=Ref(table), DestinationCidrBlock="0.0.0.0/0",
+                        NatGatewayId=Ref(nat)))
+    t.add(VPCEndpoint("S3Endpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
+                      ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+                      RouteTableIds=[Ref(table) for table in private_tables]))
+    if spec.nat_gateways == "none":
+        _interface_endpoints(t, vpc, private, (*INTERFACE_SERVICES, *extra_services))
+    _flow_logs(t, vpc)
+    return NetworkRefs(vpc_id=Ref(vpc), vpc_cidr=GetAtt(vpc, "CidrBlock"),
+                       private_subnet_ids=Join(",", [Ref(s) for s in private]),
+                       public_subnet_ids=Join(",", [Ref(s) for s in public]))
+
+
+def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], services: tuple[str, ...]) -> None:
+    group = t.add(SecurityGroup(
+        "EndpointSecurityGroup", GroupDescription=Sub("${AWS::StackName} VPC interface endpoints"),
+        VpcId=Ref(vpc),
+        SecurityGroupIngress=[SecurityGroupRule(IpProtocol="tcp", FromPort=443, ToPort=443,
+                                                CidrIp=GetAtt(vpc, "CidrBlock"), Description="HTTPS from the VPC")],
+        # A listed rule replaces AWS's default allow-all egress; endpoints only answer.
+        SecurityGroupEgress=[SecurityGroupRule(IpProtocol="tcp", FromPort=443, ToPort=443,
+                                               CidrIp=GetAtt(vpc, "CidrBlock"), Description="HTTPS within the VPC")]))
+    for service in services:
+        t.add(VPCEndpoint(
+            "".join(part.capitalize() for part in service.split(".")) + "Endpoint", VpcId=Ref(vpc),
+            VpcEndpointType="Interface", ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
+            PrivateDnsEnabled=True, SubnetIds=[Ref(s) for s in subnets], SecurityGroupIds=[Ref(group)]))
+
+
+def _flow_logs(t: StackTemplate, vpc: VPC) -> None:
+    """Every flow of the VPC to CloudWatch Logs, delivered with a role scoped to the one group
+    (https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html)."""
+    group = t.add(LogGroup("FlowLogGroup", RetentionInDays=FLOW_LOG_RETENTION_DAYS))
+    t.skip_check(group, "CKV_AWS_158", "flow records carry no secrets; CloudWatch Logs encrypts them at rest "
+                                       "with its own keys")
+    role = t.add(Role(
+        "FlowLogRole", AssumeRolePolicyDocument=make_simple_assume_policy("vpc-flow-logs.amazonaws.com"),
+        Policies=[Policy(PolicyName="deliver-flow-logs", PolicyDocument=PolicyDocument(
+            Version="2012-10-17", Statement=[Statement(
+                Effect=Allow, Action=[logs.CreateLogStream, logs.PutLogEvents, logs.DescribeLogStreams],
+                Resource=[GetAtt(group, "Arn")])]))]))
+    t.add(FlowLog("VpcFlowLog", ResourceId=Ref(vpc), ResourceType="VPC", TrafficType="ALL",
+                  LogDestinationType="cloud-watch-logs", LogGroupName=Ref(group),
+                  DeliverLogsPermissionArn=GetAtt(role, "Arn")))

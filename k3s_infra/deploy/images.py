@@ -1,0 +1,70 @@
+"""Node images pinned by the deployer: a public SSM path is resolved ONCE (first deploy)
+and the deployed root's value is reused afterwards, so a newly published image never
+replaces nodes on an unrelated deploy. ``--update-image`` re-resolves; ``nodes.ami_id``
+in the config pins an explicit AMI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from k3s_infra import outputs as o
+from stacks.root import image_parameters
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    parameter: str          # root parameter name
+    source: str             # SSM path, or "nodes.ami_id"
+    deployed: str | None    # the root's current value (None: first deploy)
+    chosen: str             # what this change set passes
+    latest: str | None      # what the SSM path says now (None: not looked up or unreadable)
+
+    def describe(self) -> str:
+        label = "image" if self.parameter == o.IMAGE_ID else f"image {self.parameter}"
+        if self.deployed is None:
+            return f"{label}: {self.chosen} (resolved from {self.source}; pinned from now on)"
+        if self.chosen != self.deployed:
+            return f"{label}: {self.deployed} -> {self.chosen} (from {self.source}): every node of it is replaced"
+        if self.latest and self.latest != self.chosen:
+            return (f"{label}: {self.deployed} kept; a newer image {self.latest} is published at {self.source}: "
+                    f"take it with 'k3s-infra deploy --update-image' (replaces the nodes, one at a time)")
+        return f"{label}: {self.deployed} (pinned)"
+
+
+def deployed_parameters(root: dict | None) -> dict[str, str]:
+    """Parameter values of a deployed root (an empty REVIEW_IN_PROGRESS stack has none)."""
+    if not root or root.get("StackStatus") == "REVIEW_IN_PROGRESS":
+        return {}
+    return {p["ParameterKey"]: p["ParameterValue"] for p in root.get("Parameters", [])
+            if "ParameterValue" in p}
+
+
+def _resolve(ssm, path: str) -> str:
+    return ssm.get_parameter(Name=path)["Parameter"]["Value"]
+
+
+def choose(aws, root: dict | None, *, update_image: bool = False) -> list[ImageChoice]:
+    env = aws.env
+    deployed = deployed_parameters(root)
+    explicit = {o.IMAGE_ID: env.nodes.ami_id} if env.nodes.ami_id else {}
+    result = []
+    for name, path in image_parameters(env).items():
+        current = deployed.get(name)
+        if name in explicit:
+            result.append(ImageChoice(name, "nodes.ami_id", current, explicit[name], None))
+        elif current is None or update_image:
+            latest = _resolve(aws.ssm, path)
+            result.append(ImageChoice(name, path, current, latest, latest))
+        else:
+            try:  # only to tell the user; the pinned value is used either way
+                latest = _resolve(aws.ssm, path)
+            except ClientError:
+                latest = None
+            result.append(ImageChoice(name, path, current, current, latest))
+    return result
+
+
+def stack_parameters(choices: list[ImageChoice]) -> list[dict[str, str]]:
+    return [{"ParameterKey": c.parameter, "ParameterValue": c.chosen} for c in choices]

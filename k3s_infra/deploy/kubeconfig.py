@@ -1,0 +1,158 @@
+"""The admin kubeconfig from its secret: names normalised to the cluster's name, written
+as its own file (mode 0600, never over an existing one without ``force``) or merged into
+the user's kubeconfig the way ``aws eks update-kubeconfig`` and ``k3d kubeconfig merge``
+do: other entries kept, same-name entries replaced, a backup of the file kept, the
+current context changed only when asked.
+
+kubectl merges the files of ``$KUBECONFIG`` and creates new entries "in the first file that
+exists"; without the variable it uses ``${HOME}/.kube/config``
+(https://kubernetes.io/docs/reference/kubectl/generated/kubectl_config/, loading order).
+We write to the first listed path (created if missing), as the task asks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import yaml
+from botocore.exceptions import ClientError
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.deploy import DeployError, changeset
+
+KINDS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+
+
+class NotPublished(Exception):
+    """The kubeconfig secret still holds its generated placeholder."""
+
+
+def _is_kubeconfig(text: str) -> dict | None:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(doc, dict) and doc.get("apiVersion") and isinstance(doc.get("clusters"), list):
+        return doc
+    return None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.chmod(path, 0o600)
+
+
+def normalise(doc: dict, name: str) -> dict:
+    """Cluster, user and context named ``name`` whatever the node published (K3s writes
+    ``default`` for all three); a second entry of a kind becomes ``name-<its old name>``."""
+    renamed: dict[str, dict[str, str]] = {}
+    for kind, _ in KINDS:
+        entries = [e for e in doc.get(kind) or [] if isinstance(e, dict)]
+        renamed[kind] = {e.get("name"): name if i == 0 else f"{name}-{e.get('name')}" for i, e in enumerate(entries)}
+        for entry in entries:
+            entry["name"] = renamed[kind][entry.get("name")]
+    for context in doc.get("contexts") or []:
+        inner = context.get("context") or {}
+        if inner.get("cluster") in renamed["clusters"]:
+            inner["cluster"] = renamed["clusters"][inner["cluster"]]
+        if inner.get("user") in renamed["users"]:
+            inner["user"] = renamed["users"][inner["user"]]
+    if doc.get("current-context") in renamed["contexts"] or renamed["contexts"]:
+        doc["current-context"] = renamed["contexts"].get(doc.get("current-context"), name)
+    return doc
+
+
+def merge(existing: dict, new: dict, *, set_context: bool) -> dict:
+    """``new``'s entries into ``existing``: same names replaced, others kept in place."""
+    merged = dict(existing)
+    merged.setdefault("apiVersion", "v1")
+    merged.setdefault("kind", "Config")
+    for kind, _ in KINDS:
+        incoming = {e["name"]: e for e in new.get(kind) or []}
+        kept = [e for e in existing.get(kind) or [] if not (isinstance(e, dict) and e.get("name") in incoming)]
+        merged[kind] = kept + list(incoming.values())
+    if set_context or not existing.get("current-context"):
+        merged["current-context"] = new.get("current-context")
+    return merged
+
+
+def default_target() -> Path:
+    """The file kubectl writes to: the first path of $KUBECONFIG, else ~/.kube/config."""
+    first = next((p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p), None)
+    return Path(first).expanduser() if first else Path.home() / ".kube" / "config"
+
+
+def fetch(aws) -> tuple[dict, str]:
+    """The published kubeconfig (parsed) and its secret's ARN."""
+    env = aws.env
+    cfn = aws.cloudformation
+    if changeset.stack_state(cfn, env.stack_name) is None:
+        raise DeployError(f"{env.stack_name} is not deployed")
+    stack = cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]
+    arn = {i["OutputKey"]: i["OutputValue"] for i in stack.get("Outputs", [])}.get(o.KUBECONFIG_SECRET)
+    if not arn:
+        raise DeployError(f"{env.stack_name} has no {o.KUBECONFIG_SECRET} output yet")
+    try:
+        text = aws.secretsmanager.get_secret_value(SecretId=arn).get("SecretString") or ""
+    except ClientError as exc:
+        raise DeployError(f"cannot read the kubeconfig secret {arn}: "
+                          f"{exc.response.get('Error', {}).get('Code', 'error')}") from None
+    doc = _is_kubeconfig(text)
+    if doc is None:
+        raise NotPublished(f"the cluster has not published its kubeconfig yet ({arn} still holds its "
+                           f"placeholder); the first server stores it once K3s is ready, try again later")
+    return doc, arn
+
+
+def kubeconfig(aws, path: Path | None, *, merge_into: bool = False, force: bool = False,
+               set_context: bool = False, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    env = aws.env
+    name = naming.cluster_name(env)
+    target = (Path(path) if path else default_target() if merge_into else Path(f"{env.name}.kubeconfig")).absolute()
+    if not merge_into and target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass --force to replace it, or --merge to add the cluster to it")
+    aws.check_account()
+    doc, _ = fetch(aws)
+    doc = normalise(doc, name)
+    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
+    if merge_into:
+        existing = yaml.safe_load(target.read_text(encoding="utf-8")) if target.exists() else None
+        if existing is not None and not isinstance(existing, dict):
+            raise DeployError(f"{target} is not a kubeconfig (not a mapping); nothing written")
+        if target.exists():
+            backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%d%H%M%S')}")
+            shutil.copy2(target, backup)
+            os.chmod(backup, 0o600)
+            print(f"backup of {target}: {backup}", file=out)
+        write_private(target, yaml.safe_dump(merge(existing or {}, doc, set_context=set_context), sort_keys=False))
+        current = "current context set to it" if set_context else "current context unchanged (--set-context to switch)"
+        print(f"merged context {name} of {env.stack_name} into {target} (mode 0600); {current}; "
+              f"API server {', '.join(servers) or '?'}", file=out)
+        print(f"  kubectl --context {name} get nodes", file=out)
+        return 0
+    write_private(target, yaml.safe_dump(doc, sort_keys=False))
+    print(f"wrote the admin kubeconfig of {env.stack_name} to {target} (mode 0600); context {name}; "
+          f"API server {', '.join(servers) or '?'}", file=out)
+    print(f"  export KUBECONFIG={target}", file=out)
+    return 0

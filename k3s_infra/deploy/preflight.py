@@ -1,0 +1,187 @@
+"""Pre-flight: read-only checks that the account, network, instance types and image an
+environment file names exist and fit together, before ``plan`` or ``deploy`` writes
+anything (no bucket, no upload, no change set). Every problem is reported at once,
+naming the file and the field; ``--skip-preflight`` skips them (emulators that cannot
+answer).
+
+AWS calls (all Describe*/Get*): STS GetCallerIdentity; EC2 DescribeVpcs, DescribeSubnets,
+DescribeRouteTables, DescribeVpcEndpoints, DescribeAvailabilityZones,
+DescribeInstanceTypeOfferings (LocationType availability-zone:
+https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html),
+DescribeInstanceTypes (ProcessorInfo.SupportedArchitectures), DescribeImages
+(Architecture); SSM GetParameter (the AMI parameter).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from botocore.exceptions import ClientError
+
+from k3s_infra.components.network import INTERFACE_SERVICES
+from k3s_infra.config import ConfigError, Environment, environments_folder
+
+Problem = tuple[str, str]
+
+
+def gate(aws, args: argparse.Namespace) -> None:
+    """The CLI's one line before plan/deploy: refuse (exit 2, via ConfigError) on any problem."""
+    if args.skip_preflight:
+        return
+    source = args.config or str(environments_folder() / f"{args.env}.yaml")
+    problems = check(aws.env, aws)
+    if problems:
+        raise ConfigError(source, problems + [("", "nothing was changed (pre-flight; --skip-preflight skips it)")])
+
+
+def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None = None) -> list[Problem]:
+    """Every problem found, as (field path, message). ``session_or_clients``: anything with
+    ``client(service)`` (a boto3 Session, ``deploy.aws.Aws``). ``image_ids``: SSM parameter
+    name -> image ID already resolved (pinned) by the caller; others are read from SSM."""
+    client = session_or_clients.client
+    ec2 = client("ec2")
+    problems: list[Problem] = []
+    account = client("sts").get_caller_identity()["Account"]
+    if account != env.account_id:
+        problems.append(("account_id", f"credentials are for account {account}, not {env.account_id}"))
+    if env.network.managed:
+        zones = _managed_zones(ec2, env, problems)
+    else:
+        zones = _brought_network(ec2, env, problems)
+    types = _instance_types(env)
+    if zones:
+        _offerings(ec2, types, zones, problems)
+    _architecture(ec2, client("ssm"), env, types, image_ids or {}, problems)
+    return problems
+
+
+def _instance_types(env: Environment) -> dict[str, list[str]]:
+    """Instance type -> the fields that name it."""
+    found: dict[str, list[str]] = {env.servers.instance_type: ["servers.instance_type"]}
+    for pool in env.agent_pools:
+        for instance_type in pool.instance_types:
+            found.setdefault(instance_type, []).append(f"agent_pools[{pool.name}].instance_types")
+    return found
+
+
+def _managed_zones(ec2, env: Environment, problems: list[Problem]) -> list[str]:
+    """The zones Fn::GetAZs will give the Network stack: the region's default zones, in order."""
+    zones = sorted(z["ZoneName"] for z in ec2.describe_availability_zones(
+        Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]
+        if z.get("ZoneType", "availability-zone") == "availability-zone"
+        and z.get("OptInStatus", "opt-in-not-required") == "opt-in-not-required")
+    wanted = env.network.create.availability_zones
+    if len(zones) < wanted:
+        problems.append(("network.create.availability_zones",
+                         f"{env.region} has {len(zones)} availability zones, {wanted} asked for"))
+    return zones[:wanted]
+
+
+def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str]:
+    network = env.network
+    try:
+        (vpc,) = ec2.describe_vpcs(VpcIds=[network.vpc_id])["Vpcs"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidVpcID.NotFound":
+            raise
+        problems.append(("network.vpc_id", f"{network.vpc_id} does not exist in {env.region}"))
+        return []
+    cidrs = {vpc["CidrBlock"]} | {a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])}
+    if network.vpc_cidr not in cidrs:
+        problems.append(("network.vpc_cidr", f"{network.vpc_id} has CIDR {', '.join(sorted(cidrs))}, "
+                                             f"not {network.vpc_cidr}"))
+    ids = [s.id for s in (*network.subnets, *network.public_subnets)]
+    found = {s["SubnetId"]: s for s in ec2.describe_subnets(
+        Filters=[{"Name": "subnet-id", "Values": ids}])["Subnets"]}
+    endpoints = _endpoint_services(ec2, network.vpc_id, env.region)
+    zones = []
+    for field, subnets in (("subnets", network.subnets), ("public_subnets", network.public_subnets)):
+        for index, subnet in enumerate(subnets):
+            actual = found.get(subnet.id)
+            where = f"network.{field}[{index}]"
+            if actual is None:
+                problems.append((f"{where}.id", f"{subnet.id} does not exist in {env.region}"))
+                continue
+            if actual["VpcId"] != network.vpc_id:
+                problems.append((f"{where}.id", f"{subnet.id} belongs to {actual['VpcId']}, not {network.vpc_id}"))
+                continue
+            if subnet.az and actual["AvailabilityZone"] != subnet.az:
+                problems.append((f"{where}.az", f"{subnet.id} is in {actual['AvailabilityZone']}, not {subnet.az}"))
+            if field == "subnets":
+                zones.append(actual["AvailabilityZone"])
+            targets = _default_route_targets(ec2, network.vpc_id, subnet.id)
+            if field == "public_subnets" and not any(t.startswith("igw-") for t in targets):
+                problems.append((f"{where}.id", f"{subnet.id} has no route 0.0.0.0/0 to an internet gateway: "
+                                                "an internet-facing load balancer there is unreachable"))
+            missing = sorted((set(INTERFACE_SERVICES) | {"s3"}) - endpoints)
+            if field == "subnets" and not any(not t.startswith("igw-") for t in targets) and missing:
+                problems.append((f"{where}.id", f"{subnet.id} has no route out (0.0.0.0/0 to a NAT gateway) and "
+                                                f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
+    return sorted(set(zones))
+
+
+def _default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
+    """Targets of the 0.0.0.0/0 routes of a subnet's route table (the VPC's main table if none)."""
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
+    if not tables["RouteTables"]:
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                    {"Name": "association.main", "Values": ["true"]}])
+    targets = []
+    for table in tables["RouteTables"]:
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("State", "active") == "active":
+                targets += [value for key, value in route.items() if key.endswith("Id") and value]
+    return targets
+
+
+def _endpoint_services(ec2, vpc_id: str, region: str) -> set[str]:
+    """Short names (e.g. 'ssm') of the VPC's endpoint services."""
+    prefix = f"com.amazonaws.{region}."
+    found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    return {e["ServiceName"].removeprefix(prefix) for e in found if e.get("State", "available").lower() == "available"}
+
+
+def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: list[Problem]) -> None:
+    offered: set[tuple[str, str]] = set()
+    paginator = ec2.get_paginator("describe_instance_type_offerings")
+    for page in paginator.paginate(LocationType="availability-zone", Filters=[
+            {"Name": "instance-type", "Values": list(types)}, {"Name": "location", "Values": zones}]):
+        offered |= {(o["InstanceType"], o["Location"]) for o in page["InstanceTypeOfferings"]}
+    for instance_type, fields in types.items():
+        missing = [zone for zone in zones if (instance_type, zone) not in offered]
+        if missing:
+            what = "does not exist or is offered in none of" if len(missing) == len(zones) else "is not offered in"
+            for field in dict.fromkeys(fields):
+                problems.append((field, f"{instance_type} {what} the nodes' zones {', '.join(missing)}"))
+
+
+def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image_ids: dict[str, str],
+                  problems: list[Problem]) -> None:
+    parameter = env.nodes.ami_parameter
+    image_id = image_ids.get(parameter)
+    if image_id is None:
+        try:
+            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            problems.append(("nodes.ami_parameter", f"SSM parameter {parameter} does not exist in {env.region}"))
+            return
+    images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
+    if not images:
+        problems.append(("nodes.ami_parameter", f"image {image_id} (from {parameter}) does not exist in {env.region}"))
+        return
+    architecture = images[0]["Architecture"]
+    known = []
+    paginator = ec2.get_paginator("describe_instance_types")
+    try:
+        for page in paginator.paginate(Filters=[{"Name": "instance-type", "Values": list(types)}]):
+            known += page["InstanceTypes"]
+    except ClientError:
+        return  # unknown types are reported by the offerings check
+    for info in known:
+        supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+        if architecture not in supported:
+            for field in dict.fromkeys(types[info["InstanceType"]]):
+                problems.append((field, f"{info['InstanceType']} runs {'/'.join(supported)}, but image {image_id} "
+                                        f"({parameter}) is {architecture}"))

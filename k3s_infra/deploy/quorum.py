@@ -1,0 +1,60 @@
+"""Quorum guard: ``servers.count`` may not drop, in one deploy, below a majority of the
+etcd members running now. etcd needs floor(n/2)+1 of its n members to accept writes
+(https://etcd.io/docs/v3.5/faq/#what-is-failure-tolerance); K3s servers are etcd members
+(https://docs.k3s.io/datastore/ha-embedded), so removing more at once stalls the cluster."""
+
+from __future__ import annotations
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.deploy import Refused
+from k3s_infra.deploy.groups import group_of, parameters
+
+
+def majority(members: int) -> int:
+    return members // 2 + 1
+
+
+def safe_steps(current: int, target: int) -> list[int]:
+    """Odd server counts from ``current`` towards ``target``, each keeping a majority of the
+    previous one; stops early when no further step keeps quorum (e.g. 3 -> 1)."""
+    steps = [current]
+    while steps[-1] > target:
+        low = majority(steps[-1])
+        step = max(target, low + (1 - low % 2))  # the smallest odd count keeping a majority
+        if step >= steps[-1]:
+            break
+        steps.append(step)
+    return steps
+
+
+def check(current: int | None, target: int) -> None:
+    """Raise Refused when going from ``current`` to ``target`` servers loses etcd quorum."""
+    if current is None or target >= majority(current):
+        return
+    steps = safe_steps(current, target)
+    lines = [f"servers.count {current} -> {target} in one deploy would leave {target} of {current} etcd members, "
+             f"fewer than the majority ({majority(current)}) etcd needs: the cluster would stop accepting writes."]
+    if steps[-1] == target:
+        lines.append(f"go step by step: {' -> '.join(map(str, steps))} (one deploy per step, each finishing "
+                     f"before the next)")
+    else:
+        if len(steps) > 1:
+            lines.append(f"first go step by step: {' -> '.join(map(str, steps))} (one deploy per step)")
+        lines.append(f"then, from {steps[-1]} to {target}, only via a snapshot: deploy servers.count {target} "
+                     f"with --allow-quorum-loss (the joining servers go), then "
+                     f"'k3s-infra restore --yes' resets etcd onto the first server from the newest snapshot "
+                     f"(same --env or --config; check one exists first with 'k3s-infra snapshots')")
+    raise Refused("\n  ".join(lines))
+
+
+def current_servers(aws, root: dict | None) -> int | None:
+    """Servers running now: the joining group's desired capacity (its stack parameter when
+    the group cannot be read) + the cluster-init server. None before the first deploy."""
+    if not root or root.get("StackStatus") == "REVIEW_IN_PROGRESS":
+        return None
+    stack, group = group_of(aws, root["StackId"], naming.STACK_SERVERS)
+    if group is not None:
+        return int(group["DesiredCapacity"]) + 1
+    desired = parameters(stack).get(o.DESIRED_CAPACITY)
+    return int(desired) + 1 if desired and desired.isdigit() else None

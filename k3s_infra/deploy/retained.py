@@ -1,0 +1,49 @@
+"""Named data a protected environment keeps after 'destroy --allow-protected'
+(DeletionPolicy RetainExceptOnCreate): the K3s token, agent-token and kubeconfig
+secrets and the add-on secrets. A new stack cannot create secrets under those names
+("already exists"), so a first deploy looks for them BEFORE uploading anything and
+tells the user what to do. The retained KMS key and snapshot bucket have generated
+names and never collide."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from k3s_infra import addons, naming
+from k3s_infra.deploy import Refused
+
+
+def secret_names(env) -> list[str]:
+    return [naming.secret_name(env, what) for what in ("token", "agent-token", "kubeconfig")] + [
+        naming.addon_secret_name(env, spec.addon, spec.value_key) for spec in addons.secret_specs(env)]
+
+
+def existing(aws) -> list[tuple[str, bool]]:
+    """(name, scheduled for deletion) of this environment's secret names that are taken."""
+    found = []
+    for name in secret_names(aws.env):
+        try:
+            described = aws.secretsmanager.describe_secret(SecretId=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                continue
+            raise
+        found.append((name, "DeletedDate" in described))
+    return found
+
+
+def check_first_deploy(aws, root: dict | None) -> None:
+    """Refuse a CREATE whose secret names are still taken by retained (or deleting) secrets."""
+    if root is not None and root.get("StackStatus") != "REVIEW_IN_PROGRESS":
+        return
+    taken = existing(aws)
+    if not taken:
+        return
+    lines = [f"{aws.env.stack_name}: secrets kept from an earlier deployment still hold the names this stack "
+             f"creates, so its CREATE would fail ('already exists'):"]
+    lines += [f"  {name}" + ("  (scheduled for deletion)" if deleting else "") for name, deleting in taken]
+    lines.append("to start a NEW cluster: delete them (aws secretsmanager delete-secret --secret-id NAME "
+                 "--force-delete-without-recovery), or deploy under another deploy.stack_name, which names "
+                 "new secrets. Keep them (and the old token) if you mean to restore the old cluster's etcd "
+                 "snapshots: K3s needs the same token to read them")
+    raise Refused("\n".join(lines))

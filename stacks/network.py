@@ -1,0 +1,24 @@
+"""Network stack (``network.create`` only): the VPC and subnets the other stacks receive
+as the same Parameters a brought network fills from config (VpcId, VpcCidr, SubnetIds,
+PublicSubnetIds), so a managed and a brought network render the same children."""
+
+from __future__ import annotations
+
+from k3s_infra import naming
+from k3s_infra import outputs as o
+from k3s_infra.components import network
+from k3s_infra.config import Environment
+from k3s_infra.template import StackTemplate
+
+
+def build(env: Environment) -> StackTemplate:
+    spec = env.network.create
+    t = StackTemplate(f"k3s-infra {env.name}: VPC {spec.cidr} over {spec.availability_zones} zones, "
+                      f"NAT {spec.nat_gateways}", naming.cluster_tags(env))
+    # The node termination handler polls its SQS queue.
+    refs = network.build(t, spec, ("sqs",) if env.draining else ())
+    t.output(o.VPC_ID, refs.vpc_id, "VPC of the cluster")
+    t.output(o.VPC_CIDR, refs.vpc_cidr, "CIDR block of the VPC")
+    t.output(o.SUBNET_IDS, refs.private_subnet_ids, "Private subnets: nodes and the internal API load balancer")
+    t.output(o.PUBLIC_SUBNET_IDS, refs.public_subnet_ids, "Public subnets: the internet-facing API load balancer")
+    return t

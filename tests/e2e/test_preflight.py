@@ -1,0 +1,118 @@
+"""Pre-flight on the session's moto server: a file that names a network, zone, instance type
+or image AWS does not have is refused by ``plan``/``deploy`` with exit 2, all problems at
+once, before anything is created (no artifact bucket, no stack)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from k3s_infra.config import load_environment
+from k3s_infra.deploy import preflight
+from tests.e2e.conftest import AMI_PARAMETER, REGION
+
+STACK = "k3s-preflight"
+
+
+def bucket_and_stacks(aws) -> tuple[list[str], list[str]]:
+    buckets = [b["Name"] for b in aws.s3.list_buckets().get("Buckets", [])]
+    stacks = [s["StackName"] for s in aws.cloudformation.list_stacks()["StackSummaries"]
+              if s["StackName"].startswith(STACK) and s["StackStatus"] != "DELETE_COMPLETE"]
+    return buckets, stacks
+
+
+@pytest.fixture
+def untouched(aws):
+    """Asserts the test created no bucket and no stack."""
+    before = bucket_and_stacks(aws)
+    yield
+    assert bucket_and_stacks(aws) == before
+
+
+def networked(write_env, name: str, **overrides):
+    return str(write_env(name, deploy={"stack_name": STACK}, **overrides))
+
+
+def test_the_harness_network_passes(write_env, moto_endpoint):
+    env = load_environment(path=networked(write_env, "preflight-ok.yaml"))
+    assert preflight.check(env, boto3.Session(region_name=REGION)) == []
+
+
+@pytest.mark.parametrize("command", ["plan", "deploy"])
+def test_a_subnet_that_does_not_exist_is_refused_before_anything_is_created(cli, write_env, network, aws,
+                                                                            untouched, command):
+    path = networked(write_env, "preflight-subnet.yaml")
+    text = open(path).read().replace(network["subnets"][1], "subnet-0123456789abcdef0")
+    open(path, "w").write(text)
+    result = cli(command, "--config", path, *(["--yes"] if command == "deploy" else []))
+    assert result.code == 2, result
+    assert f"{path}: " in result.err
+    assert "network.subnets[1].id: subnet-0123456789abcdef0 does not exist" in result.err
+    assert "Traceback" not in result.err and "packaged" not in result.out
+
+
+def test_wrong_zone_and_foreign_vpc_are_named(cli, write_env, network, aws, untouched):
+    other_vpc = aws.ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    foreign = aws.ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.9.0.0/24",
+                                    AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    path = networked(write_env, "preflight-zone.yaml")
+    env = load_environment(path=path).network
+    document = open(path).read()
+    document = document.replace(f"id: {env.subnets[0].id}\n    az: {REGION}a", f"id: {env.subnets[0].id}\n    az: {REGION}c")
+    document = document.replace(env.subnets[1].id, foreign)
+    open(path, "w").write(document)
+    result = cli("plan", "--config", path)
+    assert result.code == 2, result
+    assert f"network.subnets[0].az: {env.subnets[0].id} is in {REGION}a, not {REGION}c" in result.err
+    assert f"network.subnets[1].id: {foreign} belongs to {other_vpc}, not {env.vpc_id}" in result.err
+
+
+def test_type_not_offered_and_wrong_vpc_cidr_are_refused_with_every_problem(cli, write_env, network, aws,
+                                                                          untouched):
+    # moto 5.2.5's offerings data (from AWS): m8id.2xlarge is offered in eu-west-1b, not in 1a.
+    pools = [{"name": "general", "instance_types": ["m8id.2xlarge"], "min_size": 1, "desired": 1, "max_size": 1}]
+    path = networked(write_env, "preflight-types.yaml", agent_pools=pools)
+    text = open(path).read()
+    assert "vpc_cidr: 10.0.0.0/16" in text
+    open(path, "w").write(text.replace("vpc_cidr: 10.0.0.0/16", "vpc_cidr: 10.1.0.0/16"))
+    result = cli("deploy", "--config", path, "--yes")
+    assert result.code == 2, result
+    assert f"agent_pools[general].instance_types: m8id.2xlarge is not offered in the nodes' zones {REGION}a" \
+        in result.err
+    assert f"network.vpc_cidr: {network['vpc_id']} has CIDR 10.0.0.0/16, not 10.1.0.0/16" in result.err
+
+
+def test_an_image_of_the_wrong_architecture_is_refused(cli, write_env, network, aws, untouched):
+    """The file names an arm64 image parameter (so render accepts the Graviton type), but the
+    parameter holds an x86_64 image: only the account can tell, pre-flight does."""
+    x86_image = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    arm_parameter = "/k3s-infra-test/images/al2023-arm64"
+    aws.ssm.put_parameter(Name=arm_parameter, Value=x86_image, Type="String", Overwrite=True)
+    pools = [{"name": "arm", "instance_types": ["t4g.small"], "min_size": 1, "desired": 1, "max_size": 1}]
+    path = networked(write_env, "preflight-arch.yaml", agent_pools=pools,
+                     servers={"count": 1, "instance_type": "t4g.medium"}, nodes={"ami_parameter": arm_parameter})
+    result = cli("plan", "--config", path)
+    assert result.code == 2, result
+    assert "agent_pools[arm].instance_types: t4g.small runs arm64, but image" in result.err
+    assert "is x86_64" in result.err
+
+
+def test_private_subnets_without_a_route_out_are_refused(write_env, network, aws, moto_endpoint):
+    vpc = aws.ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    isolated = [aws.ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone=f"{REGION}{z}")
+                ["Subnet"]["SubnetId"] for i, z in enumerate("ab")]
+    path = networked(write_env, "preflight-isolated.yaml")
+    env = load_environment(path=path)
+    env = env.model_copy(update={"network": env.network.model_copy(update={
+        "vpc_id": vpc, "vpc_cidr": "10.8.0.0/16",
+        "subnets": [s.model_copy(update={"id": i}) for s, i in zip(env.network.subnets, isolated)]})})
+    problems = dict(preflight.check(env, boto3.Session(region_name=REGION)))
+    assert "no route out" in problems["network.subnets[0].id"] and "secretsmanager" in problems["network.subnets[0].id"]
+
+
+def test_skip_preflight_lets_plan_reach_cloudformation(cli, write_env, network):
+    path = networked(write_env, "preflight-skip.yaml")
+    text = open(path).read().replace(network["subnets"][1], "subnet-0123456789abcdef0")
+    open(path, "w").write(text)
+    result = cli("plan", "--config", path, "--skip-preflight")
+    assert result.code != 2 and "pre-flight" not in result.err, result

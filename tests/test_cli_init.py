@@ -1,0 +1,42 @@
+"""k3s-infra init: a commented environment file that renders as is; nothing half-written."""
+
+from __future__ import annotations
+
+import yaml
+
+from k3s_infra.cli import main
+
+
+def test_init_writes_a_file_that_renders_and_finds_the_shipped_defaults(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a folder with no environments/ and no defaults.yaml
+    assert main(["init", "trial", "--region", "eu-central-1"]) == 0
+    path = tmp_path / "environments" / "trial.yaml"
+    text = path.read_text()
+    assert text.startswith("# k3s-infra environment") and "PLACEHOLDER" in text  # commented, placeholders marked
+    doc = yaml.safe_load(text)
+    assert doc["name"] == "trial" and doc["region"] == "eu-central-1" and doc["extends"] == "defaults.yaml"
+    assert {s["az"] for s in doc["network"]["subnets"]} == {"eu-central-1a", "eu-central-1b"}
+    assert str(path) in capsys.readouterr().out  # the hint names the absolute path
+    assert main(["render", "--env", "trial", "--out", str(tmp_path / "build")]) == 0
+    # the shipped defaults.yaml was merged in: its K3s version and managed-by tag
+    assert "managed-by" in (tmp_path / "build" / "root.yaml").read_text()
+    # and the packaged examples stay reachable beside the new ./environments
+    assert main(["render", "--env", "dev", "--out", str(tmp_path / "dev")]) == 0
+
+
+def test_init_never_replaces_a_file_without_force(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "mine.yaml"
+    target.write_text("name: mine\n")
+    assert main(["init", "mine", "--out", str(target)]) == 2
+    assert "--force" in capsys.readouterr().err and target.read_text() == "name: mine\n"
+    assert main(["init", "mine", "--out", str(target), "--force"]) == 0
+    assert yaml.safe_load(target.read_text())["name"] == "mine"
+
+
+def test_init_refuses_a_bad_name_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "Bad_Name"]) == 2
+    err = capsys.readouterr().err
+    assert "environments/Bad_Name.yaml: name:" in err and "Traceback" not in err
+    assert list((tmp_path / "environments").iterdir()) == []

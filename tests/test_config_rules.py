@@ -1,0 +1,132 @@
+"""Values Kubernetes, K3s or AWS would reject at boot or deploy are refused at render,
+naming the field. Expected limits come from the cited sources, not from the code:
+- Kubernetes qualified names / label values: k8s.io/apimachinery pkg/util/validation
+  (prefix: DNS subdomain <= 253; name and value <= 63).
+- Kubelet self-labels: kubernetes/kubernetes staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go
+  (only kubelet.kubernetes.io / node.kubernetes.io namespaces; node-role.* refused).
+- kube-apiserver: an IPv4 service range is at most /12; its first host is the `kubernetes` Service.
+- robfig/cron v3 (K3s etcd-snapshot-schedule-cron): 5 fields, minute 0-59 ... weekday 0-7, names.
+- S3 bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+- Regions: botocore data/partitions.json.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from k3s_infra.config import ConfigError, validate
+
+
+@pytest.fixture
+def dev(env_document) -> dict:
+    return copy.deepcopy(env_document("dev"))
+
+
+def pool(d: dict) -> dict:
+    return d["agent_pools"][0]
+
+
+def k3s(d: dict) -> dict:
+    return d.setdefault("k3s", {})
+
+
+REFUSED = {
+    "node-role label": (lambda d: pool(d)["labels"].update({"node-role.kubernetes.io/worker": "true"}),
+                        "agent_pools[general].labels.node-role.kubernetes.io/worker", "kubelet refuses"),
+    "k8s.io label": (lambda d: pool(d)["labels"].update({"example.k8s.io/x": "y"}),
+                     "agent_pools[general].labels.example.k8s.io/x", "kubelet refuses"),
+    "zone label set by boot": (lambda d: pool(d)["labels"].update({"topology.kubernetes.io/zone": "a"}),
+                               "agent_pools[general].labels.topology.kubernetes.io/zone", "set by the kubelet or the boot"),
+    "label prefix too long": (lambda d: pool(d)["labels"].update({("a" * 60 + ".") * 5 + "io/x": "y"}),
+                              "agent_pools[general].labels", "at most 253"),
+    "label value too long": (lambda d: pool(d)["labels"].update({"tier": "a" * 64}),
+                             "agent_pools[general].labels.tier", "not valid"),
+    "taint twice per key and effect": (lambda d: pool(d).update(taints=["a=b:NoSchedule", "a=c:NoSchedule"]),
+                                       "agent_pools[general].taints", "one taint per key and effect"),
+    "taint key name too long": (lambda d: pool(d).update(taints=["example.com/" + "k" * 64 + ":NoSchedule"]),
+                                "agent_pools[general].taints[0]", "not valid"),
+    "pool names collide": (lambda d: d["agent_pools"].extend([dict(pool(d), name="web-1"), dict(pool(d), name="web1")]),
+                           "agent_pools", "both become stack"),
+    "service range over /12": (lambda d: k3s(d).update(service_cidr="10.0.0.0/8", cluster_dns="10.0.0.10",
+                                                      cluster_cidr="172.16.0.0/16"),
+                               "k3s.service_cidr", "larger than /12"),
+    "dns is the API service": (lambda d: k3s(d).update(cluster_dns="10.43.0.1"), "k3s.cluster_dns", "API service"),
+    "dns is the network": (lambda d: k3s(d).update(cluster_dns="10.43.0.0"), "k3s.cluster_dns", "network or broadcast"),
+    "dns is broadcast": (lambda d: k3s(d).update(cluster_dns="10.43.255.255"), "k3s.cluster_dns", "broadcast"),
+    "mixed families": (lambda d: k3s(d).update(cluster_cidr="fd00:10:42::/56"), "k3s.cluster_cidr", "one address family"),
+    "public pod range": (lambda d: k3s(d).update(cluster_cidr="8.8.0.0/16"), "k3s.cluster_cidr", "not a private range"),
+    "pod range too small": (lambda d: k3s(d).update(cluster_cidr="10.42.0.0/23"), "k3s.cluster_cidr", "holds 2 nodes"),
+    "cron minute out of range": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "60 * * * *"}),
+                                 "k3s.etcd_snapshots.schedule", "0-59"),
+    "cron bad name": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 0 * foo *"}),
+                      "k3s.etcd_snapshots.schedule", "month"),
+    "cron zero step": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "*/0 * * * *"}),
+                       "k3s.etcd_snapshots.schedule", "step"),
+    "cron backwards": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 5-2 * * *"}),
+                       "k3s.etcd_snapshots.schedule", "backwards"),
+    "cron six fields": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 0 * * * *"}),
+                        "k3s.etcd_snapshots.schedule", "five-field"),
+    "dns label too long": (lambda d: k3s(d).update(tls_san=["a" * 64 + ".example.com"]), "k3s.tls_san[0]", "DNS label"),
+    "domain label starts with -": (lambda d: k3s(d).update(cluster_domain="cluster.-local"), "k3s.cluster_domain",
+                                   "DNS label"),
+    "bucket with ..": (lambda d: d["deploy"].update(artifact_bucket="my..bucket"), "deploy.artifact_bucket", ".."),
+    "bucket like an IP": (lambda d: d["deploy"].update(artifact_bucket="192.168.1.1"), "deploy.artifact_bucket", "IP"),
+    "bucket xn--": (lambda d: d["deploy"].update(artifact_bucket="xn--bucket"), "deploy.artifact_bucket", "reserves"),
+    "bucket -s3alias": (lambda d: d["deploy"].update(artifact_bucket="bucket-s3alias"), "deploy.artifact_bucket",
+                        "reserves"),
+    "unknown region": (lambda d: d.update(region="eu-west-9"), "region", "not an AWS region known to botocore"),
+    "tag Name": (lambda d: d["deploy"]["tags"].update(Name="x"), "deploy.tags", "'Name'"),
+    "huge on-demand base": (lambda d: pool(d).update(spot={"on_demand_base_capacity": 10 ** 9}),
+                            "agent_pools[general].spot.on_demand_base_capacity", "less than or equal"),
+    "graviton agent on x86 image": (lambda d: pool(d).update(instance_types=["m7g.large"]),
+                                    "agent_pools[general].instance_types", "arm64"),
+    "graviton server on x86 image": (lambda d: d["servers"].update(instance_type="t4g.small"),
+                                     "servers.instance_type", "arm64"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_values_aws_k3s_or_kubernetes_would_reject_are_refused(dev, case):
+    mutate, path, fragment = REFUSED[case]
+    mutate(dev)
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    problems = caught.value.problems
+    assert any(p.startswith(path) and fragment in m for p, m in problems), problems
+
+
+ACCEPTED = {
+    "kubelet namespace label": lambda d: pool(d)["labels"].update({"node.kubernetes.io/pool": "a",
+                                                                    "x.kubelet.kubernetes.io/y": "b"}),
+    # Kubernetes allows one taint per key and effect; the autoscaler's node-template tags hold one
+    # taint per key, so this needs the autoscaler off (it refuses such pools itself).
+    "taints per effect": lambda d: (pool(d).update(taints=["a=b:NoSchedule", "a=b:NoExecute"]),
+                                    d.setdefault("addons", {}).update(cluster_autoscaler={"enabled": False})),
+    "cron names, ranges, steps, lists": lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": "5,35 1-23/2 ? jan-jun MON-FRI"}),
+    "cron descriptor": lambda d: k3s(d).update(etcd_snapshots={"schedule": "@daily"}),
+    "cron sunday as 7": lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 3 * * 7"}),
+    "tls_san IP": lambda d: k3s(d).update(tls_san=["10.0.0.5", "api.example.com"]),
+    "dotted bucket": lambda d: d["deploy"].update(artifact_bucket="my.bucket-1"),
+    "china region": lambda d: d.update(region="cn-north-1", network=dict(d["network"], subnets=[
+        {"id": "subnet-0a1b2c3d4e5f60701"}, {"id": "subnet-0a1b2c3d4e5f60702"}])),
+    "graviton with an arm64 image": lambda d: (
+        d.setdefault("nodes", {}).update(ami_parameter="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"),
+        d["servers"].update(instance_type="t4g.small"), pool(d).update(instance_types=["m7g.large", "c7gn.large"])),
+    "x86 GPU family g": lambda d: pool(d).update(instance_types=["g4dn.xlarge"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_valid_values_near_the_limits_are_accepted(dev, case):
+    ACCEPTED[case](dev)
+    validate(dev, "dev.yaml")
+
+
+def test_addon_hostname_is_a_dns_name(dev):
+    dev["addons"] = {"rancher": {"enabled": True, "values": {"hostname": "rancher." + "a" * 64 + ".example.com"}}}
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    assert [p for p, _ in caught.value.problems] == ["addons.rancher.values.hostname"]
