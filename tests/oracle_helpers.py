@@ -41,7 +41,9 @@ def plain_document(path: Path) -> dict:
     parent = document.pop("extends", None)
     if parent is None:
         return document
-    return _merge(plain_document((Path(path).parent / parent).resolve()), document)
+    # A bare file name, beside the file or else in the project's environments/ (README: extends).
+    beside = Path(path).parent / parent
+    return _merge(plain_document(beside if beside.is_file() else REPO / "environments" / parent), document)
 
 
 def launch_template_data(template: dict) -> dict:

@@ -221,6 +221,10 @@ UNCONDITIONED_ON_STAR = {
     "ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer",
     "elasticloadbalancing:CreateLoadBalancerListeners", "elasticloadbalancing:CreateLoadBalancerPolicy",
     "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags",
+    # The cluster autoscaler's reads (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md,
+    # "Full Cluster Autoscaler Features Policy (Recommended)"): none takes a resource ARN.
+    "autoscaling:DescribeScalingActivities", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+    "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
 }
 
 

@@ -62,7 +62,14 @@ def test_every_node_config_has_the_environment_files_cluster_network(environment
         got = {key: cfg.get(key.replace("_", "-")) for key in K3S_DOCUMENTED_DEFAULTS}
         assert got == expected, name
         assert cfg["flannel-backend"] == k3s.get("flannel_backend", "vxlan"), name
-        assert sorted(cfg["disable"]) == sorted(k3s["disable"]), name
+        # One default StorageClass (docs.k3s.io/storage): Longhorn's chart makes its class the
+        # default (longhorn values.yaml persistence.defaultClass: true) unless the file says not,
+        # and then K3s's local-path provisioner (local-storage) is disabled.
+        longhorn = document.get("addons", {}).get("longhorn", {})
+        longhorn_default = longhorn.get("enabled") and \
+            longhorn.get("values", {}).get("persistence", {}).get("defaultClass", True)
+        expected_disable = set(k3s["disable"]) | ({"local-storage"} if longhorn_default else set())
+        assert set(cfg["disable"]) == expected_disable, name
         assert cfg["secrets-encryption"] is k3s["secrets_encryption"], name
 
 
@@ -169,6 +176,9 @@ KNOWN_GOOD_CHARTS = {
     "vault": ("https://helm.releases.hashicorp.com", "vault", "0.30.1"),
     # No classic repository: the chart is an OCI artifact (aws-node-termination-handler README).
     "node-termination-handler": (None, "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", "0.27.2"),
+    # kubernetes/autoscaler tag cluster-autoscaler-chart-9.51.0: Chart.yaml appVersion 1.33.0,
+    # the autoscaler built for K3s v1.33 (the autoscaler supports only its own minor).
+    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.51.0"),
 }
 # tests/environments/all-addons.yaml pins gatekeeper itself; the file is the oracle for it.
 FILE_PINNED = {"gatekeeper": ("https://open-policy-agent.github.io/gatekeeper/charts", "gatekeeper", "3.20.1")}
