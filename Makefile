@@ -14,7 +14,7 @@ CHECKOV_VERSION ?= 3.2.533
 
 PORT ?= 5000
 
-.PHONY: venv wheel checkov emulator render lint test plan deploy status destroy schema bench clean
+.PHONY: venv wheel checkov emulator render lint test plan deploy status destroy schema bench mutate clean
 
 $(BASE_STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,5 +71,13 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
+# make mutate MUTANTS='k3s_infra.ports*'  limits the run to one module's mutants.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutate]'
+	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf build dist $(VENV) $(CHECKOV_VENV) *.egg-info
+	rm -rf build dist mutants $(VENV) $(CHECKOV_VENV) *.egg-info

@@ -46,6 +46,7 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
     Taint,
     Url,
     _network,
+    _shape,
 )
 from k3s_infra.network_config import Api, Network, Subnet  # noqa: F401  (re-exported)
 
@@ -92,9 +93,23 @@ class CloudController(Strict):
     image_tag: ImageTag = defaults.CCM_IMAGE_TAG
 
 
+Sha256 = _shape(r"^[0-9a-f]{64}$", "a SHA-256 hex digest (64 lowercase hex characters)")
+
+
+class BinarySha256(Strict):
+    """Pinned SHA-256 of the K3s release binary per node architecture; a pinned value wins
+    over the release's published sha256sum-<arch>.txt (air-gapped mirrors need no GitHub)."""
+
+    amd64: Sha256 | None = None
+    arm64: Sha256 | None = None
+
+
 class K3s(Strict):
     version: K3sVersion = defaults.K3S_VERSION
-    installer_url: Url = defaults.K3S_INSTALLER_URL
+    release_url: Url = Field(defaults.K3S_RELEASE_URL, description=(
+        "Base URL of the K3s release binaries (<release_url>/<version>/k3s[-arm64]); a mirror may replace "
+        "GitHub. The checksums still come from the official release unless binary_sha256 pins them."))
+    binary_sha256: BinarySha256 = Field(default_factory=BinarySha256)
     cluster_cidr: str = defaults.CLUSTER_CIDR
     service_cidr: str = defaults.SERVICE_CIDR
     cluster_dns: str = defaults.CLUSTER_DNS
@@ -109,6 +124,16 @@ class K3s(Strict):
     cloud_controller: CloudController = Field(default_factory=CloudController)
 
     _cidrs = field_validator("cluster_cidr", "service_cidr")(_network)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_installer(cls, data: Any) -> Any:
+        # Nodes no longer run an installer script; say what replaces the old key.
+        if isinstance(data, dict) and "installer_url" in data:
+            raise ValueError("installer_url: is no longer supported: nodes install the K3s release binary "
+                             "verified by its SHA-256; use k3s.release_url for a mirror of the release "
+                             "binaries and k3s.binary_sha256 to pin their checksums")
+        return data
 
     @field_validator("cluster_dns")
     @classmethod

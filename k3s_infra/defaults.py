@@ -1,7 +1,15 @@
 """Default versions and settings, as data. Environment files override them."""
 
 K3S_VERSION = "v1.33.5+k3s1"
-K3S_INSTALLER_URL = "https://get.k3s.io"
+# Where nodes download the K3s release binary (a mirror may replace it; same layout:
+# <release_url>/<version, "+" as %2B>/<k3s | k3s-arm64>).
+K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+# The published checksums (sha256sum-<arch>.txt) always come from the official release,
+# never from a mirror, unless k3s.binary_sha256 pins them (k3s-io/k3s:install.sh, download_hash).
+K3S_OFFICIAL_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
+# TimeoutStartSec of a node's first K3s start (a runtime drop-in; later boots keep the
+# official unit's TimeoutStartSec=0): install + etcd join fit well inside it.
+K3S_FIRST_START_TIMEOUT = 300
 
 CLUSTER_CIDR = "10.42.0.0/16"
 SERVICE_CIDR = "10.43.0.0/16"

@@ -103,7 +103,8 @@ def test_queue_is_encrypted_and_only_the_rules_may_send(rendered):
     resources = rendered["prod"].templates["Draining"]["Resources"]
     queue = resources["DrainQueue"]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True
-    assert queue["MessageRetentionPeriod"] == drain_queue.MESSAGE_RETENTION_SECONDS
+    # aws-node-termination-handler README (queue-processor setup): MessageRetentionPeriod 300.
+    assert queue["MessageRetentionPeriod"] == 300
     (statement,) = resources["DrainQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": ["events.amazonaws.com"]} or \
         statement["Principal"] == {"Service": "events.amazonaws.com"}

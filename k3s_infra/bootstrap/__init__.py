@@ -6,7 +6,10 @@ everything a node needs, so it never downloads its own logic:
 * ``/etc/rancher/k3s/config.yaml``: the role's K3s configuration, built as data
   in ``k3s_config`` and dumped as YAML here;
 * ``/etc/k3s-infra/boot.env``: the few settings the boot script needs (role,
-  API host, secret ARNs, K3s version, installer URL; never a secret value);
+  API host, secret ARNs, K3s version, release and checksum URLs, pinned checksums;
+  never a secret value);
+* the K3s systemd unit of the role (rendered in ``k3s_config``) and a runtime drop-in
+  that bounds its first start; the boot script installs the verified binary it runs;
 * ``/etc/k3s-infra/rejoin.yaml`` (first server only): the drop-in that makes a
   replaced first server join the existing cluster instead of initialising one;
 * the AWS cloud controller manager's HelmChart (servers only);
@@ -37,7 +40,7 @@ from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra import addons, limits, naming
+from k3s_infra import addons, defaults, limits, naming
 from k3s_infra import outputs as o
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import AgentPool, Environment
@@ -120,7 +123,8 @@ def _placeholder(field: str) -> str:
 def _boot_env(env: Environment, role: str) -> dict[str, str]:
     p = _placeholder
     settings = {"ROLE": role, "API_HOST": p("api_dns_name"),
-                "K3S_VERSION": env.k3s.version, "INSTALLER_URL": env.k3s.installer_url,
+                "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
+                "CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL,
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
                 "SIGNAL_STACK": p("stack_name"),
                 "SIGNAL_RESOURCE": naming.AGENT_GROUP if role == "agent" else naming.SERVER_GROUP}
@@ -139,6 +143,9 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
                      "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
                      "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env)}
+    for arch, digest in env.k3s.binary_sha256.model_dump().items():
+        if digest:
+            settings[f"K3S_SHA256_{arch.upper()}"] = digest
     packages, services = addons.node_packages(env)
     if packages:
         settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
@@ -180,6 +187,10 @@ def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[di
         entries.append({"path": CCM_MANIFEST, "permissions": "0600",
                         "content": k3s_config.dump(k3s_config.cloud_controller_manifest(env))})
         entries += addon_files(env)
+    service = k3s_config.service_name(role)
+    entries += [packed(f"{k3s_config.SYSTEMD_DIR}/{service}.service", "0644", k3s_config.systemd_unit(role)),
+                {"path": f"{k3s_config.FIRST_START_DROP_IN_DIR}/{service}.service.d/10-first-start.conf",
+                 "permissions": "0644", "content": k3s_config.first_start_drop_in()}]
     entries.append(packed(BOOT_SCRIPT, "0700", boot_script()))
     return entries
 

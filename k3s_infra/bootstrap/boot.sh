@@ -7,16 +7,20 @@
 #   /etc/k3s-infra/rejoin.yaml     (first server only) the settings that make it join instead
 #   .../server/manifests/          (servers) HelmCharts of the cloud controller and add-ons
 # This script adds what only the instance knows, fetches the token with the
-# instance role, installs the add-ons' node packages and the pinned K3s, starts
-# it with a bounded wait and signals CloudFormation for this instance: SUCCESS
+# instance role, installs the add-ons' node packages and the pinned K3s release
+# binary once its SHA-256 matches, starts it with a bounded wait and signals CloudFormation for this instance: SUCCESS
 # once K3s is up and joined, FAILURE (plus an Unhealthy report to its auto
 # scaling group) from every path that gives up. The first server also decides
 # between a new cluster, joining, and restoring an etcd snapshot, publishes the
-# kubeconfig and creates the cluster-state marker.
+# secure cluster tokens and the kubeconfig and creates the cluster-state marker.
+# Joiners use only secure tokens, K10<sha256 of the cluster CA>::<credentials>, which
+# pin the CA; a short token would make them trust whatever CA they are shown
+# (https://docs.k3s.io/cli/token, "Token Format").
 #
 # Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces
 # the metadata endpoint, K3S_INFRA_RETRY_BASE/_MAX (seconds), K3S_INFRA_JOIN_ATTEMPTS,
-# K3S_INFRA_PROBE_ATTEMPTS, K3S_INFRA_READY_ATTEMPTS and K3S_INFRA_START_TIMEOUT bound the waits.
+# K3S_INFRA_PROBE_ATTEMPTS, K3S_INFRA_READY_ATTEMPTS, K3S_INFRA_TOKEN_ATTEMPTS and
+# K3S_INFRA_START_TIMEOUT bound the waits.
 set -euo pipefail
 umask 077
 
@@ -30,18 +34,23 @@ join_attempts=${K3S_INFRA_JOIN_ATTEMPTS:-20}
 probe_attempts=${K3S_INFRA_PROBE_ATTEMPTS:-6}
 ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-20}
 start_timeout=${K3S_INFRA_START_TIMEOUT:-300}
+token_attempts=${K3S_INFRA_TOKEN_ATTEMPTS:-12}
 
 log() { printf 'k3s-infra-boot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
-: "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${INSTALLER_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
+: "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}" "${CHECKSUM_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
 : "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
 k3s_dir=$root/etc/rancher/k3s
 manifests=$root/var/lib/rancher/k3s/server/manifests
 api_url=https://$API_HOST:6443
 kubeconfig_file=$k3s_dir/k3s.yaml
+k3s_bin=$root/usr/local/bin/k3s
+# K3s writes both tokens in the secure format once it runs (k3s-io/k3s:pkg/server/server.go,
+# printTokens: <data-dir>/server/token, and agent-token when an agent token is configured).
+k3s_tokens=$root/var/lib/rancher/k3s/server
 service=k3s
 if [ "$ROLE" = agent ]; then service=k3s-agent; fi
 errors=$(mktemp)
@@ -143,6 +152,27 @@ fetch_secret() {
   awscli secretsmanager get-secret-value --secret-id "$1" --query SecretString >"$root$2"
 }
 
+# secure_token PATH: the file holds a secure token (read by grep, never an argument).
+secure_token() { grep -Eq '^K10[0-9a-f]{64}::.' "$root$1"; }
+
+# fetch_secure_token ARN PATH: the secret, only if it holds a secure token.
+fetch_secure_token() {
+  fetch_secret "$1" "$2" || return 1
+  if secure_token "$2"; then return 0; fi
+  rm -f "$root$2"
+  log "$1 holds no secure token yet: waiting for the first server to publish it"
+  return 1
+}
+
+# publish_token ARN NAME: the secure token K3s wrote, into its secret, as a file:// argument.
+publish_token() {
+  local file=$k3s_tokens/$2
+  grep -Eq '^K10[0-9a-f]{64}::.' "$file" || die "K3s wrote no secure $2"
+  retry 10 awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
+    >/dev/null || die "cannot publish the secure $2"
+  log "published the secure $2 to $1"
+}
+
 # read_parameter NAME: its value in $value; 0 found, 3 absent (ParameterNotFound, the
 # only answer that means absent), 1 any other error after retries.
 value=
@@ -179,19 +209,39 @@ newest_snapshot() {
   if [ "$key" != None ]; then printf '%s\n' "${key##*/}"; fi
 }
 
+# The pinned release binary, run only once its SHA-256 matches: pinned in config (boot.env)
+# or published with the release (sha256sum-<arch>.txt), always from the official release
+# even when the binary comes from a mirror (as k3s-io/k3s:install.sh, download_hash/verify).
 install_k3s() {
-  local installer status=0
-  installer=$(mktemp)
-  # INSTALL_K3S_SKIP_START: the installer's own `systemctl restart` waits forever for a
-  # Type=notify unit whose join never completes; this script starts K3s with a bound.
-  if curl -fsSL --max-time 120 -o "$installer" "$INSTALLER_URL"; then
-    INSTALL_K3S_VERSION=$K3S_VERSION INSTALL_K3S_EXEC=${ROLE%-init} INSTALL_K3S_SKIP_SELINUX_RPM=true \
-      INSTALL_K3S_SKIP_START=true sh "$installer" || status=$?
-  else
-    status=1
+  local arch name version expected actual sums binary
+  case $(uname -m) in
+    x86_64 | amd64) arch=amd64 name=k3s expected=${K3S_SHA256_AMD64:-} ;;
+    aarch64 | arm64) arch=arm64 name=k3s-arm64 expected=${K3S_SHA256_ARM64:-} ;;
+    *) die "unsupported architecture $(uname -m)" ;;
+  esac
+  version=${K3S_VERSION//+/%2B}
+  if [ -z "$expected" ]; then
+    sums=$(mktemp)
+    retry 5 curl -fsSL --max-time 60 -o "$sums" "$CHECKSUM_URL/$version/sha256sum-$arch.txt" ||
+      die "cannot download the published checksums of K3s $K3S_VERSION"
+    expected=$(awk -v n="$name" '$2 == n { print $1 }' "$sums")
+    rm -f "$sums"
+    [ -n "$expected" ] || die "no checksum for $name in sha256sum-$arch.txt of K3s $K3S_VERSION"
   fi
-  rm -f "$installer"
-  return "$status"
+  binary=$(mktemp)
+  retry 5 curl -fsSL --max-time 300 -o "$binary" "$RELEASE_URL/$version/$name" ||
+    die "cannot download K3s $K3S_VERSION from $RELEASE_URL"
+  actual=$(sha256sum "$binary")
+  actual=${actual%% *}
+  log "K3s $K3S_VERSION $name sha256: expected $expected, actual $actual"
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$binary"
+    die "checksum mismatch: refusing to install K3s $K3S_VERSION"
+  fi
+  mkdir -p "$(dirname "$k3s_bin")"
+  install -m 0755 "$binary" "$k3s_bin"
+  rm -f "$binary"
+  for link in kubectl crictl ctr; do ln -sf k3s "$(dirname "$k3s_bin")/$link"; done
 }
 
 # restore_snapshot NAME: reset this server's etcd to an S3 snapshot, before K3s first starts.
@@ -200,7 +250,7 @@ install_k3s() {
 # (https://docs.k3s.io/datastore/backup-restore, https://docs.k3s.io/cli/etcd-snapshot).
 restore_snapshot() {
   log "restoring etcd snapshot $1 from s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER"
-  timeout "$start_timeout" k3s server --cluster-reset --cluster-reset-restore-path="$1" \
+  timeout "$start_timeout" "$k3s_bin" server --cluster-reset --cluster-reset-restore-path="$1" \
     --etcd-s3 --etcd-s3-bucket="$SNAPSHOT_BUCKET" --etcd-s3-folder="$SNAPSHOT_FOLDER" \
     --etcd-s3-region="$region" || die "restoring snapshot $1 failed"
 }
@@ -242,11 +292,6 @@ node-label+:
   - topology.kubernetes.io/zone=$zone
 EOF
 
-retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
-if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
-  retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
-fi
-
 # Node packages the enabled add-ons need (Longhorn: the iSCSI and NFS clients).
 if [ -n "${PACKAGES:-}" ]; then
   read -ra packages <<<"$PACKAGES"
@@ -260,12 +305,14 @@ fi
 
 # values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
 # names. printf is a builtin: the value is never on a command line or in the log.
-# The value goes in a YAML double-quoted string: a user's own secret may hold \, " or a
-# newline, so those are escaped (YAML 1.2 section 5.7) instead of ending the string.
+# The value is a YAML double-quoted scalar on one line: \ and " escaped, and line breaks
+# and tabs as \n \r \t (YAML 1.2 spec, 5.7 "Escaped Characters").
 values_secret() {
   local value=${3//\\/\\\\}
   value=${value//\"/\\\"}
   value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  value=${value//$'\t'/\\t}
   printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
     "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
 }
@@ -342,15 +389,33 @@ case $mode in
     ;;
 esac
 
+# The token this node starts with. A joiner takes only a secure one and waits (bounded)
+# for the first server to publish it. A new cluster starts from the password alone (K3s
+# takes a secure token only with a CA that exists); a restore keeps the token as it is,
+# secure or not: the CA comes back with the snapshot, encrypted with that token
+# (https://docs.k3s.io/datastore/backup-restore: restore with the same token).
+if [ "$mode" = join ]; then
+  retry "$token_attempts" fetch_secure_token "$TOKEN_SECRET" "$TOKEN_FILE" ||
+    die "refusing to join with a short token: $TOKEN_SECRET never held a secure one (K10<CA hash>::...)"
+else
+  retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
+  if [ "$mode" = init ]; then sed -i -E 's/^K10[0-9a-f]{64}::[^:]*://' "$root$TOKEN_FILE"; fi
+fi
+if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
+  retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
+fi
+
 log "installing K3s $K3S_VERSION"
-retry 5 install_k3s || die "K3s install failed"
+install_k3s
 if [ "$mode" = restore ]; then restore_snapshot "$snapshot"; fi
+systemctl daemon-reload
+systemctl enable "$service"
 timeout "$start_timeout" systemctl start "$service" || die "$service did not start within ${start_timeout}s"
 
 # Up and joined: a server's API is ready and its Node registered; an agent's kubelet is healthy.
 server_ready() {
-  k3s kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
-    k3s kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
+  "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
+    "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
 }
 kubelet_healthy() { curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null; }
 if [ "$ROLE" = agent ]; then
@@ -360,6 +425,8 @@ else
 fi
 
 if [ "$mode" != join ]; then
+  publish_token "$TOKEN_SECRET" token
+  publish_token "$AGENT_TOKEN_SECRET" agent-token
   publish_kubeconfig
   ensure_marker
   if [ "$restore_requested" = true ]; then

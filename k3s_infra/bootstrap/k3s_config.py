@@ -20,6 +20,53 @@ CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
 # only files on a node that ever hold them.
 TOKEN_FILE = "/etc/rancher/k3s/token"
 AGENT_TOKEN_FILE = "/etc/rancher/k3s/agent-token"
+K3S_BINARY = "/usr/local/bin/k3s"
+SYSTEMD_DIR = "/etc/systemd/system"
+# Runtime drop-ins live in /run: gone after a reboot, so they bound only the first start.
+FIRST_START_DROP_IN_DIR = "/run/systemd/system"
+
+
+def service_name(role: str) -> str:
+    """The unit name the official installer gives each role (k3s-io/k3s:install.sh, setup_env)."""
+    return "k3s-agent" if role == "agent" else "k3s"
+
+
+def _unit_text(sections: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    return "\n".join(f"[{name}]\n" + "".join(f"{key}={value}\n" for key, value in entries)
+                     for name, entries in sections)
+
+
+def systemd_unit(role: str) -> str:
+    """The K3s unit, as k3s-io/k3s:install.sh (create_systemd_service_file) writes it for
+    ``k3s`` (server) and ``k3s-agent``: Type=notify, KillMode=process, Delegate=yes, no
+    resource limits, Restart=always, modprobe of br_netfilter and overlay before each start.
+    The command is just ``server``/``agent``: every setting comes from config.yaml."""
+    command = "agent" if role == "agent" else "server"
+    return _unit_text([
+        ("Unit", [("Description", "Lightweight Kubernetes"), ("Documentation", "https://k3s.io"),
+                  ("Wants", "network-online.target"), ("After", "network-online.target")]),
+        ("Install", [("WantedBy", "multi-user.target")]),
+        ("Service", [
+            ("Type", "notify"),
+            ("EnvironmentFile", "-/etc/default/%N"), ("EnvironmentFile", "-/etc/sysconfig/%N"),
+            ("KillMode", "process"), ("Delegate", "yes"), ("User", "root"),
+            # install.sh: non-zero Limit*s cost kernel accounting overhead.
+            ("LimitNOFILE", "1048576"), ("LimitNPROC", "infinity"), ("LimitCORE", "infinity"),
+            ("TasksMax", "infinity"),
+            # Later starts (reboots, etcd catching up) are unbounded as upstream; the first
+            # start is bounded by first_start_drop_in.
+            ("TimeoutStartSec", "0"),
+            ("Restart", "always"), ("RestartSec", "5s"),
+            ("ExecStartPre", "-/sbin/modprobe br_netfilter"), ("ExecStartPre", "-/sbin/modprobe overlay"),
+            ("ExecStart", f"{K3S_BINARY} {command}"),
+        ]),
+    ])
+
+
+def first_start_drop_in() -> str:
+    """Bounds the first start (systemd.service(5) TimeoutStartSec): a join that never
+    completes fails the start instead of waiting forever on Type=notify."""
+    return _unit_text([("Service", [("TimeoutStartSec", f"{defaults.K3S_FIRST_START_TIMEOUT}s")])])
 
 
 def dump(data: Any) -> str:

@@ -62,6 +62,10 @@ def server_statements(access: NodeAccess) -> list[Statement]:
     return [
         Statement(Sid="ReadClusterTokens", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.token_secret, access.agent_token_secret]),
+        # The first server replaces the generated short tokens with the secure ones K3s
+        # wrote (K10<CA hash>::...), which pin the cluster CA for every later join.
+        Statement(Sid="PublishClusterTokens", Effect=Allow, Action=[secretsmanager.PutSecretValue],
+                  Resource=[access.token_secret, access.agent_token_secret]),
         Statement(Sid="PublishKubeconfig", Effect=Allow,
                   Action=[secretsmanager.PutSecretValue, secretsmanager.GetSecretValue],
                   Resource=[access.kubeconfig_secret]),

@@ -2,16 +2,18 @@
 
 Nothing leaves the machine: a loopback HTTP server plays the instance metadata
 service (IMDSv2 token flow enforced), and stub executables first on PATH play
-``aws`` (Secrets Manager and SSM, state in a JSON file), ``k3s`` and ``curl``.
-The ``curl`` stub hands loopback URLs to the real curl, answers the K3s
-installer URL with a stub installer that records its environment (K3s is never
-installed), answers the API endpoint's ``/ping`` as the scenario says, and
-refuses every other URL. Paths are redirected with K3S_INFRA_ROOT and retries
+``aws`` (Secrets Manager and SSM, state in a JSON file), ``curl``, ``uname``
+and ``systemctl``. The ``curl`` stub hands loopback URLs to the real curl,
+serves the K3s release: the "binary" is a stub ``k3s`` that records its calls,
+its published ``sha256sum-<arch>.txt`` only from the official release URL;
+answers the API endpoint's ``/ping`` as the scenario says, and refuses every
+other URL. The boot verifies and installs that stub as it would K3s, then runs it. Paths are redirected with K3S_INFRA_ROOT and retries
 shortened with K3S_INFRA_RETRY_*: variables the script documents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -63,6 +65,18 @@ REGION = "eu-west-1"
 IMDS_TOKEN = "imds-session-token-42"
 
 REAL_CURL = shutil.which("curl")
+
+# K3s writes the secure form of both tokens (k3s-io/k3s:pkg/server/server.go, printTokens):
+# K10<sha256 of the cluster CA (PEM as stored)>::<user>:<password> (https://docs.k3s.io/cli/token).
+CA_HASH = hashlib.sha256(b"-----BEGIN CERTIFICATE-----\nsandbox cluster CA\n-----END CERTIFICATE-----\n").hexdigest()
+SECURE_SERVER_TOKEN = f"K10{CA_HASH}::server:{SERVER_TOKEN}"
+SECURE_AGENT_TOKEN = f"K10{CA_HASH}::node:{AGENT_TOKEN}"
+# Where K3s writes them (same source); the boot publishes them from there.
+K3S_TOKEN_FILES = {"token": "/var/lib/rancher/k3s/server/token",
+                   "agent-token": "/var/lib/rancher/k3s/server/agent-token"}
+OFFICIAL_RELEASES = "https://github.com/k3s-io/k3s/releases/download"
+# Release asset name per `uname -m` (k3s-io/k3s:install.sh, setup_verify_arch).
+ASSETS = {"x86_64": ("amd64", "k3s"), "aarch64": ("arm64", "k3s-arm64")}
 
 
 def launch_template_user_data(template: dict) -> tuple[str, dict]:
@@ -216,6 +230,11 @@ if service in state["unreachable"]:
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
 if (service, command) == ("secretsmanager", "get-secret-value"):
     secret = state["secrets"].get(opts["--secret-id"])
+    if state["publish_after"] is not None and opts["--secret-id"] in state["secure"]:
+        # The first server publishes the secure tokens while this node waits.
+        state["token_reads"] += 1; save()
+        if state["token_reads"] > state["publish_after"]:
+            secret = state["secure"][opts["--secret-id"]]
     if secret is None:
         fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
     answer({"ARN": opts["--secret-id"], "Name": opts["--secret-id"].split(":")[-1], "SecretString": secret,
@@ -294,9 +313,13 @@ if url == "http://127.0.0.1:10248/healthz":  # the kubelet's local health endpoi
     sys.exit(7)
 if url.startswith("http://127.0.0.1:"):
     os.execv(os.environ["REAL_CURL"], ["curl", *args])
-if url == state["installer_url"]:
+if url in state["downloads"]:  # release assets: the binary and its published checksums
+    if state["download_failures"] > 0:  # HTTP 5xx: curl -f exits 22
+        state["download_failures"] -= 1
+        json.dump(state, open(state_path, "w"))
+        sys.exit(22)
     with open(args[args.index("-o") + 1], "w") as out:
-        out.write(open(os.environ["STUB_INSTALLER"]).read())
+        out.write(state["downloads"][url])
     sys.exit(0)
 if url == state["api_url"] + "/ping":
     state["api_probes"] += 1
@@ -309,16 +332,10 @@ print(f"stub curl: no network for {url}", file=sys.stderr)
 sys.exit(6)
 """
 
-# Records what the K3s installer is asked; fails its first STUB_INSTALL_FAILURES runs.
-_INSTALLER_STUB = r"""#!/bin/sh
-{
-  printf 'version=%s\n' "$INSTALL_K3S_VERSION"
-  printf 'exec=%s\n' "$INSTALL_K3S_EXEC"
-  printf 'skip_start=%s\n' "$INSTALL_K3S_SKIP_START"
-  printf 'args=%s\n' "$*"
-} >> "$STUB_LOG/installer.log"
-runs=$(grep -c '^args=' "$STUB_LOG/installer.log")
-if [ "$runs" -le "$STUB_INSTALL_FAILURES" ]; then exit 1; fi
+# uname -m: the node's architecture as the scenario says.
+_UNAME_STUB = r"""
+import os, sys
+print(os.environ["STUB_ARCH"] if sys.argv[1:] == ["-m"] else "Linux")
 """
 
 # dnf: records what the boot asks of the package manager.
@@ -328,19 +345,30 @@ with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + "
     log.write(json.dumps(sys.argv[1:]) + "\n")
 """
 
-# systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names 'default').
+# systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names
+# 'default') and both tokens in the secure form; only an installed, enabled unit starts.
 _SYSTEMCTL_STUB = r"""
 import json, os, sys
 with open(os.path.join(os.environ["STUB_LOG"], "systemctl.jsonl"), "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\n")
 state_path = os.environ["STUB_STATE"]
 state = json.load(open(state_path))
+root = os.environ["K3S_INFRA_ROOT"]
 if sys.argv[1:2] == ["start"] and sys.argv[2] in ("k3s", "k3s-agent"):
+    if not os.access(os.path.join(root, "usr/local/bin/k3s"), os.X_OK):
+        print(f"Failed to start {sys.argv[2]}.service: no K3s binary", file=sys.stderr); sys.exit(1)
     state["started"] = True
     json.dump(state, open(state_path, "w"))
     if sys.argv[2] == "k3s":
-        with open(os.path.join(os.environ["K3S_INFRA_ROOT"], "etc/rancher/k3s/k3s.yaml"), "w") as out:
+        with open(os.path.join(root, "etc/rancher/k3s/k3s.yaml"), "w") as out:
             out.write(os.environ["STUB_KUBECONFIG"])
+        tokens = os.path.join(root, "var/lib/rancher/k3s/server")
+        os.makedirs(tokens, exist_ok=True)
+        for name, user, source in (("token", "server", "token"), ("agent-token", "node", "agent-token")):
+            password = open(os.path.join(root, "etc/rancher/k3s", source)).read().strip()
+            password = password.split(":")[-1]  # K3s normalises a secure token to its password
+            with open(os.path.join(tokens, name), "w") as out:
+                out.write(f"K10{os.environ['STUB_CA_HASH']}::{user}:{password}\n")
 """
 
 # The kubeconfig K3s writes on a server (k3s.yaml).
@@ -375,6 +403,11 @@ if sys.argv[1] == "kubectl" and not (state["started"] and state["node_ready"]):
     print("The connection to the server 127.0.0.1:6443 was refused", file=sys.stderr); sys.exit(1)
 print("ok")
 """
+
+
+def genuine_k3s() -> str:
+    """What the release serves as K3s: the recording k3s stub, as an executable script."""
+    return f"#!{sys.executable}\n{_K3S_STUB}"
 
 
 @dataclass
@@ -420,16 +453,19 @@ class BootRun:
         return self._lines("systemctl.jsonl")
 
     @property
-    def installs(self) -> list[dict[str, str]]:
-        path = self.logs / "installer.log"
-        runs, current = [], {}
-        for line in (path.read_text() if path.exists() else "").splitlines():
-            key, _, value = line.partition("=")
-            current[key] = value
-            if key == "args":
-                runs.append(current)
-                current = {}
-        return runs
+    def installed(self) -> bool:
+        """The K3s binary is in place, executable, with the links the official installer makes."""
+        binary = self.path("/usr/local/bin/k3s")
+        if not binary.exists():
+            return False
+        assert binary.stat().st_mode & 0o777 == 0o755
+        for link in ("kubectl", "crictl", "ctr"):
+            assert self.path(f"/usr/local/bin/{link}").resolve() == binary.resolve()
+        return True
+
+    def secret_writes(self) -> list[list[str]]:
+        """Every put-secret-value call as made (argument lists)."""
+        return [c for c in self.aws_calls if "put-secret-value" in c]
 
     def secrets_read(self) -> list[str]:
         return [c[c.index("--secret-id") + 1] for c in self.aws_calls if "get-secret-value" in c]
@@ -448,11 +484,17 @@ class Sandbox:
     def run(self, user_data: str, *, marker: str | None = None, api_up_after: int | None = None,
             unreachable: tuple[str, ...] = (), join_attempts: int = 6, targets: tuple[str, ...] = (),
             restore_request: str | None = None, objects: tuple[tuple[str, str], ...] = (),
-            node_ready: bool = True, install_failures: int = 0, signal_waited_for: bool = True,
-            metadata: dict | None = None) -> BootRun:
+            node_ready: bool = True, signal_waited_for: bool = True, metadata: dict | None = None,
+            secure_tokens: bool = True, token_attempts: int = 3, arch: str = "x86_64",
+            binary: str | None = None, download_failures: int = 0,
+            publish_after: int | None = None) -> BootRun:
         """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
         target group's target states; objects: (key, LastModified) in the snapshot bucket;
-        metadata: the launch template's MetadataOptions (default: IMDSv2 required)."""
+        metadata: the launch template's MetadataOptions (default: IMDSv2 required);
+        secure_tokens: the token secrets hold what the first server published (else the
+        short values Secrets Manager generated); binary: what the release URL serves
+        instead of the genuine (stub) K3s, e.g. a tampered one; publish_after: the token
+        secrets hold short values for that many reads, then the secure ones."""
         base = self.base
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
@@ -467,16 +509,31 @@ class Sandbox:
             target.write_text(content)
             target.chmod(int(entry["permissions"], 8))
             written[entry["path"]] = content
-        boot_env = dict(line.split("=", 1) for line in written[bootstrap.BOOT_ENV].splitlines())
+        secure_tokens = secure_tokens and publish_after is None
+        boot_env = {k: v.strip("'") for k, v in (line.split("=", 1)
+                                                  for line in written[bootstrap.BOOT_ENV].splitlines())}
+        genuine = genuine_k3s()
+        version = boot_env["K3S_VERSION"].replace("+", "%2B")  # URL-encoded, as GitHub names the tag
+        downloads = {}
+        for arch_name, asset in ASSETS.values():
+            downloads[f"{boot_env['RELEASE_URL']}/{version}/{asset}"] = genuine if binary is None else binary
+            # Published with the release, as sha256sum(1) prints it; only the official release has it.
+            downloads[f"{OFFICIAL_RELEASES}/{version}/sha256sum-{arch_name}.txt"] = (
+                f"{hashlib.sha256(genuine.encode()).hexdigest()}  {asset}\n"
+                f"{'0' * 64}  k3s-airgap-images-{arch_name}.tar\n")
         state = {
-            "secrets": {PARAMETERS["TokenSecretArn"]: SERVER_TOKEN, PARAMETERS["AgentTokenSecretArn"]: AGENT_TOKEN,
+            "secrets": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN if secure_tokens else SERVER_TOKEN,
+                        PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN if secure_tokens else AGENT_TOKEN,
                         PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager",
                         **ADDON_SECRETS},
             "parameters": {name: value for name, value in (
                 (PARAMETERS["ClusterStateParameterName"], marker),
                 (PARAMETERS["RestoreRequestParameterName"], restore_request)) if value is not None},
             "writes": [], "unreachable": list(unreachable),
-            "installer_url": boot_env["INSTALLER_URL"].strip("'"),
+            "downloads": downloads, "download_failures": download_failures,
+            "publish_after": publish_after, "token_reads": 0,
+            "secure": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN,
+                       PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
             "api_url": JOIN_URL, "api_probes": 0, "api_up_after": api_up_after,
             "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
             "targets": list(targets), "objects": [list(o) for o in objects],
@@ -484,12 +541,10 @@ class Sandbox:
         }
         state_path = base / "aws-state.json"  # the AWS side, not the node
         state_path.write_text(json.dumps(state))
-        for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("k3s", _K3S_STUB),
+        for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("uname", _UNAME_STUB),
                            ("dnf", _RECORDER_STUB), ("systemctl", _SYSTEMCTL_STUB)):
             (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
             (bin_dir / name).chmod(0o755)
-        installer = base / "installer-stub.sh"
-        installer.write_text(_INSTALLER_STUB)
 
         imds = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
         imds.requests = []
@@ -503,8 +558,9 @@ class Sandbox:
                 "K3S_INFRA_RETRY_BASE": "0", "K3S_INFRA_RETRY_MAX": "0",
                 "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
                 "K3S_INFRA_READY_ATTEMPTS": "4", "K3S_INFRA_START_TIMEOUT": "20",
-                "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_INSTALLER": str(installer),
-                "STUB_INSTALL_FAILURES": str(install_failures), "STUB_KUBECONFIG": K3S_KUBECONFIG,
+                "K3S_INFRA_TOKEN_ATTEMPTS": str(token_attempts),
+                "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": arch,
+                "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,
                 "REAL_CURL": REAL_CURL,
             }
             done = subprocess.run(["/bin/bash", str(root / command[0].lstrip("/"))], env=environment,
@@ -520,6 +576,8 @@ def token_leaks(run: BootRun, allowed: dict[str, str]) -> list[str]:
     """Every place a token shows up other than the files K3s reads it from (path -> token)."""
     leaks = []
     tokens = (SERVER_TOKEN, AGENT_TOKEN)
+    # The files K3s itself writes the secure tokens to (0600, as K3s does) are K3s's, not leaks.
+    allowed = {K3S_TOKEN_FILES["token"]: SERVER_TOKEN, K3S_TOKEN_FILES["agent-token"]: AGENT_TOKEN, **allowed}
     for where, text in (("stdout", run.stdout), ("stderr", run.stderr)):
         leaks += [f"{where}: {t[:6]}" for t in tokens if t in text]
     for folder in (run.root, run.logs, run.tmp):

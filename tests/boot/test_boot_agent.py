@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, REGION, ZONE, token_leaks
+from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, REGION, SECURE_AGENT_TOKEN, ZONE, token_leaks
 
 from k3s_infra import naming
 from k3s_infra.bootstrap import k3s_config
@@ -26,11 +26,11 @@ def test_agent_joins_with_its_pool_labels_and_taints(sandbox, user_data, rendere
     # Server-only settings stay off agents.
     assert not {"cluster-init", "tls-san", "etcd-s3", "secrets-encryption", "agent-token-file"} & set(config)
 
-    # Only the agent token is read; it lands in the one file K3s reads.
+    # Only the agent token is read, in its secure form; it lands in the one file K3s reads.
     assert run.secrets_read() == [PARAMETERS["AgentTokenSecretArn"]]
-    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == AGENT_TOKEN
+    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SECURE_AGENT_TOKEN
     assert token_leaks(run, {k3s_config.TOKEN_FILE: AGENT_TOKEN}) == []
-    assert run.installs == [{"version": env.k3s.version, "exec": "agent", "skip_start": "true", "args": ""}]
-    assert run.systemctl_calls == [["start", "k3s-agent"]]
+    assert run.installed
+    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s-agent"], ["start", "k3s-agent"]]
     assert run.state["writes"] == [] and run.k3s_calls == []
     assert not run.path("/var/lib/rancher/k3s/server/manifests").exists()

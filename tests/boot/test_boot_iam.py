@@ -29,6 +29,11 @@ def test_server_role_scopes_boot_writes_to_their_one_resource(r):
     assert "ClusterStateParameterName" in str(marker) and "*" not in str(marker)
     assert _actions(s["ClusterStateMarker"]) == {"ssm:GetParameter", "ssm:PutParameter"}
     assert s["ReadClusterTokens"]["Resource"] == [{"Ref": "TokenSecretArn"}, {"Ref": "AgentTokenSecretArn"}]
+    # The first server publishes the secure tokens (boot.sh publish_token): put only, only these two.
+    assert s["PublishClusterTokens"]["Resource"] == [{"Ref": "TokenSecretArn"}, {"Ref": "AgentTokenSecretArn"}]
+    assert _actions(s["PublishClusterTokens"]) == {"secretsmanager:PutSecretValue"}
+    writers = {sid for sid, st in s.items() if "secretsmanager:PutSecretValue" in _actions(st)}
+    assert writers == {"PublishClusterTokens", "PublishKubeconfig"}
 
 
 def test_snapshot_bucket_check_is_allowed_but_listing_stays_in_the_folder(r):
@@ -59,4 +64,5 @@ def test_agent_role_reads_only_the_agent_token(r):
     secret_actions = {sid: st for sid, st in s.items() if any(a.startswith("secretsmanager:") for a in _actions(st))}
     assert list(secret_actions) == ["ReadAgentToken"]
     assert secret_actions["ReadAgentToken"]["Resource"] == [{"Ref": "AgentTokenSecretArn"}]
+    assert _actions(secret_actions["ReadAgentToken"]) == {"secretsmanager:GetSecretValue"}  # never a writer
     assert not any(a.startswith(("ssm:", "s3:")) for st in s.values() for a in _actions(st))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import INSTANCE_ID, JOIN_URL, PARAMETERS, SERVER_TOKEN, token_leaks
+from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, token_leaks
 
 from k3s_infra.bootstrap import k3s_config
 
@@ -16,13 +16,11 @@ def _assert_joined_not_initialised(run):
     assert config["node-name"] == INSTANCE_ID
     assert run.path("/etc/rancher/k3s/config.yaml.d/10-rejoin.yaml").exists()
     # It installs as an ordinary server, and neither re-publishes the kubeconfig nor touches the marker.
-    assert [i["exec"] for i in run.installs] == ["server"]
+    assert run.installed and ["start", "k3s"] in run.systemctl_calls
     assert run.state["writes"] == []
     assert not any("--cluster-reset" in call for call in run.k3s_calls)
-    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SERVER_TOKEN
-    assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN,
-                             k3s_config.AGENT_TOKEN_FILE: run.path(k3s_config.AGENT_TOKEN_FILE).read_text().strip()}) \
-        == []
+    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SECURE_SERVER_TOKEN
+    assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []
 
 
 def test_replacement_with_marker_joins_through_the_load_balancer(sandbox, user_data):
@@ -38,7 +36,7 @@ def test_replacement_waits_for_the_api_before_installing(sandbox, user_data):
     _assert_joined_not_initialised(run)
     assert run.state["api_probes"] == 4
     probes = [i for i, url in enumerate(run.urls) if url == f"{JOIN_URL}/ping"]
-    assert max(probes) < run.urls.index("https://get.k3s.io")
+    assert max(probes) < min(i for i, url in enumerate(run.urls) if "/releases/download/" in url)
 
 
 def test_marker_lost_but_api_answering_still_joins(sandbox, user_data):

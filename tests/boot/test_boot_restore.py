@@ -30,7 +30,7 @@ def _assert_restored(run, snapshot: str):
             f"--etcd-s3-region={REGION}"} <= set(call)
     # Restored before K3s first starts, as the first (init) server: never the rejoin drop-in.
     assert run.config()["cluster-init"] is True
-    assert run.systemctl_calls == [["start", "k3s"]]
+    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
     assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
     assert [s[3] for s in run.signals] == ["SUCCESS"]
 
@@ -54,7 +54,7 @@ def test_no_snapshot_yet_says_so_and_signals_failure(sandbox, user_data):
                       objects=OBJECTS[-1:])
     assert run.returncode == 1
     assert "no etcd snapshot exists" in run.stderr
-    assert run.installs == [] and run.k3s_calls == []
+    assert not run.installed and run.k3s_calls == []
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 

@@ -7,9 +7,13 @@ from boot_sandbox import (
     AGENT_TOKEN,
     IMDS_TOKEN,
     INSTANCE_ID,
+    JOIN_URL,
+    K3S_TOKEN_FILES,
     PARAMETERS,
     PUBLIC_URL,
     REGION,
+    SECURE_AGENT_TOKEN,
+    SECURE_SERVER_TOKEN,
     SERVER_TOKEN,
     ZONE,
     token_leaks,
@@ -20,7 +24,9 @@ from k3s_infra.bootstrap import k3s_config
 
 def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     env = rendered["prod"].env
-    run = sandbox.run(user_data("prod", "ServerInit"), marker=None, api_up_after=None, targets=("unhealthy",))
+    # A new cluster: the secrets hold the short values Secrets Manager generated.
+    run = sandbox.run(user_data("prod", "ServerInit"), marker=None, api_up_after=None, targets=("unhealthy",),
+                      secure_tokens=False)
     assert run.returncode == 0, run.stderr
 
     config = run.config()
@@ -56,14 +62,27 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
         assert run.path(token_file).stat().st_mode & 0o077 == 0
     assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []
 
-    # The pinned K3s, as a server, installed exactly once.
-    assert run.installs == [{"version": env.k3s.version, "exec": "server", "skip_start": "true", "args": ""}]
-    assert env.k3s.installer_url in run.urls
+    # The pinned K3s release binary, verified, installed and started as the server unit.
+    assert run.installed
+    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
+
+    # Then the secure tokens K3s wrote are published into their secrets: exactly two
+    # put-secret-value calls naming K3s's files (the value never on a command line).
+    assert run.secret_writes()[:2] == [
+        ["--region", REGION, "--output", "text", "secretsmanager", "put-secret-value",
+         "--secret-id", PARAMETERS["TokenSecretArn"], "--secret-string", f"file://{run.root}{K3S_TOKEN_FILES['token']}"],
+        ["--region", REGION, "--output", "text", "secretsmanager", "put-secret-value",
+         "--secret-id", PARAMETERS["AgentTokenSecretArn"],
+         "--secret-string", f"file://{run.root}{K3S_TOKEN_FILES['agent-token']}"]]
+    assert run.state["secrets"][PARAMETERS["TokenSecretArn"]].strip() == SECURE_SERVER_TOKEN
+    assert run.state["secrets"][PARAMETERS["AgentTokenSecretArn"]].strip() == SECURE_AGENT_TOKEN
 
     # Waited for the local API, then kubeconfig (server URL = the public NLB), then the marker.
     assert ["kubectl", "--kubeconfig", f"{run.root}/etc/rancher/k3s/k3s.yaml", "get", "--raw=/readyz"] \
         in run.k3s_calls
-    assert run.state["writes"] == [["secret", PARAMETERS["KubeconfigSecretArn"]],
+    assert run.state["writes"] == [["secret", PARAMETERS["TokenSecretArn"]],
+                                   ["secret", PARAMETERS["AgentTokenSecretArn"]],
+                                   ["secret", PARAMETERS["KubeconfigSecretArn"]],
                                    ["parameter", PARAMETERS["ClusterStateParameterName"]]]
     kubeconfig = yaml.safe_load(run.state["secrets"][PARAMETERS["KubeconfigSecretArn"]])
     # People use the published kubeconfig: it points at the public door (the node joined the internal one).
@@ -78,7 +97,7 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     (put,) = [c for c in run.aws_calls if "put-parameter" in c]
     assert "--overwrite" not in put
     assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
-    assert not list(run.tmp.iterdir())  # the exported copy and the installer are cleaned up
+    assert not list(run.tmp.iterdir())  # the exported copy and the downloads are cleaned up
 
 
 def test_metadata_comes_from_imdsv2_with_a_session_token(sandbox, user_data):
@@ -99,7 +118,7 @@ def test_metadata_comes_from_imdsv2_with_a_session_token(sandbox, user_data):
 def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluster(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"), unreachable=("ssm",), api_up_after=None)
     assert run.returncode != 0
-    assert run.installs == []
+    assert not run.installed
     # SSM is read first for a restore request: an error there is a give-up too, never "absent".
     assert "error: cannot read the restore request" in run.stderr
     assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SERVER_TOKEN, ZONE, token_leaks
+from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, ZONE, token_leaks
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import k3s_config
@@ -22,7 +22,9 @@ def test_joining_server_retries_until_the_api_answers_then_joins(sandbox, user_d
     assert PARAMETERS["ApiDnsName"] in config["tls-san"]
     assert config["etcd-s3"] is True
     assert run.state["api_probes"] == 3
-    assert run.installs == [{"version": env.k3s.version, "exec": "server", "skip_start": "true", "args": ""}]
+    assert run.installed and ["start", "k3s"] in run.systemctl_calls
+    # It joins with the secure token: the CA it is shown must hash to the pinned value.
+    assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SECURE_SERVER_TOKEN
     # No marker, no kubeconfig: only the first server owns those.
     assert not any(c[4] == "ssm" for c in run.aws_calls)
     assert run.state["writes"] == []
@@ -40,7 +42,7 @@ def test_joining_server_gives_up_when_the_api_never_answers(sandbox, user_data):
     run = sandbox.run(user_data("dev", "Servers"), api_up_after=None, join_attempts=4)
     assert run.returncode != 0
     assert run.state["api_probes"] == 4
-    assert run.installs == []
+    assert not run.installed
     assert "never answered" in run.stderr
 
 

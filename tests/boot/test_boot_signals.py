@@ -65,24 +65,30 @@ def test_api_never_answering_signals_failure(sandbox, user_data):
     run = sandbox.run(user_data("prod", "Servers"), api_up_after=None, join_attempts=3)
     assert run.returncode == 1
     assert run.state["api_probes"] == 3  # bounded
-    assert run.installs == []
+    assert not run.installed
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
-def test_install_is_retried_and_then_started_with_a_bound(sandbox, user_data):
-    run = sandbox.run(user_data("prod", "Servers"), api_up_after=0, install_failures=2)
+def _release_downloads(run) -> list[str]:
+    return [url for url in run.urls if "/releases/download/" in url]
+
+
+def test_downloads_are_retried_then_k3s_starts(sandbox, user_data):
+    run = sandbox.run(user_data("prod", "Servers"), api_up_after=0, download_failures=2)
     assert run.returncode == 0, run.stderr
-    assert len(run.installs) == 3
-    # The installer never starts K3s itself (its systemctl restart would wait forever).
-    assert {i["skip_start"] for i in run.installs} == {"true"}
+    # The checksum file failed twice, then it and the binary came.
+    downloads = _release_downloads(run)
+    assert len(downloads) == 4 and len(set(downloads[:3])) == 1 and downloads[0].endswith("/sha256sum-amd64.txt")
+    assert run.installed
     assert [s[3] for s in run.signals] == ["SUCCESS"]
 
 
-def test_install_failing_every_time_signals_failure(sandbox, user_data):
-    run = sandbox.run(user_data("prod", "AgentPoolGeneral"), api_up_after=0, install_failures=99)
+def test_downloads_failing_every_time_signal_failure(sandbox, user_data):
+    run = sandbox.run(user_data("prod", "AgentPoolGeneral"), api_up_after=0, download_failures=99)
     assert run.returncode == 1
-    assert len(run.installs) == 5
-    assert "error: K3s install failed" in run.stderr
+    assert len(_release_downloads(run)) == 5  # bounded
+    assert "error: cannot download the published checksums" in run.stderr
+    assert not run.installed and not run.state["started"]
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 

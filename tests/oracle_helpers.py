@@ -1,0 +1,76 @@
+"""Independent readers for tests: environment files with plain PyYAML and node user data
+decoded with the standard library, never through the code under test.
+
+Tests compare what the product rendered with what these return, so a bug in the
+product's own helpers (config models, ``bootstrap.unpacked``, ``k3s_config``) cannot
+hide itself by being on both sides of an assertion.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ENVIRONMENT_FILES = sorted((REPO / "environments").glob("*.yaml")) + sorted(
+    (REPO / "tests" / "environments").glob("*.yaml"))
+# Files that are environments (not the shared defaults a file extends).
+DEPLOYABLE = [p for p in ENVIRONMENT_FILES if "name" in (yaml.safe_load(p.read_text()) or {})]
+
+# K3s's own defaults, from https://docs.k3s.io/cli/server ("Networking" flags):
+# --cluster-cidr 10.42.0.0/16, --service-cidr 10.43.0.0/16, --cluster-dns 10.43.0.10,
+# --cluster-domain cluster.local. They apply when an environment file says nothing.
+K3S_DOCUMENTED_DEFAULTS = {"cluster_cidr": "10.42.0.0/16", "service_cidr": "10.43.0.0/16",
+                           "cluster_dns": "10.43.0.10", "cluster_domain": "cluster.local"}
+
+
+def _merge(parent: Any, child: Any) -> Any:
+    """README "Environments": mappings merge key by key, lists and scalars of the child replace."""
+    if isinstance(parent, dict) and isinstance(child, dict):
+        return {**parent, **{k: _merge(parent[k], v) if k in parent else v for k, v in child.items()}}
+    return child
+
+
+def plain_document(path: Path) -> dict:
+    """An environment file with its ``extends`` chain merged, read with yaml.safe_load only."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    parent = document.pop("extends", None)
+    if parent is None:
+        return document
+    # A bare file name, beside the file or else in the project's environments/ (README: extends).
+    beside = Path(path).parent / parent
+    return _merge(plain_document(beside if beside.is_file() else REPO / "environments" / parent), document)
+
+
+def launch_template_data(template: dict) -> dict:
+    (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
+    return launch["Properties"]["LaunchTemplateData"]
+
+
+def user_data_text(template: dict) -> str:
+    """The Fn::Sub text of a node stack's user data (variables left as ${Name})."""
+    sub = launch_template_data(template)["UserData"]["Fn::Base64"]["Fn::Sub"]
+    return sub if isinstance(sub, str) else sub[0]
+
+
+def written_files(template: dict) -> dict[str, str]:
+    """path -> the text cloud-init writes (gz+b64 decoded with gzip/base64 here)."""
+    document = yaml.safe_load(user_data_text(template))
+    files = {}
+    for entry in document["write_files"]:
+        content = entry["content"]
+        if entry.get("encoding") == "gz+b64":
+            content = gzip.decompress(base64.b64decode(content)).decode()
+        elif entry.get("encoding") is not None:
+            raise AssertionError(f"unexpected write_files encoding {entry['encoding']!r}")
+        files[entry["path"]] = content
+    return files
+
+
+def node_stack_ids(templates: dict[str, dict]) -> list[str]:
+    return [s for s, t in templates.items()
+            if any(r["Type"] == "AWS::EC2::LaunchTemplate" for r in t.get("Resources", {}).values())]
