@@ -73,11 +73,13 @@ bench: $(STAMP)
 
 # Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
 # make mutate MUTANTS='k3s_infra.ports*'  limits the run to one module's mutants.
+# boot.sh (shell, out of mutmut's reach): tests/test_boot_mutations.py, after mutmut.
 MUTANTS ?=
 mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,mutate]'
 	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
 	$(BIN)/mutmut results
+	K3S_INFRA_BOOT_MUTATIONS=1 $(BIN)/python -m pytest -q tests/test_boot_mutations.py
 
 clean:
 	rm -rf build dist mutants $(VENV) $(CHECKOV_VENV) *.egg-info
