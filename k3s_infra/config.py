@@ -51,7 +51,8 @@ from k3s_infra.config_types import (  # noqa: F401  (re-exported)
 from k3s_infra.network_config import Api, Network, Subnet  # noqa: F401  (re-exported)
 
 
-def _shipped_environments() -> Path:
+# Called at import: mutmut must not trampoline it (its forced-fail check would break conftest imports).
+def _shipped_environments() -> Path:  # pragma: no mutate block
     """The example environments, defaults.yaml and schema.json: inside the package when
     installed from a wheel (setup.cfg maps environments/ to k3s_infra/environments), the
     repository's environments/ in a clone or an editable install."""
