@@ -1,0 +1,42 @@
+"""Every node launch template, rendered in the test itself (not through the session fixture,
+so mutation testing links these checks to the code they cover): detailed monitoring on,
+instances and their volumes tagged with the environment file's deploy.tags, the root
+Expected values: the environment files (read with plain
+PyYAML, tests/oracle_helpers.py) and the AWS docs cited below."""
+
+from __future__ import annotations
+
+import pytest
+from oracle_helpers import DEPLOYABLE, launch_template_data, node_stack_ids, plain_document
+
+from k3s_infra.config import load_environment
+from k3s_infra.render import build_templates
+
+
+@pytest.fixture(scope="module")
+def prod() -> tuple[dict, dict[str, dict]]:
+    path = next(p for p in DEPLOYABLE if p.stem == "prod")
+    templates = {k: t.to_dict() for k, t in build_templates(load_environment("prod")).items()}
+    return plain_document(path), templates
+
+
+def test_detailed_monitoring_is_on_for_every_node(prod):
+    # 1-minute instance metrics (checkov CKV_AWS_126; "Monitoring" in
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-ec2-launchtemplate-launchtemplatedata.html).
+    _, templates = prod
+    for stack_id in node_stack_ids(templates):
+        assert launch_template_data(templates[stack_id])["Monitoring"] == {"Enabled": True}, stack_id
+
+
+def test_instances_and_their_volumes_carry_the_files_tags(prod):
+    # A launch template's TagSpecifications tag what it launches; the ASG's own tags do
+    # not reach EBS volumes (LaunchTemplateData TagSpecifications, same page).
+    document, templates = prod
+    wanted = document["deploy"]["tags"]
+    assert wanted  # prod.yaml sets tags: the check below is not vacuous
+    for stack_id in node_stack_ids(templates):
+        specs = launch_template_data(templates[stack_id])["TagSpecifications"]
+        assert sorted(s["ResourceType"] for s in specs) == ["instance", "volume"], stack_id
+        for spec in specs:
+            tags = {t["Key"]: t["Value"] for t in spec["Tags"]}
+            assert wanted.items() <= tags.items(), (stack_id, spec["ResourceType"])
