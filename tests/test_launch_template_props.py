@@ -1,8 +1,8 @@
 """Every node launch template, rendered in the test itself (not through the session fixture,
 so mutation testing links these checks to the code they cover): detailed monitoring on,
-instances and their volumes tagged with the environment file's deploy.tags, the root
-Expected values: the environment files (read with plain
-PyYAML, tests/oracle_helpers.py) and the AWS docs cited below."""
+instances and their volumes tagged with the environment file's deploy.tags. Expected
+values: the environment files (read with plain PyYAML, tests/oracle_helpers.py) and the
+AWS docs cited below."""
 
 from __future__ import annotations
 
