@@ -40,3 +40,13 @@ def test_instances_and_their_volumes_carry_the_files_tags(prod):
         for spec in specs:
             tags = {t["Key"]: t["Value"] for t in spec["Tags"]}
             assert wanted.items() <= tags.items(), (stack_id, spec["ResourceType"])
+
+
+def test_the_encrypted_volume_is_the_root_device_of_the_files_image(prod):
+    # A mapping applies to the root volume only under the image's root device name: /dev/xvda
+    # for Amazon Linux (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/device_naming.html).
+    document, templates = prod
+    assert "al2023" in document["nodes"]["ami_parameter"]
+    for stack_id in node_stack_ids(templates):
+        (mapping,) = launch_template_data(templates[stack_id])["BlockDeviceMappings"]
+        assert mapping["DeviceName"] == "/dev/xvda", stack_id
