@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,34 @@ class Rendered:
         return {k: v for k, v in self.templates[stack_id]["Resources"].items() if v["Type"] == type_}
 
 
+class RenderedEnvironments(Mapping):
+    """Every shipped environment by name, each rendered on first use, once per session: a test
+    of one environment pays for that one (mutation testing reruns such tests per mutant).
+    Listed on creation, not at import: mutmut's forced-fail check must fail a test, not this conftest."""
+
+    def __init__(self, tmp_path_factory):
+        self._factory = tmp_path_factory
+        self._names = available_environments()
+        self._done: dict[str, Rendered] = {}
+
+    def __getitem__(self, name: str) -> Rendered:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._done:
+            rendering = render(load_environment(name))
+            self._done[name] = Rendered(rendering, write(rendering, self._factory.mktemp("build") / name))
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @pytest.fixture(scope="session")
-def rendered(tmp_path_factory) -> dict[str, Rendered]:
-    result = {}
-    # Listed here, not at import: mutmut's forced-fail check must fail a test, not this conftest.
-    for name in available_environments():
-        rendering = render(load_environment(name))
-        folder = write(rendering, tmp_path_factory.mktemp("build") / name)
-        result[name] = Rendered(rendering, folder)
-    return result
+def rendered(tmp_path_factory) -> RenderedEnvironments:
+    return RenderedEnvironments(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
