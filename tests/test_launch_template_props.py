@@ -13,7 +13,9 @@ from k3s_infra.config import load_environment
 from k3s_infra.render import build_templates
 
 
-@pytest.fixture(scope="module")
+# Function scope on purpose: mutmut links a test to the code it calls itself, and a shared
+# fixture would credit only the first test of the module.
+@pytest.fixture
 def prod() -> tuple[dict, dict[str, dict]]:
     path = next(p for p in DEPLOYABLE if p.stem == "prod")
     templates = {k: t.to_dict() for k, t in build_templates(load_environment("prod")).items()}
