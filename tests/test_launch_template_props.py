@@ -44,11 +44,19 @@ def test_instances_and_their_volumes_carry_the_files_tags(prod):
             assert wanted.items() <= tags.items(), (stack_id, spec["ResourceType"])
 
 
-def test_the_encrypted_volume_is_the_root_device_of_the_files_image(prod):
+def test_the_root_volume_is_encrypted_gp3_sized_by_the_file_and_goes_with_its_instance(prod):
     # A mapping applies to the root volume only under the image's root device name: /dev/xvda
     # for Amazon Linux (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/device_naming.html).
+    # Without VolumeType EC2 picks gp2 (LaunchTemplate Ebs "VolumeType",
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ec2-launchtemplate-ebs.html);
+    # without DeleteOnTermination a scale-in could leave the volume behind, paid for.
     document, templates = prod
     assert "al2023" in document["nodes"]["ami_parameter"]
-    for stack_id in node_stack_ids(templates):
+    sizes = {"ServerInit": document["servers"]["root_volume_gb"], "Servers": document["servers"]["root_volume_gb"]}
+    for pool in document["agent_pools"]:
+        sizes["AgentPool" + "".join(w.capitalize() for w in pool["name"].split("-"))] = pool["root_volume_gb"]
+    assert sorted(node_stack_ids(templates)) == sorted(sizes)
+    for stack_id, size in sizes.items():
         (mapping,) = launch_template_data(templates[stack_id])["BlockDeviceMappings"]
-        assert mapping["DeviceName"] == "/dev/xvda", stack_id
+        assert mapping == {"DeviceName": "/dev/xvda", "Ebs": {
+            "VolumeType": "gp3", "VolumeSize": size, "Encrypted": True, "DeleteOnTermination": True}}, stack_id
