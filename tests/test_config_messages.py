@@ -81,12 +81,14 @@ def test_a_mistake_in_a_list_set_by_the_parent_blames_the_parent(tmp_path, env_d
 
 
 def test_a_missing_field_of_a_section_set_by_the_parent_blames_the_parent(tmp_path, env_document):
+    # network.vpc_id is not in either file: the deepest key a file set is the parent's `network`.
     parent = copy.deepcopy(env_document("dev"))
-    del parent["agent_pools"][0]["max_size"]
+    del parent["network"]["vpc_id"]
     _family(tmp_path, yaml.safe_dump(parent), "k3s: {secrets_encryption: true}\n")
     with pytest.raises(ConfigError) as caught:
         load_environment(path=tmp_path / "child.yaml")
     assert caught.value.source.endswith("base.yaml")
+    assert [path for path, _ in caught.value.problems] == ["network.vpc_id"]
 
 
 def test_files_starting_with_an_underscore_and_defaults_are_not_environments(tmp_path):
