@@ -39,3 +39,12 @@ def test_each_cluster_secret_is_generated_named_and_encrypted_for_this_cluster(n
         else:
             assert kept == ("Delete", "Delete") or kept == (None, None), logical
     assert len({data[logical]["Properties"]["Name"] for logical in SECRETS}) == 3
+
+
+def test_the_stack_hands_on_each_secrets_arn():
+    # Ref of an AWS::SecretsManager::Secret is its ARN (the resource's "Return values",
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secret.html),
+    # what the IAM statements and the boot need.
+    outputs = build_templates(load_environment("dev"))["ClusterData"].to_dict()["Outputs"]
+    for logical in SECRETS:
+        assert outputs[f"{logical}Arn"]["Value"] == {"Ref": logical}
