@@ -50,3 +50,9 @@ def test_the_roots_local_copy_points_at_the_files_beside_it():
     local = rendering.root_with_local_urls()
     for child in rendering.children:
         assert f"TemplateURL: {child.file}" in local and child.key not in local
+
+
+def test_write_creates_missing_parent_folders_by_default(tmp_path):
+    # README (Use as a library): write(rendering, "build/dev") in a fresh clone, where build/ is absent.
+    folder = write(render(load_environment("dev"), "yaml"), tmp_path / "build" / "dev")
+    assert (folder / "manifest.json").is_file()
