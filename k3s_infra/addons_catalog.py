@@ -109,7 +109,9 @@ CATALOG: dict[str, CatalogEntry] = {
     "longhorn": CatalogEntry(
         chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
         description="replicated block storage on the nodes' disks",
-        # Longhorn's StorageClass is the cluster default; K3s's local-path one is then
+        # Longhorn's StorageClass is the cluster default (persistence.defaultClass becomes its
+        # storageclass.kubernetes.io/is-default-class annotation: longhorn/longhorn
+        # chart/templates/storageclass.yaml @ v1.9.1); K3s's local-path one is then
         # disabled (addons.k3s_disabled) so exactly one default StorageClass remains.
         values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
                 "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",
