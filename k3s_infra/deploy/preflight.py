@@ -9,7 +9,7 @@ DescribeRouteTables, DescribeVpcEndpoints, DescribeAvailabilityZones,
 DescribeInstanceTypeOfferings (LocationType availability-zone:
 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html),
 DescribeInstanceTypes (ProcessorInfo.SupportedArchitectures), DescribeImages
-(Architecture); SSM GetParameter (the AMI parameter).
+(Architecture); SSM GetParameter (the AMI parameter of each architecture in use).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 
 from botocore.exceptions import ClientError
 
+from k3s_infra import architectures
 from k3s_infra.components.network import INTERFACE_SERVICES
 from k3s_infra.config import ConfigError, Environment, environments_folder
 
@@ -157,22 +158,14 @@ def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: lis
 
 def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image_ids: dict[str, str],
                   problems: list[Problem]) -> None:
-    parameter = env.nodes.ami_parameter
-    # An explicit nodes.ami_id is the image the nodes get (deploy/images.py): check that one.
-    image_id = env.nodes.ami_id or image_ids.get(parameter)
-    if image_id is None:
-        try:
-            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
-            problems.append(("nodes.ami_parameter", f"SSM parameter {parameter} does not exist in {env.region}"))
-            return
-    images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
-    if not images:
-        problems.append(("nodes.ami_parameter", f"image {image_id} (from {parameter}) does not exist in {env.region}"))
-        return
-    architecture = images[0]["Architecture"]
+    """Per architecture in use: its image exists, is built for it, and every instance type
+    given that image runs the image's architecture (DescribeImages Architecture,
+    DescribeInstanceTypes ProcessorInfo.SupportedArchitectures)."""
+    images: dict[str, tuple[str, str, str]] = {}  # arch -> (image ID, where it comes from, its architecture)
+    for arch in architectures.in_use(env):
+        found = _image(ec2, ssm, env, arch, image_ids, problems)
+        if found:
+            images[arch] = found
     known = []
     paginator = ec2.get_paginator("describe_instance_types")
     try:
@@ -181,8 +174,40 @@ def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image
     except ClientError:
         return  # unknown types are reported by the offerings check
     for info in known:
+        arch = architectures.of_instance_type(info["InstanceType"])
+        if arch not in images:
+            continue
+        image_id, source, built_for = images[arch]
         supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
-        if architecture not in supported:
+        if built_for not in supported:
             for field in dict.fromkeys(types[info["InstanceType"]]):
                 problems.append((field, f"{info['InstanceType']} runs {'/'.join(supported)}, but image {image_id} "
-                                        f"({parameter}) is {architecture}"))
+                                        f"({source}) is {built_for}"))
+
+
+def _image(ec2, ssm, env: Environment, arch: str, image_ids: dict[str, str],
+           problems: list[Problem]) -> tuple[str, str, str] | None:
+    """(image ID, its source, its architecture) of one architecture's image, or None after
+    reporting why not. An explicit nodes.ami_id.<arch> is the image the nodes get
+    (deploy/images.py): check that one."""
+    parameter = getattr(env.nodes.ami_parameter, arch)
+    explicit = getattr(env.nodes.ami_id, arch)
+    field, source = (f"nodes.ami_id.{arch}", f"nodes.ami_id.{arch}") if explicit else \
+        (f"nodes.ami_parameter.{arch}", parameter)
+    image_id = explicit or image_ids.get(parameter)
+    if image_id is None:
+        try:
+            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            problems.append((field, f"SSM parameter {parameter} does not exist in {env.region}"))
+            return None
+    images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
+    if not images:
+        problems.append((field, f"image {image_id} (from {source}) does not exist in {env.region}"))
+        return None
+    built_for = images[0]["Architecture"]
+    if built_for != arch:
+        problems.append((field, f"image {image_id} (from {source}) is {built_for}, not {arch}"))
+    return image_id, source, built_for
