@@ -250,7 +250,7 @@ class Nodes(Strict):
         # The single-string form of before Graviton support is refused, not guessed: the
         # string would have to be assigned to one architecture, silently wrong for the other.
         if isinstance(value, str):
-            raise ValueError(f"one per architecture: write {info.field_name}: {{x86_64: {shown_value(value)}}} "
+            raise ValueError(f"one per architecture: write {info.field_name}: {{x86_64: {shown_value(value, 200)}}} "
                              f"(and arm64: ... for Graviton types) instead of a single value")
         return value
 
