@@ -83,16 +83,18 @@ def test_type_not_offered_and_wrong_vpc_cidr_are_refused_with_every_problem(cli,
 
 
 def test_an_image_of_the_wrong_architecture_is_refused(cli, write_env, network, aws, untouched):
-    """The file names an arm64 image parameter (so render accepts the Graviton type), but the
-    parameter holds an x86_64 image: only the account can tell, pre-flight does."""
+    """The file names an arm64 image parameter for the Graviton types, but the parameter
+    holds an x86_64 image: only the account can tell, pre-flight does (for each image)."""
     x86_image = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
     arm_parameter = "/k3s-infra-test/images/al2023-arm64"
     aws.ssm.put_parameter(Name=arm_parameter, Value=x86_image, Type="String", Overwrite=True)
     pools = [{"name": "arm", "instance_types": ["t4g.small"], "min_size": 1, "desired": 1, "max_size": 1}]
     path = networked(write_env, "preflight-arch.yaml", agent_pools=pools,
-                     servers={"count": 1, "instance_type": "t4g.medium"}, nodes={"ami_parameter": arm_parameter})
+                     servers={"count": 1, "instance_type": "t4g.medium"},
+                     nodes={"ami_parameter": {"arm64": arm_parameter}})
     result = cli("plan", "--config", path)
     assert result.code == 2, result
+    assert f"nodes.ami_parameter.arm64: image {x86_image} (from {arm_parameter}) is x86_64, not arm64" in result.err
     assert "agent_pools[arm].instance_types: t4g.small runs arm64, but image" in result.err
     assert "is x86_64" in result.err
 
