@@ -30,9 +30,23 @@ def gate(aws, args: argparse.Namespace) -> None:
     if args.skip_preflight:
         return
     source = args.config or str(environments_folder() / f"{args.env}.yaml")
-    problems = check(aws.env, aws)
+    problems = check(aws.env, aws, image_ids=_pinned(aws, args))
     if problems:
         raise ConfigError(source, problems + [("", "nothing was changed (pre-flight; --skip-preflight skips it)")])
+
+
+def _pinned(aws, args: argparse.Namespace) -> dict[str, str]:
+    """The images a deploy will really use: those the deployed root pins (deploy/images.py),
+    unless --update-image re-resolves them. SSM parameter path -> image ID."""
+    from k3s_infra import architectures
+    from k3s_infra import outputs as o
+    from k3s_infra.deploy import changeset, images
+
+    if getattr(args, "update_image", False):
+        return {}
+    pinned = images.deployed_parameters(changeset.stack_state(aws.cloudformation, aws.env.stack_name))
+    return {getattr(aws.env.nodes.ami_parameter, arch): pinned[o.IMAGE_IDS[arch]]
+            for arch in architectures.in_use(aws.env) if o.IMAGE_IDS[arch] in pinned}
 
 
 def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None = None) -> list[Problem]:
@@ -47,6 +61,8 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
         problems.append(("account_id", f"credentials are for account {account}, not {env.account_id}"))
     if env.network.managed:
         zones = _managed_zones(ec2, env, problems)
+        if env.network.create.nat_gateways == "none":
+            problems += _without_internet(env, "network.create.nat_gateways")
     else:
         zones = _brought_network(ec2, env, problems)
     types = _instance_types(env)
@@ -54,6 +70,23 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
         _offerings(ec2, types, zones, problems)
     _architecture(ec2, client("ssm"), env, types, image_ids or {}, problems)
     return problems
+
+
+def _without_internet(env: Environment, field: str) -> list[Problem]:
+    """Nodes that reach only AWS endpoints (PrivateLink reaches AWS services only) cannot fetch
+    the K3s binary or its published checksums from GitHub. They boot only from a release mirror
+    in reach with every checksum pinned; container images and charts must then come from a
+    registry in reach as well (not configured by k3s-infra: README, A managed network)."""
+    from k3s_infra import architectures, defaults
+
+    k3s_arch = {"x86_64": "amd64", "arm64": "arm64"}
+    unpinned = [k3s_arch[a] for a in architectures.in_use(env) if not getattr(env.k3s.binary_sha256, k3s_arch[a])]
+    if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL and not unpinned:
+        return []
+    return [(field, "the nodes would have no way to the internet (only VPC endpoints), so they could not fetch "
+                    "K3s from GitHub: set k3s.release_url to a mirror in reach and k3s.binary_sha256."
+                    f"{'/'.join(unpinned) or 'amd64'}, and serve container images from a registry in reach, "
+                    "or give the subnets a NAT gateway")]
 
 
 def _instance_types(env: Environment) -> dict[str, list[str]]:
@@ -115,9 +148,12 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                 problems.append((f"{where}.id", f"{subnet.id} has no route 0.0.0.0/0 to an internet gateway: "
                                                 "an internet-facing load balancer there is unreachable"))
             missing = sorted((set(INTERFACE_SERVICES) | {"s3"}) - endpoints)
-            if field == "subnets" and not any(not t.startswith("igw-") for t in targets) and missing:
+            no_route_out = field == "subnets" and not any(not t.startswith("igw-") for t in targets)
+            if no_route_out and missing:
                 problems.append((f"{where}.id", f"{subnet.id} has no route out (0.0.0.0/0 to a NAT gateway) and "
                                                 f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
+            elif no_route_out:
+                problems += _without_internet(env, f"{where}.id")
     return sorted(set(zones))
 
 
@@ -203,7 +239,14 @@ def _image(ec2, ssm, env: Environment, arch: str, image_ids: dict[str, str],
                 raise
             problems.append((field, f"SSM parameter {parameter} does not exist in {env.region}"))
             return None
-    images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
+    # A pinned image may be deprecated since (public AMIs are, after a while): DescribeImages
+    # leaves deprecated AMIs out unless IncludeDeprecated (EC2 API reference, DescribeImages).
+    try:
+        images = ec2.describe_images(ImageIds=[image_id], IncludeDeprecated=True)["Images"]
+    except ClientError as exc:
+        if not exc.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+            raise
+        images = []
     if not images:
         problems.append((field, f"image {image_id} (from {source}) does not exist in {env.region}"))
         return None

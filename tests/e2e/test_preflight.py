@@ -118,3 +118,42 @@ def test_skip_preflight_lets_plan_reach_cloudformation(cli, write_env, network):
     open(path, "w").write(text)
     result = cli("plan", "--config", path, "--skip-preflight")
     assert result.code != 2 and "pre-flight" not in result.err, result
+
+
+def test_a_network_without_nat_needs_a_release_mirror_and_pinned_checksums(moto_endpoint):
+    """Interface endpoints reach AWS services only (AWS PrivateLink), not GitHub: nodes behind
+    nat_gateways: none cannot fetch K3s or its published checksums unless a mirror in reach
+    serves the binary and every checksum is pinned."""
+    from k3s_infra.config import ENVIRONMENTS_DIR, read_document, validate
+
+    document = read_document(ENVIRONMENTS_DIR / "staging.yaml")  # a managed network
+    document["network"]["create"]["nat_gateways"] = "none"
+    env = validate(document, "staging.yaml")
+    problems = dict(preflight.check(env, boto3.Session(region_name=REGION)))
+    assert "could not fetch K3s from GitHub" in problems["network.create.nat_gateways"]
+    document["k3s"] = {**document.get("k3s", {}), "release_url": "https://k3s-mirror.internal.example.com/k3s",
+                       "binary_sha256": {"amd64": "a" * 64, "arm64": "b" * 64}}
+    problems = dict(preflight.check(validate(document, "staging.yaml"), boto3.Session(region_name=REGION)))
+    assert "network.create.nat_gateways" not in problems
+
+
+def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_endpoint):
+    """After a deploy the root pins its image; a newer value of the SSM parameter is not what
+    the nodes get (deploy/images.py), so pre-flight checks the pinned one, and the new one only
+    with --update-image."""
+    from types import SimpleNamespace
+
+    from k3s_infra.deploy.aws import Aws
+
+    env = load_environment(path=networked(write_env, "preflight-pinned.yaml"))
+    pinned = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    cfn = aws.cloudformation
+    cfn.create_stack(StackName=env.stack_name, TemplateBody='{"Parameters": {"ImageId": {"Type": "String"}}, '
+                     '"Resources": {"W": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}',
+                     Parameters=[{"ParameterKey": "ImageId", "ParameterValue": pinned}])
+    try:
+        pinned_by = preflight._pinned(Aws(env), SimpleNamespace(update_image=False))
+        assert pinned_by == {AMI_PARAMETER: pinned}
+        assert preflight._pinned(Aws(env), SimpleNamespace(update_image=True)) == {}
+    finally:
+        cfn.delete_stack(StackName=env.stack_name)
