@@ -58,8 +58,8 @@ CATALOG: dict[str, CatalogEntry] = {
         chart="rancher", repo="https://releases.rancher.com/server-charts/stable", version="2.12.1",
         namespace="cattle-system",
         description="access management; identity providers are configured in Rancher after install",
-                # auditLog.level alone logs nothing: the chart only adds the audit sidecar and
-        # AUDIT_LEVEL when auditLog.enabled (rancher/rancher chart/values.yaml, 2.11+).
+        # auditLog.level alone logs nothing: the chart only adds the audit sidecar and
+        # AUDIT_LEVEL when auditLog.enabled (rancher/rancher chart/templates/deployment.yaml @ v2.12.1).
         values={"replicas": 3, "ingress": {"tls": {"source": "rancher"}},
                 "auditLog": {"enabled": True, "level": 1}},
         secret_values={"bootstrapPassword": "first admin login to Rancher (change it at first login)"},
@@ -90,8 +90,16 @@ CATALOG: dict[str, CatalogEntry] = {
     "alloy": CatalogEntry(
         chart="alloy", repo="https://grafana.github.io/helm-charts", version="1.2.1", namespace="monitoring",
         description="log shipper (Promtail's successor): pod logs to VictoriaLogs",
-        values={"alloy": {"mounts": {"varlog": True}, "configMap": {"content": "\n".join([
-            'discovery.kubernetes "pods" {', '  role = "pod"', "}",
+        # The chart runs Alloy as a DaemonSet (controller.type) with HOSTNAME set to the
+        # node name (grafana/alloy operations/helm/charts/alloy/values.yaml and
+        # templates/containers/_agent.yaml @ helm-chart/1.2.1): each pod discovers only its
+        # own node's pods, or every node would ship every pod's logs
+        # (docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1).
+        # loki.source.kubernetes reads logs through the API, not the node's files, so no
+        # /var/log host mount (mounts.varlog) is needed.
+        values={"alloy": {"configMap": {"content": "\n".join([
+            'discovery.kubernetes "pods" {', '  role = "pod"', "  selectors {", '    role  = "pod"',
+            '    field = "spec.nodeName=" + sys.env("HOSTNAME")', "  }", "}",
             'loki.source.kubernetes "pods" {', "  targets    = discovery.kubernetes.pods.targets",
             "  forward_to = [loki.write.victorialogs.receiver]", "}",
             'loki.write "victorialogs" {', "  endpoint {",
@@ -101,7 +109,9 @@ CATALOG: dict[str, CatalogEntry] = {
     "longhorn": CatalogEntry(
         chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
         description="replicated block storage on the nodes' disks",
-        # Longhorn's StorageClass is the cluster default; K3s's local-path one is then
+        # Longhorn's StorageClass is the cluster default (persistence.defaultClass becomes its
+        # storageclass.kubernetes.io/is-default-class annotation: longhorn/longhorn
+        # chart/templates/storageclass.yaml @ v1.9.1); K3s's local-path one is then
         # disabled (addons.k3s_disabled) so exactly one default StorageClass remains.
         values={"persistence": {"defaultClass": True, "defaultClassReplicaCount": 3},
                 "defaultSettings": {"defaultDataPath": "/var/lib/longhorn",

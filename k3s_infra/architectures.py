@@ -20,8 +20,13 @@ INSTANCE_FAMILIES: tuple[tuple[str, str], ...] = (
     (r".*", "x86_64"),
 )
 
-# Words in an image's SSM parameter path that name its architecture; anything else is x86_64.
-IMAGE_ARCHITECTURES: tuple[tuple[str, str], ...] = (("arm64", "arm64"), ("aarch64", "arm64"))
+# The architectures nodes run, in the order the root declares their image parameters.
+ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
+
+# Words in an image's SSM parameter path that name its architecture (a path naming none,
+# e.g. a company's /golden/k3s-node, names none: pre-flight checks the image itself).
+IMAGE_ARCHITECTURES: tuple[tuple[str, str], ...] = (
+    ("arm64", "arm64"), ("aarch64", "arm64"), ("x86_64", "x86_64"), ("amd64", "x86_64"))
 
 
 def of_instance_type(instance_type: str) -> str:
@@ -29,5 +34,25 @@ def of_instance_type(instance_type: str) -> str:
     return next(arch for pattern, arch in INSTANCE_FAMILIES if re.match(pattern, family))
 
 
-def of_image_parameter(path: str) -> str:
-    return next((arch for word, arch in IMAGE_ARCHITECTURES if word in path.lower()), "x86_64")
+def of_instance_types(instance_types: list[str]) -> set[str]:
+    return {of_instance_type(t) for t in instance_types}
+
+
+def named_by_path(path: str) -> str | None:
+    """The architecture an SSM path names, None when it names none."""
+    return next((arch for word, arch in IMAGE_ARCHITECTURES if word in path.lower()), None)
+
+
+def of_servers(env) -> str:
+    return of_instance_type(env.servers.instance_type)
+
+
+def of_pool(pool) -> str:
+    """A pool runs one image, so one architecture (config refuses a mixed pool)."""
+    return of_instance_type(pool.instance_types[0])
+
+
+def in_use(env) -> list[str]:
+    """Architectures of the servers and pools, in ARCHITECTURES order."""
+    used = {of_servers(env)} | {of_pool(p) for p in env.agent_pools}
+    return [arch for arch in ARCHITECTURES if arch in used]

@@ -16,7 +16,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from k3s_infra import architectures, config_rules, defaults, yaml_load
 from k3s_infra.addon_config import AddOn, Addons, NodeTerminationHandler  # noqa: F401  (re-exported)
@@ -223,10 +223,37 @@ class AgentPool(Strict):
         return self
 
 
+class ImageParameters(Strict):
+    """SSM public parameter of the node image, per architecture (Amazon Linux 2023 by default)."""
+
+    x86_64: SsmPath = Field(defaults.AMI_PARAMETERS["x86_64"], description="Image of x86_64 nodes.")
+    arm64: SsmPath = Field(defaults.AMI_PARAMETERS["arm64"], description="Image of arm64 (Graviton) nodes.")
+
+
+class ImageIds(Strict):
+    """Explicit AMI per architecture; one given wins over its ami_parameter."""
+
+    x86_64: AmiId | None = None
+    arm64: AmiId | None = None
+
+
 class Nodes(Strict):
-    ami_parameter: SsmPath = Field(defaults.AMI_PARAMETER, description="SSM public parameter holding the AMI ID.")
-    ami_id: AmiId | None = Field(None, description="Explicit AMI ID for every node; when set, deploy uses it "
-                                                   "instead of resolving ami_parameter.")
+    ami_parameter: ImageParameters = Field(
+        default_factory=ImageParameters,
+        description="SSM public parameter holding the AMI ID, per architecture (x86_64, arm64).")
+    ami_id: ImageIds = Field(default_factory=ImageIds,
+                             description="Explicit AMI ID per architecture; when set, deploy uses it instead "
+                                         "of resolving that architecture's ami_parameter.")
+
+    @field_validator("ami_parameter", "ami_id", mode="before")
+    @classmethod
+    def _per_architecture(cls, value: Any, info: ValidationInfo) -> Any:
+        # The single-string form of before Graviton support is refused, not guessed: the
+        # string would have to be assigned to one architecture, silently wrong for the other.
+        if isinstance(value, str):
+            raise ValueError(f"one per architecture: write {info.field_name}: {{x86_64: {shown_value(value, 200)}}} "
+                             f"(and arm64: ... for Graviton types) instead of a single value")
+        return value
 
 
 class Deploy(Strict):
@@ -297,15 +324,26 @@ class Environment(Strict):
         return self
 
     def _architecture(self) -> None:
-        """Every instance type must run the nodes' image (see k3s_infra.architectures)."""
-        image = architectures.of_image_parameter(self.nodes.ami_parameter)
-        chosen = [("servers.instance_type", self.servers.instance_type)] + [
-            (f"agent_pools[{p.name}].instance_types", t) for p in self.agent_pools for t in p.instance_types]
-        for field, instance_type in chosen:
-            arch = architectures.of_instance_type(instance_type)
-            if arch != image:
-                raise ValueError(f"{field}: {instance_type} is an {arch} type, but the nodes' image "
-                                 f"(nodes.ami_parameter) is {image}; choose an {image} type")
+        """A pool runs one image, so all its types share an architecture; the servers' type
+        decides theirs. An image path that names another architecture is refused (see
+        k3s_infra.architectures; pre-flight checks the images themselves)."""
+        for pool in self.agent_pools:
+            found = {t: architectures.of_instance_type(t) for t in pool.instance_types}
+            if len(set(found.values())) > 1:
+                listed = ", ".join(f"{t} ({arch})" for t, arch in found.items())
+                raise ValueError(f"agent_pools[{pool.name}].instance_types: mixes architectures ({listed}); "
+                                 f"a pool runs one image: split it into one pool per architecture")
+        for arch in architectures.in_use(self):
+            path = getattr(self.nodes.ami_parameter, arch)
+            named = architectures.named_by_path(path)
+            if named not in (None, arch):
+                raise ValueError(f"nodes.ami_parameter.{arch}: {path} names an {named} image, but "
+                                 f"{self._users_of(arch)} run {arch}")
+
+    def _users_of(self, arch: str) -> str:
+        users = (["servers"] if architectures.of_servers(self) == arch else []) + [
+            f"agent_pools[{p.name}]" for p in self.agent_pools if architectures.of_pool(p) == arch]
+        return ", ".join(users)
 
     @property
     def draining(self) -> bool:

@@ -27,7 +27,12 @@ CCM_CHART_REPO = "https://kubernetes.github.io/cloud-provider-aws"
 CCM_CHART_VERSION = "0.0.9"
 CCM_IMAGE_TAG = "v1.33.0"
 
-AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# Amazon Linux 2023's public image parameters, one per architecture ("Launching AL2023 using
+# the SSM parameter": https://docs.aws.amazon.com/linux/al2023/ug/ec2.html).
+AMI_PARAMETERS = {
+    "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+    "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+}
 
 # Node launch settings that are not worth a config knob.
 ROOT_DEVICE_NAME = "/dev/xvda"

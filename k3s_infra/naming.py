@@ -183,7 +183,9 @@ def autoscaler_tags(env: Environment, pool) -> dict[str, str]:
     kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md ("Auto-Discovery
     Setup"): label/<key> = value, taint/<key> = value:Effect (read by aws_manager.go
     extractLabelsFromAsg / extractTaintsFromAsg, which take everything after the prefix as
-    the key, so prefixed keys like example.com/tier work)."""
+    the key, so prefixed keys like example.com/tier work). No kubernetes.io/arch tag for
+    Graviton pools: the autoscaler derives it from the instance type (aws_manager.go
+    buildGenericLabels sets LabelArchStable from template.InstanceType.Architecture)."""
     if not env.autoscaling:
         return {}
     tags = dict(autoscaler_discovery_tags(env))

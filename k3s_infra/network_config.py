@@ -25,8 +25,9 @@ class ManagedNetwork(Strict):
     cidr: str = Field(description="CIDR of the VPC to create; split into a public and a private subnet per AZ.")
     availability_zones: int = Field(3, ge=2, le=6, description="How many of the region's AZs to use.")
     nat_gateways: Literal["one", "per-az", "none"] = Field(
-        "one", description="NAT for the private subnets: one shared, one per AZ, or none (VPC endpoints only; "
-                           "K3s must then come from k3s.installer_url reachable through them).")
+        "one", description="NAT for the private subnets: one shared, one per AZ, or none (VPC endpoints only: "
+                           "pre-flight then needs k3s.release_url on a mirror in reach and k3s.binary_sha256 "
+                           "pinned, and container images must come from a registry in reach).")
 
     @field_validator("cidr")
     @classmethod

@@ -57,7 +57,10 @@ LAUNCH_TEMPLATE = "LaunchTemplateId"
 VPC_ID = "VpcId"
 VPC_CIDR = "VpcCidr"
 SUBNET_IDS = "SubnetIds"
-IMAGE_ID = "ImageId"
+IMAGE_ID = "ImageId"  # every node stack's image; the root passes the one of the stack's architecture
+# Root parameters: the pinned image per architecture in use. x86_64 keeps the name of
+# before Graviton support, so deployed roots keep their pinned value (deploy/images.py).
+IMAGE_IDS = {"x86_64": IMAGE_ID, "arm64": "ImageIdArm64"}
 MIN_SIZE = "MinSize"
 MAX_SIZE = "MaxSize"
 DESIRED_CAPACITY = "DesiredCapacity"

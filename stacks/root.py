@@ -10,7 +10,7 @@ from __future__ import annotations
 from troposphere import GetAtt, Join, Ref
 from troposphere.cloudformation import Stack
 
-from k3s_infra import naming
+from k3s_infra import architectures, naming
 from k3s_infra import outputs as o
 from k3s_infra.config import Environment
 from k3s_infra.template import StackTemplate
@@ -25,13 +25,21 @@ ROOT_OUTPUTS = {
 
 
 def image_parameters(env: Environment) -> dict[str, str]:
-    """Root parameter -> SSM path of the public image it is resolved from (a second
-    architecture adds one entry). The root takes plain AMI IDs, not
-    ``AWS::SSM::Parameter::Value<...>``: CloudFormation re-resolves those on every update,
+    """Root parameter -> SSM path of the public image it is resolved from, one per
+    architecture in use (an x86-only cluster has only ``ImageId``). The root takes plain
+    AMI IDs, not ``AWS::SSM::Parameter::Value<...>``: CloudFormation re-resolves those on every update,
     so a newly published image would replace every node on an unrelated deploy
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html
     #aws-ssm-parameter-types). The deployer resolves and pins the IDs (k3s_infra/deploy/images.py)."""
-    return {o.IMAGE_ID: env.nodes.ami_parameter}
+    return {o.IMAGE_IDS[arch]: getattr(env.nodes.ami_parameter, arch) for arch in architectures.in_use(env)}
+
+
+def stack_architecture(env: Environment, stack_id: str) -> str | None:
+    """Architecture of a node stack's instances (None for stacks without nodes)."""
+    if stack_id in (naming.STACK_SERVER_INIT, naming.STACK_SERVERS):
+        return architectures.of_servers(env)
+    return next((architectures.of_pool(p) for p in env.agent_pools
+                 if stack_id == naming.agent_pool_stack(p.name)), None)
 
 
 def config_values(env: Environment, stack_id: str) -> dict[str, object]:
@@ -41,8 +49,10 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
         o.CLUSTER_STATE_PARAMETER: naming.cluster_state_parameter(env),
         o.RESTORE_REQUEST_PARAMETER: naming.restore_request_parameter(env),
         o.ROOT_STACK_NAME: Ref("AWS::StackName"),
-        **{name: Ref(name) for name in image_parameters(env)},
     }
+    arch = stack_architecture(env, stack_id)
+    if arch:  # each node stack's ImageId is the root's image of its architecture
+        values[o.IMAGE_ID] = Ref(o.IMAGE_IDS[arch])
     if not env.network.managed:  # a created network: the Network stack's outputs of the same names
         values.update({
             o.VPC_ID: env.network.vpc_id,
@@ -95,8 +105,11 @@ def roll_order(stack_id: str) -> list[str]:
 def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
                       naming.cluster_tags(env))
-    for name, path in image_parameters(env).items():
-        t.parameter(name, "AWS::EC2::Image::Id", f"AMI of the nodes, resolved from {path} by the deployer")
+    images = image_parameters(env)
+    for arch, name in o.IMAGE_IDS.items():
+        if name in images:
+            who = "the nodes" if len(images) == 1 else f"the {arch} nodes"
+            t.parameter(name, "AWS::EC2::Image::Id", f"AMI of {who}, resolved from {images[name]} by the deployer")
     for stack_id, parameters in wiring(env, children).items():
         stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
         order = roll_order(stack_id)

@@ -247,3 +247,38 @@ def test_server_role_has_the_autoscaler_reads(rendered):
                for a in as_list(s["Action"])}
     assert wanted <= granted
     assert "eks:DescribeNodegroup" not in granted
+
+
+# --- deploys leave the autoscaler's sizes alone -----------------------------------------
+
+def group_resources(template: dict) -> list[dict]:
+    """The groups as resources (with their UpdatePolicy), not only their Properties."""
+    return [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_a_deploy_does_not_reset_what_the_autoscaler_sized(rendered, name):
+    """AWS: "When you update a stack with an Auto Scaling group ... CloudFormation always sets
+    the group size property values ... to the values that are defined in the template" unless
+    the AutoScalingScheduledAction policy says IgnoreUnmodifiedGroupSizeProperties
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html).
+    Every pool the autoscaler sizes ignores unmodified sizes; server groups never do."""
+    document = read_document(ROOT / "environments" / f"{name}.yaml")
+    templates = rendered[name].templates
+    for pool in document["agent_pools"]:
+        (group,) = group_resources(templates[naming.agent_pool_stack(pool["name"])])
+        assert group["UpdatePolicy"]["AutoScalingScheduledAction"] == {"IgnoreUnmodifiedGroupSizeProperties": True}
+    for stack_id in ("ServerInit", "Servers"):
+        (group,) = group_resources(templates[stack_id])
+        assert "AutoScalingScheduledAction" not in group["UpdatePolicy"], stack_id
+
+
+def test_without_the_autoscaler_a_deploy_sets_the_file_sizes(env_document):
+    from k3s_infra.render import render
+
+    document = env_document("dev")
+    document["addons"] = {"cluster_autoscaler": {"enabled": False}}
+    env = validate(document, "dev.yaml")
+    (pool,) = [s for s in render(env).stacks if s.stack_id.startswith("AgentPool")]
+    (group,) = group_resources(yaml.safe_load(pool.body))
+    assert "AutoScalingScheduledAction" not in group["UpdatePolicy"]

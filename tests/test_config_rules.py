@@ -80,10 +80,21 @@ REFUSED = {
     "tag Name": (lambda d: d["deploy"]["tags"].update(Name="x"), "deploy.tags", "'Name'"),
     "huge on-demand base": (lambda d: pool(d).update(spot={"on_demand_base_capacity": 10 ** 9}),
                             "agent_pools[general].spot.on_demand_base_capacity", "less than or equal"),
-    "graviton agent on x86 image": (lambda d: pool(d).update(instance_types=["m7g.large"]),
-                                    "agent_pools[general].instance_types", "arm64"),
-    "graviton server on x86 image": (lambda d: d["servers"].update(instance_type="t4g.small"),
-                                     "servers.instance_type", "arm64"),
+    # A pool runs one image (one launch template), so one architecture.
+    "pool mixing architectures": (lambda d: pool(d).update(instance_types=["m6i.large", "m7g.large"]),
+                                  "agent_pools[general].instance_types", "m7g.large (arm64)"),
+    "x86 image for graviton servers": (lambda d: (
+        d["servers"].update(instance_type="t4g.small"),
+        d.setdefault("nodes", {}).update(ami_parameter={
+            "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"})),
+        "nodes.ami_parameter.arm64", "x86_64"),
+    "single image parameter (old form)": (
+        lambda d: d.setdefault("nodes", {}).update(ami_parameter="/aws/service/ami-amazon-linux-latest/x"),
+        "nodes.ami_parameter", "x86_64:"),
+    "single ami_id (old form)": (lambda d: d.setdefault("nodes", {}).update(ami_id="ami-0123456789abcdef0"),
+                                 "nodes.ami_id", "x86_64:"),
+    "unknown architecture key": (lambda d: d.setdefault("nodes", {}).update(ami_parameter={"aarch64": "/x"}),
+                                 "nodes.ami_parameter.aarch64", ""),
 }
 
 
@@ -112,9 +123,11 @@ ACCEPTED = {
     "dotted bucket": lambda d: d["deploy"].update(artifact_bucket="my.bucket-1"),
     "china region": lambda d: d.update(region="cn-north-1", network=dict(d["network"], subnets=[
         {"id": "subnet-0a1b2c3d4e5f60701"}, {"id": "subnet-0a1b2c3d4e5f60702"}])),
-    "graviton with an arm64 image": lambda d: (
-        d.setdefault("nodes", {}).update(ami_parameter="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"),
+    "graviton servers and pool (default images)": lambda d: (
         d["servers"].update(instance_type="t4g.small"), pool(d).update(instance_types=["m7g.large", "c7gn.large"])),
+    "graviton with a company image naming no architecture": lambda d: (
+        d.setdefault("nodes", {}).update(ami_parameter={"arm64": "/company/golden/k3s-node"}),
+        pool(d).update(instance_types=["m7g.large"])),
     "x86 GPU family g": lambda d: pool(d).update(instance_types=["g4dn.xlarge"]),
 }
 

@@ -160,3 +160,50 @@ def test_no_change_change_set_is_empty(cfn, monkeypatch):
     cs = changeset.create(Aws, Pkg, current=current, poll=0)
     assert cs.empty and cs.change_set_type == "UPDATE"
     assert changeset.format_table(cs) == "k3s-dev: no changes"
+
+
+# --- a node whose boot gives up fails the deploy, naming its group ---------------------
+
+INIT = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev-ServerInit-XYZ/3333"
+INSTANCE = "i-0fedcba9876543210"
+# What CloudFormation records when an instance calls SignalResource with Status FAILURE
+# (boot.sh, every give-up path) for a group under a CreationPolicy: the group fails with
+# "Received FAILURE signal with UniqueId <instance>", the stack rolls back
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_SignalResource.html).
+CREATE_ROOT_EVENTS = [
+    event(6, ROOT, "k3s-dev", "k3s-dev", "ROLLBACK_COMPLETE", type_="AWS::CloudFormation::Stack"),
+    event(5, ROOT, "k3s-dev", "k3s-dev", "ROLLBACK_IN_PROGRESS",
+          "The following resource(s) failed to create: [ServerInit].", "AWS::CloudFormation::Stack"),
+    event(4, ROOT, "k3s-dev", "ServerInit", "CREATE_FAILED",
+          f"Embedded stack {INIT} was not successfully created: The following resource(s) failed to "
+          f"create: [ServerGroup].", "AWS::CloudFormation::Stack"),
+    event(1, ROOT, "k3s-dev", "k3s-dev", "CREATE_IN_PROGRESS", "User Initiated", "AWS::CloudFormation::Stack"),
+]
+INIT_EVENTS = [
+    event(3, INIT, "k3s-dev-ServerInit-XYZ", "ServerGroup", "CREATE_FAILED",
+          f"Received FAILURE signal with UniqueId {INSTANCE}", "AWS::AutoScaling::AutoScalingGroup"),
+    event(2, INIT, "k3s-dev-ServerInit-XYZ", "ServerGroup", "CREATE_IN_PROGRESS",
+          "Resource creation Initiated", "AWS::AutoScaling::AutoScalingGroup"),
+]
+
+
+def test_a_failed_boot_fails_the_deploy_naming_the_group_the_reason_and_the_boot_log(cfn):
+    stub = cfn.stub
+    stub.add_response("describe_stack_events", {"StackEvents": CREATE_ROOT_EVENTS}, {"StackName": ROOT})
+    stub.add_response("describe_stacks", {"Stacks": [{"StackName": "k3s-dev", "StackId": ROOT,
+                      "CreationTime": T0, "StackStatus": "ROLLBACK_COMPLETE"}]}, {"StackName": ROOT})
+    stub.add_response("describe_stack_events", {"StackEvents": CREATE_ROOT_EVENTS}, {"StackName": ROOT})
+    stub.add_response("describe_stack_events", {"StackEvents": CREATE_ROOT_EVENTS}, {"StackName": ROOT})
+    stub.add_response("describe_stack_events", {"StackEvents": INIT_EVENTS}, {"StackName": INIT})
+    out = io.StringIO()
+    watcher = Watcher(cfn, ROOT, "k3s-dev", out=out, live=False, discovering=False)
+    status = watcher.wait(poll=0)
+    assert status == "ROLLBACK_COMPLETE"
+    _report_failure(watcher, status, out)
+    lines = out.getvalue().splitlines()
+    (error,) = [line for line in lines if line.startswith("error: ")]
+    assert error == (f"error: ServerInit/ServerGroup (AWS::AutoScaling::AutoScalingGroup) CREATE_FAILED: "
+                     f"Received FAILURE signal with UniqueId {INSTANCE}")
+    assert any(f"aws ec2 get-console-output --instance-id {INSTANCE}" in line for line in lines)
+    assert lines[-1].startswith("k3s-dev: ROLLBACK_COMPLETE: ")

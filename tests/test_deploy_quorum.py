@@ -48,16 +48,18 @@ def test_one_server_is_reached_only_through_a_snapshot_restore(current):
 
 @pytest.mark.parametrize("value", ["ami-123", "ami-0123456789ABCDEF0", "image-0123456789abcdef0",
                                    "ami-0123456789abcdef01234"])
-def test_explicit_ami_id_shape(env_document, value):
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_explicit_ami_id_shape(env_document, value, arch):
     doc = copy.deepcopy(env_document("dev"))
-    doc["nodes"]["ami_id"] = value
+    doc["nodes"]["ami_id"] = {arch: value}
     with pytest.raises(ConfigError) as caught:
         validate(doc, "env.yaml")
-    assert [path for path, _ in caught.value.problems] == ["nodes.ami_id"]
+    assert [path for path, _ in caught.value.problems] == [f"nodes.ami_id.{arch}"]
     assert "env.yaml" in str(caught.value)
 
 
 def test_explicit_ami_id_accepted(env_document):
     doc = copy.deepcopy(env_document("dev"))
-    doc["nodes"]["ami_id"] = "ami-0123456789abcdef0"
-    assert validate(doc, "env.yaml").nodes.ami_id == "ami-0123456789abcdef0"
+    doc["nodes"]["ami_id"] = {"x86_64": "ami-0123456789abcdef0", "arm64": "ami-0fedcba9876543210"}
+    ids = validate(doc, "env.yaml").nodes.ami_id
+    assert (ids.x86_64, ids.arm64) == ("ami-0123456789abcdef0", "ami-0fedcba9876543210")

@@ -12,8 +12,8 @@ import re
 import pytest
 import yaml
 
-from k3s_infra import addons, bootstrap
-from k3s_infra.addons_catalog import CATALOG
+from k3s_infra import addons, bootstrap, defaults
+from k3s_infra.addons_catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import render
@@ -162,16 +162,56 @@ def test_rancher_audit_log_is_enabled_not_only_levelled(env_document):
     assert values["auditLog"]["enabled"] is True and values["auditLog"]["level"] >= 1
 
 
-# Chart value keys read in each chart's values.yaml (or templates) at the pinned version.
+# Chart value keys (dotted paths; a key covers everything under it) read in each chart's
+# values.yaml, or in its templates where values.yaml leaves the key out or commented, at the
+# pinned version: checked in the chart's repository at the release tag named per row.
+_AUTOSCALER_KEYS = {"autoDiscovery.clusterName", "awsRegion", "cloudProvider", "hostNetwork", "dnsPolicy",
+                    "extraArgs", "nodeSelector", "tolerations"}
 VERIFIED_KEYS: dict[tuple[str, str], set[str]] = {
+    # cert-manager/cert-manager deploy/charts/cert-manager/values.yaml @ tag v1.18.2
+    ("cert_manager", "v1.18.2"): {"crds.enabled"},
+    # rancher/rancher chart/values.yaml @ tag v2.12.1 (ed376a3); hostname is commented out
+    # there and read by chart/templates (ingress.yaml, NOTES.txt).
+    ("rancher", "2.12.1"): {"replicas", "ingress.tls.source", "auditLog.enabled", "auditLog.level", "hostname",
+                            "bootstrapPassword"},
+    # VictoriaMetrics/helm-charts charts/victoria-metrics-single/values.yaml @ tag
+    # victoria-metrics-single-0.24.5 (appVersion v1.125.1)
+    ("victoria_metrics", "0.24.5"): {"server.retentionPeriod", "server.persistentVolume.enabled",
+                                     "server.persistentVolume.size", "server.scrape.enabled"},
+    # VictoriaMetrics/helm-charts charts/victoria-logs-single/values.yaml @ tag
+    # victoria-logs-single-0.11.8 (appVersion v1.33.0)
+    ("victoria_logs", "0.11.8"): {"server.retentionPeriod", "server.persistentVolume.enabled",
+                                  "server.persistentVolume.size"},
+    # grafana/helm-charts charts/grafana/values.yaml @ tag grafana-9.3.1; adminPassword is
+    # commented out there and read by templates/_config.tpl (grafana.secretsData).
+    ("grafana", "9.3.1"): {"persistence.enabled", "persistence.size", "adminPassword", "datasources"},
+    # grafana/alloy operations/helm/charts/alloy/values.yaml @ tag helm-chart/1.2.1 (the chart
+    # is released from grafana/alloy; grafana/helm-charts has no charts/alloy).
+    ("alloy", "1.2.1"): {"alloy.configMap.content", "alloy.mounts.varlog"},
+    # longhorn/longhorn chart/values.yaml @ tag v1.9.1 (longhorn/charts has no v1.9 branch stored)
+    ("longhorn", "1.9.1"): {"persistence.defaultClass", "persistence.defaultClassReplicaCount",
+                            "defaultSettings.defaultDataPath", "defaultSettings.nodeDrainPolicy"},
+    # hashicorp/vault-helm values.yaml @ tag v0.30.1
+    ("vault", "0.30.1"): {"server.ha.enabled", "server.ha.replicas", "server.ha.raft.enabled",
+                          "server.dataStorage.size", "injector.enabled"},
+    # open-policy-agent/gatekeeper charts/gatekeeper/values.yaml @ tag v3.20.0
+    ("gatekeeper", "3.20.0"): {"replicas", "auditInterval"},
     # aws/aws-node-termination-handler tag v1.25.2, config/helm/aws-node-termination-handler/values.yaml
     ("node_termination_handler", "0.27.2"): {
         "enableSqsTerminationDraining", "useProviderId", "checkTagBeforeDraining", "managedTag",
         "deleteSqsMsgIfNodeNotFound", "replicas", "nodeSelector", "tolerations", "awsRegion", "queueURL",
         "enableRebalanceDraining", "cordonOnly"},
-    # rancher/rancher chart/values.yaml (commit 5b7da0e)
-    ("rancher", "2.12.1"): {"replicas", "ingress.tls.source", "auditLog.enabled", "auditLog.level", "hostname",
-                            "bootstrapPassword"},
+    # kubernetes/autoscaler values.yaml and templates/deployment.yaml (hostNetwork, dnsPolicy,
+    # extraArgs rendered as --<key>=<value>) @ tags cluster-autoscaler-chart-<version>, under
+    # charts/cluster-autoscaler/ up to 9.51.0 and cluster-autoscaler/charts/cluster-autoscaler/ after.
+    **{("cluster_autoscaler", v): _AUTOSCALER_KEYS for v in ("9.37.0", "9.44.0", "9.46.6", "9.51.0", "9.53.0",
+                                                             "9.59.0")},
+}
+# kubernetes/cloud-provider-aws charts/aws-cloud-controller-manager/values.yaml @ tag
+# helm-chart-aws-cloud-controller-manager-0.0.9; hostNetworking is not in values.yaml, only
+# read by templates/daemonset.yaml (`if .Values.hostNetworking` -> hostNetwork: true).
+CCM_VERIFIED_KEYS: dict[str, set[str]] = {
+    "0.0.9": {"image.tag", "args", "hostNetworking", "nodeSelector", "tolerations"},
 }
 
 
@@ -183,11 +223,51 @@ def _paths(values: dict, prefix: str = "") -> set[str]:
     return found
 
 
+def _unverified(keys: set[str], verified: set[str]) -> set[str]:
+    return {k for k in keys if not any(k == v or k.startswith(f"{v}.") for v in verified)}
+
+
+def test_every_pinned_chart_version_has_verified_keys():
+    """A version bump must come with its keys re-read at the new version."""
+    pinned = {(name, entry.version) for name, entry in CATALOG.items()}
+    pinned |= {("cluster_autoscaler", v) for v in CLUSTER_AUTOSCALER_CHARTS.values()}
+    assert pinned - set(VERIFIED_KEYS) == set()
+    assert defaults.CCM_CHART_VERSION in CCM_VERIFIED_KEYS
+
+
 @pytest.mark.parametrize("name,version", sorted(VERIFIED_KEYS))
 def test_catalog_values_are_keys_of_that_chart_version(name, version):
+    """Every key the rendered HelmChart sets (valuesContent as rendered for an environment
+    with every add-on on, valuesSecrets keys, deploy-time and required keys) is a key of the
+    chart at that version."""
     entry = CATALOG[name]
-    assert entry.version == version  # a bump must re-verify the keys
-    keys = _paths(entry.values) | set(entry.secret_values) | set(entry.runtime_values) | set(entry.required_values)
-    verified = VERIFIED_KEYS[(name, version)]
-    unknown = {k for k in keys if not any(k == v or k.startswith(f"{v}.") for v in verified)}
-    assert unknown == set(), (name, unknown)
+    env = load_environment(path=ALL_ADDONS)
+    (chart,) = [c for c in addons.charts(env) if c["metadata"]["name"] == addons.chart_name(name)]
+    keys = _paths(yaml.safe_load(chart["spec"]["valuesContent"]))
+    keys |= set(entry.secret_values) | set(entry.runtime_values) | set(entry.required_values)
+    assert _unverified(keys, VERIFIED_KEYS[(name, version)]) == set(), name
+
+
+def test_cloud_controller_values_are_keys_of_its_chart_version():
+    env = load_environment("prod")
+    manifest = k3s_config.cloud_controller_manifest(env)
+    keys = _paths(yaml.safe_load(manifest["spec"]["valuesContent"]))
+    assert _unverified(keys, CCM_VERIFIED_KEYS[manifest["spec"]["version"]]) == set()
+
+
+def test_alloy_ships_only_its_own_nodes_pod_logs(env_document):
+    """The chart runs Alloy as a DaemonSet with HOSTNAME = spec.nodeName (grafana/alloy
+    operations/helm/charts/alloy/values.yaml controller.type and
+    templates/containers/_agent.yaml @ helm-chart/1.2.1); discovery must select that node's
+    pods (docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1,
+    "Pods on the same node"), or every node ships every pod's logs."""
+    env = with_addons(env_document, "dev", alloy={"enabled": True})
+    values = addons.values(env, "alloy")
+    assert values.get("controller", {}).get("type", "daemonset") == "daemonset"
+    content = values["alloy"]["configMap"]["content"]
+    discovery = re.search(r'discovery\.kubernetes "pods" \{(.*?)\n\}', content, re.S).group(1)
+    selectors = re.search(r"selectors \{(.*?)\}", discovery, re.S).group(1)
+    assert re.search(r'role\s*=\s*"pod"', selectors)
+    assert re.search(r'field\s*=\s*"spec\.nodeName="\s*\+\s*sys\.env\("HOSTNAME"\)', selectors)
+    assert "loki.source.kubernetes" in content  # reads logs through the API, no node files
+    assert not values["alloy"].get("mounts", {}).get("varlog")

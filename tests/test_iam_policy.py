@@ -135,11 +135,11 @@ elasticloadbalancing:DeregisterTargets elasticloadbalancing:SetLoadBalancerPolic
 iam:CreateServiceLinkedRole kms:DescribeKey
 """.split())
 # Left out on purpose: routes (aws_routes.go; --configure-cloud-routes=false), EBS volumes
-# and their KMS key (no volume code in the external controller), instance topology (not
-# called by v1.33.0 pkg/providers/v1).
+# and their KMS key (no volume code in the external controller). Instance topology is granted
+# (pkg/resourcemanagers/topology.go asks for it for network-topology labels).
 NOT_NEEDED = frozenset({"ec2:ModifyInstanceAttribute", "ec2:CreateRoute", "ec2:DeleteRoute", "ec2:CreateVolume",
                         "ec2:ModifyVolume", "ec2:AttachVolume", "ec2:DeleteVolume", "ec2:DetachVolume",
-                        "kms:DescribeKey", "ec2:DescribeInstanceTopology"})
+                        "kms:DescribeKey"})
 # Beyond the controller's list: the node termination handler's discovery.
 OTHER_USERS = frozenset({"autoscaling:DescribeAutoScalingInstances"})
 MUTATING_CCM = frozenset(a for a in OFFICIAL_CCM_POLICY if not a.split(":")[1].startswith("Describe"))

@@ -126,4 +126,21 @@ def test_marker_and_restore_request_names_come_from_config(rendered, env_name):
     assert "RestoreRequestParameterName" in json.dumps(s["RestoreRequest"]["Resource"])
     health = s["ReportOwnHealth"]
     assert health["Action"] == ["autoscaling:SetInstanceHealth"]
-    assert health["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name}}
+    # Only this cluster's server groups (an agent must not be able to fail the servers).
+    assert health["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name,
+                                                    "autoscaling:ResourceTag/k3s-infra:role": ["server-init", "server"]}}
+    agent_health = _statements(r, "Agent")["ReportOwnHealth"]
+    assert agent_health["Condition"]["StringEquals"]["autoscaling:ResourceTag/k3s-infra:role"] == ["agent"]
+
+
+def test_the_role_tags_the_health_conditions_name_are_on_the_groups(templates):
+    """The IAM conditions above only hold if each group carries its node role tag."""
+    env, rendered_templates = templates
+    expected = {"ServerInit": "server-init", "Servers": "server"}
+    for stack_id, template in rendered_templates.items():
+        for resource in template.get("Resources", {}).values():
+            if resource["Type"] != "AWS::AutoScaling::AutoScalingGroup":
+                continue
+            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+            assert tags["k3s-infra:role"] == expected.get(stack_id, "agent"), stack_id
+            assert tags["k3s-infra:cluster"] == env.stack_name

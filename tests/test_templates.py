@@ -205,15 +205,7 @@ def _pool_stack(pool) -> str:
     return "AgentPool" + "".join(w.capitalize() for w in pool.name.split("-"))
 
 
-def test_image_is_a_pinned_ami_id_not_an_ssm_parameter(r):
-    """AWS::SSM::Parameter::Value<...> is re-resolved on every stack update (DESIGN.md): the
-    root takes a plain AMI ID, which the deployer pins, and passes it to every node stack."""
-    root = r.templates["Root"]["Parameters"]["ImageId"]
-    assert root["Type"] == "AWS::EC2::Image::Id" and "Default" not in root
-    for stack in node_stacks(r):
-        assert r.templates[stack]["Parameters"]["ImageId"]["Type"] == "AWS::EC2::Image::Id"
-        assert r.resources("Root", "AWS::CloudFormation::Stack")[stack]["Properties"]["Parameters"][
-            "ImageId"] == {"Ref": "ImageId"}
+# The image each node stack gets (pinned, per architecture): tests/test_graviton.py.
 
 
 def test_every_asg_uses_its_launch_template(r):

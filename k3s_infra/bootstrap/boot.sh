@@ -72,7 +72,12 @@ signal() {
   until aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
     --logical-resource-id "$SIGNAL_RESOURCE" --unique-id "$instance_id" --status "$1" 2>"$errors"; do
     if grep -q '(ValidationError)' "$errors"; then
-      log "signal $1 not expected by $SIGNAL_STACK: $(cat "$errors")"
+      # "... cannot be signaled": the stack settled; anything else is a wrong stack or resource.
+      if grep -q 'cannot be signaled' "$errors"; then
+        log "signal $1 not expected by $SIGNAL_STACK (it is not waiting)"
+      else
+        log "signal $1 rejected by CloudFormation: $(cat "$errors")"
+      fi
       return 0
     fi
     n=$((n + 1))

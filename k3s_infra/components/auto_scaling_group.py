@@ -19,6 +19,7 @@ from troposphere.autoscaling import (
 from troposphere.policies import (
     AutoScalingCreationPolicy,
     AutoScalingRollingUpdate,
+    AutoScalingScheduledAction,
     CreationPolicy,
     ResourceSignal,
     UpdatePolicy,
@@ -64,6 +65,9 @@ class GroupSpec:
     rolling: RollingUpdate | None = None
     # Servers: the API target group's health check judges them (K3s down -> replaced).
     elb_health: bool = False
+    # The cluster autoscaler moves the group's size between min and max: a deploy must not
+    # reset it to the template's DesiredCapacity.
+    size_set_at_run_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,16 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
             # replaced; its FAILURE signal fails the roll instead, and the rollback resumes them.
             SuspendProcesses=["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification",
                               "ScheduledActions"]))
+    if spec.size_set_at_run_time:
+        # Without it every stack update sets MinSize/MaxSize/DesiredCapacity back to the
+        # template's values (AWS: UpdatePolicy attribute, AutoScalingScheduledAction policy:
+        # "CloudFormation always sets the group size property values ... to the values that are
+        # defined in the template"; aws/aws-cdk#5507 saw scaled-out groups reset on deploy).
+        # With IgnoreUnmodifiedGroupSizeProperties the sizes change only when the file changes them.
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html
+        policy = group.UpdatePolicy if spec.rolling else UpdatePolicy()
+        policy.AutoScalingScheduledAction = AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True)
+        group.UpdatePolicy = policy
     return GroupRefs(name=Ref(group))
 
 

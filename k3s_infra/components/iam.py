@@ -93,7 +93,7 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
-        _health_statement(access),
+        _health_statement(access, "server-init", "server"),
         *_addon_statements(access),
     ]
 
@@ -149,8 +149,8 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
                   Resource=[access.agent_token_secret]),
         _decrypt_statement(access, kms.Decrypt),
         _signal_statement(access, naming.agent_pool_stack("") + "*"),
-        _lifecycle_statement(access),
-        _health_statement(access),
+        _lifecycle_statement(access, "agent"),
+        _health_statement(access, "agent"),
     ]
 
 
@@ -170,12 +170,24 @@ def _signal_statement(access: NodeAccess, *stack_ids: str) -> Statement:
                       + stack_id + "-*/*", Root=access.root_stack_name) for stack_id in stack_ids])
 
 
-def _health_statement(access: NodeAccess) -> Statement:
-    # A node whose boot gives up reports itself Unhealthy so its group replaces it.
+def _health_statement(access: NodeAccess, *roles: str) -> Statement:
+    # A node whose boot gives up reports itself Unhealthy so its group replaces it; only on
+    # the groups of its own node role (k3s-infra:role tag, naming.node_tags): an agent must
+    # never be able to mark every server unhealthy and so take etcd's quorum with them.
     return Statement(
         Sid="ReportOwnHealth", Effect=Allow, Action=[autoscaling.SetInstanceHealth],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
-        Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
+        Condition=_own_groups(access, roles))
+
+
+def _own_groups(access: NodeAccess, roles: tuple[str, ...]) -> Condition:
+    """This cluster's groups, of the given node roles (all roles when none are given).
+    Auto Scaling authorises these actions per group with autoscaling:ResourceTag/<key>
+    (Service Authorization Reference, Amazon EC2 Auto Scaling)."""
+    tags = {f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster": access.cluster}
+    if roles:
+        tags[f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:role"] = list(roles)
+    return Condition(StringEquals(tags))
 
 
 def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
@@ -185,13 +197,14 @@ def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
         Condition=Condition(StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))))
 
 
-def _lifecycle_statement(access: NodeAccess) -> Statement:
-    # A draining node completes its own termination hook; only on this cluster's groups.
+def _lifecycle_statement(access: NodeAccess, *roles: str) -> Statement:
+    # Completing termination hooks: the servers run the node termination handler, which
+    # drains and completes for every group of the cluster; agents only their own role's.
     return Statement(
         Sid="CompleteOwnLifecycleAction", Effect=Allow,
         Action=[autoscaling.CompleteLifecycleAction, autoscaling.RecordLifecycleActionHeartbeat],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
-        Condition=Condition(StringEquals(f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster", access.cluster)))
+        Condition=_own_groups(access, roles))
 
 
 def autoscaler_statements(discovery_tag: str) -> list[Statement]:

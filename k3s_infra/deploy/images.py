@@ -1,7 +1,8 @@
 """Node images pinned by the deployer: a public SSM path is resolved ONCE (first deploy)
 and the deployed root's value is reused afterwards, so a newly published image never
 replaces nodes on an unrelated deploy. ``--update-image`` re-resolves; ``nodes.ami_id``
-in the config pins an explicit AMI."""
+in the config pins an explicit AMI. One image per architecture in use (root parameters
+``outputs.IMAGE_IDS``), each pinned on its own."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from k3s_infra import architectures
 from k3s_infra import outputs as o
-from stacks.root import image_parameters
 
 
 @dataclass(frozen=True)
 class ImageChoice:
     parameter: str          # root parameter name
-    source: str             # SSM path, or "nodes.ami_id"
+    source: str             # SSM path, or "nodes.ami_id.<arch>"
     deployed: str | None    # the root's current value (None: first deploy)
     chosen: str             # what this change set passes
     latest: str | None      # what the SSM path says now (None: not looked up or unreadable)
@@ -48,12 +49,12 @@ def _resolve(ssm, path: str) -> str:
 def choose(aws, root: dict | None, *, update_image: bool = False) -> list[ImageChoice]:
     env = aws.env
     deployed = deployed_parameters(root)
-    explicit = {o.IMAGE_ID: env.nodes.ami_id} if env.nodes.ami_id else {}
     result = []
-    for name, path in image_parameters(env).items():
-        current = deployed.get(name)
-        if name in explicit:
-            result.append(ImageChoice(name, "nodes.ami_id", current, explicit[name], None))
+    for arch in architectures.in_use(env):
+        name, path = o.IMAGE_IDS[arch], getattr(env.nodes.ami_parameter, arch)
+        current, explicit = deployed.get(name), getattr(env.nodes.ami_id, arch)
+        if explicit:
+            result.append(ImageChoice(name, f"nodes.ami_id.{arch}", current, explicit, None))
         elif current is None or update_image:
             latest = _resolve(aws.ssm, path)
             result.append(ImageChoice(name, path, current, latest, latest))

@@ -4,6 +4,7 @@ code (status: deploy/status.py, kubeconfig: deploy/kubeconfig.py)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import IO
@@ -51,8 +52,13 @@ def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
     cause = watcher.trace_failure()
     if cause:
         where = watcher.labels.get(cause["EventId"], "?")
+        reason = cause.get('ResourceStatusReason') or 'no reason given'
         _print(out, f"error: {where}/{cause['LogicalResourceId']} ({cause.get('ResourceType', '?')}) "
-                    f"{cause['ResourceStatus']}: {cause.get('ResourceStatusReason') or 'no reason given'}")
+                    f"{cause['ResourceStatus']}: {reason}")
+        # A node whose boot gave up signalled FAILURE (boot.sh); its log says why.
+        for instance in dict.fromkeys(re.findall(r"UniqueId (i-[0-9a-f]+)", reason)):
+            _print(out, f"  the boot log of {instance}: aws ec2 get-console-output --instance-id {instance} "
+                        f"--latest --output text | grep k3s-infra-boot")
     else:
         _print(out, f"error: {watcher.root_label} ended {status} without naming a failed resource")
     _print(out, f"{watcher.root_label}: {status}: {ROLLBACK_OUTCOMES.get(status, 'see the stack events')}")

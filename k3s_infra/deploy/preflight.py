@@ -9,7 +9,7 @@ DescribeRouteTables, DescribeVpcEndpoints, DescribeAvailabilityZones,
 DescribeInstanceTypeOfferings (LocationType availability-zone:
 https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceTypeOfferings.html),
 DescribeInstanceTypes (ProcessorInfo.SupportedArchitectures), DescribeImages
-(Architecture); SSM GetParameter (the AMI parameter).
+(Architecture); SSM GetParameter (the AMI parameter of each architecture in use).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 
 from botocore.exceptions import ClientError
 
+from k3s_infra import architectures
 from k3s_infra.components.network import INTERFACE_SERVICES
 from k3s_infra.config import ConfigError, Environment, environments_folder
 
@@ -29,9 +30,23 @@ def gate(aws, args: argparse.Namespace) -> None:
     if args.skip_preflight:
         return
     source = args.config or str(environments_folder() / f"{args.env}.yaml")
-    problems = check(aws.env, aws)
+    problems = check(aws.env, aws, image_ids=_pinned(aws, args))
     if problems:
         raise ConfigError(source, problems + [("", "nothing was changed (pre-flight; --skip-preflight skips it)")])
+
+
+def _pinned(aws, args: argparse.Namespace) -> dict[str, str]:
+    """The images a deploy will really use: those the deployed root pins (deploy/images.py),
+    unless --update-image re-resolves them. SSM parameter path -> image ID."""
+    from k3s_infra import architectures
+    from k3s_infra import outputs as o
+    from k3s_infra.deploy import changeset, images
+
+    if getattr(args, "update_image", False):
+        return {}
+    pinned = images.deployed_parameters(changeset.stack_state(aws.cloudformation, aws.env.stack_name))
+    return {getattr(aws.env.nodes.ami_parameter, arch): pinned[o.IMAGE_IDS[arch]]
+            for arch in architectures.in_use(aws.env) if o.IMAGE_IDS[arch] in pinned}
 
 
 def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None = None) -> list[Problem]:
@@ -46,6 +61,8 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
         problems.append(("account_id", f"credentials are for account {account}, not {env.account_id}"))
     if env.network.managed:
         zones = _managed_zones(ec2, env, problems)
+        if env.network.create.nat_gateways == "none":
+            problems += _without_internet(env, "network.create.nat_gateways")
     else:
         zones = _brought_network(ec2, env, problems)
     types = _instance_types(env)
@@ -53,6 +70,23 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
         _offerings(ec2, types, zones, problems)
     _architecture(ec2, client("ssm"), env, types, image_ids or {}, problems)
     return problems
+
+
+def _without_internet(env: Environment, field: str) -> list[Problem]:
+    """Nodes that reach only AWS endpoints (PrivateLink reaches AWS services only) cannot fetch
+    the K3s binary or its published checksums from GitHub. They boot only from a release mirror
+    in reach with every checksum pinned; container images and charts must then come from a
+    registry in reach as well (not configured by k3s-infra: README, A managed network)."""
+    from k3s_infra import architectures, defaults
+
+    k3s_arch = {"x86_64": "amd64", "arm64": "arm64"}
+    unpinned = [k3s_arch[a] for a in architectures.in_use(env) if not getattr(env.k3s.binary_sha256, k3s_arch[a])]
+    if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL and not unpinned:
+        return []
+    return [(field, "the nodes would have no way to the internet (only VPC endpoints), so they could not fetch "
+                    "K3s from GitHub: set k3s.release_url to a mirror in reach and k3s.binary_sha256."
+                    f"{'/'.join(unpinned) or 'amd64'}, and serve container images from a registry in reach, "
+                    "or give the subnets a NAT gateway")]
 
 
 def _instance_types(env: Environment) -> dict[str, list[str]]:
@@ -114,9 +148,12 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                 problems.append((f"{where}.id", f"{subnet.id} has no route 0.0.0.0/0 to an internet gateway: "
                                                 "an internet-facing load balancer there is unreachable"))
             missing = sorted((set(INTERFACE_SERVICES) | {"s3"}) - endpoints)
-            if field == "subnets" and not any(not t.startswith("igw-") for t in targets) and missing:
+            no_route_out = field == "subnets" and not any(not t.startswith("igw-") for t in targets)
+            if no_route_out and missing:
                 problems.append((f"{where}.id", f"{subnet.id} has no route out (0.0.0.0/0 to a NAT gateway) and "
                                                 f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
+            elif no_route_out:
+                problems += _without_internet(env, f"{where}.id")
     return sorted(set(zones))
 
 
@@ -157,22 +194,14 @@ def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: lis
 
 def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image_ids: dict[str, str],
                   problems: list[Problem]) -> None:
-    parameter = env.nodes.ami_parameter
-    # An explicit nodes.ami_id is the image the nodes get (deploy/images.py): check that one.
-    image_id = env.nodes.ami_id or image_ids.get(parameter)
-    if image_id is None:
-        try:
-            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
-            problems.append(("nodes.ami_parameter", f"SSM parameter {parameter} does not exist in {env.region}"))
-            return
-    images = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
-    if not images:
-        problems.append(("nodes.ami_parameter", f"image {image_id} (from {parameter}) does not exist in {env.region}"))
-        return
-    architecture = images[0]["Architecture"]
+    """Per architecture in use: its image exists, is built for it, and every instance type
+    given that image runs the image's architecture (DescribeImages Architecture,
+    DescribeInstanceTypes ProcessorInfo.SupportedArchitectures)."""
+    images: dict[str, tuple[str, str, str]] = {}  # arch -> (image ID, where it comes from, its architecture)
+    for arch in architectures.in_use(env):
+        found = _image(ec2, ssm, env, arch, image_ids, problems)
+        if found:
+            images[arch] = found
     known = []
     paginator = ec2.get_paginator("describe_instance_types")
     try:
@@ -181,8 +210,47 @@ def _architecture(ec2, ssm, env: Environment, types: dict[str, list[str]], image
     except ClientError:
         return  # unknown types are reported by the offerings check
     for info in known:
+        arch = architectures.of_instance_type(info["InstanceType"])
+        if arch not in images:
+            continue
+        image_id, source, built_for = images[arch]
         supported = info.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
-        if architecture not in supported:
+        if built_for not in supported:
             for field in dict.fromkeys(types[info["InstanceType"]]):
                 problems.append((field, f"{info['InstanceType']} runs {'/'.join(supported)}, but image {image_id} "
-                                        f"({parameter}) is {architecture}"))
+                                        f"({source}) is {built_for}"))
+
+
+def _image(ec2, ssm, env: Environment, arch: str, image_ids: dict[str, str],
+           problems: list[Problem]) -> tuple[str, str, str] | None:
+    """(image ID, its source, its architecture) of one architecture's image, or None after
+    reporting why not. An explicit nodes.ami_id.<arch> is the image the nodes get
+    (deploy/images.py): check that one."""
+    parameter = getattr(env.nodes.ami_parameter, arch)
+    explicit = getattr(env.nodes.ami_id, arch)
+    field, source = (f"nodes.ami_id.{arch}", f"nodes.ami_id.{arch}") if explicit else \
+        (f"nodes.ami_parameter.{arch}", parameter)
+    image_id = explicit or image_ids.get(parameter)
+    if image_id is None:
+        try:
+            image_id = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+            problems.append((field, f"SSM parameter {parameter} does not exist in {env.region}"))
+            return None
+    # A pinned image may be deprecated since (public AMIs are, after a while): DescribeImages
+    # leaves deprecated AMIs out unless IncludeDeprecated (EC2 API reference, DescribeImages).
+    try:
+        images = ec2.describe_images(ImageIds=[image_id], IncludeDeprecated=True)["Images"]
+    except ClientError as exc:
+        if not exc.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        problems.append((field, f"image {image_id} (from {source}) does not exist in {env.region}"))
+        return None
+    built_for = images[0]["Architecture"]
+    if built_for != arch:
+        problems.append((field, f"image {image_id} (from {source}) is {built_for}, not {arch}"))
+    return image_id, source, built_for

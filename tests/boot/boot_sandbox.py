@@ -270,13 +270,14 @@ elif (service, command) == ("ssm", "delete-parameter"):
     state["writes"].append(["deleted", opts["--name"]]); save()
     answer(None)
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_SignalResource.html:
-# a resource that no longer waits for signals answers ValidationError.
+# a resource that no longer waits for signals answers ValidationError, worded as in
+# awslabs/aws-cloudformation-templates#34 ("... is in CREATE_COMPLETE state and cannot be signaled").
 elif (service, command) == ("cloudformation", "signal-resource"):
     state["signals"].append([opts["--stack-name"], opts["--logical-resource-id"], opts["--unique-id"],
                              opts["--status"]]); save()
     if not state["signal_waited_for"]:
-        fail("ValidationError", f"Resource {opts['--logical-resource-id']} is in CREATE_COMPLETE state "
-                                "and does not accept signals")
+        fail("ValidationError", f"Stack arn:aws:cloudformation:eu-west-1:123456789012:stack/"
+                                f"{opts['--stack-name']}/0 is in CREATE_COMPLETE state and cannot be signaled")
     answer(None)
 # https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html
 elif (service, command) == ("autoscaling", "set-instance-health"):

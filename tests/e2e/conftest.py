@@ -20,6 +20,7 @@ from tests.e2e import moto_shims
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account, as in environments/dev.yaml
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+AMI_PARAMETER_ARM64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 
 
 def _free_port() -> int:
@@ -84,8 +85,10 @@ def network(aws):
         ec2.associate_route_table(RouteTableId=public_table, SubnetId=subnet)
     for subnet in subnets:
         ec2.associate_route_table(RouteTableId=private_table, SubnetId=subnet)
-    # moto 5.2.5 already serves the public AL2023 parameter; check, since node stacks need it.
-    aws.ssm.get_parameter(Name=AMI_PARAMETER)
+    # moto 5.2.5 already serves the public AL2023 parameters of both architectures (x86_64 and
+    # arm64 images); check, since node stacks need them.
+    for parameter in (AMI_PARAMETER, AMI_PARAMETER_ARM64):
+        aws.ssm.get_parameter(Name=parameter)
     return {"vpc_id": vpc, "subnets": subnets, "public_subnets": public}
 
 

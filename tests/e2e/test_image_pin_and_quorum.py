@@ -24,10 +24,12 @@ def configs(write_env, aws):
     aws.ssm.put_parameter(Name=PATH, Value=IMAGES.old, Type="String", DataType="aws:ec2:image")
     common = {"deploy": {"stack_name": STACK}}
     return {
-        "three": str(write_env("pin3.yaml", servers={"count": 3}, nodes={"ami_parameter": PATH}, **common)),
-        "one": str(write_env("pin1.yaml", servers={"count": 1}, nodes={"ami_parameter": PATH}, **common)),
+        "three": str(write_env("pin3.yaml", servers={"count": 3}, nodes={"ami_parameter": {"x86_64": PATH}},
+                               **common)),
+        "one": str(write_env("pin1.yaml", servers={"count": 1}, nodes={"ami_parameter": {"x86_64": PATH}}, **common)),
         "explicit": str(write_env("pin-explicit.yaml", servers={"count": 3},
-                                  nodes={"ami_parameter": PATH, "ami_id": IMAGES.explicit}, **common)),
+                                  nodes={"ami_parameter": {"x86_64": PATH}, "ami_id": {"x86_64": IMAGES.explicit}},
+                                  **common)),
     }
 
 
@@ -80,7 +82,7 @@ def test_update_image_takes_the_new_one(cli, configs, aws):
 def test_explicit_ami_id_wins_over_the_parameter(cli, configs, aws):
     plan = cli("plan", "--config", configs["explicit"])
     assert plan.code == 0, plan
-    assert f"image: {IMAGES.new} -> {IMAGES.explicit} (from nodes.ami_id)" in plan.out
+    assert f"image: {IMAGES.new} -> {IMAGES.explicit} (from nodes.ami_id.x86_64)" in plan.out
 
 
 def test_scale_in_below_quorum_is_refused_before_any_upload(cli, configs, aws):

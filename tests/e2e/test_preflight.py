@@ -83,16 +83,18 @@ def test_type_not_offered_and_wrong_vpc_cidr_are_refused_with_every_problem(cli,
 
 
 def test_an_image_of_the_wrong_architecture_is_refused(cli, write_env, network, aws, untouched):
-    """The file names an arm64 image parameter (so render accepts the Graviton type), but the
-    parameter holds an x86_64 image: only the account can tell, pre-flight does."""
+    """The file names an arm64 image parameter for the Graviton types, but the parameter
+    holds an x86_64 image: only the account can tell, pre-flight does (for each image)."""
     x86_image = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
     arm_parameter = "/k3s-infra-test/images/al2023-arm64"
     aws.ssm.put_parameter(Name=arm_parameter, Value=x86_image, Type="String", Overwrite=True)
     pools = [{"name": "arm", "instance_types": ["t4g.small"], "min_size": 1, "desired": 1, "max_size": 1}]
     path = networked(write_env, "preflight-arch.yaml", agent_pools=pools,
-                     servers={"count": 1, "instance_type": "t4g.medium"}, nodes={"ami_parameter": arm_parameter})
+                     servers={"count": 1, "instance_type": "t4g.medium"},
+                     nodes={"ami_parameter": {"arm64": arm_parameter}})
     result = cli("plan", "--config", path)
     assert result.code == 2, result
+    assert f"nodes.ami_parameter.arm64: image {x86_image} (from {arm_parameter}) is x86_64, not arm64" in result.err
     assert "agent_pools[arm].instance_types: t4g.small runs arm64, but image" in result.err
     assert "is x86_64" in result.err
 
@@ -116,3 +118,42 @@ def test_skip_preflight_lets_plan_reach_cloudformation(cli, write_env, network):
     open(path, "w").write(text)
     result = cli("plan", "--config", path, "--skip-preflight")
     assert result.code != 2 and "pre-flight" not in result.err, result
+
+
+def test_a_network_without_nat_needs_a_release_mirror_and_pinned_checksums(moto_endpoint):
+    """Interface endpoints reach AWS services only (AWS PrivateLink), not GitHub: nodes behind
+    nat_gateways: none cannot fetch K3s or its published checksums unless a mirror in reach
+    serves the binary and every checksum is pinned."""
+    from k3s_infra.config import ENVIRONMENTS_DIR, read_document, validate
+
+    document = read_document(ENVIRONMENTS_DIR / "staging.yaml")  # a managed network
+    document["network"]["create"]["nat_gateways"] = "none"
+    env = validate(document, "staging.yaml")
+    problems = dict(preflight.check(env, boto3.Session(region_name=REGION)))
+    assert "could not fetch K3s from GitHub" in problems["network.create.nat_gateways"]
+    document["k3s"] = {**document.get("k3s", {}), "release_url": "https://k3s-mirror.internal.example.com/k3s",
+                       "binary_sha256": {"amd64": "a" * 64, "arm64": "b" * 64}}
+    problems = dict(preflight.check(validate(document, "staging.yaml"), boto3.Session(region_name=REGION)))
+    assert "network.create.nat_gateways" not in problems
+
+
+def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_endpoint):
+    """After a deploy the root pins its image; a newer value of the SSM parameter is not what
+    the nodes get (deploy/images.py), so pre-flight checks the pinned one, and the new one only
+    with --update-image."""
+    from types import SimpleNamespace
+
+    from k3s_infra.deploy.aws import Aws
+
+    env = load_environment(path=networked(write_env, "preflight-pinned.yaml"))
+    pinned = aws.ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+    cfn = aws.cloudformation
+    cfn.create_stack(StackName=env.stack_name, TemplateBody='{"Parameters": {"ImageId": {"Type": "String"}}, '
+                     '"Resources": {"W": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}',
+                     Parameters=[{"ParameterKey": "ImageId", "ParameterValue": pinned}])
+    try:
+        pinned_by = preflight._pinned(Aws(env), SimpleNamespace(update_image=False))
+        assert pinned_by == {AMI_PARAMETER: pinned}
+        assert preflight._pinned(Aws(env), SimpleNamespace(update_image=True)) == {}
+    finally:
+        cfn.delete_stack(StackName=env.stack_name)
