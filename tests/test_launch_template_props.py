@@ -6,6 +6,9 @@ AWS docs cited below."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from oracle_helpers import DEPLOYABLE, launch_template_data, node_stack_ids, plain_document
 
@@ -51,10 +54,14 @@ def test_the_root_volume_is_encrypted_gp3_sized_by_the_file_and_goes_with_its_in
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ec2-launchtemplate-ebs.html);
     # without DeleteOnTermination a scale-in could leave the volume behind, paid for.
     document, templates = prod
-    assert "al2023" in document["nodes"]["ami_parameter"]
+    assert all("al2023" in path for path in document["nodes"]["ami_parameter"].values())  # one per architecture
     sizes = {"ServerInit": document["servers"]["root_volume_gb"], "Servers": document["servers"]["root_volume_gb"]}
+    # A pool that says nothing gets the documented default (environments/schema.json).
+    schema = json.loads((Path(__file__).resolve().parent.parent / "environments" / "schema.json").read_text())
+    default = schema["$defs"]["AgentPool"]["properties"]["root_volume_gb"]["default"]
     for pool in document["agent_pools"]:
-        sizes["AgentPool" + "".join(w.capitalize() for w in pool["name"].split("-"))] = pool["root_volume_gb"]
+        sizes["AgentPool" + "".join(w.capitalize() for w in pool["name"].split("-"))] = \
+            pool.get("root_volume_gb", default)
     assert sorted(node_stack_ids(templates)) == sorted(sizes)
     for stack_id, size in sizes.items():
         (mapping,) = launch_template_data(templates[stack_id])["BlockDeviceMappings"]
