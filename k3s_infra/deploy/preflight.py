@@ -15,6 +15,7 @@ DescribeInstanceTypes (ProcessorInfo.SupportedArchitectures), DescribeImages
 from __future__ import annotations
 
 import argparse
+import os
 
 from botocore.exceptions import ClientError
 
@@ -32,7 +33,10 @@ def gate(aws, args: argparse.Namespace) -> None:
     source = args.config or str(environments_folder() / f"{args.env}.yaml")
     problems = check(aws.env, aws, image_ids=_pinned(aws, args))
     if problems:
-        raise ConfigError(source, problems + [("", "nothing was changed (pre-flight; --skip-preflight skips it)")])
+        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        hint = f"; against an emulator ({endpoint}) that does not model routes or offerings, " \
+               "--skip-preflight skips these checks" if endpoint else "; --skip-preflight skips it"
+        raise ConfigError(source, problems + [("", f"nothing was changed (pre-flight{hint})")])
 
 
 def _pinned(aws, args: argparse.Namespace) -> dict[str, str]:
