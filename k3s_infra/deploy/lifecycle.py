@@ -18,6 +18,7 @@ from k3s_infra.deploy import DeployError, changeset, images, quorum, retained
 from k3s_infra.deploy.events import READ_ERRORS, STACK_TYPE, Watcher
 from k3s_infra.deploy.package import package
 from k3s_infra.render import render
+from k3s_infra.deploy.text import aligned, say
 
 DELETE_ATTEMPTS = 3
 OK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
@@ -34,13 +35,6 @@ ROLLBACK_OUTCOMES = {
 }
 
 
-def _print(out: IO[str], text: str = "") -> None:
-    print(text, file=out, flush=True)
-
-
-def _aligned(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [(indent + "  ".join(v.ljust(w) for v, w in zip(row, widths))).rstrip() for row in rows]
 
 
 def root_outputs(cfn, stack_name: str) -> dict[str, str]:
@@ -53,15 +47,15 @@ def _report_failure(watcher: Watcher, status: str, out: IO[str]) -> None:
     if cause:
         where = watcher.labels.get(cause["EventId"], "?")
         reason = cause.get('ResourceStatusReason') or 'no reason given'
-        _print(out, f"error: {where}/{cause['LogicalResourceId']} ({cause.get('ResourceType', '?')}) "
+        say(out, f"error: {where}/{cause['LogicalResourceId']} ({cause.get('ResourceType', '?')}) "
                     f"{cause['ResourceStatus']}: {reason}")
         # A node whose boot gave up signalled FAILURE (boot.sh); its log says why.
         for instance in dict.fromkeys(re.findall(r"UniqueId (i-[0-9a-f]+)", reason)):
-            _print(out, f"  the boot log of {instance}: aws ec2 get-console-output --instance-id {instance} "
+            say(out, f"  the boot log of {instance}: aws ec2 get-console-output --instance-id {instance} "
                         f"--latest --output text | grep k3s-infra-boot")
     else:
-        _print(out, f"error: {watcher.root_label} ended {status} without naming a failed resource")
-    _print(out, f"{watcher.root_label}: {status}: {ROLLBACK_OUTCOMES.get(status, 'see the stack events')}")
+        say(out, f"error: {watcher.root_label} ended {status} without naming a failed resource")
+    say(out, f"{watcher.root_label}: {status}: {ROLLBACK_OUTCOMES.get(status, 'see the stack events')}")
 
 
 # --- plan / deploy ----------------------------------------------------------------
@@ -75,13 +69,13 @@ def _prepare(aws, out: IO[str], *, update_image: bool, allow_quorum_loss: bool =
     retained.check_first_deploy(aws, root)
     current = quorum.current_servers(aws, root)
     if allow_quorum_loss and current is not None and env.servers.count < quorum.majority(current):
-        _print(out, f"warning: servers.count {current} -> {env.servers.count} loses etcd quorum "
+        say(out, f"warning: servers.count {current} -> {env.servers.count} loses etcd quorum "
                     f"(--allow-quorum-loss); restore from a snapshot afterwards: 'k3s-infra restore'")
     elif current is not None:
         quorum.check(current, env.servers.count)
     choices = images.choose(aws, root, update_image=update_image)
     for choice in choices:
-        _print(out, choice.describe())
+        say(out, choice.describe())
     return root, images.stack_parameters(choices)
 
 
@@ -92,10 +86,10 @@ def plan(aws, *, out: IO[str] | None = None, update_image: bool = False, as_json
     out = out or (sys.stderr if as_json else sys.stdout)
     env = aws.env
     root, parameters = _prepare(aws, out, update_image=update_image)
-    _print(out, f"plan uploads the templates to s3://{env.artifact_bucket} and creates (then deletes) a change "
+    say(out, f"plan uploads the templates to s3://{env.artifact_bucket} and creates (then deletes) a change "
                 f"set; 'k3s-infra diff' compares without writing anything")
     pkg = package(aws, render(env))
-    _print(out, _packaged(pkg))
+    say(out, _packaged(pkg))
     cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
         if as_json:
@@ -103,7 +97,7 @@ def plan(aws, *, out: IO[str] | None = None, update_image: bool = False, as_json
 
             print_json(changeset.as_document(cs, pkg))
         else:
-            _print(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
+            say(out, f"{env.stack_name} is up to date: no changes" if cs.empty else changeset.format_table(cs))
     finally:
         changeset.discard(aws, cs)
     return 2 if detailed_exitcode and not cs.empty else 0
@@ -122,35 +116,35 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] 
     cfn = aws.cloudformation
     root, parameters = _prepare(aws, out, update_image=update_image, allow_quorum_loss=allow_quorum_loss)
     pkg = package(aws, render(env))
-    _print(out, _packaged(pkg))
+    say(out, _packaged(pkg))
     cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
         if cs.empty:
             changeset.discard(aws, cs)
-            _print(out, f"{env.stack_name} is up to date: nothing to deploy")
+            say(out, f"{env.stack_name} is up to date: nothing to deploy")
             return 0
-        _print(out, changeset.format_table(cs))
+        say(out, changeset.format_table(cs))
         if not confirm(cs):
             changeset.discard(aws, cs)
-            _print(out, "not deployed: change set discarded")
+            say(out, "not deployed: change set discarded")
             return 1
     except BaseException:  # refused without a terminal, Ctrl-C at the prompt: leave nothing behind
         changeset.discard(aws, cs)
-        _print(out, "not deployed: change set discarded")
+        say(out, "not deployed: change set discarded")
         raise
     stack_id = cs.stack_id
     watcher = Watcher(cfn, stack_id, env.stack_name, out=out)
     watcher.prime()
-    _print(out, f"{cs.change_set_type.lower()} {env.stack_name}: streaming events")
+    say(out, f"{cs.change_set_type.lower()} {env.stack_name}: streaming events")
     try:
         changeset.execute(aws, cs)
     except DeployError as exc:
-        _print(out, f"error: {exc}")
+        say(out, f"error: {exc}")
         try:  # best effort: whatever the stacks recorded before the API gave up
             watcher.poll()
             _report_failure(watcher, changeset.stack_state(cfn, stack_id)["StackStatus"], out)
         except Exception as detail:  # noqa: BLE001 - the execution error above is the news
-            _print(out, f"(stack events unavailable: {type(detail).__name__})")
+            say(out, f"(stack events unavailable: {type(detail).__name__})")
         return 1
     status = watcher.wait(poll=poll)
     if status not in OK_STATES:
@@ -160,13 +154,13 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], out: IO[str] 
     current = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
     if bool(current.get("EnableTerminationProtection")) != env.protected:
         cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=env.protected)
-    _print(out, f"{env.stack_name}: {status}" + ("  (termination protection on)" if env.protected else ""))
+    say(out, f"{env.stack_name}: {status}" + ("  (termination protection on)" if env.protected else ""))
     outputs = root_outputs(cfn, stack_id)
     if outputs:
-        _print(out, "outputs:")
-        for line in _aligned(sorted(outputs.items())):
-            _print(out, line)
-    _print(out, "admin kubeconfig, once the first server has published it: "
+        say(out, "outputs:")
+        for line in aligned(sorted(outputs.items())):
+            say(out, line)
+    say(out, "admin kubeconfig, once the first server has published it: "
                 "k3s-infra kubeconfig (same --env or --config)")
     return 0
 
@@ -279,29 +273,29 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
     aws.check_account()
     root = changeset.stack_state(cfn, env.stack_name)
     if root is None:
-        _print(out, f"{env.stack_name}: nothing to destroy (no such stack in {env.region})")
-        _print(out, _empty_artifacts(aws))
+        say(out, f"{env.stack_name}: nothing to destroy (no such stack in {env.region})")
+        say(out, _empty_artifacts(aws))
         return 0
     stack_id = root["StackId"]
     try:
         nested = _nested(cfn, stack_id)
     except READ_ERRORS as exc:  # e.g. a half-created stack that does not list: delete it all the same
         nested = None
-        _print(out, f"warning: cannot list the resources of {env.stack_name} ({type(exc).__name__}); "
+        say(out, f"warning: cannot list the resources of {env.stack_name} ({type(exc).__name__}); "
                     f"deleting it anyway")
     rendering = render(env)
     retained = _retained(aws, rendering, nested or [])
     count = "its" if nested is None else f"its {len(nested)}"
     if not confirm(f"delete stack {env.stack_name} and {count} nested stacks in "
                    f"{env.account_id}/{env.region}"):
-        _print(out, "not destroyed")
+        say(out, "not destroyed")
         return 1
     if root.get("EnableTerminationProtection"):
         if not allow_protected:
             raise DeployError(f"stack {env.stack_name} has termination protection; "
                               f"pass --allow-protected to remove it and delete")
         cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
-        _print(out, f"{env.stack_name}: termination protection removed")
+        say(out, f"{env.stack_name}: termination protection removed")
     # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
     bucket = None if env.protected else {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}.get(
         o.SNAPSHOT_BUCKET)
@@ -310,29 +304,29 @@ def destroy(aws, *, confirm: Callable[[str], bool], allow_protected: bool = Fals
     watcher.discovering = False
     for attempt in range(1, DELETE_ATTEMPTS + 1):
         if bucket:
-            _print(out, f"emptied the snapshot bucket s3://{bucket} ({empty_bucket(aws.s3, bucket)} "
+            say(out, f"emptied the snapshot bucket s3://{bucket} ({empty_bucket(aws.s3, bucket)} "
                         f"object versions and delete markers)")
-        _print(out, f"delete {env.stack_name}: streaming events")
+        say(out, f"delete {env.stack_name}: streaming events")
         cfn.delete_stack(StackName=stack_id)
         final = watcher.wait(poll=poll)
         # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
         if final != "DELETE_FAILED" or not bucket or attempt == DELETE_ATTEMPTS:
             break
-        _print(out, f"{env.stack_name}: DELETE_FAILED; emptying the snapshot bucket again and retrying "
+        say(out, f"{env.stack_name}: DELETE_FAILED; emptying the snapshot bucket again and retrying "
                     f"({attempt}/{DELETE_ATTEMPTS - 1})")
     if final != "DELETE_COMPLETE":
         _report_failure(watcher, final, out)
         return 1
-    _print(out, f"{env.stack_name}: DELETE_COMPLETE")
-    _print(out, _delete_node_parameters(aws))
+    say(out, f"{env.stack_name}: DELETE_COMPLETE")
+    say(out, _delete_node_parameters(aws))
     if retained:
-        _print(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
-        for line in _aligned([(s, t, p) for s, t, p in retained], indent="  "):
-            _print(out, line)
+        say(out, "retained (protected environment: DeletionPolicy Retain), delete by hand when no longer needed:")
+        for line in aligned([(s, t, p) for s, t, p in retained], indent="  "):
+            say(out, line)
     elif nested is None and env.protected:
-        _print(out, "retained resources could not be listed: look for the cluster's KMS key, secrets "
+        say(out, "retained resources could not be listed: look for the cluster's KMS key, secrets "
                     "and snapshot bucket (DeletionPolicy Retain) and delete them by hand when no longer needed")
     else:
-        _print(out, "nothing retained: data stores were deleted with the stacks")
-    _print(out, _empty_artifacts(aws))
+        say(out, "nothing retained: data stores were deleted with the stacks")
+    say(out, _empty_artifacts(aws))
     return 0

@@ -17,6 +17,7 @@ from k3s_infra import naming
 from k3s_infra import outputs as o
 from k3s_infra.deploy import DeployError, changeset
 from k3s_infra.deploy.groups import describe_groups, group_of, outputs, parameters
+from k3s_infra.deploy.text import say
 
 METADATA_DIR = ".metadata"
 
@@ -71,9 +72,6 @@ def format_table(snapshots: list[Snapshot]) -> str:
 
 # --- restore ------------------------------------------------------------------------
 
-def _print(out: IO[str], text: str) -> None:
-    print(text, file=out, flush=True)
-
 
 def _wait(what: str, done: Callable[[], bool], *, timeout: float, poll: float, out: IO[str]) -> None:
     """Poll ``done`` until it holds; a progress line every poll; DeployError after ``timeout``."""
@@ -82,7 +80,7 @@ def _wait(what: str, done: Callable[[], bool], *, timeout: float, poll: float, o
         waited = time.monotonic() - start
         if waited > timeout:
             raise DeployError(f"gave up after {timeout:.0f}s waiting for {what}")
-        _print(out, f"  waiting for {what} ({waited:.0f}s)")
+        say(out, f"  waiting for {what} ({waited:.0f}s)")
         time.sleep(poll)
 
 
@@ -108,16 +106,16 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[str], bool], out: I
     question = (f"restore {env.stack_name} from {chosen.name} ({chosen.last_modified:%Y-%m-%d %H:%M:%S}): "
                 f"every change since is lost, the servers are replaced")
     if not confirm(question):
-        _print(out, "not restored")
+        say(out, "not restored")
         return 1
     request = naming.restore_request_parameter(env)
     aws.ssm.put_parameter(Name=request, Value=chosen.name, Type="String", Overwrite=True,
                           Description="k3s-infra restore: snapshot the booting first server restores")
-    _print(out, f"1/5 wrote {request} = {chosen.name}")
+    say(out, f"1/5 wrote {request} = {chosen.name}")
     autoscaling = aws.autoscaling
     servers_name = servers_group["AutoScalingGroupName"]
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=servers_name, MinSize=0, DesiredCapacity=0)
-    _print(out, f"2/5 scaled the joining servers ({servers_name}) to 0")
+    say(out, f"2/5 scaled the joining servers ({servers_name}) to 0")
     _wait("the joining servers to terminate", lambda: not describe_groups(
         autoscaling, [servers_name]).get(servers_name, {}).get("Instances"), timeout=timeout, poll=poll, out=out)
     init_name = init_group["AutoScalingGroupName"]
@@ -125,7 +123,7 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[str], bool], out: I
     for instance in old:
         # Its group launches a replacement, whose boot finds the restore request.
         autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
-    _print(out, f"3/5 terminated the cluster-init server {', '.join(old) or '(none running)'}; {init_name} replaces it")
+    say(out, f"3/5 terminated the cluster-init server {', '.join(old) or '(none running)'}; {init_name} replaces it")
     try:
         _wait(f"the new first server to restore {chosen.name} and delete {request}",
               lambda: not _parameter_exists(aws.ssm, request), timeout=timeout, poll=poll, out=out)
@@ -135,13 +133,13 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[str], bool], out: I
             f"('k3s-infra-boot:' lines in its console output), then 'aws autoscaling update-auto-scaling-group --auto-scaling-group-name "
             f"{servers_name} --min-size {sizes.get(o.MIN_SIZE)} --max-size {sizes.get(o.MAX_SIZE)} "
             f"--desired-capacity {sizes.get(o.DESIRED_CAPACITY)}'") from None
-    _print(out, f"4/5 the first server restored {chosen.name}")
+    say(out, f"4/5 the first server restored {chosen.name}")
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=servers_name, MinSize=int(sizes.get(o.MIN_SIZE, 0) or 0),
         MaxSize=int(sizes.get(o.MAX_SIZE, 0) or 0), DesiredCapacity=int(sizes.get(o.DESIRED_CAPACITY, 0) or 0))
-    _print(out, f"5/5 set {servers_name} back to min {sizes.get(o.MIN_SIZE)} / desired "
+    say(out, f"5/5 set {servers_name} back to min {sizes.get(o.MIN_SIZE)} / desired "
                 f"{sizes.get(o.DESIRED_CAPACITY)} / max {sizes.get(o.MAX_SIZE)}: they join the restored cluster")
-    _print(out, "check: 'k3s-infra status' (node groups in service), then kubectl get nodes")
+    say(out, "check: 'k3s-infra status' (node groups in service), then kubectl get nodes")
     return 0
 
 

@@ -14,6 +14,7 @@ from k3s_infra import outputs as o
 from k3s_infra.deploy import changeset
 from k3s_infra.deploy.events import READ_ERRORS, Watcher, failed, terminal
 from k3s_infra.deploy.groups import describe_groups
+from k3s_infra.deploy.text import aligned, say
 
 
 def collect(aws) -> dict:
@@ -62,10 +63,6 @@ def _node_groups(aws, nested: list[tuple[str, dict]]) -> list[dict]:
     return result
 
 
-def _aligned(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [(indent + "  ".join(v.ljust(w) for v, w in zip(row, widths))).rstrip() for row in rows]
-
 
 def format_text(doc: dict) -> str:
     if not doc["deployed"]:
@@ -76,16 +73,16 @@ def format_text(doc: dict) -> str:
     rows = [("STACK", "STATUS", "UPDATED")]
     rows += [(s["stack"], s["status"], f"{s['updated']:%Y-%m-%d %H:%M:%S}" if s["updated"] else "")
              for s in doc["stacks"]]
-    lines += _aligned(rows)
+    lines += aligned(rows)
     if doc["outputs"]:
         lines.append("outputs:")
-        lines += _aligned(sorted(doc["outputs"].items()))
+        lines += aligned(sorted(doc["outputs"].items()))
     if doc["node_groups"]:
         rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
         rows += [(g["stack"], *("-" if g[k] is None else str(g[k]) for k in ("desired", "in_service", "min", "max")))
                  for g in doc["node_groups"]]
         lines.append("node groups:")
-        lines += _aligned(rows)
+        lines += aligned(rows)
     if not doc["healthy"]:
         bad = [s["stack"] for s in doc["stacks"] if failed(s["status"])]
         lines.append(f"error: failed or rolled back: {', '.join(bad)}")
@@ -102,7 +99,7 @@ def watch(aws, out: IO[str], poll: float = 2.0) -> None:
         return
     started = root.get("DeletionTime") or root.get("LastUpdatedTime") or root.get("CreationTime")
     watcher = Watcher(cfn, root["StackId"], env.stack_name, since=started, out=out)
-    print(f"{env.stack_name}: {root['StackStatus']}: following its events", file=out, flush=True)
+    say(out, f"{env.stack_name}: {root['StackStatus']}: following its events")
     watcher.wait(poll=poll)
 
 
@@ -118,5 +115,5 @@ def status(aws, *, as_json: bool = False, follow: bool = False, out: IO[str] | N
 
         print_json(doc)
     else:
-        print(format_text(doc), file=out, flush=True)
+        say(out, format_text(doc))
     return 0 if doc["deployed"] and doc["healthy"] else 1
