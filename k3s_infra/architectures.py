@@ -23,6 +23,10 @@ INSTANCE_FAMILIES: tuple[tuple[str, str], ...] = (
 # The architectures nodes run, in the order the root declares their image parameters.
 ARCHITECTURES: tuple[str, ...] = ("x86_64", "arm64")
 
+# K3s names architectures as Go does (its release assets and sha256sum-<name>.txt, and the
+# k3s.binary_sha256 keys): k3s-io/k3s install.sh, setup_verify_arch.
+K3S_NAMES: dict[str, str] = {"x86_64": "amd64", "arm64": "arm64"}
+
 # Words in an image's SSM parameter path that name its architecture (a path naming none,
 # e.g. a company's /golden/k3s-node, names none: pre-flight checks the image itself).
 IMAGE_ARCHITECTURES: tuple[tuple[str, str], ...] = (

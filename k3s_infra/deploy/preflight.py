@@ -83,8 +83,8 @@ def _without_internet(env: Environment, field: str) -> list[Problem]:
     registry in reach as well (not configured by k3s-infra: README, A managed network)."""
     from k3s_infra import architectures, defaults
 
-    k3s_arch = {"x86_64": "amd64", "arm64": "arm64"}
-    unpinned = [k3s_arch[a] for a in architectures.in_use(env) if not getattr(env.k3s.binary_sha256, k3s_arch[a])]
+    names = [architectures.K3S_NAMES[a] for a in architectures.in_use(env)]
+    unpinned = [name for name in names if not getattr(env.k3s.binary_sha256, name)]
     if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL and not unpinned:
         return []
     return [(field, "the nodes would have no way to the internet (only VPC endpoints), so they could not fetch "
