@@ -13,6 +13,7 @@ from k3s_infra import addons, bootstrap, limits
 from k3s_infra.addons_catalog import CATALOG
 from k3s_infra.config import ConfigError, load_environment, validate
 from k3s_infra.render import render, write
+from oracle_helpers import user_data_text
 
 ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 SERVER_STACKS = ("ServerInit", "Servers")
@@ -28,19 +29,9 @@ def everything(tmp_path_factory):
     return env, rendering, folder, templates
 
 
-def launch_template(template: dict) -> dict:
-    (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
-    return launch["Properties"]["LaunchTemplateData"]
-
-
-def sub_text(template: dict) -> str:
-    sub = launch_template(template)["UserData"]["Fn::Base64"]["Fn::Sub"]
-    return sub if isinstance(sub, str) else sub[0]
-
-
 def write_files(template: dict) -> dict[str, dict]:
     # The static entries are base64 text, so Fn::Sub variables never reach them.
-    return {f["path"]: f for f in yaml.safe_load(sub_text(template))["write_files"]}
+    return {f["path"]: f for f in yaml.safe_load(user_data_text(template))["write_files"]}
 
 
 def charts_of(template: dict) -> dict[str, dict]:
@@ -141,7 +132,7 @@ def test_every_addon_fits_in_the_user_data_limit(everything):
     for stack_id, template in templates.items():
         if not any(r["Type"] == "AWS::EC2::LaunchTemplate" for r in template.get("Resources", {}).values()):
             continue
-        worst = bootstrap.resolve(sub_text(template), bootstrap.worst_case_values(env)).encode()
+        worst = bootstrap.resolve(user_data_text(template), bootstrap.worst_case_values(env)).encode()
         assert len(worst) <= limits.MAX_USER_DATA_BYTES, stack_id
 
 

@@ -136,11 +136,11 @@ def test_longhorn_loads_iscsi_tcp_and_leaves_one_default_storage_class(env_docum
     """Longhorn needs iscsi_tcp loaded (https://longhorn.io/docs/1.9.1/deploy/install/); K3s's
     local-path class is a default class until `disable: local-storage`
     (https://docs.k3s.io/installation/packaged-components)."""
-    from tests.test_addons import sub_text
+    from oracle_helpers import user_data_text
 
     on = rendered_templates(with_addons(env_document, "dev", longhorn={"enabled": True}))
     for stack_id in (s for s in on if NODE_STACK.match(s)):
-        document = yaml.safe_load(sub_text(on[stack_id]))
+        document = yaml.safe_load(user_data_text(on[stack_id]))
         assert ["modprobe", "iscsi_tcp"] in document["bootcmd"], stack_id
         (modules,) = [f for f in document["write_files"] if f["path"].startswith("/etc/modules-load.d/")]
         assert modules["content"].split() == ["iscsi_tcp"]
@@ -148,7 +148,7 @@ def test_longhorn_loads_iscsi_tcp_and_leaves_one_default_storage_class(env_docum
     assert "local-storage" in _server_config(on, "Servers")["disable"]  # identical on every server
     off = rendered_templates(with_addons(env_document, "dev"))
     assert "local-storage" not in _server_config(off)["disable"]
-    assert "bootcmd" not in yaml.safe_load(sub_text(off["ServerInit"]))
+    assert "bootcmd" not in yaml.safe_load(user_data_text(off["ServerInit"]))
     kept = rendered_templates(with_addons(env_document, "dev", longhorn={
         "enabled": True, "values": {"persistence": {"defaultClass": False}}}))
     assert "local-storage" not in _server_config(kept)["disable"]
