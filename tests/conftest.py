@@ -10,6 +10,7 @@ import yaml
 
 from k3s_infra.config import ENVIRONMENTS_DIR, available_environments, load_environment
 from k3s_infra.render import Rendering, render, write
+from fixture_scope import shared
 
 
 class Rendered:
@@ -54,7 +55,7 @@ class RenderedEnvironments(Mapping):
         return len(self._names)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def rendered(tmp_path_factory) -> RenderedEnvironments:
     return RenderedEnvironments(tmp_path_factory)
 

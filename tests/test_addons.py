@@ -14,12 +14,13 @@ from k3s_infra.addons_catalog import CATALOG
 from k3s_infra.config import ConfigError, load_environment, validate
 from k3s_infra.render import render, write
 from oracle_helpers import user_data_text
+from fixture_scope import shared
 
 ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 SERVER_STACKS = ("ServerInit", "Servers")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def everything(tmp_path_factory):
     """The all-add-ons test environment, rendered to disk and parsed back."""
     env = load_environment(path=ALL_ADDONS)

@@ -15,6 +15,7 @@ from k3s_infra.addons_catalog import NTH_MANAGED_TAG
 from k3s_infra.components import drain_queue
 from k3s_infra.config import validate
 from k3s_infra.render import render, write
+from fixture_scope import shared
 
 DRAIN_TYPES = {"AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Events::Rule"}
 
@@ -39,7 +40,7 @@ def server_policy(templates: dict[str, dict], role: str = "ServerRole") -> dict[
     return {s["Sid"]: s for s in document["Statement"]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def switched(env_document_module):
     """dev with draining forced on, prod with it forced off (each renders, lints)."""
     dev = env_document_module("dev")

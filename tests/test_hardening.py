@@ -18,6 +18,7 @@ from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import render
 from tests.test_addons import ALL_ADDONS, with_addons
+from fixture_scope import shared
 
 NODE_STACK = re.compile(r"^(ServerInit|Servers|AgentPool.*)$")
 # Security groups allowed to keep AWS's default allow-all egress, with the reason: none.
@@ -28,7 +29,7 @@ def rendered_templates(env) -> dict[str, dict]:
     return {s.stack_id: yaml.safe_load(s.body) for s in render(env).stacks}
 
 
-@pytest.fixture(scope="module", params=[*available_environments(), "all-addons"])
+@pytest.fixture(scope=shared("module"), params=[*available_environments(), "all-addons"])
 def case(request):
     env = load_environment(path=ALL_ADDONS) if request.param == "all-addons" else load_environment(request.param)
     return env, rendered_templates(env)

@@ -15,11 +15,12 @@ import pytest
 from k3s_infra import defaults, naming
 from k3s_infra.config import load_environment
 from k3s_infra.render import build_templates
+from fixture_scope import shared
 
 ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
 
-@pytest.fixture(scope="module", params=["dev", "prod", "all-addons"])
+@pytest.fixture(scope=shared("module"), params=["dev", "prod", "all-addons"])
 def templates(request, rendered) -> tuple:
     if request.param == "all-addons":
         env = load_environment(path=ALL_ADDONS)

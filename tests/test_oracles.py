@@ -19,6 +19,7 @@ from oracle_helpers import (
     plain_document,
     written_files,
 )
+from fixture_scope import shared
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
 SERVER_STACKS = ("ServerInit", "Servers")
@@ -34,7 +35,7 @@ def _templates(files: dict[str, bytes]) -> dict[str, dict]:
     return {name: yaml.safe_load(body) for name, body in files.items()}
 
 
-@pytest.fixture(scope="module", params=DEPLOYABLE, ids=lambda p: p.stem)
+@pytest.fixture(scope=shared("module"), params=DEPLOYABLE, ids=lambda p: p.stem)
 def environment_file(request, tmp_path_factory):
     path = request.param
     files = _render_to_disk(load_environment(path=path), tmp_path_factory.mktemp(path.stem))

@@ -15,11 +15,12 @@ from k3s_infra.addons_catalog import CATALOG
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import load_environment
 from k3s_infra.render import render
+from fixture_scope import shared
 
 ALL_ADDONS = Path(__file__).resolve().parents[1] / "environments" / "all-addons.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def addon_templates():
     env = load_environment(path=ALL_ADDONS)
     return env, {s.stack_id: yaml.safe_load(s.body) for s in render(env).stacks}
