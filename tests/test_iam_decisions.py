@@ -1,0 +1,307 @@
+"""What each node may and may not do on AWS, decided by evaluating its role's policy.
+
+The requests are built from what a node really asks for, not from the IAM component: the
+secret ARNs, parameter names, snapshot bucket/folder and signal target in the node's own
+user data (boot.env, config.yaml), the tags of its own auto scaling group, the role reached
+through its launch template's instance profile, and AWS's ARN formats. Every nested-stack
+output is replaced by a distinct made-up value, so a grant on the wrong secret, parameter
+or stack cannot match by accident. The evaluator is tests/iam_eval.py (IAM's documented
+matching rules).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from iam_eval import Request, allowed, resolve
+from oracle_helpers import launch_template_data, node_stack_ids
+
+from k3s_infra.config import available_environments, load_environment
+from k3s_infra.render import build_templates
+
+ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
+UUID = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+
+
+class Outputs(dict):
+    """Pseudo parameters, plus a distinct made-up value for every nested-stack output and
+    every other parameter (the root's image IDs)."""
+
+    def __init__(self, region: str, account: str, stack_name: str):
+        super().__init__({"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+                          "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"})
+        self.region, self.account = region, account
+
+    def __missing__(self, key: str) -> str:
+        stack, _, name = key.partition(".Outputs.")
+        if not name:
+            return f"made-up-{key}".lower()
+        return (f"arn:aws:made-up:{self.region}:{self.account}:{stack}/{name}" if name.endswith("Arn")
+                else f"made-up-{stack}-{name}".lower())
+
+
+@dataclass
+class Node:
+    stack_id: str
+    role: str  # boot.env ROLE
+    boot: dict[str, str]  # boot.env, deploy-time values filled in
+    k3s: dict  # config.yaml, deploy-time values filled in
+    group_tags: dict[str, str]
+    policies: list[dict]
+
+
+class Cluster:
+    def __init__(self, env, templates: dict[str, dict]):
+        self.env, self.templates = env, templates
+        self.root_values = Outputs(env.region, env.account_id, env.stack_name)
+        self.nodes = [self._node(stack_id) for stack_id in node_stack_ids(templates)]
+
+    def stack_values(self, stack_id: str) -> dict[str, str]:
+        # Nested stacks are named <root>-<logical ID>-<suffix> (AWS CloudFormation User Guide,
+        # "Nested stacks").
+        wiring = self.templates["Root"]["Resources"][stack_id]["Properties"].get("Parameters", {})
+        values = Outputs(self.env.region, self.env.account_id, f"{self.env.stack_name}-{stack_id}-1A2B3C4D5E6F")
+        values.update({name: p["Default"] for name, p in self.templates[stack_id].get("Parameters", {}).items()
+                       if "Default" in p})
+        values.update({name: resolve(value, self.root_values) for name, value in wiring.items()})
+        return values
+
+    def _node(self, stack_id: str) -> Node:
+        template, values = self.templates[stack_id], self.stack_values(stack_id)
+        # The user data as the instance gets it: Fn::Sub applied, then its plain write_files.
+        user_data = resolve(launch_template_data(template)["UserData"]["Fn::Base64"], values).replace("${!", "${")
+        filled = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"] if "encoding" not in f}
+        boot = {k: v.strip("'") for k, v in (line.split("=", 1) for line in
+                                              filled["/etc/k3s-infra/boot.env"].splitlines())}
+        (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+        tags = {t["Key"]: resolve(t["Value"], values) for t in group["Properties"]["Tags"]}
+        return Node(stack_id, boot["ROLE"], boot, yaml.safe_load(filled["/etc/rancher/k3s/config.yaml"]), tags,
+                    self._policies(stack_id, launch_template_data(template)))
+
+    def _policies(self, stack_id: str, launch: dict) -> list[dict]:
+        """The role behind the launch template's instance profile, followed through the root."""
+        (parameter,) = launch["IamInstanceProfile"]["Arn"].values()
+        (stack, output) = self.templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][parameter][
+            "Fn::GetAtt"]
+        iam = self.templates[stack]
+        profile_id, _ = iam["Outputs"][output.removeprefix("Outputs.")]["Value"]["Fn::GetAtt"]
+        (role_ref,) = iam["Resources"][profile_id]["Properties"]["Roles"]
+        role = iam["Resources"][role_ref["Ref"]]["Properties"]
+        return [resolve(p["PolicyDocument"], self.stack_values(stack)) for p in role["Policies"]]
+
+    # --- ARNs in AWS's formats -------------------------------------------------------------
+    def arn(self, service: str, resource: str, region: bool = True) -> str:
+        return f"arn:aws:{service}:{self.env.region if region else ''}:{self.env.account_id}:{resource}"
+
+    def group_arn(self, node: Node) -> str:
+        return self.arn("autoscaling", f"autoScalingGroup:{UUID}:autoScalingGroupName/{node.stack_id}-Group-X1")
+
+    def of_role(self, *roles: str) -> list[Node]:
+        return [n for n in self.nodes if n.role in roles]
+
+
+@pytest.fixture(params=[*available_environments(), "all-addons"])
+def cluster(request, rendered) -> Cluster:
+    if request.param == "all-addons":
+        env = load_environment(path=ALL_ADDONS)
+        return Cluster(env, {k: json.loads(json.dumps(t.to_dict())) for k, t in build_templates(env).items()})
+    return Cluster(rendered[request.param].env, rendered[request.param].templates)
+
+
+def check(node: Node, decisions: list[tuple[str, Request, bool]]) -> None:
+    wrong = [f"{what}: expected {'allowed' if want else 'denied'}" for what, request, want in decisions
+             if allowed(node.policies, request) != want]
+    assert not wrong, f"{node.stack_id} ({node.role}): " + "; ".join(wrong)
+
+
+def secret_read(arn: str) -> Request:
+    return Request("secretsmanager:GetSecretValue", arn)
+
+
+def test_every_node_reads_its_tokens_and_nothing_else(cluster):
+    other = cluster.arn("secretsmanager", "secret:someone-else-AbCdEf")
+    server_token = cluster.of_role("server-init")[0].boot["TOKEN_SECRET"]
+    kubeconfig = cluster.of_role("server-init")[0].boot["KUBECONFIG_SECRET"]
+    for node in cluster.nodes:
+        decisions = [("read own token", secret_read(node.boot["TOKEN_SECRET"]), True),
+                     ("read an unrelated secret", secret_read(other), False),
+                     ("write an unrelated secret", Request("secretsmanager:PutSecretValue", other), False)]
+        if node.role == "agent":
+            decisions += [("agent reads the server token", secret_read(server_token), False),
+                          ("agent reads the kubeconfig", secret_read(kubeconfig), False),
+                          ("agent rewrites its token",
+                           Request("secretsmanager:PutSecretValue", node.boot["TOKEN_SECRET"]), False)]
+        else:
+            decisions.append(("read the agent token", secret_read(node.boot["AGENT_TOKEN_SECRET"]), True))
+        check(node, decisions)
+
+
+def test_the_first_server_publishes_tokens_and_kubeconfig(cluster):
+    (first,) = cluster.of_role("server-init")
+    check(first, [(f"publish {key}", Request("secretsmanager:PutSecretValue", first.boot[key]), True)
+                  for key in ("TOKEN_SECRET", "AGENT_TOKEN_SECRET", "KUBECONFIG_SECRET")])
+
+
+def test_the_first_server_owns_the_marker_and_the_restore_request_only(cluster):
+    (first,) = cluster.of_role("server-init")
+    # Parameter ARNs: arn:aws:ssm:<region>:<account>:parameter/<name without its leading slash>
+    # (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-access.html).
+    marker = cluster.arn("ssm", "parameter" + first.boot["STATE_PARAMETER"])
+    restore = cluster.arn("ssm", "parameter" + first.boot["RESTORE_PARAMETER"])
+    elsewhere = cluster.arn("ssm", "parameter/k3s-infra/another-cluster/cluster-state")
+    check(first, [
+        ("read the marker", Request("ssm:GetParameter", marker), True),
+        ("create the marker", Request("ssm:PutParameter", marker), True),
+        ("delete the marker", Request("ssm:DeleteParameter", marker), False),
+        ("read the restore request", Request("ssm:GetParameter", restore), True),
+        ("delete the restore request", Request("ssm:DeleteParameter", restore), True),
+        ("write a restore request", Request("ssm:PutParameter", restore), False),
+        ("read another cluster's marker", Request("ssm:GetParameter", elsewhere), False),
+    ])
+    for node in cluster.of_role("agent"):
+        check(node, [("agent reads the marker", Request("ssm:GetParameter", marker), False)])
+
+
+def test_each_node_signals_its_own_stack_only(cluster):
+    """SignalResource is authorised on the stack ARN (arn:aws:cloudformation:<region>:<account>:
+    stack/<name>/<id>); the name is boot.env's SIGNAL_STACK."""
+    stack = lambda name: cluster.arn("cloudformation", f"stack/{name}/{UUID}")  # noqa: E731
+    servers = {n.boot["SIGNAL_STACK"] for n in cluster.of_role("server-init", "server")}
+    agents = {n.boot["SIGNAL_STACK"] for n in cluster.of_role("agent")}
+    foreign = f"another-cluster-{cluster.nodes[0].stack_id}-1A2B3C4D5E6F"
+    for node in cluster.nodes:
+        others = agents if node.role != "agent" else servers
+        check(node, [("signal own stack", Request("cloudformation:SignalResource", stack(node.boot["SIGNAL_STACK"])),
+                      True),
+                     ("signal another cluster's stack", Request("cloudformation:SignalResource", stack(foreign)),
+                      False),
+                     *((f"signal {name}", Request("cloudformation:SignalResource", stack(name)), False)
+                       for name in others)])
+
+
+def _group_request(cluster: Cluster, action: str, node: Node, tags: dict[str, str] | None = None) -> Request:
+    tags = node.group_tags if tags is None else tags
+    context = {f"{prefix}:ResourceTag/{k}": v for k, v in tags.items() for prefix in ("aws", "autoscaling")}
+    return Request(action, cluster.group_arn(node), context)
+
+
+def test_health_and_lifecycle_reach_only_groups_of_the_own_role(cluster):
+    """An agent must never mark a server unhealthy (etcd quorum); nobody reaches another cluster."""
+    for node in cluster.nodes:
+        foreign = dict(node.group_tags, **{"k3s-infra:cluster": "another-cluster"})
+        decisions = [("report own health", _group_request(cluster, "autoscaling:SetInstanceHealth", node), True),
+                     ("complete own lifecycle action",
+                      _group_request(cluster, "autoscaling:CompleteLifecycleAction", node), True),
+                     ("health of another cluster's group",
+                      _group_request(cluster, "autoscaling:SetInstanceHealth", node, foreign), False),
+                     ("lifecycle of another cluster's group",
+                      _group_request(cluster, "autoscaling:CompleteLifecycleAction", node, foreign), False)]
+        for other in cluster.nodes:
+            if (other.role == "agent") != (node.role == "agent"):
+                decisions.append((f"health of {other.stack_id}",
+                                  _group_request(cluster, "autoscaling:SetInstanceHealth", other), False))
+                if node.role == "agent":
+                    decisions.append((f"lifecycle of {other.stack_id}",
+                                      _group_request(cluster, "autoscaling:CompleteLifecycleAction", other), False))
+        check(node, decisions)
+
+
+def test_snapshots_stay_in_the_folder_k3s_uses(cluster):
+    for node in cluster.nodes:
+        if node.role == "agent" or "etcd-s3-bucket" not in node.k3s:
+            continue
+        bucket, folder = node.k3s["etcd-s3-bucket"], node.k3s["etcd-s3-folder"]
+        obj = lambda key: f"arn:aws:s3:::{bucket}/{key}"  # noqa: E731
+        listing = lambda **context: Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", context)  # noqa: E731
+        check(node, [
+            *((f"{verb} a snapshot", Request(f"s3:{verb}", obj(f"{folder}/etcd-snapshot-1")), True)
+              for verb in ("PutObject", "GetObject", "DeleteObject")),
+            ("put outside the folder", Request("s3:PutObject", obj("elsewhere/etcd-snapshot-1")), False),
+            ("put beside the folder", Request("s3:PutObject", obj(f"{folder}-other/x")), False),
+            ("read another bucket", Request("s3:GetObject", f"arn:aws:s3:::other-bucket/{folder}/x"), False),
+            # K3s checks the bucket first (HeadBucket: ListBucket without a prefix).
+            ("check the bucket", listing(), True),
+            ("list the folder", listing(**{"s3:prefix": f"{folder}/"}), True),
+            ("list elsewhere", listing(**{"s3:prefix": "elsewhere/"}), False),
+        ])
+    for node in cluster.of_role("agent"):
+        check(node, [("agent reads snapshots", Request("s3:GetObject", "arn:aws:s3:::any/etcd/x"), False)])
+
+
+def test_the_cluster_key_is_usable_only_through_secrets_manager(cluster):
+    key = cluster.root_values["ClusterData.Outputs.ClusterKeyArn"]
+    via = lambda service: {"kms:ViaService": f"{service}.{cluster.env.region}.amazonaws.com"}  # noqa: E731
+    for node in cluster.nodes:
+        check(node, [("decrypt via Secrets Manager", Request("kms:Decrypt", key, via("secretsmanager")), True),
+                     ("decrypt directly", Request("kms:Decrypt", key), False),
+                     ("decrypt via SSM", Request("kms:Decrypt", key, via("ssm")), False),
+                     ("encrypt with a new data key via Secrets Manager",
+                      Request("kms:GenerateDataKey", key, via("secretsmanager")), node.role != "agent")])
+
+
+def test_add_on_values_and_the_drain_queue_reach_servers_only(cluster):
+    arns = [entry.split("=", 2)[2] for n in cluster.of_role("server-init")
+            for entry in n.boot.get("ADDON_SECRETS", "").split()]
+    queue = cluster.root_values["Draining.Outputs.DrainQueueArn"] if cluster.env.draining else None
+    for node in cluster.nodes:
+        decisions = [(f"read add-on secret {arn}", secret_read(arn), node.role != "agent") for arn in arns]
+        if queue:
+            decisions += [("receive drain messages", Request("sqs:ReceiveMessage", queue), node.role != "agent"),
+                          ("delete drain messages", Request("sqs:DeleteMessage", queue), node.role != "agent")]
+        decisions.append(("receive from another queue", Request("sqs:ReceiveMessage",
+                                                                cluster.arn("sqs", "someone-else")), False))
+        check(node, decisions)
+
+
+def test_the_cloud_controller_changes_only_its_own_resources(cluster):
+    """kubernetes.io/cluster/<name>: `owned` marks what the controller made, `shared` what it may
+    use (cloud-provider-aws tagging); CloudFormation's resources never carry `owned`."""
+    key = f"kubernetes.io/cluster/{cluster.env.stack_name}"
+    sg = cluster.arn("ec2", "security-group/sg-0123456789abcdef0")
+    lb = cluster.arn("elasticloadbalancing", "loadbalancer/net/a1b2c3/0123456789abcdef")
+    tagged = lambda value: {f"aws:ResourceTag/{key}": value}  # noqa: E731
+    on_create = {"ec2:CreateAction": "CreateSecurityGroup", f"aws:RequestTag/{key}": "owned", "aws:TagKeys": [key]}
+    service_role = cluster.arn("iam", "role/aws-service-role/elasticloadbalancing.amazonaws.com/"
+                                      "AWSServiceRoleForElasticLoadBalancing", region=False)
+    for node in cluster.nodes:
+        server = node.role != "agent"
+        check(node, [
+            ("create a security group", Request("ec2:CreateSecurityGroup", "*"), server),
+            ("tag its new security group", Request("ec2:CreateTags", sg, on_create), server),
+            ("tag an existing security group", Request("ec2:CreateTags", sg, {f"aws:RequestTag/{key}": "owned",
+                                                                             "aws:TagKeys": [key]}), False),
+            ("open a node group port", Request("ec2:AuthorizeSecurityGroupIngress", sg, tagged("shared")), server),
+            ("open a port on an untagged group", Request("ec2:AuthorizeSecurityGroupIngress", sg), False),
+            ("delete its own group", Request("ec2:DeleteSecurityGroup", sg, tagged("owned")), server),
+            ("delete a shared group", Request("ec2:DeleteSecurityGroup", sg, tagged("shared")), False),
+            ("delete its own load balancer", Request("elasticloadbalancing:DeleteLoadBalancer", lb,
+                                                     tagged("owned")), server),
+            ("delete the API load balancer", Request("elasticloadbalancing:DeleteLoadBalancer", lb), False),
+            ("create ELB's service-linked role", Request("iam:CreateServiceLinkedRole", service_role, {
+                "iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}), server),
+            ("create another service-linked role", Request("iam:CreateServiceLinkedRole", service_role, {
+                "iam:AWSServiceName": "autoscaling.amazonaws.com"}), False),
+        ])
+
+
+def test_the_autoscaler_scales_only_groups_tagged_for_it(cluster):
+    tag = f"k8s.io/cluster-autoscaler/{cluster.env.stack_name}"
+    for node in cluster.of_role("server-init", "server"):
+        decisions = []
+        for group in cluster.nodes:
+            scalable = cluster.env.autoscaling and group.group_tags.get(tag) == "owned"
+            assert not scalable or group.role == "agent"  # servers are never the autoscaler's
+            decisions.append((f"scale {group.stack_id}",
+                              _group_request(cluster, "autoscaling:SetDesiredCapacity", group), scalable))
+        check(node, decisions)
+
+
+def test_every_policy_document_uses_the_current_language_version(cluster):
+    """2012-10-17: without it IAM applies the 2008 language (no policy variables; AWS: "Always
+    include a Version element", reference_policies_elements_version.html)."""
+    for node in cluster.nodes:
+        assert [p["Version"] for p in node.policies] == ["2012-10-17"] * len(node.policies)
