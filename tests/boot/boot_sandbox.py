@@ -68,6 +68,8 @@ REGION = "eu-west-1"
 IMDS_TOKEN = "imds-session-token-42"
 
 REAL_CURL = shutil.which("curl")
+# K3S_INFRA_READY_ATTEMPTS in the sandbox: how many times the boot may check readiness.
+READY_ATTEMPTS = 4
 
 # K3s writes the secure form of both tokens (k3s-io/k3s:pkg/server/server.go, printTokens):
 # K10<sha256 of the cluster CA (PEM as stored)>::<user>:<password> (https://docs.k3s.io/cli/token).
@@ -348,7 +350,7 @@ class Sandbox:
                 "K3S_INFRA_ROOT": str(root), "K3S_INFRA_IMDS_URL": f"http://127.0.0.1:{imds.server_port}",
                 "K3S_INFRA_RETRY_BASE": "0", "K3S_INFRA_RETRY_MAX": "0",
                 "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
-                "K3S_INFRA_READY_ATTEMPTS": "4", "K3S_INFRA_START_TIMEOUT": str(start_timeout),
+                "K3S_INFRA_READY_ATTEMPTS": str(READY_ATTEMPTS), "K3S_INFRA_START_TIMEOUT": str(start_timeout),
                 "K3S_INFRA_TOKEN_ATTEMPTS": str(token_attempts),
                 "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": arch,
                 "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,
