@@ -4,7 +4,7 @@ Each mutation below is a plausible regression of a safety property of the boot; 
 sandbox tests named with it must fail when the nodes embed the mutated script, and pass
 with the genuine one (the control run). Each run is a pytest subprocess with the
 ``boot_mutant`` plugin (tests/boot/boot_mutant.py) swapping the script the node stacks embed.
-Slow (~1 min): part of ``make mutate``, skipped by ``make test`` unless K3S_INFRA_BOOT_MUTATIONS=1.
+Slow (a few minutes): part of ``make mutate``, skipped by ``make test`` unless K3S_INFRA_BOOT_MUTATIONS=1.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,16 @@ FAILURE_SIGNAL = BOOT + "test_boot_signals.py::test_readiness_never_reached_sign
 FIRST_SERVER = BOOT + "test_boot_server_init.py::test_first_server_initialises_the_cluster"
 TAMPERED = BOOT + "test_boot_install.py::test_a_tampered_binary_fails_the_boot_and_starts_nothing"
 IMDSV2 = BOOT + "test_boot_server_init.py::test_metadata_comes_from_imdsv2_with_a_session_token"
+NEVER_READY = BOOT + "test_boot_server_init.py::test_a_first_server_that_never_gets_ready_publishes_nothing"
+HEAL = BOOT + "test_boot_restore.py::test_a_lone_replaced_server_heals_from_the_newest_snapshot"
+REQUEST = BOOT + "test_boot_restore.py::test_a_restore_request_is_honoured_then_deleted"
+REJOIN = BOOT + "test_boot_replacement.py::test_replacement_with_marker_joins_through_the_load_balancer"
+AGENT_SIGNAL = (BOOT + "test_boot_signals.py::test_success_is_signalled_for_this_instance_to_its_own_group"
+                "[prod-AgentPoolGeneral-AgentGroup]")
+SHORT_TOKEN = (BOOT + "test_boot_tokens.py::test_a_joiner_refuses_a_short_token_and_fails_its_signal"
+               "[AgentPoolGeneral-AgentTokenSecretArn-secure1]")
+# The boot's "before readiness" point: a step moved above it runs even when K3s never gets ready.
+READINESS = 'if [ "$ROLE" = agent ]; then\n  retry "$ready_attempts" kubelet_healthy'
 
 # (name, text in the shipped script, replacement, tests that must catch it)
 MUTATIONS = [
@@ -36,36 +47,118 @@ MUTATIONS = [
     # Without --no-should-respect-grace-period the Unhealthy report is ignored during the grace
     # period (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html).
     ("grace period respected", " --no-should-respect-grace-period", "", [FAILURE_SIGNAL]),
+    ("no Unhealthy report", '      aws --region "$region" autoscaling set-instance-health',
+     '      true || aws --region "$region" autoscaling set-instance-health', [FAILURE_SIGNAL]),
+    ("SUCCESS before readiness", READINESS, "signal SUCCESS\n" + READINESS, [FAILURE_SIGNAL]),
+    ("signal to the wrong resource", '--stack-name "$SIGNAL_STACK" \\\n    --logical-resource-id "$SIGNAL_RESOURCE"',
+     '--stack-name "$SIGNAL_RESOURCE" \\\n    --logical-resource-id "$SIGNAL_STACK"', [AGENT_SIGNAL]),
+    ("signal never retried", 'if [ "$n" -ge 5 ]; then', 'if [ "$n" -ge 1 ]; then',
+     [BOOT + "test_boot_signals.py::test_signalling_is_retried_when_cloudformation_is_unreachable_but_bounded"]),
+    # A step without its own check must still stop the boot (and signal FAILURE).
+    ("set -e dropped", "set -euo pipefail\n", "set -uo pipefail\n",
+     [BOOT + "test_boot_signals.py::test_a_failing_step_without_its_own_check_still_stops_the_boot"]),
     # Without --query the CLI prints the whole GetSecretValue response: the token file would hold JSON.
     ("secret read without --query", "--secret-id \"$1\" --query SecretString", "--secret-id \"$1\"",
      [FIRST_SERVER]),
+    ("parameter read without --query", '--name "$1" --query Parameter.Value', '--name "$1"', [REQUEST]),
     # The checksum comparison is what keeps an unverified binary from running as root.
     ("checksum never compared", 'if [ "$actual" != "$expected" ]; then', "if false; then", [TAMPERED]),
+    ("arm64 node checks amd64 sums", "aarch64 | arm64) arch=arm64", "aarch64 | arm64) arch=amd64",
+     [BOOT + "test_boot_graviton.py::test_the_graviton_pool_of_prod_installs_the_arm64_binary"]),
+    ("checksums from the mirror", '"$CHECKSUM_URL/$version/sha256sum-$arch.txt"',
+     '"$RELEASE_URL/$version/sha256sum-$arch.txt"',
+     [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
+    # Without -f curl saves an HTTP error page as the download and exits 0: nothing retries.
+    ("download without curl -f", "retry 5 curl -fsSL --max-time 60", "retry 5 curl -sSL --max-time 60",
+     [BOOT + "test_boot_signals.py::test_downloads_are_retried_then_k3s_starts"]),
     # Token files must be root-only (0600): the umask is what makes the shell's redirections so.
     ("umask widened", "umask 077\n", "umask 022\n", [FIRST_SERVER]),
+    ("token echoed to the log", '--query SecretString >"$root$2"', '--query SecretString | tee "$root$2" >&2',
+     [FIRST_SERVER]),
+    ("joiner takes a short token", "secure_token() { grep -Eq '^K10[0-9a-f]{64}::.'", "secure_token() { grep -Eq '.'",
+     [SHORT_TOKEN]),
     # IMDSv2: every metadata read carries the session token (HttpTokens=required refuses others).
     ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $imds_token" ', "", [IMDSV2]),
+    ("provider ID malformed", "provider-id=aws:///$zone/$instance_id", "provider-id=aws://$zone/$instance_id",
+     [FIRST_SERVER]),
+    ("kubeconfig keeps 127.0.0.1", "s#^\\( *server: \\)https://.*#", "s#^\\( *server: \\)http://.*#", [FIRST_SERVER]),
+    # The new-cluster decision: marker absent AND no API AND no healthy target; never on doubt.
+    ("marker ignored", 'elif [ "$marker" = absent ]; then', "elif true; then", [HEAL]),
+    ("one healthy target not enough", '[ "$healthy" -gt 0 ]', '[ "$healthy" -gt 1 ]',
+     [BOOT + "test_boot_restore.py::test_marker_absent_but_a_healthy_target_joins_never_initialises"]),
+    ("API probed once", 'if retry "$probe_attempts" api_answers; then', "if retry 1 api_answers; then",
+     [BOOT + "test_boot_restore.py::test_a_new_cluster_only_after_repeated_probes"]),
+    ("unreadable marker taken as absent", '*) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;',
+     "*) marker=absent ;;",
+     [BOOT + "test_boot_server_init.py::test_a_marker_the_role_may_not_read_stops_the_boot_rather_than_initialising"]),
+    ("unreadable target group taken as empty", "elif ! targets=$(api_targets); then",
+     'elif ! targets=$(api_targets || echo "0 0"); then',
+     [BOOT + "test_boot_server_init.py::test_an_unreadable_target_group_stops_the_boot_rather_than_initialising"]),
+    ("own target counted as another server", "length(TargetHealthDescriptions[?Target.Id!='$instance_id'])",
+     "length(TargetHealthDescriptions)",
+     [BOOT + "test_boot_restore.py::test_a_lone_server_registered_in_its_own_target_group_still_heals[initial]"]),
+    ("rejoin drop-in not installed",
+     '      cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"\n', "", [REJOIN]),
+    ("API probe without -k", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -sf --max-time 5 "$api_url/ping"', [REJOIN]),
+    ("API probe without a time limit", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -ksf "$api_url/ping"',
+     [BOOT + "test_boot_install.py::test_every_network_call_of_the_boot_has_a_time_limit"]),
+    # What says "a cluster serves" is written once, never overwritten, and only once K3s is ready.
+    ("marker written with --overwrite", "--type String --value initialised", "--type String --overwrite --value initialised",
+     [FIRST_SERVER]),
+    ("marker before readiness", READINESS, 'if [ "$mode" != join ]; then ensure_marker; fi\n' + READINESS, [NEVER_READY]),
+    ("kubeconfig before readiness", READINESS, 'if [ "$mode" != join ]; then publish_kubeconfig; fi\n' + READINESS,
+     [NEVER_READY]),
+    # Restores: the newest snapshot, bounded, the request deleted only after success.
+    ("oldest snapshot restored", "&LastModified)[-1].Key", "&LastModified)[0].Key", [HEAL]),
+    ("restore without a time limit", 'timeout "$start_timeout" "$k3s_bin" server --cluster-reset',
+     '"$k3s_bin" server --cluster-reset',
+     [BOOT + "test_boot_restore.py::test_a_restore_that_hangs_is_bounded_and_signals_failure"]),
+    ("restore request not deleted", "    retry 10 awscli ssm delete-parameter", "    true || retry 10 awscli ssm delete-parameter",
+     [REQUEST]),
+    ("restore request deleted before readiness", READINESS,
+     'if [ "$restore_requested" = true ]; then awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null; fi\n'
+     + READINESS, [BOOT + "test_boot_restore.py::test_a_restore_that_never_gets_ready_keeps_the_request"]),
+    # Generated secrets reach Helm values as YAML double-quoted scalars: escaped.
+    ("values unescaped", '  value=${value//\\"/\\\\\\"}\n', "",
+     ["tests/test_secrets_property.py::test_values_secret_writes_any_value_back_unchanged"]),
 ]
 
 
-def _run_boot_tests(script: str, tests: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    mutant = tmp_path / "boot.sh"
+def _run_boot_tests(script: str, tests: list[str], folder: Path) -> subprocess.CompletedProcess:
+    folder.mkdir(parents=True)
+    mutant = folder / "boot.sh"
     mutant.write_text(script, encoding="utf-8")
     env = dict(os.environ, K3S_INFRA_BOOT_MUTANT=str(mutant),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests" / "boot"), os.environ.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "boot_mutant", "-p", "no:cacheprovider",
-                           *tests], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                           "--basetemp", str(folder / "pytest"), *tests],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_genuine_script_passes_every_test_the_mutations_use(tmp_path):
-    tests = sorted({t for *_, selected in MUTATIONS for t in selected})
-    done = _run_boot_tests(bootstrap.boot_script(), tests, tmp_path)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Future]:
+    """Every run (the genuine script, then each mutant) started at once, as many at a time as
+    there are cores: each is a separate pytest process, mostly waiting on its boot subprocesses."""
+    script = bootstrap.boot_script()
+    base = tmp_path_factory.mktemp("mutants")
+    jobs = {"genuine": (script, sorted({t for *_, selected in MUTATIONS for t in selected}))}
+    for name, original, mutated, tests in MUTATIONS:
+        if script.count(original) == 1:
+            jobs[name] = (script.replace(original, mutated), tests)
+    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
+    futures = {name: pool.submit(_run_boot_tests, text, tests, base / f"run{n}")
+               for n, (name, (text, tests)) in enumerate(jobs.items())}
+    yield futures
+    pool.shutdown(cancel_futures=True)
+
+
+def test_the_genuine_script_passes_every_test_the_mutations_use(runs):
+    done = runs["genuine"].result()
     assert done.returncode == 0, done.stdout[-3000:]
 
 
 @pytest.mark.parametrize("name,original,mutated,tests", MUTATIONS, ids=[m[0] for m in MUTATIONS])
-def test_the_boot_sandbox_catches_the_mutation(tmp_path, name, original, mutated, tests):
-    script = bootstrap.boot_script()
-    assert script.count(original) == 1, f"{name}: the mutation no longer applies to boot.sh"
-    done = _run_boot_tests(script.replace(original, mutated), tests, tmp_path)
+def test_the_boot_sandbox_catches_the_mutation(runs, name, original, mutated, tests):
+    assert bootstrap.boot_script().count(original) == 1, f"{name}: the mutation no longer applies to boot.sh"
+    done = runs[name].result()
     assert done.returncode == 1, f"{name} survived (pytest exit {done.returncode}):\n{done.stdout[-3000:]}"

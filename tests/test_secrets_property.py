@@ -20,7 +20,7 @@ import yaml
 
 from oracle_helpers import DEPLOYABLE, REPO, node_stack_ids, user_data_text, written_files
 
-BOOT_SH = REPO / "k3s_infra" / "bootstrap" / "boot.sh"
+from k3s_infra import bootstrap
 
 # Anything that is, or fetches at launch, a secret.
 FORBIDDEN = {
@@ -107,8 +107,9 @@ def test_boot_env_names_secrets_by_arn_only(cli_render):
 # --- the boot's values_secret, run for real --------------------------------------------
 
 def _function(name: str) -> str:
-    """The text of one shell function of boot.sh (from ``name() {`` to its closing ``}``)."""
-    match = re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", BOOT_SH.read_text(), re.S | re.M)
+    """The text of one shell function of boot.sh (from ``name() {`` to its closing ``}``), as
+    nodes get it (bootstrap.boot_script: what tests/test_boot_mutations.py swaps for a mutant)."""
+    match = re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", bootstrap.boot_script(), re.S | re.M)
     assert match, f"boot.sh has no function {name}"
     return match.group(0)
 

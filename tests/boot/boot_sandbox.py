@@ -26,6 +26,9 @@ from pathlib import Path
 
 import yaml
 
+from boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SYSTEMCTL_STUB,
+                        UNAME_STUB)
+
 from k3s_infra import bootstrap
 
 # Deploy-time values of the node-stack parameters.
@@ -65,6 +68,8 @@ REGION = "eu-west-1"
 IMDS_TOKEN = "imds-session-token-42"
 
 REAL_CURL = shutil.which("curl")
+# K3S_INFRA_READY_ATTEMPTS in the sandbox: how many times the boot may check readiness.
+READY_ATTEMPTS = 4
 
 # K3s writes the secure form of both tokens (k3s-io/k3s:pkg/server/server.go, printTokens):
 # K10<sha256 of the cluster CA (PEM as stored)>::<user>:<password> (https://docs.k3s.io/cli/token).
@@ -180,235 +185,9 @@ class _Imds(BaseHTTPRequestHandler):
         pass
 
 
-# The AWS CLI v2 as the boot uses it: real response shapes, --query applied with JMESPath
-# (as the CLI does, client side: https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-filter.html),
-# --output text/json as the CLI prints them, errors as
-# "An error occurred (<Code>) when calling the <Operation> operation: <Message>" on stderr
-# with exit code 254 (service error) or 255 (no connection)
-# (https://docs.aws.amazon.com/cli/latest/userguide/cli-chap-return-codes.html).
-_AWS_STUB = r"""
-import json, os, sys
-import jmespath
-args = sys.argv[1:]
-state_path = os.environ["STUB_STATE"]
-with open(os.path.join(os.environ["STUB_LOG"], "aws.jsonl"), "a") as log:
-    log.write(json.dumps(args) + "\n")
-state = json.load(open(state_path))
-words, opts, i = [], {}, 0
-while i < len(args):
-    if args[i].startswith("--"):
-        if i + 1 < len(args) and not args[i + 1].startswith("--"):
-            opts[args[i]] = args[i + 1]; i += 2
-        else:
-            opts[args[i]] = True; i += 1
-    else:
-        words.append(args[i]); i += 1
-service, command = words[0], words[1]
-operation = "".join(part.title() for part in command.split("-"))
-def save():
-    json.dump(state, open(state_path, "w"))
-def fail(code, message):
-    print(f"\nAn error occurred ({code}) when calling the {operation} operation: {message}", file=sys.stderr)
-    sys.exit(254)
-def text(value):
-    if value is None:
-        return "None"
-    if isinstance(value, list):
-        return "\t".join(text(v) for v in value)
-    return str(value)
-def answer(response):
-    if response is None:  # operations without a response body print nothing
-        sys.exit(0)
-    if "--query" in opts:
-        response = jmespath.search(opts["--query"], response)
-    print(text(response) if opts.get("--output") == "text" else json.dumps(response, indent=4))
-    sys.exit(0)
-if service in state["unreachable"]:
-    print(f"\nCould not connect to the endpoint URL: \"https://{service}.{opts.get('--region')}.amazonaws.com/\"",
-          file=sys.stderr)
-    sys.exit(255)
-# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
-if (service, command) == ("secretsmanager", "get-secret-value"):
-    secret = state["secrets"].get(opts["--secret-id"])
-    if state["publish_after"] is not None and opts["--secret-id"] in state["secure"]:
-        # The first server publishes the secure tokens while this node waits.
-        state["token_reads"] += 1; save()
-        if state["token_reads"] > state["publish_after"]:
-            secret = state["secure"][opts["--secret-id"]]
-    if secret is None:
-        fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-    answer({"ARN": opts["--secret-id"], "Name": opts["--secret-id"].split(":")[-1], "SecretString": secret,
-            "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": "2025-01-01T00:00:00+00:00"})
-# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
-elif (service, command) == ("secretsmanager", "put-secret-value"):
-    source = opts["--secret-string"]
-    if not source.startswith("file://"):
-        print("stub aws: secrets must not travel on the command line", file=sys.stderr); sys.exit(252)
-    state["secrets"][opts["--secret-id"]] = open(source[len("file://"):]).read()
-    state["writes"].append(["secret", opts["--secret-id"]]); save()
-    answer({"ARN": opts["--secret-id"], "Name": "kubeconfig", "VersionId": "v2", "VersionStages": ["AWSCURRENT"]})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html
-elif (service, command) == ("ssm", "get-parameter"):
-    if opts["--name"] not in state["parameters"]:
-        fail("ParameterNotFound", "")
-    answer({"Parameter": {"Name": opts["--name"], "Type": "String", "Value": state["parameters"][opts["--name"]],
-                          "Version": 1, "DataType": "text"}})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html:
-# without Overwrite an existing name is ParameterAlreadyExists.
-elif (service, command) == ("ssm", "put-parameter"):
-    if opts["--name"] in state["parameters"] and "--overwrite" not in opts:
-        fail("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, "
-                                       "set the overwrite option in the request to true.")
-    state["parameters"][opts["--name"]] = opts["--value"]
-    state["writes"].append(["parameter", opts["--name"]]); save()
-    answer({"Version": 1, "Tier": "Standard"})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html
-elif (service, command) == ("ssm", "delete-parameter"):
-    if opts["--name"] not in state["parameters"]:
-        fail("ParameterNotFound", "")
-    del state["parameters"][opts["--name"]]
-    state["writes"].append(["deleted", opts["--name"]]); save()
-    answer(None)
-# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_SignalResource.html:
-# a resource that no longer waits for signals answers ValidationError, worded as in
-# awslabs/aws-cloudformation-templates#34 ("... is in CREATE_COMPLETE state and cannot be signaled").
-elif (service, command) == ("cloudformation", "signal-resource"):
-    state["signals"].append([opts["--stack-name"], opts["--logical-resource-id"], opts["--unique-id"],
-                             opts["--status"]]); save()
-    if not state["signal_waited_for"]:
-        fail("ValidationError", f"Stack arn:aws:cloudformation:eu-west-1:123456789012:stack/"
-                                f"{opts['--stack-name']}/0 is in CREATE_COMPLETE state and cannot be signaled")
-    answer(None)
-# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html
-elif (service, command) == ("autoscaling", "set-instance-health"):
-    state["health_reports"].append([opts["--instance-id"], opts["--health-status"],
-                                    "--no-should-respect-grace-period" in opts]); save()
-    answer(None)
-# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetHealth.html
-elif (service, command) == ("elbv2", "describe-target-health"):
-    answer({"TargetHealthDescriptions": [
-        {"Target": {"Id": f"i-0{n:016x}", "Port": 6443}, "HealthCheckPort": "6443",
-         "TargetHealth": {"State": target_state}} for n, target_state in enumerate(state["targets"])]})
-# https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html: no Contents when nothing matches.
-elif (service, command) == ("s3api", "list-objects-v2"):
-    prefix = opts.get("--prefix", "")
-    contents = [{"Key": key, "LastModified": modified, "ETag": '"0"', "Size": 1024, "StorageClass": "STANDARD"}
-                for key, modified in state["objects"] if key.startswith(prefix)]
-    answer({"KeyCount": len(contents), "Name": opts["--bucket"], "Prefix": prefix, "MaxKeys": 1000,
-            **({"Contents": contents} if contents else {})})
-else:
-    print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
-"""
-
-_CURL_STUB = r"""
-import json, os, sys
-args = sys.argv[1:]
-url = [a for a in args if a.startswith(("http://", "https://"))][-1]
-with open(os.path.join(os.environ["STUB_LOG"], "curl.jsonl"), "a") as log:
-    log.write(json.dumps(url) + "\n")
-state_path = os.environ["STUB_STATE"]
-state = json.load(open(state_path))
-if url == "http://127.0.0.1:10248/healthz":  # the kubelet's local health endpoint
-    if state["started"] and state["node_ready"]:
-        print("ok"); sys.exit(0)
-    sys.exit(7)
-if url.startswith("http://127.0.0.1:"):
-    os.execv(os.environ["REAL_CURL"], ["curl", *args])
-if url in state["downloads"]:  # release assets: the binary and its published checksums
-    if state["download_failures"] > 0:  # HTTP 5xx: curl -f exits 22
-        state["download_failures"] -= 1
-        json.dump(state, open(state_path, "w"))
-        sys.exit(22)
-    with open(args[args.index("-o") + 1], "w") as out:
-        out.write(state["downloads"][url])
-    sys.exit(0)
-if url == state["api_url"] + "/ping":
-    state["api_probes"] += 1
-    json.dump(state, open(state_path, "w"))
-    up_after = state["api_up_after"]
-    if up_after is not None and state["api_probes"] > up_after:
-        print("pong"); sys.exit(0)
-    sys.exit(7)  # could not connect
-print(f"stub curl: no network for {url}", file=sys.stderr)
-sys.exit(6)
-"""
-
-# uname -m: the node's architecture as the scenario says.
-_UNAME_STUB = r"""
-import os, sys
-print(os.environ["STUB_ARCH"] if sys.argv[1:] == ["-m"] else "Linux")
-"""
-
-# dnf: records what the boot asks of the package manager.
-_RECORDER_STUB = r"""
-import json, os, sys
-with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + ".jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-"""
-
-# systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names
-# 'default') and both tokens in the secure form; only an installed, enabled unit starts.
-_SYSTEMCTL_STUB = r"""
-import json, os, sys
-with open(os.path.join(os.environ["STUB_LOG"], "systemctl.jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-state_path = os.environ["STUB_STATE"]
-state = json.load(open(state_path))
-root = os.environ["K3S_INFRA_ROOT"]
-if sys.argv[1:2] == ["start"] and sys.argv[2] in ("k3s", "k3s-agent"):
-    if not os.access(os.path.join(root, "usr/local/bin/k3s"), os.X_OK):
-        print(f"Failed to start {sys.argv[2]}.service: no K3s binary", file=sys.stderr); sys.exit(1)
-    state["started"] = True
-    json.dump(state, open(state_path, "w"))
-    if sys.argv[2] == "k3s":
-        with open(os.path.join(root, "etc/rancher/k3s/k3s.yaml"), "w") as out:
-            out.write(os.environ["STUB_KUBECONFIG"])
-        tokens = os.path.join(root, "var/lib/rancher/k3s/server")
-        os.makedirs(tokens, exist_ok=True)
-        for name, user, source in (("token", "server", "token"), ("agent-token", "node", "agent-token")):
-            password = open(os.path.join(root, "etc/rancher/k3s", source)).read().strip()
-            password = password.split(":")[-1]  # K3s normalises a secure token to its password
-            with open(os.path.join(tokens, name), "w") as out:
-                out.write(f"K10{os.environ['STUB_CA_HASH']}::{user}:{password}\n")
-"""
-
-# The kubeconfig K3s writes on a server (k3s.yaml).
-K3S_KUBECONFIG = """apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: Q0EK
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: Q0VSVAo=
-    client-key-data: S0VZCg==
-"""
-
-# k3s: kubectl answers once the service started and the scenario lets the node get ready.
-_K3S_STUB = r"""
-import json, os, sys
-with open(os.path.join(os.environ["STUB_LOG"], "k3s.jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-state = json.load(open(os.environ["STUB_STATE"]))
-if sys.argv[1] == "kubectl" and not (state["started"] and state["node_ready"]):
-    print("The connection to the server 127.0.0.1:6443 was refused", file=sys.stderr); sys.exit(1)
-print("ok")
-"""
-
-
 def genuine_k3s() -> str:
     """What the release serves as K3s: the recording k3s stub, as an executable script."""
-    return f"#!{sys.executable}\n{_K3S_STUB}"
+    return f"#!{sys.executable}\n{K3S_STUB}"
 
 
 @dataclass
@@ -438,8 +217,12 @@ class BootRun:
         return self._lines("aws.jsonl")
 
     @property
-    def urls(self) -> list[str]:
+    def curl_calls(self) -> list[list[str]]:
         return self._lines("curl.jsonl")
+
+    @property
+    def urls(self) -> list[str]:
+        return [[a for a in call if a.startswith(("http://", "https://"))][-1] for call in self.curl_calls]
 
     @property
     def k3s_calls(self) -> list[list[str]]:
@@ -488,14 +271,20 @@ class Sandbox:
             node_ready: bool = True, signal_waited_for: bool = True, metadata: dict | None = None,
             secure_tokens: bool = True, token_attempts: int = 3, arch: str = "x86_64",
             binary: str | None = None, download_failures: int = 0,
-            publish_after: int | None = None) -> BootRun:
+            publish_after: int | None = None, own_target: str | None = None,
+            denied_parameters: tuple[str, ...] = (), restore_hangs: bool = False,
+            systemctl_failures: tuple[str, ...] = (), start_timeout: int = 20) -> BootRun:
         """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
         target group's target states; objects: (key, LastModified) in the snapshot bucket;
         metadata: the launch template's MetadataOptions (default: IMDSv2 required);
         secure_tokens: the token secrets hold what the first server published (else the
         short values Secrets Manager generated); binary: what the release URL serves
         instead of the genuine (stub) K3s, e.g. a tampered one; publish_after: the token
-        secrets hold short values for that many reads, then the secure ones."""
+        secrets hold short values for that many reads, then the secure ones; own_target: this
+        instance's state in the API target group (None: not registered yet); denied_parameters:
+        SSM names the instance role may not read (AccessDeniedException); restore_hangs: K3s's
+        --cluster-reset never returns; systemctl_failures: systemctl verbs that fail;
+        start_timeout: K3S_INFRA_START_TIMEOUT (seconds)."""
         base = self.base
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
@@ -538,12 +327,15 @@ class Sandbox:
             "api_url": JOIN_URL, "api_probes": 0, "api_up_after": api_up_after,
             "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
             "targets": list(targets), "objects": [list(o) for o in objects],
+            "own_target": own_target, "instance_id": INSTANCE_ID, "denied_parameters": list(denied_parameters),
+            "target_group_arn": PARAMETERS["ApiTargetGroupArn"], "bucket": PARAMETERS["SnapshotBucketName"],
+            "restore_hangs": restore_hangs, "systemctl_failures": list(systemctl_failures),
             "started": False, "node_ready": node_ready,
         }
         state_path = base / "aws-state.json"  # the AWS side, not the node
         state_path.write_text(json.dumps(state))
-        for name, body in (("aws", _AWS_STUB), ("curl", _CURL_STUB), ("uname", _UNAME_STUB),
-                           ("dnf", _RECORDER_STUB), ("systemctl", _SYSTEMCTL_STUB)):
+        for name, body in (("aws", AWS_STUB), ("curl", CURL_STUB), ("uname", UNAME_STUB),
+                           ("dnf", RECORDER_STUB), ("systemctl", SYSTEMCTL_STUB)):
             (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
             (bin_dir / name).chmod(0o755)
 
@@ -558,7 +350,7 @@ class Sandbox:
                 "K3S_INFRA_ROOT": str(root), "K3S_INFRA_IMDS_URL": f"http://127.0.0.1:{imds.server_port}",
                 "K3S_INFRA_RETRY_BASE": "0", "K3S_INFRA_RETRY_MAX": "0",
                 "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
-                "K3S_INFRA_READY_ATTEMPTS": "4", "K3S_INFRA_START_TIMEOUT": "20",
+                "K3S_INFRA_READY_ATTEMPTS": str(READY_ATTEMPTS), "K3S_INFRA_START_TIMEOUT": str(start_timeout),
                 "K3S_INFRA_TOKEN_ATTEMPTS": str(token_attempts),
                 "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": arch,
                 "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,

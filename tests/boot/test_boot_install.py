@@ -140,3 +140,15 @@ def test_a_pinned_checksum_must_be_a_sha256(env_document, bad):
     document["k3s"]["binary_sha256"] = {"arm64": bad}
     with pytest.raises(ConfigError, match=r"k3s\.binary_sha256\.arm64"):
         validate(document, "dev.yaml")
+
+
+def test_every_network_call_of_the_boot_has_a_time_limit(sandbox, user_data):
+    """curl has no total time limit by default (https://curl.se/docs/manpage.html#-m): one
+    stalled connection (a black-holed NLB, a slow mirror) would outlast the group's signal
+    timeout. Every curl of a first server's boot (metadata, API probes, checksums, binary) is bounded."""
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None)
+    assert run.returncode == 0, run.stderr
+    urls = run.urls
+    assert any(u.endswith("/ping") for u in urls) and any("/releases/download/" in u for u in urls)
+    unbounded = [call for call in run.curl_calls if "--max-time" not in call and "-m" not in call]
+    assert unbounded == []

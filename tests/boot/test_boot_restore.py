@@ -5,6 +5,7 @@ with the etcd-s3 settings, same token; then start normally)."""
 
 from __future__ import annotations
 
+import pytest
 from boot_sandbox import PARAMETERS, REGION
 
 FOLDER = "etcd/dev"
@@ -39,6 +40,41 @@ def test_a_lone_replaced_server_heals_from_the_newest_snapshot(sandbox, user_dat
     run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
                       targets=(), objects=OBJECTS)
     _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")  # newest, metadata and other envs ignored
+
+
+@pytest.mark.parametrize("own_state", ["initial", "unhealthy"])
+def test_a_lone_server_registered_in_its_own_target_group_still_heals(sandbox, user_data, own_state):
+    """The group registers an instance with its target groups before it marks it InService
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html),
+    so the booting server can find itself there, 'initial' or 'unhealthy' while K3s is not up
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html):
+    itself is no other server."""
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      targets=(), own_target=own_state, objects=OBJECTS)
+    _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")
+
+
+def test_a_restore_that_hangs_is_bounded_and_signals_failure(sandbox, user_data):
+    # Nothing but the boot bounds `k3s server --cluster-reset` (it runs outside the unit).
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      objects=OBJECTS, restore_hangs=True, start_timeout=2)
+    assert run.returncode == 1
+    assert _reset(run)
+    assert not run.state["started"] and run.state["writes"] == []
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_a_restore_that_never_gets_ready_keeps_the_request(sandbox, user_data):
+    # The request is the operator's only record of what to restore: deleted only once the
+    # restored server is ready, so the next replacement tries again.
+    requested = "on-demand-i-0aaa-1735000000"
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=0,
+                      restore_request=requested, objects=OBJECTS, node_ready=False)
+    assert run.returncode == 1
+    assert _reset(run)
+    assert run.state["parameters"][PARAMETERS["RestoreRequestParameterName"]] == requested
+    assert run.state["writes"] == []
+    assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
 def test_other_servers_registered_means_join_never_restore(sandbox, user_data):

@@ -123,3 +123,37 @@ def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluste
     assert "error: cannot read the restore request" in run.stderr
     assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10
     assert run.signals[-1][3] == "FAILURE"
+
+
+def test_a_marker_the_role_may_not_read_stops_the_boot_rather_than_initialising(sandbox, user_data):
+    # No restore request (ParameterNotFound: absent), but the marker read is refused: only
+    # ParameterNotFound means absent; any other answer may hide an existing cluster.
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      denied_parameters=(PARAMETERS["ClusterStateParameterName"],))
+    assert run.returncode == 1
+    assert "error: cannot read the cluster-state marker" in run.stderr
+    assert not run.installed and not run.state["started"] and run.state["writes"] == []
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_an_unreadable_target_group_stops_the_boot_rather_than_initialising(sandbox, user_data):
+    # No marker and no API answer, but the target group's health is unknown: a healthy
+    # server may be behind it, so this is no proof that there is no cluster.
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None, unreachable=("elbv2",))
+    assert run.returncode == 1
+    assert any("describe-target-health" in call for call in run.aws_calls)
+    assert not run.installed and not run.state["started"] and run.state["writes"] == []
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_a_first_server_that_never_gets_ready_publishes_nothing(sandbox, user_data):
+    # The marker, the kubeconfig and the secure tokens say "a cluster serves": written only
+    # once K3s is ready, or a replacement would join (and agents wait for) a cluster that never formed.
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None, node_ready=False,
+                      secure_tokens=False)
+    assert run.returncode == 1
+    assert run.state["started"]
+    assert run.state["writes"] == []
+    assert PARAMETERS["ClusterStateParameterName"] not in run.state["parameters"]
+    assert run.state["secrets"][PARAMETERS["TokenSecretArn"]] == SERVER_TOKEN
+    assert [s[3] for s in run.signals] == ["FAILURE"]

@@ -6,7 +6,7 @@ SignalResource: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReferenc
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import INSTANCE_ID, NODE_STACK_NAME, boot_env, expand, metadata_options
+from boot_sandbox import INSTANCE_ID, NODE_STACK_NAME, READY_ATTEMPTS, boot_env, expand, metadata_options
 
 from k3s_infra import naming
 
@@ -59,6 +59,12 @@ def test_readiness_never_reached_signals_failure_once_and_reports_unhealthy(sand
     assert [s[3] for s in run.signals] == ["FAILURE"]
     # Without --no-should-respect-grace-period the report is ignored during the boot-long grace period.
     assert run.state["health_reports"] == [[INSTANCE_ID, "Unhealthy", True]]
+    # It checked readiness as often as the sandbox allows (K3S_INFRA_READY_ATTEMPTS), no more:
+    # every wait must end inside the group's signal timeout.
+    if stack_id == "Servers":
+        assert sum("--raw=/readyz" in call for call in run.k3s_calls) == READY_ATTEMPTS
+    else:
+        assert run.urls.count("http://127.0.0.1:10248/healthz") == READY_ATTEMPTS
 
 
 def test_api_never_answering_signals_failure(sandbox, user_data):
@@ -92,11 +98,33 @@ def test_downloads_failing_every_time_signal_failure(sandbox, user_data):
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
-def test_a_failure_under_set_e_is_signalled_too(sandbox, user_data):
+def test_a_failure_on_a_die_path_is_signalled_too(sandbox, user_data):
     # No secret readable: a die path; the EXIT trap signals.
     run = sandbox.run(user_data("prod", "AgentPoolGeneral"), unreachable=("secretsmanager",))
     assert run.returncode == 1
     assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_a_failing_step_without_its_own_check_still_stops_the_boot(sandbox, user_data):
+    # systemd cannot reload its units (e.g. its bus is down): the new K3s unit is not loaded,
+    # so nothing after it may run as if it were, and the group must hear FAILURE.
+    run = sandbox.run(user_data("prod", "AgentPoolGeneral"), api_up_after=0, systemctl_failures=("daemon-reload",))
+    assert run.returncode != 0
+    assert run.systemctl_calls == [["daemon-reload"]]
+    assert not run.state["started"]
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_signalling_is_retried_when_cloudformation_is_unreachable_but_bounded(sandbox, user_data):
+    # A network blip must not lose the signal (the group would wait out its whole timeout),
+    # and an outage must not keep the boot forever.
+    run = sandbox.run(user_data("prod", "AgentPoolGeneral"), api_up_after=0, unreachable=("cloudformation",))
+    attempts = [c for c in run.aws_calls if "signal-resource" in c]
+    assert 2 <= len(attempts) <= 10
+    assert all(c[c.index("--status") + 1] == "SUCCESS" for c in attempts)
+    # The node itself is fine: it ends as a success, and is not reported unhealthy.
+    assert run.returncode == 0, run.stderr
+    assert run.state["health_reports"] == []
 
 
 def test_a_signal_nobody_waits_for_is_logged_not_a_failure(sandbox, user_data):
