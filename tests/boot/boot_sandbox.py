@@ -144,7 +144,16 @@ class _Imds(BaseHTTPRequestHandler):
     HttpTokens=required refuses a GET without a session token with 401
     (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html);
     HttpEndpoint=disabled gives no answer at all. The hop limit cannot matter on loopback
-    (one hop); it is recorded on the run for tests to assert."""
+    (one hop); it is recorded on the run for tests to assert.
+
+    A scenario may make it briefly unavailable: the first ``failures["token"]`` token PUTs
+    and the first ``failures["get"]`` metadata GETs answer 503 Service Unavailable. The real
+    IMDS throttles queries per instance and may answer 503 to a request it cannot complete;
+    AWS's advice is to retry, with exponential back-off (EC2 User Guide, "Access instance
+    metadata for an EC2 instance": its HTTP error codes and "Query throttling",
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling).
+    A 503 to the token PUT during boot is seen in practice (canonical/cloud-init#5577).
+    A throttled request is refused before its token is looked at."""
 
     metadata = {"instance-id": INSTANCE_ID, "placement/availability-zone": ZONE, "placement/region": REGION}
 
@@ -152,13 +161,15 @@ class _Imds(BaseHTTPRequestHandler):
         self.server.requests.append(("PUT", self.path, dict(self.headers)))
         if self._disabled():
             return
+        if self.path == "/latest/api/token" and self._unavailable("token"):
+            return
         if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
             return self._reply(200, IMDS_TOKEN)
         self._reply(400, "")
 
     def do_GET(self):  # noqa: N802
         self.server.requests.append(("GET", self.path, dict(self.headers)))
-        if self._disabled():
+        if self._disabled() or self._unavailable("get"):
             return
         token = self.headers.get("X-aws-ec2-metadata-token")
         if token != IMDS_TOKEN and (token is not None or self.server.options.get("HttpTokens") == "required"):
@@ -173,6 +184,15 @@ class _Imds(BaseHTTPRequestHandler):
             self.close_connection = True  # no answer
             return True
         return False
+
+    def _unavailable(self, kind: str) -> bool:
+        """Answer 503 while this kind of request still has scenario failures left."""
+        with self.server.lock:  # one counter, however the server threads interleave
+            if self.server.failures[kind] <= 0:
+                return False
+            self.server.failures[kind] -= 1
+        self._reply(503, "<html><body><h1>503 Service Unavailable</h1></body></html>\n")
+        return True
 
     def _reply(self, status: int, body: str):
         data = body.encode()
@@ -273,7 +293,8 @@ class Sandbox:
             binary: str | None = None, download_failures: int = 0,
             publish_after: int | None = None, own_target: str | None = None,
             denied_parameters: tuple[str, ...] = (), restore_hangs: bool = False,
-            systemctl_failures: tuple[str, ...] = (), start_timeout: int = 20) -> BootRun:
+            systemctl_failures: tuple[str, ...] = (), start_timeout: int = 20,
+            imds_token_failures: int = 0, imds_get_failures: int = 0) -> BootRun:
         """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
         target group's target states; objects: (key, LastModified) in the snapshot bucket;
         metadata: the launch template's MetadataOptions (default: IMDSv2 required);
@@ -284,7 +305,9 @@ class Sandbox:
         instance's state in the API target group (None: not registered yet); denied_parameters:
         SSM names the instance role may not read (AccessDeniedException); restore_hangs: K3s's
         --cluster-reset never returns; systemctl_failures: systemctl verbs that fail;
-        start_timeout: K3S_INFRA_START_TIMEOUT (seconds)."""
+        start_timeout: K3S_INFRA_START_TIMEOUT (seconds); imds_token_failures,
+        imds_get_failures: the metadata service answers that many token PUTs, metadata GETs
+        with 503 before it serves them (see _Imds)."""
         base = self.base
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
@@ -342,6 +365,8 @@ class Sandbox:
         imds = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
         imds.requests = []
         imds.options = metadata or {"HttpEndpoint": "enabled", "HttpTokens": "required"}
+        imds.failures = {"token": imds_token_failures, "get": imds_get_failures}
+        imds.lock = threading.Lock()
         threading.Thread(target=imds.serve_forever, daemon=True).start()
         try:
             (command,) = document["runcmd"]
