@@ -30,6 +30,7 @@ FIRST_SERVER = BOOT + "test_boot_server_init.py::test_first_server_initialises_t
 TAMPERED = BOOT + "test_boot_install.py::test_a_tampered_binary_fails_the_boot_and_starts_nothing"
 IMDSV2 = BOOT + "test_boot_server_init.py::test_metadata_comes_from_imdsv2_with_a_session_token"
 NEVER_READY = BOOT + "test_boot_server_init.py::test_a_first_server_that_never_gets_ready_publishes_nothing"
+IMDS_RETRIED = BOOT + "test_boot_imds.py::test_a_briefly_unavailable_metadata_service_is_retried_and_the_boot_completes"
 HEAL = BOOT + "test_boot_restore.py::test_a_lone_replaced_server_heals_from_the_newest_snapshot"
 REQUEST = BOOT + "test_boot_restore.py::test_a_restore_request_is_honoured_then_deleted"
 REJOIN = BOOT + "test_boot_replacement.py::test_replacement_with_marker_joins_through_the_load_balancer"
@@ -79,6 +80,9 @@ MUTATIONS = [
      [SHORT_TOKEN]),
     # IMDSv2: every metadata read carries the session token (HttpTokens=required refuses others).
     ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $imds_token" ', "", [IMDSV2]),
+    # IMDS may answer 503 (throttling) early in boot; AWS says retry with back-off
+    # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling).
+    ("IMDS token retried once", "retry 10 imds_new_token", "retry 1 imds_new_token", [IMDS_RETRIED]),
     ("provider ID malformed", "provider-id=aws:///$zone/$instance_id", "provider-id=aws://$zone/$instance_id",
      [FIRST_SERVER]),
     ("kubeconfig keeps 127.0.0.1", "s#^\\( *server: \\)https://.*#", "s#^\\( *server: \\)http://.*#", [FIRST_SERVER]),
