@@ -226,6 +226,8 @@ def test_snapshots_stay_in_the_folder_k3s_uses(cluster):
             # K3s checks the bucket first (HeadBucket: ListBucket without a prefix).
             ("check the bucket", listing(), True),
             ("list the folder", listing(**{"s3:prefix": f"{folder}/"}), True),
+            ("list the folder as K3s does", listing(**{"s3:prefix": folder}), True),
+            ("list the whole bucket", listing(**{"s3:prefix": ""}), False),
             ("list elsewhere", listing(**{"s3:prefix": "elsewhere/"}), False),
         ])
     for node in cluster.of_role("agent"):
@@ -275,6 +277,12 @@ def test_the_cloud_controller_changes_only_its_own_resources(cluster):
             ("tag an existing security group", Request("ec2:CreateTags", sg, {f"aws:RequestTag/{key}": "owned",
                                                                              "aws:TagKeys": [key]}), False),
             ("open a node group port", Request("ec2:AuthorizeSecurityGroupIngress", sg, tagged("shared")), server),
+            ("open a port on its own group", Request("ec2:AuthorizeSecurityGroupIngress", sg, tagged("owned")), server),
+            ("tag its new load balancer", Request("elasticloadbalancing:AddTags", lb, {
+                "elasticloadbalancing:CreateAction": "CreateLoadBalancer", f"aws:RequestTag/{key}": "owned",
+                "aws:TagKeys": [key]}), server),
+            ("tag the API load balancer", Request("elasticloadbalancing:AddTags", lb, {
+                f"aws:RequestTag/{key}": "owned", "aws:TagKeys": [key]}), False),
             ("open a port on an untagged group", Request("ec2:AuthorizeSecurityGroupIngress", sg), False),
             ("delete its own group", Request("ec2:DeleteSecurityGroup", sg, tagged("owned")), server),
             ("delete a shared group", Request("ec2:DeleteSecurityGroup", sg, tagged("shared")), False),

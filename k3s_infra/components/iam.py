@@ -80,10 +80,11 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
         # K3s checks the bucket exists (HeadBucket: ListBucket without a prefix) before it
-        # uploads; listings with a prefix stay inside this environment's folder.
+        # uploads; its listings use the folder (ListSnapshots) or folder/<name> (retention) as
+        # prefix (k3s-io/k3s pkg/etcd/s3/s3.go), the boot script folder/: nothing lists the root.
         Statement(Sid="EtcdSnapshotListing", Effect=Allow, Action=[s3.ListBucket, s3.GetBucketLocation],
                   Resource=[bucket_arn],
-                  Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder, ""]))),
+                  Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder]))),
         Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
         _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
         *_cloud_controller_statements(access.cluster),
