@@ -52,6 +52,7 @@ class Node:
     k3s: dict  # config.yaml, deploy-time values filled in
     group_tags: dict[str, str]
     policies: list[dict]
+    iam_role: dict  # the role's properties (trust policy, path)
 
 
 class Cluster:
@@ -79,19 +80,21 @@ class Cluster:
                                               filled["/etc/k3s-infra/boot.env"].splitlines())}
         (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
         tags = {t["Key"]: resolve(t["Value"], values) for t in group["Properties"]["Tags"]}
+        role = self._role(stack_id, launch_template_data(template))
+        policies = [resolve(p["PolicyDocument"], self.stack_values("NodeIam")) for p in role["Policies"]]
         return Node(stack_id, boot["ROLE"], boot, yaml.safe_load(filled["/etc/rancher/k3s/config.yaml"]), tags,
-                    self._policies(stack_id, launch_template_data(template)))
+                    policies, role)
 
-    def _policies(self, stack_id: str, launch: dict) -> list[dict]:
+    def _role(self, stack_id: str, launch: dict) -> dict:
         """The role behind the launch template's instance profile, followed through the root."""
         (parameter,) = launch["IamInstanceProfile"]["Arn"].values()
         (stack, output) = self.templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][parameter][
             "Fn::GetAtt"]
         iam = self.templates[stack]
         profile_id, _ = iam["Outputs"][output.removeprefix("Outputs.")]["Value"]["Fn::GetAtt"]
+        assert stack == "NodeIam"
         (role_ref,) = iam["Resources"][profile_id]["Properties"]["Roles"]
-        role = iam["Resources"][role_ref["Ref"]]["Properties"]
-        return [resolve(p["PolicyDocument"], self.stack_values(stack)) for p in role["Policies"]]
+        return iam["Resources"][role_ref["Ref"]]["Properties"]
 
     # --- ARNs in AWS's formats -------------------------------------------------------------
     def arn(self, service: str, resource: str, region: bool = True) -> str:
@@ -313,3 +316,14 @@ def test_every_policy_document_uses_the_current_language_version(cluster):
     include a Version element", reference_policies_elements_version.html)."""
     for node in cluster.nodes:
         assert [p["Version"] for p in node.policies] == ["2012-10-17"] * len(node.policies)
+
+
+def test_only_ec2_instances_can_assume_a_node_role(cluster):
+    """The trust policy of a role for EC2 instances names the service principal
+    ec2.amazonaws.com and nothing else (IAM User Guide, "Use an IAM role to grant permissions
+    to applications running on Amazon EC2 instances"); roles sit under the project's path."""
+    for node in cluster.nodes:
+        (statement,) = node.iam_role["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Allow" and statement["Principal"] == {"Service": ["ec2.amazonaws.com"]}
+        assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"]) and "Condition" not in statement
+        assert node.iam_role["Path"] == "/k3s-infra/"
