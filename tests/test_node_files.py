@@ -1,0 +1,171 @@
+"""The files each node's user data writes, against K3s's own installer and documentation.
+
+Expected values come from k3s-io/k3s install.sh (create_systemd_service_file), the K3s docs
+(config file, auto-deploying manifests, the helm controller) and the Kubernetes cloud
+provider docs, as fixed tables here; the node's user data is read from the rendered template.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+from oracle_helpers import node_stack_ids, user_data_text, written_files
+
+from k3s_infra.config import available_environments
+
+CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
+MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.io/installation/packaged-components)
+BOOT_ENV = "/etc/k3s-infra/boot.env"
+
+# k3s-io/k3s install.sh create_systemd_service_file, as written for `k3s` and `k3s-agent`.
+# Left out on purpose: EnvironmentFile=-/etc/systemd/system/<unit>.env (every setting is in
+# config.yaml; the boot writes no environment) and the nm-cloud-setup ExecStartPre guard
+# (NetworkManager's cloud setup is a RHEL concern the AMIs here do not run). Added:
+# User=root (systemd's default for system units, stated).
+INSTALL_SH_UNIT = [
+    ("Unit", "Description", "Lightweight Kubernetes"), ("Unit", "Documentation", "https://k3s.io"),
+    ("Unit", "Wants", "network-online.target"), ("Unit", "After", "network-online.target"),
+    ("Install", "WantedBy", "multi-user.target"),
+    ("Service", "Type", "notify"),
+    ("Service", "EnvironmentFile", "-/etc/default/%N"), ("Service", "EnvironmentFile", "-/etc/sysconfig/%N"),
+    ("Service", "KillMode", "process"), ("Service", "Delegate", "yes"), ("Service", "User", "root"),
+    ("Service", "LimitNOFILE", "1048576"), ("Service", "LimitNPROC", "infinity"),
+    ("Service", "LimitCORE", "infinity"), ("Service", "TasksMax", "infinity"),
+    ("Service", "TimeoutStartSec", "0"), ("Service", "Restart", "always"), ("Service", "RestartSec", "5s"),
+    ("Service", "ExecStartPre", "-/sbin/modprobe br_netfilter"), ("Service", "ExecStartPre", "-/sbin/modprobe overlay"),
+]
+
+
+def _unit_lines(text: str) -> list[tuple[str, str, str]]:
+    lines, section = [], None
+    for line in text.splitlines():
+        if m := re.fullmatch(r"\[(\w+)\]", line):
+            section = m.group(1)
+        elif line.strip():
+            key, value = line.split("=", 1)
+            lines.append((section, key, value))
+    return lines
+
+
+def _write_files(template: dict) -> dict[str, dict]:
+    return {entry["path"]: entry for entry in yaml.safe_load(user_data_text(template))["write_files"]}
+
+
+@pytest.fixture(params=available_environments())
+def nodes(request, rendered):
+    r = rendered[request.param]
+    return r, {stack_id: r.templates[stack_id] for stack_id in node_stack_ids(r.templates)}
+
+
+def _role(template: dict) -> str:
+    return re.search(r"^ROLE='([a-z-]+)'$", written_files(template)[BOOT_ENV], re.M).group(1)
+
+
+def test_the_k3s_unit_is_the_installers(nodes):
+    _, templates = nodes
+    for stack_id, template in templates.items():
+        role = _role(template)
+        service, command = ("k3s-agent", "agent") if role == "agent" else ("k3s", "server")
+        files = written_files(template)
+        assert f"/etc/systemd/system/{service}.service" in files, stack_id
+        assert _unit_lines(files[f"/etc/systemd/system/{service}.service"]) == [
+            *INSTALL_SH_UNIT, ("Service", "ExecStart", f"/usr/local/bin/k3s {command}")], stack_id
+
+
+def test_the_first_start_is_bounded_inside_the_signal_timeout(nodes):
+    """A runtime drop-in (/run: gone after a reboot) bounds only the first start, and ends it
+    before CloudFormation stops waiting for the group's signal (CreationPolicy Timeout)."""
+    _, templates = nodes
+    for stack_id, template in templates.items():
+        service = "k3s-agent" if _role(template) == "agent" else "k3s"
+        drop_ins = {p: t for p, t in written_files(template).items()
+                    if p.startswith(f"/run/systemd/system/{service}.service.d/") and p.endswith(".conf")}
+        assert len(drop_ins) == 1, stack_id
+        ((_, key, value),) = _unit_lines(next(iter(drop_ins.values())))
+        (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
+        minutes = int(re.fullmatch(r"PT(\d+)M", group["CreationPolicy"]["ResourceSignal"]["Timeout"]).group(1))
+        assert key == "TimeoutStartSec" and 0 < int(value.removesuffix("s")) < minutes * 60, stack_id
+
+
+def test_files_holding_settings_are_root_only_and_the_boot_script_is_executable(nodes):
+    _, templates = nodes
+    for stack_id, template in templates.items():
+        entries = _write_files(template)
+        for path in (CONFIG, BOOT_ENV, *(p for p in entries if p.startswith(MANIFESTS + "/"))):
+            assert entries[path]["permissions"] == "0600", (stack_id, path)
+        units = [p for p in entries if p.startswith(("/etc/systemd/", "/run/systemd/"))]
+        assert units and all(entries[p]["permissions"] == "0644" for p in units), stack_id
+        runs = yaml.safe_load(user_data_text(template))["runcmd"]
+        (script,) = [p for p in entries if [p] in runs]
+        assert entries[script]["permissions"] == "0700", stack_id
+
+
+def test_token_files_in_the_config_are_the_ones_the_boot_writes(nodes):
+    _, templates = nodes
+    for stack_id, template in templates.items():
+        files = written_files(template)
+        config, boot = yaml.safe_load(files[CONFIG]), dict(re.findall(r"^(\w+)='(.*)'$", files[BOOT_ENV], re.M))
+        assert config["token-file"] == boot["TOKEN_FILE"], stack_id
+        assert boot["TOKEN_FILE"].startswith("/etc/rancher/k3s/"), stack_id
+        if _role(template) != "agent":
+            assert config["agent-token-file"] == boot["AGENT_TOKEN_FILE"] != boot["TOKEN_FILE"], stack_id
+
+
+def test_a_replaced_first_server_rejoins_through_the_servers_endpoint(nodes):
+    """The rejoin drop-in turns cluster-init off and points at the same URL the other servers
+    join (https://<internal API>:6443, docs.k3s.io/datastore/ha-embedded)."""
+    _, templates = nodes
+    joins = {yaml.safe_load(written_files(t)[CONFIG])["server"] for t in templates.values()
+             if _role(t) != "server-init"}
+    (first,) = [t for t in templates.values() if _role(t) == "server-init"]
+    rejoin_paths = [p for p in written_files(first) if p.endswith("rejoin.yaml")]
+    assert len(rejoin_paths) == 1
+    rejoin = yaml.safe_load(written_files(first)[rejoin_paths[0]])
+    assert rejoin == {"cluster-init": False, "server": next(iter(joins))} and len(joins) == 1
+    assert re.fullmatch(r"https://\$\{ApiDnsName\}:6443", rejoin["server"])
+
+
+def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):
+    """K3s's helm controller installs HelmChart resources from the manifests folder
+    (docs.k3s.io/helm: apiVersion helm.cattle.io/v1, kube-system); `bootstrap: true` runs it on
+    the host network before a CNI exists. An external cloud provider leaves every node tainted
+    node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule until the controller
+    initialises it (kubernetes.io/docs/tasks/administer-cluster/running-cloud-controller),
+    so the controller tolerates it and runs on the servers (node-role.kubernetes.io/control-plane=true)."""
+    r, templates = nodes
+    for stack_id, template in templates.items():
+        if _role(template) == "agent":
+            continue
+        charts = [d for p, t in written_files(template).items() if p.startswith(MANIFESTS + "/")
+                  for d in yaml.safe_load_all(t) if d and d.get("spec", {}).get("chart") == "aws-cloud-controller-manager"]
+        (chart,) = charts
+        assert (chart["apiVersion"], chart["kind"], chart["metadata"]["namespace"]) == (
+            "helm.cattle.io/v1", "HelmChart", "kube-system")
+        assert chart["spec"]["bootstrap"] is True and chart["spec"]["targetNamespace"] == "kube-system"
+        values = yaml.safe_load(chart["spec"]["valuesContent"])
+        assert {"--cloud-provider=aws", "--configure-cloud-routes=false",
+                f"--cluster-name={r.env.stack_name}"} <= set(values["args"])
+        assert values["hostNetworking"] is True
+        assert values["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+        tolerated = {(t["key"], t.get("value"), t["effect"]) for t in values["tolerations"]}
+        assert {("node.cloudprovider.kubernetes.io/uninitialized", "true", "NoSchedule"),
+                ("node-role.kubernetes.io/control-plane", None, "NoSchedule"),
+                ("node.kubernetes.io/not-ready", None, "NoSchedule")} <= tolerated
+
+
+def test_the_controllers_cluster_name_is_the_one_its_permissions_and_tags_use(nodes):
+    """cloud-provider-aws tags what it creates kubernetes.io/cluster/<cluster-name>; the node
+    role's conditions and the node security groups' `shared` tag must use that same name."""
+    r, templates = nodes
+    first = next(t for t in templates.values() if _role(t) == "server-init")
+    chart = next(d for p, t in written_files(first).items() if p.startswith(MANIFESTS + "/")
+                 for d in yaml.safe_load_all(t) if d and d.get("spec", {}).get("chart") == "aws-cloud-controller-manager")
+    (name,) = [a.split("=", 1)[1] for a in yaml.safe_load(chart["spec"]["valuesContent"])["args"]
+               if a.startswith("--cluster-name=")]
+    security = r.templates["Security"]["Resources"]
+    shared = [t for res in security.values() if res["Type"] == "AWS::EC2::SecurityGroup"
+              for t in res["Properties"].get("Tags", []) if t["Key"].startswith("kubernetes.io/cluster/")]
+    assert shared and {t["Key"] for t in shared} == {f"kubernetes.io/cluster/{name}"}
+    assert f"kubernetes.io/cluster/{name}" in str(r.templates["NodeIam"])
