@@ -189,19 +189,33 @@ def bucket_name(value: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def known_regions() -> frozenset[str]:
-    """Regions of every AWS partition, from botocore's data/partitions.json (read, not imported:
-    botocore's endpoint machinery would cost a render more than the file itself, ~4 ms)."""
+def _partitions() -> tuple[dict, ...]:
+    """botocore's data/partitions.json (read, not imported: botocore's endpoint machinery
+    would cost a render more than the file itself, ~4 ms); empty without botocore."""
     spec = find_spec("botocore")
     if spec is None or not spec.submodule_search_locations:
-        return frozenset()
+        return ()
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "partitions.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(json.loads(path.read_text(encoding="utf-8")).get("partitions", ()))
     except (OSError, ValueError):
-        return frozenset()
-    return frozenset(region for partition in data.get("partitions", ())
+        return ()
+
+
+@lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Regions of every AWS partition."""
+    return frozenset(region for partition in _partitions()
                      for region in partition.get("regions", {}) if not region.endswith("-global"))
+
+
+def partition_of(region_name: str) -> tuple[str, str]:
+    """(partition, DNS suffix) of a region, e.g. ("aws-us-gov", "amazonaws.com"); without
+    botocore's data the longest of each, so sizes computed from it are never short."""
+    for partition in _partitions():
+        if region_name in partition.get("regions", {}):
+            return partition["id"], partition["outputs"]["dnsSuffix"]
+    return "aws-us-gov", "amazonaws.com.cn"
 
 
 def region(value: str) -> str:

@@ -40,7 +40,7 @@ from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra import addons, defaults, limits, naming
+from k3s_infra import addons, config_rules, defaults, limits, naming
 from k3s_infra import outputs as o
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import AgentPool, Environment
@@ -246,7 +246,8 @@ def resolve(sub_text: str, values: dict[str, str]) -> str:
 
 def worst_case_values(env: Environment) -> dict[str, str]:
     """The longest value each parameter can take, to bound the size of the user data."""
-    arn = "arn:aws-iso-b:secretsmanager:{region}:{account}:secret:{name}-XXXXXX"
+    partition, dns_suffix = config_rules.partition_of(env.region)
+    arn = f"arn:{partition}:secretsmanager:{{region}}:{{account}}:secret:{{name}}-XXXXXX"
     secret = lambda what: arn.format(region=env.region, account=env.account_id,  # noqa: E731
                                      name=naming.secret_name(env, what))
     return {
@@ -258,12 +259,12 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         naming.camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
         naming.camel("restore_request_parameter"): naming.restore_request_parameter(env),
         # arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<32 chars>/<16 hex>
-        naming.camel("api_target_group"): f"arn:aws-iso-b:elasticloadbalancing:{env.region}:{env.account_id}:"
+        naming.camel("api_target_group"): f"arn:{partition}:elasticloadbalancing:{env.region}:{env.account_id}:"
                                           f"targetgroup/{'x' * 32}/{'0' * 16}",
         naming.camel("stack_name"): "x" * 128,  # longest stack name
         naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
         # https://sqs.<region>.amazonaws.com/<account>/<queue name of at most 80 characters>
-        o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.amazonaws.com.cn/{env.account_id}/" + "x" * 80,
+        o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.{dns_suffix}/{env.account_id}/" + "x" * 80,
         **{spec.output: arn.format(region=env.region, account=env.account_id,
                                    name=naming.addon_secret_name(env, spec.addon, spec.value_key))
            for spec in addons.all_secret_specs()},

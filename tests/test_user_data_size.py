@@ -1,0 +1,101 @@
+"""The 16 KB user data guard counts what EC2 will count: Fn::Sub applied with the longest
+value each deploy-time parameter can take.
+
+EC2 limits user data to 16 KB in raw form, before base64
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). The
+longest values are derived here from the resource behind each parameter and AWS's limits:
+DNS names at most 253 characters (RFC 1035); stack names 128 (CloudFormation quotas); S3 bucket
+names 63 (bucket naming rules); SQS queue names 80 (SQS quotas); target group names 32 with
+a 16-hex-digit ID (elasticloadbalancing ARN format); secret ARNs end in the name, "-" and six
+random characters (Secrets Manager, "Secret ARN"); the partition and DNS suffix are the
+region's (boto3's partition data here).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from oracle_helpers import launch_template_data, node_stack_ids
+from troposphere import Ref
+
+from k3s_infra import bootstrap, limits
+from k3s_infra.config import available_environments, validate
+from k3s_infra.render import build_templates
+
+
+def _longest_value(r, stack_id: str, parameter: str) -> str:
+    env, templates = r.env, r.templates
+    partition = boto3.session.Session().get_partition_for_region(env.region)
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    arn = f"arn:{partition}:{{service}}:{env.region}:{env.account_id}:{{resource}}"
+    wired = templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][parameter]
+    if isinstance(wired, str):
+        return wired
+    (stack, output) = wired["Fn::GetAtt"]
+    value = templates[stack]["Outputs"][output.removeprefix("Outputs.")]["Value"]
+    if "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        assert (templates[stack]["Resources"][resource]["Type"], attribute) == (
+            "AWS::ElasticLoadBalancingV2::LoadBalancer", "DNSName"), (stack, output)
+        return "x" * 253
+    resource = templates[stack]["Resources"][value["Ref"]]
+    kind, properties = resource["Type"], resource.get("Properties", {})
+    if kind == "AWS::SecretsManager::Secret":
+        return arn.format(service="secretsmanager", resource=f"secret:{properties['Name']}-XXXXXX")
+    if kind == "AWS::S3::Bucket":
+        return properties.get("BucketName", "x" * 63)
+    if kind == "AWS::SQS::Queue":
+        return f"https://sqs.{env.region}.{suffix}/{env.account_id}/{properties.get('QueueName', 'x' * 80)}"
+    if kind == "AWS::ElasticLoadBalancingV2::TargetGroup":
+        return arn.format(service="elasticloadbalancing", resource=f"targetgroup/{'x' * 32}/{'0' * 16}")
+    raise AssertionError(f"no longest value known for a {kind} ({stack_id}.{parameter})")
+
+
+def worst_case_size(r, stack_id: str) -> int:
+    sub = launch_template_data(r.templates[stack_id])["UserData"]["Fn::Base64"]["Fn::Sub"]
+    text, variables = sub if isinstance(sub, list) else (sub, {})
+    values = {}
+    for name, ref in variables.items():
+        parameter = ref["Ref"]
+        values[name] = "x" * 128 if parameter == "AWS::StackName" else _longest_value(r, stack_id, parameter)
+    expanded = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: values[m.group(1)], text)
+    return len(expanded.replace("${!", "${").encode())
+
+
+def size_the_guard_counts(env, stack_id: str, monkeypatch) -> int:
+    """The size in the guard's refusal, with the limit lowered to nothing."""
+    monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", 0)
+    pool = next((p for p in env.agent_pools if stack_id == f"AgentPool{p.name.title().replace('-', '')}"), None)
+    role = "agent" if pool else {"ServerInit": "server-init", "Servers": "server"}[stack_id]
+    with pytest.raises(limits.LimitError) as refused:
+        bootstrap.user_data(env, role, bootstrap.BootRefs(api_dns_name=Ref("A"), agent_token_secret=Ref("B")), pool)
+    return int(re.search(r"would be ([\d,]+) bytes", str(refused.value)).group(1).replace(",", ""))
+
+
+@pytest.mark.parametrize("name", available_environments())
+def test_the_guard_counts_exactly_the_longest_user_data(rendered, name, monkeypatch):
+    r = rendered[name]
+    assert limits.MAX_USER_DATA_BYTES == 16 * 1024
+    for stack_id in node_stack_ids(r.templates):
+        exact = worst_case_size(r, stack_id)
+        counted = size_the_guard_counts(r.env, stack_id, monkeypatch)
+        assert counted == exact, stack_id
+        assert exact <= 16 * 1024, stack_id  # and the shipped environments fit
+
+
+@pytest.mark.parametrize("region", ["us-gov-west-1", "cn-north-1"])
+def test_other_partitions_are_counted_with_their_own_arns_and_dns_suffix(env_document, region, monkeypatch):
+    """GovCloud's partition name (aws-us-gov) is the longest, China's DNS suffix (amazonaws.com.cn)."""
+    document = env_document("dev")
+    document["region"] = region
+    for subnet, zone in zip(document["network"]["subnets"], "ab"):
+        subnet["az"] = f"{region}{zone}"
+    env = validate(document, "dev.yaml")
+    r = SimpleNamespace(env=env, templates={k: json.loads(json.dumps(t.to_dict()))
+                                            for k, t in build_templates(env).items()})
+    for stack_id in node_stack_ids(r.templates):
+        assert size_the_guard_counts(env, stack_id, monkeypatch) == worst_case_size(r, stack_id), stack_id
