@@ -143,6 +143,9 @@ def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):
         (chart,) = charts
         assert (chart["apiVersion"], chart["kind"], chart["metadata"]["namespace"]) == (
             "helm.cattle.io/v1", "HelmChart", "kube-system")
+        # The helm controller names the release after the HelmChart: a new name in a later
+        # version would install a second controller beside the first.
+        assert chart["metadata"]["name"] == "aws-cloud-controller-manager"
         assert chart["spec"]["bootstrap"] is True and chart["spec"]["targetNamespace"] == "kube-system"
         values = yaml.safe_load(chart["spec"]["valuesContent"])
         assert {"--cloud-provider=aws", "--configure-cloud-routes=false",

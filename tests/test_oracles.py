@@ -103,6 +103,8 @@ def test_server_taint_and_snapshot_settings_follow_the_file(environment_file):
         assert ("node-role.kubernetes.io/control-plane:NoSchedule" in taints) is document["k3s"]["server_taint"]
         assert cfg["etcd-snapshot-schedule-cron"] == snapshots["schedule"]
         assert cfg["etcd-snapshot-retention"] == snapshots["retention"]
+        # S3 retention is its own flag since K3s v1.33.4 and defaults to 5, not the local value.
+        assert cfg["etcd-s3-retention"] == snapshots["retention"]
         assert cfg["etcd-s3"] is True and cfg["etcd-s3-region"] == document["region"]
         assert cfg["write-kubeconfig-mode"] == "0600"
         assert ("cluster-init" in cfg) is name.startswith("server-init")
