@@ -99,3 +99,17 @@ def test_other_partitions_are_counted_with_their_own_arns_and_dns_suffix(env_doc
                                             for k, t in build_templates(env).items()})
     for stack_id in node_stack_ids(r.templates):
         assert size_the_guard_counts(env, stack_id, monkeypatch) == worst_case_size(r, stack_id), stack_id
+
+
+def test_literal_dollar_braces_survive_fn_sub_and_the_size_count():
+    """Fn::Sub reads ${Name} as a variable; text meant literally is written ${!Name} and comes
+    out as ${Name} (CloudFormation User Guide, Fn::Sub). No validated field can put ${ into a
+    plain user-data file today; this pins the escape for the day one can."""
+    parameter = bootstrap._placeholder("api_dns_name")
+    document = f"echo ${{HOME}} ${{!x}}\nserver: https://{parameter}:6443\n"
+    sub_text = bootstrap._sub_text(document)
+    values = {"ApiDnsName": "api.example.internal"}
+    # CloudFormation's reading of the Fn::Sub text, done here by hand.
+    by_cloudformation = re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], sub_text).replace("${!", "${")
+    assert by_cloudformation == "echo ${HOME} ${!x}\nserver: https://api.example.internal:6443\n"
+    assert bootstrap.resolve(sub_text, values) == by_cloudformation
