@@ -327,3 +327,6 @@ def test_only_ec2_instances_can_assume_a_node_role(cluster):
         assert statement["Effect"] == "Allow" and statement["Principal"] == {"Service": ["ec2.amazonaws.com"]}
         assert statement["Action"] in ("sts:AssumeRole", ["sts:AssumeRole"]) and "Condition" not in statement
         assert node.iam_role["Path"] == "/k3s-infra/"
+    profiles = [r["Properties"] for r in cluster.templates["NodeIam"]["Resources"].values()
+                if r["Type"] == "AWS::IAM::InstanceProfile"]
+    assert profiles and all(p["Path"] == "/k3s-infra/" for p in profiles)
