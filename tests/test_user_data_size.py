@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -23,7 +24,7 @@ from oracle_helpers import launch_template_data, node_stack_ids
 from troposphere import Ref
 
 from k3s_infra import bootstrap, limits
-from k3s_infra.config import available_environments, validate
+from k3s_infra.config import available_environments, load_environment, validate
 from k3s_infra.render import build_templates
 
 
@@ -66,19 +67,41 @@ def worst_case_size(r, stack_id: str) -> int:
     return len(expanded.replace("${!", "${").encode())
 
 
+def _node(env, stack_id: str):
+    pool = next((p for p in env.agent_pools if stack_id == f"AgentPool{p.name.title().replace('-', '')}"), None)
+    return ("agent" if pool else {"ServerInit": "server-init", "Servers": "server"}[stack_id]), pool
+
+
+def _user_data(env, stack_id: str):
+    role, pool = _node(env, stack_id)
+    refs = {name: Ref(name) for name in ("api_dns_name", "agent_token_secret", "token_secret", "kubeconfig_secret",
+                                         "cluster_state_parameter", "restore_request_parameter", "api_target_group",
+                                         "snapshot_bucket", "public_api_dns_name")}
+    return bootstrap.user_data(env, role, bootstrap.BootRefs(**refs), pool)
+
+
 def size_the_guard_counts(env, stack_id: str, monkeypatch) -> int:
     """The size in the guard's refusal, with the limit lowered to nothing."""
     monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", 0)
-    pool = next((p for p in env.agent_pools if stack_id == f"AgentPool{p.name.title().replace('-', '')}"), None)
-    role = "agent" if pool else {"ServerInit": "server-init", "Servers": "server"}[stack_id]
     with pytest.raises(limits.LimitError) as refused:
-        bootstrap.user_data(env, role, bootstrap.BootRefs(api_dns_name=Ref("A"), agent_token_secret=Ref("B")), pool)
+        _user_data(env, stack_id)
     return int(re.search(r"would be ([\d,]+) bytes", str(refused.value)).group(1).replace(",", ""))
 
 
-@pytest.mark.parametrize("name", available_environments())
+ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
+
+
+def _rendering(rendered, name: str):
+    if name != "all-addons":
+        return rendered[name]
+    env = load_environment(path=ALL_ADDONS)
+    return SimpleNamespace(env=env, templates={k: json.loads(json.dumps(t.to_dict()))
+                                               for k, t in build_templates(env).items()})
+
+
+@pytest.mark.parametrize("name", [*available_environments(), "all-addons"])
 def test_the_guard_counts_exactly_the_longest_user_data(rendered, name, monkeypatch):
-    r = rendered[name]
+    r = _rendering(rendered, name)
     assert limits.MAX_USER_DATA_BYTES == 16 * 1024
     for stack_id in node_stack_ids(r.templates):
         exact = worst_case_size(r, stack_id)
@@ -113,3 +136,16 @@ def test_literal_dollar_braces_survive_fn_sub_and_the_size_count():
     by_cloudformation = re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], sub_text).replace("${!", "${")
     assert by_cloudformation == "echo ${HOME} ${!x}\nserver: https://api.example.internal:6443\n"
     assert bootstrap.resolve(sub_text, values) == by_cloudformation
+
+
+def test_exactly_the_limit_is_allowed_and_the_refusal_names_the_field(rendered, monkeypatch):
+    """EC2 takes user data up to 16 KB inclusive; a refusal points at the pool (its labels and
+    taints) or, for servers, at the k3s settings."""
+    env = rendered["dev"].env
+    for stack_id, field in (("ServerInit", "k3s"), ("AgentPoolGeneral", "agent_pools[general]")):
+        size = size_the_guard_counts(env, stack_id, monkeypatch)
+        monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", size)
+        _user_data(env, stack_id)  # exactly at the limit: accepted
+        monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", size - 1)
+        with pytest.raises(limits.LimitError, match=rf"^environment dev: {re.escape(field)}: user data of "):
+            _user_data(env, stack_id)
