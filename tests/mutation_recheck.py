@@ -13,6 +13,7 @@ and mutmut's replacements (``XX..XX``, case changes) stay valid, unique identifi
 
     .venv/bin/python tests/mutation_recheck.py ['k3s_infra.components.iam*']
     .venv/bin/python tests/mutation_recheck.py --not-sid-only 'k3s_infra.components.iam*'
+    .venv/bin/python tests/mutation_recheck.py --tests tests/a.py,tests/b.py ['pattern']
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ def main(argv: list[str]) -> int:
         # The names `mutmut run` needs to skip the Sid-only mutants: mutmut run $(... --not-sid-only 'x*')
         print(" ".join(name for name in all_mutants(argv[1]) if not only_a_sid_changes(name)))
         return 0
-    pattern = argv[0] if argv else "*"
     tests = left_out_by_mutmut()
+    if argv[:1] == ["--tests"]:
+        # Tests written after mutmut copied the tree: copy them into mutants/tests first.
+        tests, argv = argv[1].split(","), argv[2:]
+    pattern = argv[0] if argv else "*"
     names = survivors(pattern)
     labels = [name for name in names if only_a_sid_changes(name)]
     still = []
