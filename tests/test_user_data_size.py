@@ -149,3 +149,11 @@ def test_exactly_the_limit_is_allowed_and_the_refusal_names_the_field(rendered, 
         monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", size - 1)
         with pytest.raises(limits.LimitError, match=rf"^environment dev: {re.escape(field)}: user data of "):
             _user_data(env, stack_id)
+
+
+def test_a_node_stack_missing_a_boot_parameter_is_a_build_error(rendered):
+    """Internal wiring guard: user data never renders with a parameter left out (Fn::Sub would
+    fail the deploy with an unresolved variable)."""
+    env = rendered["dev"].env
+    with pytest.raises(ValueError, match=r"^server-init user data needs parameters \[.*'KubeconfigSecret'"):
+        bootstrap.user_data(env, "server-init", bootstrap.BootRefs(api_dns_name=Ref("A"), agent_token_secret=Ref("B")))
