@@ -7,17 +7,21 @@ provider docs, as fixed tables here; the node's user data is read from the rende
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 from oracle_helpers import node_stack_ids, user_data_text, written_files
 
-from k3s_infra.config import available_environments
+from k3s_infra.config import available_environments, load_environment
+from k3s_infra.render import build_templates
 
 CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.io/installation/packaged-components)
 BOOT_ENV = "/etc/k3s-infra/boot.env"
+ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
 # k3s-io/k3s install.sh create_systemd_service_file, as written for `k3s` and `k3s-agent`.
 # Left out on purpose: EnvironmentFile=-/etc/systemd/system/<unit>.env (every setting is in
@@ -172,3 +176,19 @@ def test_the_controllers_cluster_name_is_the_one_its_permissions_and_tags_use(no
               for t in res["Properties"].get("Tags", []) if t["Key"].startswith("kubernetes.io/cluster/")]
     assert shared and {t["Key"] for t in shared} == {f"kubernetes.io/cluster/{name}"}
     assert f"kubernetes.io/cluster/{name}" in str(r.templates["NodeIam"])
+
+
+def test_longhorn_nodes_load_iscsi_now_and_at_every_boot(tmp_path):
+    """Longhorn needs the iscsi_tcp module on every node (longhorn.io docs, installation
+    requirements); bootcmd loads it at once, modules-load.d(5) (one module name per line)
+    on every later boot."""
+    env = load_environment(path=ALL_ADDONS)
+    assert env.addons.longhorn.enabled
+    for stack_id, template in build_templates(env).items():
+        if not node_stack_ids({stack_id: json.loads(json.dumps(template.to_dict()))}):
+            continue
+        document = yaml.safe_load(user_data_text(json.loads(json.dumps(template.to_dict()))))
+        assert document["bootcmd"] == [["modprobe", "iscsi_tcp"]], stack_id
+        (entry,) = [e for e in document["write_files"] if e["path"].startswith("/etc/modules-load.d/")]
+        assert entry["path"].endswith(".conf") and entry["permissions"] == "0644", stack_id
+        assert entry["content"].splitlines() == ["iscsi_tcp"], stack_id
