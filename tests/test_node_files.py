@@ -15,6 +15,7 @@ import pytest
 import yaml
 from oracle_helpers import node_stack_ids, user_data_text, written_files
 
+from k3s_infra import bootstrap
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
 
@@ -97,7 +98,9 @@ def test_files_holding_settings_are_root_only_and_the_boot_script_is_executable(
     _, templates = nodes
     for stack_id, template in templates.items():
         entries = _write_files(template)
-        for path in (CONFIG, BOOT_ENV, *(p for p in entries if p.startswith(MANIFESTS + "/"))):
+        settings = [p for p in entries if p.startswith(("/etc/rancher/k3s/", "/etc/k3s-infra/", MANIFESTS + "/"))]
+        assert {CONFIG, BOOT_ENV} <= set(settings), stack_id
+        for path in settings:  # config, boot.env, the rejoin drop-in, manifests
             assert entries[path]["permissions"] == "0600", (stack_id, path)
         units = [p for p in entries if p.startswith(("/etc/systemd/", "/run/systemd/"))]
         assert units and all(entries[p]["permissions"] == "0644" for p in units), stack_id
@@ -192,3 +195,16 @@ def test_longhorn_nodes_load_iscsi_now_and_at_every_boot(tmp_path):
         (entry,) = [e for e in document["write_files"] if e["path"].startswith("/etc/modules-load.d/")]
         assert entry["path"].endswith(".conf") and entry["permissions"] == "0644", stack_id
         assert entry["content"].splitlines() == ["iscsi_tcp"], stack_id
+
+
+def test_misuse_of_the_user_data_builders_is_a_clear_build_error(rendered):
+    env = rendered["dev"].env
+    with pytest.raises(ValueError, match=r"^unknown node role 'controller'$"):
+        bootstrap.files(env, "controller")
+    with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
+        bootstrap.files(env, "agent")
+    with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
+        bootstrap.files(env, "server", env.agent_pools[0])
+    # Packed (gz+b64) text is opaque to Fn::Sub: a deploy-time parameter in it would never be filled in.
+    with pytest.raises(ValueError, match=r"^/x: a packed file cannot carry deploy-time parameters$"):
+        bootstrap.packed("/x", "0600", f"host: {bootstrap._placeholder('api_dns_name')}")
