@@ -88,7 +88,8 @@ def test_the_first_start_is_bounded_inside_the_signal_timeout(nodes):
         drop_ins = {p: t for p, t in written_files(template).items()
                     if p.startswith(f"/run/systemd/system/{service}.service.d/") and p.endswith(".conf")}
         assert len(drop_ins) == 1, stack_id
-        ((_, key, value),) = _unit_lines(next(iter(drop_ins.values())))
+        ((section, key, value),) = _unit_lines(next(iter(drop_ins.values())))
+        assert section == "Service", stack_id  # systemd.service(5): TimeoutStartSec= is a [Service] setting
         (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
         minutes = int(re.fullmatch(r"PT(\d+)M", group["CreationPolicy"]["ResourceSignal"]["Timeout"]).group(1))
         assert key == "TimeoutStartSec" and 0 < int(value.removesuffix("s")) < minutes * 60, stack_id
