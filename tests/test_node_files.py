@@ -158,6 +158,9 @@ def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):
         values = yaml.safe_load(chart["spec"]["valuesContent"])
         assert {"--cloud-provider=aws", "--configure-cloud-routes=false",
                 f"--cluster-name={r.env.stack_name}"} <= set(values["args"])
+        # Kubernetes component flags are lower-case kebab names with a value; the controller
+        # exits on an unknown one (pflag), so a malformed flag is a controller that never starts.
+        assert all(re.fullmatch(r"--[a-z][a-z0-9-]*=\S+", a) for a in values["args"]), values["args"]
         assert values["hostNetworking"] is True
         assert values["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
         tolerated = {(t["key"], t.get("value"), t["effect"]) for t in values["tolerations"]}
