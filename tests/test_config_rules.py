@@ -129,6 +129,12 @@ ACCEPTED = {
         d.setdefault("nodes", {}).update(ami_parameter={"arm64": "/company/golden/k3s-node"}),
         pool(d).update(instance_types=["m7g.large"])),
     "x86 GPU family g": lambda d: pool(d).update(instance_types=["g4dn.xlarge"]),
+    # RFC 1123/1035: a host name of 253 characters in all (labels of at most 63) is valid.
+    "tls_san name of 253 characters": lambda d: k3s(d).update(tls_san=[".".join(["a" * 63] * 3 + ["b" * 61])]),
+    "tls_san IPv6": lambda d: k3s(d).update(tls_san=["fd00::1"]),
+    # robfig/cron: a step from 1 up to the field's maximum ("*/1", "*/59" minutes, "*/23" hours).
+    "cron steps 1 and the field maximum": lambda d: k3s(d).update(etcd_snapshots={"schedule": "*/59 */1 * * *"}),
+    "cron hour step at its maximum": lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 */23 * * *"}),
 }
 
 
@@ -143,3 +149,30 @@ def test_addon_hostname_is_a_dns_name(dev):
     with pytest.raises(ConfigError) as caught:
         validate(dev, "dev.yaml")
     assert [p for p, _ in caught.value.problems] == ["addons.rancher.values.hostname"]
+
+
+def test_a_tls_san_name_one_character_too_long_is_refused(dev):
+    k3s(dev).update(tls_san=[".".join(["a" * 63] * 3 + ["b" * 62])])  # 254 characters
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    assert [p for p, _ in caught.value.problems] == ["k3s.tls_san[0]"]
+
+
+def test_a_word_in_a_numeric_cron_field_is_a_config_error(dev):
+    k3s(dev).update(etcd_snapshots={"schedule": "often * * * *"})
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    ((path, message),) = caught.value.problems
+    assert path == "k3s.etcd_snapshots.schedule" and "minute field: 'often' is not a number" in message
+
+
+def test_without_botocores_data_sizes_assume_the_longest_partition(monkeypatch):
+    """The user data guard must never count short: with no partition data it takes the longest
+    partition name and DNS suffix botocore knows."""
+    from k3s_infra import config_rules
+
+    partitions = config_rules._partitions()
+    assert partitions  # botocore is a dependency here
+    longest = (max((p["id"] for p in partitions), key=len), max((p["outputs"]["dnsSuffix"] for p in partitions), key=len))
+    monkeypatch.setattr(config_rules, "_partitions", lambda: ())
+    assert config_rules.partition_of("eu-west-1") == longest
