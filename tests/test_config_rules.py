@@ -176,3 +176,50 @@ def test_without_botocores_data_sizes_assume_the_longest_partition(monkeypatch):
     longest = (max((p["id"] for p in partitions), key=len), max((p["outputs"]["dnsSuffix"] for p in partitions), key=len))
     monkeypatch.setattr(config_rules, "_partitions", lambda: ())
     assert config_rules.partition_of("eu-west-1") == longest
+
+
+def rancher(d: dict, hostname: str) -> None:
+    d["addons"] = {"rancher": {"enabled": True, "values": {"hostname": hostname}}}
+
+MESSAGES = {
+    # field path, mutation, the exact message (what the user reads)
+    "name too long": ("addons.rancher.values.hostname", lambda d: rancher(d, "a." * 150),
+                      "a DNS name is at most 253 characters, got 300"),
+    "bad label": ("addons.rancher.values.hostname", lambda d: rancher(d, "-a.example.com"),
+                  "'-a' is not a DNS label (1-63 letters, digits and '-', not starting or ending with '-')"),
+    "step 0": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(etcd_snapshots={"schedule": "*/0 * * * *"}),
+               "the minute field: step '0' must be a number from 1 to 59"),
+    "long step": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": f"*/{'9' * 25} * * * *"}),
+        f"the minute field: step '{'9' * 20}' must be a number from 1 to 59"),
+    "backwards": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": f"{'0' * 9}30-{'0' * 9}10 * * * *"}),
+        f"the minute field: range '{('0' * 9 + '30-' + '0' * 9 + '10')[:20]}' runs backwards"),
+    "long word": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": f"{'w' * 30} * * * *"}),
+        f"the minute field: '{'w' * 20}' is not a number"),
+    "bad month": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": "0 3 * foo *"}), "the month field: 'foo' is not a number or name"),
+    # robfig/cron: '?' stands for "no specific value" in the day fields only.
+    "question mark in minutes": ("k3s.etcd_snapshots.schedule", lambda d: k3s(d).update(
+        etcd_snapshots={"schedule": "? * * * *"}), None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGES))
+def test_refusals_say_exactly_what_is_wrong(dev, case):
+    path, mutate, message = MESSAGES[case]
+    mutate(dev)
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    ((got_path, got_message),) = caught.value.problems
+    assert got_path == path
+    if message is not None:
+        assert message in got_message, got_message
+
+
+def test_a_one_value_range_and_a_prefix_of_253_characters_are_accepted(dev):
+    k3s(dev).update(etcd_snapshots={"schedule": "10-10 3 * * *"})
+    pool(dev)["labels"].update({".".join(["a" * 63] * 3 + ["b" * 61]) + "/name": "v"})
+    dev.setdefault("addons", {}).update(cluster_autoscaler={"enabled": False})  # labels become tags there
+    validate(dev, "dev.yaml")
