@@ -223,3 +223,24 @@ def test_a_one_value_range_and_a_prefix_of_253_characters_are_accepted(dev):
     pool(dev)["labels"].update({".".join(["a" * 63] * 3 + ["b" * 61]) + "/name": "v"})
     dev.setdefault("addons", {}).update(cluster_autoscaler={"enabled": False})  # labels become tags there
     validate(dev, "dev.yaml")
+
+
+def test_names_one_character_over_their_limit_are_refused(dev):
+    """DNS names: 253 characters (RFC 1035); a label-key prefix is a DNS subdomain of at most 253
+    (k8s.io/apimachinery pkg/util/validation, IsQualifiedName)."""
+    long_name = ".".join(["a" * 63] * 3 + ["b" * 62])  # 254 characters
+    rancher(dev, long_name)
+    with pytest.raises(ConfigError, match="a DNS name is at most 253 characters, got 254"):
+        validate(dev, "dev.yaml")
+    dev["addons"] = {}
+    pool(dev)["labels"].update({long_name + "/name": "v"})
+    dev["addons"] = {"cluster_autoscaler": {"enabled": False}}
+    with pytest.raises(ConfigError) as caught:
+        validate(dev, "dev.yaml")
+    assert [p for p, _ in caught.value.problems] == [f"agent_pools[general].labels.{long_name}/name"]
+
+
+def test_a_long_bad_label_is_quoted_in_part(dev):
+    rancher(dev, "a" * 80 + "-.example.com")
+    with pytest.raises(ConfigError, match=rf"'{'a' * 70}' is not a DNS label"):
+        validate(dev, "dev.yaml")
