@@ -20,7 +20,6 @@ slip through as "allowed" unchecked.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +55,12 @@ class Request:
     context: dict[str, str | list[str]] = field(default_factory=dict)
 
 
+def _glob(pattern: str, text: str, case_sensitive: bool = True) -> bool:
+    """IAM's wildcards: `*` any run of characters, `?` one character; nothing else is special."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
 def _values(value) -> list[str]:
     return value if isinstance(value, list) else [value]
 
@@ -64,7 +69,7 @@ def _string(operator: str, wanted: list[str], got: str) -> bool:
     if operator == "StringEquals":
         return got in wanted
     if operator == "StringLike":
-        return any(fnmatch.fnmatchcase(got, w) for w in wanted)
+        return any(_glob(w, got) for w in wanted)
     raise NotImplementedError(f"condition operator {operator}")
 
 
@@ -80,9 +85,9 @@ def _condition_holds(operator: str, key: str, wanted: list[str], context: dict[s
 def _matches(statement: dict, request: Request) -> bool:
     if "NotAction" in statement or "NotResource" in statement or "Principal" in statement:
         raise NotImplementedError("NotAction / NotResource / Principal")
-    if not any(fnmatch.fnmatch(request.action.lower(), a.lower()) for a in _values(statement["Action"])):
+    if not any(_glob(a, request.action, case_sensitive=False) for a in _values(statement["Action"])):
         return False
-    if not any(fnmatch.fnmatchcase(request.resource, r) for r in _values(statement["Resource"])):
+    if not any(_glob(r, request.resource) for r in _values(statement["Resource"])):
         return False
     return all(_condition_holds(operator, key, _values(wanted), request.context)
                for operator, block in statement.get("Condition", {}).items() for key, wanted in block.items())

@@ -230,7 +230,10 @@ def test_snapshots_stay_in_the_folder_k3s_uses(cluster):
             ("check the bucket", listing(), True),
             ("list the folder", listing(**{"s3:prefix": f"{folder}/"}), True),
             ("list the folder as K3s does", listing(**{"s3:prefix": folder}), True),
-            ("list the whole bucket", listing(**{"s3:prefix": ""}), False),
+            ("list the bucket root with an empty prefix", listing(**{"s3:prefix": ""}), False),
+            # Unavoidable: S3 sends no s3:prefix for HeadBucket nor for a listing without a
+            # prefix, and K3s needs HeadBucket (BucketExists) before any snapshot.
+            ("list the bucket without a prefix", listing(), True),
             ("list elsewhere", listing(**{"s3:prefix": "elsewhere/"}), False),
         ])
     for node in cluster.of_role("agent"):
@@ -300,12 +303,11 @@ def test_the_cloud_controller_changes_only_its_own_resources(cluster):
 
 
 def test_the_autoscaler_scales_only_groups_tagged_for_it(cluster):
-    tag = f"k8s.io/cluster-autoscaler/{cluster.env.stack_name}"
     for node in cluster.of_role("server-init", "server"):
         decisions = []
         for group in cluster.nodes:
-            scalable = cluster.env.autoscaling and group.group_tags.get(tag) == "owned"
-            assert not scalable or group.role == "agent"  # servers are never the autoscaler's
+            # With the autoscaler on, every agent pool is its to scale and no server group is.
+            scalable = cluster.env.autoscaling and group.role == "agent"
             decisions.append((f"scale {group.stack_id}",
                               _group_request(cluster, "autoscaling:SetDesiredCapacity", group), scalable))
         check(node, decisions)

@@ -24,11 +24,10 @@ MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.i
 BOOT_ENV = "/etc/k3s-infra/boot.env"
 ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
-# k3s-io/k3s install.sh create_systemd_service_file, as written for `k3s` and `k3s-agent`.
-# Left out on purpose: EnvironmentFile=-/etc/systemd/system/<unit>.env (every setting is in
-# config.yaml; the boot writes no environment) and the nm-cloud-setup ExecStartPre guard
-# (NetworkManager's cloud setup is a RHEL concern the AMIs here do not run). Added:
-# User=root (systemd's default for system units, stated).
+# k3s-io/k3s install.sh create_systemd_service_file (master after k3s-io/k3s#12889, which
+# dropped the nm-cloud-setup ExecStartPre guard; Type=notify for agents too), as written for
+# `k3s` and `k3s-agent`. Left out on purpose: EnvironmentFile=-/etc/systemd/system/<unit>.env
+# (every setting is in config.yaml; the boot writes no environment).
 INSTALL_SH_UNIT = [
     ("Unit", "Description", "Lightweight Kubernetes"), ("Unit", "Documentation", "https://k3s.io"),
     ("Unit", "Wants", "network-online.target"), ("Unit", "After", "network-online.target"),
@@ -163,6 +162,9 @@ def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):
         assert all(re.fullmatch(r"--[a-z][a-z0-9-]*=\S+", a) for a in values["args"]), values["args"]
         assert values["hostNetworking"] is True
         assert values["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+        # Operator Equal (the default) needs the taint's value; Exists ignores it.
+        assert all(t.get("operator", "Equal") == "Equal" or (t["operator"] == "Exists" and "value" not in t)
+                   for t in values["tolerations"])
         tolerated = {(t["key"], t.get("value"), t["effect"]) for t in values["tolerations"]}
         assert {("node.cloudprovider.kubernetes.io/uninitialized", "true", "NoSchedule"),
                 ("node-role.kubernetes.io/control-plane", None, "NoSchedule"),

@@ -8,7 +8,7 @@ DNS names at most 253 characters (RFC 1035); stack names 128 (CloudFormation quo
 names 63 (bucket naming rules); SQS queue names 80 (SQS quotas); target group names 32 with
 a 16-hex-digit ID (elasticloadbalancing ARN format); secret ARNs end in the name, "-" and six
 random characters (Secrets Manager, "Secret ARN"); the partition and DNS suffix are the
-region's (boto3's partition data here).
+region's (boto3's partition lookup, botocore's data loader here).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
+import botocore.loaders
 import pytest
 from oracle_helpers import launch_template_data, node_stack_ids
 from troposphere import Ref
@@ -31,7 +32,8 @@ from k3s_infra.render import build_templates
 def _longest_value(r, stack_id: str, parameter: str) -> str:
     env, templates = r.env, r.templates
     partition = boto3.session.Session().get_partition_for_region(env.region)
-    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    (suffix,) = [p["outputs"]["dnsSuffix"] for p in botocore.loaders.create_loader().load_data("partitions")["partitions"]
+                 if p["id"] == partition]
     arn = f"arn:{partition}:{{service}}:{env.region}:{env.account_id}:{{resource}}"
     wired = templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][parameter]
     if isinstance(wired, str):
@@ -49,8 +51,8 @@ def _longest_value(r, stack_id: str, parameter: str) -> str:
         return arn.format(service="secretsmanager", resource=f"secret:{properties['Name']}-XXXXXX")
     if kind == "AWS::S3::Bucket":
         return properties.get("BucketName", "x" * 63)
-    if kind == "AWS::SQS::Queue":
-        return f"https://sqs.{env.region}.{suffix}/{env.account_id}/{properties.get('QueueName', 'x' * 80)}"
+    if kind == "AWS::SQS::Queue":  # the longer of the sqs.<region> and legacy <region>.queue hosts
+        return f"https://{env.region}.queue.{suffix}/{env.account_id}/{properties.get('QueueName', 'x' * 80)}"
     if kind == "AWS::ElasticLoadBalancingV2::TargetGroup":
         return arn.format(service="elasticloadbalancing", resource=f"targetgroup/{'x' * 32}/{'0' * 16}")
     raise AssertionError(f"no longest value known for a {kind} ({stack_id}.{parameter})")

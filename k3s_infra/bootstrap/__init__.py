@@ -263,8 +263,9 @@ def worst_case_values(env: Environment) -> dict[str, str]:
                                           f"targetgroup/{'x' * 32}/{'0' * 16}",
         naming.camel("stack_name"): "x" * 128,  # longest stack name
         naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
-        # https://sqs.<region>.amazonaws.com/<account>/<queue name of at most 80 characters>
-        o.DRAIN_QUEUE_URL: f"https://sqs.{env.region}.{dns_suffix}/{env.account_id}/" + "x" * 80,
+        # https://sqs.<region>.<suffix>/<account>/<queue name of at most 80 characters>, or the
+        # legacy host <region>.queue.<suffix> (botocore endpoints.json), 2 characters longer.
+        o.DRAIN_QUEUE_URL: f"https://{env.region}.queue.{dns_suffix}/{env.account_id}/" + "x" * 80,
         **{spec.output: arn.format(region=env.region, account=env.account_id,
                                    name=naming.addon_secret_name(env, spec.addon, spec.value_key))
            for spec in addons.all_secret_specs()},

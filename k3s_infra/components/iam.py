@@ -79,9 +79,11 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
-        # K3s checks the bucket exists (HeadBucket: ListBucket without a prefix) before it
+        # K3s checks the bucket exists (HeadBucket: ListBucket without s3:prefix) before it
         # uploads; its listings use the folder (ListSnapshots) or folder/<name> (retention) as
-        # prefix (k3s-io/k3s pkg/etcd/s3/s3.go), the boot script folder/: nothing lists the root.
+        # prefix (k3s-io/k3s pkg/etcd/s3/s3.go), the boot script folder/. A listing that sends a
+        # prefix stays in the folder; one without a prefix looks like HeadBucket to IAM and is
+        # allowed too (no condition can tell them apart).
         Statement(Sid="EtcdSnapshotListing", Effect=Allow, Action=[s3.ListBucket, s3.GetBucketLocation],
                   Resource=[bucket_arn],
                   Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder]))),
