@@ -214,3 +214,13 @@ def test_misuse_of_the_user_data_builders_is_a_clear_build_error(rendered):
     # Packed (gz+b64) text is opaque to Fn::Sub: a deploy-time parameter in it would never be filled in.
     with pytest.raises(ValueError, match=r"^/x: a packed file cannot carry deploy-time parameters$"):
         bootstrap.packed("/x", "0600", f"host: {bootstrap._placeholder('api_dns_name')}")
+
+
+@pytest.mark.parametrize("bad", ["https://mirror.example.com/k3s'; reboot; '", "https://mirror.example.com/\nk3s"])
+def test_a_boot_setting_that_cannot_be_shell_quoted_is_never_written(rendered, bad):
+    """boot.env is sourced by the boot script as KEY='value': a quote or a newline in a value
+    would run as shell. Validation refuses such values first; this is the last line behind it."""
+    env = rendered["dev"].env
+    unchecked = env.model_copy(update={"k3s": env.k3s.model_copy(update={"release_url": bad})})
+    with pytest.raises(ValueError, match=r"^boot setting RELEASE_URL cannot be shell-quoted: "):
+        bootstrap.files(unchecked, "server")
