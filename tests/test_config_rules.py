@@ -28,6 +28,13 @@ def pool(d: dict) -> dict:
     return d["agent_pools"][0]
 
 
+def problems(document: dict) -> list[tuple[str, str]]:
+    """(field path, message) of each problem validation reports; it must refuse the document."""
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "dev.yaml")
+    return caught.value.problems
+
+
 def k3s(d: dict) -> dict:
     return d.setdefault("k3s", {})
 
@@ -102,10 +109,8 @@ REFUSED = {
 def test_values_aws_k3s_or_kubernetes_would_reject_are_refused(dev, case):
     mutate, path, fragment = REFUSED[case]
     mutate(dev)
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    problems = caught.value.problems
-    assert any(p.startswith(path) and fragment in m for p, m in problems), problems
+    found = problems(dev)
+    assert any(p.startswith(path) and fragment in m for p, m in found), found
 
 
 ACCEPTED = {
@@ -146,23 +151,17 @@ def test_valid_values_near_the_limits_are_accepted(dev, case):
 
 def test_addon_hostname_is_a_dns_name(dev):
     dev["addons"] = {"rancher": {"enabled": True, "values": {"hostname": "rancher." + "a" * 64 + ".example.com"}}}
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    assert [p for p, _ in caught.value.problems] == ["addons.rancher.values.hostname"]
+    assert [p for p, _ in problems(dev)] == ["addons.rancher.values.hostname"]
 
 
 def test_a_tls_san_name_one_character_too_long_is_refused(dev):
     k3s(dev).update(tls_san=[".".join(["a" * 63] * 3 + ["b" * 62])])  # 254 characters
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    assert [p for p, _ in caught.value.problems] == ["k3s.tls_san[0]"]
+    assert [p for p, _ in problems(dev)] == ["k3s.tls_san[0]"]
 
 
 def test_a_word_in_a_numeric_cron_field_is_a_config_error(dev):
     k3s(dev).update(etcd_snapshots={"schedule": "often * * * *"})
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    ((path, message),) = caught.value.problems
+    ((path, message),) = problems(dev)
     assert path == "k3s.etcd_snapshots.schedule" and "minute field: 'often' is not a number" in message
 
 
@@ -210,9 +209,7 @@ MESSAGES = {
 def test_refusals_say_exactly_what_is_wrong(dev, case):
     path, mutate, message = MESSAGES[case]
     mutate(dev)
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    ((got_path, got_message),) = caught.value.problems
+    ((got_path, got_message),) = problems(dev)
     assert got_path == path
     if message is not None:
         assert got_message == message
@@ -235,9 +232,7 @@ def test_names_one_character_over_their_limit_are_refused(dev):
     dev["addons"] = {}
     pool(dev)["labels"].update({long_name + "/name": "v"})
     dev["addons"] = {"cluster_autoscaler": {"enabled": False}}
-    with pytest.raises(ConfigError) as caught:
-        validate(dev, "dev.yaml")
-    assert [p for p, _ in caught.value.problems] == [f"agent_pools[general].labels.{long_name}/name"]
+    assert [p for p, _ in problems(dev)] == [f"agent_pools[general].labels.{long_name}/name"]
 
 
 def test_a_long_bad_label_is_quoted_in_part(dev):
