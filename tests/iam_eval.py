@@ -1,7 +1,7 @@
 """A small IAM identity-policy evaluator: is a request allowed by a rendered role's policies?
 
-It resolves the CloudFormation functions a node-role policy uses (Ref, Fn::Sub, Fn::Join,
-Fn::GetAtt of a nested stack's output) against given values, then applies IAM's documented matching:
+Policies come in resolved (oracle_helpers.resolve); the evaluator applies IAM's documented
+matching:
 
 - Action: case-insensitive, ``*``/``?`` wildcards; Resource: case-sensitive ARN globs
   (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html,
@@ -23,29 +23,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-
-
-def resolve(value: Any, values: dict[str, str]) -> Any:
-    """``value`` with Ref / Fn::Sub / Fn::GetAtt replaced from ``values`` (keys: parameter and
-    pseudo-parameter names, and "<Stack>.Outputs.<Name>" for nested-stack outputs)."""
-    if isinstance(value, list):
-        return [resolve(v, values) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Ref"}:
-        return values[value["Ref"]]
-    if set(value) == {"Fn::GetAtt"}:
-        return values[".".join(value["Fn::GetAtt"])]
-    if set(value) == {"Fn::Sub"}:
-        text, local = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
-        scope = values | {k: resolve(v, values) for k, v in local.items()}
-        return re.sub(r"\$\{([^}!]+)\}", lambda m: scope[m.group(1)], text)
-    if set(value) == {"Fn::Join"}:
-        separator, items = value["Fn::Join"]
-        return separator.join(resolve(items, values))
-    if len(value) == 1 and next(iter(value)).startswith("Fn::"):
-        raise NotImplementedError(f"intrinsic function {next(iter(value))}")
-    return {k: resolve(v, values) for k, v in value.items()}
 
 
 @dataclass(frozen=True)

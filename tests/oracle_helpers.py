@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,28 @@ def written_files(template: dict) -> dict[str, str]:
 def node_stack_ids(templates: dict[str, dict]) -> list[str]:
     return [s for s, t in templates.items()
             if any(r["Type"] == "AWS::EC2::LaunchTemplate" for r in t.get("Resources", {}).values())]
+
+
+def resolve(value: Any, values: dict[str, str]) -> Any:
+    """``value`` as CloudFormation resolves it: Ref / Fn::Sub / Fn::Join / Fn::GetAtt replaced
+    from ``values`` (keys: parameter and pseudo-parameter names, and "<Stack>.Outputs.<Name>"
+    for nested-stack outputs); any other intrinsic function raises."""
+    if isinstance(value, list):
+        return [resolve(v, values) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return values[value["Ref"]]
+    if set(value) == {"Fn::GetAtt"}:
+        return values[".".join(value["Fn::GetAtt"])]
+    if set(value) == {"Fn::Sub"}:
+        text, local = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+        scope = values | {k: resolve(v, values) for k, v in local.items()}
+        # ${Name} is a variable, ${!Literal} the text ${Literal} (CloudFormation User Guide, Fn::Sub).
+        return re.sub(r"\$\{(!?)([^}]*)\}", lambda m: "${" + m[2] + "}" if m[1] else scope[m[2]], text)
+    if set(value) == {"Fn::Join"}:
+        separator, items = value["Fn::Join"]
+        return separator.join(resolve(items, values))
+    if len(value) == 1 and next(iter(value)).startswith("Fn::"):
+        raise NotImplementedError(f"intrinsic function {next(iter(value))}")
+    return {k: resolve(v, values) for k, v in value.items()}

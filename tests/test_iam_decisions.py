@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from iam_eval import Request, allowed, resolve
-from oracle_helpers import launch_template_data, node_stack_ids
+from iam_eval import Request, allowed
+from oracle_helpers import launch_template_data, node_stack_ids, resolve
 
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
@@ -74,7 +74,7 @@ class Cluster:
     def _node(self, stack_id: str) -> Node:
         template, values = self.templates[stack_id], self.stack_values(stack_id)
         # The user data as the instance gets it: Fn::Sub applied, then its plain write_files.
-        user_data = resolve(launch_template_data(template)["UserData"]["Fn::Base64"], values).replace("${!", "${")
+        user_data = resolve(launch_template_data(template)["UserData"]["Fn::Base64"], values)
         filled = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"] if "encoding" not in f}
         boot = {k: v.strip("'") for k, v in (line.split("=", 1) for line in
                                               filled["/etc/k3s-infra/boot.env"].splitlines())}

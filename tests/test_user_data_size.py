@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import boto3
 import botocore.loaders
 import pytest
-from oracle_helpers import launch_template_data, node_stack_ids
+from oracle_helpers import launch_template_data, node_stack_ids, resolve
 from troposphere import Ref
 
 from k3s_infra import bootstrap, limits
@@ -65,8 +65,7 @@ def worst_case_size(r, stack_id: str) -> int:
     for name, ref in variables.items():
         parameter = ref["Ref"]
         values[name] = "x" * 128 if parameter == "AWS::StackName" else _longest_value(r, stack_id, parameter)
-    expanded = re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: values[m.group(1)], text)
-    return len(expanded.replace("${!", "${").encode())
+    return len(resolve({"Fn::Sub": [text, values]}, {}).encode())
 
 
 def _node(env, stack_id: str):
@@ -134,8 +133,7 @@ def test_literal_dollar_braces_survive_fn_sub_and_the_size_count():
     document = f"echo ${{HOME}} ${{!x}}\nserver: https://{parameter}:6443\n"
     sub_text = bootstrap._sub_text(document)
     values = {"ApiDnsName": "api.example.internal"}
-    # CloudFormation's reading of the Fn::Sub text, done here by hand.
-    by_cloudformation = re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: values[m.group(1)], sub_text).replace("${!", "${")
+    by_cloudformation = resolve({"Fn::Sub": [sub_text, values]}, {})
     assert by_cloudformation == "echo ${HOME} ${!x}\nserver: https://api.example.internal:6443\n"
     assert bootstrap.resolve(sub_text, values) == by_cloudformation
 
