@@ -19,6 +19,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 ENVIRONMENT_FILES = sorted((REPO / "environments").glob("*.yaml")) + sorted(
     (REPO / "tests" / "environments").glob("*.yaml"))
+# The test environment with every add-on enabled.
+ALL_ADDONS = REPO / "tests" / "environments" / "all-addons.yaml"
 # Files that are environments (not the shared defaults a file extends).
 DEPLOYABLE = [p for p in ENVIRONMENT_FILES if "name" in (yaml.safe_load(p.read_text()) or {})]
 

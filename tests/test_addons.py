@@ -4,7 +4,6 @@ and an environment with every add-on on still renders cfn-lint clean within EC2'
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -13,10 +12,9 @@ from k3s_infra import addons, bootstrap, limits
 from k3s_infra.addons_catalog import CATALOG
 from k3s_infra.config import ConfigError, load_environment, validate
 from k3s_infra.render import render, write
-from oracle_helpers import user_data_text
+from oracle_helpers import ALL_ADDONS, user_data_text
 from fixture_scope import shared
 
-ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 SERVER_STACKS = ("ServerInit", "Servers")
 
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
 from iam_eval import Request, allowed
-from oracle_helpers import launch_template_data, node_stack_ids, resolve
+from oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
 
-ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 UUID = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-from oracle_helpers import node_stack_ids, user_data_text, written_files
+from oracle_helpers import ALL_ADDONS, node_stack_ids, user_data_text, written_files
 
 from k3s_infra import bootstrap
 from k3s_infra.config import available_environments, load_environment
@@ -22,7 +21,6 @@ from k3s_infra.render import build_templates
 CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.io/installation/packaged-components)
 BOOT_ENV = "/etc/k3s-infra/boot.env"
-ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
 # k3s-io/k3s install.sh create_systemd_service_file (master after k3s-io/k3s#12889, which
 # dropped the nm-cloud-setup ExecStartPre guard; Type=notify for agents too), as written for

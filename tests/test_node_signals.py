@@ -8,16 +8,15 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-upd
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from oracle_helpers import ALL_ADDONS
 
 from k3s_infra import defaults, naming
 from k3s_infra.config import load_environment
 from k3s_infra.render import build_templates
 from fixture_scope import shared
 
-ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
 
 @pytest.fixture(scope=shared("module"), params=["dev", "prod", "all-addons"])

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
 import botocore.loaders
 import pytest
-from oracle_helpers import launch_template_data, node_stack_ids, resolve
+from oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 from troposphere import Ref
 
 from k3s_infra import bootstrap, limits
@@ -89,7 +88,6 @@ def size_the_guard_counts(env, stack_id: str, monkeypatch) -> int:
     return int(re.search(r"would be ([\d,]+) bytes", str(refused.value)).group(1).replace(",", ""))
 
 
-ALL_ADDONS = Path(__file__).resolve().parent / "environments" / "all-addons.yaml"
 
 
 def _rendering(rendered, name: str):
