@@ -72,7 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
-# make mutate MUTANTS='k3s_infra.ports*'  limits the run to one module's mutants.
+# make mutate MUTANTS='k3s_infra.model.ports*'  limits the run to one module's mutants.
 # boot.sh (shell, out of mutmut's reach): tests/test_boot_mutations.py, after mutmut.
 MUTANTS ?=
 mutate: $(STAMP)

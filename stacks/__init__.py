@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 from k3s_infra.config import Environment
-from k3s_infra.template import StackTemplate
-from stacks import agent_pool, api_endpoint, cluster_data, draining, network, node_iam, security, servers
+from k3s_infra.components.template import StackTemplate
+from stacks import agent_pool, api_endpoint, cluster_data, draining, network, node_iam, root, security, servers
 
 
 def build_children(env: Environment) -> dict[str, StackTemplate]:

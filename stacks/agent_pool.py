@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from k3s_infra import bootstrap, naming
-from k3s_infra import outputs as o
+from k3s_infra import bootstrap
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.components import auto_scaling_group, launch_template
 from k3s_infra.config import AgentPool, Environment
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 from stacks.parameters import declare_all
 
 

@@ -4,11 +4,13 @@ from one to three servers changes a value, not the shape of the root)."""
 
 from __future__ import annotations
 
-from k3s_infra import addons, bootstrap, naming
-from k3s_infra import outputs as o
+from k3s_infra import bootstrap
+from k3s_infra.model import addons
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.components import auto_scaling_group, launch_template
 from k3s_infra.config import Environment
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 from stacks.parameters import declare_all
 
 _SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,

@@ -62,7 +62,7 @@ def rendered(tmp_path_factory) -> RenderedEnvironments:
 
 @pytest.fixture(scope="session")
 def linter():
-    from k3s_infra.lint import Linter
+    from k3s_infra.render.lint import Linter
 
     return Linter()
 

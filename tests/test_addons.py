@@ -8,8 +8,10 @@ import json
 import pytest
 import yaml
 
-from k3s_infra import addons, bootstrap, limits
-from k3s_infra.addons_catalog import CATALOG
+from k3s_infra import bootstrap
+from k3s_infra.model import addons
+from k3s_infra.model import limits
+from k3s_infra.config.catalog import CATALOG
 from k3s_infra.config import ConfigError, load_environment, validate
 from k3s_infra.render import render, write
 from oracle_helpers import ALL_ADDONS, user_data_text

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k3s_infra import addons, naming
+from k3s_infra.model import addons
+from k3s_infra.model import limits, naming
+from k3s_infra.render import render
 from k3s_infra.config import ConfigError, read_document, validate
 from tests.test_addons import charts_of
 from tests.test_iam_policy import allow_statements, as_list
@@ -180,13 +182,16 @@ def test_cli_refuses_an_unpinned_minor_with_exit_2(tmp_path):
     ({"labels": {f"l{i}": "x" for i in range(45)}}, "tags (AWS allows 50)"),
 ])
 def test_pools_whose_tags_aws_would_refuse_are_refused(env_document, change, fragment):
+    # Tag limits are checked where the tags are made (model.limits, run by every render).
     document = env_document("dev")
     document["agent_pools"][0].update(change)
     with pytest.raises(ConfigError) as error:
-        validate(document, "dev.yaml")
+        limits.check_environment(validate(document, "dev.yaml"))
     assert fragment in str(error.value)
+    with pytest.raises(ConfigError):
+        render(validate(document, "dev.yaml"))
     document["addons"] = {"cluster_autoscaler": {"enabled": False}}
-    validate(document, "dev.yaml")  # only the autoscaler's tags need this
+    limits.check_environment(validate(document, "dev.yaml"))  # only the autoscaler's tags need this
 
 
 # --- the chart on the servers ----------------------------------------------------

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from k3s_infra import checkov
+from k3s_infra.render import checkov
 from k3s_infra.config import available_environments
 
 # (stack, resource, check): the only checks that do not apply. Adding one is a review decision.

@@ -10,7 +10,7 @@ import copy
 import pytest
 import yaml
 
-from k3s_infra import config_rules
+from k3s_infra.config import rules as config_rules
 from k3s_infra.config import ConfigError, available_environments, load_environment, validate
 
 

@@ -168,7 +168,7 @@ def test_a_word_in_a_numeric_cron_field_is_a_config_error(dev):
 def test_without_botocores_data_sizes_assume_the_longest_partition(monkeypatch):
     """The user data guard must never count short: with no partition data it takes the longest
     partition name and DNS suffix botocore knows."""
-    from k3s_infra import config_rules
+    from k3s_infra.config import rules as config_rules
 
     partitions = config_rules._partitions()
     assert partitions  # botocore is a dependency here

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k3s_infra import addons, bootstrap, naming
-from k3s_infra.addons_catalog import NTH_MANAGED_TAG
+from k3s_infra import bootstrap
+from k3s_infra.model import addons
+from k3s_infra.model import naming
+from k3s_infra.config.catalog import NTH_MANAGED_TAG
 from k3s_infra.components import drain_queue
 from k3s_infra.config import validate
 from k3s_infra.render import render, write
@@ -191,7 +193,7 @@ def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
 
 
 def test_the_diagram_shows_the_queue_and_its_rules_when_draining(rendered):
-    from k3s_infra import graph
+    from k3s_infra.render import graph
 
     on = graph.diagram(rendered["prod"].env, rendered["prod"].templates)
     labels = dict(on.stacks["Draining"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from k3s_infra import graph
+from k3s_infra.render import graph
 from k3s_infra.config import available_environments
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ refused with the new form shown.
 The expected architecture comes from this file's own table of AWS's Graviton instance
 families (https://aws.amazon.com/ec2/graviton/ and
 https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html: a ``g``
-after the generation means Graviton), never from k3s_infra.architectures."""
+after the generation means Graviton), never from k3s_infra.config.architectures."""
 
 from __future__ import annotations
 

@@ -12,8 +12,10 @@ import re
 import pytest
 import yaml
 
-from k3s_infra import addons, bootstrap, defaults
-from k3s_infra.addons_catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS
+from k3s_infra import bootstrap
+from k3s_infra.model import addons
+from k3s_infra.config import defaults
+from k3s_infra.config.catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import render

@@ -207,7 +207,7 @@ def test_closed_stdout_is_one_line_not_a_traceback():
 def test_disk_full_is_one_line(tmp_path, capsys, monkeypatch):
     import errno
 
-    from k3s_infra import safe_output
+    from k3s_infra.render import safe_output
 
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x"))

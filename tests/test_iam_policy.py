@@ -1,7 +1,7 @@
 """Walk every IAM policy in every rendered template: least privilege, enforced.
 
 Allow statements on a secret, bucket, parameter or key name that resource;
-"*" is only for actions listed in k3s_infra/iam_actions.py (no resource-level
+"*" is only for actions listed in k3s_infra/components/iam_actions.py (no resource-level
 scoping exists, or the resource is created at run time), and cluster-resource
 changes carry the cluster tag condition.
 """
@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from k3s_infra import iam_actions
+from k3s_infra.components import iam_actions
 from k3s_infra.config import available_environments
 
 RISKY_PREFIXES = ("secretsmanager:", "s3:", "ssm:", "kms:", "sqs:", "iam:")

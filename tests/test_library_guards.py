@@ -17,7 +17,7 @@ from k3s_infra.config import ConfigError, EtcdSnapshots, load_environment, valid
 from k3s_infra.deploy import DeployError, lifecycle
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.render import render
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 from oracle_helpers import DEPLOYABLE, REPO, plain_document, written_files
 
 # AWS::* DeletionPolicy values that keep the resource when its stack is deleted
@@ -206,7 +206,7 @@ def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
 
 # --- IAM: what may run on Resource "*" -------------------------------------------------
 
-# A reviewed, fixed table (not k3s_infra.iam_actions): Describe/List calls without
+# A reviewed, fixed table (not k3s_infra.components.iam_actions): Describe/List calls without
 # resource-level permissions, and what the AWS cloud controller creates or changes at run
 # time (kubernetes/cloud-provider-aws docs/prerequisites.md, the control-plane policy).
 # Actions outside TAG_CONDITIONED_ON_STAR must be harmless reads or creates.

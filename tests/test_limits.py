@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k3s_infra import limits
+from k3s_infra.model import limits
 from k3s_infra.config import validate
 from k3s_infra.render import render
 
@@ -70,7 +70,7 @@ def test_too_many_api_cidrs_is_refused_by_the_config(env_document, tmp_path):
 def test_a_template_beyond_a_quota_is_a_limit_error():
     from troposphere.ssm import Parameter
 
-    from k3s_infra.template import StackTemplate
+    from k3s_infra.components.template import StackTemplate
 
     with pytest.raises(limits.LimitError) as caught:
         limits.check_body("big", "child.yaml", "x" * 1_000_001)

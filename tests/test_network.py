@@ -279,7 +279,7 @@ def test_managed_network_routes(env_document, tmp_path, linter, nat, zones):
 
 
 def test_graph_shows_both_doors(rendered):
-    from k3s_infra import graph
+    from k3s_infra.render import graph
 
     r = rendered["prod"]
     d = graph.diagram(r.env, r.templates)

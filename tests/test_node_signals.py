@@ -12,7 +12,8 @@ import json
 import pytest
 from oracle_helpers import ALL_ADDONS
 
-from k3s_infra import defaults, naming
+from k3s_infra.config import defaults
+from k3s_infra.model import naming
 from k3s_infra.config import load_environment
 from k3s_infra.render import build_templates
 from fixture_scope import shared

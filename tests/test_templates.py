@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from k3s_infra import ports
+from k3s_infra.model import ports
 from k3s_infra.config import available_environments
 
 ENVIRONMENTS = available_environments()

@@ -23,7 +23,8 @@ import pytest
 from oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 from troposphere import Ref
 
-from k3s_infra import bootstrap, limits
+from k3s_infra import bootstrap
+from k3s_infra.model import limits
 from k3s_infra.config import available_environments, load_environment, validate
 from k3s_infra.render import build_templates
 

@@ -6,7 +6,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k3s_infra.yaml_text import dump
+from k3s_infra.config.yaml_text import dump
 
 tricky = st.sampled_from([
     "", " ", "yes", "No", "on", "null", "~", "true", "1", "0x1F", "1e3", "1_000", "2026-11-26", "12:30:00",

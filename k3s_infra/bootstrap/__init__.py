@@ -13,7 +13,7 @@ everything a node needs, so it never downloads its own logic:
 * ``/etc/k3s-infra/rejoin.yaml`` (first server only): the drop-in that makes a
   replaced first server join the existing cluster instead of initialising one;
 * the AWS cloud controller manager's HelmChart (servers only);
-* the enabled add-ons' HelmCharts (servers only; see ``k3s_infra.addons``): one
+* the enabled add-ons' HelmCharts (servers only; see ``k3s_infra.model.addons``): one
   multi-document manifest, gzip+base64 encoded (cloud-init's ``gz+b64``) so every
   add-on fits in EC2's 16 KB; values known only at boot (generated passwords, the
   drain queue's URL) reach the charts through Secrets the boot script writes;
@@ -40,8 +40,12 @@ from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra import addons, config_rules, defaults, limits, naming
-from k3s_infra import outputs as o
+from k3s_infra.model import addons
+from k3s_infra.config import rules as config_rules
+from k3s_infra.config import defaults
+from k3s_infra.model import limits
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import AgentPool, Environment
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from k3s_infra import addons, defaults, naming, yaml_text
+from k3s_infra.model import addons
+from k3s_infra.config import defaults
+from k3s_infra.model import naming
+from k3s_infra.config import yaml_text
 from k3s_infra.config import AgentPool, Environment
 
 API_PORT = 6443

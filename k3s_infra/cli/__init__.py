@@ -47,7 +47,7 @@ def emit(text: str, out: str | None, looks_like: Callable[[str], bool],
     if out:
         from pathlib import Path
 
-        from k3s_infra import safe_output
+        from k3s_infra.render import safe_output
 
         path = Path(out)
         safe_output.check_output_file(path, looks_like, protected=(Path(config),) if config else ())
@@ -160,7 +160,7 @@ def entry(argv: Sequence[str] | None = None) -> None:
 
 
 def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
-    from k3s_infra.safe_output import OutputError
+    from k3s_infra.render.safe_output import OutputError
 
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args)
@@ -184,7 +184,7 @@ def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
 
 def _error(message: str) -> None:
     """One message on stderr, terminal control characters escaped (see config_text)."""
-    from k3s_infra.config_text import printable
+    from k3s_infra.config.text import printable
 
     try:
         print(f"error: {printable(message, limit=4000)}", file=sys.stderr)

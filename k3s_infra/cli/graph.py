@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
 
-    from k3s_infra import graph
+    from k3s_infra.render import graph
     from k3s_infra.cli import load
     from k3s_infra.render import build_templates
 

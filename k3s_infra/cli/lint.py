@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from k3s_infra import checkov
+    from k3s_infra.render import checkov
     from k3s_infra.cli import UsageError, load
     from k3s_infra.cli.output import document, print_json, wants_json
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         import cfnlint  # noqa: F401
     except ImportError:
         raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'") from None
-    from k3s_infra.lint import Linter
+    from k3s_infra.render.lint import Linter
     from k3s_infra.render import render, write
 
     env = load(args)

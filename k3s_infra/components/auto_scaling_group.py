@@ -25,10 +25,11 @@ from troposphere.policies import (
     UpdatePolicy,
 )
 
-from k3s_infra import defaults, naming
+from k3s_infra.config import defaults
+from k3s_infra.model import naming
 from k3s_infra.components.launch_template import LaunchTemplateRefs
 from k3s_infra.config import Spot
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 
 TERMINATION_HOOK = "drain-before-terminate"
 

@@ -17,7 +17,7 @@ from troposphere import GetAtt, Ref
 from troposphere.events import Rule, Target
 from troposphere.sqs import Queue, QueuePolicy
 
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 
 # NTH's recommendation: events older than this are stale (the instance is gone).
 MESSAGE_RETENTION_SECONDS = 300

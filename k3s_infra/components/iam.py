@@ -1,7 +1,7 @@
 """Node roles and instance profiles, one per node role (server, agent), as awacs.
 
 Least privilege: each statement names the one secret, parameter or bucket
-prefix it is for; the only actions on "*" come from ``k3s_infra.iam_actions``.
+prefix it is for; the only actions on "*" come from ``k3s_infra.components.iam_actions``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
 
-from k3s_infra import iam_actions, naming
-from k3s_infra.template import StackTemplate
+from k3s_infra.components import iam_actions
+from k3s_infra.model import naming
+from k3s_infra.components.template import StackTemplate
 
 
 @dataclass(frozen=True)

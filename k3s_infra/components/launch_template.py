@@ -17,8 +17,8 @@ from troposphere.ec2 import (
     TagSpecifications,
 )
 
-from k3s_infra import defaults
-from k3s_infra.template import StackTemplate
+from k3s_infra.config import defaults
+from k3s_infra.components.template import StackTemplate
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from troposphere.elasticloadbalancingv2 import (
     TargetGroupAttribute,
 )
 
-from k3s_infra import naming, ports
-from k3s_infra.template import StackTemplate
+from k3s_infra.model import naming
+from k3s_infra.model import ports
+from k3s_infra.components.template import StackTemplate
 
 INTERNAL, PUBLIC = "internal", "internet-facing"
 _PREFIX = {INTERNAL: "Api", PUBLIC: "PublicApi"}

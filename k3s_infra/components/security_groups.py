@@ -1,6 +1,6 @@
 """Security groups for servers, agents and the API load balancer.
 
-Every node rule comes from ``k3s_infra.ports``; rule logical IDs are built from
+Every node rule comes from ``k3s_infra.model.ports``; rule logical IDs are built from
 their content (group, protocol, port, source), never from a list position.
 """
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from troposphere import GetAtt, Ref, Sub, Tags
 from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
 
-from k3s_infra import naming, ports
+from k3s_infra.model import naming
+from k3s_infra.model import ports
 from k3s_infra.config import Api
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 
 _GROUP_IDS = {"server": "ServerSecurityGroup", "agent": "AgentSecurityGroup",
               "api_lb": "ApiLoadBalancerSecurityGroup", "public_api_lb": "PublicApiLoadBalancerSecurityGroup"}

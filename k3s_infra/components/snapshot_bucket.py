@@ -23,7 +23,7 @@ from troposphere.s3 import (
 )
 
 from k3s_infra.config import EtcdSnapshots
-from k3s_infra.template import StackTemplate
+from k3s_infra.components.template import StackTemplate
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 from k3s_infra.deploy import DeployError
 from k3s_infra.deploy.package import Package
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 from k3s_infra.deploy import changeset
 from k3s_infra.deploy.events import STACK_TYPE
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from k3s_infra import outputs as o
+from k3s_infra.model import outputs as o
 
 MAX_NAMES_PER_CALL = 50
 

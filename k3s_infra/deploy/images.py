@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from k3s_infra import architectures
-from k3s_infra import outputs as o
+from k3s_infra.config import architectures
+from k3s_infra.model import outputs as o
 
 
 @dataclass(frozen=True)

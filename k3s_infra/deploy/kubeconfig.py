@@ -22,8 +22,8 @@ from typing import IO
 import yaml
 from botocore.exceptions import ClientError
 
-from k3s_infra import naming
-from k3s_infra import outputs as o
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.deploy import DeployError, changeset
 
 KINDS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 from k3s_infra.render import Rendering
 
 # CloudFormation accepts at most this many bytes inline (TemplateBody); more needs S3.

@@ -19,7 +19,7 @@ import os
 
 from botocore.exceptions import ClientError
 
-from k3s_infra import architectures
+from k3s_infra.config import architectures
 from k3s_infra.components.network import INTERFACE_SERVICES
 from k3s_infra.config import ConfigError, Environment, environments_folder
 
@@ -42,8 +42,8 @@ def gate(aws, args: argparse.Namespace) -> None:
 def _pinned(aws, args: argparse.Namespace) -> dict[str, str]:
     """The images a deploy will really use: those the deployed root pins (deploy/images.py),
     unless --update-image re-resolves them. SSM parameter path -> image ID."""
-    from k3s_infra import architectures
-    from k3s_infra import outputs as o
+    from k3s_infra.config import architectures
+    from k3s_infra.model import outputs as o
     from k3s_infra.deploy import changeset, images
 
     if getattr(args, "update_image", False):
@@ -81,7 +81,8 @@ def _without_internet(env: Environment, field: str) -> list[Problem]:
     the K3s binary or its published checksums from GitHub. They boot only from a release mirror
     in reach with every checksum pinned; container images and charts must then come from a
     registry in reach as well (not configured by k3s-infra: README, A managed network)."""
-    from k3s_infra import architectures, defaults
+    from k3s_infra.config import architectures
+    from k3s_infra.config import defaults
 
     names = [architectures.K3S_NAMES[a] for a in architectures.in_use(env)]
     unpinned = [name for name in names if not getattr(env.k3s.binary_sha256, name)]

@@ -5,8 +5,8 @@ etcd members running now. etcd needs floor(n/2)+1 of its n members to accept wri
 
 from __future__ import annotations
 
-from k3s_infra import naming
-from k3s_infra import outputs as o
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.deploy import Refused
 from k3s_infra.deploy.groups import group_of, parameters
 

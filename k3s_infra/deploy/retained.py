@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from k3s_infra import addons, naming
+from k3s_infra.model import addons
+from k3s_infra.model import naming
 from k3s_infra.deploy import Refused
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from k3s_infra import naming
-from k3s_infra import outputs as o
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.deploy import DeployError, changeset
 from k3s_infra.deploy.groups import describe_groups, group_of, outputs, parameters
 from k3s_infra.deploy.text import say

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from k3s_infra import naming
-from k3s_infra import outputs as o
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 from k3s_infra.deploy import changeset
 from k3s_infra.deploy.events import READ_ERRORS, Watcher, failed, terminal
 from k3s_infra.deploy.groups import describe_groups

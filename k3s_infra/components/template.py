@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from troposphere import AWSObject, Output, Parameter, Sub, Tags, Template
 
-from k3s_infra import limits, naming
+from k3s_infra.model import limits
+from k3s_infra.model import naming
 
 R = TypeVar("R", bound=AWSObject)
 

@@ -1,5 +1,5 @@
 """Add-ons as K3s HelmChart manifests, built as data from the environment and
-the catalog (``addons_catalog``).
+the catalog (``config.catalog``).
 
 The servers' boot writes these into ``/var/lib/rancher/k3s/server/manifests/``
 where K3s's deploy controller applies them and its helm controller installs
@@ -15,14 +15,18 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from k3s_infra import naming
-from k3s_infra.addon_config import kubernetes_minor
-from k3s_infra.addons_catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
-from k3s_infra.config import AddOn, Environment
+from k3s_infra.config import AddOn, Environment, defaults
+from k3s_infra.config.addons import kubernetes_minor
+from k3s_infra.config.catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
+from k3s_infra.config.yaml_text import dump
+from k3s_infra.model import naming
+from k3s_infra.model import outputs as o
 
 API_VERSION = "helm.cattle.io/v1"
 HELM_NAMESPACE = "kube-system"  # where HelmChart objects (and their values Secrets) live
 VALUES_KEY = "values.yaml"  # key of a values Secret
+# The catalog's runtime values (known only at deploy time) -> the node-stack parameter carrying each.
+RUNTIME_PARAMETERS = {"drain_queue_url": o.DRAIN_QUEUE_URL}
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def boot_values(env: Environment) -> list[BootValue]:
     found += user_secrets(env)
     for name in enabled(env):
         found += [BootValue(name, key, f"{name} {key}", parameter, False)
-                  for key, parameter in CATALOG[name].runtime_values.items()]
+                  for key, runtime in CATALOG[name].runtime_values.items()
+                  for parameter in [RUNTIME_PARAMETERS[runtime]]]
     return found
 
 
@@ -176,8 +181,6 @@ def autoscaler_values(env: Environment) -> dict[str, Any]:
 
 def helm_chart(env: Environment, name: str) -> dict[str, Any]:
     """The HelmChart object of one add-on."""
-    from k3s_infra.bootstrap.k3s_config import dump  # the one YAML writer of node files
-
     entry = CATALOG[name]
     config: AddOn = getattr(env.addons, name)
     repo = config.repo or entry.repo
@@ -203,8 +206,6 @@ def charts(env: Environment) -> list[dict[str, Any]]:
 
 def bundle(env: Environment) -> str:
     """Every enabled add-on's HelmChart as one multi-document manifest ('' when none is on)."""
-    from k3s_infra.bootstrap.k3s_config import dump
-
     return "".join(f"---\n{dump(chart)}" for chart in charts(env))
 
 
@@ -213,8 +214,6 @@ def imds_hop_limit(env: Environment, role: str) -> int:
     the pod network (all such add-ons run on servers); 1 everywhere else. The AWS cloud
     controller runs with hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
     ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
-    from k3s_infra import defaults
-
     if role != "agent" and any(CATALOG[name].pod_network_aws_client for name in enabled(env)):
         return defaults.IMDS_HOP_LIMIT_POD_NETWORK
     return defaults.IMDS_HOP_LIMIT_HOST_ONLY

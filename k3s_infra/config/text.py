@@ -1,4 +1,5 @@
-"""Showing user text in messages: bounded, and never terminal control characters.
+"""Text from and about user input: names spelled as identifiers, and values shown in
+messages bounded and without terminal control characters.
 
 An error may quote a value from a file: a 50 MB string is cut with an ellipsis,
 and escape sequences (``\\x1b[...``), carriage returns and bidirectional overrides
@@ -33,3 +34,13 @@ def shown(value: object, limit: int = 60) -> str:
 def has_control(text: str) -> bool:
     """True when ``text`` holds a control character other than newline and tab."""
     return any(c != "\t" for c in _CONTROL.findall(text))
+
+
+def camel(text: str) -> str:
+    """'spot-workers' -> 'SpotWorkers' (logical IDs are built from it, see model.naming)."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
+
+
+def kebab(text: str) -> str:
+    """'AgentPoolSpotWorkers' -> 'agent-pool-spot-workers'; 'bootstrapPassword' -> 'bootstrap-password'."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text).lower()

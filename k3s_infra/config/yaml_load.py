@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from k3s_infra.config_text import has_control
+from k3s_infra.config.text import has_control
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # values after alias expansion; prod.yaml has a few hundred

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 from k3s_infra.config import Environment
 
 _SG_LABELS = {"ServerSecurityGroup": "server SG", "AgentSecurityGroup": "agent SG",

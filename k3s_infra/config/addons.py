@@ -1,4 +1,4 @@
-"""Configuration of the opt-in cluster add-ons (charts in k3s_infra/addons_catalog.py)."""
+"""Configuration of the opt-in cluster add-ons (charts in ``catalog``)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from k3s_infra import addons_catalog, config_rules, secret_scan
-from k3s_infra.config_types import ChartVersion, Strict, Url, _shape
+from k3s_infra.config import catalog, rules, secret_scan
+from k3s_infra.config.types import ChartVersion, Strict, Url, shape
 
 # A top-level chart value key: it also names the Kubernetes Secret that carries it (kebab-case).
-ValueKey = _shape(r"^[A-Za-z][A-Za-z0-9]{0,62}$", "a top-level chart value key like adminPassword")
+ValueKey = shape(r"^[A-Za-z][A-Za-z0-9]{0,62}$", "a top-level chart value key like adminPassword")
 # A complete secret ARN, with the 6 characters Secrets Manager appends to the name, so the
 # servers' GetSecretValue can be granted on exactly this secret
 # (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
-SecretArn = _shape(r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+SecretArn = shape(r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
                    r"-[A-Za-z0-9]{6}$", "a full Secrets Manager secret ARN, ending in -<6 characters>")
 
 
@@ -44,11 +44,11 @@ class ClusterAutoscaler(AddOn):
 
 
 def _addon_field(name: str, model: type[AddOn] = AddOn) -> Any:
-    return Field(default_factory=model, description=addons_catalog.CATALOG[name].description)
+    return Field(default_factory=model, description=catalog.CATALOG[name].description)
 
 
 class Addons(Strict):
-    """Opt-in add-ons (see k3s_infra/addons_catalog.py for charts, versions and defaults)."""
+    """Opt-in add-ons (see k3s_infra/config/catalog.py for charts, versions and defaults)."""
 
     cert_manager: AddOn = _addon_field("cert_manager")
     rancher: AddOn = _addon_field("rancher")
@@ -65,7 +65,7 @@ class Addons(Strict):
 
     @model_validator(mode="after")
     def _values(self) -> Addons:
-        for name, entry in addons_catalog.CATALOG.items():
+        for name, entry in catalog.CATALOG.items():
             addon = getattr(self, name)
             for key in entry.secret_values:
                 if key in addon.values:
@@ -77,7 +77,7 @@ class Addons(Strict):
             hostname = addon.values.get("hostname")
             if isinstance(hostname, str):  # e.g. Rancher's: its ingress host and certificate name
                 try:
-                    config_rules.dns_name(hostname)
+                    rules.dns_name(hostname)
                 except ValueError as exc:
                     raise ValueError(f"{name}.values.hostname: {exc}") from None
             for path, reason in secret_scan.findings(addon.values):
@@ -97,31 +97,19 @@ def kubernetes_minor(k3s_version: str) -> str:
 
 def check_cluster_autoscaler(env: Any) -> None:
     """What an enabled autoscaler needs of the environment (called from Environment's
-    validation, so a refusal names its field like any other config error)."""
+    validation, so a refusal names its field like any other config error). Its tags'
+    AWS limits are checked with the tags themselves (``model.limits.check_environment``)."""
     if not env.autoscaling:
         return
     minor = kubernetes_minor(env.k3s.version)
-    if env.addons.cluster_autoscaler.version is None and minor not in addons_catalog.CLUSTER_AUTOSCALER_CHARTS:
-        known = ", ".join(addons_catalog.CLUSTER_AUTOSCALER_CHARTS)
+    if env.addons.cluster_autoscaler.version is None and minor not in catalog.CLUSTER_AUTOSCALER_CHARTS:
+        known = ", ".join(catalog.CLUSTER_AUTOSCALER_CHARTS)
         raise ValueError(f"k3s.version: no cluster-autoscaler chart is pinned for Kubernetes {minor} (known: "
                          f"{known}); set addons.cluster_autoscaler.version to a chart whose appVersion is "
                          f"{minor}.x, or addons.cluster_autoscaler.enabled: false")
-    from k3s_infra import naming  # naming imports this package's Environment
-
     for pool in env.agent_pools:
-        where = f"agent_pools[{pool.name}]"
         keys = [taint.split(":")[0].split("=")[0] for taint in pool.taints]
         for key in {k for k in keys if keys.count(k) > 1}:
-            raise ValueError(f"{where}.taints: {key} is listed twice; the autoscaler's node-template tags "
-                             "hold one taint per key (drop one, or set addons.cluster_autoscaler.enabled: false)")
-        scaling = naming.autoscaler_tags(env, pool)
-        for key in scaling:
-            if len(key) > naming.TAG_KEY_MAX:
-                raise ValueError(f"{where}: the autoscaler tag {key!r} is longer than the "
-                                 f"{naming.TAG_KEY_MAX} characters AWS allows in a tag key; shorten the "
-                                 "label/taint key (or the stack name)")
-        count = len({**naming.pool_tags(env, pool), "Name": "", **scaling})
-        if count > naming.GROUP_TAGS_MAX:
-            raise ValueError(f"{where}: its auto scaling group would carry {count} tags (AWS allows "
-                             f"{naming.GROUP_TAGS_MAX}); the autoscaler adds one per label and taint: "
-                             "use fewer labels, taints or deploy.tags")
+            raise ValueError(f"agent_pools[{pool.name}].taints: {key} is listed twice; the autoscaler's "
+                             "node-template tags hold one taint per key (drop one, or set "
+                             "addons.cluster_autoscaler.enabled: false)")

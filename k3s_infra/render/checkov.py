@@ -14,9 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from k3s_infra.lint import Finding
+from k3s_infra.render.lint import Finding
 
-PROJECT_TOOL = Path(__file__).resolve().parent.parent / ".venv-checkov" / "bin" / "checkov"
+PROJECT_TOOL = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
 
 
 class CheckovError(RuntimeError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from k3s_infra import outputs as o
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,8 @@ class CatalogEntry:
     values: dict[str, Any] = field(default_factory=dict)
     # Top-level value key -> what the generated secret is, e.g. {"bootstrapPassword": "..."}.
     secret_values: dict[str, str] = field(default_factory=dict)
-    # Top-level value key -> node-stack parameter giving it at deploy time (e.g. a queue URL).
+    # Top-level value key -> a value known only at deploy time, by its name in
+    # model.addons.RUNTIME_PARAMETERS (e.g. the drain queue's URL).
     runtime_values: dict[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # other add-ons switched on with this one
     packages: tuple[str, ...] = ()  # node packages (Amazon Linux 2023 dnf names), every node
@@ -148,7 +148,7 @@ CATALOG: dict[str, CatalogEntry] = {
         values={"enableSqsTerminationDraining": True, "useProviderId": True, "checkTagBeforeDraining": True,
                 "managedTag": "aws-node-termination-handler/managed", "deleteSqsMsgIfNodeNotFound": True,
                 "replicas": 1, **_CONTROL_PLANE},
-        runtime_values={"queueURL": o.DRAIN_QUEUE_URL}, pod_network_aws_client=True),
+        runtime_values={"queueURL": "drain_queue_url"}, pod_network_aws_client=True),
 }
 
 # --- cluster autoscaler ---------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from k3s_infra.config_types import AvailabilityZone, Strict, SubnetId, VpcId, _network
+from k3s_infra.config.types import AvailabilityZone, Strict, SubnetId, VpcId, network_cidr
 
 WORLD = ("0.0.0.0/0", "::/0")
 
@@ -32,7 +32,7 @@ class ManagedNetwork(Strict):
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, value: str) -> str:
-        value = _network(value)
+        value = network_cidr(value)
         if ":" in value or not 16 <= int(value.split("/")[1]) <= 24:
             raise ValueError(f"an IPv4 CIDR of /16 to /24 (VPC limits, room for subnets), got {value}")
         return value
@@ -55,7 +55,7 @@ class Network(Strict):
     public_subnets: list[Subnet] = Field(
         default_factory=list, description="Public subnets of the internet-facing NLB (api.scheme internet-facing).")
 
-    _cidr = field_validator("vpc_cidr")(_network)
+    _cidr = field_validator("vpc_cidr")(network_cidr)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,7 +105,7 @@ class Api(Strict):
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, values: list[str]) -> list[str]:
-        networks = [_network(v) for v in values]
+        networks = [network_cidr(v) for v in values]
         repeated = sorted({n for n in networks if networks.count(n) > 1})
         if repeated:
             raise ValueError(f"listed more than once: {', '.join(repeated)}")

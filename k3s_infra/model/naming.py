@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 from k3s_infra.config import Environment
+from k3s_infra.config.catalog import NTH_MANAGED_TAG
+from k3s_infra.config.text import camel, kebab  # noqa: F401  (naming's spelling of IDs and file names)
 
 _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 
@@ -30,11 +32,6 @@ AGENT_GROUP = "AgentGroup"
 ROOT = "Root"
 
 
-def camel(text: str) -> str:
-    """'spot-workers' -> 'SpotWorkers'."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", text) if part)
-
-
 def logical_id(*parts: str | int) -> str:
     value = "".join(camel(str(p)) for p in parts)
     check_logical_id(value)
@@ -49,11 +46,6 @@ def check_logical_id(value: str) -> str:
 
 def agent_pool_stack(pool_name: str) -> str:
     return logical_id("AgentPool", pool_name)
-
-
-def kebab(text: str) -> str:
-    """'AgentPoolSpotWorkers' -> 'agent-pool-spot-workers'; 'bootstrapPassword' -> 'bootstrap-password'."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", text).lower()
 
 
 def template_file(stack_id: str, fmt: str) -> str:
@@ -137,8 +129,6 @@ def node_tags(env: Environment, role: str) -> dict[str, str]:
     tags = {**cluster_tags(env), **ccm_discovery_tags(env), f"{TAG_PREFIX}:role": role}
     if env.draining:
         # The node termination handler drains only groups and instances wearing its tag.
-        from k3s_infra.addons_catalog import NTH_MANAGED_TAG
-
         tags[NTH_MANAGED_TAG] = "true"
     return tags
 

@@ -1,0 +1,42 @@
+"""Configuration: one environment file (and its ``extends`` chain) in, one validated,
+frozen ``Environment`` out. The bottom layer: it imports nothing else of k3s_infra.
+
+    model        the pydantic sections of an environment (Environment, AgentPool, ...)
+    network      the network and API sections
+    addons       the add-ons section; catalog: the add-ons k3s-infra knows, as data
+    types        field shapes and the strict base model; rules: what a pattern cannot say
+    defaults     default versions and settings, as data
+    loading      files -> merged document -> Environment, errors naming file and field
+    yaml_load    safe YAML reading; yaml_text: the one YAML writer
+    text         user text shown safely, names spelled as identifiers
+    architectures, secret_scan: instance-type architectures, secret-shaped values
+"""
+
+from k3s_infra.config.errors import ConfigError
+from k3s_infra.config.loading import (
+    ENVIRONMENTS_DIR,
+    available_environments,
+    environments_folder,
+    json_schema,
+    load_environment,
+    read_document,
+    validate,
+)
+from k3s_infra.config.model import (
+    AgentPool,
+    Deploy,
+    Environment,
+    EtcdSnapshots,
+    K3s,
+    Nodes,
+    Servers,
+    Spot,
+)
+from k3s_infra.config.addons import AddOn, Addons
+from k3s_infra.config.network import Api, Network, Subnet
+
+__all__ = [
+    "ENVIRONMENTS_DIR", "AddOn", "Addons", "AgentPool", "Api", "ConfigError", "Deploy", "Environment",
+    "EtcdSnapshots", "K3s", "Network", "Nodes", "Servers", "Spot", "Subnet", "available_environments",
+    "environments_folder", "json_schema", "load_environment", "read_document", "validate",
+]

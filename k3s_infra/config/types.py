@@ -1,0 +1,68 @@
+"""Field shapes and the strict base model shared by every configuration section."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from k3s_infra.config import rules
+
+# --- field shapes -------------------------------------------------------------
+
+# pattern -> what a person should write there, for error messages.
+HINTS: dict[str, str] = {}
+
+
+def shape(pattern: str, hint: str, *rules: object, **constraints: int) -> type[str]:
+    """A string of this pattern (for editors' JSON Schema and short messages), then the
+    ``rules`` a pattern cannot say (lengths per part, reserved names, ranges)."""
+    HINTS[pattern] = hint
+    return Annotated[str, StringConstraints(pattern=pattern, **constraints), *map(AfterValidator, rules)]
+
+
+Name = shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
+VpcId = shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
+SubnetId = shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
+AccountId = shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
+Region = shape(r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region like eu-west-1",
+                rules.region)
+AvailabilityZone = shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
+InstanceType = shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
+K3sVersion = shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
+SsmPath = shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+AmiId = shape(r"^ami-[0-9a-f]{8,17}$", "an AMI ID like ami-0a1b2c3d4e5f60718")
+LabelKey = shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
+                  "a Kubernetes label key like example.com/tier", rules.node_label_key)
+LabelValue = shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value",
+                    rules.label_value)
+Taint = shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
+               r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
+               "a taint like key=value:NoSchedule", rules.taint)
+DnsName = shape(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", "a DNS name", rules.dns_name)
+SubjectName = shape(r"^[A-Za-z0-9:]([A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$", "a DNS name or IP address",
+                     rules.dns_name_or_ip)
+CronSchedule = shape(r"^(@[a-z]+|(\S+\s+){4}\S+)$", "a five-field cron schedule like '0 */6 * * *'",
+                      rules.cron)
+TagKey = shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
+TagValue = shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
+Url = shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
+StackName = shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
+BucketName = shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name", rules.bucket_name)
+SemVer = shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
+ImageTag = shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
+ChartVersion = shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")
+
+
+def network_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"not a valid CIDR block: {exc}") from None
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)

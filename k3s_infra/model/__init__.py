@@ -1,0 +1,10 @@
+"""The cluster's model, derived from a validated environment: the facts every layer
+above shares, each with one home.
+
+    naming    logical IDs, physical names and tags
+    roles     the node roles (first server, joining servers, agents) and their facts
+    ports     the K3s port table, the source of every security-group rule
+    outputs   names of stack Outputs and Parameters (the interface between stacks)
+    limits    CloudFormation, EC2 and tag limits, checked at render
+    addons    the enabled add-ons: their HelmCharts, secrets and boot-time values
+"""
