@@ -43,7 +43,7 @@ PARAMETERS = {
     "RestoreRequestParameterName": "/k3s-infra/k3s/restore-request",
     "ApiTargetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k3s-Api-1AB2/0123456789abcdef",
     "SnapshotBucketName": "k3s-snapshots-bucket",
-    # Add-ons (k3s_infra/addons.py): generated secrets and the drain queue.
+    # Add-ons (k3s_infra/model/addons.py): generated secrets and the drain queue.
     "RancherBootstrapPasswordSecretArn":
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/addons/rancher-bootstrap-password-StUvWx",
     "GrafanaAdminPasswordSecretArn":

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from boot_sandbox import ADDON_SECRETS, PARAMETERS, SERVER_TOKEN, AGENT_TOKEN, expand, token_leaks
 
-from k3s_infra import addons, bootstrap
-from k3s_infra.addons_catalog import CATALOG
+from k3s_infra import bootstrap
+from k3s_infra.model import addons
+from k3s_infra.config.catalog import CATALOG
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import load_environment
 from k3s_infra.render import render

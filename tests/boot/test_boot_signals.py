@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from boot_sandbox import INSTANCE_ID, NODE_STACK_NAME, READY_ATTEMPTS, boot_env, expand, metadata_options
 
-from k3s_infra import naming
+from k3s_infra.model import naming
 
 NODE_STACKS = [("dev", "ServerInit", naming.SERVER_GROUP), ("prod", "Servers", naming.SERVER_GROUP),
                ("prod", "AgentPoolGeneral", naming.AGENT_GROUP)]

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from boot_sandbox import PARAMETERS, expand, launch_template_user_data
 
-from k3s_infra import bootstrap, limits
+from k3s_infra import bootstrap
+from k3s_infra.model import limits
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import ConfigError, validate
 
