@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from k3s_infra import bootstrap
+from k3s_infra.components import auto_scaling_group, launch_template
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import AgentPool, Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.components import auto_scaling_group, launch_template
-from k3s_infra.config import AgentPool, Environment
-from k3s_infra.components.template import StackTemplate
+from k3s_infra.model.roles import AGENT
 from stacks.parameters import declare_all
 
 
@@ -17,14 +18,14 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
                       naming.cluster_tags(env))
     p = declare_all(t, o.SUBNET_IDS, o.IMAGE_ID, o.AGENT_SECURITY_GROUP, o.AGENT_INSTANCE_PROFILE,
                     o.API_DNS_NAME, o.AGENT_TOKEN_SECRET, o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY)
-    tags = naming.pool_tags(env, pool)
+    tags = AGENT.tags(env, pool)
     refs = bootstrap.BootRefs(api_dns_name=p[o.API_DNS_NAME], agent_token_secret=p[o.AGENT_TOKEN_SECRET])
     launch = launch_template.build(t, "AgentLaunchTemplate", launch_template.LaunchSpec(
         instance_type=pool.instance_types[0], root_volume_gb=pool.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.AGENT_SECURITY_GROUP],
         instance_profile_arn=p[o.AGENT_INSTANCE_PROFILE],
-        user_data=bootstrap.user_data(env, "agent", refs, pool), tags=tags))
-    group = auto_scaling_group.build(t, naming.AGENT_GROUP, auto_scaling_group.GroupSpec(
+        user_data=bootstrap.user_data(env, AGENT, refs, pool), tags=tags, imds_hop_limit=AGENT.imds_hop_limit(env)))
+    group = auto_scaling_group.build(t, AGENT.signal_resource, auto_scaling_group.GroupSpec(
         min_size=p[o.MIN_SIZE], max_size=p[o.MAX_SIZE], desired=p[o.DESIRED_CAPACITY],
         subnet_ids=p[o.SUBNET_IDS], tags={**tags, **naming.autoscaler_tags(env, pool)},
         instance_types=list(pool.instance_types), spot=pool.spot,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from k3s_infra.model import addons
-from k3s_infra.model import naming
-from k3s_infra.model import outputs as o
 from k3s_infra.components import iam
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
+from k3s_infra.model import addons, naming, roles
+from k3s_infra.model import outputs as o
 from stacks.parameters import declare_all
 
 
@@ -27,8 +26,8 @@ def build(env: Environment) -> StackTemplate:
         + tuple(value.arn for value in addons.user_secrets(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))
     scaling = iam.autoscaler_statements(naming.autoscaler_cluster_tag(env)) if env.autoscaling else []
-    server = iam.build(t, "server", iam.server_statements(access) + scaling, cloud_controller=True)
-    agent = iam.build(t, "agent", iam.agent_statements(access))
+    server = iam.build(t, roles.SERVER.identity, iam.server_statements(access) + scaling, cloud_controller=True)
+    agent = iam.build(t, roles.AGENT.identity, iam.agent_statements(access))
     t.output(o.SERVER_INSTANCE_PROFILE, server.instance_profile_arn, "Instance profile of K3s servers")
     t.output(o.AGENT_INSTANCE_PROFILE, agent.instance_profile_arn, "Instance profile of K3s agents")
     t.output(o.SERVER_ROLE, server.role_arn, "Role of K3s servers")

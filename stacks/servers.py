@@ -5,12 +5,12 @@ from one to three servers changes a value, not the shape of the root)."""
 from __future__ import annotations
 
 from k3s_infra import bootstrap
-from k3s_infra.model import addons
-from k3s_infra.model import naming
-from k3s_infra.model import outputs as o
 from k3s_infra.components import auto_scaling_group, launch_template
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
+from k3s_infra.model import naming, roles
+from k3s_infra.model import outputs as o
+from k3s_infra.model.roles import Role
 from stacks.parameters import declare_all
 
 _SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
@@ -19,14 +19,14 @@ _SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_
 _INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_PARAMETER)
 
 
-def _build(env: Environment, role: str, description: str, sized_by_parameter: bool) -> StackTemplate:
+def _build(env: Environment, role: Role, description: str, sized_by_parameter: bool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
-    public = bootstrap.public_api(env, role)
-    p = declare_all(t, *_SHARED, *(_INIT_ONLY if role == "server-init" else ()),
+    public = role.public_api(env)
+    p = declare_all(t, *_SHARED, *(_INIT_ONLY if role.initialises else ()),
                     *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
                     *((o.PUBLIC_API_DNS_NAME, o.PUBLIC_API_TARGET_GROUP) if public else ()),
                     *bootstrap.addon_parameters(env, role))
-    tags = naming.node_tags(env, role)
+    tags = role.tags(env)
     refs = bootstrap.BootRefs(
         api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
         kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
@@ -38,9 +38,9 @@ def _build(env: Environment, role: str, description: str, sized_by_parameter: bo
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
         instance_profile_arn=p[o.SERVER_INSTANCE_PROFILE],
         user_data=bootstrap.user_data(env, role, refs), tags=tags,
-        imds_hop_limit=addons.imds_hop_limit(env, "server")))
+        imds_hop_limit=role.imds_hop_limit(env)))
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
-    group = auto_scaling_group.build(t, naming.SERVER_GROUP, auto_scaling_group.GroupSpec(
+    group = auto_scaling_group.build(t, role.signal_resource, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,
         instance_types=[env.servers.instance_type],
         target_group_arns=[p[o.API_TARGET_GROUP], *([p[o.PUBLIC_API_TARGET_GROUP]] if public else [])],
@@ -51,11 +51,11 @@ def _build(env: Environment, role: str, description: str, sized_by_parameter: bo
 
 
 def build_init(env: Environment) -> StackTemplate:
-    return _build(env, "server-init", "the cluster-init K3s server (exactly one)", sized_by_parameter=False)
+    return _build(env, roles.SERVER_INIT, "the cluster-init K3s server (exactly one)", sized_by_parameter=False)
 
 
 def build_joining(env: Environment) -> StackTemplate:
-    return _build(env, "server", "K3s servers that join the cluster through the API endpoint",
+    return _build(env, roles.SERVER, "K3s servers that join the cluster through the API endpoint",
                   sized_by_parameter=True)
 
 

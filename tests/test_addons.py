@@ -14,6 +14,7 @@ from k3s_infra.model import limits
 from k3s_infra.config.catalog import CATALOG
 from k3s_infra.config import ConfigError, load_environment, validate
 from k3s_infra.render import render, write
+from k3s_infra.model import roles
 from oracle_helpers import ALL_ADDONS, user_data_text
 from fixture_scope import shared
 
@@ -63,7 +64,7 @@ def test_addons_are_off_unless_asked_for(env_document):
     env = validate(document, "dev.yaml")
     assert addons.enabled(env) == []
     assert addons.bundle(env) == ""
-    assert bootstrap.ADDONS_MANIFEST not in {f["path"] for f in bootstrap.files(env, "server-init")}
+    assert bootstrap.ADDONS_MANIFEST not in {f["path"] for f in bootstrap.files(env, roles.SERVER_INIT)}
 
 
 def test_one_line_enables_an_addon_with_the_catalog_defaults(env_document):
@@ -161,7 +162,7 @@ def test_agents_carry_no_manifests(everything):
 
 def test_disabled_addons_are_absent(env_document):
     env = with_addons(env_document, vault={"enabled": True}, gatekeeper={"enabled": False})
-    document = yaml.safe_load(bootstrap.cloud_config(env, "server"))
+    document = yaml.safe_load(bootstrap.cloud_config(env, roles.SERVER))
     (entry,) = [f for f in document["write_files"] if f["path"] == bootstrap.ADDONS_MANIFEST]
     names = [d["metadata"]["name"] for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d]
     assert names == ["vault"]

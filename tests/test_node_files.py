@@ -17,6 +17,7 @@ from oracle_helpers import ALL_ADDONS, node_stack_ids, user_data_text, written_f
 from k3s_infra import bootstrap
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
+from k3s_infra.model import roles
 
 CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.io/installation/packaged-components)
@@ -206,9 +207,9 @@ def test_misuse_of_the_user_data_builders_is_a_clear_build_error(rendered):
     with pytest.raises(ValueError, match=r"^unknown node role 'controller'$"):
         bootstrap.files(env, "controller")
     with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
-        bootstrap.files(env, "agent")
+        bootstrap.files(env, roles.AGENT)
     with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
-        bootstrap.files(env, "server", env.agent_pools[0])
+        bootstrap.files(env, roles.SERVER, env.agent_pools[0])
     # Packed (gz+b64) text is opaque to Fn::Sub: a deploy-time parameter in it would never be filled in.
     with pytest.raises(ValueError, match=r"^/x: a packed file cannot carry deploy-time parameters$"):
         bootstrap.packed("/x", "0600", f"host: {bootstrap._placeholder('api_dns_name')}")
@@ -221,4 +222,4 @@ def test_a_boot_setting_that_cannot_be_shell_quoted_is_never_written(rendered, b
     env = rendered["dev"].env
     unchecked = env.model_copy(update={"k3s": env.k3s.model_copy(update={"release_url": bad})})
     with pytest.raises(ValueError, match=r"^boot setting RELEASE_URL cannot be shell-quoted: "):
-        bootstrap.files(unchecked, "server")
+        bootstrap.files(unchecked, roles.SERVER)

@@ -27,6 +27,7 @@ from k3s_infra import bootstrap
 from k3s_infra.model import limits
 from k3s_infra.config import available_environments, load_environment, validate
 from k3s_infra.render import build_templates
+from k3s_infra.model import roles
 
 
 def _longest_value(r, stack_id: str, parameter: str) -> str:
@@ -78,7 +79,7 @@ def _user_data(env, stack_id: str):
     refs = {name: Ref(name) for name in ("api_dns_name", "agent_token_secret", "token_secret", "kubeconfig_secret",
                                          "cluster_state_parameter", "restore_request_parameter", "api_target_group",
                                          "snapshot_bucket", "public_api_dns_name")}
-    return bootstrap.user_data(env, role, bootstrap.BootRefs(**refs), pool)
+    return bootstrap.user_data(env, roles.by_name(role), bootstrap.BootRefs(**refs), pool)
 
 
 def size_the_guard_counts(env, stack_id: str, monkeypatch) -> int:
@@ -155,4 +156,4 @@ def test_a_node_stack_missing_a_boot_parameter_is_a_build_error(rendered):
     fail the deploy with an unresolved variable)."""
     env = rendered["dev"].env
     with pytest.raises(ValueError, match=r"^server-init user data needs parameters \[.*'KubeconfigSecret'"):
-        bootstrap.user_data(env, "server-init", bootstrap.BootRefs(api_dns_name=Ref("A"), agent_token_secret=Ref("B")))
+        bootstrap.user_data(env, roles.SERVER_INIT, bootstrap.BootRefs(api_dns_name=Ref("A"), agent_token_secret=Ref("B")))

@@ -40,16 +40,12 @@ from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra.model import addons
-from k3s_infra.config import rules as config_rules
-from k3s_infra.config import defaults
-from k3s_infra.model import limits
-from k3s_infra.model import naming
-from k3s_infra.model import outputs as o
 from k3s_infra.bootstrap import k3s_config
-from k3s_infra.config import AgentPool, Environment
-
-ROLES = ("server-init", "server", "agent")
+from k3s_infra.config import AgentPool, Environment, defaults, rules
+from k3s_infra.config.text import camel
+from k3s_infra.model import addons, limits, naming
+from k3s_infra.model import outputs as o
+from k3s_infra.model.roles import Role
 
 BOOT_SCRIPT = "/usr/local/sbin/k3s-infra-boot"
 BOOT_ENV = "/etc/k3s-infra/boot.env"
@@ -81,24 +77,9 @@ class BootRefs:
     public_api_dns_name: Ref | None = None
 
 
-# Which BootRefs each role uses; the node stacks declare exactly these parameters.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "server-init": ("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret",
-                    "cluster_state_parameter", "restore_request_parameter", "api_target_group",
-                    "snapshot_bucket", "stack_name"),
-    "server": ("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
-    "agent": ("api_dns_name", "agent_token_secret", "stack_name"),
-}
-
-
-def public_api(env: Environment, role: str) -> bool:
-    """Whether a role carries the public API name: servers, when there is a public NLB."""
-    return role != "agent" and env.api.scheme == "internet-facing"
-
-
-def addon_parameters(env: Environment, role: str) -> tuple[str, ...]:
+def addon_parameters(env: Environment, role: Role) -> tuple[str, ...]:
     """Node-stack parameters the enabled add-ons add to a role (servers only)."""
-    if role == "agent":
+    if not role.is_server:
         return ()
     return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
@@ -121,26 +102,26 @@ _PLACEHOLDER = re.compile(rf"__cfn{_TOKEN}_([A-Za-z0-9]+)__")
 
 
 def _placeholder(field: str) -> str:
-    return f"__cfn{_TOKEN}_{naming.camel(field)}__"
+    return f"__cfn{_TOKEN}_{camel(field)}__"
 
 
-def _boot_env(env: Environment, role: str) -> dict[str, str]:
+def _boot_env(env: Environment, role: Role) -> dict[str, str]:
     p = _placeholder
-    settings = {"ROLE": role, "API_HOST": p("api_dns_name"),
+    settings = {"ROLE": role.name, "API_HOST": p("api_dns_name"),
                 "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
                 "CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL,
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
                 "SIGNAL_STACK": p("stack_name"),
-                "SIGNAL_RESOURCE": naming.AGENT_GROUP if role == "agent" else naming.SERVER_GROUP}
-    if role == "agent":
+                "SIGNAL_RESOURCE": role.signal_resource}
+    if not role.is_server:
         settings |= {"TOKEN_SECRET": p("agent_token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE}
     else:
         settings |= {"TOKEN_SECRET": p("token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE,
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
-    if role == "server-init":
+    if role.initialises:
         # The published kubeconfig points at the public NLB when there is one (people use it).
-        host = p("public_api_dns_name") if public_api(env, role) else p("api_dns_name")
+        host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
@@ -153,7 +134,7 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     packages, services = addons.node_packages(env)
     if packages:
         settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
-    if role != "agent":
+    if role.is_server:
         # <Kubernetes Secret>=<chart value key>=<secret ARN | value>, space separated.
         for key, secret in (("ADDON_SECRETS", True), ("ADDON_VALUES", False)):
             entries = [f"{v.kubernetes_secret}={v.value_key}={v.arn or p(v.parameter)}"
@@ -166,34 +147,33 @@ def _boot_env(env: Environment, role: str) -> dict[str, str]:
     return settings
 
 
-def files(env: Environment, role: str, pool: AgentPool | None = None) -> list[dict[str, str]]:
+def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[dict[str, str]]:
     """The cloud-init write_files entries of a role, with parameter placeholders."""
-    if role not in ROLES:
+    if not isinstance(role, Role):
         raise ValueError(f"unknown node role {role!r}")
-    if (role == "agent") != (pool is not None):
+    if role.is_server == (pool is not None):
         raise ValueError("an agent needs its pool, and only an agent has one")
     api = _placeholder("api_dns_name")
-    if role == "agent":
+    if not role.is_server:
         config = k3s_config.agent(pool, api_host=api)
     else:
-        config = k3s_config.server(env, init=role == "server-init", api_host=api,
+        config = k3s_config.server(env, init=role.initialises, api_host=api,
                                    snapshot_bucket=_placeholder("snapshot_bucket"),
-                                   public_host=_placeholder("public_api_dns_name") if public_api(env, role) else None)
+                                   public_host=_placeholder("public_api_dns_name") if role.public_api(env) else None)
     boot_env = "".join(f"{key}='{value}'\n" for key, value in _boot_env(env, role).items())
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": boot_env},
         {"path": K3S_CONFIG, "permissions": "0600", "content": k3s_config.dump(config)},
     ]
-    if role == "server-init":
+    if role.initialises:
         entries.append({"path": REJOIN_CONFIG, "permissions": "0600",
                         "content": k3s_config.dump(k3s_config.rejoin(api))})
-    if role != "agent":
+    if role.is_server:
         entries.append({"path": CCM_MANIFEST, "permissions": "0600",
                         "content": k3s_config.dump(k3s_config.cloud_controller_manifest(env))})
         entries += addon_files(env)
-    service = k3s_config.service_name(role)
-    entries += [packed(f"{k3s_config.SYSTEMD_DIR}/{service}.service", "0644", k3s_config.systemd_unit(role)),
-                {"path": f"{k3s_config.FIRST_START_DROP_IN_DIR}/{service}.service.d/10-first-start.conf",
+    entries += [packed(f"{k3s_config.SYSTEMD_DIR}/{role.unit}.service", "0644", k3s_config.systemd_unit(role)),
+                {"path": f"{k3s_config.FIRST_START_DROP_IN_DIR}/{role.unit}.service.d/10-first-start.conf",
                  "permissions": "0644", "content": k3s_config.first_start_drop_in()}]
     entries.append(packed(BOOT_SCRIPT, "0700", boot_script()))
     return entries
@@ -225,7 +205,7 @@ def unpacked(entry: dict[str, str]) -> str:
     return entry["content"]
 
 
-def cloud_config(env: Environment, role: str, pool: AgentPool | None = None) -> str:
+def cloud_config(env: Environment, role: Role, pool: AgentPool | None = None) -> str:
     """The user data document, with parameter placeholders (not yet Fn::Sub text)."""
     document = {"write_files": files(env, role, pool), "runcmd": [[BOOT_SCRIPT]]}
     modules = addons.kernel_modules(env)
@@ -250,23 +230,23 @@ def resolve(sub_text: str, values: dict[str, str]) -> str:
 
 def worst_case_values(env: Environment) -> dict[str, str]:
     """The longest value each parameter can take, to bound the size of the user data."""
-    partition, dns_suffix = config_rules.partition_of(env.region)
+    partition, dns_suffix = rules.partition_of(env.region)
     arn = f"arn:{partition}:secretsmanager:{{region}}:{{account}}:secret:{{name}}-XXXXXX"
     secret = lambda what: arn.format(region=env.region, account=env.account_id,  # noqa: E731
                                      name=naming.secret_name(env, what))
     return {
-        naming.camel("api_dns_name"): "x" * 253,  # longest DNS name
-        naming.camel("public_api_dns_name"): "x" * 253,
-        naming.camel("token_secret"): secret("token"),
-        naming.camel("agent_token_secret"): secret("agent-token"),
-        naming.camel("kubeconfig_secret"): secret("kubeconfig"),
-        naming.camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
-        naming.camel("restore_request_parameter"): naming.restore_request_parameter(env),
+        camel("api_dns_name"): "x" * 253,  # longest DNS name
+        camel("public_api_dns_name"): "x" * 253,
+        camel("token_secret"): secret("token"),
+        camel("agent_token_secret"): secret("agent-token"),
+        camel("kubeconfig_secret"): secret("kubeconfig"),
+        camel("cluster_state_parameter"): naming.cluster_state_parameter(env),
+        camel("restore_request_parameter"): naming.restore_request_parameter(env),
         # arn:<partition>:elasticloadbalancing:<region>:<account>:targetgroup/<32 chars>/<16 hex>
-        naming.camel("api_target_group"): f"arn:{partition}:elasticloadbalancing:{env.region}:{env.account_id}:"
+        camel("api_target_group"): f"arn:{partition}:elasticloadbalancing:{env.region}:{env.account_id}:"
                                           f"targetgroup/{'x' * 32}/{'0' * 16}",
-        naming.camel("stack_name"): "x" * 128,  # longest stack name
-        naming.camel("snapshot_bucket"): "x" * 63,  # longest bucket name
+        camel("stack_name"): "x" * 128,  # longest stack name
+        camel("snapshot_bucket"): "x" * 63,  # longest bucket name
         # https://sqs.<region>.<suffix>/<account>/<queue name of at most 80 characters>, or the
         # legacy host <region>.queue.<suffix> (botocore endpoints.json), 2 characters longer.
         o.DRAIN_QUEUE_URL: f"https://{env.region}.queue.{dns_suffix}/{env.account_id}/" + "x" * 80,
@@ -276,19 +256,19 @@ def worst_case_values(env: Environment) -> dict[str, str]:
     }
 
 
-def user_data(env: Environment, role: str, refs: BootRefs, pool: AgentPool | None = None) -> AWSHelperFn:
+def user_data(env: Environment, role: Role, refs: BootRefs, pool: AgentPool | None = None) -> AWSHelperFn:
     text = _sub_text(cloud_config(env, role, pool))
     size = len(resolve(text, worst_case_values(env)).encode())
     if size > limits.MAX_USER_DATA_BYTES:
-        where = f"agent pool {pool.name}" if pool else role
+        where = f"agent pool {pool.name}" if pool else role.name
         raise limits.LimitError(f"environment {env.name}", [(
             f"agent_pools[{pool.name}]" if pool else "k3s",
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
-    variables = {naming.camel(field): getattr(refs, field) for field in NEEDS[role]}
+    variables = {camel(field): getattr(refs, field) for field in role.needs}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
-    if public_api(env, role):
-        variables[naming.camel("public_api_dns_name")] = refs.public_api_dns_name
+    if role.public_api(env):
+        variables[camel("public_api_dns_name")] = refs.public_api_dns_name
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
-        raise ValueError(f"{role} user data needs parameters {missing}")
+        raise ValueError(f"{role.name} user data needs parameters {missing}")
     return Base64(Sub(text, **variables))

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from k3s_infra.model import addons
-from k3s_infra.config import defaults
-from k3s_infra.model import naming
-from k3s_infra.config import yaml_text
-from k3s_infra.config import AgentPool, Environment
+from k3s_infra.config import AgentPool, Environment, defaults, yaml_text
+from k3s_infra.model import addons, naming
+from k3s_infra.model.ports import API_PORT
+from k3s_infra.model.roles import Role
 
-API_PORT = 6443
 CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
 # Where the boot script writes the tokens it reads from Secrets Manager: the
 # only files on a node that ever hold them.
@@ -29,22 +27,16 @@ SYSTEMD_DIR = "/etc/systemd/system"
 FIRST_START_DROP_IN_DIR = "/run/systemd/system"
 
 
-def service_name(role: str) -> str:
-    """The unit name the official installer gives each role (k3s-io/k3s:install.sh, setup_env)."""
-    return "k3s-agent" if role == "agent" else "k3s"
-
-
 def _unit_text(sections: list[tuple[str, list[tuple[str, str]]]]) -> str:
     return "\n".join(f"[{name}]\n" + "".join(f"{key}={value}\n" for key, value in entries)
                      for name, entries in sections)
 
 
-def systemd_unit(role: str) -> str:
+def systemd_unit(role: Role) -> str:
     """The K3s unit, as k3s-io/k3s:install.sh (create_systemd_service_file) writes it for
     ``k3s`` (server) and ``k3s-agent``: Type=notify, KillMode=process, Delegate=yes, no
     resource limits, Restart=always, modprobe of br_netfilter and overlay before each start.
     The command is just ``server``/``agent``: every setting comes from config.yaml."""
-    command = "agent" if role == "agent" else "server"
     return _unit_text([
         ("Unit", [("Description", "Lightweight Kubernetes"), ("Documentation", "https://k3s.io"),
                   ("Wants", "network-online.target"), ("After", "network-online.target")]),
@@ -61,7 +53,7 @@ def systemd_unit(role: str) -> str:
             ("TimeoutStartSec", "0"),
             ("Restart", "always"), ("RestartSec", "5s"),
             ("ExecStartPre", "-/sbin/modprobe br_netfilter"), ("ExecStartPre", "-/sbin/modprobe overlay"),
-            ("ExecStart", f"{K3S_BINARY} {command}"),
+            ("ExecStart", f"{K3S_BINARY} {role.k3s_command}"),
         ]),
     ])
 

@@ -23,8 +23,8 @@ from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
 
 from k3s_infra.components import iam_actions
-from k3s_infra.model import naming
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.model import naming, roles
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
-        _health_statement(access, "server-init", "server"),
+        _health_statement(access, *roles.named_by_identity("server")),
         *_addon_statements(access),
     ]
 
@@ -153,8 +153,8 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
                   Resource=[access.agent_token_secret]),
         _decrypt_statement(access, kms.Decrypt),
         _signal_statement(access, naming.agent_pool_stack("") + "*"),
-        _lifecycle_statement(access, "agent"),
-        _health_statement(access, "agent"),
+        _lifecycle_statement(access, *roles.named_by_identity("agent")),
+        _health_statement(access, *roles.named_by_identity("agent")),
     ]
 
 
@@ -174,23 +174,23 @@ def _signal_statement(access: NodeAccess, *stack_ids: str) -> Statement:
                       + stack_id + "-*/*", Root=access.root_stack_name) for stack_id in stack_ids])
 
 
-def _health_statement(access: NodeAccess, *roles: str) -> Statement:
+def _health_statement(access: NodeAccess, *role_names: str) -> Statement:
     # A node whose boot gives up reports itself Unhealthy so its group replaces it; only on
-    # the groups of its own node role (k3s-infra:role tag, naming.node_tags): an agent must
+    # the groups of its own node role (k3s-infra:role tag, roles.Role.tags): an agent must
     # never be able to mark every server unhealthy and so take etcd's quorum with them.
     return Statement(
         Sid="ReportOwnHealth", Effect=Allow, Action=[autoscaling.SetInstanceHealth],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
-        Condition=_own_groups(access, roles))
+        Condition=_own_groups(access, role_names))
 
 
-def _own_groups(access: NodeAccess, roles: tuple[str, ...]) -> Condition:
+def _own_groups(access: NodeAccess, role_names: tuple[str, ...]) -> Condition:
     """This cluster's groups, of the given node roles (all roles when none are given).
     Auto Scaling authorises these actions per group with autoscaling:ResourceTag/<key>
     (Service Authorization Reference, Amazon EC2 Auto Scaling)."""
-    tags = {f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:cluster": access.cluster}
-    if roles:
-        tags[f"autoscaling:ResourceTag/{naming.TAG_PREFIX}:role"] = list(roles)
+    tags = {f"autoscaling:ResourceTag/{naming.CLUSTER_TAG}": access.cluster}
+    if role_names:
+        tags[f"autoscaling:ResourceTag/{naming.ROLE_TAG}"] = list(role_names)
     return Condition(StringEquals(tags))
 
 
@@ -201,14 +201,14 @@ def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
         Condition=Condition(StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))))
 
 
-def _lifecycle_statement(access: NodeAccess, *roles: str) -> Statement:
+def _lifecycle_statement(access: NodeAccess, *role_names: str) -> Statement:
     # Completing termination hooks: the servers run the node termination handler, which
     # drains and completes for every group of the cluster; agents only their own role's.
     return Statement(
         Sid="CompleteOwnLifecycleAction", Effect=Allow,
         Action=[autoscaling.CompleteLifecycleAction, autoscaling.RecordLifecycleActionHeartbeat],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
-        Condition=_own_groups(access, roles))
+        Condition=_own_groups(access, role_names))
 
 
 def autoscaler_statements(discovery_tag: str) -> list[Statement]:
@@ -229,13 +229,13 @@ def autoscaler_statements(discovery_tag: str) -> list[Statement]:
     ]
 
 
-def build(t: StackTemplate, role: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:
-    prefix = naming.logical_id(role)
+def build(t: StackTemplate, identity: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:
+    prefix = naming.logical_id(identity)
     node_role = t.add(Role(
         f"{prefix}Role",
         AssumeRolePolicyDocument=make_simple_assume_policy("ec2.amazonaws.com"),
         Path=f"/{naming.TAG_PREFIX}/",
-        Policies=[Policy(PolicyName=f"{role}-node", PolicyDocument=_document(statements))],
+        Policies=[Policy(PolicyName=f"{identity}-node", PolicyDocument=_document(statements))],
     ))
     if cloud_controller:
         t.skip_check(node_role, "CKV_AWS_111", "the AWS cloud controller creates load balancers and security "

@@ -30,7 +30,7 @@ class LaunchSpec:
     instance_profile_arn: Ref
     user_data: AWSHelperFn
     tags: dict[str, str]
-    # 1 unless a pod on these nodes needs the instance role (see addons.imds_hop_limit).
+    # 1 unless a pod on these nodes needs the instance role (see model.roles.Role.imds_hop_limit).
     imds_hop_limit: int = defaults.IMDS_HOP_LIMIT_HOST_ONLY
 
 

@@ -36,7 +36,7 @@ class CatalogEntry:
     services: tuple[str, ...] = ()  # systemd units enabled after the packages are installed
     required_values: tuple[str, ...] = ()  # top-level keys the environment must give
     # Runs an AWS client (instance-role credentials from IMDS) in the pod network: the nodes
-    # it runs on need an IMDS hop limit of 2 (see addons.imds_hop_limit).
+    # it runs on need an IMDS hop limit of 2 (see model.roles.Role.imds_hop_limit).
     pod_network_aws_client: bool = False
     kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
 

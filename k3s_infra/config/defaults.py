@@ -40,7 +40,7 @@ ROOT_VOLUME_TYPE = "gp3"
 # IMDSv2 answers a PUT for a token with IP TTL = hop limit; each network hop (the pod's
 # veth into the node) takes one. Hop limit 1: only host processes and host-network pods
 # reach it; 2: every pod on the node can take the instance role. Per role, see
-# addons.imds_hop_limit (only a node running an AWS client in the pod network needs 2).
+# model.roles.Role.imds_hop_limit (only a node running an AWS client in the pod network needs 2).
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html
 IMDS_HOP_LIMIT_HOST_ONLY = 1
 IMDS_HOP_LIMIT_POD_NETWORK = 2

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from k3s_infra.config import AddOn, Environment, defaults
+from k3s_infra.config import AddOn, Environment
 from k3s_infra.config.addons import kubernetes_minor
 from k3s_infra.config.catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
 from k3s_infra.config.yaml_text import dump
@@ -207,16 +207,6 @@ def charts(env: Environment) -> list[dict[str, Any]]:
 def bundle(env: Environment) -> str:
     """Every enabled add-on's HelmChart as one multi-document manifest ('' when none is on)."""
     return "".join(f"---\n{dump(chart)}" for chart in charts(env))
-
-
-def imds_hop_limit(env: Environment, role: str) -> int:
-    """IMDS hop limit of a node role: 2 only where an enabled add-on runs an AWS client in
-    the pod network (all such add-ons run on servers); 1 everywhere else. The AWS cloud
-    controller runs with hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
-    ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
-    if role != "agent" and any(CATALOG[name].pod_network_aws_client for name in enabled(env)):
-        return defaults.IMDS_HOP_LIMIT_POD_NETWORK
-    return defaults.IMDS_HOP_LIMIT_HOST_ONLY
 
 
 def k3s_disabled(env: Environment) -> list[str]:

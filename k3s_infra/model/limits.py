@@ -4,7 +4,7 @@ description fails with a clear message instead of a failed deploy."""
 from __future__ import annotations
 
 from k3s_infra.config import ConfigError, Environment
-from k3s_infra.model import naming
+from k3s_infra.model import naming, roles
 
 MAX_RESOURCES = 500
 MAX_PARAMETERS = 200
@@ -43,7 +43,7 @@ def check_environment(env: Environment, source: str | None = None) -> None:
         for key in long_keys:
             problems.append((where, f"the autoscaler tag {key!r} is longer than the {naming.TAG_KEY_MAX} "
                                     "characters AWS allows in a tag key; shorten the label/taint key (or the stack name)"))
-        count = len({**naming.pool_tags(env, pool), "Name": "", **scaling})
+        count = len({**roles.AGENT.tags(env, pool), "Name": "", **scaling})
         if count > naming.GROUP_TAGS_MAX:
             problems.append((where, f"its auto scaling group would carry {count} tags (AWS allows "
                                     f"{naming.GROUP_TAGS_MAX}); the autoscaler adds one per label and taint: "

@@ -10,12 +10,16 @@ from __future__ import annotations
 import re
 
 from k3s_infra.config import Environment
-from k3s_infra.config.catalog import NTH_MANAGED_TAG
 from k3s_infra.config.text import camel, kebab  # noqa: F401  (naming's spelling of IDs and file names)
 
 _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 
 TAG_PREFIX = "k3s-infra"
+# Tag keys on every resource (cluster_tags) and on nodes (roles.Role.tags).
+CLUSTER_TAG = f"{TAG_PREFIX}:cluster"
+ENVIRONMENT_TAG = f"{TAG_PREFIX}:environment"
+ROLE_TAG = f"{TAG_PREFIX}:role"
+POOL_TAG = f"{TAG_PREFIX}:pool"
 
 # Nested stacks: logical ID in the root and template file name.
 STACK_NETWORK = "Network"  # network.create only
@@ -104,8 +108,8 @@ def cluster_tags(env: Environment) -> dict[str, str]:
     every resource), sorted for stable output. Never the cloud controller's cluster tag:
     see ccm_discovery_tags."""
     tags = {
-        f"{TAG_PREFIX}:cluster": cluster_name(env),
-        f"{TAG_PREFIX}:environment": env.name,
+        CLUSTER_TAG: cluster_name(env),
+        ENVIRONMENT_TAG: env.name,
         **env.deploy.tags,
     }
     return dict(sorted(tags.items()))
@@ -125,14 +129,6 @@ def ccm_discovery_tags(env: Environment) -> dict[str, str]:
     return {ccm_cluster_tag_key(env): "shared"}
 
 
-def node_tags(env: Environment, role: str) -> dict[str, str]:
-    tags = {**cluster_tags(env), **ccm_discovery_tags(env), f"{TAG_PREFIX}:role": role}
-    if env.draining:
-        # The node termination handler drains only groups and instances wearing its tag.
-        tags[NTH_MANAGED_TAG] = "true"
-    return tags
-
-
 def name_tag(logical: str) -> str:
     """Value of the Name tag: ${AWS::StackName}/<logical id> (resolved with Fn::Sub)."""
     return "${AWS::StackName}/" + logical
@@ -149,11 +145,6 @@ def cidr_id(cidr: str) -> str:
 TAG_KEY_MAX = 128
 GROUP_TAGS_MAX = 50
 AUTOSCALER_TAG_PREFIX = "k8s.io/cluster-autoscaler"
-
-
-def pool_tags(env: Environment, pool) -> dict[str, str]:
-    """Tags of an agent pool's nodes (launch template and group)."""
-    return {**node_tags(env, "agent"), f"{TAG_PREFIX}:pool": pool.name}
 
 
 def autoscaler_discovery_tags(env: Environment) -> dict[str, str]:

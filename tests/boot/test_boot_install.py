@@ -18,6 +18,7 @@ from k3s_infra import bootstrap
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import ConfigError, validate
 from k3s_infra.render import render, write
+from k3s_infra.model import roles
 
 MIRROR = "https://artifacts.example.com/k3s/releases"
 
@@ -106,7 +107,7 @@ def test_a_wrong_pinned_checksum_fails_even_when_the_published_one_matches(sandb
 def test_the_unit_is_the_official_one_with_a_bounded_first_start(rendered, role, service, command):
     env = rendered["prod"].env
     pool = env.agent_pools[0] if role == "agent" else None
-    entries = {e["path"]: bootstrap.unpacked(e) for e in bootstrap.files(env, role, pool)}
+    entries = {e["path"]: bootstrap.unpacked(e) for e in bootstrap.files(env, roles.by_name(role), pool)}
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str
     text = entries[f"/etc/systemd/system/{service}.service"]

@@ -1,0 +1,86 @@
+"""The node roles and what each one is: one value per role instead of strings
+compared across modules.
+
+A cluster has one first server (it initialises the cluster when there is none, see
+boot.sh), further servers that join through the internal API load balancer, and agents
+(one stack per pool). Templates, the boot, IAM and tags all read their facts here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from k3s_infra.config import AgentPool, Environment, defaults
+from k3s_infra.config.catalog import CATALOG, NTH_MANAGED_TAG
+from k3s_infra.model import addons, naming
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str  # boot.env ROLE and the k3s-infra:role tag
+    k3s_command: str  # `k3s server` or `k3s agent`
+    unit: str  # systemd unit, as the official installer names it (k3s-io/k3s install.sh, setup_env)
+    signal_resource: str  # logical ID of its auto scaling group: the boot signals it (SignalResource)
+    initialises: bool  # may start a new cluster (cluster-init) when none exists
+    needs: tuple[str, ...]  # the bootstrap.BootRefs it reads: its node stack declares exactly these
+    # An IAM identity per kind of node (servers share one): the NodeIam stack's role name prefix.
+    identity: str
+
+    @property
+    def is_server(self) -> bool:
+        """Servers run the control plane and etcd, and carry the cluster's add-on manifests."""
+        return self.k3s_command == "server"
+
+    def imds_hop_limit(self, env: Environment) -> int:
+        """2 only where an enabled add-on runs an AWS client in the pod network (all such
+        add-ons run on servers); 1 everywhere else. The AWS cloud controller runs with
+        hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
+        ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
+        if self.is_server and any(CATALOG[name].pod_network_aws_client for name in addons.enabled(env)):
+            return defaults.IMDS_HOP_LIMIT_POD_NETWORK
+        return defaults.IMDS_HOP_LIMIT_HOST_ONLY
+
+    def public_api(self, env: Environment) -> bool:
+        """Whether the role carries the public API name: servers, when there is a public NLB."""
+        return self.is_server and env.api.scheme == "internet-facing"
+
+    def tags(self, env: Environment, pool: AgentPool | None = None) -> dict[str, str]:
+        """Tags of this role's nodes (launch template, instances, volumes, group)."""
+        tags = {**naming.cluster_tags(env), **naming.ccm_discovery_tags(env), naming.ROLE_TAG: self.name}
+        if env.draining:
+            # The node termination handler drains only groups and instances wearing its tag.
+            tags[NTH_MANAGED_TAG] = "true"
+        if pool is not None:
+            tags[naming.POOL_TAG] = pool.name
+        return tags
+
+    def __str__(self) -> str:
+        return self.name
+
+
+SERVER_INIT = Role(
+    name="server-init", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=True,
+    needs=("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret", "cluster_state_parameter",
+           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name"),
+    identity="server")
+SERVER = Role(
+    name="server", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=False,
+    needs=("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
+    identity="server")
+AGENT = Role(
+    name="agent", k3s_command="agent", unit="k3s-agent", signal_resource=naming.AGENT_GROUP, initialises=False,
+    needs=("api_dns_name", "agent_token_secret", "stack_name"), identity="agent")
+
+ROLES: tuple[Role, ...] = (SERVER_INIT, SERVER, AGENT)
+
+
+def by_name(name: str) -> Role:
+    for role in ROLES:
+        if role.name == name:
+            return role
+    raise ValueError(f"unknown node role {name!r}; one of {', '.join(r.name for r in ROLES)}")
+
+
+def named_by_identity(identity: str) -> tuple[str, ...]:
+    """Names of the roles sharing one IAM identity (IAM conditions on the role tag)."""
+    return tuple(role.name for role in ROLES if role.identity == identity)
