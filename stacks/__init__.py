@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from k3s_infra.model import naming
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
-from stacks import agent_pool, api_endpoint, cluster_data, draining, network, node_iam, root, security, servers
+from k3s_infra.config import Environment
+from k3s_infra.model import naming
+from stacks import (
+    agent_pool,
+    api_endpoint,
+    cluster_data,
+    draining,
+    network,
+    node_iam,
+    security,
+    servers,
+)
 
 
 def build_children(env: Environment) -> dict[str, StackTemplate]:

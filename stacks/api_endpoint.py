@@ -9,11 +9,11 @@ pinned by tests/test_network.py: every node's join URL is the internal NLB).
 
 from __future__ import annotations
 
+from k3s_infra.components import load_balancer
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.components import load_balancer
-from k3s_infra.config import Environment
-from k3s_infra.components.template import StackTemplate
 from stacks.parameters import declare_all
 
 

@@ -5,11 +5,11 @@ by every stack update)."""
 
 from __future__ import annotations
 
+from k3s_infra.components import addon_secrets, cluster_key, secrets, snapshot_bucket
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.components import addon_secrets, cluster_key, secrets, snapshot_bucket
-from k3s_infra.config import Environment
-from k3s_infra.components.template import StackTemplate
 
 
 def build(env: Environment) -> StackTemplate:

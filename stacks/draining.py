@@ -4,12 +4,11 @@ else when any agent pool runs on spot)."""
 
 from __future__ import annotations
 
-from k3s_infra.model import addons
-from k3s_infra.model import naming
-from k3s_infra.model import outputs as o
 from k3s_infra.components import drain_queue
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
+from k3s_infra.model import addons, naming
+from k3s_infra.model import outputs as o
 
 
 def build(env: Environment) -> StackTemplate:

@@ -4,11 +4,11 @@ PublicSubnetIds), so a managed and a brought network render the same children.""
 
 from __future__ import annotations
 
+from k3s_infra.components import network
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.components import network
-from k3s_infra.config import Environment
-from k3s_infra.components.template import StackTemplate
 
 
 def build(env: Environment) -> StackTemplate:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from troposphere import Ref
 
+from k3s_infra.components.template import StackTemplate
 from k3s_infra.model import addons
 from k3s_infra.model import outputs as o
-from k3s_infra.components.template import StackTemplate
 
 _TYPES: dict[str, tuple[str, str]] = {
     o.VPC_ID: ("AWS::EC2::VPC::Id", "VPC of the cluster"),

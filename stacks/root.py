@@ -10,11 +10,10 @@ from __future__ import annotations
 from troposphere import GetAtt, Join, Ref
 from troposphere.cloudformation import Stack
 
-from k3s_infra.config import architectures
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment, architectures
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.config import Environment
-from k3s_infra.components.template import StackTemplate
 from stacks import servers
 
 # Outputs of the root: what a person needs after a deploy.

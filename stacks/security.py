@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from k3s_infra.components import security_groups
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.components import security_groups
-from k3s_infra.config import Environment
-from k3s_infra.components.template import StackTemplate
 from stacks.parameters import declare
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 from troposphere import AWSHelperFn, Ref
 from troposphere.secretsmanager import GenerateSecretString, Secret
 
-from k3s_infra.model import addons
-from k3s_infra.model import naming
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
+from k3s_infra.model import addons, naming
 
 
 def build(t: StackTemplate, env: Environment, key: AWSHelperFn, retain: bool) -> dict[str, Ref]:

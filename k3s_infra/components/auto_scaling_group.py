@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from troposphere import AWSHelperFn, Ref, Sub
+from troposphere import AWSHelperFn, Ref
 from troposphere.autoscaling import (
     AutoScalingGroup,
     InstancesDistribution,
@@ -13,9 +13,7 @@ from troposphere.autoscaling import (
     LaunchTemplateSpecification,
     LifecycleHookSpecification,
     MixedInstancesPolicy,
-    Tags,
 )
-
 from troposphere.policies import (
     AutoScalingCreationPolicy,
     AutoScalingRollingUpdate,
@@ -25,11 +23,9 @@ from troposphere.policies import (
     UpdatePolicy,
 )
 
-from k3s_infra.config import defaults
-from k3s_infra.model import naming
 from k3s_infra.components.launch_template import LaunchTemplateRefs
-from k3s_infra.config import Spot
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Spot, defaults
 
 TERMINATION_HOOK = "drain-before-terminate"
 
@@ -94,7 +90,6 @@ def _launch(spec: GroupSpec, launch: LaunchTemplateRefs) -> dict:
 
 
 def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplateRefs) -> GroupRefs:
-    tags = {**spec.tags, "Name": Sub(naming.name_tag(logical))}
     group = t.add(AutoScalingGroup(
         logical,
         MinSize=_text(spec.min_size), MaxSize=_text(spec.max_size), DesiredCapacity=_text(spec.desired),
@@ -105,10 +100,9 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         LifecycleHookSpecificationList=[LifecycleHookSpecification(
             LifecycleHookName=TERMINATION_HOOK, LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
             DefaultResult="CONTINUE", HeartbeatTimeout=defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)],
-        Tags=Tags(**tags),
         **({"TargetGroupARNs": spec.target_group_arns} if spec.target_group_arns else {}),
         **_launch(spec, launch),
-    ))
+    ), tags=spec.tags)
     # CloudFormation judges the group by its instances' own SignalResource calls (boot.sh):
     # CREATE_COMPLETE only once `desired` nodes have K3s up and joined. A Ref to the
     # DesiredCapacity parameter is valid here (AWS's sample templates do it:

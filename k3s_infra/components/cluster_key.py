@@ -10,8 +10,8 @@ from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from troposphere import GetAtt, Ref, Sub
 from troposphere.kms import Alias, Key
 
-from k3s_infra.model import naming
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.model import naming
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ time for Kubernetes Services (load balancers, their security groups); each
 group is taken from the cloud-provider-aws documented policy.
 """
 
-from awacs import autoscaling, ec2, elasticloadbalancing as elb
+from awacs import autoscaling, ec2
+from awacs import elasticloadbalancing as elb
 from awacs.aws import Action
 
 # Read-only discovery: no resource-level permissions exist for these.

@@ -17,8 +17,8 @@ from troposphere.ec2 import (
     TagSpecifications,
 )
 
-from k3s_infra.config import defaults
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import defaults
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class LaunchTemplateRefs:
 
 
 def build(t: StackTemplate, logical: str, spec: LaunchSpec) -> LaunchTemplateRefs:
-    tags = Tags(**spec.tags)
+    tags = Tags(**t.tags_for(spec.tags))
     template = t.add(LaunchTemplate(logical, LaunchTemplateData=LaunchTemplateData(
         ImageId=spec.image_id,
         InstanceType=spec.instance_type,

@@ -21,9 +21,8 @@ from troposphere.elasticloadbalancingv2 import (
     TargetGroupAttribute,
 )
 
-from k3s_infra.model import naming
-from k3s_infra.model import ports
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.model import naming, ports
 
 INTERNAL, PUBLIC = "internal", "internet-facing"
 _PREFIX = {INTERNAL: "Api", PUBLIC: "PublicApi"}

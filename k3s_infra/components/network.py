@@ -33,8 +33,8 @@ from troposphere.ec2 import (
 from troposphere.iam import Policy, Role
 from troposphere.logs import LogGroup
 
-from k3s_infra.config.network import ManagedNetwork
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config.network import ManagedNetwork
 
 # Interface endpoints nodes in private subnets without NAT need: token and add-on secrets,
 # the cluster-state marker (SSM), CloudFormation signals, the AWS cloud controller

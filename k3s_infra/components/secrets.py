@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from troposphere import AWSHelperFn, Ref
 from troposphere.secretsmanager import GenerateSecretString, Secret
 
-from k3s_infra.model import naming
-from k3s_infra.config import Environment
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Environment
+from k3s_infra.model import naming
 
 
 @dataclass(frozen=True)

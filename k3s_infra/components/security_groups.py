@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Sub, Tags
+from troposphere import GetAtt, Ref, Sub
 from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
 
-from k3s_infra.model import naming
-from k3s_infra.model import ports
-from k3s_infra.config import Api
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import Api
+from k3s_infra.model import naming, ports
 
 _GROUP_IDS = {"server": "ServerSecurityGroup", "agent": "AgentSecurityGroup",
               "api_lb": "ApiLoadBalancerSecurityGroup", "public_api_lb": "PublicApiLoadBalancerSecurityGroup"}
@@ -62,11 +61,9 @@ def build(t: StackTemplate, vpc_id: Ref, api: Api, flannel_backend: str,
     for group, logical in _GROUP_IDS.items():
         if group == "public_api_lb":
             continue  # below: its egress names the server group
-        kwargs = {}
-        if group in ports.NODES and discovery_tags:
-            kwargs["Tags"] = Tags(**t.tags, **discovery_tags, Name=Sub(naming.name_tag(logical)))
         groups[group] = t.add(SecurityGroup(
-            logical, GroupDescription=Sub(f"${{AWS::StackName}} {_DESCRIPTIONS[group]}"), VpcId=vpc_id, **kwargs))
+            logical, GroupDescription=Sub(f"${{AWS::StackName}} {_DESCRIPTIONS[group]}"), VpcId=vpc_id),
+            tags=discovery_tags if group in ports.NODES else None)
     group_ids = {name: GetAtt(sg, "GroupId") for name, sg in groups.items()}
     if public:
         group_ids["public_api_lb"] = _public_group(t, vpc_id, group_ids["server"])

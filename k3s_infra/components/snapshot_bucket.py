@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs.aws import Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.aws import Bool as BoolCondition
+from awacs.aws import Condition, Deny, PolicyDocument, Principal, Statement
 from awacs.s3 import Action as S3Action
 from troposphere import GetAtt, Join, Ref
 from troposphere.s3 import (
@@ -22,8 +22,8 @@ from troposphere.s3 import (
     VersioningConfiguration,
 )
 
-from k3s_infra.config import EtcdSnapshots
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import EtcdSnapshots
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,16 @@
 """StackTemplate: the one door through which resources, parameters and outputs
-enter a template. It checks logical IDs, refuses duplicates and applies the
-standard tags, so components never tag or name things by hand.
+enter a template. It checks logical IDs, refuses duplicates and applies every
+tag (the stack's, a component's extra ones, the Name), so components never tag
+or name things by hand.
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
-from troposphere import AWSObject, Output, Parameter, Sub, Tags, Template
+from troposphere import AWSObject, Output, Parameter, Sub, Tags, Template, autoscaling
 
-from k3s_infra.model import limits
-from k3s_infra.model import naming
+from k3s_infra.model import limits, naming
 
 R = TypeVar("R", bound=AWSObject)
 
@@ -20,18 +20,30 @@ class StackTemplate:
         self.template = Template(Description=description)
         self.tags = tags
 
-    def add(self, resource: R, *, name_tag: bool = True) -> R:
+    def add(self, resource: R, *, name_tag: bool = True, tags: dict[str, str] | None = None) -> R:
+        """Add a resource with the stack's tags, ``tags`` over them, and its Name tag."""
         naming.check_logical_id(resource.title)
         if resource.title in self.template.resources:
             raise ValueError(f"duplicate logical ID {resource.title}")
         self._guard("resources", self.template.resources, limits.MAX_RESOURCES)
-        if "Tags" in resource.props and "Tags" not in resource.properties:
+        if "Tags" in resource.props:
+            if "Tags" in resource.properties:
+                raise ValueError(f"{resource.title}: tags are applied by StackTemplate.add (tags=...)")
             if resource.props["Tags"][0] is dict:  # e.g. SSM parameters take a plain mapping
-                resource.Tags = dict(self.tags)
+                resource.Tags = self.tags_for(tags)
             else:
-                extra = {"Name": Sub(naming.name_tag(resource.title))} if name_tag else {}
-                resource.Tags = Tags(**self.tags, **extra)
+                named = {"Name": Sub(naming.name_tag(resource.title))} if name_tag else {}
+                # Auto Scaling tags carry PropagateAtLaunch (true: instances get them too).
+                kind = autoscaling.Tags if isinstance(resource, autoscaling.AutoScalingGroup) else Tags
+                resource.Tags = kind(**self.tags_for(tags), **named)
+        elif tags is not None:
+            raise ValueError(f"{resource.title}: {resource.resource_type} takes no tags")
         return self.template.add_resource(resource)
+
+    def tags_for(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The stack's tags with ``extra`` over them (launch templates pass these on to
+        the instances and volumes they start)."""
+        return {**self.tags, **(extra or {})}
 
     def _guard(self, what: str, present: dict, limit: int) -> None:
         # troposphere stops at the same quotas, but with a bare ValueError.

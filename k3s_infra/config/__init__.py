@@ -12,6 +12,7 @@ frozen ``Environment`` out. The bottom layer: it imports nothing else of k3s_inf
     architectures, secret_scan: instance-type architectures, secret-shaped values
 """
 
+from k3s_infra.config.addons import AddOn, Addons
 from k3s_infra.config.errors import ConfigError
 from k3s_infra.config.loading import (
     ENVIRONMENTS_DIR,
@@ -32,7 +33,6 @@ from k3s_infra.config.model import (
     Servers,
     Spot,
 )
-from k3s_infra.config.addons import AddOn, Addons
 from k3s_infra.config.network import Api, Network, Subnet
 
 __all__ = [

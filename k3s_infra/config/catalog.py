@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-
 @dataclass(frozen=True)
 class CatalogEntry:
     chart: str  # chart name in ``repo``, or an oci:// reference when repo is None

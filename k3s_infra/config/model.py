@@ -43,7 +43,6 @@ from k3s_infra.config.types import (
     shape,
 )
 
-
 # --- sections -----------------------------------------------------------------
 
 class EtcdSnapshots(Strict):

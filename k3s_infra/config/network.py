@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from k3s_infra.config.types import AvailabilityZone, Strict, SubnetId, VpcId, network_cidr
+from k3s_infra.config.types import (
+    AvailabilityZone,
+    Strict,
+    SubnetId,
+    VpcId,
+    network_cidr,
+)
 
 WORLD = ("0.0.0.0/0", "::/0")
 

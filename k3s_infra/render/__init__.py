@@ -17,10 +17,10 @@ from pathlib import Path
 
 from troposphere import Template
 
-import stacks
 from k3s_infra.config import Environment, yaml_text
 from k3s_infra.model import limits, naming
 from k3s_infra.render import safe_output
+from stacks import build_children, root
 
 FORMATS = ("yaml", "json")
 MANIFEST = "manifest.json"
@@ -76,10 +76,10 @@ class Rendering:
 def build_templates(env: Environment) -> dict[str, Template]:
     """Library entry point: one troposphere Template per stack, the root under 'Root'."""
     limits.check_environment(env)
-    children = stacks.build_children(env)
+    children = build_children(env)
     urls = {stack_id: naming.template_file(stack_id, "yaml") for stack_id in children}
     templates = {stack_id: child.template for stack_id, child in children.items()}
-    return {naming.ROOT: stacks.root.build(env, children, urls).template, **templates}
+    return {naming.ROOT: root.build(env, children, urls).template, **templates}
 
 
 def render(env: Environment, fmt: str = "yaml") -> Rendering:
@@ -87,7 +87,7 @@ def render(env: Environment, fmt: str = "yaml") -> Rendering:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     limits.check_environment(env)
-    children = stacks.build_children(env)
+    children = build_children(env)
     rendered = []
     urls = {}
     for stack_id, child in children.items():
@@ -99,7 +99,7 @@ def render(env: Environment, fmt: str = "yaml") -> Rendering:
         rendered.append(RenderedStack(stack_id, file_name, body, digest, key))
         urls[stack_id] = naming.template_url(env, key)
     root_file = naming.template_file(naming.ROOT, fmt)
-    root_body = serialise(stacks.root.build(env, children, urls).template, fmt)
+    root_body = serialise(root.build(env, children, urls).template, fmt)
     limits.check_body(env.name, root_file, root_body)
     root_stack = RenderedStack(naming.ROOT, root_file, root_body, hashlib.sha256(root_body.encode()).hexdigest())
     return Rendering(env, fmt, root_stack, rendered)

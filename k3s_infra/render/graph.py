@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from k3s_infra.model import naming
 from k3s_infra.config import Environment
+from k3s_infra.model import naming, ports
 
 _SG_LABELS = {"ServerSecurityGroup": "server SG", "AgentSecurityGroup": "agent SG",
               "ApiLoadBalancerSecurityGroup": "API load balancer SG",
@@ -45,7 +45,7 @@ def diagram(env: Environment, templates: dict[str, dict]) -> Diagram:
             if kind == "AWS::EC2::SecurityGroup":
                 nodes.append((_node(stack_id, logical), _SG_LABELS.get(logical, logical)))
             elif kind == "AWS::ElasticLoadBalancingV2::LoadBalancer":
-                nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :6443"))
+                nodes.append((_node(stack_id, logical), f"NLB {p['Scheme']} :{ports.API_PORT}"))
             elif kind == "AWS::AutoScaling::AutoScalingGroup":
                 nodes.append((_node(stack_id, logical), _group_label(env, stack_id, p)))
             elif kind == "AWS::EC2::VPC":
@@ -113,7 +113,7 @@ def _membership_links(d: Diagram, templates: dict[str, dict]) -> None:
             d.links.append((_node(stack_id, logical), _security_group_of(templates, group_ref["Ref"]), "wears"))
             for target_group in p.get("TargetGroupARNs", []):
                 d.links.append((_load_balancer_of(templates, target_group["Ref"]), _node(stack_id, logical),
-                                "targets :6443"))
+                                f"targets :{ports.API_PORT}"))
 
 
 def _group_label(env: Environment, stack_id: str, p: dict) -> str:

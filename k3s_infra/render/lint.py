@@ -31,13 +31,14 @@ class Finding:
 
 class Linter:
     def __init__(self) -> None:
+        # cfn-lint is the optional `lint` extra and costs ~1 s to import: only `lint` pays for it.
         from cfnlint.config import ConfigMixIn
         from cfnlint.runner import Runner
 
         self._rules = Runner(ConfigMixIn(regions=["us-east-1"])).rules
 
     def lint_file(self, path: Path, region: str, ignore: tuple[str, ...] = ()) -> list[Finding]:
-        from cfnlint.config import ConfigMixIn
+        from cfnlint.config import ConfigMixIn  # optional extra, as in __init__
         from cfnlint.runner.template.runner import run_template_by_file_path
 
         config = ConfigMixIn(regions=[region], ignore_checks=list(ignore))
