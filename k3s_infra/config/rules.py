@@ -60,15 +60,11 @@ KUBELET_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
 
 
 def qualified_name(key: str) -> str:
-    prefix, _, name = key.rpartition("/")
-    if "/" in prefix:
-        raise ValueError(f"{key[:80]!r}: at most one '/' (prefix/name)")
-    if "/" in key:
-        if not prefix or len(prefix) > 253:
-            raise ValueError(f"{key[:80]!r}: the prefix must be a DNS subdomain of at most 253 characters")
+    """What the label key and taint patterns (config.types) cannot say: the prefix is a DNS
+    subdomain (labels of at most 63, at most 253 in all) and the name ends in a letter or digit."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
         dns_name(prefix)
-        if prefix != prefix.lower():
-            raise ValueError(f"{key[:80]!r}: the prefix must be lowercase")
     if not _NAME.match(name):
         raise ValueError(f"{key[:80]!r}: the name part must be 1-63 letters, digits, '-', '_' or '.', "
                          "starting and ending with a letter or digit")
@@ -100,18 +96,14 @@ def node_label_key(key: str) -> str:
     return key
 
 
-_TAINT = re.compile(r"^(?P<key>[^=:]+)(=(?P<value>[^:]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)$")
-
-
 def taint(value: str) -> str:
-    """key[=value]:effect (k8s.io/kubernetes pkg/util/taints/taints.go parseTaint)."""
-    match = _TAINT.match(value)
-    if not match:
-        raise ValueError(f"{value[:80]!r} is not a taint like key=value:NoSchedule "
-                         "(effect NoSchedule, PreferNoSchedule or NoExecute)")
-    qualified_name(match["key"])
-    if match["value"]:
-        label_value(match["value"])
+    """key[=value]:effect (k8s.io/kubernetes pkg/util/taints/taints.go parseTaint); the Taint
+    pattern has checked the shape and the effect, this the key's and value's own rules."""
+    key_value = value.rpartition(":")[0]
+    key, _, taint_value = key_value.partition("=")
+    qualified_name(key)
+    if taint_value:
+        label_value(taint_value)
     return value
 
 

@@ -35,8 +35,7 @@ SsmPath = shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /"
 AmiId = shape(r"^ami-[0-9a-f]{8,17}$", "an AMI ID like ami-0a1b2c3d4e5f60718")
 LabelKey = shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
                   "a Kubernetes label key like example.com/tier", rules.node_label_key)
-LabelValue = shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value",
-                    rules.label_value)
+LabelValue = shape(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$", "a Kubernetes label value")
 Taint = shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9][-A-Za-z0-9_.]{0,62}"
                r"(=[A-Za-z0-9][-A-Za-z0-9_.]{0,62})?:(NoSchedule|PreferNoSchedule|NoExecute)$",
                "a taint like key=value:NoSchedule", rules.taint)
