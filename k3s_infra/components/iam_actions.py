@@ -19,7 +19,7 @@ DESCRIBE_ONLY: tuple[Action, ...] = (
     autoscaling.DescribeLaunchConfigurations,
     autoscaling.DescribeTags,
     ec2.DescribeInstances,
-    # cloud-provider-aws v1.33 prerequisites (docs/prerequisites.md): network-topology labels;
+    # kubernetes/cloud-provider-aws v1.33 docs/prerequisites.md: network-topology labels;
     # without it the controller only warns (pkg/resourcemanagers/topology.go).
     ec2.DescribeInstanceTopology,
     ec2.DescribeRegions,

@@ -93,7 +93,7 @@ CATALOG: dict[str, CatalogEntry] = {
         # node name (grafana/alloy operations/helm/charts/alloy/values.yaml and
         # templates/containers/_agent.yaml @ helm-chart/1.2.1): each pod discovers only its
         # own node's pods, or every node would ship every pod's logs
-        # (docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1).
+        # (grafana/alloy docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1).
         # loki.source.kubernetes reads logs through the API, not the node's files, so no
         # /var/log host mount (mounts.varlog) is needed.
         values={"alloy": {"configMap": {"content": "\n".join([
@@ -175,8 +175,10 @@ CATALOG["cluster_autoscaler"] = CatalogEntry(
     # awsRegion are filled from the environment (addons.autoscaler_values).
     values={"cloudProvider": "aws",
             # The host network reaches IMDS in one hop: the servers keep hop limit 1 instead of
-            # letting every pod act as the server role (DESIGN.md; autoscaler AWS README: a pod
-            # network needs hop limit 2). It needs no cluster DNS: the API comes from the
+            # letting every pod act as the server role (IMDSv2's hop limit counts the pod's veth:
+            # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html;
+            # kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md: a pod network
+            # needs hop limit 2). It needs no cluster DNS: the API comes from the
             # service env, AWS endpoints from the host's resolver.
             "hostNetwork": True, "dnsPolicy": "Default",
             "extraArgs": {
