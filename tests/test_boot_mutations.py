@@ -39,7 +39,7 @@ AGENT_SIGNAL = (BOOT + "test_boot_signals.py::test_success_is_signalled_for_this
 SHORT_TOKEN = (BOOT + "test_boot_tokens.py::test_a_joiner_refuses_a_short_token_and_fails_its_signal"
                "[AgentPoolGeneral-AgentTokenSecretArn-secure1]")
 # The boot's "before readiness" point: a step moved above it runs even when K3s never gets ready.
-READINESS = 'if [ "$ROLE" = agent ]; then\n  retry "$ready_attempts" kubelet_healthy'
+READINESS = 'if [ "$ROLE" = agent ]; then\n    retry "$ready_attempts" kubelet_healthy'
 
 # (name, text in the shipped script, replacement, tests that must catch it)
 MUTATIONS = [
@@ -53,7 +53,7 @@ MUTATIONS = [
     ("SUCCESS before readiness", READINESS, "signal SUCCESS\n" + READINESS, [FAILURE_SIGNAL]),
     ("signal to the wrong resource", '--stack-name "$SIGNAL_STACK" \\\n    --logical-resource-id "$SIGNAL_RESOURCE"',
      '--stack-name "$SIGNAL_RESOURCE" \\\n    --logical-resource-id "$SIGNAL_STACK"', [AGENT_SIGNAL]),
-    ("signal never retried", 'if [ "$n" -ge 5 ]; then', 'if [ "$n" -ge 1 ]; then',
+    ("signal never retried", "retry -u '(ValidationError)' 5 aws", "retry -u '(ValidationError)' 1 aws",
      [BOOT + "test_boot_signals.py::test_signalling_is_retried_when_cloudformation_is_unreachable_but_bounded"]),
     # A step without its own check must still stop the boot (and signal FAILURE).
     ("set -e dropped", "set -euo pipefail\n", "set -uo pipefail\n",
@@ -79,7 +79,7 @@ MUTATIONS = [
     ("joiner takes a short token", "secure_token() { grep -Eq '^K10[0-9a-f]{64}::.'", "secure_token() { grep -Eq '.'",
      [SHORT_TOKEN]),
     # IMDSv2: every metadata read carries the session token (HttpTokens=required refuses others).
-    ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $imds_token" ', "", [IMDSV2]),
+    ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $1" ', "", [IMDSV2]),
     # IMDS may answer 503 (throttling) early in boot; AWS says retry with back-off
     # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling).
     ("IMDS token retried once", "retry 10 imds_new_token", "retry 1 imds_new_token", [IMDS_RETRIED]),
@@ -102,15 +102,15 @@ MUTATIONS = [
      "length(TargetHealthDescriptions)",
      [BOOT + "test_boot_restore.py::test_a_lone_server_registered_in_its_own_target_group_still_heals[initial]"]),
     ("rejoin drop-in not installed",
-     '      cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"\n', "", [REJOIN]),
+     '    cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"\n', "", [REJOIN]),
     ("API probe without -k", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -sf --max-time 5 "$api_url/ping"', [REJOIN]),
     ("API probe without a time limit", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -ksf "$api_url/ping"',
      [BOOT + "test_boot_install.py::test_every_network_call_of_the_boot_has_a_time_limit"]),
     # What says "a cluster serves" is written once, never overwritten, and only once K3s is ready.
     ("marker written with --overwrite", "--type String --value initialised", "--type String --overwrite --value initialised",
      [FIRST_SERVER]),
-    ("marker before readiness", READINESS, 'if [ "$mode" != join ]; then ensure_marker; fi\n' + READINESS, [NEVER_READY]),
-    ("kubeconfig before readiness", READINESS, 'if [ "$mode" != join ]; then publish_kubeconfig; fi\n' + READINESS,
+    ("marker before readiness", READINESS, 'if [ "$1" != join ]; then ensure_marker; fi\n' + READINESS, [NEVER_READY]),
+    ("kubeconfig before readiness", READINESS, 'if [ "$1" != join ]; then publish_kubeconfig; fi\n' + READINESS,
      [NEVER_READY]),
     # Restores: the newest snapshot, bounded, the request deleted only after success.
     ("oldest snapshot restored", "&LastModified)[-1].Key", "&LastModified)[0].Key", [HEAL]),
@@ -120,7 +120,7 @@ MUTATIONS = [
     ("restore request not deleted", "    retry 10 awscli ssm delete-parameter", "    true || retry 10 awscli ssm delete-parameter",
      [REQUEST]),
     ("restore request deleted before readiness", READINESS,
-     'if [ "$restore_requested" = true ]; then awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null; fi\n'
+     'if [ "$1" = requested ]; then awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null; fi\n'
      + READINESS, [BOOT + "test_boot_restore.py::test_a_restore_that_never_gets_ready_keeps_the_request"]),
     # Generated secrets reach Helm values as YAML double-quoted scalars: escaped.
     ("values unescaped", '  value=${value//\\"/\\\\\\"}\n', "",

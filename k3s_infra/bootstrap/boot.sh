@@ -16,6 +16,7 @@
 # Joiners use only secure tokens, K10<sha256 of the cluster CA>::<credentials>, which
 # pin the CA; a short token would make them trust whatever CA they are shown
 # (https://docs.k3s.io/cli/token, "Token Format").
+# Read top-down: settings, helpers, then each phase just below its helpers, and main last.
 #
 # Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces
 # the metadata endpoint, K3S_INFRA_RETRY_BASE/_MAX (seconds), K3S_INFRA_JOIN_ATTEMPTS,
@@ -36,9 +37,6 @@ ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-20}
 start_timeout=${K3S_INFRA_START_TIMEOUT:-300}
 token_attempts=${K3S_INFRA_TOKEN_ATTEMPTS:-12}
 
-log() { printf 'k3s-infra-boot: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
 : "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}" "${CHECKSUM_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
@@ -53,41 +51,68 @@ k3s_bin=$root/usr/local/bin/k3s
 k3s_tokens=$root/var/lib/rancher/k3s/server
 service=k3s
 if [ "$ROLE" = agent ]; then service=k3s-agent; fi
+# The error output of the last attempt of a retry -u command.
 errors=$(mktemp)
 
+# Set by discover, read by the EXIT trap to signal: they must outlive every function.
 instance_id=
 region=
+# Signal at most once, even when the EXIT trap follows a signal.
 signalled=false
+
+log() { printf 'k3s-infra-boot: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Sleep before attempt $1 + 1: exponential from retry_base, capped at retry_max, jittered.
+backoff() {
+  local delay=$retry_base step=1
+  while [ "$step" -lt "$1" ] && [ "$delay" -lt "$retry_max" ]; do
+    delay=$((delay * 2))
+    step=$((step + 1))
+  done
+  if [ "$delay" -gt "$retry_max" ]; then delay=$retry_max; fi
+  if [ "$delay" -gt 1 ]; then delay=$((delay / 2 + RANDOM % (delay / 2 + 1))); fi
+  sleep "$delay"
+}
+
+# retry [-u PATTERN] ATTEMPTS COMMAND...: run COMMAND until it succeeds, at most ATTEMPTS
+# times, backing off between; 1 once all failed. With -u its errors go to $errors and
+# one matching PATTERN (grep) is final: 3 at once.
+retry() {
+  local stop='' n=0 attempts
+  if [ "$1" = -u ]; then stop=$2; shift 2; fi
+  attempts=$1
+  shift
+  until if [ -z "$stop" ]; then "$@"; else "$@" 2>"$errors"; fi; do
+    if [ -n "$stop" ] && grep -q "$stop" "$errors"; then return 3; fi
+    n=$((n + 1))
+    if [ "$n" -ge "$attempts" ]; then return 1; fi
+    backoff "$n"
+  done
+}
+
 # signal STATUS: tell CloudFormation how this instance's boot ended, at most once.
 # After the stack settled (a scale-out, a health replacement) nobody waits for the
 # signal and SignalResource answers ValidationError: logged, never a boot failure.
 signal() {
-  local n=0
   if [ "$signalled" = true ]; then return 0; fi
   signalled=true
   if [ -z "$region" ]; then
     log "cannot signal $1: no region from IMDS"
     return 0
   fi
-  until aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
-    --logical-resource-id "$SIGNAL_RESOURCE" --unique-id "$instance_id" --status "$1" 2>"$errors"; do
-    if grep -q '(ValidationError)' "$errors"; then
-      # "... cannot be signaled": the stack settled; anything else is a wrong stack or resource.
-      if grep -q 'cannot be signaled' "$errors"; then
-        log "signal $1 not expected by $SIGNAL_STACK (it is not waiting)"
-      else
-        log "signal $1 rejected by CloudFormation: $(cat "$errors")"
-      fi
-      return 0
-    fi
-    n=$((n + 1))
-    if [ "$n" -ge 5 ]; then
-      log "cannot signal $1: $(cat "$errors")"
-      return 0
-    fi
-    backoff "$n"
-  done
-  log "signalled $1 for $instance_id to $SIGNAL_STACK/$SIGNAL_RESOURCE"
+  # retry: 0 signalled, 1 attempts spent, 3 a ValidationError ("... cannot be signaled":
+  # the stack settled; anything else is a wrong stack or resource).
+  if retry -u '(ValidationError)' 5 aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
+    --logical-resource-id "$SIGNAL_RESOURCE" --unique-id "$instance_id" --status "$1"; then
+    log "signalled $1 for $instance_id to $SIGNAL_STACK/$SIGNAL_RESOURCE"
+  elif [ $? -eq 1 ]; then
+    log "cannot signal $1: $(cat "$errors")"
+  elif grep -q 'cannot be signaled' "$errors"; then
+    log "signal $1 not expected by $SIGNAL_STACK (it is not waiting)"
+  else
+    log "signal $1 rejected by CloudFormation: $(cat "$errors")"
+  fi
 }
 
 # Every exit that is not a success (die, a set -e failure) signals FAILURE and asks the
@@ -111,87 +136,93 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# Sleep before attempt $1 + 1: exponential from retry_base, capped at retry_max, jittered.
-backoff() {
-  local delay=$retry_base step=1
-  while [ "$step" -lt "$1" ] && [ "$delay" -lt "$retry_max" ]; do
-    delay=$((delay * 2))
-    step=$((step + 1))
-  done
-  if [ "$delay" -gt "$retry_max" ]; then delay=$retry_max; fi
-  if [ "$delay" -gt 1 ]; then delay=$((delay / 2 + RANDOM % (delay / 2 + 1))); fi
-  sleep "$delay"
-}
-
-# retry ATTEMPTS COMMAND...: run COMMAND until it succeeds, at most ATTEMPTS times.
-retry() {
-  local attempts=$1 n=0
-  shift
-  until "$@"; do
-    n=$((n + 1))
-    if [ "$n" -ge "$attempts" ]; then return 1; fi
-    backoff "$n"
-  done
-}
-
-# Instance metadata, IMDSv2 only.
-imds_token=
-imds_new_token() {
-  imds_token=$(curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' \
-    "$imds/latest/api/token")
-}
-imds_get() {
-  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $imds_token" "$imds/latest/meta-data/$1"
-}
-retry 10 imds_new_token || die "no IMDSv2 token from $imds"
-instance_id=$(retry 5 imds_get instance-id) || die "no instance-id from IMDS"
-zone=$(retry 5 imds_get placement/availability-zone) || die "no availability zone from IMDS"
-region=$(retry 5 imds_get placement/region) || die "no region from IMDS"
-log "$ROLE node $instance_id in $zone"
-
 awscli() { aws --region "$region" --output text "$@"; }
 
-# fetch_secret ARN PATH: the secret into a root-only file; it never passes through stdout.
-fetch_secret() {
-  mkdir -p "$(dirname "$root$2")"
-  awscli secretsmanager get-secret-value --secret-id "$1" --query SecretString >"$root$2"
+# Instance metadata, IMDSv2 only: a session token, then imds_get TOKEN KEY.
+imds_new_token() {
+  curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds/latest/api/token"
+}
+imds_get() {
+  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $1" "$imds/latest/meta-data/$2"
 }
 
-# secure_token PATH: the file holds a secure token (read by grep, never an argument).
-secure_token() { grep -Eq '^K10[0-9a-f]{64}::.' "$root$1"; }
-
-# fetch_secure_token ARN PATH: the secret, only if it holds a secure token.
-fetch_secure_token() {
-  fetch_secret "$1" "$2" || return 1
-  if secure_token "$2"; then return 0; fi
-  rm -f "$root$2"
-  log "$1 holds no secure token yet: waiting for the first server to publish it"
-  return 1
+# discover: this instance from IMDS (sets instance_id and region), and what only it
+# knows as a K3s config drop-in.
+discover() {
+  local token zone
+  token=$(retry 10 imds_new_token) || die "no IMDSv2 token from $imds"
+  instance_id=$(retry 5 imds_get "$token" instance-id) || die "no instance-id from IMDS"
+  zone=$(retry 5 imds_get "$token" placement/availability-zone) || die "no availability zone from IMDS"
+  region=$(retry 5 imds_get "$token" placement/region) || die "no region from IMDS"
+  log "$ROLE node $instance_id in $zone"
+  mkdir -p "$k3s_dir/config.yaml.d"
+  cat >"$k3s_dir/config.yaml.d/50-instance.yaml" <<EOF
+node-name: $instance_id
+kubelet-arg+:
+  - provider-id=aws:///$zone/$instance_id
+node-label+:
+  - topology.kubernetes.io/region=$region
+  - topology.kubernetes.io/zone=$zone
+EOF
 }
 
-# publish_token ARN NAME: the secure token K3s wrote, into its secret, as a file:// argument.
-publish_token() {
-  local file=$k3s_tokens/$2
-  grep -Eq '^K10[0-9a-f]{64}::.' "$file" || die "K3s wrote no secure $2"
-  retry 10 awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
-    >/dev/null || die "cannot publish the secure $2"
-  log "published the secure $2 to $1"
-}
-
-# read_parameter NAME: its value in $value; 0 found, 3 absent (ParameterNotFound, the
-# only answer that means absent), 1 any other error after retries.
-value=
-read_parameter() {
-  local n=0
-  until value=$(awscli ssm get-parameter --name "$1" --query Parameter.Value 2>"$errors"); do
-    if grep -q '(ParameterNotFound)' "$errors"; then return 3; fi
-    n=$((n + 1))
-    if [ "$n" -ge 10 ]; then
-      log "$(cat "$errors")"
-      return 1
-    fi
-    backoff "$n"
+# Node packages the enabled add-ons need (Longhorn: the iSCSI and NFS clients).
+install_packages() {
+  local packages services unit
+  [ -n "${PACKAGES:-}" ] || return 0
+  read -ra packages <<<"$PACKAGES"
+  read -ra services <<<"${SERVICES:-}"
+  log "installing ${packages[*]}"
+  retry 5 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
+  for unit in "${services[@]}"; do
+    systemctl enable --now "$unit" || die "cannot start $unit"
   done
+}
+
+# values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
+# names. printf is a builtin: the value is never on a command line or in the log.
+# The value is a YAML double-quoted scalar on one line: \ and " escaped, and line breaks
+# and tabs as \n \r \t (YAML 1.2 spec, 5.7 "Escaped Characters").
+values_secret() {
+  local value=${3//\\/\\\\}
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  value=${value//$'\r'/\\r}
+  value=${value//$'\t'/\\t}
+  printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
+    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
+}
+# secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
+secret_value() {
+  local secret
+  secret=$(awscli secretsmanager get-secret-value --secret-id "$3" --query SecretString) || return 1
+  values_secret "$1" "$2" "$secret"
+}
+# The add-ons' values known only at boot, for the helm controller.
+write_addon_values() {
+  local entries entry name key arn value
+  [ -n "${ADDON_SECRETS:-}${ADDON_VALUES:-}" ] || return 0
+  mkdir -p "$manifests"
+  read -ra entries <<<"${ADDON_SECRETS:-}"
+  for entry in "${entries[@]}"; do  # name=key=arn
+    IFS='=' read -r name key arn <<<"$entry"
+    retry 10 secret_value "$name" "$key" "$arn" || die "cannot read the add-on secret for $name"
+  done
+  read -ra entries <<<"${ADDON_VALUES:-}"
+  for entry in "${entries[@]}"; do  # name=key=value
+    IFS='=' read -r name key value <<<"$entry"
+    values_secret "$name" "$key" "$value"
+  done
+  log "add-on values written for the helm controller"
+}
+
+# read_parameter NAME: prints its value; 0 found, 3 absent (ParameterNotFound, the
+# only answer that means absent), 1 any other error after retries.
+read_parameter() {
+  local status=0
+  retry -u '(ParameterNotFound)' 10 awscli ssm get-parameter --name "$1" --query Parameter.Value || status=$?
+  if [ "$status" -eq 1 ]; then log "$(cat "$errors")"; fi
+  return "$status"
 }
 
 api_answers() { curl -ksf --max-time 5 "$api_url/ping" >/dev/null; }
@@ -214,11 +245,98 @@ newest_snapshot() {
   if [ "$key" != None ]; then printf '%s\n' "${key##*/}"; fi
 }
 
+# decide_mode: prints "MODE SNAPSHOT", MODE one of join, init, restore (a lone server healed
+# from the newest snapshot) or requested (the snapshot a restore request names). All but
+# the first server join. Never two clusters: "init" only when the marker is absent AND
+# no API answers AND the API target group has no healthy target.
+decide_mode() {
+  local mode=join snapshot status=0 marker targets healthy others
+  if [ "$ROLE" != server-init ]; then echo "join "; return; fi
+  snapshot=$(read_parameter "$RESTORE_PARAMETER") || status=$?
+  case $status in
+    0) echo "requested $snapshot"; return ;;
+    3) ;;
+    *) die "cannot read the restore request $RESTORE_PARAMETER" ;;
+  esac
+  status=0
+  marker=$(read_parameter "$STATE_PARAMETER") || status=$?
+  case $status in
+    0) ;;
+    3) marker=absent ;;
+    *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
+  esac
+  log "cluster-state marker $STATE_PARAMETER: $marker"
+  if retry "$probe_attempts" api_answers; then
+    log "an API answers at $api_url"
+  elif ! targets=$(api_targets); then
+    die "cannot read the health of the API target group"
+  elif read -r healthy others <<<"$targets" && [ "$healthy" -gt 0 ]; then
+    log "$healthy healthy API target(s): a cluster is up"
+  elif [ "$marker" = absent ]; then
+    mode=init
+  elif [ "$others" -eq 0 ]; then
+    # A lone server was replaced: its data lives only in the snapshots.
+    snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
+    if [ -z "$snapshot" ]; then
+      die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
+    fi
+    mode=restore
+  fi
+  echo "$mode $snapshot"
+}
+
+# prepare_join: a first server that joins takes the rejoin drop-in; every joiner waits
+# (bounded) for the API.
+prepare_join() {
+  if [ "$ROLE" = server-init ]; then
+    log "joining the existing cluster through $api_url"
+    cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
+  fi
+  retry "$join_attempts" api_answers || die "the API at $api_url never answered"
+}
+
+# fetch_secret ARN PATH: the secret into a root-only file; it never passes through stdout.
+fetch_secret() {
+  mkdir -p "$(dirname "$root$2")"
+  awscli secretsmanager get-secret-value --secret-id "$1" --query SecretString >"$root$2"
+}
+
+# secure_token PATH: the file holds a secure token (read by grep, never an argument).
+secure_token() { grep -Eq '^K10[0-9a-f]{64}::.' "$root$1"; }
+
+# fetch_secure_token ARN PATH: the secret, only if it holds a secure token.
+fetch_secure_token() {
+  fetch_secret "$1" "$2" || return 1
+  if secure_token "$2"; then return 0; fi
+  rm -f "$root$2"
+  log "$1 holds no secure token yet: waiting for the first server to publish it"
+  return 1
+}
+
+# fetch_tokens MODE: the token this node starts with. A joiner takes only a secure one and
+# waits (bounded) for the first server to publish it. A new cluster starts from the password
+# alone (K3s takes a secure token only with a CA that exists); a restore keeps the token as
+# it is, secure or not: the CA comes back with the snapshot, encrypted with that token
+# (https://docs.k3s.io/datastore/backup-restore: restore with the same token).
+fetch_tokens() {
+  if [ "$1" = join ]; then
+    retry "$token_attempts" fetch_secure_token "$TOKEN_SECRET" "$TOKEN_FILE" ||
+      die "refusing to join with a short token: $TOKEN_SECRET never held a secure one (K10<CA hash>::...)"
+  else
+    retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
+    if [ "$1" = init ]; then sed -i -E 's/^K10[0-9a-f]{64}::[^:]*://' "$root$TOKEN_FILE"; fi
+  fi
+  if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
+    retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
+  fi
+}
+
 # The pinned release binary, run only once its SHA-256 matches: pinned in config (boot.env)
 # or published with the release (sha256sum-<arch>.txt), always from the official release
 # even when the binary comes from a mirror (as k3s-io/k3s:install.sh, download_hash/verify).
 install_k3s() {
-  local arch name version expected actual sums binary
+  local arch name version expected actual sums binary link
+  log "installing K3s $K3S_VERSION"
   case $(uname -m) in
     x86_64 | amd64) arch=amd64 name=k3s expected=${K3S_SHA256_AMD64:-} ;;
     aarch64 | arm64) arch=arm64 name=k3s-arm64 expected=${K3S_SHA256_ARM64:-} ;;
@@ -260,16 +378,34 @@ restore_snapshot() {
     --etcd-s3-region="$region" || die "restoring snapshot $1 failed"
 }
 
-# The marker: created once (no --overwrite: create-if-absent); ParameterAlreadyExists is fine.
-ensure_marker() {
-  local n=0
-  until awscli ssm put-parameter --name "$STATE_PARAMETER" --type String --value initialised \
-    >/dev/null 2>"$errors"; do
-    if grep -q '(ParameterAlreadyExists)' "$errors"; then return 0; fi
-    n=$((n + 1))
-    if [ "$n" -ge 10 ]; then die "cannot write the cluster-state marker: $(cat "$errors")"; fi
-    backoff "$n"
-  done
+# Up and joined: a server's API is ready and its Node registered; an agent's kubelet is healthy.
+server_ready() {
+  "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
+    "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
+}
+kubelet_healthy() { curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null; }
+
+# start_k3s MODE SNAPSHOT: restore first if MODE says so, start with a bounded wait, and
+# wait (bounded) until K3s is up and joined.
+start_k3s() {
+  case $1 in restore | requested) restore_snapshot "$2" ;; esac
+  systemctl daemon-reload
+  systemctl enable "$service"
+  timeout "$start_timeout" systemctl start "$service" || die "$service did not start within ${start_timeout}s"
+  if [ "$ROLE" = agent ]; then
+    retry "$ready_attempts" kubelet_healthy || die "the kubelet never became healthy"
+  else
+    retry "$ready_attempts" server_ready || die "K3s never became ready on this server"
+  fi
+}
+
+# publish_token ARN NAME: the secure token K3s wrote, into its secret, as a file:// argument.
+publish_token() {
+  local file=$k3s_tokens/$2
+  grep -Eq '^K10[0-9a-f]{64}::.' "$file" || die "K3s wrote no secure $2"
+  retry 10 awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
+    >/dev/null || die "cannot publish the secure $2"
+  log "published the secure $2 to $1"
 }
 
 # The kubeconfig K3s wrote, with the API endpoint as server and the cluster's name for
@@ -286,159 +422,46 @@ publish_kubeconfig() {
   rm -f "$kubeconfig"
 }
 
-mkdir -p "$k3s_dir/config.yaml.d"
-# What only this instance knows, as a K3s config drop-in.
-cat >"$k3s_dir/config.yaml.d/50-instance.yaml" <<EOF
-node-name: $instance_id
-kubelet-arg+:
-  - provider-id=aws:///$zone/$instance_id
-node-label+:
-  - topology.kubernetes.io/region=$region
-  - topology.kubernetes.io/zone=$zone
-EOF
-
-# Node packages the enabled add-ons need (Longhorn: the iSCSI and NFS clients).
-if [ -n "${PACKAGES:-}" ]; then
-  read -ra packages <<<"$PACKAGES"
-  read -ra services <<<"${SERVICES:-}"
-  log "installing ${packages[*]}"
-  retry 5 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
-  for unit in "${services[@]}"; do
-    systemctl enable --now "$unit" || die "cannot start $unit"
-  done
-fi
-
-# values_secret NAME KEY VALUE: one chart value as a Secret a HelmChart's valuesSecrets
-# names. printf is a builtin: the value is never on a command line or in the log.
-# The value is a YAML double-quoted scalar on one line: \ and " escaped, and line breaks
-# and tabs as \n \r \t (YAML 1.2 spec, 5.7 "Escaped Characters").
-values_secret() {
-  local value=${3//\\/\\\\}
-  value=${value//\"/\\\"}
-  value=${value//$'\n'/\\n}
-  value=${value//$'\r'/\\r}
-  value=${value//$'\t'/\\t}
-  printf '%s\n' "apiVersion: v1" "kind: Secret" "metadata:" "  name: $1" "  namespace: kube-system" \
-    "type: Opaque" "stringData:" "  values.yaml: |" "    $2: \"$value\"" >"$manifests/$1.yaml"
+# The marker: created once (no --overwrite: create-if-absent); ParameterAlreadyExists is fine.
+ensure_marker() {
+  retry -u '(ParameterAlreadyExists)' 10 awscli ssm put-parameter --name "$STATE_PARAMETER" \
+    --type String --value initialised >/dev/null || [ $? -eq 3 ] ||
+    die "cannot write the cluster-state marker: $(cat "$errors")"
 }
-# secret_value NAME KEY ARN: the same, with the value read from Secrets Manager.
-secret_value() {
-  local secret
-  secret=$(awscli secretsmanager get-secret-value --secret-id "$3" --query SecretString) || return 1
-  values_secret "$1" "$2" "$secret"
-}
-if [ -n "${ADDON_SECRETS:-}${ADDON_VALUES:-}" ]; then
-  mkdir -p "$manifests"
-  read -ra entries <<<"${ADDON_SECRETS:-}"
-  for entry in "${entries[@]}"; do  # name=key=arn
-    IFS='=' read -r name key arn <<<"$entry"
-    retry 10 secret_value "$name" "$key" "$arn" || die "cannot read the add-on secret for $name"
-  done
-  read -ra entries <<<"${ADDON_VALUES:-}"
-  for entry in "${entries[@]}"; do  # name=key=value
-    IFS='=' read -r name key value <<<"$entry"
-    values_secret "$name" "$key" "$value"
-  done
-  log "add-on values written for the helm controller"
-fi
 
-# The first server: new cluster, join, or restore. Never two clusters: "new" only when
-# the marker is absent AND no API answers AND the API target group has no healthy target.
-mode="join"  # join | init | restore
-snapshot=
-restore_requested=false
-if [ "$ROLE" = server-init ]; then
-  status=0
-  read_parameter "$RESTORE_PARAMETER" || status=$?
-  case $status in
-    0) mode=restore snapshot=$value restore_requested=true ;;
-    3) ;;
-    *) die "cannot read the restore request $RESTORE_PARAMETER" ;;
-  esac
-  if [ "$mode" = join ]; then
-    status=0
-    read_parameter "$STATE_PARAMETER" || status=$?
-    case $status in
-      0) marker=$value ;;
-      3) marker=absent ;;
-      *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
-    esac
-    log "cluster-state marker $STATE_PARAMETER: $marker"
-    if retry "$probe_attempts" api_answers; then
-      log "an API answers at $api_url"
-    elif ! targets=$(api_targets); then
-      die "cannot read the health of the API target group"
-    elif read -r healthy others <<<"$targets" && [ "$healthy" -gt 0 ]; then
-      log "$healthy healthy API target(s): a cluster is up"
-    elif [ "$marker" = absent ]; then
-      mode=init
-    elif [ "$others" -eq 0 ]; then
-      # A lone server was replaced: its data lives only in the snapshots.
-      snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
-      if [ -z "$snapshot" ]; then
-        die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
-      fi
-      mode=restore
-    fi
-  fi
-fi
-case $mode in
-  init) log "no cluster yet: initialising embedded etcd" ;;
-  restore) log "restoring the cluster from snapshot $snapshot" ;;
-  join)
-    if [ "$ROLE" = server-init ]; then
-      log "joining the existing cluster through $api_url"
-      cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
-    fi
-    retry "$join_attempts" api_answers || die "the API at $api_url never answered"
-    ;;
-esac
-
-# The token this node starts with. A joiner takes only a secure one and waits (bounded)
-# for the first server to publish it. A new cluster starts from the password alone (K3s
-# takes a secure token only with a CA that exists); a restore keeps the token as it is,
-# secure or not: the CA comes back with the snapshot, encrypted with that token
-# (https://docs.k3s.io/datastore/backup-restore: restore with the same token).
-if [ "$mode" = join ]; then
-  retry "$token_attempts" fetch_secure_token "$TOKEN_SECRET" "$TOKEN_FILE" ||
-    die "refusing to join with a short token: $TOKEN_SECRET never held a secure one (K10<CA hash>::...)"
-else
-  retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
-  if [ "$mode" = init ]; then sed -i -E 's/^K10[0-9a-f]{64}::[^:]*://' "$root$TOKEN_FILE"; fi
-fi
-if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
-  retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
-fi
-
-log "installing K3s $K3S_VERSION"
-install_k3s
-if [ "$mode" = restore ]; then restore_snapshot "$snapshot"; fi
-systemctl daemon-reload
-systemctl enable "$service"
-timeout "$start_timeout" systemctl start "$service" || die "$service did not start within ${start_timeout}s"
-
-# Up and joined: a server's API is ready and its Node registered; an agent's kubelet is healthy.
-server_ready() {
-  "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
-    "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
-}
-kubelet_healthy() { curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null; }
-if [ "$ROLE" = agent ]; then
-  retry "$ready_attempts" kubelet_healthy || die "the kubelet never became healthy"
-else
-  retry "$ready_attempts" server_ready || die "K3s never became ready on this server"
-fi
-
-if [ "$mode" != join ]; then
+# publish MODE (a new or restored cluster, once ready): the secure tokens, the kubeconfig,
+# the marker; a restore request honoured is deleted.
+publish() {
   publish_token "$TOKEN_SECRET" token
   publish_token "$AGENT_TOKEN_SECRET" agent-token
   publish_kubeconfig
   ensure_marker
-  if [ "$restore_requested" = true ]; then
+  if [ "$1" = requested ]; then
     retry 10 awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null ||
       die "cannot delete the restore request $RESTORE_PARAMETER"
   fi
-  log "cluster ${mode}ed; kubeconfig published"
-fi
-signal SUCCESS
-log "done"
+  log "cluster ${1/requested/restore}ed; kubeconfig published"
+}
+
+# The phases in order; a failure anywhere exits through on_exit (FAILURE signalled).
+main() {
+  local decision mode snapshot
+  discover
+  install_packages
+  write_addon_values
+  decision=$(decide_mode)
+  mode=${decision%% *} snapshot=${decision#* }
+  case $mode in
+    init) log "no cluster yet: initialising embedded etcd" ;;
+    join) prepare_join ;;
+    *) log "restoring the cluster from snapshot $snapshot" ;;
+  esac
+  fetch_tokens "$mode"
+  install_k3s
+  start_k3s "$mode" "$snapshot"
+  if [ "$mode" != join ]; then publish "$mode"; fi
+  signal SUCCESS
+  log "done"
+}
+
+main "$@"
