@@ -11,8 +11,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from k3s_infra.cli import status
+from k3s_infra.cli.progress import Console
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import AccountMismatch, events, status
+from k3s_infra.deploy import AccountMismatch, events
 from k3s_infra.deploy.aws import Aws
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
@@ -47,7 +49,7 @@ def _stack(name, stack_id, state):
     return {"StackName": name, "StackId": stack_id, "StackStatus": state, "CreationTime": T0}
 
 
-def test_status_exits_1_for_a_rolled_back_stack(aws):
+def test_status_exits_1_for_a_rolled_back_stack(aws, capsys):
     cfn = aws.stubs["cloudformation"]
     _identity(aws)
     cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_ROLLBACK_COMPLETE")]},
@@ -57,9 +59,8 @@ def test_status_exits_1_for_a_rolled_back_stack(aws):
         "LastUpdatedTimestamp": T0, "ResourceStatus": "UPDATE_COMPLETE"}]}, {"StackName": ROOT_ID})
     cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev-Servers-X", CHILD_ID, "UPDATE_COMPLETE")]},
                      {"StackName": CHILD_ID})
-    out = io.StringIO()
-    assert status.status(aws, out=out) == 1
-    assert "error: failed or rolled back: Root" in out.getvalue()
+    assert status.show(aws) == 1
+    assert "error: failed or rolled back: Root" in capsys.readouterr().out
     cfn.assert_no_pending_responses()
 
 
@@ -67,7 +68,7 @@ def test_status_json_of_an_environment_never_deployed(aws, capsys):
     _identity(aws)
     aws.stubs["cloudformation"].add_client_error(
         "describe_stacks", "ValidationError", "Stack with id k3s-dev does not exist", 400, {"StackName": "k3s-dev"})
-    assert status.status(aws, as_json=True) == 1
+    assert status.show(aws, as_json=True) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "status" and doc["deployed"] is False and doc["stacks"] == []
 
@@ -75,7 +76,7 @@ def test_status_json_of_an_environment_never_deployed(aws, capsys):
 def test_status_checks_the_account_first(aws):
     _identity(aws, account="999999999999")
     with pytest.raises(AccountMismatch, match="999999999999"):
-        status.status(aws, out=io.StringIO())
+        status.show(aws)
     aws.stubs["cloudformation"].assert_no_pending_responses()  # no CloudFormation call made
 
 
@@ -102,7 +103,8 @@ def _running_then_done(cfn):
 def test_heartbeat_when_output_is_not_a_terminal(aws, interval, live, beats):
     _running_then_done(aws.stubs["cloudformation"])
     out = io.StringIO()
-    watcher = events.Watcher(aws.cloudformation, ROOT_ID, "k3s-dev", out=out, live=live, heartbeat=interval)
+    watcher = events.Watcher(aws.cloudformation, ROOT_ID, "k3s-dev", on_progress=Console(out, live=live),
+                             heartbeat=interval)
     watcher.discovering = False
     assert watcher.wait(poll=0) == "UPDATE_COMPLETE"
     lines = [line for line in out.getvalue().splitlines() if line.startswith("... ")]
@@ -112,7 +114,7 @@ def test_heartbeat_when_output_is_not_a_terminal(aws, interval, live, beats):
 
 
 def test_heartbeat_interval_defaults_to_30_seconds():
-    assert events.Watcher(object(), ROOT_ID, "k3s-dev", out=io.StringIO()).heartbeat == 30.0
+    assert events.Watcher(object(), ROOT_ID, "k3s-dev").heartbeat == 30.0
 
 
 def test_ctrl_c_says_cloudformation_keeps_going_and_how_to_follow(aws, monkeypatch):
@@ -123,7 +125,7 @@ def test_ctrl_c_says_cloudformation_keeps_going_and_how_to_follow(aws, monkeypat
 
     monkeypatch.setattr(events.time, "sleep", interrupted)
     out = io.StringIO()
-    watcher = events.Watcher(aws.cloudformation, ROOT_ID, "k3s-dev", out=out, live=False)
+    watcher = events.Watcher(aws.cloudformation, ROOT_ID, "k3s-dev", on_progress=Console(out, live=False))
     watcher.discovering = False
     with pytest.raises(KeyboardInterrupt):
         watcher.wait(poll=0)
@@ -131,7 +133,7 @@ def test_ctrl_c_says_cloudformation_keeps_going_and_how_to_follow(aws, monkeypat
     assert "k3s-infra status --watch" in out.getvalue()
 
 
-def test_status_watch_streams_the_running_operation_since_it_started(aws):
+def test_status_watch_streams_the_running_operation_since_it_started(aws, capsys):
     """Re-attaching: events older than the operation's start are history, newer ones print."""
     cfn = aws.stubs["cloudformation"]
     _identity(aws)
@@ -151,9 +153,8 @@ def test_status_watch_streams_the_running_operation_since_it_started(aws):
     cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
                      {"StackName": "k3s-dev"})
     cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
-    out = io.StringIO()
-    assert status.status(aws, follow=True, out=out, poll=0) == 0
-    text = out.getvalue()
+    assert status.show(aws, follow=True, poll=0) == 0
+    text = capsys.readouterr().out
     assert "k3s-dev: UPDATE_IN_PROGRESS: following its events" in text
     assert "UPDATE_IN_PROGRESS" in text and "CREATE_COMPLETE" not in text  # only this operation's events
     assert text.rstrip().splitlines()[-1].split()[:2] == ["Root", "UPDATE_COMPLETE"]

@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 import boto3
 from botocore.stub import ANY, Stubber
 
+from k3s_infra.cli.destroy import question
+from k3s_infra.cli.progress import Console
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import lifecycle
 
@@ -64,12 +66,13 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
         monkeypatch.setattr("time.sleep", lambda seconds: None)
         asked = []
         out = io.StringIO()
-        code = lifecycle.destroy(Aws, confirm=lambda what: asked.append(what) or True, out=out, poll=0)
+        outcome = lifecycle.destroy(Aws, confirm=lambda request: asked.append(question(request)) or True,
+                                    on_progress=Console(out), poll=0)
         c.assert_no_pending_responses()
         s.assert_no_pending_responses()
         m.assert_no_pending_responses()
     text = out.getvalue()
-    assert code == 0, text
+    assert outcome == "destroyed", text
     assert "warning: cannot list the resources of k3s-dev (ClientError); deleting it anyway" in text
     assert asked == ["delete stack k3s-dev and its nested stacks in 123456789012/eu-west-1"]
     streamed = [line.split()[3] for line in text.splitlines() if line[:2].isdigit()]

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from k3s_infra.cli.progress import Console, change_table, event_line
 from k3s_infra.deploy import changeset
-from k3s_infra.deploy.events import Watcher, first_failure, format_event
-from k3s_infra.deploy.lifecycle import _report_failure
+from k3s_infra.deploy.events import Watcher, first_failure
 
 ROOT = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/1111"
 CHILD = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev-AgentPoolGeneral-ABC/2222"
@@ -56,12 +56,12 @@ CHILD_EVENTS = [
 ]
 
 
-def test_format_event_is_one_aligned_line():
-    a = format_event(ROOT_EVENTS[2], "k3s-dev")
-    b = format_event(CHILD_EVENTS[0], "AgentPoolGeneral")
+def test_an_event_is_one_aligned_line():
+    a = event_line(ROOT_EVENTS[2], "k3s-dev")
+    b = event_line(CHILD_EVENTS[0], "AgentPoolGeneral")
     assert a.index("UPDATE_FAILED") == b.index("UPDATE_FAILED")
     assert a.startswith("03:04:08  k3s-dev ") and "\n" not in a
-    assert format_event(ROOT_EVENTS[0], "k3s-dev").split()[2] == "(stack)"
+    assert event_line(ROOT_EVENTS[0], "k3s-dev").split()[2] == "(stack)"
 
 
 def test_first_failure_prefers_the_cause_over_its_consequences():
@@ -82,10 +82,11 @@ def test_rollback_is_streamed_traced_into_the_nested_stack_and_reported(cfn):
     stub.add_response("describe_stack_events", {"StackEvents": ROOT_EVENTS}, {"StackName": ROOT})
     stub.add_response("describe_stack_events", {"StackEvents": CHILD_EVENTS}, {"StackName": CHILD})
     out = io.StringIO()
-    watcher = Watcher(cfn, ROOT, "k3s-dev", out=out, live=False, discovering=False)
+    console = Console(out, live=False)
+    watcher = Watcher(cfn, ROOT, "k3s-dev", on_progress=console, discovering=False)
     status = watcher.wait(poll=0)
     assert status == "UPDATE_ROLLBACK_COMPLETE"
-    _report_failure(watcher, status, out)
+    console(watcher.failure(status))  # tracing it reports the nested stack's events first
     lines = out.getvalue().splitlines()
     assert [line.split()[3] for line in lines[:4]] == ["UPDATE_IN_PROGRESS", "UPDATE_FAILED",
                                                         "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE"]
@@ -134,7 +135,7 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
     monkeypatch.setattr("time.sleep", lambda s: None)
     cs = changeset.create(Aws, Pkg, parameters=image, current=None, poll=0)
     assert cs.stack_id == ROOT  # followed by the StackId CloudFormation returned
-    table = changeset.format_table(cs)
+    table = change_table(cs)
     rows = [line.split() for line in table.splitlines()]
     assert ["AgentPoolGeneral", "Modify", "AgentGroup", "AWS::AutoScaling::AutoScalingGroup", "REPLACE"] in rows
     summary = table.split("summary:")[1]
@@ -159,7 +160,7 @@ def test_no_change_change_set_is_empty(cfn, monkeypatch):
 
     cs = changeset.create(Aws, Pkg, current=current, poll=0)
     assert cs.empty and cs.change_set_type == "UPDATE"
-    assert changeset.format_table(cs) == "k3s-dev: no changes"
+    assert change_table(cs) == "k3s-dev: no changes"
 
 
 # --- a node whose boot gives up fails the deploy, naming its group ---------------------
@@ -197,10 +198,11 @@ def test_a_failed_boot_fails_the_deploy_naming_the_group_the_reason_and_the_boot
     stub.add_response("describe_stack_events", {"StackEvents": CREATE_ROOT_EVENTS}, {"StackName": ROOT})
     stub.add_response("describe_stack_events", {"StackEvents": INIT_EVENTS}, {"StackName": INIT})
     out = io.StringIO()
-    watcher = Watcher(cfn, ROOT, "k3s-dev", out=out, live=False, discovering=False)
+    console = Console(out, live=False)
+    watcher = Watcher(cfn, ROOT, "k3s-dev", on_progress=console, discovering=False)
     status = watcher.wait(poll=0)
     assert status == "ROLLBACK_COMPLETE"
-    _report_failure(watcher, status, out)
+    console(watcher.failure(status))
     lines = out.getvalue().splitlines()
     (error,) = [line for line in lines if line.startswith("error: ")]
     assert error == (f"error: ServerInit/ServerGroup (AWS::AutoScaling::AutoScalingGroup) CREATE_FAILED: "

@@ -3,8 +3,6 @@ physical ID is its ARN, so polling lists resources but never re-describes known 
 
 from __future__ import annotations
 
-import io
-
 import boto3
 from botocore.stub import Stubber
 
@@ -38,7 +36,7 @@ def test_discovery_uses_arns_and_resolves_bare_names_once():
         stub.add_response("list_stack_resources", empty, {"StackName": iam})
         stub.add_response("list_stack_resources", empty, {"StackName": CHILD})
         stub.add_response("list_stack_resources", root_listing, {"StackName": ROOT})
-        watcher = Watcher(cfn, ROOT, "k3s-dev", out=io.StringIO(), live=False)
+        watcher = Watcher(cfn, ROOT, "k3s-dev")
         watcher.discover()
         watcher.discover()
         stub.assert_no_pending_responses()

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 
-from oracle_helpers import DEPLOYABLE, plain_document
+from tests.support.oracle_helpers import DEPLOYABLE, plain_document
 
 from k3s_infra.config import load_environment
 from k3s_infra.render import build_templates, render, write

@@ -1,5 +1,12 @@
-"""k3s-infra command line: one small module per command (``add_arguments`` and
-``run``), imported lazily so ``render`` never pays for boto3 or cfn-lint."""
+"""k3s-infra command line: the only layer that prints, reads flags and picks exit codes.
+
+How a command runs: ``main`` builds the parser from cli/arguments.py (cheap: ``--help``
+and shell completion load no command), settles logging and quiet output, then imports
+the chosen command's module, k3s_infra/cli/<command>.py, and calls its ``run(args)``.
+That import in ``_run`` is the CLI's one lazy door: each command module imports what it
+needs at its top (boto3 and the deploy library, cfn-lint, ...), so ``render`` never pays
+for boto3. The library below (k3s_infra.deploy, k3s_infra.render) returns data and
+reports progress through callbacks; the command modules turn both into text or JSON."""
 
 from __future__ import annotations
 
@@ -7,122 +14,16 @@ import argparse
 import contextlib
 import gc
 import importlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-# command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("k3s_infra.cli.render", "render the CloudFormation templates of an environment"),
-    "lint": ("k3s_infra.cli.lint", "cfn-lint and checkov on the rendered templates; exit 1 on findings"),
-    "schema": ("k3s_infra.cli.schema", "print the JSON Schema of environment files"),
-    "graph": ("k3s_infra.cli.graph", "draw the architecture (nested stacks, NLB, ASGs, security-group edges)"),
-    "plan": ("k3s_infra.cli.plan", "package and show the change set of the root stack (adds, modifies, replacements)"),
-    "deploy": ("k3s_infra.cli.deploy", "package, create the change set, confirm, execute and stream stack events"),
-    "status": ("k3s_infra.cli.status", "stack states of root and nested stacks, outputs, node group counts"),
-    "kubeconfig": ("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret"),
-    "snapshots": ("k3s_infra.cli.snapshots", "list the etcd snapshots in S3, newest first (name, size, time)"),
-    "restore": ("k3s_infra.cli.restore", "restore the cluster's etcd from a snapshot (default: the newest)"),
-    "destroy": ("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events"),
-    "init": ("k3s_infra.cli.init", "write a commented environment file that renders as is"),
-    "diff": ("k3s_infra.cli.diff", "read-only: rendered templates against the deployed ones, per resource"),
-}
+from k3s_infra.cli import arguments, logs
+from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment
+from k3s_infra.config.text import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A user mistake outside config files (bad flag combination, missing build)."""
-
-
-def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--env", metavar="NAME", help="environment name: reads environments/NAME.yaml")
-    group.add_argument("--config", metavar="PATH", help="path of an environment file")
-
-
-def emit(text: str, out: str | None, looks_like: Callable[[str], bool],
-         config: str | None = None) -> None:
-    """Write a command's document to ``out`` (new, or a previous output of the command
-    as judged by ``looks_like``; never the environment file), or to stdout."""
-    if out:
-        from pathlib import Path
-
-        from k3s_infra.render import safe_output
-
-        path = Path(out)
-        safe_output.check_output_file(path, looks_like, protected=(Path(config),) if config else ())
-        safe_output.write_file(path, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
-def load(args: argparse.Namespace):
-    from k3s_infra.config import load_environment
-
-    # --region replaces the file's region (validated again: subnets' AZs must match it)
-    overrides = {"region": args.region} if getattr(args, "region", None) else None
-    return load_environment(args.env, path=args.config, overrides=overrides)
-
-
-def _add_global_arguments(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """Flags every command takes, before or after its name. Below a command they default
-    to SUPPRESS, so ``k3s-infra -v status`` is not undone by the command's own default."""
-    def default(value):
-        return value if top else argparse.SUPPRESS
-
-    group = parser.add_argument_group("global options")
-    if top:
-        from k3s_infra import __version__
-
-        group.add_argument("--version", action="version", version=f"k3s-infra {__version__}")
-    group.add_argument("-v", "--verbose", action="count", default=default(0),
-                       help="more detail on stderr (repeat for debug messages)")
-    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
-                       help="print only errors and machine-readable documents (use with --yes)")
-    group.add_argument("--debug", action="store_true", default=default(False),
-                       help="log every AWS request and response to stderr, secrets masked")
-    group.add_argument("--profile", metavar="NAME", default=default(None),
-                       help="AWS profile for AWS commands (instead of AWS_PROFILE / the default chain)")
-    group.add_argument("--region", metavar="REGION", default=default(None),
-                       help="override the environment file's region")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="k3s-infra", description="Highly available K3s on AWS CloudFormation")
-    _add_global_arguments(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(command)
-        _add_global_arguments(command, top=False)
-    return parser
-
-
-def _complete(parser: argparse.ArgumentParser) -> None:
-    """Shell completion (bash, zsh, fish) through argcomplete: only imported while a
-    shell asks for completions (it sets _ARGCOMPLETE), so rendering never pays for it.
-    README "Shell completion" shows the one line each shell needs."""
-    import os
-
-    if "_ARGCOMPLETE" in os.environ:
-        import argcomplete
-
-        argcomplete.autocomplete(parser)
-
-
-def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    """Logging per -v/-q/--debug; -q silences the text a person reads (stdout) while the
-    command runs, never a JSON document asked for with --output json, nor errors (stderr)."""
-    import os
-
-    if args.verbose or args.quiet or args.debug:
-        from k3s_infra.cli import logs
-
-        stack.callback(logs.configure(args.verbose, args.quiet, args.debug))
-    if args.quiet and getattr(args, "output", "text") != "json":
-        stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
-
+EXIT_CHANGES = 2  # plan/diff --detailed-exitcode: there is something to change (as Terraform)
 
 # Commands that finish in well under a second: building pydantic models and
 # templates allocates many objects and frees none before exit, so the cyclic
@@ -130,20 +31,33 @@ def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
 SHORT_LIVED = frozenset({"render", "schema", "graph"})
 
 
+class UsageError(Exception):
+    """A user mistake outside config files (bad flag combination, missing build): exit 2."""
+
+
+def load(args: argparse.Namespace) -> Environment:
+    # --region replaces the file's region (validated again: subnets' AZs must match it)
+    overrides = {"region": args.region} if getattr(args, "region", None) else None
+    return load_environment(args.env, path=args.config, overrides=overrides)
+
+
+def source_of(args: argparse.Namespace) -> str:
+    """The environment file ``--env`` or ``--config`` names, as problems cite it."""
+    return args.config or str(environments_folder() / f"{args.env}.yaml")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        from k3s_infra.config import ConfigError
-
-        parser = _parser()
+        parser = arguments.parser()
         _complete(parser)
         args = parser.parse_args(argv)
         if collecting and args.command not in SHORT_LIVED:
             gc.enable()
         with contextlib.ExitStack() as stack:
             _settle_output(args, stack)
-            return _run(args, ConfigError)
+            return _run(args)
     finally:
         if collecting:
             gc.enable()
@@ -159,12 +73,30 @@ def entry(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
-    from k3s_infra.render.safe_output import OutputError
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion (bash, zsh, fish) through argcomplete, only while a shell asks for
+    completions (it sets _ARGCOMPLETE). README "Shell completion" shows the line each shell needs."""
+    if "_ARGCOMPLETE" in os.environ:
+        import argcomplete  # why: optional at run time and slow to import; only a completing shell needs it
 
+        argcomplete.autocomplete(parser)
+
+
+def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """Logging per -v/-q/--debug; -q silences the text a person reads (stdout) while the
+    command runs, never a JSON document asked for with --output json, nor errors (stderr)."""
+    if args.verbose or args.quiet or args.debug:
+        stack.callback(logs.configure(args.verbose, args.quiet, args.debug))
+    if args.quiet and getattr(args, "output", "text") != "json":
+        stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return importlib.import_module(COMMANDS[args.command][0]).run(args)
-    except (config_error, UsageError, OutputError) as exc:
+        # The lazy door: the chosen command's module, with everything it imports.
+        command = importlib.import_module(arguments.COMMANDS[args.command].module)
+        return command.run(args)
+    except (ConfigError, UsageError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except BrokenPipeError:
@@ -183,9 +115,7 @@ def _run(args: argparse.Namespace, config_error: type[Exception]) -> int:
 
 
 def _error(message: str) -> None:
-    """One message on stderr, terminal control characters escaped (see config_text)."""
-    from k3s_infra.config.text import printable
-
+    """One message on stderr, terminal control characters escaped (see config.text)."""
     try:
         print(f"error: {printable(message, limit=4000)}", file=sys.stderr)
     except OSError:
@@ -193,8 +123,6 @@ def _error(message: str) -> None:
 
 
 def _silence_stdout() -> None:
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -1,4 +1,4 @@
-"""Glue for the deploy-side CLI commands: clients for the chosen environment,
+"""Glue for the commands that talk to AWS: clients for the chosen environment,
 confirmation prompts, and AWS errors turned into exit codes."""
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ import os
 import sys
 from collections.abc import Callable
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
+from botocore.parsers import ResponseParserError
+
 from k3s_infra.cli import EXIT_FAILED, EXIT_USAGE, UsageError, load
+from k3s_infra.deploy import AccountMismatch, DeployError, Refused
+from k3s_infra.deploy.aws import Aws, check_account
+from k3s_infra.deploy.kubeconfig import NotPublished
 
 
 def ask(question: str, assume_yes: bool) -> bool:
@@ -21,18 +28,9 @@ def ask(question: str, assume_yes: bool) -> bool:
     return answer in ("y", "yes")
 
 
-def run(args: argparse.Namespace, action: Callable) -> int:
+def run(args: argparse.Namespace, action: Callable[[Aws], int]) -> int:
     """Load the environment, build clients, check the account, run ``action(aws)`` and map
     failures to exit codes."""
-    import boto3
-    from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError, NoRegionError,
-                                     ProfileNotFound)
-    from botocore.parsers import ResponseParserError
-
-    from k3s_infra.deploy import AccountMismatch, DeployError, Refused
-    from k3s_infra.deploy.aws import Aws, check_account
-    from k3s_infra.deploy.kubeconfig import NotPublished
-
     env = load(args)
     try:
         session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=env.region)

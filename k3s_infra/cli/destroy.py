@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from k3s_infra.cli import UsageError, add_environment_arguments
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
-    parser.add_argument("--allow-protected", action="store_true",
-                        help="override: destroy an environment marked protected (and lift termination protection)")
+from k3s_infra.cli import EXIT_FAILED, EXIT_OK, UsageError, load
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.cli.output import say
+from k3s_infra.cli.progress import Console
+from k3s_infra.deploy import lifecycle
+from k3s_infra.deploy.aws import Aws
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.cli import load
-    from k3s_infra.deploy import command, lifecycle
-
     env = load(args)
     if env.protected and not args.allow_protected:
         raise UsageError(f"{env.name} is protected: refusing to destroy {env.stack_name}; "
                          f"pass --allow-protected if you really mean it")
-    return command.run(args, lambda aws: lifecycle.destroy(
-        aws, allow_protected=args.allow_protected,
-        confirm=lambda what: command.ask(what, args.yes)))
+
+    def action(aws: Aws) -> int:
+        outcome = lifecycle.destroy(aws, allow_protected=args.allow_protected, on_progress=Console(),
+                                    confirm=lambda request: cli_aws.ask(question(request), args.yes))
+        if outcome == "declined":
+            say("not destroyed")
+        return EXIT_OK if outcome in ("destroyed", "absent") else EXIT_FAILED
+
+    return cli_aws.run(args, action)
+
+
+def question(request: lifecycle.DestroyRequest) -> str:
+    count = "its" if request.nested_stacks is None else f"its {request.nested_stacks}"
+    return f"delete stack {request.stack_name} and {count} nested stacks in {request.account_id}/{request.region}"

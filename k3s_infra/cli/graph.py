@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 
-from k3s_infra.cli import UsageError, add_environment_arguments, emit
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid",
-                        help="svg needs Graphviz's `dot` on PATH")
-    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+from k3s_infra.cli import UsageError, load
+from k3s_infra.cli.output import emit
+from k3s_infra.render import build_templates, graph
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-    import subprocess
-
-    from k3s_infra.render import graph
-    from k3s_infra.cli import load
-    from k3s_infra.render import build_templates
-
     env = load(args)
     templates = {stack_id: t.to_dict() for stack_id, t in build_templates(env).items()}
     d = graph.diagram(env, templates)

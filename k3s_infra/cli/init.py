@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
+
+import boto3
+
+from k3s_infra.cli import UsageError
+from k3s_infra.config import read_document, validate
+from k3s_infra.deploy.aws import client_config
+from k3s_infra.deploy.preflight import default_route_targets
 
 # Placeholders in the shapes the config accepts (the same as environments/dev.yaml).
 PLACEHOLDER_ACCOUNT = "123456789012"
@@ -51,20 +60,7 @@ deploy:
 """
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", metavar="NAME", help="environment name (lowercase letters, digits, -)")
-    parser.add_argument("--from-account", action="store_true",
-                        help="read the account ID (STS) and a VPC with its subnets (EC2) from your credentials; "
-                             "read-only")
-    parser.add_argument("--out", metavar="PATH", help="where to write it (default: environments/NAME.yaml)")
-    parser.add_argument("--force", action="store_true", help="replace an existing file")
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from k3s_infra.cli import UsageError
-
     path = Path(args.out) if args.out else Path("environments") / f"{args.name}.yaml"
     if path.exists() and not args.force:
         raise UsageError(f"{path.resolve()} exists; pass --force to replace it")
@@ -96,13 +92,8 @@ def _network(values: dict) -> str:
                       "  subnets:", *(f"    - {{id: {sid}, az: {az}}}" for sid, az in subnets)])
 
 
-def _write_checked(path, text: str) -> None:
+def _write_checked(path: Path, text: str) -> None:
     """Validate the text as an environment file first: nothing is written unless it loads."""
-    import tempfile
-    from pathlib import Path
-
-    from k3s_infra.config import read_document, validate
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
     try:
@@ -116,11 +107,6 @@ def _write_checked(path, text: str) -> None:
 
 
 def _from_account(args: argparse.Namespace, region: str | None) -> dict:
-    import boto3
-
-    from k3s_infra.cli import UsageError
-    from k3s_infra.deploy.aws import client_config
-
     session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=region)
     region = session.region_name
     if not region:
@@ -143,8 +129,6 @@ def _pick_network(ec2) -> tuple[dict | None, list[dict]]:
     """The VPC offering the most availability zones (non-default VPCs first), with one
     subnet per zone (private ones first), up to three zones. A subnet is public when it
     gives instances public IPs or its 0.0.0.0/0 route goes to an internet gateway."""
-    from k3s_infra.deploy.preflight import default_route_targets
-
     vpcs = [v for page in ec2.get_paginator("describe_vpcs").paginate() for v in page["Vpcs"]]
     best: tuple | None = None
     for vpc in vpcs:

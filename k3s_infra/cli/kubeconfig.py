@@ -5,32 +5,37 @@ from __future__ import annotations
 
 import argparse
 
-from k3s_infra.cli import add_environment_arguments
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--out", metavar="PATH",
-                        help="file to write (default: ./<env>.kubeconfig; with --merge: first $KUBECONFIG path "
-                             "or ~/.kube/config)")
-    parser.add_argument("--merge", action="store_true",
-                        help="add the cluster to an existing kubeconfig (backup kept, other entries kept)")
-    parser.add_argument("--set-context", action="store_true", help="with --merge: make it the current context")
-    parser.add_argument("--force", action="store_true", help="without --merge: replace an existing file")
+from k3s_infra.cli import EXIT_OK, UsageError
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.deploy.aws import Aws
+from k3s_infra.deploy.kubeconfig import Written, kubeconfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.cli import UsageError
-    from k3s_infra.deploy import command
-    from k3s_infra.deploy.kubeconfig import kubeconfig
-
     if args.set_context and not args.merge:
         raise UsageError("--set-context only applies with --merge")
 
-    def action(aws) -> int:
+    def action(aws: Aws) -> int:
         try:
-            return kubeconfig(aws, args.out, merge_into=args.merge, force=args.force, set_context=args.set_context)
+            written = kubeconfig(aws, args.out, merge_into=args.merge, force=args.force, set_context=args.set_context)
         except FileExistsError as exc:
             raise UsageError(str(exc)) from None
+        for line in lines(written):
+            print(line)
+        return EXIT_OK
 
-    return command.run(args, action)
+    return cli_aws.run(args, action)
+
+
+def lines(written: Written) -> list[str]:
+    servers = ", ".join(written.servers) or "?"
+    if not written.merged:
+        return [f"wrote the admin kubeconfig of {written.stack_name} to {written.target} (mode 0600); "
+                f"context {written.context}; API server {servers}",
+                f"  export KUBECONFIG={written.target}"]
+    current = ("current context set to it" if written.current_context_set
+               else "current context unchanged (--set-context to switch)")
+    result = [f"backup of {written.target}: {written.backup}"] if written.backup else []
+    return result + [f"merged context {written.context} of {written.stack_name} into {written.target} (mode 0600); "
+                     f"{current}; API server {servers}",
+                     f"  kubectl --context {written.context} get nodes"]

@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import re
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
 
-from k3s_infra.cli import add_environment_arguments
-from k3s_infra.cli.output import add_output_argument
+from k3s_infra.cli import UsageError, load
+from k3s_infra.cli.output import document, print_json, wants_json, write_rendering
+from k3s_infra.render import checkov, render
+from k3s_infra.render.lint import Finding, Linter
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--no-checkov", action="store_true", help="skip checkov even where it is installed")
-    add_output_argument(parser)
+try:  # why: cfn-lint is an extra (k3s-infra[lint]); a plain wheel install has none
+    import cfnlint
+except ImportError:
+    cfnlint = None
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-    import time
-    from pathlib import Path
-
-    from k3s_infra.render import checkov
-    from k3s_infra.cli import UsageError, load
-    from k3s_infra.cli.output import document, print_json, wants_json
-
-    try:  # an extra: a plain wheel install has no cfn-lint
-        import cfnlint  # noqa: F401
-    except ImportError:
-        raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'") from None
-    from k3s_infra.render.lint import Linter
-    from k3s_infra.render import render, write
-
+    if cfnlint is None:
+        raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'")
     env = load(args)
     rendering = render(env)
     with tempfile.TemporaryDirectory(prefix="k3s-infra-lint-") as scratch:
-        folder = write(rendering, Path(scratch) / env.name)
+        folder = write_rendering(rendering, Path(scratch) / env.name)
         started = time.perf_counter()
         findings = Linter().lint_rendering(rendering, folder)
         elapsed = time.perf_counter() - started
@@ -48,8 +41,6 @@ def run(args: argparse.Namespace) -> int:
             summary.append("checkov   skipped (not installed: make checkov)" if not args.no_checkov
                            else "checkov   skipped (--no-checkov)")
     if wants_json(args):
-        from dataclasses import asdict
-
         print_json(document("lint", environment=env.name, findings=[asdict(f) for f in findings],
                             checkov=bool(executable)))
         return 1 if findings else 0
@@ -60,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def _print(findings) -> None:
-    by_file: dict[str, list] = {}
+def _print(findings: list[Finding]) -> None:
+    by_file: dict[str, list[Finding]] = {}
     for finding in findings:
         by_file.setdefault(finding.file, []).append(finding)
     for file_name in sorted(by_file):
@@ -74,7 +65,5 @@ def _print(findings) -> None:
 
 def _concise(message: str, limit: int = 240) -> str:
     """cfn-lint spells out every valid choice ('x' is not one of ['A', 'B', ...]): count them instead."""
-    import re
-
     message = re.sub(r"\[('[^'\n]*', ){5,}'[^'\n]*'\]", lambda m: f"[{m[0].count(',') + 1} choices]", message)
     return message if len(message) <= limit else message[:limit - 3] + "..."

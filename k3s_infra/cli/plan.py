@@ -4,25 +4,36 @@ stack; nothing runs. ``k3s-infra diff`` is the read-only comparison."""
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import asdict
 
-from k3s_infra.cli import add_environment_arguments
-from k3s_infra.cli.output import add_output_argument
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--update-image", action="store_true",
-                        help="show the change with the newest image of nodes.ami_parameter (as deploy --update-image)")
-    add_output_argument(parser)
-    parser.add_argument("--detailed-exitcode", action="store_true",
-                        help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
-    parser.add_argument("--skip-preflight", action="store_true",
-                        help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.cli import EXIT_CHANGES, EXIT_OK, source_of
+from k3s_infra.cli.output import document, print_json, say, wants_json
+from k3s_infra.cli.progress import Console, change_table
+from k3s_infra.deploy import lifecycle, preflight
+from k3s_infra.deploy.aws import Aws
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.cli.output import wants_json
-    from k3s_infra.deploy import command, lifecycle, preflight
+    def action(aws: Aws) -> int:
+        preflight.gate(aws, source=source_of(args), update_image=args.update_image, skip=args.skip_preflight)
+        return show(aws, as_json=wants_json(args), update_image=args.update_image,
+                    detailed_exitcode=args.detailed_exitcode)
 
-    return command.run(args, lambda aws: preflight.gate(aws, args) or lifecycle.plan(
-        aws, update_image=args.update_image, as_json=wants_json(args), detailed_exitcode=args.detailed_exitcode))
+    return cli_aws.run(args, action)
+
+
+def show(aws: Aws, *, as_json: bool = False, update_image: bool = False, detailed_exitcode: bool = False) -> int:
+    """Exit 0; with ``detailed_exitcode`` as Terraform's plan: 0 no changes, 2 changes.
+    With ``as_json`` the one JSON document goes to stdout and the rest to stderr."""
+    planned = lifecycle.plan(aws, on_progress=Console(sys.stderr if as_json else sys.stdout),
+                             update_image=update_image)
+    change_set = planned.change_set
+    if as_json:
+        print_json(document("plan", stack_name=change_set.stack_name, change_set_type=change_set.change_set_type,
+                            has_changes=not change_set.empty, changes=[asdict(c) for c in change_set.changes],
+                            uploaded=planned.package.uploaded, reused=planned.package.reused))
+    else:
+        say(f"{change_set.stack_name} is up to date: no changes" if change_set.empty else change_table(change_set))
+    return EXIT_CHANGES if detailed_exitcode and not change_set.empty else EXIT_OK

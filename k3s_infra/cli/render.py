@@ -5,28 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from k3s_infra.cli import add_environment_arguments
-from k3s_infra.cli.output import add_output_argument
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: build/<env>)")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml", help="template format")
-    add_output_argument(parser)
+from k3s_infra.cli import load
+from k3s_infra.cli.output import document, print_json, wants_json, write_rendering
+from k3s_infra.render import render
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.cli import load
-    from k3s_infra.cli.output import document, print_json, wants_json
-    from k3s_infra.render import render, write
-
     env = load(args)
     out = Path(args.out) if args.out else Path("build") / env.name
     rendering = render(env, args.format)
     # An explicit --out names a folder in an existing one; the default build/ is made.
-    write(rendering, out, create_parents=not args.out,
-          protected=(Path(args.config),) if args.config else ())
+    write_rendering(rendering, out, create_parents=not args.out,
+                    protected=(Path(args.config),) if args.config else ())
     if wants_json(args):  # the manifest written beside the templates, plus where and how big
         sizes = {stack.file: len(stack.body) for stack in rendering.stacks}
         print_json(document("render", out=str(out.resolve()), manifest=rendering.manifest(), bytes=sizes))

@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import argparse
 
-from k3s_infra.cli import add_environment_arguments
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    parser.add_argument("--snapshot", metavar="NAME", help="snapshot name as 'k3s-infra snapshots' lists it "
-                                                          "(default: the newest)")
-    parser.add_argument("--yes", "-y", action="store_true", help="restore without asking")
-    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                        help="how long to wait for each step (default 1800)")
+from k3s_infra.cli import EXIT_FAILED, EXIT_OK
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.cli.output import say
+from k3s_infra.cli.progress import Console
+from k3s_infra.deploy import snapshots
+from k3s_infra.deploy.aws import Aws
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.deploy import command, snapshots
-
     poll = max(0.2, min(10.0, args.timeout / 100))
-    return command.run(args, lambda aws: snapshots.restore(
-        aws, snapshot=args.snapshot, timeout=args.timeout, poll=poll,
-        confirm=lambda question: command.ask(question, args.yes)))
+
+    def action(aws: Aws) -> int:
+        def confirm(chosen: snapshots.Snapshot) -> bool:
+            return cli_aws.ask(f"restore {aws.env.stack_name} from {chosen.name} "
+                               f"({chosen.last_modified:%Y-%m-%d %H:%M:%S}): every change since is lost, "
+                               f"the servers are replaced", args.yes)
+
+        if not snapshots.restore(aws, snapshot=args.snapshot, timeout=args.timeout, poll=poll, confirm=confirm,
+                                 on_progress=Console()):
+            say("not restored")
+            return EXIT_FAILED
+        say("check: 'k3s-infra status' (node groups in service), then kubectl get nodes")
+        return EXIT_OK
+
+    return cli_aws.run(args, action)

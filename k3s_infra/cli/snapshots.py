@@ -8,26 +8,34 @@ from __future__ import annotations
 
 import argparse
 
-from k3s_infra.cli import add_environment_arguments
-from k3s_infra.cli.output import add_output_argument, document, print_json, wants_json
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    add_output_argument(parser)
+from k3s_infra.cli import EXIT_OK
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.cli.output import document, print_json, wants_json
+from k3s_infra.deploy.aws import Aws
+from k3s_infra.deploy.snapshots import Snapshot, list_snapshots
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.deploy import command, snapshots
-
-    def show(aws) -> int:
-        found = snapshots.list_snapshots(aws)
+    def show(aws: Aws) -> int:
+        found = list_snapshots(aws)
         if wants_json(args):
-            print_json(document("snapshots", stack_name=aws.env.stack_name, snapshots=[s.as_json() for s in found]))
+            print_json(document("snapshots", stack_name=aws.env.stack_name, snapshots=[as_json(s) for s in found]))
         elif found:
-            print(snapshots.format_table(found))
+            print(format_table(found))
         else:
             print(f"no etcd snapshots yet for {aws.env.stack_name}")
-        return 0
+        return EXIT_OK
 
-    return command.run(args, show)
+    return cli_aws.run(args, show)
+
+
+def as_json(snapshot: Snapshot) -> dict:
+    return {"name": snapshot.name, "key": snapshot.key, "size": snapshot.size,
+            "last_modified": snapshot.last_modified.isoformat()}
+
+
+def format_table(found: list[Snapshot]) -> str:
+    rows = [("NAME", "SIZE", "LAST MODIFIED")] + [
+        (s.name, str(s.size), s.last_modified.strftime("%Y-%m-%d %H:%M:%S %Z").strip()) for s in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)

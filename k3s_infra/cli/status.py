@@ -1,23 +1,57 @@
 """k3s-infra status: root and nested stack states, outputs, node group counts; exit 1
-when not deployed or when a stack failed or rolled back."""
+when not deployed or when a stack failed or rolled back, so a pipeline can gate on it."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from k3s_infra.cli import add_environment_arguments
-from k3s_infra.cli.output import add_output_argument
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
-    add_output_argument(parser)
-    parser.add_argument("--watch", "-w", action="store_true",
-                        help="re-attach to a running deploy/destroy and stream its events until it settles")
+from k3s_infra.cli import EXIT_FAILED, EXIT_OK
+from k3s_infra.cli import aws as cli_aws
+from k3s_infra.cli.output import aligned, document, print_json, say, wants_json
+from k3s_infra.cli.progress import Console
+from k3s_infra.deploy import status
+from k3s_infra.deploy.aws import Aws
+from k3s_infra.deploy.events import failed
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3s_infra.cli.output import wants_json
-    from k3s_infra.deploy import command, status
+    return cli_aws.run(args, lambda aws: show(aws, as_json=wants_json(args), follow=args.watch))
 
-    return command.run(args, lambda aws: status.status(aws, as_json=wants_json(args), follow=args.watch))
+
+def show(aws: Aws, *, as_json: bool = False, follow: bool = False, poll: float = 2.0) -> int:
+    """``follow`` (--watch): first stream the running operation (on stderr with --output json)."""
+    if follow:
+        status.watch(aws, on_progress=Console(sys.stderr if as_json else sys.stdout), poll=poll)
+    found = status.collect(aws)
+    if as_json:
+        print_json(document("status", **found))
+    else:
+        say(format_text(found))
+    return EXIT_OK if found["deployed"] and found["healthy"] else EXIT_FAILED
+
+
+def format_text(found: dict[str, Any]) -> str:
+    if not found["deployed"]:
+        return f"{found['stack_name']}: not deployed (no such stack in {found['region']})"
+    protection = "on" if found["termination_protection"] else "off"
+    lines = [f"{found['stack_name']}  {found['status']}  (termination protection {protection})"]
+    lines += [f"warning: {w}" for w in found["warnings"]]
+    rows = [("STACK", "STATUS", "UPDATED")]
+    rows += [(s["stack"], s["status"], f"{s['updated']:%Y-%m-%d %H:%M:%S}" if s["updated"] else "")
+             for s in found["stacks"]]
+    lines += aligned(rows)
+    if found["outputs"]:
+        lines.append("outputs:")
+        lines += aligned(sorted(found["outputs"].items()))
+    if found["node_groups"]:
+        rows = [("NODE GROUP", "DESIRED", "IN SERVICE", "MIN", "MAX")]
+        rows += [(g["stack"], *("-" if g[k] is None else str(g[k]) for k in ("desired", "in_service", "min", "max")))
+                 for g in found["node_groups"]]
+        lines.append("node groups:")
+        lines += aligned(rows)
+    if not found["healthy"]:
+        bad = [s["stack"] for s in found["stacks"] if failed(s["status"])]
+        lines.append(f"error: failed or rolled back: {', '.join(bad)}")
+    return "\n".join(lines)

@@ -4,6 +4,10 @@ status, kubeconfig and destroy.
 Only standard boto3 configuration is used (credential chain, ``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL``); the region comes from the environment file. Rendering never
 imports this package, so ``render`` does not pay for boto3.
+
+Nothing here prints: functions return data (dataclasses, dicts, lists of problems) and
+long operations report their steps to an ``on_progress`` callback (progress.py).
+Failures are exceptions: the CLI (k3s_infra/cli) prints and picks the exit codes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Change sets for the root stack: CREATE or UPDATE, nested stacks included,
-shown as a table of adds / modifies / replacements per stack."""
+"""Change sets for the root stack: CREATE or UPDATE, nested stacks included, described
+as one Change per resource (the CLI shows them as a table: k3s_infra/cli/progress.py)."""
 
 from __future__ import annotations
 
@@ -135,51 +135,3 @@ def execute(aws, change_set: ChangeSet) -> None:
         aws.cloudformation.execute_change_set(ChangeSetName=change_set.change_set_id)
     except (ClientError, ResponseParserError) as exc:  # the latter: a non-AWS error page (HTTP 5xx)
         raise DeployError(f"executing the change set failed: {exc}") from None
-
-
-def as_document(change_set: ChangeSet, pkg: Package) -> dict:
-    """``plan --output json`` (README "JSON output")."""
-    from dataclasses import asdict
-
-    from k3s_infra.cli.output import document
-
-    return document("plan", stack_name=change_set.stack_name, change_set_type=change_set.change_set_type,
-                    has_changes=not change_set.empty, changes=[asdict(c) for c in change_set.changes],
-                    uploaded=pkg.uploaded, reused=pkg.reused)
-
-
-def _replacement(change: Change) -> str:
-    if change.action != "Modify":
-        return ""
-    return {"True": "REPLACE", "Conditional": "may replace"}.get(change.replacement, "")
-
-
-def format_table(change_set: ChangeSet) -> str:
-    """Readable plan: one aligned row per change, grouped by stack, then a summary per stack."""
-    if change_set.empty:
-        return f"{change_set.stack_name}: no changes"
-    rows = [("STACK", "ACTION", "LOGICAL ID", "TYPE", "REPLACEMENT")]
-    for c in change_set.changes:
-        rows.append((c.stack, c.action, c.logical_id, c.resource_type, _replacement(c)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [f"{change_set.change_set_type.lower()} {change_set.stack_name}: {len(change_set.changes)} changes"]
-    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
-    summary: dict[str, dict[str, int]] = {}
-    for c in change_set.changes:
-        counts = summary.setdefault(c.stack, {"add": 0, "modify": 0, "replace": 0, "remove": 0})
-        if c.action == "Add":
-            counts["add"] += 1
-        elif c.action == "Remove":
-            counts["remove"] += 1
-        elif c.action == "Modify" and c.replacement == "True":
-            counts["replace"] += 1
-        elif c.action in ("Modify", "Dynamic"):
-            counts["modify"] += 1
-    if summary:
-        width = max(len(s) for s in summary)
-        lines.append("summary:")
-        for stack, counts in summary.items():
-            lines.append(f"  {stack:<{width}}  " + "  ".join(f"{n} {k}" for k, n in counts.items()))
-    if not change_set.changes:
-        lines.append("  (CloudFormation listed no resource changes)")
-    return "\n".join(lines)

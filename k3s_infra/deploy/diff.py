@@ -134,27 +134,3 @@ def diff(aws, rendering) -> dict:
               for name in [naming.ROOT, *sorted((set(rendered) | set(templates)) - {naming.ROOT})]]
     return {"stack_name": env.stack_name, "deployed": found is not None,
             "has_changes": any(s["state"] != "unchanged" for s in stacks), "stacks": stacks}
-
-
-def format_text(result: dict) -> str:
-    if not result["deployed"]:
-        return f"{result['stack_name']}: not deployed: all {len(result['stacks'])} stacks would be created"
-    if not result["has_changes"]:
-        return f"{result['stack_name']}: no differences between the rendered and the deployed templates"
-    lines = []
-    for stack in result["stacks"]:
-        if stack["state"] == "unchanged":
-            continue
-        lines.append(f"{stack['stack']}: {stack['state']}")
-        res, par = stack["resources"], stack["parameters"]
-        lines += [f"  + {r['logical_id']} ({r['type']})" for r in res["added"]]
-        lines += [f"  - {r['logical_id']} ({r['type']})" for r in res["removed"]]
-        lines += [f"  ~ {r['logical_id']} ({r['type']}): {', '.join(r['paths'])}" for r in res["changed"]]
-        lines += [f"  + parameter {p}" for p in par["added"]] + [f"  - parameter {p}" for p in par["removed"]]
-        for p in par["changed"]:
-            detail = f"{p['deployed']!r} -> {p['rendered']!r}" if p["what"] == "value" else ", ".join(p["paths"])
-            lines.append(f"  ~ parameter {p['name']}: {detail}")
-        lines += [f"  ~ section {s}" for s in stack["other_sections"]]
-    changed = sum(s["state"] != "unchanged" for s in result["stacks"])
-    lines.append(f"{result['stack_name']}: {changed} of {len(result['stacks'])} stacks differ")
-    return "\n".join(lines)

@@ -1,24 +1,26 @@
-"""Stack events of the root and every nested stack, streamed while an operation
-runs: one aligned line per new event, a transient progress line on a terminal,
-and the first failing resource when it ends badly."""
+"""Stack events of the root and every nested stack, followed while an operation runs:
+each new event, a tick per poll and a heartbeat when nothing happens are reported
+through ``on_progress`` (deploy/progress.py), and the first failing resource is found
+when it ends badly."""
 
 from __future__ import annotations
 
 import re
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO
 
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
+
+from k3s_infra.deploy.progress import (Failed, Heartbeat, Interrupted, Progress, Settled, StackEvent, Waiting,
+                                       ignore)
 
 # A read that failed: an AWS error, or an error page that is not an AWS response (HTTP 5xx).
 READ_ERRORS = (ClientError, ResponseParserError)
 
 STACK_TYPE = "AWS::CloudFormation::Stack"
-# When output is not a terminal (CI logs), a line at least this often while nothing else
-# is printed, so a pipeline's no-output timeout never kills a long deploy.
+# A Heartbeat at least this often while no event arrives: printed where output is not a
+# terminal (CI logs), so a pipeline's no-output timeout never kills a long deploy.
 HEARTBEAT_SECONDS = 30.0
 # Reasons CloudFormation gives to resources that failed only because something else did.
 _CONSEQUENTIAL = ("Resource creation cancelled", "Resource update cancelled", "Embedded stack",
@@ -26,6 +28,8 @@ _CONSEQUENTIAL = ("Resource creation cancelled", "Resource update cancelled", "E
 
 
 _EMBEDDED = re.compile(r"Embedded stack (arn:\S+?) was not successfully")
+# What a node group records when an instance's boot signalled FAILURE (boot.sh).
+_FAILED_SIGNAL = re.compile(r"UniqueId (i-[0-9a-f]+)")
 
 
 def terminal(status: str) -> bool:
@@ -34,24 +38,6 @@ def terminal(status: str) -> bool:
 
 def failed(status: str) -> bool:
     return status.endswith("_FAILED") or status.startswith("ROLLBACK") or "ROLLBACK" in status
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def format_event(event: dict, stack_label: str, widths=(8, 18, 30, 26)) -> str:
-    """``HH:MM:SS  stack  logical-id  status  reason`` in fixed columns (the stack's own
-    events, whose logical ID is the stack name, show as ``(stack)``)."""
-    ts = event["Timestamp"]
-    clock = ts.strftime("%H:%M:%S") if hasattr(ts, "strftime") else str(ts)[11:19]
-    reason = " ".join((event.get("ResourceStatusReason") or "").split())
-    logical = event.get("LogicalResourceId", "")
-    if logical and logical == event.get("StackName"):
-        logical = "(stack)"
-    cols = (clock, _fit(stack_label, widths[1]), _fit(logical, widths[2]), event.get("ResourceStatus", ""))
-    line = "  ".join(v.ljust(w) for v, w in zip(cols, widths))
-    return (line + "  " + reason).rstrip()
 
 
 def first_failure(events: list[dict]) -> dict | None:
@@ -83,22 +69,18 @@ class Watcher:
     root_id: str
     root_label: str
     since: object = None  # datetime: events before it are history
-    out: IO[str] = field(default_factory=lambda: sys.stdout)
-    live: bool | None = None
+    on_progress: Progress = ignore
     seen: set[str] = field(default_factory=set)
     events: list[dict] = field(default_factory=list)
     stacks: dict[str, StackRef] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # event ID -> stack label
     discovering: bool = True
     heartbeat: float = field(default_factory=lambda: HEARTBEAT_SECONDS)
-    _last_line: float = field(default_factory=time.monotonic)
-    _progress_shown: bool = False
+    _last_report: float = field(default_factory=time.monotonic)  # of a StackEvent or Heartbeat
     _resolved: dict[str, str] = field(default_factory=dict)  # physical ID -> stack ID
 
     def __post_init__(self):
         self.stacks[self.root_id] = StackRef(self.root_id, self.root_label)
-        if self.live is None:
-            self.live = hasattr(self.out, "isatty") and self.out.isatty()
 
     def discover(self) -> None:
         """Add nested stacks (recursively) that exist now, keyed by their stack ID
@@ -178,14 +160,23 @@ class Watcher:
             self.poll()
         return first_failure(self.events)
 
+    def failure(self, status: str) -> Failed:
+        """How an operation that ended ``status`` failed: its traced first failure, and the
+        nodes whose boot gave up (their console output says why)."""
+        cause = self.trace_failure()
+        if cause is None:
+            return Failed(self.root_label, status)
+        instances = dict.fromkeys(_FAILED_SIGNAL.findall(cause.get("ResourceStatusReason") or ""))
+        return Failed(self.root_label, status, cause, self.labels.get(cause["EventId"], "?"), tuple(instances))
+
     def prime(self) -> None:
-        """Mark every event that exists now as history (printed by an earlier run)."""
+        """Mark every event that exists now as history (reported by an earlier run)."""
         self.discover()
         for ref in list(self.stacks.values()):
             self.seen.update(e["EventId"] for e in self._fetch(ref))
 
     def poll(self) -> list[dict]:
-        """Print every event not printed yet, oldest first."""
+        """Report every event not reported yet, oldest first."""
         self.discover()
         fresh = []
         for ref in list(self.stacks.values()):
@@ -196,9 +187,8 @@ class Watcher:
             self.seen.add(event["EventId"])
             self.labels[event["EventId"]] = label
             self.events.append(event)
-            self._clear_progress()
-            print(format_event(event, label), file=self.out, flush=True)
-            self._last_line = time.monotonic()
+            self.on_progress(StackEvent(event, label))
+            self._last_report = time.monotonic()
         return [e for e, _ in fresh]
 
     def in_progress(self) -> list[str]:
@@ -216,32 +206,15 @@ class Watcher:
         return [label for label, status in latest.items() if status.endswith("_IN_PROGRESS")]
 
     def beat(self, status: str, started: float) -> None:
-        """Not on a terminal: one plain line when nothing was printed for ``heartbeat`` s."""
+        """A Heartbeat when nothing was reported for ``heartbeat`` seconds."""
         now = time.monotonic()
-        if self.live or now - self._last_line < self.heartbeat:
+        if now - self._last_report < self.heartbeat:
             return
-        elapsed = int(now - started)
-        busy = ", ".join(self.in_progress()) or "-"
-        print(f"... {elapsed // 60}m{elapsed % 60:02d}s  {self.root_label} {status}  in progress: {busy}",
-              file=self.out, flush=True)
-        self._last_line = now
-
-    def _clear_progress(self) -> None:
-        if self._progress_shown:
-            self.out.write("\r\033[K")
-            self._progress_shown = False
-
-    def progress(self, status: str, started: float) -> None:
-        if not self.live:
-            return
-        elapsed = int(time.monotonic() - started)
-        self._clear_progress()
-        self.out.write(f"  … {self.root_label} {status}  {len(self.stacks)} stacks  {elapsed // 60}m{elapsed % 60:02d}s")
-        self.out.flush()
-        self._progress_shown = True
+        self.on_progress(Heartbeat(self.root_label, status, now - started, tuple(self.in_progress())))
+        self._last_report = now
 
     def wait(self, *, poll: float = 2.0, max_poll: float = 15.0, timeout: float = 3 * 3600) -> str:
-        """Stream events until the root stack leaves every *_IN_PROGRESS state; return its status."""
+        """Report events until the root stack leaves every *_IN_PROGRESS state; return its status."""
         started = time.monotonic()
         delay, status = poll, "?"
         try:
@@ -250,20 +223,18 @@ class Watcher:
                 status = root_status(self.cfn, self.root_id)
                 if terminal(status):
                     self.poll()  # events written just before the status flipped
-                    self._clear_progress()
+                    self.on_progress(Settled(self.root_label, status))
                     return status
                 if time.monotonic() - started > timeout:
-                    self._clear_progress()
+                    self.on_progress(Settled(self.root_label, status))
                     raise TimeoutError(f"{self.root_label} still {status} after {timeout:.0f}s")
-                self.progress(status, started)
+                self.on_progress(Waiting(self.root_label, status, time.monotonic() - started, len(self.stacks)))
                 self.beat(status, started)
                 delay = poll if fresh else min(delay * 1.5, max_poll, self.heartbeat or max_poll)
                 time.sleep(delay)
         except KeyboardInterrupt:
             # Only this process stops: the operation was handed to CloudFormation.
-            self._clear_progress()
-            print(f"\ninterrupted: CloudFormation keeps going with {self.root_label} ({status}); follow it with "
-                  f"'k3s-infra status --watch' (same --env or --config)", file=self.out, flush=True)
+            self.on_progress(Interrupted(self.root_label, status))
             raise
 
 

@@ -1,4 +1,4 @@
-"""The cluster's node groups as deployed: nested stacks found through the root,
+"""The cluster's nested stacks and node groups as deployed, found through the root;
 their auto scaling groups described in batches of at most 50 names per call
 (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html:
 "You can specify up to 50 names")."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from k3s_infra.model import outputs as o
+from k3s_infra.deploy.events import STACK_TYPE
 
 MAX_NAMES_PER_CALL = 50
 
@@ -34,6 +35,22 @@ def nested_stack(cfn, root_id: str, logical_id: str) -> dict | None:
         return None
     stacks = cfn.describe_stacks(StackName=physical)["Stacks"]
     return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+
+def nested_stacks(cfn, stack_id: str) -> list[tuple[str, dict]]:
+    """(logical ID, described stack) of the root's nested stacks; one that cannot be
+    described shows its resource status and no outputs."""
+    result = []
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+    for summary in (s for page in pages for s in page["StackResourceSummaries"]):
+        if summary.get("ResourceType") == STACK_TYPE and summary.get("PhysicalResourceId"):
+            try:
+                result.append((summary["LogicalResourceId"],
+                               cfn.describe_stacks(StackName=summary["PhysicalResourceId"])["Stacks"][0]))
+            except ClientError:
+                result.append((summary["LogicalResourceId"],
+                               {"StackStatus": summary.get("ResourceStatus", "?"), "Outputs": []}))
+    return result
 
 
 def outputs(stack: dict | None) -> dict[str, str]:

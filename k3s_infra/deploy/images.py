@@ -22,17 +22,6 @@ class ImageChoice:
     chosen: str             # what this change set passes
     latest: str | None      # what the SSM path says now (None: not looked up or unreadable)
 
-    def describe(self) -> str:
-        label = "image" if self.parameter == o.IMAGE_ID else f"image {self.parameter}"
-        if self.deployed is None:
-            return f"{label}: {self.chosen} (resolved from {self.source}; pinned from now on)"
-        if self.chosen != self.deployed:
-            return f"{label}: {self.deployed} -> {self.chosen} (from {self.source}): every node of it is replaced"
-        if self.latest and self.latest != self.chosen:
-            return (f"{label}: {self.deployed} kept; a newer image {self.latest} is published at {self.source}: "
-                    f"take it with 'k3s-infra deploy --update-image' (replaces the nodes, one at a time)")
-        return f"{label}: {self.deployed} (pinned)"
-
 
 def deployed_parameters(root: dict | None) -> dict[str, str]:
     """Parameter values of a deployed root (an empty REVIEW_IN_PROGRESS stack has none)."""

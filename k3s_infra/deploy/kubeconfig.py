@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import yaml
 from botocore.exceptions import ClientError
@@ -31,6 +30,18 @@ KINDS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 class NotPublished(Exception):
     """The kubeconfig secret still holds its generated placeholder."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``kubeconfig`` wrote."""
+    stack_name: str
+    target: Path
+    context: str                # the cluster's name: its cluster, user and context
+    servers: tuple[str, ...]    # API server URLs
+    merged: bool                # added to an existing kubeconfig (else a file of its own)
+    backup: Path | None = None  # the copy of the merged-into file made first
+    current_context_set: bool = False
 
 
 def _is_kubeconfig(text: str) -> dict | None:
@@ -125,8 +136,9 @@ def fetch(aws) -> tuple[dict, str]:
 
 
 def kubeconfig(aws, path: Path | None, *, merge_into: bool = False, force: bool = False,
-               set_context: bool = False, out: IO[str] | None = None) -> int:
-    out = out or sys.stdout
+               set_context: bool = False) -> Written:
+    """Write the admin kubeconfig to ``path`` (default: ./<env>.kubeconfig; merging: kubectl's
+    file), or merge it into that file. FileExistsError: an own file exists and not ``force``."""
     env = aws.env
     name = naming.cluster_name(env)
     target = (Path(path) if path else default_target() if merge_into else Path(f"{env.name}.kubeconfig")).absolute()
@@ -135,24 +147,17 @@ def kubeconfig(aws, path: Path | None, *, merge_into: bool = False, force: bool 
     aws.check_account()
     doc, _ = fetch(aws)
     doc = normalise(doc, name)
-    servers = [c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict)]
-    if merge_into:
-        existing = yaml.safe_load(target.read_text(encoding="utf-8")) if target.exists() else None
-        if existing is not None and not isinstance(existing, dict):
-            raise DeployError(f"{target} is not a kubeconfig (not a mapping); nothing written")
-        if target.exists():
-            backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%d%H%M%S')}")
-            shutil.copy2(target, backup)
-            os.chmod(backup, 0o600)
-            print(f"backup of {target}: {backup}", file=out)
-        write_private(target, yaml.safe_dump(merge(existing or {}, doc, set_context=set_context), sort_keys=False))
-        current = "current context set to it" if set_context else "current context unchanged (--set-context to switch)"
-        print(f"merged context {name} of {env.stack_name} into {target} (mode 0600); {current}; "
-              f"API server {', '.join(servers) or '?'}", file=out)
-        print(f"  kubectl --context {name} get nodes", file=out)
-        return 0
-    write_private(target, yaml.safe_dump(doc, sort_keys=False))
-    print(f"wrote the admin kubeconfig of {env.stack_name} to {target} (mode 0600); context {name}; "
-          f"API server {', '.join(servers) or '?'}", file=out)
-    print(f"  export KUBECONFIG={target}", file=out)
-    return 0
+    servers = tuple(c.get("cluster", {}).get("server", "?") for c in doc["clusters"] if isinstance(c, dict))
+    if not merge_into:
+        write_private(target, yaml.safe_dump(doc, sort_keys=False))
+        return Written(env.stack_name, target, name, servers, merged=False)
+    existing = yaml.safe_load(target.read_text(encoding="utf-8")) if target.exists() else None
+    if existing is not None and not isinstance(existing, dict):
+        raise DeployError(f"{target} is not a kubeconfig (not a mapping); nothing written")
+    backup = None
+    if target.exists():
+        backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%d%H%M%S')}")
+        shutil.copy2(target, backup)
+        os.chmod(backup, 0o600)
+    write_private(target, yaml.safe_dump(merge(existing or {}, doc, set_context=set_context), sort_keys=False))
+    return Written(env.stack_name, target, name, servers, merged=True, backup=backup, current_context_set=set_context)

@@ -14,24 +14,26 @@ DescribeInstanceTypes (ProcessorInfo.SupportedArchitectures), DescribeImages
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from botocore.exceptions import ClientError
 
-from k3s_infra.config import architectures
+from k3s_infra.config import ConfigError, Environment, architectures, defaults
+from k3s_infra.model import outputs as o
 from k3s_infra.components.network import INTERFACE_SERVICES
-from k3s_infra.config import ConfigError, Environment, environments_folder
+from k3s_infra.deploy import changeset
+from k3s_infra.deploy.images import deployed_parameters
 
 Problem = tuple[str, str]
 
 
-def gate(aws, args: argparse.Namespace) -> None:
-    """The CLI's one line before plan/deploy: refuse (exit 2, via ConfigError) on any problem."""
-    if args.skip_preflight:
+def gate(aws, *, source: str, update_image: bool = False, skip: bool = False) -> None:
+    """Refuse (ConfigError naming ``source``, the environment file; exit 2) on any problem
+    ``check`` finds, checking the images a deploy will really use (``pinned_images``).
+    ``skip``: check nothing (emulators that cannot answer)."""
+    if skip:
         return
-    source = args.config or str(environments_folder() / f"{args.env}.yaml")
-    problems = check(aws.env, aws, image_ids=_pinned(aws, args))
+    problems = check(aws.env, aws, image_ids=pinned_images(aws, update_image=update_image))
     if problems:
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         hint = f"; against an emulator ({endpoint}) that does not model routes or offerings, " \
@@ -39,16 +41,12 @@ def gate(aws, args: argparse.Namespace) -> None:
         raise ConfigError(source, problems + [("", f"nothing was changed (pre-flight{hint})")])
 
 
-def _pinned(aws, args: argparse.Namespace) -> dict[str, str]:
+def pinned_images(aws, *, update_image: bool = False) -> dict[str, str]:
     """The images a deploy will really use: those the deployed root pins (deploy/images.py),
-    unless --update-image re-resolves them. SSM parameter path -> image ID."""
-    from k3s_infra.config import architectures
-    from k3s_infra.model import outputs as o
-    from k3s_infra.deploy import changeset, images
-
-    if getattr(args, "update_image", False):
+    unless ``update_image`` re-resolves them (then none). SSM parameter path -> image ID."""
+    if update_image:
         return {}
-    pinned = images.deployed_parameters(changeset.stack_state(aws.cloudformation, aws.env.stack_name))
+    pinned = deployed_parameters(changeset.stack_state(aws.cloudformation, aws.env.stack_name))
     return {getattr(aws.env.nodes.ami_parameter, arch): pinned[o.IMAGE_IDS[arch]]
             for arch in architectures.in_use(aws.env) if o.IMAGE_IDS[arch] in pinned}
 
@@ -81,9 +79,6 @@ def _without_internet(env: Environment, field: str) -> list[Problem]:
     the K3s binary or its published checksums from GitHub. They boot only from a release mirror
     in reach with every checksum pinned; container images and charts must then come from a
     registry in reach as well (not configured by k3s-infra: README, A managed network)."""
-    from k3s_infra.config import architectures
-    from k3s_infra.config import defaults
-
     names = [architectures.K3S_NAMES[a] for a in architectures.in_use(env)]
     unpinned = [name for name in names if not getattr(env.k3s.binary_sha256, name)]
     if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL and not unpinned:

@@ -6,18 +6,18 @@ empty objects (k3s-io/k3s:pkg/etcd/s3/s3.go Upload, ListSnapshots)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
 from k3s_infra.deploy import DeployError, changeset
 from k3s_infra.deploy.groups import describe_groups, group_of, outputs, parameters
-from k3s_infra.deploy.text import say
+from k3s_infra.deploy.progress import (FirstServerReplaced, JoiningServersRestarted, JoiningServersStopping,
+                                       Progress, RestoreRequested, SnapshotRestored, WaitingForJoiningServers,
+                                       WaitingForRestore, ignore)
 
 METADATA_DIR = ".metadata"
 
@@ -28,10 +28,6 @@ class Snapshot:
     key: str
     size: int
     last_modified: datetime
-
-    def as_json(self) -> dict:
-        return {"name": self.name, "key": self.key, "size": self.size,
-                "last_modified": self.last_modified.isoformat()}
 
 
 def _root(aws) -> dict:
@@ -63,33 +59,27 @@ def list_snapshots(aws, root: dict | None = None) -> list[Snapshot]:
     return sorted(found, key=lambda s: s.last_modified, reverse=True)
 
 
-def format_table(snapshots: list[Snapshot]) -> str:
-    rows = [("NAME", "SIZE", "LAST MODIFIED")] + [
-        (s.name, str(s.size), s.last_modified.strftime("%Y-%m-%d %H:%M:%S %Z").strip()) for s in snapshots]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)
-
-
 # --- restore ------------------------------------------------------------------------
 
 
-def _wait(what: str, done: Callable[[], bool], *, timeout: float, poll: float, out: IO[str]) -> None:
-    """Poll ``done`` until it holds; a progress line every poll; DeployError after ``timeout``."""
+def _wait(what: str, done: Callable[[], bool], *, timeout: float, poll: float,
+          report: Callable[[float], None]) -> None:
+    """Poll ``done`` until it holds; ``report(seconds waited)`` every poll; DeployError after ``timeout``."""
     start = time.monotonic()
     while not done():
         waited = time.monotonic() - start
         if waited > timeout:
             raise DeployError(f"gave up after {timeout:.0f}s waiting for {what}")
-        say(out, f"  waiting for {what} ({waited:.0f}s)")
+        report(waited)
         time.sleep(poll)
 
 
-def restore(aws, *, snapshot: str | None, confirm: Callable[[str], bool], out: IO[str] | None = None,
-            poll: float = 10.0, timeout: float = 1800.0) -> int:
-    """Restore the cluster from a snapshot: the cluster-init server is replaced and its boot
-    resets etcd from the snapshot named in the restore-request parameter (cluster-reset);
-    the joining servers are stopped meanwhile and rejoin afterwards; agents are left alone."""
-    out = out or sys.stdout
+def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], on_progress: Progress = ignore,
+            poll: float = 10.0, timeout: float = 1800.0) -> bool:
+    """Restore the cluster from a snapshot (default: the newest) once ``confirm`` agrees:
+    the cluster-init server is replaced and its boot resets etcd from the snapshot named in
+    the restore-request parameter (cluster-reset); the joining servers are stopped meanwhile
+    and rejoin afterwards; agents are left alone. Returns False when not confirmed."""
     env = aws.env
     root = _root(aws)
     snapshots = list_snapshots(aws, root)
@@ -103,44 +93,42 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[str], bool], out: I
     if init_group is None or servers_group is None:
         raise DeployError(f"{env.stack_name}: the server groups cannot be found; is the stack complete?")
     sizes = parameters(servers_stack)
-    question = (f"restore {env.stack_name} from {chosen.name} ({chosen.last_modified:%Y-%m-%d %H:%M:%S}): "
-                f"every change since is lost, the servers are replaced")
-    if not confirm(question):
-        say(out, "not restored")
-        return 1
+    if not confirm(chosen):
+        return False
     request = naming.restore_request_parameter(env)
     aws.ssm.put_parameter(Name=request, Value=chosen.name, Type="String", Overwrite=True,
                           Description="k3s-infra restore: snapshot the booting first server restores")
-    say(out, f"1/5 wrote {request} = {chosen.name}")
+    on_progress(RestoreRequested(request, chosen.name))
     autoscaling = aws.autoscaling
     servers_name = servers_group["AutoScalingGroupName"]
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=servers_name, MinSize=0, DesiredCapacity=0)
-    say(out, f"2/5 scaled the joining servers ({servers_name}) to 0")
+    on_progress(JoiningServersStopping(servers_name))
     _wait("the joining servers to terminate", lambda: not describe_groups(
-        autoscaling, [servers_name]).get(servers_name, {}).get("Instances"), timeout=timeout, poll=poll, out=out)
+        autoscaling, [servers_name]).get(servers_name, {}).get("Instances"), timeout=timeout, poll=poll,
+        report=lambda waited: on_progress(WaitingForJoiningServers(waited)))
     init_name = init_group["AutoScalingGroupName"]
     old = [i["InstanceId"] for i in init_group.get("Instances", [])]
     for instance in old:
         # Its group launches a replacement, whose boot finds the restore request.
         autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
-    say(out, f"3/5 terminated the cluster-init server {', '.join(old) or '(none running)'}; {init_name} replaces it")
+    on_progress(FirstServerReplaced(tuple(old), init_name))
     try:
         _wait(f"the new first server to restore {chosen.name} and delete {request}",
-              lambda: not _parameter_exists(aws.ssm, request), timeout=timeout, poll=poll, out=out)
+              lambda: not _parameter_exists(aws.ssm, request), timeout=timeout, poll=poll,
+              report=lambda waited: on_progress(WaitingForRestore(chosen.name, request, waited)))
     except DeployError as exc:
         raise DeployError(
             f"{exc}; the joining servers stay at 0 until the first server is back: check its boot messages "
             f"('k3s-infra-boot:' lines in its console output), then 'aws autoscaling update-auto-scaling-group --auto-scaling-group-name "
             f"{servers_name} --min-size {sizes.get(o.MIN_SIZE)} --max-size {sizes.get(o.MAX_SIZE)} "
             f"--desired-capacity {sizes.get(o.DESIRED_CAPACITY)}'") from None
-    say(out, f"4/5 the first server restored {chosen.name}")
+    on_progress(SnapshotRestored(chosen.name))
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=servers_name, MinSize=int(sizes.get(o.MIN_SIZE, 0) or 0),
         MaxSize=int(sizes.get(o.MAX_SIZE, 0) or 0), DesiredCapacity=int(sizes.get(o.DESIRED_CAPACITY, 0) or 0))
-    say(out, f"5/5 set {servers_name} back to min {sizes.get(o.MIN_SIZE)} / desired "
-                f"{sizes.get(o.DESIRED_CAPACITY)} / max {sizes.get(o.MAX_SIZE)}: they join the restored cluster")
-    say(out, "check: 'k3s-infra status' (node groups in service), then kubectl get nodes")
-    return 0
+    on_progress(JoiningServersRestarted(servers_name, sizes.get(o.MIN_SIZE), sizes.get(o.DESIRED_CAPACITY),
+                                        sizes.get(o.MAX_SIZE)))
+    return True
 
 
 def _parameter_exists(ssm, name: str) -> bool:

@@ -143,8 +143,6 @@ def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_
     """After a deploy the root pins its image; a newer value of the SSM parameter is not what
     the nodes get (deploy/images.py), so pre-flight checks the pinned one, and the new one only
     with --update-image."""
-    from types import SimpleNamespace
-
     from k3s_infra.deploy.aws import Aws
 
     env = load_environment(path=networked(write_env, "preflight-pinned.yaml"))
@@ -154,8 +152,8 @@ def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_
                      '"Resources": {"W": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}',
                      Parameters=[{"ParameterKey": "ImageId", "ParameterValue": pinned}])
     try:
-        pinned_by = preflight._pinned(Aws(env), SimpleNamespace(update_image=False))
+        pinned_by = preflight.pinned_images(Aws(env), update_image=False)
         assert pinned_by == {AMI_PARAMETER: pinned}
-        assert preflight._pinned(Aws(env), SimpleNamespace(update_image=True)) == {}
+        assert preflight.pinned_images(Aws(env), update_image=True) == {}
     finally:
         cfn.delete_stack(StackName=env.stack_name)

@@ -1,0 +1,198 @@
+"""Every command's flags, and the parser made of them.
+
+This module imports nothing but argparse and the version: ``k3s-infra --help`` and shell
+completion build the whole parser from it without loading any command. Each command's
+work is in its own module, k3s_infra/cli/<command>.py, loaded only when it runs
+(k3s_infra/cli/__init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from k3s_infra import __version__
+
+
+def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--env", metavar="NAME", help="environment name: reads environments/NAME.yaml")
+    group.add_argument("--config", metavar="PATH", help="path of an environment file")
+
+
+def add_output_argument(parser: argparse.ArgumentParser) -> None:
+    """``--output text|json``: README "JSON output" lists the documents (cli/output.py prints them)."""
+    parser.add_argument("--output", "-o", choices=("text", "json"), default="text",
+                        help="text for people (default) or one JSON document on stdout for pipelines")
+
+
+def _skip_preflight(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-preflight", action="store_true",
+                        help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
+
+
+def _render(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: build/<env>)")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml", help="template format")
+    add_output_argument(parser)
+
+
+def _lint(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--no-checkov", action="store_true", help="skip checkov even where it is installed")
+    add_output_argument(parser)
+
+
+def _schema(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _graph(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid",
+                        help="svg needs Graphviz's `dot` on PATH")
+    parser.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _plan(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--update-image", action="store_true",
+                        help="show the change with the newest image of nodes.ami_parameter (as deploy --update-image)")
+    add_output_argument(parser)
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
+    _skip_preflight(parser)
+
+
+def _deploy(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    _skip_preflight(parser)
+    parser.add_argument("--yes", "-y", action="store_true", help="execute the change set without asking")
+    parser.add_argument("--update-image", action="store_true",
+                        help="re-resolve nodes.ami_parameter and take the newest image (replaces the nodes); "
+                             "otherwise the deployed image stays pinned")
+    parser.add_argument("--allow-quorum-loss", action="store_true",
+                        help="override the quorum guard: remove more servers at once than etcd can lose "
+                             "(then 'k3s-infra restore' from a snapshot)")
+
+
+def _status(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    add_output_argument(parser)
+    parser.add_argument("--watch", "-w", action="store_true",
+                        help="re-attach to a running deploy/destroy and stream its events until it settles")
+
+
+def _kubeconfig(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--out", metavar="PATH",
+                        help="file to write (default: ./<env>.kubeconfig; with --merge: first $KUBECONFIG path "
+                             "or ~/.kube/config)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add the cluster to an existing kubeconfig (backup kept, other entries kept)")
+    parser.add_argument("--set-context", action="store_true", help="with --merge: make it the current context")
+    parser.add_argument("--force", action="store_true", help="without --merge: replace an existing file")
+
+
+def _snapshots(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    add_output_argument(parser)
+
+
+def _restore(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--snapshot", metavar="NAME", help="snapshot name as 'k3s-infra snapshots' lists it "
+                                                          "(default: the newest)")
+    parser.add_argument("--yes", "-y", action="store_true", help="restore without asking")
+    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                        help="how long to wait for each step (default 1800)")
+
+
+def _destroy(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
+    parser.add_argument("--allow-protected", action="store_true",
+                        help="override: destroy an environment marked protected (and lift termination protection)")
+
+
+def _init(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="environment name (lowercase letters, digits, -)")
+    parser.add_argument("--from-account", action="store_true",
+                        help="read the account ID (STS) and a VPC with its subnets (EC2) from your credentials; "
+                             "read-only")
+    parser.add_argument("--out", metavar="PATH", help="where to write it (default: environments/NAME.yaml)")
+    parser.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+def _diff(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    add_output_argument(parser)
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 0 when nothing differs, 2 when something does, 1 on error")
+
+
+@dataclass(frozen=True)
+class Command:
+    module: str  # runs it: ``run(args) -> exit code``, imported only when the command runs
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+
+
+COMMANDS: dict[str, Command] = {
+    "render": Command("k3s_infra.cli.render", "render the CloudFormation templates of an environment", _render),
+    "lint": Command("k3s_infra.cli.lint", "cfn-lint and checkov on the rendered templates; exit 1 on findings",
+                    _lint),
+    "schema": Command("k3s_infra.cli.schema", "print the JSON Schema of environment files", _schema),
+    "graph": Command("k3s_infra.cli.graph",
+                     "draw the architecture (nested stacks, NLB, ASGs, security-group edges)", _graph),
+    "plan": Command("k3s_infra.cli.plan",
+                    "package and show the change set of the root stack (adds, modifies, replacements)", _plan),
+    "deploy": Command("k3s_infra.cli.deploy",
+                      "package, create the change set, confirm, execute and stream stack events", _deploy),
+    "status": Command("k3s_infra.cli.status",
+                      "stack states of root and nested stacks, outputs, node group counts", _status),
+    "kubeconfig": Command("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret",
+                          _kubeconfig),
+    "snapshots": Command("k3s_infra.cli.snapshots",
+                         "list the etcd snapshots in S3, newest first (name, size, time)", _snapshots),
+    "restore": Command("k3s_infra.cli.restore",
+                       "restore the cluster's etcd from a snapshot (default: the newest)", _restore),
+    "destroy": Command("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events",
+                       _destroy),
+    "init": Command("k3s_infra.cli.init", "write a commented environment file that renders as is", _init),
+    "diff": Command("k3s_infra.cli.diff",
+                    "read-only: rendered templates against the deployed ones, per resource", _diff),
+}
+
+
+def _add_global_arguments(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Flags every command takes, before or after its name. Below a command they default
+    to SUPPRESS, so ``k3s-infra -v status`` is not undone by the command's own default."""
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options")
+    if top:
+        group.add_argument("--version", action="version", version=f"k3s-infra {__version__}")
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="more detail on stderr (repeat for debug messages)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                       help="print only errors and machine-readable documents (use with --yes)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="log every AWS request and response to stderr, secrets masked")
+    group.add_argument("--profile", metavar="NAME", default=default(None),
+                       help="AWS profile for AWS commands (instead of AWS_PROFILE / the default chain)")
+    group.add_argument("--region", metavar="REGION", default=default(None),
+                       help="override the environment file's region")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="k3s-infra", description="Highly available K3s on AWS CloudFormation")
+    _add_global_arguments(top, top=True)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        below = sub.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(below)
+        _add_global_arguments(below, top=False)
+    return top

@@ -1,0 +1,235 @@
+"""How the deploy library's progress reads: each message of k3s_infra/deploy/progress.py
+as the lines a person sees, printed by ``Console`` the moment it arrives; and the tables
+those lines use (stack events, change sets)."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from k3s_infra.model import outputs as o
+from k3s_infra.cli.output import aligned, say
+from k3s_infra.deploy import progress as msg
+from k3s_infra.deploy.changeset import Change, ChangeSet
+from k3s_infra.deploy.images import ImageChoice
+
+ROLLBACK_OUTCOMES = {
+    "ROLLBACK_COMPLETE": "rolled back: every resource created by this attempt was deleted; "
+                         "run 'k3s-infra destroy' before deploying again",
+    "UPDATE_ROLLBACK_COMPLETE": "rolled back: the stack is back on its previous version",
+    "ROLLBACK_FAILED": "rollback FAILED: some resources may remain; see the stack events",
+    "UPDATE_ROLLBACK_FAILED": "rollback FAILED: fix the cause, then continue the rollback "
+                              "(aws cloudformation continue-update-rollback)",
+    "CREATE_FAILED": "no rollback (rollback disabled): the failed resources remain",
+    "UPDATE_FAILED": "no rollback (rollback disabled)",
+    "DELETE_FAILED": "delete failed: the resources listed above remain",
+}
+
+
+class Console:
+    """The CLI's ``on_progress``: prints each message's lines as it arrives. On a terminal
+    a transient status line shows while CloudFormation works; elsewhere (CI logs) the
+    heartbeat lines stand in for it."""
+
+    def __init__(self, out: IO[str] | None = None, *, live: bool | None = None):
+        self.out = out or sys.stdout
+        self.live = (hasattr(self.out, "isatty") and self.out.isatty()) if live is None else live
+        self._status_shown = False
+
+    def __call__(self, message: msg.Message) -> None:
+        if isinstance(message, msg.Waiting):
+            if self.live:
+                self._show_status(message)
+            return
+        if isinstance(message, msg.Heartbeat) and self.live:
+            return  # the status line already says it
+        self._clear_status()
+        for line in lines(message):
+            say(line, self.out)
+
+    def _show_status(self, waiting: msg.Waiting) -> None:
+        self._clear_status()
+        self.out.write(f"  … {waiting.root} {waiting.status}  {waiting.stacks} stacks  {_clock(waiting.elapsed)}")
+        self.out.flush()
+        self._status_shown = True
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self.out.write("\r\033[K")
+            self._status_shown = False
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def lines(message: msg.Message) -> list[str]:
+    """The lines one message reads as (none: it only clears the status line)."""
+    match message:
+        case msg.StackEvent(event=event, stack=stack):
+            return [event_line(event, stack)]
+        case msg.Heartbeat(root=root, status=status, elapsed=elapsed, in_progress=busy):
+            return [f"... {_clock(elapsed)}  {root} {status}  in progress: {', '.join(busy) or '-'}"]
+        case msg.Settled() | msg.Waiting():
+            return []
+        case msg.Interrupted(root=root, status=status):
+            return [f"\ninterrupted: CloudFormation keeps going with {root} ({status}); follow it with "
+                    f"'k3s-infra status --watch' (same --env or --config)"]
+        case msg.Failed():
+            return failure_lines(message)
+        case msg.Following(stack_name=stack, status=status):
+            return [f"{stack}: {status}: following its events"]
+        # plan and deploy
+        case msg.QuorumLossAllowed(current=current, target=target):
+            return [f"warning: servers.count {current} -> {target} loses etcd quorum "
+                    f"(--allow-quorum-loss); restore from a snapshot afterwards: 'k3s-infra restore'"]
+        case msg.ImagesChosen(choices=choices):
+            return [image_line(choice) for choice in choices]
+        case msg.PlanUploads(bucket=bucket):
+            return [f"plan uploads the templates to s3://{bucket} and creates (then deletes) a change "
+                    f"set; 'k3s-infra diff' compares without writing anything"]
+        case msg.Packaged(package=pkg):
+            return [f"packaged {len(pkg.rendering.children)} templates into s3://{pkg.rendering.env.artifact_bucket} "
+                    f"({len(pkg.uploaded)} uploaded, {len(pkg.reused)} unchanged)"]
+        case msg.ChangeSetReady(change_set=change_set):
+            return change_table(change_set).splitlines()
+        case msg.ChangeSetDiscarded():
+            return ["not deployed: change set discarded"]
+        case msg.Executing(change_set_type=kind, stack_name=stack):
+            return [f"{kind.lower()} {stack}: streaming events"]
+        case msg.ExecutionFailed(error=error):
+            return [f"error: {error}"]
+        case msg.EventsUnavailable(error=error):
+            return [f"(stack events unavailable: {error})"]
+        # destroy
+        case msg.NothingToDestroy(stack_name=stack, region=region):
+            return [f"{stack}: nothing to destroy (no such stack in {region})"]
+        case msg.NestedStacksUnlisted(stack_name=stack, error=error):
+            return [f"warning: cannot list the resources of {stack} ({error}); deleting it anyway"]
+        case msg.ProtectionRemoved(stack_name=stack):
+            return [f"{stack}: termination protection removed"]
+        case msg.SnapshotBucketEmptied(bucket=bucket, removed=removed):
+            return [f"emptied the snapshot bucket s3://{bucket} ({removed} object versions and delete markers)"]
+        case msg.Deleting(stack_name=stack):
+            return [f"delete {stack}: streaming events"]
+        case msg.DeleteRetry(stack_name=stack, attempt=attempt, retries=retries):
+            return [f"{stack}: DELETE_FAILED; emptying the snapshot bucket again and retrying ({attempt}/{retries})"]
+        case msg.StackDeleted(stack_name=stack):
+            return [f"{stack}: DELETE_COMPLETE"]
+        case msg.NodeParametersDeleted(names=names):
+            return [f"deleted the node-owned parameters {', '.join(names)}" if names else "no node-owned parameters left"]
+        case msg.Retained(resources=resources, listed=listed, protected=protected):
+            if resources:
+                return ["retained (protected environment: DeletionPolicy Retain), delete by hand when no longer "
+                        "needed:", *aligned(resources, indent="  ")]
+            if not listed and protected:
+                return ["retained resources could not be listed: look for the cluster's KMS key, secrets "
+                        "and snapshot bucket (DeletionPolicy Retain) and delete them by hand when no longer needed"]
+            return ["nothing retained: data stores were deleted with the stacks"]
+        case msg.ArtifactsCleaned(bucket=bucket, existed=existed, removed=removed, bucket_deleted=deleted):
+            if not existed:
+                return ["artifact bucket already gone"]
+            if deleted:
+                return [f"removed {removed} template objects and the artifact bucket s3://{bucket}"]
+            return [f"removed {removed} template objects from s3://{bucket} (bucket kept: other clusters use it)"]
+        # restore
+        case msg.RestoreRequested(parameter=parameter, snapshot=snapshot):
+            return [f"1/5 wrote {parameter} = {snapshot}"]
+        case msg.JoiningServersStopping(group=group):
+            return [f"2/5 scaled the joining servers ({group}) to 0"]
+        case msg.WaitingForJoiningServers(waited=waited):
+            return [f"  waiting for the joining servers to terminate ({waited:.0f}s)"]
+        case msg.FirstServerReplaced(instances=instances, group=group):
+            return [f"3/5 terminated the cluster-init server {', '.join(instances) or '(none running)'}; "
+                    f"{group} replaces it"]
+        case msg.WaitingForRestore(snapshot=snapshot, parameter=parameter, waited=waited):
+            return [f"  waiting for the new first server to restore {snapshot} and delete {parameter} ({waited:.0f}s)"]
+        case msg.SnapshotRestored(snapshot=snapshot):
+            return [f"4/5 the first server restored {snapshot}"]
+        case msg.JoiningServersRestarted(group=group, min_size=low, desired=desired, max_size=high):
+            return [f"5/5 set {group} back to min {low} / desired {desired} / max {high}: "
+                    f"they join the restored cluster"]
+    raise TypeError(f"no text for {type(message).__name__}")
+
+
+def failure_lines(failed: msg.Failed) -> list[str]:
+    """The first failing resource and its reason, where the boot logs are, and what the
+    rollback left."""
+    cause = failed.cause
+    if cause is None:
+        result = [f"error: {failed.root} ended {failed.status} without naming a failed resource"]
+    else:
+        reason = cause.get("ResourceStatusReason") or "no reason given"
+        result = [f"error: {failed.cause_stack}/{cause['LogicalResourceId']} ({cause.get('ResourceType', '?')}) "
+                  f"{cause['ResourceStatus']}: {reason}"]
+        result += [f"  the boot log of {instance}: aws ec2 get-console-output --instance-id {instance} "
+                   f"--latest --output text | grep k3s-infra-boot" for instance in failed.instances]
+    return result + [f"{failed.root}: {failed.status}: {ROLLBACK_OUTCOMES.get(failed.status, 'see the stack events')}"]
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def event_line(event: dict, stack_label: str, widths=(8, 18, 30, 26)) -> str:
+    """``HH:MM:SS  stack  logical-id  status  reason`` in fixed columns (the stack's own
+    events, whose logical ID is the stack name, show as ``(stack)``)."""
+    ts = event["Timestamp"]
+    clock = ts.strftime("%H:%M:%S") if hasattr(ts, "strftime") else str(ts)[11:19]
+    reason = " ".join((event.get("ResourceStatusReason") or "").split())
+    logical = event.get("LogicalResourceId", "")
+    if logical and logical == event.get("StackName"):
+        logical = "(stack)"
+    cols = (clock, _fit(stack_label, widths[1]), _fit(logical, widths[2]), event.get("ResourceStatus", ""))
+    line = "  ".join(v.ljust(w) for v, w in zip(cols, widths))
+    return (line + "  " + reason).rstrip()
+
+
+def image_line(choice: ImageChoice) -> str:
+    label = "image" if choice.parameter == o.IMAGE_ID else f"image {choice.parameter}"
+    if choice.deployed is None:
+        return f"{label}: {choice.chosen} (resolved from {choice.source}; pinned from now on)"
+    if choice.chosen != choice.deployed:
+        return f"{label}: {choice.deployed} -> {choice.chosen} (from {choice.source}): every node of it is replaced"
+    if choice.latest and choice.latest != choice.chosen:
+        return (f"{label}: {choice.deployed} kept; a newer image {choice.latest} is published at {choice.source}: "
+                f"take it with 'k3s-infra deploy --update-image' (replaces the nodes, one at a time)")
+    return f"{label}: {choice.deployed} (pinned)"
+
+
+def _replacement(change: Change) -> str:
+    if change.action != "Modify":
+        return ""
+    return {"True": "REPLACE", "Conditional": "may replace"}.get(change.replacement, "")
+
+
+def change_table(change_set: ChangeSet) -> str:
+    """Readable plan: one aligned row per change, grouped by stack, then a summary per stack."""
+    if change_set.empty:
+        return f"{change_set.stack_name}: no changes"
+    rows = [("STACK", "ACTION", "LOGICAL ID", "TYPE", "REPLACEMENT")]
+    for c in change_set.changes:
+        rows.append((c.stack, c.action, c.logical_id, c.resource_type, _replacement(c)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    text = [f"{change_set.change_set_type.lower()} {change_set.stack_name}: {len(change_set.changes)} changes"]
+    text += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    summary: dict[str, dict[str, int]] = {}
+    for c in change_set.changes:
+        counts = summary.setdefault(c.stack, {"add": 0, "modify": 0, "replace": 0, "remove": 0})
+        if c.action == "Add":
+            counts["add"] += 1
+        elif c.action == "Remove":
+            counts["remove"] += 1
+        elif c.action == "Modify" and c.replacement == "True":
+            counts["replace"] += 1
+        elif c.action in ("Modify", "Dynamic"):
+            counts["modify"] += 1
+    if summary:
+        width = max(len(s) for s in summary)
+        text.append("summary:")
+        for stack, counts in summary.items():
+            text.append(f"  {stack:<{width}}  " + "  ".join(f"{n} {k}" for k, n in counts.items()))
+    if not change_set.changes:
+        text.append("  (CloudFormation listed no resource changes)")
+    return "\n".join(text)

@@ -1,0 +1,242 @@
+"""What the deploy library reports while it works, as typed messages.
+
+Long operations (plan, deploy, destroy, restore, ``status --watch``) take an
+``on_progress: Progress`` callback and call it with one of the messages below as each
+step happens; they never print. The CLI turns every message into the lines a person
+reads (k3s_infra/cli/progress.py); a library user may log them, collect them or pass
+``ignore``. Messages carry data only, no wording."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from k3s_infra.deploy.changeset import ChangeSet
+from k3s_infra.deploy.images import ImageChoice
+from k3s_infra.deploy.package import Package
+
+
+class Message:
+    """Base of every progress message."""
+
+
+Progress = Callable[[Message], None]
+
+
+def ignore(message: Message) -> None:
+    """The default ``on_progress``: report nothing."""
+
+
+# --- stack events while CloudFormation works (deploy/events.py Watcher) -------------
+
+@dataclass(frozen=True)
+class StackEvent(Message):
+    event: dict  # as DescribeStackEvents returns it
+    stack: str   # label of the stack it belongs to ("k3s-dev", "AgentPoolGeneral", ...)
+
+
+@dataclass(frozen=True)
+class Waiting(Message):
+    """Every poll while the root is busy (a live status line on a terminal)."""
+    root: str
+    status: str
+    elapsed: float
+    stacks: int
+
+
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """No stack event for ``Watcher.heartbeat`` seconds (CI logs need a line now and then)."""
+    root: str
+    status: str
+    elapsed: float
+    in_progress: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settled(Message):
+    """The wait is over: the root left every *_IN_PROGRESS state, or the wait timed out."""
+    root: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Interrupted(Message):
+    """Ctrl-C while waiting: this process stops, CloudFormation goes on."""
+    root: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Failed(Message):
+    """An operation ended badly: its first failing resource and the root's final status."""
+    root: str
+    status: str
+    cause: dict | None = None  # the stack event of the first failure; None: none was named
+    cause_stack: str = "?"     # the label of the stack it happened in
+    instances: tuple[str, ...] = ()  # nodes whose boot signalled FAILURE (their console has the log)
+
+
+@dataclass(frozen=True)
+class Following(Message):
+    """``status --watch`` re-attached to an operation that is running."""
+    stack_name: str
+    status: str
+
+
+# --- plan and deploy (deploy/lifecycle.py) --------------------------------------------
+
+@dataclass(frozen=True)
+class QuorumLossAllowed(Message):
+    current: int
+    target: int
+
+
+@dataclass(frozen=True)
+class ImagesChosen(Message):
+    choices: tuple[ImageChoice, ...]
+
+
+@dataclass(frozen=True)
+class PlanUploads(Message):
+    """plan writes to S3 (templates, a change set it deletes again)."""
+    bucket: str
+
+
+@dataclass(frozen=True)
+class Packaged(Message):
+    package: Package
+
+
+@dataclass(frozen=True)
+class ChangeSetReady(Message):
+    """Shown before asking whether to execute it."""
+    change_set: ChangeSet
+
+
+@dataclass(frozen=True)
+class ChangeSetDiscarded(Message):
+    """Not executed (declined, or interrupted at the prompt): deleted again."""
+
+
+@dataclass(frozen=True)
+class Executing(Message):
+    change_set_type: str
+    stack_name: str
+
+
+@dataclass(frozen=True)
+class ExecutionFailed(Message):
+    error: str
+
+
+@dataclass(frozen=True)
+class EventsUnavailable(Message):
+    error: str  # the exception's type name
+
+
+# --- destroy (deploy/lifecycle.py) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class NothingToDestroy(Message):
+    stack_name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class NestedStacksUnlisted(Message):
+    stack_name: str
+    error: str  # the exception's type name
+
+
+@dataclass(frozen=True)
+class ProtectionRemoved(Message):
+    stack_name: str
+
+
+@dataclass(frozen=True)
+class SnapshotBucketEmptied(Message):
+    bucket: str
+    removed: int  # object versions and delete markers
+
+
+@dataclass(frozen=True)
+class Deleting(Message):
+    stack_name: str
+
+
+@dataclass(frozen=True)
+class DeleteRetry(Message):
+    stack_name: str
+    attempt: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class StackDeleted(Message):
+    stack_name: str
+
+
+@dataclass(frozen=True)
+class NodeParametersDeleted(Message):
+    names: tuple[str, ...]  # empty: none was left
+
+
+@dataclass(frozen=True)
+class Retained(Message):
+    """Resources a protected environment keeps (DeletionPolicy Retain)."""
+    resources: tuple[tuple[str, str, str], ...]  # (stack, resource type, physical ID)
+    listed: bool      # False: the nested stacks could not be listed, so neither could these
+    protected: bool
+
+
+@dataclass(frozen=True)
+class ArtifactsCleaned(Message):
+    bucket: str
+    existed: bool         # False: the bucket was already gone
+    removed: int = 0      # template objects (versions and delete markers) removed
+    bucket_deleted: bool = False  # False: other clusters still use it
+
+
+# --- restore (deploy/snapshots.py) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class RestoreRequested(Message):
+    parameter: str
+    snapshot: str
+
+
+@dataclass(frozen=True)
+class JoiningServersStopping(Message):
+    group: str
+
+
+@dataclass(frozen=True)
+class WaitingForJoiningServers(Message):
+    waited: float
+
+
+@dataclass(frozen=True)
+class FirstServerReplaced(Message):
+    instances: tuple[str, ...]  # the terminated ones (empty: none was running)
+    group: str
+
+
+@dataclass(frozen=True)
+class WaitingForRestore(Message):
+    snapshot: str
+    parameter: str
+    waited: float
+
+
+@dataclass(frozen=True)
+class SnapshotRestored(Message):
+    snapshot: str
+
+
+@dataclass(frozen=True)
+class JoiningServersRestarted(Message):
+    group: str
+    min_size: str | None
+    desired: str | None
+    max_size: str | None
