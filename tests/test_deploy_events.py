@@ -134,7 +134,7 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
 
     monkeypatch.setattr("time.sleep", lambda s: None)
     cs = changeset.create(Aws, Pkg, parameters=image, current=None, poll=0)
-    assert cs.stack_id == ROOT  # followed by the StackId CloudFormation returned
+    assert cs.stack_arn == ROOT  # followed by the StackId CloudFormation returned
     table = change_table(cs)
     rows = [line.split() for line in table.splitlines()]
     assert ["AgentPoolGeneral", "Modify", "AgentGroup", "AWS::AutoScaling::AutoScalingGroup", "REPLACE"] in rows

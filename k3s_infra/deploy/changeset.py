@@ -36,7 +36,7 @@ class ChangeSet:
     changes: list[Change] = field(default_factory=list)
     empty: bool = False
     created_review_stack: bool = False
-    stack_id: str = ""
+    stack_arn: str = ""  # CloudFormation's StackId (an ARN); logical IDs are naming's
 
 
 def stack_state(cfn, stack_name: str) -> dict | None:
@@ -101,7 +101,7 @@ def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None,
     # Followed by the StackId CloudFormation returned, never by name: a stack of the same
     # name created or deleted meanwhile is another stack.
     result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=kind == "CREATE",
-                       stack_id=response.get("StackId") or env.stack_name)
+                       stack_arn=response.get("StackId") or env.stack_name)
     try:
         described = _wait_created(cfn, response["Id"], poll, timeout)
         if described["Status"] == "FAILED":
@@ -125,7 +125,7 @@ def discard(aws, change_set: ChangeSet) -> None:
     except ClientError:
         pass
     if change_set.created_review_stack:
-        state = stack_state(cfn, change_set.stack_id or change_set.stack_name)
+        state = stack_state(cfn, change_set.stack_arn or change_set.stack_name)
         if state and state["StackStatus"] == "REVIEW_IN_PROGRESS":
             cfn.delete_stack(StackName=state["StackId"])
 

@@ -57,7 +57,7 @@ def first_failure(events: list[dict]) -> dict | None:
 
 @dataclass
 class StackRef:
-    stack_id: str
+    stack_arn: str
     label: str
 
 
@@ -91,7 +91,7 @@ class Watcher:
         while queue:
             ref = queue.pop()
             try:
-                pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=ref.stack_id)
+                pages = self.cfn.get_paginator("list_stack_resources").paginate(StackName=ref.stack_arn)
                 summaries = [s for page in pages for s in page["StackResourceSummaries"]]
             except READ_ERRORS:
                 continue
@@ -99,16 +99,16 @@ class Watcher:
                 physical = summary.get("PhysicalResourceId")
                 if summary.get("ResourceType") != STACK_TYPE or not physical:
                     continue
-                stack_id = self._stack_id(physical)
-                if stack_id is None:
+                stack_arn = self._stack_arn(physical)
+                if stack_arn is None:
                     continue
-                if stack_id not in self.stacks:
-                    label = summary["LogicalResourceId"] if ref.stack_id == self.root_id \
+                if stack_arn not in self.stacks:
+                    label = summary["LogicalResourceId"] if ref.stack_arn == self.root_id \
                         else f"{ref.label}/{summary['LogicalResourceId']}"
-                    self.stacks[stack_id] = StackRef(stack_id, label)
-                    queue.append(self.stacks[stack_id])
+                    self.stacks[stack_arn] = StackRef(stack_arn, label)
+                    queue.append(self.stacks[stack_arn])
 
-    def _stack_id(self, physical: str) -> str | None:
+    def _stack_arn(self, physical: str) -> str | None:
         """A nested stack resource's physical ID is its stack ARN on AWS; anything else (a bare
         name) is resolved once with DescribeStacks, so polling does not repeat the call."""
         if physical.startswith("arn:"):
@@ -123,7 +123,7 @@ class Watcher:
     def _fetch(self, ref: StackRef) -> list[dict]:
         new = []
         try:
-            for page in self.cfn.get_paginator("describe_stack_events").paginate(StackName=ref.stack_id):
+            for page in self.cfn.get_paginator("describe_stack_events").paginate(StackName=ref.stack_arn):
                 stop = False
                 for event in page["StackEvents"]:  # newest first
                     if event["EventId"] in self.seen:
@@ -139,11 +139,11 @@ class Watcher:
             return []
         return new
 
-    def follow(self, stack_id: str, label: str) -> bool:
+    def follow(self, stack_arn: str, label: str) -> bool:
         """Track one more stack (e.g. an embedded stack named in a failure reason)."""
-        if stack_id in self.stacks:
+        if stack_arn in self.stacks:
             return False
-        self.stacks[stack_id] = StackRef(stack_id, label)
+        self.stacks[stack_arn] = StackRef(stack_arn, label)
         return True
 
     def trace_failure(self) -> dict | None:
@@ -200,7 +200,7 @@ class Watcher:
                 continue
             own = event.get("LogicalResourceId") == event.get("StackName")
             label = self.labels.get(event["EventId"], "") if own else \
-                next((r.label for r in self.stacks.values() if r.stack_id == event.get("PhysicalResourceId")),
+                next((r.label for r in self.stacks.values() if r.stack_arn == event.get("PhysicalResourceId")),
                      event.get("LogicalResourceId", ""))
             latest[label] = event.get("ResourceStatus", "")
         return [label for label, status in latest.items() if status.endswith("_IN_PROGRESS")]
@@ -238,9 +238,9 @@ class Watcher:
             raise
 
 
-def root_status(cfn, stack_id: str) -> str:
+def root_status(cfn, stack_arn: str) -> str:
     try:
-        return cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        return cfn.describe_stacks(StackName=stack_arn)["Stacks"][0]["StackStatus"]
     except ClientError as exc:
         if "does not exist" in str(exc):
             return "DELETE_COMPLETE"

@@ -37,11 +37,11 @@ def nested_stack(cfn, root_id: str, logical_id: str) -> dict | None:
     return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
 
-def nested_stacks(cfn, stack_id: str) -> list[tuple[str, dict]]:
+def nested_stacks(cfn, stack: str) -> list[tuple[str, dict]]:
     """(logical ID, described stack) of the root's nested stacks; one that cannot be
     described shows its resource status and no outputs."""
     result = []
-    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack)
     for summary in (s for page in pages for s in page["StackResourceSummaries"]):
         if summary.get("ResourceType") == STACK_TYPE and summary.get("PhysicalResourceId"):
             try:

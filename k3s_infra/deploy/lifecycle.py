@@ -116,8 +116,8 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
         changeset.discard(aws, cs)
         on_progress(ChangeSetDiscarded())
         raise
-    stack_id = cs.stack_id
-    watcher = Watcher(cfn, stack_id, env.stack_name, on_progress=on_progress)
+    stack_arn = cs.stack_arn
+    watcher = Watcher(cfn, stack_arn, env.stack_name, on_progress=on_progress)
     watcher.prime()
     on_progress(Executing(cs.change_set_type, env.stack_name))
     try:
@@ -126,7 +126,7 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
         on_progress(ExecutionFailed(str(exc)))
         try:  # best effort: whatever the stacks recorded before the API gave up
             watcher.poll()
-            on_progress(watcher.failure(changeset.stack_state(cfn, stack_id)["StackStatus"]))
+            on_progress(watcher.failure(changeset.stack_state(cfn, stack_arn)["StackStatus"]))
         except Exception as detail:  # noqa: BLE001 - the execution error above is the news
             on_progress(EventsUnavailable(type(detail).__name__))
         return DeployResult(env.stack_name, "failed")
@@ -135,10 +135,10 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
         on_progress(watcher.failure(status))
         return DeployResult(env.stack_name, "failed", status)
     # Change sets cannot set termination protection: set it afterwards, only when it differs.
-    current = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    current = cfn.describe_stacks(StackName=stack_arn)["Stacks"][0]
     if bool(current.get("EnableTerminationProtection")) != env.protected:
-        cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=env.protected)
-    return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_id))
+        cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=env.protected)
+    return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_arn))
 
 
 # --- destroy ------------------------------------------------------------------------
@@ -235,9 +235,9 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         on_progress(NothingToDestroy(env.stack_name, env.region))
         on_progress(_empty_artifacts(aws))
         return "absent"
-    stack_id = root["StackId"]
+    stack_arn = root["StackId"]
     try:
-        nested = nested_stacks(cfn, stack_id)
+        nested = nested_stacks(cfn, stack_arn)
     except READ_ERRORS as exc:  # e.g. a half-created stack that does not list: delete it all the same
         nested = None
         on_progress(NestedStacksUnlisted(env.stack_name, type(exc).__name__))
@@ -250,19 +250,19 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         if not allow_protected:
             raise DeployError(f"stack {env.stack_name} has termination protection; "
                               f"pass --allow-protected to remove it and delete")
-        cfn.update_termination_protection(StackName=stack_id, EnableTerminationProtection=False)
+        cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=False)
         on_progress(ProtectionRemoved(env.stack_name))
     # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
     bucket = None if env.protected else {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}.get(
         o.SNAPSHOT_BUCKET)
-    watcher = Watcher(cfn, stack_id, env.stack_name, on_progress=on_progress)
+    watcher = Watcher(cfn, stack_arn, env.stack_name, on_progress=on_progress)
     watcher.prime()
     watcher.discovering = False
     for attempt in range(1, DELETE_ATTEMPTS + 1):
         if bucket:
             on_progress(SnapshotBucketEmptied(bucket, empty_bucket(aws.s3, bucket)))
         on_progress(Deleting(env.stack_name))
-        cfn.delete_stack(StackName=stack_id)
+        cfn.delete_stack(StackName=stack_arn)
         final = watcher.wait(poll=poll)
         # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
         if final != "DELETE_FAILED" or not bucket or attempt == DELETE_ATTEMPTS:
