@@ -79,7 +79,7 @@ mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,mutate]'
 	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
 	$(BIN)/mutmut results
-	$(BIN)/python tests/mutation_recheck.py $(if $(MUTANTS),"$(MUTANTS)")
+	$(BIN)/python tests/mutation/mutation_recheck.py $(if $(MUTANTS),"$(MUTANTS)")
 	K3S_INFRA_BOOT_MUTATIONS=1 $(BIN)/python -m pytest -q tests/test_boot_mutations.py
 
 clean:

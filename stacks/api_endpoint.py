@@ -4,7 +4,7 @@ and, with ``api.scheme: internet-facing``, a second, public one for people and C
 Nodes never use the public one: security-group references match only private
 source IPs, so a node reaching the API by a public address would never be let in
 (https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html#security-group-referencing;
-pinned by tests/test_network.py: every node's join URL is the internal NLB).
+pinned by tests/unit/stacks/test_api_endpoint.py: every node's join URL is the internal NLB).
 """
 
 from __future__ import annotations

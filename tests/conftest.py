@@ -1,16 +1,25 @@
-"""Shared fixtures: rendered environments (once per session) and one cfn-lint rule set."""
+"""Shared fixtures: rendered environments (once per session), the test environment with every
+add-on on, one cfn-lint rule set and the checkov executable.
+
+Test modules mirror the source (tests/unit/<package>/test_<module>.py), guarantees that span
+many modules are in tests/properties/, helpers in tests/support/ (README "Tests")."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
 
-from k3s_infra.config import ENVIRONMENTS_DIR, available_environments, load_environment
-from k3s_infra.render import Rendering, render, write
-from fixture_scope import shared
+# Helpers' asserts (e.g. tests.support.addons.charts_of) explain themselves as a test's do.
+pytest.register_assert_rewrite("tests.support")
+
+from k3s_infra.config import ENVIRONMENTS_DIR, available_environments, load_environment  # noqa: E402
+from k3s_infra.render import Rendering, render, write  # noqa: E402
+from tests.support.fixture_scope import shared  # noqa: E402
+from tests.support.oracle_helpers import ALL_ADDONS  # noqa: E402
 
 
 class Rendered:
@@ -60,6 +69,16 @@ def rendered(tmp_path_factory) -> RenderedEnvironments:
     return RenderedEnvironments(tmp_path_factory)
 
 
+@pytest.fixture(scope=shared("module"))
+def everything(tmp_path_factory):
+    """The all-add-ons test environment, rendered to disk and parsed back."""
+    env = load_environment(path=ALL_ADDONS)
+    rendering = render(env)
+    folder = write(rendering, tmp_path_factory.mktemp("addons") / env.name)
+    templates = {s.stack_id: yaml.safe_load((folder / s.file).read_text()) for s in rendering.stacks}
+    return env, rendering, folder, templates
+
+
 @pytest.fixture(scope="session")
 def linter():
     from k3s_infra.render.lint import Linter
@@ -77,3 +96,16 @@ def env_document():
         return read_document(ENVIRONMENTS_DIR / f"{name}.yaml")
 
     return _load
+
+
+@pytest.fixture(scope="module")
+def executable():
+    """The checkov executable (its own tool environment, `make checkov`)."""
+    from k3s_infra.render import checkov
+
+    found = checkov.find()
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("checkov is not installed: `make checkov` creates its tool environment")
+        pytest.skip("checkov not installed (make checkov)")
+    return found

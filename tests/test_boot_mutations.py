@@ -53,7 +53,7 @@ MUTATIONS = [
     ("SUCCESS before readiness", READINESS, "signal SUCCESS\n" + READINESS, [FAILURE_SIGNAL]),
     ("signal to the wrong resource", '--stack-name "$SIGNAL_STACK" \\\n    --logical-resource-id "$SIGNAL_RESOURCE"',
      '--stack-name "$SIGNAL_RESOURCE" \\\n    --logical-resource-id "$SIGNAL_STACK"', [AGENT_SIGNAL]),
-    ("signal never retried", "retry -u '(ValidationError)' 5 aws", "retry -u '(ValidationError)' 1 aws",
+    ("signal never retried", "retry -u '(ValidationError)' \"$FETCH_ATTEMPTS\" aws", "retry -u '(ValidationError)' 1 aws",
      [BOOT + "test_boot_signals.py::test_signalling_is_retried_when_cloudformation_is_unreachable_but_bounded"]),
     # A step without its own check must still stop the boot (and signal FAILURE).
     ("set -e dropped", "set -euo pipefail\n", "set -uo pipefail\n",
@@ -70,7 +70,7 @@ MUTATIONS = [
      '"$RELEASE_URL/$version/sha256sum-$arch.txt"',
      [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
     # Without -f curl saves an HTTP error page as the download and exits 0: nothing retries.
-    ("download without curl -f", "retry 5 curl -fsSL --max-time 60", "retry 5 curl -sSL --max-time 60",
+    ("download without curl -f", 'retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60', 'retry "$FETCH_ATTEMPTS" curl -sSL --max-time 60',
      [BOOT + "test_boot_signals.py::test_downloads_are_retried_then_k3s_starts"]),
     # Token files must be root-only (0600): the umask is what makes the shell's redirections so.
     ("umask widened", "umask 077\n", "umask 022\n", [FIRST_SERVER]),
@@ -82,7 +82,7 @@ MUTATIONS = [
     ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $1" ', "", [IMDSV2]),
     # IMDS may answer 503 (throttling) early in boot; AWS says retry with back-off
     # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling).
-    ("IMDS token retried once", "retry 10 imds_new_token", "retry 1 imds_new_token", [IMDS_RETRIED]),
+    ("IMDS token retried once", 'retry "$AWS_ATTEMPTS" imds_new_token', "retry 1 imds_new_token", [IMDS_RETRIED]),
     ("provider ID malformed", "provider-id=aws:///$zone/$instance_id", "provider-id=aws://$zone/$instance_id",
      [FIRST_SERVER]),
     ("kubeconfig keeps 127.0.0.1", "s#^\\( *server: \\)https://.*#", "s#^\\( *server: \\)http://.*#", [FIRST_SERVER]),
@@ -102,7 +102,7 @@ MUTATIONS = [
      "length(TargetHealthDescriptions)",
      [BOOT + "test_boot_restore.py::test_a_lone_server_registered_in_its_own_target_group_still_heals[initial]"]),
     ("rejoin drop-in not installed",
-     '    cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"\n', "", [REJOIN]),
+     '    cp "$root$REJOIN_CONFIG" "$k3s_dir/config.yaml.d/10-rejoin.yaml"\n', "", [REJOIN]),
     ("API probe without -k", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -sf --max-time 5 "$api_url/ping"', [REJOIN]),
     ("API probe without a time limit", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -ksf "$api_url/ping"',
      [BOOT + "test_boot_install.py::test_every_network_call_of_the_boot_has_a_time_limit"]),
@@ -117,7 +117,7 @@ MUTATIONS = [
     ("restore without a time limit", 'timeout "$start_timeout" "$k3s_bin" server --cluster-reset',
      '"$k3s_bin" server --cluster-reset',
      [BOOT + "test_boot_restore.py::test_a_restore_that_hangs_is_bounded_and_signals_failure"]),
-    ("restore request not deleted", "    retry 10 awscli ssm delete-parameter", "    true || retry 10 awscli ssm delete-parameter",
+    ("restore request not deleted", '    retry "$AWS_ATTEMPTS" awscli ssm delete-parameter', '    true || retry "$AWS_ATTEMPTS" awscli ssm delete-parameter',
      [REQUEST]),
     ("restore request deleted before readiness", READINESS,
      'if [ "$1" = requested ]; then awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null; fi\n'

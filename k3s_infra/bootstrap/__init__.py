@@ -43,7 +43,7 @@ from troposphere import AWSHelperFn, Base64, Ref, Sub
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import AgentPool, Environment, defaults, rules
 from k3s_infra.config.text import camel
-from k3s_infra.model import addons, limits, naming
+from k3s_infra.model import addons, limits, naming, ports
 from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import Role
 
@@ -51,7 +51,10 @@ BOOT_SCRIPT = "/usr/local/sbin/k3s-infra-boot"
 BOOT_ENV = "/etc/k3s-infra/boot.env"
 REJOIN_CONFIG = "/etc/k3s-infra/rejoin.yaml"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
-MANIFESTS_DIR = "/var/lib/rancher/k3s/server/manifests"
+# K3s's server data directory (data-dir /var/lib/rancher/k3s): tokens, and the manifests
+# its deploy controller applies.
+K3S_SERVER_DIR = "/var/lib/rancher/k3s/server"
+MANIFESTS_DIR = f"{K3S_SERVER_DIR}/manifests"
 CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
 ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
 MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
@@ -107,7 +110,11 @@ def _placeholder(field: str) -> str:
 
 def _boot_env(env: Environment, role: Role) -> dict[str, str]:
     p = _placeholder
-    settings = {"ROLE": role.name, "API_HOST": p("api_dns_name"),
+    settings = {"ROLE": role.name, "K3S_SERVICE": role.unit, "API_HOST": p("api_dns_name"),
+                "API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
+                "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG, "K3S_SERVER_DIR": K3S_SERVER_DIR,
+                "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
+                **{key: str(value) for key, value in defaults.BOOT_WAITS.items()},
                 "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
                 "CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL,
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
@@ -123,6 +130,7 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
         # The published kubeconfig points at the public NLB when there is one (people use it).
         host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
+                     "REJOIN_CONFIG": REJOIN_CONFIG,
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      "TARGET_GROUP": p("api_target_group"),

@@ -27,30 +27,35 @@ umask 077
 
 root=${K3S_INFRA_ROOT:-}
 imds=${K3S_INFRA_IMDS_URL:-http://169.254.169.254}
-# Every wait is bounded and all of them together stay inside the group's signal timeout
-# (defaults.NODE_SIGNAL_TIMEOUT, 20 min): API wait <= ~8 min, start 5 min, readiness ~5 min.
-retry_base=${K3S_INFRA_RETRY_BASE:-5}
-retry_max=${K3S_INFRA_RETRY_MAX:-30}
-join_attempts=${K3S_INFRA_JOIN_ATTEMPTS:-20}
-probe_attempts=${K3S_INFRA_PROBE_ATTEMPTS:-6}
-ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-20}
-start_timeout=${K3S_INFRA_START_TIMEOUT:-300}
-token_attempts=${K3S_INFRA_TOKEN_ATTEMPTS:-12}
 
+# Every setting, port, path and bound comes from boot.env (bootstrap._boot_env, from the
+# project's one home of each fact); this file is the one path the script knows.
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
-: "${ROLE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}" "${CHECKSUM_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}"
-: "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
-k3s_dir=$root/etc/rancher/k3s
-manifests=$root/var/lib/rancher/k3s/server/manifests
-api_url=https://$API_HOST:6443
+: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${API_PORT:?}" "${KUBELET_HEALTHZ_PORT:?}" "${K3S_VERSION:?}"
+: "${RELEASE_URL:?}" "${CHECKSUM_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}" "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
+: "${K3S_BINARY:?}" "${K3S_CONFIG:?}" "${K3S_SERVER_DIR:?}" "${START_TIMEOUT:?}" "${RETRY_BASE:?}" "${RETRY_MAX:?}"
+: "${JOIN_ATTEMPTS:?}" "${PROBE_ATTEMPTS:?}" "${READY_ATTEMPTS:?}" "${TOKEN_ATTEMPTS:?}" "${AWS_ATTEMPTS:?}"
+: "${FETCH_ATTEMPTS:?}"
+# Every wait is bounded and all of them together stay inside the group's signal timeout
+# (defaults.BOOT_WAITS); the test hooks shorten them.
+retry_base=${K3S_INFRA_RETRY_BASE:-$RETRY_BASE}
+retry_max=${K3S_INFRA_RETRY_MAX:-$RETRY_MAX}
+join_attempts=${K3S_INFRA_JOIN_ATTEMPTS:-$JOIN_ATTEMPTS}
+probe_attempts=${K3S_INFRA_PROBE_ATTEMPTS:-$PROBE_ATTEMPTS}
+ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-$READY_ATTEMPTS}
+start_timeout=${K3S_INFRA_START_TIMEOUT:-$START_TIMEOUT}
+token_attempts=${K3S_INFRA_TOKEN_ATTEMPTS:-$TOKEN_ATTEMPTS}
+k3s_dir=$root${K3S_CONFIG%/*}
+# K3s's server data: the manifests it applies, and both tokens in the secure format once
+# it runs (k3s-io/k3s:pkg/server/server.go, printTokens: <data-dir>/server/token, and
+# agent-token when an agent token is configured).
+k3s_tokens=$root$K3S_SERVER_DIR
+manifests=$k3s_tokens/manifests
+api_url=https://$API_HOST:$API_PORT
 kubeconfig_file=$k3s_dir/k3s.yaml
-k3s_bin=$root/usr/local/bin/k3s
-# K3s writes both tokens in the secure format once it runs (k3s-io/k3s:pkg/server/server.go,
-# printTokens: <data-dir>/server/token, and agent-token when an agent token is configured).
-k3s_tokens=$root/var/lib/rancher/k3s/server
-service=k3s
-if [ "$ROLE" = agent ]; then service=k3s-agent; fi
+k3s_bin=$root$K3S_BINARY
+service=$K3S_SERVICE
 # The error output of the last attempt of a retry -u command.
 errors=$(mktemp)
 
@@ -103,7 +108,7 @@ signal() {
   fi
   # retry: 0 signalled, 1 attempts spent, 3 a ValidationError ("... cannot be signaled":
   # the stack settled; anything else is a wrong stack or resource).
-  if retry -u '(ValidationError)' 5 aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
+  if retry -u '(ValidationError)' "$FETCH_ATTEMPTS" aws --region "$region" cloudformation signal-resource --stack-name "$SIGNAL_STACK" \
     --logical-resource-id "$SIGNAL_RESOURCE" --unique-id "$instance_id" --status "$1"; then
     log "signalled $1 for $instance_id to $SIGNAL_STACK/$SIGNAL_RESOURCE"
   elif [ $? -eq 1 ]; then
@@ -150,10 +155,10 @@ imds_get() {
 # knows as a K3s config drop-in.
 discover() {
   local token zone
-  token=$(retry 10 imds_new_token) || die "no IMDSv2 token from $imds"
-  instance_id=$(retry 5 imds_get "$token" instance-id) || die "no instance-id from IMDS"
-  zone=$(retry 5 imds_get "$token" placement/availability-zone) || die "no availability zone from IMDS"
-  region=$(retry 5 imds_get "$token" placement/region) || die "no region from IMDS"
+  token=$(retry "$AWS_ATTEMPTS" imds_new_token) || die "no IMDSv2 token from $imds"
+  instance_id=$(retry "$FETCH_ATTEMPTS" imds_get "$token" instance-id) || die "no instance-id from IMDS"
+  zone=$(retry "$FETCH_ATTEMPTS" imds_get "$token" placement/availability-zone) || die "no availability zone from IMDS"
+  region=$(retry "$FETCH_ATTEMPTS" imds_get "$token" placement/region) || die "no region from IMDS"
   log "$ROLE node $instance_id in $zone"
   mkdir -p "$k3s_dir/config.yaml.d"
   cat >"$k3s_dir/config.yaml.d/50-instance.yaml" <<EOF
@@ -173,7 +178,7 @@ install_packages() {
   read -ra packages <<<"$PACKAGES"
   read -ra services <<<"${SERVICES:-}"
   log "installing ${packages[*]}"
-  retry 5 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
+  retry "$FETCH_ATTEMPTS" dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
   for unit in "${services[@]}"; do
     systemctl enable --now "$unit" || die "cannot start $unit"
   done
@@ -206,7 +211,7 @@ write_addon_values() {
   read -ra entries <<<"${ADDON_SECRETS:-}"
   for entry in "${entries[@]}"; do  # name=key=arn
     IFS='=' read -r name key arn <<<"$entry"
-    retry 10 secret_value "$name" "$key" "$arn" || die "cannot read the add-on secret for $name"
+    retry "$AWS_ATTEMPTS" secret_value "$name" "$key" "$arn" || die "cannot read the add-on secret for $name"
   done
   read -ra entries <<<"${ADDON_VALUES:-}"
   for entry in "${entries[@]}"; do  # name=key=value
@@ -220,7 +225,7 @@ write_addon_values() {
 # only answer that means absent), 1 any other error after retries.
 read_parameter() {
   local status=0
-  retry -u '(ParameterNotFound)' 10 awscli ssm get-parameter --name "$1" --query Parameter.Value || status=$?
+  retry -u '(ParameterNotFound)' "$AWS_ATTEMPTS" awscli ssm get-parameter --name "$1" --query Parameter.Value || status=$?
   if [ "$status" -eq 1 ]; then log "$(cat "$errors")"; fi
   return "$status"
 }
@@ -232,7 +237,7 @@ api_answers() { curl -ksf --max-time 5 "$api_url/ping" >/dev/null; }
 # means this one is the cluster's only server (known at boot, so growing from one server
 # to three never changes this server's user data).
 api_targets() {
-  retry 5 awscli elbv2 describe-target-health --target-group-arn "$TARGET_GROUP" \
+  retry "$FETCH_ATTEMPTS" awscli elbv2 describe-target-health --target-group-arn "$TARGET_GROUP" \
     --query "[length(TargetHealthDescriptions[?TargetHealth.State=='healthy']), length(TargetHealthDescriptions[?Target.Id!='$instance_id'])]"
 }
 
@@ -240,7 +245,7 @@ api_targets() {
 # under <folder>/.metadata/, not a snapshot), as the name --cluster-reset-restore-path takes.
 newest_snapshot() {
   local key
-  key=$(retry 5 awscli s3api list-objects-v2 --bucket "$SNAPSHOT_BUCKET" --prefix "$SNAPSHOT_FOLDER/" \
+  key=$(retry "$FETCH_ATTEMPTS" awscli s3api list-objects-v2 --bucket "$SNAPSHOT_BUCKET" --prefix "$SNAPSHOT_FOLDER/" \
     --query "sort_by(Contents[?!contains(Key, '/.metadata/')] || \`[]\`, &LastModified)[-1].Key") || return 1
   if [ "$key" != None ]; then printf '%s\n' "${key##*/}"; fi
 }
@@ -290,7 +295,7 @@ decide_mode() {
 prepare_join() {
   if [ "$ROLE" = server-init ]; then
     log "joining the existing cluster through $api_url"
-    cp "$root/etc/k3s-infra/rejoin.yaml" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
+    cp "$root$REJOIN_CONFIG" "$k3s_dir/config.yaml.d/10-rejoin.yaml"
   fi
   retry "$join_attempts" api_answers || die "the API at $api_url never answered"
 }
@@ -323,11 +328,11 @@ fetch_tokens() {
     retry "$token_attempts" fetch_secure_token "$TOKEN_SECRET" "$TOKEN_FILE" ||
       die "refusing to join with a short token: $TOKEN_SECRET never held a secure one (K10<CA hash>::...)"
   else
-    retry 10 fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
+    retry "$AWS_ATTEMPTS" fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
     if [ "$1" = init ]; then sed -i -E 's/^K10[0-9a-f]{64}::[^:]*://' "$root$TOKEN_FILE"; fi
   fi
   if [ -n "${AGENT_TOKEN_SECRET:-}" ]; then
-    retry 10 fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
+    retry "$AWS_ATTEMPTS" fetch_secret "$AGENT_TOKEN_SECRET" "$AGENT_TOKEN_FILE" || die "cannot read the agent token secret"
   fi
 }
 
@@ -345,14 +350,14 @@ install_k3s() {
   version=${K3S_VERSION//+/%2B}
   if [ -z "$expected" ]; then
     sums=$(mktemp)
-    retry 5 curl -fsSL --max-time 60 -o "$sums" "$CHECKSUM_URL/$version/sha256sum-$arch.txt" ||
+    retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60 -o "$sums" "$CHECKSUM_URL/$version/sha256sum-$arch.txt" ||
       die "cannot download the published checksums of K3s $K3S_VERSION"
     expected=$(awk -v n="$name" '$2 == n { print $1 }' "$sums")
     rm -f "$sums"
     [ -n "$expected" ] || die "no checksum for $name in sha256sum-$arch.txt of K3s $K3S_VERSION"
   fi
   binary=$(mktemp)
-  retry 5 curl -fsSL --max-time 300 -o "$binary" "$RELEASE_URL/$version/$name" ||
+  retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 300 -o "$binary" "$RELEASE_URL/$version/$name" ||
     die "cannot download K3s $K3S_VERSION from $RELEASE_URL"
   actual=$(sha256sum "$binary")
   actual=${actual%% *}
@@ -383,7 +388,7 @@ server_ready() {
   "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
     "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
 }
-kubelet_healthy() { curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null; }
+kubelet_healthy() { curl -fsS --max-time 5 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" >/dev/null; }
 
 # start_k3s MODE SNAPSHOT: restore first if MODE says so, start with a bounded wait, and
 # wait (bounded) until K3s is up and joined.
@@ -403,7 +408,7 @@ start_k3s() {
 publish_token() {
   local file=$k3s_tokens/$2
   grep -Eq '^K10[0-9a-f]{64}::.' "$file" || die "K3s wrote no secure $2"
-  retry 10 awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
+  retry "$AWS_ATTEMPTS" awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
     >/dev/null || die "cannot publish the secure $2"
   log "published the secure $2 to $1"
 }
@@ -414,17 +419,17 @@ publish_kubeconfig() {
   local kubeconfig
   kubeconfig=$(mktemp)
   # People use the published kubeconfig: the public API name when there is one.
-  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:6443#" \
+  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:$API_PORT#" \
     -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \
     "$kubeconfig_file" >"$kubeconfig"
-  retry 10 awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
+  retry "$AWS_ATTEMPTS" awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
     --secret-string "file://$kubeconfig" >/dev/null || die "cannot publish the kubeconfig"
   rm -f "$kubeconfig"
 }
 
 # The marker: created once (no --overwrite: create-if-absent); ParameterAlreadyExists is fine.
 ensure_marker() {
-  retry -u '(ParameterAlreadyExists)' 10 awscli ssm put-parameter --name "$STATE_PARAMETER" \
+  retry -u '(ParameterAlreadyExists)' "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" \
     --type String --value initialised >/dev/null || [ $? -eq 3 ] ||
     die "cannot write the cluster-state marker: $(cat "$errors")"
 }
@@ -437,7 +442,7 @@ publish() {
   publish_kubeconfig
   ensure_marker
   if [ "$1" = requested ]; then
-    retry 10 awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null ||
+    retry "$AWS_ATTEMPTS" awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null ||
       die "cannot delete the restore request $RESTORE_PARAMETER"
   fi
   log "cluster ${1/requested/restore}ed; kubeconfig published"

@@ -14,14 +14,16 @@ from k3s_infra.cli.output import document, print_json, wants_json, write_renderi
 from k3s_infra.render import checkov, render
 from k3s_infra.render.lint import Finding, Linter
 
-try:  # why: cfn-lint is an extra (k3s-infra[lint]); a plain wheel install has none
-    import cfnlint
-except ImportError:
-    cfnlint = None
+def _cfn_lint_installed() -> bool:
+    try:  # why: cfn-lint is an optional extra (k3s-infra[lint]), asked for when lint runs
+        import cfnlint  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
-    if cfnlint is None:
+    if not _cfn_lint_installed():
         raise UsageError("lint needs cfn-lint: pip install 'k3s-infra[lint]'")
     env = load(args)
     rendering = render(env)

@@ -52,6 +52,14 @@ TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 # timeout, and the ASG health-check grace equals it so a booting node is never judged
 # before it has had the chance to signal.
 NODE_SIGNAL_TIMEOUT = "PT20M"
+# The boot's bounded waits (boot.sh reads them from boot.env): back-off doubles from
+# RETRY_BASE to RETRY_MAX seconds (jittered) between attempts. Together they stay inside
+# the signal timeout: the API wait <= ~8 min (JOIN_ATTEMPTS), the first start
+# K3S_FIRST_START_TIMEOUT, readiness ~5 min (READY_ATTEMPTS); a joiner waits for the first
+# server's published token TOKEN_ATTEMPTS times; AWS API calls (and the IMDS token) get
+# AWS_ATTEMPTS, metadata reads, downloads, packages and the signal FETCH_ATTEMPTS.
+BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 20, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
+              "TOKEN_ATTEMPTS": 12, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5}
 NODE_SIGNAL_TIMEOUT_SECONDS = 1200
 HEALTH_CHECK_GRACE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS
 # Spot pools may come up short of capacity: CloudFormation accepts the group when at

@@ -4,7 +4,7 @@ strings (scripts, embedded YAML, user data) as literal blocks.
 A small emitter for the plain data templates are made of (dict, list, str, int,
 float, bool, None). It writes about five times faster than PyYAML's Python
 representer, which dominated render time; a string is written plain only when
-YAML would read it back as that same string, else double-quoted. tests/test_yaml_text.py round-trips random data through
+YAML would read it back as that same string, else double-quoted. tests/unit/config/test_yaml_text.py round-trips random data through
 PyYAML's loader.
 """
 

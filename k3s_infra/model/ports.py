@@ -35,6 +35,9 @@ def _all_nodes(protocol, port, purpose, flannel_backend=None):
 
 
 API_PORT = 6443
+# The kubelet's health endpoint, on 127.0.0.1 only (never a security-group rule): the boot
+# waits on it for an agent (kubelet --healthz-port, default 10248).
+KUBELET_HEALTHZ_PORT = 10248
 
 NODE_RULES: tuple[PortRule, ...] = (
     PortRule("tcp", 2379, 2380, "server", "server", "etcd client and peer"),

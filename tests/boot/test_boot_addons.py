@@ -16,7 +16,7 @@ from k3s_infra.config.catalog import CATALOG
 from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import load_environment
 from k3s_infra.render import render
-from fixture_scope import shared
+from tests.support.fixture_scope import shared
 
 ALL_ADDONS = Path(__file__).resolve().parents[1] / "environments" / "all-addons.yaml"
 

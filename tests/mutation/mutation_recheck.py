@@ -11,9 +11,9 @@ are reported as equivalent without a run: a Sid is an optional label that IAM do
 evaluate (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_sid.html),
 and mutmut's replacements (``XX..XX``, case changes) stay valid, unique identifiers.
 
-    .venv/bin/python tests/mutation_recheck.py ['k3s_infra.components.iam*']
-    .venv/bin/python tests/mutation_recheck.py --not-sid-only 'k3s_infra.components.iam*'
-    .venv/bin/python tests/mutation_recheck.py --tests tests/a.py,tests/b.py ['pattern']
+    .venv/bin/python tests/mutation/mutation_recheck.py ['k3s_infra.components.iam*']
+    .venv/bin/python tests/mutation/mutation_recheck.py --not-sid-only 'k3s_infra.components.iam*'
+    .venv/bin/python tests/mutation/mutation_recheck.py --tests tests/a.py,tests/b.py ['pattern']
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MUTANTS = ROOT / "mutants"
-NEVER = ("tests/e2e", "tests/test_checkov.py", "tests/test_boot_mutations.py", "tests/test_cli_wheel.py")
+NEVER = ("tests/e2e", "tests/properties/test_checkov_clean.py", "tests/unit/render/test_checkov.py",
+         "tests/test_boot_mutations.py", "tests/test_cli_wheel.py")
 
 
 def left_out_by_mutmut() -> list[str]:

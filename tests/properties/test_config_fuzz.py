@@ -1,5 +1,6 @@
 """Property-based tests of the config loader: a mutated environment file ends in
-either a cfn-lint-clean render or a ConfigError naming a field, never anything else."""
+either a cfn-lint-clean render or a ConfigError naming a field, never anything else.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import copy
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from k3s_infra.config import ConfigError, load_environment, read_document, validate
 from k3s_infra.render import render, write
 
-ENVIRONMENTS = Path(__file__).resolve().parent.parent / "environments"
+
+ENVIRONMENTS = Path(__file__).resolve().parents[2] / "environments"
+
 BASES = {name: read_document(ENVIRONMENTS / f"{name}.yaml") for name in ("dev", "prod")}
 
 scalars = st.one_of(
@@ -21,6 +23,7 @@ scalars = st.one_of(
     st.text(max_size=12), st.sampled_from(["t3.large", "10.1.0.0/16", "0.0.0.0/0", "vpc-0123456789abcdef0",
                                            "subnet-0123456789abcdef0", "eu-west-1c", "v1.30.2+k3s1", "wireguard-native",
                                            "internet-facing", "", "-", "a" * 300]))
+
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                        st.dictionaries(st.text(max_size=6), inner, max_size=3)),
                       max_leaves=6)

@@ -2,7 +2,8 @@
 must not read (or quote), and every way a run can fail. Each case asserts the exit
 code, that the message names the file or field, that nothing was written and that
 no user file was removed. A few cases run the real CLI in a subprocess; the rest
-call ``cli.main`` in-process to keep the suite fast."""
+call ``cli.main`` in-process to keep the suite fast.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from k3s_infra import cli
 from k3s_infra.config import ENVIRONMENTS_DIR
+
 
 DEV = ENVIRONMENTS_DIR / "dev.yaml"
 
@@ -192,6 +194,12 @@ def test_a_parents_mistake_is_blamed_on_the_parent(tmp_path, capsys):
     assert err.startswith(f"error: {tmp_path / 'base.yaml'}: ")
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "dev/../dev", ".hidden"])
+def test_env_names_are_names_not_paths(capsys, name):
+    code, _, err = main(capsys, "render", "--env", name)
+    assert code == 2 and "without a path" in one_line_error(err)
+
+
 # --- item 7: every crash is one line --------------------------------------------
 
 def test_closed_stdout_is_one_line_not_a_traceback():
@@ -218,167 +226,6 @@ def test_disk_full_is_one_line(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # the staging file is gone too
 
 
-def test_lint_without_cfn_lint_says_how_to_install(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "cfnlint", None)  # import cfnlint -> ImportError
-    monkeypatch.setitem(sys.modules, "cfnlint.config", None)
-    monkeypatch.setitem(sys.modules, "cfnlint.runner", None)
-    code, _, err = main(capsys, "lint", "--env", "dev", "--no-checkov")
-    assert code == 2 and "pip install 'k3s-infra[lint]'" in one_line_error(err)
-
-
-def test_the_real_cli_refuses_a_project_folder(project):
-    before = snapshot(project)
-    result = run_cli("render", "--config", "dev.yaml", "--out", str(project), cwd=project)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and str(project) in result.stderr
-    assert snapshot(project) == before
-
-
-# --- item 4: no template injection -------------------------------------------------
-
-FORGED = ("x__cfn_TokenSecret__x", "${AWS::AccountId}", "${TokenSecret}", "__cfn_AgentTokenSecret__")
-
-
-def _user_data(template: dict) -> tuple[str, dict]:
-    (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
-    text, variables = launch["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
-    return text, variables
-
-
-def test_user_strings_never_become_deploy_time_substitutions(env_document):
-    import json
-
-    import yaml
-
-    from k3s_infra import bootstrap
-    from k3s_infra.config import validate
-    from k3s_infra.render import render
-
-    document = env_document("dev")
-    pool = document["agent_pools"][0]
-    pool["labels"] = {"example.com/forged": "x__cfn_AgentTokenSecret__x"}
-    pool["taints"] = ["example.com/forged=x__cfn_AgentTokenSecret__x:NoSchedule"]
-    document["addons"] = {"grafana": {"enabled": True, "values": {
-        "forged": list(FORGED), "env": {"GF_FORGED": "__cfn_KubeconfigSecret__"}}}}
-    rendering = render(validate(document, "dev.yaml"))
-    templates = {s.stack_id: json.loads(json.dumps(yaml.safe_load(s.body))) for s in rendering.stacks}
-    agent_stack = next(s for s in templates if s.startswith("AgentPool"))
-    text, variables = _user_data(templates[agent_stack])
-    assert "AgentTokenSecret" in variables  # the name a forged placeholder would have hit
-    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
-    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
-    config = yaml.safe_load(files[bootstrap.K3S_CONFIG])
-    assert config["node-label"] == ["example.com/forged=x__cfn_AgentTokenSecret__x"]
-    assert config["node-taint"] == ["example.com/forged=x__cfn_AgentTokenSecret__x:NoSchedule"]
-    # The add-on values reach the servers' manifests literally, ${...} included.
-    text, variables = _user_data(templates["ServerInit"])
-    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
-    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
-    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
-    values = yaml.safe_load(grafana["spec"]["valuesContent"])
-    assert values["forged"] == list(FORGED)
-    assert values["env"]["GF_FORGED"] == "__cfn_KubeconfigSecret__"
-
-
-# --- item 3: secrets never reach user data ---------------------------------------------
-
-SECRET_VALUES = {
-    "env map": {"env": {"GF_SECURITY_ADMIN_PASSWORD": "hunter2"}},
-    "extraEnv entry": {"extraEnv": [{"name": "SMTP_API_KEY", "value": "x1"}]},
-    "deep token": {"a": {"b": {"auth": {"bearerToken": "abc"}}}},
-    "client secret": {"oidc": {"client_secret": "s"}},
-    "credentials": {"credentials": "user:pass"},
-    "PEM block": {"tls": {"cert": ["-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"]}},
-    "AWS access key": {"storage": {"id": "AKIAIOSFODNN7EXAMPLE"}},
-    "AWS secret key": {"storage": {"s": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
-    "URL with a password": {"db": {"url": "postgres://app:hunter2@db.example.com:5432/app"}},
-}
-NOT_SECRETS = {
-    "admin": {"existingSecret": "grafana-admin", "userKey": "user", "passwordKey": "password"},
-    "image": {"tag": "11.2.0-ubuntu", "digest": "sha256:" + "0123456789abcdef" * 4},
-    "ingress": {"hosts": ["grafana.example.com"], "tls": [{"secretName": "grafana-tls"}]},
-    "url": "https://grafana.example.com/some/Long/Path/With/Mixed/Case123",
-    "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}},
-    "createSecret": True, "tokenTTL": 3600, "extraEnv": [{"name": "GF_LOG_LEVEL", "value": "debug"}],
-}
-
-
-@pytest.mark.parametrize("case", sorted(SECRET_VALUES))
-def test_secret_looking_addon_values_are_refused_at_any_depth(env_document, case):
-    from k3s_infra.config import ConfigError, validate
-
-    document = env_document("dev")
-    document["addons"] = {"grafana": {"enabled": True, "values": SECRET_VALUES[case]}}
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "dev.yaml")
-    ((path, message),) = caught.value.problems
-    assert path.startswith("addons.grafana.values.") and "secret_values" in message
-    assert "hunter2" not in str(caught.value)  # the secret itself is not echoed
-
-
-def test_normal_addon_values_are_not_mistaken_for_secrets(env_document):
-    from k3s_infra.config import validate
-
-    document = env_document("dev")
-    document["addons"] = {"grafana": {"enabled": True, "values": NOT_SECRETS}}
-    validate(document, "dev.yaml")
-
-
-USER_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/grafana-admin-AbC123"
-
-
-def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
-    import yaml
-
-    from k3s_infra import bootstrap
-    from k3s_infra.config import validate
-    from k3s_infra.render import render
-
-    document = env_document("dev")
-    document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": USER_ARN}}}
-    rendering = render(validate(document, "dev.yaml"))
-    templates = {s.stack_id: yaml.safe_load(s.body) for s in rendering.stacks}
-    # No generated secret for the value the user supplies.
-    assert not [r for r in templates["ClusterData"]["Resources"].values()
-                if r["Type"] == "AWS::SecretsManager::Secret" and "grafana" in r["Properties"]["Name"]]
-    # The servers' role may read exactly that ARN.
-    role = next(r for r in templates["NodeIam"]["Resources"].values()
-                if r["Type"] == "AWS::IAM::Role" and "server" in str(r).lower())
-    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
-                  if s.get("Sid") == "ReadAddonSecrets"]
-    assert statements and USER_ARN in statements[0]["Resource"]
-    assert all(s["Resource"] != "*" for s in statements)
-    # The boot reads it into the chart's values Secret (boot.env ADDON_SECRETS: name=key=arn).
-    text, variables = _user_data(templates["ServerInit"])
-    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
-    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
-    assert f"=adminPassword={USER_ARN}" in files[bootstrap.BOOT_ENV]
-    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
-    assert any("admin-password" in v["name"] for v in grafana["spec"]["valuesSecrets"])
-
-
-@pytest.mark.parametrize("arn, reason", [
-    (USER_ARN.replace("eu-west-1", "us-east-1"), "cluster's region"),
-    (USER_ARN.removesuffix("-AbC123"), "full Secrets Manager secret ARN"),
-    ("arn:aws:ssm:eu-west-1:123456789012:parameter/x", "full Secrets Manager secret ARN"),
-])
-def test_users_secret_arn_is_checked(env_document, arn, reason):
-    from k3s_infra.config import ConfigError, validate
-
-    document = env_document("dev")
-    document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": arn}}}
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "dev.yaml")
-    ((path, message),) = caught.value.problems
-    assert path == "addons.grafana.secret_values.adminPassword" and reason in message
-
-
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "dev/../dev", ".hidden"])
-def test_env_names_are_names_not_paths(capsys, name):
-    code, _, err = main(capsys, "render", "--env", name)
-    assert code == 2 and "without a path" in one_line_error(err)
-
-
 def test_disk_full_while_rendering_leaves_no_folder_and_no_staging(tmp_path, capsys, monkeypatch):
     import errno
 
@@ -395,11 +242,17 @@ def test_disk_full_while_rendering_leaves_no_folder_and_no_staging(tmp_path, cap
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_forged_placeholder_in_a_schedule_is_refused_not_substituted(env_document):
-    from k3s_infra.config import ConfigError, validate
+def test_lint_without_cfn_lint_says_how_to_install(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cfnlint", None)  # import cfnlint -> ImportError
+    monkeypatch.setitem(sys.modules, "cfnlint.config", None)
+    monkeypatch.setitem(sys.modules, "cfnlint.runner", None)
+    code, _, err = main(capsys, "lint", "--env", "dev", "--no-checkov")
+    assert code == 2 and "pip install 'k3s-infra[lint]'" in one_line_error(err)
 
-    document = env_document("dev")
-    document.setdefault("k3s", {})["etcd_snapshots"] = {"schedule": "__cfn_TokenSecret__ * * * *"}
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "dev.yaml")
-    assert caught.value.problems[0][0] == "k3s.etcd_snapshots.schedule"
+
+def test_the_real_cli_refuses_a_project_folder(project):
+    before = snapshot(project)
+    result = run_cli("render", "--config", "dev.yaml", "--out", str(project), cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and str(project) in result.stderr
+    assert snapshot(project) == before

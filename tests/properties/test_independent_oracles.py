@@ -1,6 +1,10 @@
-"""Independent oracles: expected values come from the environment files (plain YAML),
-from K3s/AWS documentation or from a fixed table in this file, never from the helper
-that produced the value under test."""
+"""Independent oracles: expected values come from the environment files (plain YAML,
+tests/support/oracle_helpers.py), from K3s/AWS documentation or from a fixed table in this
+file, never from the helper that produced the value under test. Every node's config.yaml
+carries the file's cluster network, taints and snapshot settings; child TemplateURLs carry
+the hash of the bytes written and change exactly when those bytes do; every chart a server
+installs has reviewed coordinates.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,19 @@ import yaml
 
 from k3s_infra.config import load_environment, validate
 from k3s_infra.render import render, write
-from oracle_helpers import (
+
+from tests.support.fixture_scope import shared
+from tests.support.oracle_helpers import (
     DEPLOYABLE,
     K3S_DOCUMENTED_DEFAULTS,
     node_stack_ids,
     plain_document,
     written_files,
 )
-from fixture_scope import shared
+
 
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+
 SERVER_STACKS = ("ServerInit", "Servers")
 
 
@@ -46,8 +53,6 @@ def _node_configs(templates: dict[str, dict]) -> dict[str, dict]:
     return {name: yaml.safe_load(written_files(t)[K3S_CONFIG]) for name, t in templates.items()
             if name != "root.yaml" and node_stack_ids({name: t})}
 
-
-# --- node config == environment file --------------------------------------------------
 
 def test_every_node_config_has_the_environment_files_cluster_network(environment_file):
     """K3s requires cluster-cidr, service-cidr, cluster-dns and cluster-domain identical on every
@@ -122,8 +127,6 @@ def test_agent_config_has_its_pools_labels_and_taints(environment_file):
         assert "kubelet-arg" in cfg and "cloud-provider=external" in cfg["kubelet-arg"]
 
 
-# --- content addressing, hashed here ----------------------------------------------------
-
 def _child_urls(templates: dict[str, dict]) -> dict[str, str]:
     """child file name -> its TemplateURL in the root."""
     stacks = [r for r in templates["root.yaml"]["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack"]
@@ -164,8 +167,6 @@ def test_a_child_url_changes_exactly_when_its_bytes_change(tmp_path, change, aff
     assert changed_urls == changed_bytes
 
 
-# --- add-on catalog against reviewed coordinates ---------------------------------------
-
 # (repo URL, chart, version): reviewed against each project's published Helm repository.
 # A change here is a deliberate bump, reviewed like any dependency update.
 KNOWN_GOOD_CHARTS = {
@@ -183,8 +184,12 @@ KNOWN_GOOD_CHARTS = {
     # the autoscaler built for K3s v1.33 (the autoscaler supports only its own minor).
     "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "cluster-autoscaler", "9.51.0"),
 }
+
+
 # tests/environments/all-addons.yaml pins gatekeeper itself; the file is the oracle for it.
 FILE_PINNED = {"gatekeeper": ("https://open-policy-agent.github.io/gatekeeper/charts", "gatekeeper", "3.20.1")}
+
+
 # https://github.com/kubernetes/cloud-provider-aws charts/aws-cloud-controller-manager
 CCM_CHART = ("https://kubernetes.github.io/cloud-provider-aws", "aws-cloud-controller-manager", "0.0.9")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENT_FILES = sorted((REPO / "environments").glob("*.yaml")) + sorted(
     (REPO / "tests" / "environments").glob("*.yaml"))
 # The test environment with every add-on enabled.
@@ -54,6 +54,13 @@ def launch_template_data(template: dict) -> dict:
     return launch["Properties"]["LaunchTemplateData"]
 
 
+def user_data_sub(template: dict) -> tuple[str, dict]:
+    """A node stack's user data Fn::Sub: its text (variables left as ${Name}) and its variables."""
+    (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
+    text, variables = launch["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    return text, variables
+
+
 def user_data_text(template: dict) -> str:
     """The Fn::Sub text of a node stack's user data (variables left as ${Name})."""
     sub = launch_template_data(template)["UserData"]["Fn::Base64"]["Fn::Sub"]
@@ -72,6 +79,11 @@ def written_files(template: dict) -> dict[str, str]:
             raise AssertionError(f"unexpected write_files encoding {entry['encoding']!r}")
         files[entry["path"]] = content
     return files
+
+
+def node_role(template: dict) -> str:
+    """The ROLE a node stack's boot.env names (server-init, server or agent)."""
+    return re.search(r"^ROLE='([a-z-]+)'$", written_files(template)["/etc/k3s-infra/boot.env"], re.M).group(1)
 
 
 def node_stack_ids(templates: dict[str, dict]) -> list[str]:

@@ -1,27 +1,32 @@
-"""The files each node's user data writes, against K3s's own installer and documentation.
-
-Expected values come from k3s-io/k3s install.sh (create_systemd_service_file), the K3s docs
-(config file, auto-deploying manifests, the helm controller) and the Kubernetes cloud
-provider docs, as fixed tables here; the node's user data is read from the rendered template.
+"""The K3s configuration and units each node gets (k3s_infra/bootstrap/k3s_config.py), against
+K3s's own installer and documentation: the unit equals k3s-io/k3s install.sh's
+(create_systemd_service_file, as a fixed table here), the first start is bounded inside the
+group's signal timeout, token files in config.yaml are the ones boot.env writes, a replaced
+first server rejoins through the servers' join URL (docs.k3s.io/datastore/ha-embedded), and
+the AWS cloud controller's HelmChart (docs.k3s.io/helm) runs before a cloud provider exists,
+with the cluster name its permissions and tags use and only keys its chart reads
+(kubernetes/cloud-provider-aws charts/aws-cloud-controller-manager, tests/support/chart_keys.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
 
-import pytest
 import yaml
-from oracle_helpers import ALL_ADDONS, node_stack_ids, user_data_text, written_files
 
-from k3s_infra import bootstrap
-from k3s_infra.config import available_environments, load_environment
-from k3s_infra.render import build_templates
-from k3s_infra.model import roles
+from k3s_infra.bootstrap import k3s_config
+from k3s_infra.config import load_environment
+
+from tests.support.chart_keys import CCM_VERIFIED_KEYS, key_paths as _paths, unverified as _unverified
+from tests.support.oracle_helpers import node_role as _role, written_files
+
 
 CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
+
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"  # auto-deployed (docs.k3s.io/installation/packaged-components)
+
 BOOT_ENV = "/etc/k3s-infra/boot.env"
+
 
 # k3s-io/k3s install.sh create_systemd_service_file (master after k3s-io/k3s#12889, which
 # dropped the nm-cloud-setup ExecStartPre guard; Type=notify for agents too), as written for
@@ -52,20 +57,6 @@ def _unit_lines(text: str) -> list[tuple[str, str, str]]:
     return lines
 
 
-def _write_files(template: dict) -> dict[str, dict]:
-    return {entry["path"]: entry for entry in yaml.safe_load(user_data_text(template))["write_files"]}
-
-
-@pytest.fixture(params=available_environments())
-def nodes(request, rendered):
-    r = rendered[request.param]
-    return r, {stack_id: r.templates[stack_id] for stack_id in node_stack_ids(r.templates)}
-
-
-def _role(template: dict) -> str:
-    return re.search(r"^ROLE='([a-z-]+)'$", written_files(template)[BOOT_ENV], re.M).group(1)
-
-
 def test_the_k3s_unit_is_the_installers(nodes):
     _, templates = nodes
     for stack_id, template in templates.items():
@@ -91,21 +82,6 @@ def test_the_first_start_is_bounded_inside_the_signal_timeout(nodes):
         (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
         minutes = int(re.fullmatch(r"PT(\d+)M", group["CreationPolicy"]["ResourceSignal"]["Timeout"]).group(1))
         assert key == "TimeoutStartSec" and 0 < int(value.removesuffix("s")) < minutes * 60, stack_id
-
-
-def test_files_holding_settings_are_root_only_and_the_boot_script_is_executable(nodes):
-    _, templates = nodes
-    for stack_id, template in templates.items():
-        entries = _write_files(template)
-        settings = [p for p in entries if p.startswith(("/etc/rancher/k3s/", "/etc/k3s-infra/", MANIFESTS + "/"))]
-        assert {CONFIG, BOOT_ENV} <= set(settings), stack_id
-        for path in settings:  # config, boot.env, the rejoin drop-in, manifests
-            assert entries[path]["permissions"] == "0600", (stack_id, path)
-        units = [p for p in entries if p.startswith(("/etc/systemd/", "/run/systemd/"))]
-        assert units and all(entries[p]["permissions"] == "0644" for p in units), stack_id
-        runs = yaml.safe_load(user_data_text(template))["runcmd"]
-        (script,) = [p for p in entries if [p] in runs]
-        assert entries[script]["permissions"] == "0700", stack_id
 
 
 def test_token_files_in_the_config_are_the_ones_the_boot_writes(nodes):
@@ -186,40 +162,8 @@ def test_the_controllers_cluster_name_is_the_one_its_permissions_and_tags_use(no
     assert f"kubernetes.io/cluster/{name}" in str(r.templates["NodeIam"])
 
 
-def test_longhorn_nodes_load_iscsi_now_and_at_every_boot(tmp_path):
-    """Longhorn needs the iscsi_tcp module on every node (longhorn.io docs, installation
-    requirements); bootcmd loads it at once, modules-load.d(5) (one module name per line)
-    on every later boot."""
-    env = load_environment(path=ALL_ADDONS)
-    assert env.addons.longhorn.enabled
-    for stack_id, template in build_templates(env).items():
-        if not node_stack_ids({stack_id: json.loads(json.dumps(template.to_dict()))}):
-            continue
-        document = yaml.safe_load(user_data_text(json.loads(json.dumps(template.to_dict()))))
-        assert document["bootcmd"] == [["modprobe", "iscsi_tcp"]], stack_id
-        (entry,) = [e for e in document["write_files"] if e["path"].startswith("/etc/modules-load.d/")]
-        assert entry["path"].endswith(".conf") and entry["permissions"] == "0644", stack_id
-        assert entry["content"].splitlines() == ["iscsi_tcp"], stack_id
-
-
-def test_misuse_of_the_user_data_builders_is_a_clear_build_error(rendered):
-    env = rendered["dev"].env
-    with pytest.raises(ValueError, match=r"^unknown node role 'controller'$"):
-        bootstrap.files(env, "controller")
-    with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
-        bootstrap.files(env, roles.AGENT)
-    with pytest.raises(ValueError, match=r"^an agent needs its pool, and only an agent has one$"):
-        bootstrap.files(env, roles.SERVER, env.agent_pools[0])
-    # Packed (gz+b64) text is opaque to Fn::Sub: a deploy-time parameter in it would never be filled in.
-    with pytest.raises(ValueError, match=r"^/x: a packed file cannot carry deploy-time parameters$"):
-        bootstrap.packed("/x", "0600", f"host: {bootstrap._placeholder('api_dns_name')}")
-
-
-@pytest.mark.parametrize("bad", ["https://mirror.example.com/k3s'; reboot; '", "https://mirror.example.com/\nk3s"])
-def test_a_boot_setting_that_cannot_be_shell_quoted_is_never_written(rendered, bad):
-    """boot.env is sourced by the boot script as KEY='value': a quote or a newline in a value
-    would run as shell. Validation refuses such values first; this is the last line behind it."""
-    env = rendered["dev"].env
-    unchecked = env.model_copy(update={"k3s": env.k3s.model_copy(update={"release_url": bad})})
-    with pytest.raises(ValueError, match=r"^boot setting RELEASE_URL cannot be shell-quoted: "):
-        bootstrap.files(unchecked, roles.SERVER)
+def test_cloud_controller_values_are_keys_of_its_chart_version():
+    env = load_environment("prod")
+    manifest = k3s_config.cloud_controller_manifest(env)
+    keys = _paths(yaml.safe_load(manifest["spec"]["valuesContent"]))
+    assert _unverified(keys, CCM_VERIFIED_KEYS[manifest["spec"]["version"]]) == set()

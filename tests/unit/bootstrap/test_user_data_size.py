@@ -1,5 +1,6 @@
-"""The 16 KB user data guard counts what EC2 will count: Fn::Sub applied with the longest
-value each deploy-time parameter can take.
+"""The 16 KB user data guard (k3s_infra/bootstrap/__init__.py, limits.MAX_USER_DATA_BYTES)
+counts what EC2 will count: Fn::Sub applied with the longest value each deploy-time
+parameter can take.
 
 EC2 limits user data to 16 KB in raw form, before base64
 (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html). The
@@ -20,14 +21,14 @@ from types import SimpleNamespace
 import boto3
 import botocore.loaders
 import pytest
-from oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 from troposphere import Ref
 
 from k3s_infra import bootstrap
-from k3s_infra.model import limits
 from k3s_infra.config import available_environments, load_environment, validate
+from k3s_infra.model import limits, roles
 from k3s_infra.render import build_templates
-from k3s_infra.model import roles
+
+from tests.support.oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 
 
 def _longest_value(r, stack_id: str, parameter: str) -> str:
@@ -88,8 +89,6 @@ def size_the_guard_counts(env, stack_id: str, monkeypatch) -> int:
     with pytest.raises(limits.LimitError) as refused:
         _user_data(env, stack_id)
     return int(re.search(r"would be ([\d,]+) bytes", str(refused.value)).group(1).replace(",", ""))
-
-
 
 
 def _rendering(rendered, name: str):

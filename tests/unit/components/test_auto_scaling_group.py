@@ -1,31 +1,30 @@
-"""CloudFormation judges node groups by their own signals (CreationPolicy, rolling updates that
-wait on signals), node roles may signal only their own node stacks, and the cluster-state
-marker is not a CloudFormation resource.
-https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html
-https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html
+"""Auto scaling groups of the node stacks (k3s_infra/components/auto_scaling_group.py):
+CloudFormation judges them by their nodes' own signals (CreationPolicy, rolling updates that
+wait on signals: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html,
+.../aws-attribute-updatepolicy.html), servers by the API health check after a boot-long
+grace, spot pools tolerate partial capacity; each group uses its launch template, spot pools
+a mixed instances policy; servers roll one at a time (etcd quorum), agents in batches that
+keep most capacity; and a deploy leaves the sizes the cluster autoscaler chose alone
+(AutoScalingScheduledAction IgnoreUnmodifiedGroupSizeProperties, same page).
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
-from oracle_helpers import ALL_ADDONS
+import yaml
 
-from k3s_infra.config import defaults
+from k3s_infra.config import defaults, read_document, validate
 from k3s_infra.model import naming
-from k3s_infra.config import load_environment
-from k3s_infra.render import build_templates
-from fixture_scope import shared
+
+from tests.support.autoscaler import group_resources
+from tests.support.rendered import node_stacks, pool_stack as _pool_stack
 
 
-
-@pytest.fixture(scope=shared("module"), params=["dev", "prod", "all-addons"])
-def templates(request, rendered) -> tuple:
-    if request.param == "all-addons":
-        env = load_environment(path=ALL_ADDONS)
-        return env, {stack_id: json.loads(json.dumps(t.to_dict())) for stack_id, t in build_templates(env).items()}
-    return rendered[request.param].env, rendered[request.param].templates
+def group(r, stack_id: str) -> dict:
+    (asg,) = r.resources(stack_id, "AWS::AutoScaling::AutoScalingGroup").values()
+    return asg
 
 
 def _groups(templates: dict):
@@ -34,6 +33,11 @@ def _groups(templates: dict):
             if resource["Type"] == "AWS::AutoScaling::AutoScalingGroup":
                 yield stack_id, logical, resource
 
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+# --- signals and health -------------------------------------------------------------
 
 def test_every_group_waits_for_its_nodes_signals(templates):
     env, children = templates
@@ -75,73 +79,88 @@ def test_spot_pools_tolerate_partial_capacity_on_demand_pools_do_not(templates):
             assert creation is None, stack_id
 
 
-def test_no_ssm_parameter_resource_anywhere(templates):
-    _, children = templates
-    for stack_id, template in children.items():
-        types = {r["Type"] for r in template.get("Resources", {}).values()}
-        assert "AWS::SSM::Parameter" not in types, stack_id
+# --- launch templates and instance types ---------------------------------------------
+
+def test_every_asg_uses_its_launch_template(r):
+    for stack in node_stacks(r):
+        (group,) = r.resources(stack, "AWS::AutoScaling::AutoScalingGroup").values()
+        p = group["Properties"]
+        spec = p.get("LaunchTemplate") or p["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
+        (lt_id,) = r.resources(stack, "AWS::EC2::LaunchTemplate")
+        assert spec["LaunchTemplateId"] == {"Ref": lt_id}
+        assert spec["Version"] == {"Fn::GetAtt": [lt_id, "LatestVersionNumber"]}
+        assert p["VPCZoneIdentifier"] == {"Ref": "SubnetIds"}
 
 
-def test_dev_groups_sized_zero_still_render_with_a_zero_count(rendered):
-    # dev has one server: the Servers group is sized 0 by parameter, and its Count is that parameter.
-    root = rendered["dev"].root
-    values = root["Resources"]["Servers"]["Properties"]["Parameters"]
-    assert values["DesiredCapacity"] == "0"
-    group = rendered["dev"].templates["Servers"]["Resources"][naming.SERVER_GROUP]
-    assert group["CreationPolicy"]["ResourceSignal"]["Count"] == {"Ref": "DesiredCapacity"}
+def test_spot_pools_use_a_mixed_instances_policy(r):
+    for pool in r.env.agent_pools:
+        (group,) = r.resources(_pool_stack(pool), "AWS::AutoScaling::AutoScalingGroup").values()
+        policy = group["Properties"].get("MixedInstancesPolicy")
+        if pool.spot:
+            overrides = [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]]
+            assert overrides == pool.instance_types
+            distribution = policy["InstancesDistribution"]
+            assert distribution["OnDemandPercentageAboveBaseCapacity"] == pool.spot.on_demand_percentage_above_base
+            assert distribution["SpotAllocationStrategy"] == pool.spot.allocation_strategy
+        elif len(pool.instance_types) == 1:
+            assert policy is None
 
 
-def _statements(r, role: str) -> dict[str, dict]:
-    (policy,) = r.resources("NodeIam", "AWS::IAM::Role")[f"{role}Role"]["Properties"]["Policies"]
-    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+# --- rolling updates ------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack_id", ["ServerInit", "Servers"])
+def test_servers_roll_one_at_a_time(r, stack_id):
+    policy = group(r, stack_id)["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert policy["MaxBatchSize"] == 1
+    # Terminate-first: never two new etcd members at once, never a surge member.
+    assert policy["MinInstancesInService"] == 0
+    assert policy["PauseTime"].startswith("PT")
+    assert "HealthCheck" in policy["SuspendProcesses"]
 
 
-@pytest.mark.parametrize("env_name", ["dev", "prod"])
-def test_node_roles_signal_only_their_own_node_stacks(rendered, env_name):
-    r = rendered[env_name]
-    expected = {"Server": ["ServerInit", "Servers"], "Agent": ["AgentPool*"]}
-    for role, stacks in expected.items():
-        statements = _statements(r, role)
-        signalling = [s for s in statements.values() if "cloudformation:SignalResource" in json.dumps(s["Action"])]
-        assert [s["Sid"] for s in signalling] == ["SignalOwnNodeStack"]
-        (statement,) = signalling
-        assert statement["Action"] == ["cloudformation:SignalResource"]
-        # Nested stacks are named <root>-<LogicalId>-<suffix>; the root passes its own name.
-        resources = [res["Fn::Sub"] for res in statement["Resource"]]
-        assert [text for text, _ in resources] == [
-            "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Root}-" + s + "-*/*"
-            for s in stacks]
-        assert all(variables == {"Root": {"Ref": "RootStackName"}} for _, variables in resources)
-    assert r.root["Resources"]["NodeIam"]["Properties"]["Parameters"]["RootStackName"] == {"Ref": "AWS::StackName"}
+def test_agent_pools_roll_in_batches_keeping_most_capacity(r):
+    for pool in r.env.agent_pools:
+        stack_id = next(s for s in r.templates if s.startswith("AgentPool") and
+                        r.templates[s]["Description"].split("agent pool ")[1].startswith(pool.name + " "))
+        policy = group(r, stack_id)["UpdatePolicy"]["AutoScalingRollingUpdate"]
+        assert 1 <= policy["MaxBatchSize"] <= max(1, pool.desired // 2)
+        assert policy["MinInstancesInService"] < pool.max_size
+        assert policy["MinInstancesInService"] + policy["MaxBatchSize"] >= min(pool.desired, pool.max_size - 1)
 
 
-@pytest.mark.parametrize("env_name", ["dev", "prod"])
-def test_marker_and_restore_request_names_come_from_config(rendered, env_name):
-    r = rendered[env_name]
-    for stack_id in ("NodeIam", "ServerInit"):
-        values = r.root["Resources"][stack_id]["Properties"]["Parameters"]
-        assert values["ClusterStateParameterName"] == naming.cluster_state_parameter(r.env)
-        assert values["RestoreRequestParameterName"] == naming.restore_request_parameter(r.env)
-    s = _statements(r, "Server")
-    assert set(s["RestoreRequest"]["Action"]) == {"ssm:GetParameter", "ssm:DeleteParameter"}
-    assert "RestoreRequestParameterName" in json.dumps(s["RestoreRequest"]["Resource"])
-    health = s["ReportOwnHealth"]
-    assert health["Action"] == ["autoscaling:SetInstanceHealth"]
-    # Only this cluster's server groups (an agent must not be able to fail the servers).
-    assert health["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name,
-                                                    "autoscaling:ResourceTag/k3s-infra:role": ["server-init", "server"]}}
-    agent_health = _statements(r, "Agent")["ReportOwnHealth"]
-    assert agent_health["Condition"]["StringEquals"]["autoscaling:ResourceTag/k3s-infra:role"] == ["agent"]
+def test_agent_batch_sizes_from_pool_size():
+    from k3s_infra.components.auto_scaling_group import agent_rolling_update
+
+    assert (agent_rolling_update(8, 12).max_batch, agent_rolling_update(8, 12).min_in_service) == (2, 6)
+    assert (agent_rolling_update(1, 3).max_batch, agent_rolling_update(1, 3).min_in_service) == (1, 0)
+    assert agent_rolling_update(3, 3).min_in_service == 2  # stays below MaxSize
 
 
-def test_the_role_tags_the_health_conditions_name_are_on_the_groups(templates):
-    """The IAM conditions above only hold if each group carries its node role tag."""
-    env, rendered_templates = templates
-    expected = {"ServerInit": "server-init", "Servers": "server"}
-    for stack_id, template in rendered_templates.items():
-        for resource in template.get("Resources", {}).values():
-            if resource["Type"] != "AWS::AutoScaling::AutoScalingGroup":
-                continue
-            tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
-            assert tags["k3s-infra:role"] == expected.get(stack_id, "agent"), stack_id
-            assert tags["k3s-infra:cluster"] == env.stack_name
+# --- deploys leave the autoscaler's sizes alone ---------------------------------------
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_a_deploy_does_not_reset_what_the_autoscaler_sized(rendered, name):
+    """AWS: "When you update a stack with an Auto Scaling group ... CloudFormation always sets
+    the group size property values ... to the values that are defined in the template" unless
+    the AutoScalingScheduledAction policy says IgnoreUnmodifiedGroupSizeProperties
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html).
+    Every pool the autoscaler sizes ignores unmodified sizes; server groups never do."""
+    document = read_document(ROOT / "environments" / f"{name}.yaml")
+    templates = rendered[name].templates
+    for pool in document["agent_pools"]:
+        (group,) = group_resources(templates[naming.agent_pool_stack(pool["name"])])
+        assert group["UpdatePolicy"]["AutoScalingScheduledAction"] == {"IgnoreUnmodifiedGroupSizeProperties": True}
+    for stack_id in ("ServerInit", "Servers"):
+        (group,) = group_resources(templates[stack_id])
+        assert "AutoScalingScheduledAction" not in group["UpdatePolicy"], stack_id
+
+
+def test_without_the_autoscaler_a_deploy_sets_the_file_sizes(env_document):
+    from k3s_infra.render import render
+
+    document = env_document("dev")
+    document["addons"] = {"cluster_autoscaler": {"enabled": False}}
+    env = validate(document, "dev.yaml")
+    (pool,) = [s for s in render(env).stacks if s.stack_id.startswith("AgentPool")]
+    (group,) = group_resources(yaml.safe_load(pool.body))
+    assert "AutoScalingScheduledAction" not in group["UpdatePolicy"]

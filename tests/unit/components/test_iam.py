@@ -1,123 +1,52 @@
-"""Safety guards pinned at the lowest level that owns them (component, config model, deploy
-library), not only through the CLI: each test fails if its one guard is removed."""
+"""Node roles' statements (k3s_infra/components/iam.py), read from the rendered NodeIam stack:
+each node role signals only its own node stacks and reports health only for its own role's
+groups; the restore request and the marker are named from config; snapshot objects only
+under the etcd-s3-folder K3s writes to (https://docs.k3s.io/cli/etcd-snapshot); add-on
+secrets and the drain queue for the server role only; the cluster autoscaler's scaling only
+on groups carrying its discovery tag, and its reads (kubernetes/autoscaler
+cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy");
+the AWS cloud controller's actions match its documented policy (cloud-provider-aws v1.33.0
+docs/prerequisites.md) minus what it does not need, and it tags only what it creates.
+Whole-template walks (least privilege, what "*" may carry) are in
+tests/properties/test_least_privilege_iam.py; evaluated decisions in test_iam_decisions.py.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
-import boto3
 import pytest
 import yaml
-from moto import mock_aws
-from troposphere import Base64, Ref
 
-from k3s_infra.components import addon_secrets, launch_template, snapshot_bucket
-from k3s_infra.config import ConfigError, EtcdSnapshots, load_environment, validate
-from k3s_infra.deploy import DeployError, lifecycle
-from k3s_infra.deploy.aws import Aws
+from k3s_infra.components import iam_actions
+from k3s_infra.config import available_environments, load_environment, read_document
+from k3s_infra.model import addons, naming
 from k3s_infra.render import render
-from k3s_infra.components.template import StackTemplate
-from oracle_helpers import DEPLOYABLE, REPO, plain_document, written_files
 
-# AWS::* DeletionPolicy values that keep the resource when its stack is deleted
-# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html).
-KEEPS_ON_DELETE = {"Retain", "RetainExceptOnCreate"}
-
-
-def _resources(template: StackTemplate) -> dict[str, dict]:
-    return template.template.to_dict()["Resources"]
-
-
-# --- retention ---------------------------------------------------------------------------
-
-def test_addon_secrets_component_retains_when_asked(env_document):
-    document = env_document("dev")
-    document["addons"] = {"rancher": {"enabled": True, "values": {"hostname": "r.example.com"}},
-                          "grafana": {"enabled": True}}
-    env = validate(document, "dev.yaml")
-    for retain, allowed in ((True, KEEPS_ON_DELETE), (False, {"Delete"})):
-        t = StackTemplate("test", {})
-        addon_secrets.build(t, env, Ref("Key"), retain=retain)
-        secrets = {k: v for k, v in _resources(t).items() if v["Type"] == "AWS::SecretsManager::Secret"}
-        assert len(secrets) == 2  # rancher bootstrapPassword, grafana adminPassword
-        for logical, secret in secrets.items():
-            assert secret["DeletionPolicy"] in allowed, (retain, logical)
+from tests.support.autoscaler import PREFIX, SCALING, cluster_of, groups
+from tests.support.iam_policies import (
+    OFFICIAL_CCM_POLICY,
+    OTHER_USERS,
+    allow_statements,
+    as_list,
+    server_ccm_statements,
+)
+from tests.support.oracle_helpers import DEPLOYABLE, written_files
 
 
-def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
-    """From the environment files: protected ones keep every secret (add-on secrets included),
-    the cluster key and the snapshot bucket; others delete them."""
-    kinds = {"AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::S3::Bucket"}
-    for path in DEPLOYABLE:
-        protected = plain_document(path).get("protected", False)
-        rendering = render(load_environment(path=path))
-        found = 0
-        for stack in rendering.children:
-            for logical, resource in yaml.safe_load(stack.body)["Resources"].items():
-                if resource["Type"] in kinds:
-                    found += 1
-                    policy = resource.get("DeletionPolicy", "Delete")
-                    assert (policy in KEEPS_ON_DELETE) is protected, (path.name, logical, policy)
-                    if protected:
-                        assert resource.get("UpdateReplacePolicy") == "Retain", (path.name, logical)
-        assert found >= 5, path.name
+ROOT = Path(__file__).resolve().parents[3]
 
 
-# --- launch template ------------------------------------------------------------------
-
-def _launch_data() -> dict:
-    t = StackTemplate("test", {})
-    spec = launch_template.LaunchSpec(instance_type="t3.small", root_volume_gb=30, image_id=Ref("ImageId"),
-                                      security_group_id=Ref("Sg"), instance_profile_arn=Ref("Profile"),
-                                      user_data=Base64("#cloud-config\n"), tags={"a": "b"})
-    launch_template.build(t, "NodeLaunchTemplate", spec)
-    return _resources(t)["NodeLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+def _statements(r, role: str) -> dict[str, dict]:
+    (policy,) = r.resources("NodeIam", "AWS::IAM::Role")[f"{role}Role"]["Properties"]["Policies"]
+    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
 
 
-def test_launch_template_keeps_imds_on_and_requires_tokens():
-    """HttpEndpoint disabled would cut nodes off the metadata service (no role credentials,
-    no instance ID); HttpTokens required is IMDSv2 only
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html)."""
-    options = _launch_data()["MetadataOptions"]
-    assert options["HttpEndpoint"] == "enabled"
-    assert options["HttpTokens"] == "required"
-    assert options["HttpPutResponseHopLimit"] in (1, 2)  # 2 only for pods that need it (DESIGN.md)
-
-
-def test_launch_template_root_volume_is_encrypted():
-    (volume,) = _launch_data()["BlockDeviceMappings"]
-    assert volume["Ebs"]["Encrypted"] is True and volume["Ebs"]["VolumeSize"] == 30
-
-
-# --- API endpoint -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("path", DEPLOYABLE, ids=lambda p: p.stem)
-def test_api_target_groups_health_check_the_k3s_api_port(path):
-    """6443 is the K3s supervisor and API port (https://docs.k3s.io/installation/requirements#inbound-rules-for-k3s-nodes):
-    the NLB must probe the port the servers listen on."""
-    groups = []
-    for stack in render(load_environment(path=path)).children:
-        for resource in yaml.safe_load(stack.body)["Resources"].values():
-            if resource["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup":
-                groups.append(resource["Properties"])
-    api = [g for g in groups if g["Port"] == 6443]
-    assert api
-    for group in api:
-        assert str(group.get("HealthCheckPort", "traffic-port")) in ("6443", "traffic-port")
-        assert group["Protocol"] == "TCP" and group.get("HealthCheckProtocol", "TCP") in ("TCP", "HTTPS")
-
-
-# --- snapshot bucket --------------------------------------------------------------------
-
-def test_snapshot_bucket_blocks_every_kind_of_public_access():
-    """All four S3 Block Public Access settings, each explicitly true
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html)."""
-    t = StackTemplate("test", {})
-    snapshot_bucket.build(t, EtcdSnapshots(), retain=False)
-    block = _resources(t)["SnapshotBucket"]["Properties"]["PublicAccessBlockConfiguration"]
-    assert block == {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
-                     "RestrictPublicBuckets": True}
+def server_policy(templates: dict[str, dict], role: str = "ServerRole") -> dict[str, dict]:
+    document = templates["NodeIam"]["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+    return {s["Sid"]: s for s in document["Statement"]}
 
 
 def _flatten_sub(value) -> str:
@@ -131,6 +60,61 @@ def _flatten_sub(value) -> str:
         text = text.replace("${" + name + "}", _flatten_sub(inner))
     return text
 
+
+# Left out on purpose: routes (aws_routes.go; --configure-cloud-routes=false), EBS volumes
+# and their KMS key (no volume code in the external controller). Instance topology is granted
+# (pkg/resourcemanagers/topology.go asks for it for network-topology labels).
+NOT_NEEDED = frozenset({"ec2:ModifyInstanceAttribute", "ec2:CreateRoute", "ec2:DeleteRoute", "ec2:CreateVolume",
+                        "ec2:ModifyVolume", "ec2:AttachVolume", "ec2:DeleteVolume", "ec2:DetachVolume",
+                        "kms:DescribeKey"})
+
+
+@pytest.fixture(params=available_environments())
+def env_rendering(request, rendered):
+    return rendered[request.param]
+
+
+# --- signals, health and the cluster-state marker ------------------------------------
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_node_roles_signal_only_their_own_node_stacks(rendered, env_name):
+    r = rendered[env_name]
+    expected = {"Server": ["ServerInit", "Servers"], "Agent": ["AgentPool*"]}
+    for role, stacks in expected.items():
+        statements = _statements(r, role)
+        signalling = [s for s in statements.values() if "cloudformation:SignalResource" in json.dumps(s["Action"])]
+        assert [s["Sid"] for s in signalling] == ["SignalOwnNodeStack"]
+        (statement,) = signalling
+        assert statement["Action"] == ["cloudformation:SignalResource"]
+        # Nested stacks are named <root>-<LogicalId>-<suffix>; the root passes its own name.
+        resources = [res["Fn::Sub"] for res in statement["Resource"]]
+        assert [text for text, _ in resources] == [
+            "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Root}-" + s + "-*/*"
+            for s in stacks]
+        assert all(variables == {"Root": {"Ref": "RootStackName"}} for _, variables in resources)
+    assert r.root["Resources"]["NodeIam"]["Properties"]["Parameters"]["RootStackName"] == {"Ref": "AWS::StackName"}
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_marker_and_restore_request_names_come_from_config(rendered, env_name):
+    r = rendered[env_name]
+    for stack_id in ("NodeIam", "ServerInit"):
+        values = r.root["Resources"][stack_id]["Properties"]["Parameters"]
+        assert values["ClusterStateParameterName"] == naming.cluster_state_parameter(r.env)
+        assert values["RestoreRequestParameterName"] == naming.restore_request_parameter(r.env)
+    s = _statements(r, "Server")
+    assert set(s["RestoreRequest"]["Action"]) == {"ssm:GetParameter", "ssm:DeleteParameter"}
+    assert "RestoreRequestParameterName" in json.dumps(s["RestoreRequest"]["Resource"])
+    health = s["ReportOwnHealth"]
+    assert health["Action"] == ["autoscaling:SetInstanceHealth"]
+    # Only this cluster's server groups (an agent must not be able to fail the servers).
+    assert health["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name,
+                                                    "autoscaling:ResourceTag/k3s-infra:role": ["server-init", "server"]}}
+    agent_health = _statements(r, "Agent")["ReportOwnHealth"]
+    assert agent_health["Condition"]["StringEquals"]["autoscaling:ResourceTag/k3s-infra:role"] == ["agent"]
+
+
+# --- data: snapshots, add-on secrets, the drain queue --------------------------------
 
 @pytest.mark.parametrize("path", DEPLOYABLE, ids=lambda p: p.stem)
 def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
@@ -154,96 +138,82 @@ def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
         assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}/" + re.escape(folder) + r"/\*", arn), arn
 
 
-# --- config ------------------------------------------------------------------------------
-
-def _schema_max_servers() -> int:
-    schema = json.loads((REPO / "environments" / "schema.json").read_text())
-    return schema["$defs"]["Servers"]["properties"]["count"]["maximum"]
-
-
-@pytest.mark.parametrize("count", range(2, _schema_max_servers() + 1, 2))
-def test_even_server_counts_are_refused_up_to_the_schema_maximum(env_document, count):
-    """etcd needs a majority: an even member count tolerates no more failures than one less
-    (https://etcd.io/docs/v3.5/faq/#why-an-odd-number-of-cluster-members)."""
-    document = env_document("prod")
-    document["servers"]["count"] = count
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "prod.yaml")
-    assert "servers.count" in str(caught.value) and "odd" in str(caught.value)
+def test_only_the_server_role_reads_the_addon_secrets(everything):
+    env, _, _, templates = everything
+    roles = {k: r for k, r in templates["NodeIam"]["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
+    server = {s["Sid"]: s for s in roles["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert server["ReadAddonSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+    assert server["ReadAddonSecrets"]["Resource"] == [{"Ref": s.output} for s in addons.secret_specs(env)]
+    agent = json.dumps(roles["AgentRole"])
+    assert not any(s.output in agent for s in addons.secret_specs(env))
 
 
-@pytest.mark.parametrize("count", range(1, _schema_max_servers() + 1, 2))
-def test_odd_server_counts_are_accepted(env_document, count):
-    document = env_document("prod")
-    document["servers"]["count"] = count
-    assert validate(document, "prod.yaml").servers.count == count
+def test_only_servers_may_read_the_queue(rendered, switched):
+    templates = rendered["prod"].templates
+    statement = server_policy(templates)["NodeTerminationHandlerQueue"]
+    assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
+    assert statement["Resource"] == [{"Ref": "DrainQueueArn"}]
+    assert templates["Root"]["Resources"]["NodeIam"]["Properties"]["Parameters"]["DrainQueueArn"] == \
+        {"Fn::GetAtt": ["Draining", "Outputs.DrainQueueArn"]}
+    assert "sqs:" not in json.dumps(templates["NodeIam"]["Resources"]["AgentRole"])
+    off = switched["prod-off"][0]
+    assert "sqs:" not in json.dumps(off["NodeIam"]) and "DrainQueueArn" not in off["NodeIam"]["Parameters"]
 
 
-# --- deploy library --------------------------------------------------------------------
+# --- the cluster autoscaler: scaling only this cluster's discovered groups ------------
 
-@mock_aws
-def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
-    """The library refuses, not only the CLI: CloudFormation itself would also refuse
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html),
-    but destroy must say so before it lifts the protection of anything."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    env = load_environment("dev")
-    cfn = boto3.client("cloudformation", region_name=env.region)
-    body = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
-    cfn.create_stack(StackName=env.stack_name, TemplateBody=body, EnableTerminationProtection=True)
-    assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["EnableTerminationProtection"] is True
-    calls = []
-    monkeypatch.setattr(type(cfn), "update_termination_protection", lambda self, **kw: calls.append(kw),
-                        raising=False)
-    with pytest.raises(DeployError, match="termination protection"):
-        lifecycle.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
-    assert calls == []  # protection left as it was
-    assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_only_the_server_role_scales_and_only_groups_with_the_discovery_tag(rendered, name):
+    document = read_document(ROOT / "environments" / f"{name}.yaml")
+    templates = rendered[name].templates
+    scaling = [(logical, s) for _, logical, s in allow_statements(templates) if SCALING & set(as_list(s["Action"]))]
+    assert [logical for logical, _ in scaling] == ["ServerRole"]
+    (_, statement), = scaling
+    assert set(as_list(statement["Action"])) == SCALING
+    assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{PREFIX}/{cluster_of(document)}": "owned"}}
+    for resource in as_list(statement["Resource"]):
+        assert resource != "*" and ":autoScalingGroup:" in resource["Fn::Sub"]
+    # The tag the condition needs is on every pool's group and on no server group.
+    tagged = [stack_id for stack_id, t in templates.items() for g in groups(t)
+              if any(tag["Key"] == f"{PREFIX}/{cluster_of(document)}" and tag["Value"] == "owned" for tag in g["Tags"])]
+    assert sorted(tagged) == sorted(s for s in templates if s.startswith("AgentPool"))
 
 
-# --- IAM: what may run on Resource "*" -------------------------------------------------
-
-# A reviewed, fixed table (not k3s_infra.components.iam_actions): Describe/List calls without
-# resource-level permissions, and what the AWS cloud controller creates or changes at run
-# time (kubernetes/cloud-provider-aws docs/prerequisites.md, the control-plane policy).
-# Actions outside TAG_CONDITIONED_ON_STAR must be harmless reads or creates.
-UNCONDITIONED_ON_STAR = {
-    "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
-    "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeTags",
-    "ec2:DescribeInstances", "ec2:DescribeInstanceTopology", "ec2:DescribeRegions", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeAvailabilityZones", "ec2:DescribeVpcs",
-    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerPolicies",
-    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
-    "ec2:CreateSecurityGroup", "elasticloadbalancing:CreateLoadBalancer",
-    "elasticloadbalancing:CreateLoadBalancerListeners", "elasticloadbalancing:CreateLoadBalancerPolicy",
-    "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:AddTags",
-    # The cluster autoscaler's reads (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md,
-    # "Full Cluster Autoscaler Features Policy (Recommended)"): none takes a resource ARN.
-    "autoscaling:DescribeScalingActivities", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
-    "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
-}
+def test_server_role_has_the_autoscaler_reads(rendered):
+    # README "Full Cluster Autoscaler Features Policy" minus eks:DescribeNodegroup (EKS only).
+    wanted = {"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+              "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+              "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
+              "ec2:GetInstanceTypesFromInstanceRequirements"}
+    granted = {a for _, logical, s in allow_statements(rendered["prod"].templates) if logical == "ServerRole"
+               for a in as_list(s["Action"])}
+    assert wanted <= granted
+    assert "eks:DescribeNodegroup" not in granted
 
 
-def test_actions_on_every_resource_are_reviewed_reads_creates_or_cluster_tag_conditioned():
-    path = next(p for p in DEPLOYABLE if p.stem == "all-addons")
-    for stack in render(load_environment(path=path)).children:
-        for logical, resource in yaml.safe_load(stack.body)["Resources"].items():
-            if resource["Type"] != "AWS::IAM::Role":
-                continue
-            for policy in resource["Properties"].get("Policies", []):
-                for statement in policy["PolicyDocument"]["Statement"]:
-                    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [
-                        statement["Resource"]]
-                    if "*" not in resources:
-                        continue
-                    actions = set(statement["Action"] if isinstance(statement["Action"], list) else
-                                  [statement["Action"]])
-                    extra = actions - UNCONDITIONED_ON_STAR
-                    if extra:  # anything else must be limited to resources tagged with this cluster
-                        (key,) = statement["Condition"]["StringEquals"]
-                        assert key.startswith("aws:ResourceTag/kubernetes.io/cluster/"), (logical, extra)
-                        assert not any(a.split(":")[1].startswith(("Get", "Put")) for a in extra), extra
+# --- the AWS cloud controller ---------------------------------------------------------
+
+def test_cloud_controller_actions_match_its_documented_policy(rendered):
+    granted = set().union(*(set(as_list(s["Action"])) for s in server_ccm_statements(rendered["prod"].templates)))
+    granted &= OFFICIAL_CCM_POLICY | OTHER_USERS | {a.JSONrepr() for a in iam_actions.DESCRIBE_ONLY}
+    assert granted - OFFICIAL_CCM_POLICY == OTHER_USERS | {"elasticloadbalancing:DescribeLoadBalancerAttributes"} - \
+        OFFICIAL_CCM_POLICY
+    assert OFFICIAL_CCM_POLICY - granted == NOT_NEEDED
+
+
+def test_cloud_controller_tags_only_what_it_creates(env_rendering):
+    """ec2:CreateTags / elasticloadbalancing:AddTags: on an existing resource only if it is already the
+    controller's (`owned`), else only while creating (CreateAction) and only with its `owned` tag."""
+    cluster_key = f"kubernetes.io/cluster/{env_rendering.env.stack_name}"
+    tagging = [s for s in server_ccm_statements(env_rendering.templates)
+               if {"ec2:CreateTags", "elasticloadbalancing:AddTags"} & set(as_list(s["Action"]))]
+    assert {a for s in tagging for a in as_list(s["Action"])} >= {"ec2:CreateTags", "elasticloadbalancing:AddTags"}
+    for statement in tagging:
+        equals = statement["Condition"]["StringEquals"]
+        if f"aws:ResourceTag/{cluster_key}" in equals:
+            assert equals[f"aws:ResourceTag/{cluster_key}"] == "owned"
+            continue
+        assert equals[f"aws:RequestTag/{cluster_key}"] == "owned", statement["Sid"]
+        (create_key,) = [k for k in equals if k.endswith(":CreateAction")]
+        assert set(as_list(equals[create_key])) <= {"CreateSecurityGroup", "CreateLoadBalancer", "CreateTargetGroup"}
+        assert statement["Condition"]["ForAnyValue:StringEquals"]["aws:TagKeys"] == [cluster_key]

@@ -1,12 +1,13 @@
-"""What each node may and may not do on AWS, decided by evaluating its role's policy.
+"""What each node may and may not do on AWS, decided by evaluating its role's policy
+(k3s_infra/components/iam.py, as the NodeIam stack renders it).
 
 The requests are built from what a node really asks for, not from the IAM component: the
 secret ARNs, parameter names, snapshot bucket/folder and signal target in the node's own
 user data (boot.env, config.yaml), the tags of its own auto scaling group, the role reached
 through its launch template's instance profile, and AWS's ARN formats. Every nested-stack
 output is replaced by a distinct made-up value, so a grant on the wrong secret, parameter
-or stack cannot match by accident. The evaluator is tests/iam_eval.py (IAM's documented
-matching rules).
+or stack cannot match by accident. The evaluator is tests/support/iam_eval.py (IAM's
+documented matching rules).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from iam_eval import Request, allowed
-from oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
 
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
+
+from tests.support.iam_eval import Request, allowed
+from tests.support.oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
+
 
 UUID = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 

@@ -1,5 +1,6 @@
-"""Values Kubernetes, K3s or AWS would reject at boot or deploy are refused at render,
-naming the field. Expected limits come from the cited sources, not from the code:
+"""Values Kubernetes, K3s or AWS would reject at boot or deploy are refused at render, naming
+the field (k3s_infra/config/rules.py). Expected limits come from the cited sources, not from
+the code:
 - Kubernetes qualified names / label values: k8s.io/apimachinery pkg/util/validation
   (prefix: DNS subdomain <= 253; name and value <= 63).
 - Kubelet self-labels: kubernetes/kubernetes staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go
@@ -12,16 +13,9 @@ naming the field. Expected limits come from the cited sources, not from the code
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from k3s_infra.config import ConfigError, validate
-
-
-@pytest.fixture
-def dev(env_document) -> dict:
-    return copy.deepcopy(env_document("dev"))
+from k3s_infra.config import ConfigError, rules as config_rules, validate
 
 
 def pool(d: dict) -> dict:
@@ -180,6 +174,7 @@ def test_without_botocores_data_sizes_assume_the_longest_partition(monkeypatch):
 def rancher(d: dict, hostname: str) -> None:
     d["addons"] = {"rancher": {"enabled": True, "values": {"hostname": hostname}}}
 
+
 MESSAGES = {
     # field path, mutation, the exact message (what the user reads)
     "name too long": ("addons.rancher.values.hostname", lambda d: rancher(d, "a." * 150),
@@ -239,3 +234,26 @@ def test_a_long_bad_label_is_quoted_in_part(dev):
     rancher(dev, "a" * 80 + "-.example.com")
     with pytest.raises(ConfigError, match=rf"'{'a' * 70}' is not a DNS label"):
         validate(dev, "dev.yaml")
+
+
+# --- S3 bucket names (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html)
+
+@pytest.mark.parametrize("name", ["my.-bucket", "my-.bucket", "a..b"])
+def test_a_period_next_to_a_dash_or_a_period_is_refused(name):
+    with pytest.raises(ValueError, match=r"no '\.\.', '\.-' or '-\.'"):
+        config_rules.bucket_name(name)
+
+
+def test_a_bucket_name_refusal_says_the_rule_and_echoes_at_most_80_characters():
+    with pytest.raises(ValueError) as caught:
+        config_rules.bucket_name("B" * 100)
+    message = str(caught.value)
+    assert message.startswith(repr("B" * 80) + ":")
+    assert "3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit" in message
+
+
+def test_a_reserved_bucket_name_lists_what_s3_reserves():
+    with pytest.raises(ValueError) as caught:
+        config_rules.bucket_name("bucket--ol-s3")
+    assert "xn--, sthree-, amzn-s3-demo-" in str(caught.value)
+    assert "-s3alias, --ol-s3, .mrap, --x-s3, --table-s3" in str(caught.value)

@@ -1,12 +1,14 @@
-"""The YAML emitter: whatever it writes, PyYAML reads back as the same data."""
+"""The YAML emitter (k3s_infra/config/yaml_text.py): whatever it writes, PyYAML reads back as
+the same data; block style, with scripts as literal blocks.
+"""
 
 from __future__ import annotations
 
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from k3s_infra.config.yaml_text import dump
+
 
 tricky = st.sampled_from([
     "", " ", "yes", "No", "on", "null", "~", "true", "1", "0x1F", "1e3", "1_000", "2026-11-26", "12:30:00",
@@ -15,8 +17,11 @@ tricky = st.sampled_from([
     "é ü", "line\r\nwin", "${AWS::StackName}/Security", "arn:aws:s3:::b/*", "Fn::GetAtt", "0600", ".5", "-1",
     "a\x00b", "\u2028", "x" * 300,
 ])
+
 keys = st.one_of(st.text(max_size=10), tricky)
+
 leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40), tricky)
+
 data = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                     st.dictionaries(keys, inner, max_size=4)), max_leaves=25)
 

@@ -1,65 +1,54 @@
-"""Add-ons: opt-in config, pinned HelmCharts in the servers' user data, secrets never in YAML,
-and an environment with every add-on on still renders cfn-lint clean within EC2's 16 KB."""
+"""Add-ons as HelmCharts (k3s_infra/model/addons.py): off unless asked for (the cluster
+autoscaler on by default where a pool can grow), one line enables an add-on with the
+catalog's defaults, version, repository and values override the catalog, an add-on brings
+what it requires, every server writes every chart at its pinned version, and what an add-on
+needs on the nodes follows it: Longhorn's packages and iscsi_tcp (https://longhorn.io/docs/1.9.1/deploy/install/)
+with K3s's local-path class no longer the default (https://docs.k3s.io/installation/packaged-components),
+rebalance draining only when asked (aws-node-termination-handler v1.25.2
+pkg/interruptionevent/draincordon/handler.go), the autoscaler's chart pinned per Kubernetes
+minor and run on the servers with auto-discovery (the chart's values.yaml at 9.51.0), the
+node termination handler's queue URL given at boot, and a user's own secret read at boot.
+"""
 
 from __future__ import annotations
 
-import json
+import re
+from pathlib import Path
 
 import pytest
 import yaml
 
 from k3s_infra import bootstrap
-from k3s_infra.model import addons
-from k3s_infra.model import limits
-from k3s_infra.config.catalog import CATALOG
-from k3s_infra.config import ConfigError, load_environment, validate
-from k3s_infra.render import render, write
-from k3s_infra.model import roles
-from oracle_helpers import ALL_ADDONS, user_data_text
-from fixture_scope import shared
+from k3s_infra.config import read_document, validate
+from k3s_infra.config.catalog import CATALOG, NTH_MANAGED_TAG
+from k3s_infra.model import addons, roles
+
+from tests.support.addons import charts_of, nth_values as _nth_values, with_addons, write_files
+from tests.support.autoscaler import CONTROL_PLANE, PREFIX, SCALING, cluster_of, groups, server_chart
+from tests.support.iam_policies import allow_statements, as_list
+from tests.support.oracle_helpers import user_data_sub as _user_data
+from tests.support.rendering import rendered_templates
+
 
 SERVER_STACKS = ("ServerInit", "Servers")
 
+NODE_STACK = re.compile(r"^(ServerInit|Servers|AgentPool.*)$")
 
-@pytest.fixture(scope=shared("module"))
-def everything(tmp_path_factory):
-    """The all-add-ons test environment, rendered to disk and parsed back."""
-    env = load_environment(path=ALL_ADDONS)
-    rendering = render(env)
-    folder = write(rendering, tmp_path_factory.mktemp("addons") / env.name)
-    templates = {s.stack_id: yaml.safe_load((folder / s.file).read_text()) for s in rendering.stacks}
-    return env, rendering, folder, templates
+ROOT = Path(__file__).resolve().parents[3]
 
 
-def write_files(template: dict) -> dict[str, dict]:
-    # The static entries are base64 text, so Fn::Sub variables never reach them.
-    return {f["path"]: f for f in yaml.safe_load(user_data_text(template))["write_files"]}
+def _server_config(templates: dict, stack_id: str = "ServerInit") -> dict:
+    return yaml.safe_load(write_files(templates[stack_id])[bootstrap.K3S_CONFIG]["content"])
 
 
-def charts_of(template: dict) -> dict[str, dict]:
-    """HelmCharts a node stack's user data writes into the manifests dir, by name."""
-    entry = write_files(template).get(bootstrap.ADDONS_MANIFEST)
-    if entry is None:
-        return {}
-    assert entry["encoding"] == "gz+b64" and entry["permissions"] == "0600"
-    documents = [d for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d is not None]
-    assert all(d["apiVersion"] == "helm.cattle.io/v1" and d["kind"] == "HelmChart" for d in documents)
-    return {d["metadata"]["name"]: d for d in documents}
+USER_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/grafana-admin-AbC123"
 
 
-def with_addons(env_document, base: str = "dev", **addon_settings) -> object:
-    document = env_document(base)
-    # One add-on at a time: the autoscaler, on by default where pools can grow, is tested
-    # in test_autoscaler.
-    document["addons"] = {"cluster_autoscaler": {"enabled": False}, **addon_settings}
-    return validate(document, f"{base}.yaml")
-
-
-# --- config -------------------------------------------------------------------
+# --- switched on and off ------------------------------------------------------------
 
 def test_addons_are_off_unless_asked_for(env_document):
     document = env_document("dev")
-    for pool in document["agent_pools"]:  # pools that can grow switch the autoscaler on (test_autoscaler)
+    for pool in document["agent_pools"]:  # pools that can grow switch the autoscaler on (config/test_model.py)
         pool["min_size"] = pool["max_size"] = pool["desired"]
     env = validate(document, "dev.yaml")
     assert addons.enabled(env) == []
@@ -100,43 +89,39 @@ def test_an_addon_brings_what_it_requires(env_document):
     assert addons.enabled(env) == ["cert_manager", "rancher", "victoria_metrics", "grafana"]
 
 
-@pytest.mark.parametrize("settings, path, fragment", [
-    ({"rancher": {"enabled": True, "values": {"hostname": "r.example.com", "bootstrapPassword": "hunter2"}}},
-     "addons.rancher.values.bootstrapPassword", "never written in YAML"),
-    ({"grafana": {"values": {"adminPassword": "admin"}}}, "addons.grafana.values.adminPassword", "Secrets Manager"),
-    ({"rancher": {"enabled": True}}, "addons.rancher.values.hostname", "required when rancher is enabled"),
-    ({"longhorn": {"enabled": True, "version": "latest"}}, "addons.longhorn.version", "pinned chart version"),
-    ({"longhorn": {"enabled": "yes"}}, "addons.longhorn.enabled", "bool"),
-    ({"longhorn": {"enabled": True, "chart": "other"}}, "addons.longhorn.chart", "unknown key"),
-    ({"istio": {"enabled": True}}, "addons.istio", "unknown key"),
-    ({"vault": {"enabled": True, "repo": "http://insecure.example.com"}}, "addons.vault.repo", "https://"),
-])
-def test_bad_addon_settings_are_refused_with_the_field(env_document, settings, path, fragment):
+def test_disabled_addons_are_absent(env_document):
+    env = with_addons(env_document, vault={"enabled": True}, gatekeeper={"enabled": False})
+    document = yaml.safe_load(bootstrap.cloud_config(env, roles.SERVER))
+    (entry,) = [f for f in document["write_files"] if f["path"] == bootstrap.ADDONS_MANIFEST]
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d]
+    assert names == ["vault"]
+    boot_env = document["write_files"][0]["content"]
+    assert "PACKAGES=" not in boot_env and "ADDON_SECRETS=" not in boot_env
+
+
+def test_explicit_enable_on_fixed_pools(env_document):
     document = env_document("dev")
-    document["addons"] = settings
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "dev.yaml")
-    problems = dict(caught.value.problems)
-    assert path in problems, caught.value.problems
-    assert fragment in problems[path]
+    document["agent_pools"][0].update(min_size=2, desired=2, max_size=2)
+    document["addons"] = {"cluster_autoscaler": {"enabled": True}}
+    assert "cluster_autoscaler" in addons.enabled(validate(document, "dev.yaml"))
 
 
-# --- every add-on on ---------------------------------------------------------------
+def test_enabled_false_removes_chart_tags_and_permissions(env_document):
+    from k3s_infra.render import render
 
-def test_every_addon_renders_cfn_lint_clean(everything, linter):
-    env, rendering, folder, _ = everything
-    assert set(addons.enabled(env)) == set(CATALOG)
-    assert linter.lint_rendering(rendering, folder) == []
-
-
-def test_every_addon_fits_in_the_user_data_limit(everything):
-    env, _, _, templates = everything
+    document = env_document("prod")
+    document["addons"] = {"cluster_autoscaler": {"enabled": False}}
+    env = validate(document, "prod.yaml")
+    assert "cluster_autoscaler" not in addons.enabled(env)
+    templates = {s.stack_id: yaml.safe_load(s.body) for s in render(env).stacks}
     for stack_id, template in templates.items():
-        if not any(r["Type"] == "AWS::EC2::LaunchTemplate" for r in template.get("Resources", {}).values()):
-            continue
-        worst = bootstrap.resolve(user_data_text(template), bootstrap.worst_case_values(env)).encode()
-        assert len(worst) <= limits.MAX_USER_DATA_BYTES, stack_id
+        for group in groups(template):
+            assert not [t for t in group["Tags"] if t["Key"].startswith(PREFIX)], stack_id
+    actions = {a for _, _, s in allow_statements(templates) for a in as_list(s["Action"])}
+    assert not actions & SCALING
 
+
+# --- charts at their pinned versions --------------------------------------------------
 
 @pytest.mark.parametrize("stack_id", SERVER_STACKS)
 def test_every_server_writes_every_helmchart_with_its_pinned_version(everything, stack_id):
@@ -153,54 +138,54 @@ def test_every_server_writes_every_helmchart_with_its_pinned_version(everything,
     assert yaml.safe_load(charts["rancher"]["spec"]["valuesContent"])["hostname"] == "rancher.addons.example.com"
 
 
-def test_agents_carry_no_manifests(everything):
-    _, _, _, templates = everything
-    for stack_id in (s for s in templates if s.startswith("AgentPool")):
-        files = write_files(templates[stack_id])
-        assert not any(path.startswith(bootstrap.MANIFESTS_DIR) for path in files), stack_id
+@pytest.mark.parametrize("k3s_version, chart", [("v1.33.5+k3s1", "9.51.0"), ("v1.32.3+k3s1", "9.46.6")])
+def test_chart_version_matches_the_kubernetes_minor(env_document, k3s_version, chart):
+    document = env_document("dev")
+    document["k3s"]["version"] = k3s_version
+    (spec,) = [c["spec"] for c in addons.charts(validate(document, "dev.yaml"))
+               if c["metadata"]["name"] == "cluster-autoscaler"]
+    assert spec["version"] == chart
 
 
-def test_disabled_addons_are_absent(env_document):
-    env = with_addons(env_document, vault={"enabled": True}, gatekeeper={"enabled": False})
-    document = yaml.safe_load(bootstrap.cloud_config(env, roles.SERVER))
-    (entry,) = [f for f in document["write_files"] if f["path"] == bootstrap.ADDONS_MANIFEST]
-    names = [d["metadata"]["name"] for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d]
-    assert names == ["vault"]
-    boot_env = document["write_files"][0]["content"]
-    assert "PACKAGES=" not in boot_env and "ADDON_SECRETS=" not in boot_env
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_chart_runs_on_the_servers_with_auto_discovery_in_the_host_network(rendered, name):
+    document = read_document(ROOT / "environments" / f"{name}.yaml")
+    chart = server_chart(rendered[name])
+    assert chart["spec"]["repo"] == "https://kubernetes.github.io/autoscaler"
+    assert chart["spec"]["chart"] == "cluster-autoscaler" and chart["spec"]["version"] == "9.51.0"
+    values = yaml.safe_load(chart["spec"]["valuesContent"])
+    assert values["cloudProvider"] == "aws"
+    assert values["autoDiscovery"]["clusterName"] == cluster_of(document)
+    assert values["awsRegion"] == document["region"]
+    # hostNetwork: IMDS is one hop away, so the servers' hop limit 1 suffices.
+    assert values["hostNetwork"] is True and values["dnsPolicy"] == "Default"
+    assert values["nodeSelector"] == {CONTROL_PLANE: "true"}
+    assert {"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    args = values["extraArgs"]
+    assert args["expander"] == "least-waste" and args["balance-similar-node-groups"] is True
+    assert args["skip-nodes-with-system-pods"] is False
+    assert {"scale-down-unneeded-time", "scale-down-delay-after-add"} <= set(args)
+    assert charts_of(rendered[name].templates["Servers"])["cluster-autoscaler"] == chart
 
 
-def test_secret_values_are_generated_in_secrets_manager_and_never_rendered(everything):
-    env, rendering, _, templates = everything
-    secrets = {k: r for k, r in templates["ClusterData"]["Resources"].items()
-               if r["Type"] == "AWS::SecretsManager::Secret"}
-    for spec in addons.secret_specs(env):
-        secret = secrets[spec.logical_id]["Properties"]
-        assert "GenerateSecretString" in secret and "SecretString" not in secret
-        assert secret["KmsKeyId"] == {"Fn::GetAtt": ["ClusterKey", "Arn"]}
-        assert templates["ClusterData"]["Outputs"][spec.output]["Value"] == {"Ref": spec.logical_id}
-        # Wired by the root into the IAM stack and both server stacks, nowhere else.
-        users = {s for s, r in templates["Root"]["Resources"].items()
-                 if spec.output in r["Properties"].get("Parameters", {})}
-        assert users == {"NodeIam", *SERVER_STACKS}
-    assert {s.value_key for s in addons.secret_specs(env)} == {"bootstrapPassword", "adminPassword"}
-    for stack_id in SERVER_STACKS:
-        charts = charts_of(templates[stack_id])
-        for spec in addons.secret_specs(env):
-            spec_values = yaml.safe_load(charts[addons.chart_name(spec.addon)]["spec"]["valuesContent"])
-            assert spec.value_key not in spec_values
-            assert charts[addons.chart_name(spec.addon)]["spec"]["valuesSecrets"][0]["keys"] == [addons.VALUES_KEY]
+def test_the_handler_chart_runs_on_servers_and_gets_its_queue_at_boot(rendered):
+    r = rendered["prod"]
+    (chart,) = [c for c in addons.charts(r.env) if c["metadata"]["name"] == "node-termination-handler"]
+    values = yaml.safe_load(chart["spec"]["valuesContent"])
+    assert values["enableSqsTerminationDraining"] is True
+    assert values["nodeSelector"] == {"node-role.kubernetes.io/control-plane": "true"}
+    assert values["awsRegion"] == r.env.region and values["managedTag"] == NTH_MANAGED_TAG
+    assert "queueURL" not in values  # a deploy-time value: a Secret written at boot
+    (boot_value,) = [v for v in addons.boot_values(r.env) if v.addon == "node_termination_handler"]
+    assert chart["spec"]["valuesSecrets"] == [{"name": boot_value.kubernetes_secret, "keys": ["values.yaml"]}]
+    for stack_id in ("ServerInit", "Servers"):
+        wired = r.templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"]["DrainQueueUrl"]
+        assert wired == {"Fn::GetAtt": ["Draining", "Outputs.DrainQueueUrl"]}
+    for stack_id in (s for s in r.templates if s.startswith("AgentPool")):
+        assert "DrainQueueUrl" not in r.templates[stack_id]["Parameters"]
 
 
-def test_only_the_server_role_reads_the_addon_secrets(everything):
-    env, _, _, templates = everything
-    roles = {k: r for k, r in templates["NodeIam"]["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    server = {s["Sid"]: s for s in roles["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
-    assert server["ReadAddonSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
-    assert server["ReadAddonSecrets"]["Resource"] == [{"Ref": s.output} for s in addons.secret_specs(env)]
-    agent = json.dumps(roles["AgentRole"])
-    assert not any(s.output in agent for s in addons.secret_specs(env))
-
+# --- what an add-on needs on the nodes -------------------------------------------------
 
 def test_longhorn_packages_are_installed_on_every_node(everything):
     _, _, _, templates = everything
@@ -210,27 +195,67 @@ def test_longhorn_packages_are_installed_on_every_node(everything):
         assert "SERVICES='iscsid'" in boot_env, stack_id
 
 
-def test_rendering_is_deterministic_with_addons():
-    env = load_environment(path=ALL_ADDONS)
-    first, second = render(env), render(env)
-    assert [s.body for s in first.stacks] == [s.body for s in second.stacks]
+def test_longhorn_loads_iscsi_tcp_and_leaves_one_default_storage_class(env_document):
+    """Longhorn needs iscsi_tcp loaded (https://longhorn.io/docs/1.9.1/deploy/install/); K3s's
+    local-path class is a default class until `disable: local-storage`
+    (https://docs.k3s.io/installation/packaged-components)."""
+    from tests.support.oracle_helpers import user_data_text
+
+    on = rendered_templates(with_addons(env_document, "dev", longhorn={"enabled": True}))
+    for stack_id in (s for s in on if NODE_STACK.match(s)):
+        document = yaml.safe_load(user_data_text(on[stack_id]))
+        assert ["modprobe", "iscsi_tcp"] in document["bootcmd"], stack_id
+        (modules,) = [f for f in document["write_files"] if f["path"].startswith("/etc/modules-load.d/")]
+        assert modules["content"].split() == ["iscsi_tcp"]
+    assert "local-storage" in _server_config(on)["disable"]
+    assert "local-storage" in _server_config(on, "Servers")["disable"]  # identical on every server
+    off = rendered_templates(with_addons(env_document, "dev"))
+    assert "local-storage" not in _server_config(off)["disable"]
+    assert "bootcmd" not in yaml.safe_load(user_data_text(off["ServerInit"]))
+    kept = rendered_templates(with_addons(env_document, "dev", longhorn={
+        "enabled": True, "values": {"persistence": {"defaultClass": False}}}))
+    assert "local-storage" not in _server_config(kept)["disable"]
 
 
-def test_graph_of_every_addon_names_every_stack_and_security_group_edge(everything):
-    import subprocess
-    import sys
+def test_rebalance_recommendations_drain_only_when_asked(env_document):
+    """Queue-mode NTH cordons only if cordonOnly, which covers every event; otherwise it drains
+    what it receives (v1.25.2 pkg/interruptionevent/draincordon/handler.go). Rebalance events
+    therefore reach the queue only when enableRebalanceDraining is set."""
+    def rules(env):
+        return {k for k, v in rendered_templates(env)["Draining"]["Resources"].items()
+                if v["Type"] == "AWS::Events::Rule"}
 
-    from test_graph import mermaid_edges, source_node
+    default = with_addons(env_document, "prod")
+    asked = with_addons(env_document, "prod", node_termination_handler={"values": {"enableRebalanceDraining": True}})
+    assert "RebalanceRule" not in rules(default) and "RebalanceRule" in rules(asked)
+    assert _nth_values(default).get("cordonOnly") is not True  # terminations must drain
 
-    _, _, _, templates = everything
-    result = subprocess.run([sys.executable, "-m", "k3s_infra", "graph", "--config", str(ALL_ADDONS)],
-                            cwd=ALL_ADDONS.parents[2], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    for stack_id in templates["Root"]["Resources"]:
-        assert f'subgraph {stack_id}["{stack_id} stack"]' in result.stdout
-    assert "Draining" in templates["Root"]["Resources"]
-    edges = mermaid_edges(result.stdout)
-    for resource in templates["Security"]["Resources"].values():
-        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
-            p = resource["Properties"]
-            assert (source_node(p), "Security_" + p["GroupId"]["Fn::GetAtt"][0]) in edges
+
+def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
+    import yaml
+
+    from k3s_infra import bootstrap
+    from k3s_infra.config import validate
+    from k3s_infra.render import render
+
+    document = env_document("dev")
+    document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": USER_ARN}}}
+    rendering = render(validate(document, "dev.yaml"))
+    templates = {s.stack_id: yaml.safe_load(s.body) for s in rendering.stacks}
+    # No generated secret for the value the user supplies.
+    assert not [r for r in templates["ClusterData"]["Resources"].values()
+                if r["Type"] == "AWS::SecretsManager::Secret" and "grafana" in r["Properties"]["Name"]]
+    # The servers' role may read exactly that ARN.
+    role = next(r for r in templates["NodeIam"]["Resources"].values()
+                if r["Type"] == "AWS::IAM::Role" and "server" in str(r).lower())
+    statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
+                  if s.get("Sid") == "ReadAddonSecrets"]
+    assert statements and USER_ARN in statements[0]["Resource"]
+    assert all(s["Resource"] != "*" for s in statements)
+    # The boot reads it into the chart's values Secret (boot.env ADDON_SECRETS: name=key=arn).
+    text, variables = _user_data(templates["ServerInit"])
+    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
+    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
+    assert f"=adminPassword={USER_ARN}" in files[bootstrap.BOOT_ENV]
+    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
+    assert any("admin-password" in v["name"] for v in grafana["spec"]["valuesSecrets"])

@@ -1,4 +1,7 @@
-"""`k3s-infra graph`: the diagram names every nested stack and every security-group edge."""
+"""``k3s-infra graph`` (k3s_infra/render/graph.py): the diagram names every nested stack and every
+security-group edge with its ports, links groups to their security groups and load balancers
+to their targets, shows both API doors, and the drain queue with its rules when draining.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from k3s_infra.render import graph
 from k3s_infra.config import available_environments
+from k3s_infra.render import graph
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.oracle_helpers import ALL_ADDONS
+
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def mermaid_edges(text: str) -> dict[tuple[str, str], str]:
@@ -61,3 +67,54 @@ def test_diagram_links_groups_to_their_security_groups_and_targets(rendered):
     assert {label for _, label in d.external} == set(r.env.api.allowed_cidrs)
     dot = graph.dot(d)
     assert dot.startswith("digraph k3s {") and dot.count("subgraph cluster_") == len(r.root["Resources"])
+
+
+def test_graph_of_every_addon_names_every_stack_and_security_group_edge(everything):
+    import subprocess
+    import sys
+
+
+    _, _, _, templates = everything
+    result = subprocess.run([sys.executable, "-m", "k3s_infra", "graph", "--config", str(ALL_ADDONS)],
+                            cwd=ALL_ADDONS.parents[2], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for stack_id in templates["Root"]["Resources"]:
+        assert f'subgraph {stack_id}["{stack_id} stack"]' in result.stdout
+    assert "Draining" in templates["Root"]["Resources"]
+    edges = mermaid_edges(result.stdout)
+    for resource in templates["Security"]["Resources"].values():
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress":
+            p = resource["Properties"]
+            assert (source_node(p), "Security_" + p["GroupId"]["Fn::GetAtt"][0]) in edges
+
+
+def test_graph_shows_both_doors(rendered):
+    from k3s_infra.render import graph
+
+    r = rendered["prod"]
+    d = graph.diagram(r.env, r.templates)
+    labels = dict(d.stacks["ApiEndpoint"])
+    assert labels["ApiEndpoint_ApiLoadBalancer"] == "NLB internal :6443"
+    assert labels["ApiEndpoint_PublicApiLoadBalancer"] == "NLB internet-facing :6443"
+    links = set(d.links)
+    for nlb in ("ApiEndpoint_ApiLoadBalancer", "ApiEndpoint_PublicApiLoadBalancer"):
+        assert (nlb, "ServerInit_ServerGroup", "targets :6443") in links
+    assert ("ApiEndpoint_PublicApiLoadBalancer", "Security_PublicApiLoadBalancerSecurityGroup", "wears") in links
+    edges = {(s, t): label for s, t, label in d.edges}
+    for cidr in r.env.api.allowed_cidrs:
+        source = "cidr_" + "".join(c if c.isalnum() else "_" for c in cidr)
+        assert edges[(source, "Security_PublicApiLoadBalancerSecurityGroup")] == "tcp 6443"
+
+
+def test_the_diagram_shows_the_queue_and_its_rules_when_draining(rendered):
+    from k3s_infra.render import graph
+
+    on = graph.diagram(rendered["prod"].env, rendered["prod"].templates)
+    labels = dict(on.stacks["Draining"])
+    assert labels["Draining_DrainQueue"] == "SQS queue (node termination handler)"
+    assert labels["Draining_AsgTerminateRule"] == "EventBridge: EC2 Instance-terminate Lifecycle Action"
+    rules = [n for n in labels if n != "Draining_DrainQueue"]
+    assert {(rule, "Draining_DrainQueue", "delivers to") for rule in rules} <= set(on.links)
+    assert 'subgraph Draining["Draining stack"]' in graph.mermaid(on)
+    off = graph.diagram(rendered["dev"].env, rendered["dev"].templates)
+    assert "Draining" not in off.stacks and not any("Queue" in n for n, _, _ in off.links)

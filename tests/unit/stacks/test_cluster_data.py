@@ -1,21 +1,23 @@
-"""Data safety and safe updates: retention in protected environments, versioned
-snapshots, and rolling updates that keep etcd quorum and roll servers before agents."""
+"""The cluster data stack (stacks/cluster_data.py): tokens, kubeconfig slot, cluster key and
+snapshot bucket kept exactly in protected environments (RetainExceptOnCreate on delete, so a
+failed first create still rolls back clean; Retain on replacement) and deleted otherwise, in
+every stack an environment file renders; and the cluster-state marker is no CloudFormation
+resource (the first server creates it), in no stack at all.
+"""
 
 from __future__ import annotations
 
-import pytest
+import yaml
 
-from k3s_infra.config import available_environments
+from k3s_infra.config import load_environment
+from k3s_infra.render import render
 
-
-@pytest.fixture(params=available_environments())
-def r(request, rendered):
-    return rendered[request.param]
+from tests.support.oracle_helpers import DEPLOYABLE, plain_document
 
 
-def group(r, stack_id: str) -> dict:
-    (asg,) = r.resources(stack_id, "AWS::AutoScaling::AutoScalingGroup").values()
-    return asg
+# AWS::* DeletionPolicy values that keep the resource when its stack is deleted
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html).
+KEEPS_ON_DELETE = {"Retain", "RetainExceptOnCreate"}
 
 
 def test_cluster_data_is_retained_exactly_in_protected_environments(r):
@@ -29,43 +31,27 @@ def test_cluster_data_is_retained_exactly_in_protected_environments(r):
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (on_delete, on_replace), logical
 
 
-def test_snapshot_bucket_is_versioned(r):
-    bucket = r.resources("ClusterData", "AWS::S3::Bucket")["SnapshotBucket"]["Properties"]
-    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
+    """From the environment files: protected ones keep every secret (add-on secrets included),
+    the cluster key and the snapshot bucket; others delete them."""
+    kinds = {"AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::S3::Bucket"}
+    for path in DEPLOYABLE:
+        protected = plain_document(path).get("protected", False)
+        rendering = render(load_environment(path=path))
+        found = 0
+        for stack in rendering.children:
+            for logical, resource in yaml.safe_load(stack.body)["Resources"].items():
+                if resource["Type"] in kinds:
+                    found += 1
+                    policy = resource.get("DeletionPolicy", "Delete")
+                    assert (policy in KEEPS_ON_DELETE) is protected, (path.name, logical, policy)
+                    if protected:
+                        assert resource.get("UpdateReplacePolicy") == "Retain", (path.name, logical)
+        assert found >= 5, path.name
 
 
-@pytest.mark.parametrize("stack_id", ["ServerInit", "Servers"])
-def test_servers_roll_one_at_a_time(r, stack_id):
-    policy = group(r, stack_id)["UpdatePolicy"]["AutoScalingRollingUpdate"]
-    assert policy["MaxBatchSize"] == 1
-    # Terminate-first: never two new etcd members at once, never a surge member.
-    assert policy["MinInstancesInService"] == 0
-    assert policy["PauseTime"].startswith("PT")
-    assert "HealthCheck" in policy["SuspendProcesses"]
-
-
-def test_agent_pools_roll_in_batches_keeping_most_capacity(r):
-    for pool in r.env.agent_pools:
-        stack_id = next(s for s in r.templates if s.startswith("AgentPool") and
-                        r.templates[s]["Description"].split("agent pool ")[1].startswith(pool.name + " "))
-        policy = group(r, stack_id)["UpdatePolicy"]["AutoScalingRollingUpdate"]
-        assert 1 <= policy["MaxBatchSize"] <= max(1, pool.desired // 2)
-        assert policy["MinInstancesInService"] < pool.max_size
-        assert policy["MinInstancesInService"] + policy["MaxBatchSize"] >= min(pool.desired, pool.max_size - 1)
-
-
-def test_root_rolls_server_groups_in_turn_and_agents_after_servers(r):
-    stacks = r.resources("Root", "AWS::CloudFormation::Stack")
-    assert stacks["Servers"]["DependsOn"] == ["ServerInit"]
-    assert "DependsOn" not in stacks["ServerInit"]
-    for stack_id, stack in stacks.items():
-        if stack_id.startswith("AgentPool"):
-            assert stack["DependsOn"] == ["Servers"]
-
-
-def test_agent_batch_sizes_from_pool_size():
-    from k3s_infra.components.auto_scaling_group import agent_rolling_update
-
-    assert (agent_rolling_update(8, 12).max_batch, agent_rolling_update(8, 12).min_in_service) == (2, 6)
-    assert (agent_rolling_update(1, 3).max_batch, agent_rolling_update(1, 3).min_in_service) == (1, 0)
-    assert agent_rolling_update(3, 3).min_in_service == 2  # stays below MaxSize
+def test_no_ssm_parameter_resource_anywhere(templates):
+    _, children = templates
+    for stack_id, template in children.items():
+        types = {r["Type"] for r in template.get("Resources", {}).values()}
+        assert "AWS::SSM::Parameter" not in types, stack_id

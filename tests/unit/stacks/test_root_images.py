@@ -1,35 +1,39 @@
-"""Graviton (arm64) nodes: each node stack gets the pinned image of its instance types'
-architecture, a pool never mixes architectures, and the single-image form of before is
-refused with the new form shown.
+"""Graviton (arm64) nodes and the root's image parameters (stacks/root.py: image_parameters,
+stack_architecture): each node stack gets the pinned image of its instance types'
+architecture, one root parameter per architecture in use.
 
 The expected architecture comes from this file's own table of AWS's Graviton instance
 families (https://aws.amazon.com/ec2/graviton/ and
 https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html: a ``g``
-after the generation means Graviton), never from k3s_infra.config.architectures."""
+after the generation means Graviton), never from k3s_infra.config.architectures.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 import yaml
 
 from k3s_infra.config import available_environments
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.rendering import render_changed_dev as _render
+
+
 ENVIRONMENTS = available_environments()
 
 GRAVITON_FAMILIES = {
     "a1", "t4g", "m6g", "m6gd", "m7g", "m7gd", "m8g", "m8gd", "c6g", "c6gd", "c6gn", "c7g", "c7gd", "c7gn",
     "c8g", "r6g", "r6gd", "r7g", "r7gd", "r8g", "x2gd", "x8g", "im4gn", "is4gen", "i4g", "i8g", "g5g", "hpc7g",
 }
+
+
 # x86_64 families the shipped environments use (a type in neither set fails the test, so the
 # table is extended rather than guessed).
 X86_FAMILIES = {"t3", "t3a", "m5", "m6i", "m6a", "m7i", "m7a", "c6i", "c7i", "r6i", "r7i"}
+
+
 # The root's image parameter per architecture: the interface the deployer pins (README).
 ROOT_IMAGE = {"x86_64": "ImageId", "arm64": "ImageIdArm64"}
+
+
 # Amazon Linux 2023's public parameters (https://docs.aws.amazon.com/linux/al2023/ug/ec2.html).
 AL2023 = {"x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
           "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"}
@@ -47,11 +51,6 @@ def node_stacks(r) -> dict[str, list[str]]:
     for pool in r.env.agent_pools:
         stacks["AgentPool" + "".join(w.capitalize() for w in pool.name.split("-"))] = list(pool.instance_types)
     return stacks
-
-
-@pytest.fixture(params=ENVIRONMENTS)
-def r(request, rendered):
-    return rendered[request.param]
 
 
 def test_each_node_stack_gets_the_pinned_image_of_its_architecture(r):
@@ -80,39 +79,6 @@ def test_prod_runs_a_graviton_pool(rendered):
     prod = rendered["prod"]
     assert {architecture(t) for p in prod.env.agent_pools for t in p.instance_types} == {"x86_64", "arm64"}
     assert "ImageIdArm64" in prod.root["Parameters"]
-
-
-def _render(tmp_path: Path, change) -> subprocess.CompletedProcess:
-    document = yaml.safe_load((ROOT / "environments" / "dev.yaml").read_text())
-    change(document)
-    env_file = tmp_path / "env.yaml"
-    env_file.write_text(yaml.safe_dump(document))
-    return subprocess.run([sys.executable, "-m", "k3s_infra", "render", "--config", str(env_file),
-                           "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-
-def _pool(document: dict) -> dict:
-    return document["agent_pools"][0]
-
-
-def test_a_pool_mixing_architectures_is_refused_by_the_cli(tmp_path):
-    result = _render(tmp_path, lambda d: _pool(d).update(instance_types=["m6i.large", "m7g.large"]))
-    assert result.returncode == 2, result.stderr
-    name = yaml.safe_load((ROOT / "environments" / "dev.yaml").read_text())["agent_pools"][0]["name"]
-    assert f"agent_pools[{name}].instance_types: mixes architectures" in result.stderr
-    assert "m6i.large (x86_64)" in result.stderr and "m7g.large (arm64)" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("field, value", [
-    ("ami_parameter", "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"),
-    ("ami_id", "ami-0123456789abcdef0")])
-def test_the_single_image_form_is_refused_showing_the_new_form(tmp_path, field, value):
-    result = _render(tmp_path, lambda d: d.setdefault("nodes", {}).update({field: value}))
-    assert result.returncode == 2, result.stderr
-    assert f"nodes.{field}: one per architecture: write {field}: {{x86_64: " in result.stderr
-    assert value in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_graviton_servers_and_pool_use_only_the_arm64_image(tmp_path):

@@ -1,10 +1,13 @@
-"""The IAM evaluator the decision tests use, against outcomes the IAM User Guide documents
-(policy evaluation logic, condition operators, multiple context keys and values)."""
+"""The IAM evaluator the decision tests use (tests/support/iam_eval.py), against outcomes the IAM
+User Guide documents (policy evaluation logic, condition operators, multiple context keys and
+values).
+"""
 
 from __future__ import annotations
 
 import pytest
-from iam_eval import Request, allowed
+
+from tests.support.iam_eval import Request, allowed
 
 
 def policy(*statements: dict) -> list[dict]:
@@ -12,6 +15,7 @@ def policy(*statements: dict) -> list[dict]:
 
 
 ALLOW_OBJECTS = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/etcd/*"}
+
 CASES = [
     # (what, policy, request, allowed?)
     ("action names are case-insensitive", policy(ALLOW_OBJECTS),

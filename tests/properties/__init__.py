@@ -1,0 +1,1 @@
+"""Guarantees that span many modules, one file per guarantee."""

@@ -1,0 +1,104 @@
+"""The managed network (k3s_infra/components/network.py, ``network.create``): a VPC with a
+public and a private subnet per zone in disjoint CIDRs, public subnets routed to the internet
+gateway, private ones through one NAT, one per zone (each zone through its own) or none (then
+interface endpoints for every AWS API the nodes call, reachable on 443 from the VPC), an S3
+gateway endpoint on the private route tables, flow logs; every node stack takes the private
+subnets through the same parameters a brought network fills; cfn-lint clean in each variant.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+import yaml
+
+from k3s_infra.config import validate
+from k3s_infra.render import render, write
+
+
+def _variant(env_document, tmp_path, nat: str, zones: int = 3):
+    document = env_document("staging")
+    document["network"]["create"] |= {"nat_gateways": nat, "availability_zones": zones}
+    rendering = render(validate(document, "staging.yaml"))
+    folder = write(rendering, tmp_path / nat)
+    templates = {s.stack_id: yaml.safe_load((folder / s.file).read_text()) for s in rendering.stacks}
+    return rendering, folder, templates
+
+
+def _by_type(template: dict, type_: str) -> dict[str, dict]:
+    return {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def _default_routes(network: dict) -> dict[str, dict]:
+    """Route table -> its 0.0.0.0/0 route."""
+    return {p["RouteTableId"]["Ref"]: p for p in _by_type(network, "AWS::EC2::Route").values()
+            if p["DestinationCidrBlock"] == "0.0.0.0/0"}
+
+
+def _table_of(network: dict, subnet: str) -> str:
+    (table,) = [p["RouteTableId"]["Ref"] for p in _by_type(network, "AWS::EC2::SubnetRouteTableAssociation").values()
+                if p["SubnetId"] == {"Ref": subnet}]
+    return table
+
+
+@pytest.mark.parametrize("nat,zones", [("one", 3), ("per-az", 3), ("none", 2)])
+def test_managed_network_routes(env_document, tmp_path, linter, nat, zones):
+    rendering, folder, templates = _variant(env_document, tmp_path, nat, zones)
+    network = templates["Network"]
+    (vpc,) = _by_type(network, "AWS::EC2::VPC").values()
+    assert vpc["CidrBlock"] == "10.30.0.0/16" and vpc["EnableDnsSupport"] and vpc["EnableDnsHostnames"]
+    subnets = _by_type(network, "AWS::EC2::Subnet")
+    public = sorted(k for k in subnets if k.startswith("Public"))
+    private = sorted(k for k in subnets if k.startswith("Private"))
+    assert len(public) == len(private) == zones
+    # one zone each, chosen offline; disjoint CIDRs inside the VPC; no public IPs on launch
+    assert sorted(p["AvailabilityZone"]["Fn::Select"][0] for k, p in subnets.items() if k in public) == \
+        list(range(zones))
+    blocks = [ipaddress.ip_network(p["CidrBlock"]) for p in subnets.values()]
+    assert all(b.subnet_of(ipaddress.ip_network("10.30.0.0/16")) for b in blocks)
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+    assert not any(p["MapPublicIpOnLaunch"] for p in subnets.values())
+    routes = _default_routes(network)
+    (gateway,) = _by_type(network, "AWS::EC2::InternetGateway")
+    for subnet in public:
+        assert routes[_table_of(network, subnet)]["GatewayId"] == {"Ref": gateway}
+    nats = _by_type(network, "AWS::EC2::NatGateway")
+    assert len(nats) == {"one": 1, "per-az": zones, "none": 0}[nat]
+    assert all(p["SubnetId"]["Ref"] in public for p in nats.values())
+    used = set()
+    for subnet in private:
+        table = _table_of(network, subnet)
+        if nat == "none":
+            assert table not in routes
+        else:
+            used.add(routes[table]["NatGatewayId"]["Ref"])
+            assert "GatewayId" not in routes[table]
+    assert used == set(nats)
+    if nat == "per-az":  # each zone's private subnet leaves through the NAT in its own zone
+        for subnet in private:
+            target = routes[_table_of(network, subnet)]["NatGatewayId"]["Ref"]
+            zone = subnets[nats[target]["SubnetId"]["Ref"]]["AvailabilityZone"]
+            assert zone == subnets[subnet]["AvailabilityZone"]
+    endpoints = _by_type(network, "AWS::EC2::VPCEndpoint")
+    services = {p["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]: p for p in endpoints.values()}
+    assert services["s3"]["VpcEndpointType"] == "Gateway"
+    assert {t["Ref"] for t in services["s3"]["RouteTableIds"]} == {_table_of(network, s) for s in private}
+    interface = {name for name, p in services.items() if p["VpcEndpointType"] == "Interface"}
+    if nat == "none":
+        assert {"secretsmanager", "ssm", "cloudformation", "ec2", "elasticloadbalancing", "sts",
+                "autoscaling"} <= interface
+        assert all(services[s]["PrivateDnsEnabled"] is True for s in interface)
+        (group,) = _by_type(network, "AWS::EC2::SecurityGroup").values()
+        (rule,) = group["SecurityGroupIngress"]
+        assert (rule["FromPort"], rule["ToPort"], rule["CidrIp"]) == (443, 443, {"Fn::GetAtt": ["Vpc", "CidrBlock"]})
+    else:
+        assert interface == set()
+    (flow,) = _by_type(network, "AWS::EC2::FlowLog").values()
+    assert flow["ResourceId"] == {"Ref": "Vpc"} and flow["TrafficType"] == "ALL"
+    # every other stack takes the network through the same parameters; nodes go private
+    assert templates["Network"]["Outputs"]["SubnetIds"]["Value"] == {"Fn::Join": [",", [{"Ref": s} for s in private]]}
+    for stack_id in ("ServerInit", "Servers", "AgentPoolGeneral"):
+        assert templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"]["SubnetIds"] == \
+            {"Fn::GetAtt": ["Network", "Outputs.SubnetIds"]}
+    assert linter.lint_rendering(rendering, folder) == []

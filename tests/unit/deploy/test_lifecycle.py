@@ -1,0 +1,40 @@
+"""The deploy library's lifecycle (k3s_infra/deploy/lifecycle.py) guards at its own level, not
+only through the CLI: destroy refuses a termination-protected stack before it lifts the
+protection of anything (CloudFormation would refuse too:
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html).
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from k3s_infra.config import load_environment
+from k3s_infra.deploy import DeployError, lifecycle
+from k3s_infra.deploy.aws import Aws
+
+
+@mock_aws
+def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
+    """The library refuses, not only the CLI: CloudFormation itself would also refuse
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-protect-stacks.html),
+    but destroy must say so before it lifts the protection of anything."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    env = load_environment("dev")
+    cfn = boto3.client("cloudformation", region_name=env.region)
+    body = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
+    cfn.create_stack(StackName=env.stack_name, TemplateBody=body, EnableTerminationProtection=True)
+    assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["EnableTerminationProtection"] is True
+    calls = []
+    monkeypatch.setattr(type(cfn), "update_termination_protection", lambda self, **kw: calls.append(kw),
+                        raising=False)
+    with pytest.raises(DeployError, match="termination protection"):
+        lifecycle.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
+    assert calls == []  # protection left as it was
+    assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"

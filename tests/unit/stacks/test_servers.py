@@ -1,0 +1,56 @@
+"""The server stacks (stacks/servers.py): the first server's group of exactly one, the other
+servers sized by parameter (growing from one to three servers changes a value, not the shape
+of the root; dev's group sized zero still renders, its signal count that parameter), servers
+registered with the API target groups and agents not, and server groups never discovered by
+the cluster autoscaler.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from k3s_infra.model import naming
+
+from tests.support.autoscaler import PREFIX, groups
+from tests.support.rendered import node_stacks, public_door
+
+
+NODE_STACKS = ("ServerInit", "Servers")
+
+
+def test_servers_register_with_the_api_target_group_and_agents_do_not(r):
+    for stack in node_stacks(r):
+        (group,) = r.resources(stack, "AWS::AutoScaling::AutoScalingGroup").values()
+        both = [{"Ref": "ApiTargetGroupArn"}, *([{"Ref": "PublicApiTargetGroupArn"}] if public_door(r) else [])]
+        expected = both if stack in NODE_STACKS else None
+        assert group["Properties"].get("TargetGroupARNs") == expected
+
+
+def test_shape_of_root_does_not_depend_on_server_count(rendered):
+    from k3s_infra.config import validate
+    from k3s_infra.render import render
+
+    env = rendered["dev"].env
+    document = env.model_dump(mode="json")
+    document["servers"]["count"] = 3
+    grown = render(validate(document, "test"))
+    assert [c.file for c in grown.children] == [c.file for c in rendered["dev"].rendering.children]
+    same = {c.stack_id: c.body for c in grown.children}
+    assert same == {c.stack_id: c.body for c in rendered["dev"].rendering.children}  # only the root differs
+    assert grown.root.body != rendered["dev"].rendering.root.body
+
+
+def test_dev_groups_sized_zero_still_render_with_a_zero_count(rendered):
+    # dev has one server: the Servers group is sized 0 by parameter, and its Count is that parameter.
+    root = rendered["dev"].root
+    values = root["Resources"]["Servers"]["Properties"]["Parameters"]
+    assert values["DesiredCapacity"] == "0"
+    group = rendered["dev"].templates["Servers"]["Resources"][naming.SERVER_GROUP]
+    assert group["CreationPolicy"]["ResourceSignal"]["Count"] == {"Ref": "DesiredCapacity"}
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_server_groups_are_never_discovered(rendered, name):
+    for stack_id in ("ServerInit", "Servers"):
+        for group in groups(rendered[name].templates[stack_id]):
+            assert not [t for t in group["Tags"] if t["Key"].startswith(PREFIX)], stack_id
