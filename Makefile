@@ -66,21 +66,21 @@ schema: $(STAMP)
 
 # moto with the test harness's CloudFormation shims, for deploying by hand (README: Deploying)
 emulator: $(STAMP)
-	$(BIN)/python -m tests.e2e.emulator --port $(PORT)
+	$(BIN)/python -m tests.support.emulator --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
 # make mutate MUTANTS='k3s_infra.model.ports*'  limits the run to one module's mutants.
-# boot.sh (shell, out of mutmut's reach): tests/test_boot_mutations.py, after mutmut.
+# boot.sh (shell, out of mutmut's reach): tests/mutation/test_boot_mutations.py, after mutmut.
 MUTANTS ?=
 mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,mutate]'
 	$(BIN)/mutmut run $(if $(MUTANTS),"$(MUTANTS)")
 	$(BIN)/mutmut results
 	$(BIN)/python tests/mutation/mutation_recheck.py $(if $(MUTANTS),"$(MUTANTS)")
-	K3S_INFRA_BOOT_MUTATIONS=1 $(BIN)/python -m pytest -q tests/test_boot_mutations.py
+	K3S_INFRA_BOOT_MUTATIONS=1 $(BIN)/python -m pytest -q tests/mutation/test_boot_mutations.py
 
 clean:
 	rm -rf build dist mutants $(VENV) $(CHECKOV_VENV) *.egg-info

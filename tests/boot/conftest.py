@@ -1,9 +1,9 @@
-"""Fixtures of the boot sandbox (see boot_sandbox.py)."""
+"""Fixtures of the boot sandbox (see tests/support/boot_sandbox.py)."""
 
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import REAL_CURL, Sandbox, expand
+from tests.support.boot_sandbox import REAL_CURL, Sandbox, expand
 
 
 @pytest.fixture

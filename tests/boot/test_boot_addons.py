@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from boot_sandbox import ADDON_SECRETS, PARAMETERS, SERVER_TOKEN, AGENT_TOKEN, expand, token_leaks
+from tests.support.boot_sandbox import ADDON_SECRETS, PARAMETERS, SERVER_TOKEN, AGENT_TOKEN, expand, token_leaks
 
 from k3s_infra import bootstrap
 from k3s_infra.model import addons

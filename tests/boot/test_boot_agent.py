@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, REGION, SECURE_AGENT_TOKEN, ZONE, token_leaks
+from tests.support.boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, REGION, SECURE_AGENT_TOKEN, ZONE, token_leaks
 
 from k3s_infra.model import naming
 from k3s_infra.bootstrap import k3s_config

@@ -5,7 +5,7 @@ k3s-arm64, checksums sha256sum-arm64.txt)."""
 
 from __future__ import annotations
 
-from boot_sandbox import OFFICIAL_RELEASES
+from tests.support.boot_sandbox import OFFICIAL_RELEASES
 
 
 def test_the_graviton_pool_of_prod_installs_the_arm64_binary(sandbox, user_data, rendered):

@@ -9,7 +9,7 @@ boots take no longer than the others.
 
 from __future__ import annotations
 
-from boot_sandbox import IMDS_TOKEN, INSTANCE_ID, ZONE
+from tests.support.boot_sandbox import IMDS_TOKEN, INSTANCE_ID, ZONE
 
 # The boot's attempt budgets, as its comments and log document them: an IMDSv2 token at most
 # 10 times (`retry 10 imds_new_token`), each metadata key at most 5 times (`retry 5 imds_get`).

@@ -12,7 +12,7 @@ import hashlib
 
 import pytest
 import yaml
-from boot_sandbox import OFFICIAL_RELEASES, expand, genuine_k3s
+from tests.support.boot_sandbox import OFFICIAL_RELEASES, expand, genuine_k3s
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import k3s_config

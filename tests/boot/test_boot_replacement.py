@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, token_leaks
+from tests.support.boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, token_leaks
 
 from k3s_infra.bootstrap import k3s_config
 
@@ -48,7 +48,7 @@ def test_marker_lost_but_api_answering_still_joins(sandbox, user_data):
 @pytest.mark.parametrize("env_name", ["dev", "prod"])
 def test_only_the_first_server_can_initialise(rendered, env_name):
     # The drop-in that turns it into a joining server exists only in its user data.
-    from boot_sandbox import expand
+    from tests.support.boot_sandbox import expand
 
     init = expand(rendered[env_name].templates["ServerInit"])
     others = [expand(t) for stack_id, t in rendered[env_name].templates.items()

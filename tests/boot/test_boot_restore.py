@@ -6,7 +6,7 @@ with the etcd-s3 settings, same token; then start normally)."""
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import PARAMETERS, REGION
+from tests.support.boot_sandbox import PARAMETERS, REGION
 
 FOLDER = "etcd/dev"
 OBJECTS = (

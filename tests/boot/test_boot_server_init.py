@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from boot_sandbox import (
+from tests.support.boot_sandbox import (
     AGENT_TOKEN,
     IMDS_TOKEN,
     INSTANCE_ID,

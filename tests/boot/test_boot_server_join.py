@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, ZONE, token_leaks
+from tests.support.boot_sandbox import AGENT_TOKEN, INSTANCE_ID, JOIN_URL, PARAMETERS, SECURE_SERVER_TOKEN, SERVER_TOKEN, ZONE, token_leaks
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import k3s_config
@@ -50,7 +50,7 @@ def test_cluster_wide_settings_match_on_every_server(rendered):
     for rendering in rendered.values():
         configs = []
         for stack_id in ("ServerInit", "Servers"):
-            from boot_sandbox import expand
+            from tests.support.boot_sandbox import expand
 
             document = yaml.safe_load(expand(rendering.templates[stack_id]))
             (entry,) = [f for f in document["write_files"] if f["path"] == bootstrap.K3S_CONFIG]

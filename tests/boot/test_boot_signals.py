@@ -6,7 +6,7 @@ SignalResource: https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReferenc
 from __future__ import annotations
 
 import pytest
-from boot_sandbox import INSTANCE_ID, NODE_STACK_NAME, READY_ATTEMPTS, boot_env, expand, metadata_options
+from tests.support.boot_sandbox import INSTANCE_ID, NODE_STACK_NAME, READY_ATTEMPTS, boot_env, expand, metadata_options
 
 from k3s_infra.model import naming
 

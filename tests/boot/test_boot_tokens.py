@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from boot_sandbox import (
+from tests.support.boot_sandbox import (
     AGENT_TOKEN,
     CA_HASH,
     PARAMETERS,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from boot_sandbox import PARAMETERS, expand, launch_template_user_data
+from tests.support.boot_sandbox import PARAMETERS, expand, launch_template_user_data
 
 from k3s_infra import bootstrap
 from k3s_infra.model import limits

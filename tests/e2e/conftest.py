@@ -15,12 +15,9 @@ import pytest
 import yaml
 
 from k3s_infra.config import read_document
-from tests.e2e import moto_shims
+from tests.support import moto_shims
+from tests.support.emulated_account import ACCOUNT, AMI_PARAMETER, AMI_PARAMETER_ARM64, REGION
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's account, as in environments/dev.yaml
-AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-AMI_PARAMETER_ARM64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 
 
 def _free_port() -> int:

@@ -59,7 +59,7 @@ def test_managed_network_deploys_with_nodes_in_private_subnets(cli, config, aws)
     # private route tables leave through the NAT gateway, the public one through the internet gateway.
     # (moto 5.2.5 creates AWS::EC2::SubnetRouteTableAssociation without recording the association,
     # so the tables are found through the Network stack's resources; the associations themselves
-    # are asserted on the template in tests/test_network.py.)
+    # are asserted on the template in tests/unit/stacks/test_api_endpoint.py.)
     tables = _nested_resources(aws, "Network", "AWS::EC2::RouteTable")
     assert len(tables) == 4
     for logical, table_id in tables.items():

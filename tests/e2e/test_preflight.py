@@ -9,7 +9,7 @@ import pytest
 
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import preflight
-from tests.e2e.conftest import AMI_PARAMETER, REGION
+from tests.support.emulated_account import AMI_PARAMETER, REGION
 
 STACK = "k3s-preflight"
 

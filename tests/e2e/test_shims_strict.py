@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e import moto_shims
+from tests.support import moto_shims
 
 
 @pytest.mark.parametrize("length", [8, 32, 64])

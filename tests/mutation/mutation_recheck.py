@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MUTANTS = ROOT / "mutants"
 NEVER = ("tests/e2e", "tests/properties/test_checkov_clean.py", "tests/unit/render/test_checkov.py",
-         "tests/test_boot_mutations.py", "tests/test_cli_wheel.py")
+         "tests/mutation/test_boot_mutations.py", "tests/properties/test_wheel_contents.py")
 
 
 def left_out_by_mutmut() -> list[str]:

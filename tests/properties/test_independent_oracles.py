@@ -97,7 +97,8 @@ def test_custom_cluster_network_reaches_the_node_config_unswapped(tmp_path):
 
 def test_server_taint_and_snapshot_settings_follow_the_file(environment_file):
     """etcd-snapshot-* flag names from https://docs.k3s.io/cli/etcd-snapshot; the S3 region
-    is set explicitly because K3s's S3 client otherwise assumes us-east-1 (DESIGN.md)."""
+    is set explicitly because K3s's S3 client otherwise assumes us-east-1 (k3s flag
+    etcd-s3-region, default us-east-1: https://docs.k3s.io/cli/etcd-snapshot)."""
     document, templates = environment_file
     snapshots = document["k3s"]["etcd_snapshots"]
     for name, cfg in _node_configs(templates).items():

@@ -1,6 +1,6 @@
 """Walking IAM in rendered templates: every Allow statement of every identity policy, and the
 statements of the server role that grant the AWS cloud controller's actions, against the
-controller's documented policy (cloud-provider-aws v1.33.0 docs/prerequisites.md).
+controller's documented policy (kubernetes/cloud-provider-aws v1.33.0 docs/prerequisites.md).
 
 Used by tests/properties/test_least_privilege_iam.py, tests/unit/components/test_iam.py and
 the autoscaler's tests."""
@@ -28,7 +28,7 @@ def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-# The documented policy of the controller, cloud-provider-aws v1.33.0 docs/prerequisites.md
+# The documented policy of the controller, kubernetes/cloud-provider-aws v1.33.0 docs/prerequisites.md
 # (control plane policy), fixed here as the reference.
 OFFICIAL_CCM_POLICY = frozenset("""
 autoscaling:DescribeAutoScalingGroups autoscaling:DescribeLaunchConfigurations autoscaling:DescribeTags

@@ -16,7 +16,7 @@ from k3s_infra import bootstrap
 
 def _function(name: str) -> str:
     """The text of one shell function of boot.sh (from ``name() {`` to its closing ``}``), as
-    nodes get it (bootstrap.boot_script: what tests/test_boot_mutations.py swaps for a mutant)."""
+    nodes get it (bootstrap.boot_script: what tests/mutation/test_boot_mutations.py swaps for a mutant)."""
     match = re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", bootstrap.boot_script(), re.S | re.M)
     assert match, f"boot.sh has no function {name}"
     return match.group(0)

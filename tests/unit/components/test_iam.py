@@ -5,7 +5,7 @@ under the etcd-s3-folder K3s writes to (https://docs.k3s.io/cli/etcd-snapshot); 
 secrets and the drain queue for the server role only; the cluster autoscaler's scaling only
 on groups carrying its discovery tag, and its reads (kubernetes/autoscaler
 cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy");
-the AWS cloud controller's actions match its documented policy (cloud-provider-aws v1.33.0
+the AWS cloud controller's actions match its documented policy (kubernetes/cloud-provider-aws v1.33.0
 docs/prerequisites.md) minus what it does not need, and it tags only what it creates.
 Whole-template walks (least privilege, what "*" may carry) are in
 tests/properties/test_least_privilege_iam.py; evaluated decisions in test_iam_decisions.py.

@@ -57,7 +57,7 @@ def test_launch_template_keeps_imds_on_and_requires_tokens():
     options = _launch_data()["MetadataOptions"]
     assert options["HttpEndpoint"] == "enabled"
     assert options["HttpTokens"] == "required"
-    assert options["HttpPutResponseHopLimit"] in (1, 2)  # 2 only for pods that need it (DESIGN.md)
+    assert options["HttpPutResponseHopLimit"] in (1, 2)  # 2 only for pods that need it (model.roles)
 
 
 def test_launch_template_root_volume_is_encrypted():

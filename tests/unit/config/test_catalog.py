@@ -60,7 +60,7 @@ def test_alloy_ships_only_its_own_nodes_pod_logs(env_document):
     """The chart runs Alloy as a DaemonSet with HOSTNAME = spec.nodeName (grafana/alloy
     operations/helm/charts/alloy/values.yaml controller.type and
     templates/containers/_agent.yaml @ helm-chart/1.2.1); discovery must select that node's
-    pods (docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1,
+    pods (grafana/alloy docs/sources/reference/components/discovery/discovery.kubernetes.md @ v1.10.1,
     "Pods on the same node"), or every node ships every pod's logs."""
     env = with_addons(env_document, "dev", alloy={"enabled": True})
     values = addons.values(env, "alloy")

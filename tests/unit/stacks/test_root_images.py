@@ -54,7 +54,8 @@ def node_stacks(r) -> dict[str, list[str]]:
 
 
 def test_each_node_stack_gets_the_pinned_image_of_its_architecture(r):
-    """AWS::SSM::Parameter::Value<...> is re-resolved on every stack update (DESIGN.md): the
+    """AWS::SSM::Parameter::Value<...> is re-resolved on every stack update (CloudFormation User Guide,
+    cloudformation-supplied-parameter-types.html; API_Parameter ResolvedValue): the
     root takes plain AMI IDs, one per architecture in use, and passes each node stack the
     one its instance types run."""
     nested = r.resources("Root", "AWS::CloudFormation::Stack")

@@ -1,6 +1,6 @@
 """Shims for CloudFormation features moto 5.2.5 lacks, applied only inside the
 test session's moto server. Each one mirrors what real AWS does; none changes the
-product's templates or code paths. Seen with moto 5.2.5 (see DESIGN.md)."""
+product's templates or code paths. Seen with moto 5.2.5."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each mutation below is a plausible regression of a safety property of the boot; the boot
 sandbox tests named with it must fail when the nodes embed the mutated script, and pass
 with the genuine one (the control run). Each run is a pytest subprocess with the
-``boot_mutant`` plugin (tests/boot/boot_mutant.py) swapping the script the node stacks embed.
+``boot_mutant`` plugin (tests/mutation/boot_mutant.py) swapping the script the node stacks embed.
 Slow (a few minutes): part of ``make mutate``, skipped by ``make test`` unless K3S_INFRA_BOOT_MUTATIONS=1.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from k3s_infra import bootstrap
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOOT = "tests/boot/"
 
 pytestmark = pytest.mark.skipif(os.environ.get("K3S_INFRA_BOOT_MUTATIONS") != "1",
@@ -124,7 +124,7 @@ MUTATIONS = [
      + READINESS, [BOOT + "test_boot_restore.py::test_a_restore_that_never_gets_ready_keeps_the_request"]),
     # Generated secrets reach Helm values as YAML double-quoted scalars: escaped.
     ("values unescaped", '  value=${value//\\"/\\\\\\"}\n', "",
-     ["tests/test_secrets_property.py::test_values_secret_writes_any_value_back_unchanged"]),
+     ["tests/unit/bootstrap/test_boot_sh.py::test_values_secret_writes_any_value_back_unchanged"]),
 ]
 
 
@@ -134,7 +134,7 @@ def _run_boot_tests(script: str, tests: list[str], folder: Path) -> subprocess.C
     mutant.write_text(script, encoding="utf-8")
     env = dict(os.environ, K3S_INFRA_BOOT_MUTANT=str(mutant),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests" / "boot"), os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "boot_mutant", "-p", "no:cacheprovider",
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "tests.mutation.boot_mutant", "-p", "no:cacheprovider",
                            "--basetemp", str(folder / "pytest"), *tests],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 

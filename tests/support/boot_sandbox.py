@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SYSTEMCTL_STUB,
+from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SYSTEMCTL_STUB,
                         UNAME_STUB)
 
 from k3s_infra import bootstrap

@@ -15,7 +15,7 @@ import pytest
 from k3s_infra.cli import main
 from k3s_infra.cli.logs import MASK, RedactingFilter, redact
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_version_is_the_installed_distributions(capsys):

@@ -1,6 +1,6 @@
 """A moto server with this project's moto 5.2.5 shims, for running the CLI by hand:
 
-    python -m tests.e2e.emulator --port 5000
+    python -m tests.support.emulator --port 5000
     AWS_ENDPOINT_URL=http://127.0.0.1:5000 k3s-infra deploy --config my-env.yaml --yes
 
 A plain moto 5.2.5 server cannot create this root stack (nested-stack Outputs,
@@ -24,7 +24,7 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from moto.server import ThreadedMotoServer
 
-    from tests.e2e import moto_shims
+    from tests.support import moto_shims
 
     moto_shims.apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)

@@ -1,6 +1,6 @@
-"""pytest plugin for tests/test_boot_mutations.py: node stacks embed the boot script read
+"""pytest plugin for tests/mutation/test_boot_mutations.py: node stacks embed the boot script read
 from $K3S_INFRA_BOOT_MUTANT instead of the package's boot.sh, so the boot sandbox runs a
-deliberately broken script. Loaded only with ``-p boot_mutant`` by that test."""
+deliberately broken script. Loaded only with ``-p tests.mutation.boot_mutant`` by that test."""
 
 from __future__ import annotations
 
