@@ -24,6 +24,7 @@ from troposphere.iam import InstanceProfile, Policy, Role
 
 from k3s_infra.components import iam_actions
 from k3s_infra.components.template import StackTemplate
+from k3s_infra.config.text import camel
 from k3s_infra.model import naming, roles
 
 
@@ -117,7 +118,7 @@ def _cloud_controller_statements(cluster: str) -> list[Statement]:
         # elasticloadbalancing:CreateAction
         # (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/security_iam_service-with-iam.html).
         tagging.append(Statement(
-            Sid=f"CloudControllerTagsOnCreate{naming.camel(service)}", Effect=Allow, Action=[action],
+            Sid=f"CloudControllerTagsOnCreate{camel(service)}", Effect=Allow, Action=[action],
             Resource=[resource], Condition=Condition([
                 StringEquals({f"{service}:CreateAction": list(create_actions), f"aws:RequestTag/{key}": "owned"}),
                 ForAnyValueStringEquals("aws:TagKeys", [key])])))

@@ -18,6 +18,7 @@ from typing import Any
 from k3s_infra.config import AddOn, Environment
 from k3s_infra.config.addons import kubernetes_minor
 from k3s_infra.config.catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS, CatalogEntry
+from k3s_infra.config.text import kebab
 from k3s_infra.config.yaml_text import dump
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
@@ -44,7 +45,7 @@ class BootValue:
 
     @property
     def kubernetes_secret(self) -> str:
-        return f"k3s-infra-{chart_name(self.addon)}-{naming.kebab(self.value_key)}"
+        return f"k3s-infra-{chart_name(self.addon)}-{kebab(self.value_key)}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from k3s_infra.config import Environment
-from k3s_infra.config.text import camel, kebab  # noqa: F401  (naming's spelling of IDs and file names)
+from k3s_infra.config.text import camel, kebab
 
 _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
 

@@ -18,7 +18,6 @@ import yaml
 from k3s_infra.config import ConfigError, read_document, validate
 from k3s_infra.model import addons
 
-
 ROOT = Path(__file__).resolve().parents[3]
 
 USER_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/grafana-admin-AbC123"

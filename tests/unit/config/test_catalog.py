@@ -19,12 +19,16 @@ from k3s_infra import bootstrap
 from k3s_infra.config import defaults, load_environment
 from k3s_infra.config.catalog import CATALOG, CLUSTER_AUTOSCALER_CHARTS
 from k3s_infra.model import addons
-
-from tests.support.addons import nth_values as _nth_values, with_addons
+from tests.support.addons import nth_values as _nth_values
+from tests.support.addons import with_addons
 from tests.support.chart_keys import (
     CCM_VERIFIED_KEYS,
     VERIFIED_KEYS,
+)
+from tests.support.chart_keys import (
     key_paths as _paths,
+)
+from tests.support.chart_keys import (
     unverified as _unverified,
 )
 from tests.support.oracle_helpers import ALL_ADDONS

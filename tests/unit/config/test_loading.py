@@ -23,17 +23,8 @@ from k3s_infra.config import (
     read_document,
     validate,
 )
+from tests.support.config_errors import paths, refused
 from tests.support.oracle_helpers import REPO
-
-
-def refused(document: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "env.yaml")
-    return caught.value
-
-
-def paths(error: ConfigError) -> list[str]:
-    return [path for path, _ in error.problems]
 
 
 def _refusal(document: dict, source: str = "dev.yaml") -> ConfigError:

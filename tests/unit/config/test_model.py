@@ -13,26 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k3s_infra.config import ConfigError, validate
-
+from k3s_infra.config import validate
+from tests.support.config_errors import paths, refused
+from tests.support.config_errors import refused as _refused
 from tests.support.rendering import render_changed_dev as _render
-
-
-def refused(document: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "env.yaml")
-    return caught.value
-
-
-def paths(error: ConfigError) -> list[str]:
-    return [path for path, _ in error.problems]
-
-
-def _refused(document: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "env.yaml")
-    return caught.value
-
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,7 +11,6 @@ import json
 import pytest
 
 from k3s_infra.config import ConfigError, validate
-
 from tests.support.oracle_helpers import REPO
 
 

@@ -14,24 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from k3s_infra.config import ConfigError, validate
-
-
-def refused(document: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "env.yaml")
-    return caught.value
-
-
-def paths(error: ConfigError) -> list[str]:
-    return [path for path, _ in error.problems]
-
-
-def _refused(document: dict) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        validate(document, "env.yaml")
-    return caught.value
-
+from k3s_infra.config import validate
+from tests.support.config_errors import paths, refused
+from tests.support.config_errors import refused as _refused
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from k3s_infra.config import ConfigError, rules as config_rules, validate
+from k3s_infra.config import ConfigError, validate
+from k3s_infra.config import rules as config_rules
 
 
 def pool(d: dict) -> dict:

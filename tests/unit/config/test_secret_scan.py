@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-
 SECRET_VALUES = {
     "env map": {"env": {"GF_SECURITY_ADMIN_PASSWORD": "hunter2"}},
     "extraEnv entry": {"extraEnv": [{"name": "SMTP_API_KEY", "value": "x1"}]},

@@ -5,10 +5,10 @@ the same data; block style, with scripts as literal blocks.
 from __future__ import annotations
 
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from k3s_infra.config.yaml_text import dump
-
 
 tricky = st.sampled_from([
     "", " ", "yes", "No", "on", "null", "~", "true", "1", "0x1F", "1e3", "1_000", "2026-11-26", "12:30:00",
