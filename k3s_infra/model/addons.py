@@ -167,7 +167,7 @@ def version(env: Environment, name: str) -> str:
 
 def autoscaler_version(env: Environment) -> str:
     """The environment's pin, else the chart built for k3s.version's Kubernetes minor (the
-    config refuses a minor without one, see addon_config.check_cluster_autoscaler)."""
+    config refuses a minor without one, see config.addons.check_cluster_autoscaler)."""
     pinned = env.addons.cluster_autoscaler.version
     return pinned or CLUSTER_AUTOSCALER_CHARTS[kubernetes_minor(env.k3s.version)]
 
