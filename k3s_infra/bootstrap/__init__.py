@@ -5,9 +5,10 @@ everything a node needs, so it never downloads its own logic:
 
 * ``/etc/rancher/k3s/config.yaml``: the role's K3s configuration, built as data
   in ``k3s_config`` and dumped as YAML here;
-* ``/etc/k3s-infra/boot.env``: the few settings the boot script needs (role,
-  API host, secret ARNs, K3s version, release and checksum URLs, pinned checksums;
-  never a secret value);
+* ``/etc/k3s-infra/boot.env``: everything the boot script reads (role, API host, secret
+  ARNs, K3s version, release and checksum URLs, pinned checksums; and the ports, paths
+  and wait bounds of ``boot_constants``, so boot.sh holds none of its own; never a
+  secret value);
 * the K3s systemd unit of the role (rendered in ``k3s_config``) and a runtime drop-in
   that bounds its first start; the boot script installs the verified binary it runs;
 * ``/etc/k3s-infra/rejoin.yaml`` (first server only): the drop-in that makes a
@@ -110,11 +111,7 @@ def _placeholder(field: str) -> str:
 
 def _boot_env(env: Environment, role: Role) -> dict[str, str]:
     p = _placeholder
-    settings = {"ROLE": role.name, "K3S_SERVICE": role.unit, "API_HOST": p("api_dns_name"),
-                "API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
-                "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG, "K3S_SERVER_DIR": K3S_SERVER_DIR,
-                "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
-                **{key: str(value) for key, value in defaults.BOOT_WAITS.items()},
+    settings = {**boot_constants(), "ROLE": role.name, "K3S_SERVICE": role.unit, "API_HOST": p("api_dns_name"),
                 "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
                 "CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL,
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
@@ -130,7 +127,6 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
         # The published kubeconfig points at the public NLB when there is one (people use it).
         host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
-                     "REJOIN_CONFIG": REJOIN_CONFIG,
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      "TARGET_GROUP": p("api_target_group"),
@@ -149,10 +145,24 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
                        for v in addons.boot_values(env) if v.secret is secret]
             if entries:
                 settings[key] = " ".join(entries)
+    return settings
+
+
+def boot_constants() -> dict[str, str]:
+    """What every node's boot shares: ports, paths, the first-start timeout, the waits
+    (plain text in boot.env: packed apart, their gzip+base64 would be as long)."""
+    return {"API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
+            "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG, "K3S_SERVER_DIR": K3S_SERVER_DIR,
+            "REJOIN_CONFIG": REJOIN_CONFIG, "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
+            **{key: str(value) for key, value in defaults.BOOT_WAITS.items()}}
+
+
+def _env_file(settings: dict[str, str]) -> str:
+    """KEY='value' lines, as boot.sh sources them; a value that cannot be single-quoted is refused."""
     for key, value in settings.items():
         if "'" in value or "\n" in value:
             raise ValueError(f"boot setting {key} cannot be shell-quoted: {value!r}")
-    return settings
+    return "".join(f"{key}='{value}'\n" for key, value in settings.items())
 
 
 def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[dict[str, str]]:
@@ -168,9 +178,8 @@ def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[d
         config = k3s_config.server(env, init=role.initialises, api_host=api,
                                    snapshot_bucket=_placeholder("snapshot_bucket"),
                                    public_host=_placeholder("public_api_dns_name") if role.public_api(env) else None)
-    boot_env = "".join(f"{key}='{value}'\n" for key, value in _boot_env(env, role).items())
     entries = [
-        {"path": BOOT_ENV, "permissions": "0600", "content": boot_env},
+        {"path": BOOT_ENV, "permissions": "0600", "content": _env_file(_boot_env(env, role))},
         {"path": K3S_CONFIG, "permissions": "0600", "content": k3s_config.dump(config)},
     ]
     if role.initialises:

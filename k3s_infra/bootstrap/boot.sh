@@ -1,42 +1,30 @@
 #!/bin/bash
-# k3s-infra node boot, run once per instance by cloud-init (runcmd).
-#
-# cloud-init has already written, from the launch template's user data:
-#   /etc/k3s-infra/boot.env        settings of this node role (no secrets)
-#   /etc/rancher/k3s/config.yaml   the K3s configuration of this role
-#   /etc/k3s-infra/rejoin.yaml     (first server only) the settings that make it join instead
-#   .../server/manifests/          (servers) HelmCharts of the cloud controller and add-ons
-# This script adds what only the instance knows, fetches the token with the
-# instance role, installs the add-ons' node packages and the pinned K3s release
-# binary once its SHA-256 matches, starts it with a bounded wait and signals CloudFormation for this instance: SUCCESS
-# once K3s is up and joined, FAILURE (plus an Unhealthy report to its auto
-# scaling group) from every path that gives up. The first server also decides
-# between a new cluster, joining, and restoring an etcd snapshot, publishes the
-# secure cluster tokens and the kubeconfig and creates the cluster-state marker.
+# k3s-infra node boot, run once per instance by cloud-init (runcmd), after it wrote
+# boot.env, the role's K3s config, the rejoin drop-in (first server) and the servers'
+# manifests (bootstrap/__init__.py lists them). It reads main (at the bottom) top-down:
+# discover the instance, decide init / join / restore (first server), fetch the tokens,
+# install, start and wait, publish (a new or restored cluster), signal CloudFormation.
+# Every path that gives up signals FAILURE and reports the instance Unhealthy.
 # Joiners use only secure tokens, K10<sha256 of the cluster CA>::<credentials>, which
-# pin the CA; a short token would make them trust whatever CA they are shown
-# (https://docs.k3s.io/cli/token, "Token Format").
-# Read top-down: settings, helpers, then each phase just below its helpers, and main last.
-#
-# Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces
-# the metadata endpoint, K3S_INFRA_RETRY_BASE/_MAX (seconds), K3S_INFRA_JOIN_ATTEMPTS,
-# K3S_INFRA_PROBE_ATTEMPTS, K3S_INFRA_READY_ATTEMPTS, K3S_INFRA_TOKEN_ATTEMPTS and
-# K3S_INFRA_START_TIMEOUT bound the waits.
+# pin the CA (https://docs.k3s.io/cli/token, "Token Format").
+# Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces the metadata
+# endpoint, K3S_INFRA_RETRY_BASE/_MAX, _JOIN/_PROBE/_READY/_TOKEN_ATTEMPTS and
+# K3S_INFRA_START_TIMEOUT shorten the waits.
 set -euo pipefail
+# Command substitutions fail like any other command (bash turns -e off inside $(...)).
+shopt -s inherit_errexit
 umask 077
 
 root=${K3S_INFRA_ROOT:-}
 imds=${K3S_INFRA_IMDS_URL:-http://169.254.169.254}
 
-# Every setting, port, path and bound comes from boot.env (bootstrap._boot_env, from the
-# project's one home of each fact); this file is the one path the script knows.
+# Every setting, port, path and bound comes from boot.env (bootstrap: the role's settings
+# and boot_constants, each from the project's one home of that fact); it is the one path
+# the script knows. Unset constants fail at first use (set -u).
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
-: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${API_PORT:?}" "${KUBELET_HEALTHZ_PORT:?}" "${K3S_VERSION:?}"
-: "${RELEASE_URL:?}" "${CHECKSUM_URL:?}" "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}" "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
-: "${K3S_BINARY:?}" "${K3S_CONFIG:?}" "${K3S_SERVER_DIR:?}" "${START_TIMEOUT:?}" "${RETRY_BASE:?}" "${RETRY_MAX:?}"
-: "${JOIN_ATTEMPTS:?}" "${PROBE_ATTEMPTS:?}" "${READY_ATTEMPTS:?}" "${TOKEN_ATTEMPTS:?}" "${AWS_ATTEMPTS:?}"
-: "${FETCH_ATTEMPTS:?}"
+: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}" "${CHECKSUM_URL:?}"
+: "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}" "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
 # Every wait is bounded and all of them together stay inside the group's signal timeout
 # (defaults.BOOT_WAITS); the test hooks shorten them.
 retry_base=${K3S_INFRA_RETRY_BASE:-$RETRY_BASE}
@@ -445,7 +433,8 @@ publish() {
     retry "$AWS_ATTEMPTS" awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null ||
       die "cannot delete the restore request $RESTORE_PARAMETER"
   fi
-  log "cluster ${1/requested/restore}ed; kubeconfig published"
+  if [ "$1" = init ]; then log "cluster initialised; kubeconfig published"; else
+    log "cluster restored; kubeconfig published"; fi
 }
 
 # The phases in order; a failure anywhere exits through on_exit (FAILURE signalled).
@@ -459,7 +448,8 @@ main() {
   case $mode in
     init) log "no cluster yet: initialising embedded etcd" ;;
     join) prepare_join ;;
-    *) log "restoring the cluster from snapshot $snapshot" ;;
+    restore | requested) log "restoring the cluster from snapshot $snapshot" ;;
+    *) die "unknown boot mode '$mode'" ;;
   esac
   fetch_tokens "$mode"
   install_k3s
