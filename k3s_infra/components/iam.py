@@ -107,7 +107,7 @@ def _cloud_controller_statements(cluster: str) -> list[Statement]:
     """The AWS cloud controller: creates on "*", tags only at creation and only `owned`,
     changes only `owned` resources (its own), adds load balancer rules to node groups
     (`shared`). CloudFormation's resources never carry `owned` (naming.ccm_discovery_tags)."""
-    key = f"kubernetes.io/cluster/{cluster}"
+    key = naming.CCM_CLUSTER_TAG_PREFIX + cluster
     tagging = []
     for action, create_actions in iam_actions.CLOUD_CONTROLLER_TAG_ON_CREATE.items():
         service = action.JSONrepr().split(":", 1)[0]

@@ -40,6 +40,9 @@ class CatalogEntry:
     kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
 
 
+# The ASG/instance tag the handler acts on (its managedTag).
+NTH_MANAGED_TAG = "aws-node-termination-handler/managed"
+
 _CONTROL_PLANE = {
     "nodeSelector": {"node-role.kubernetes.io/control-plane": "true"},
     "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
@@ -145,7 +148,7 @@ CATALOG: dict[str, CatalogEntry] = {
         # - queue mode "never runs with host networking" (values.yaml useHostNetwork):
         #   the servers it runs on keep IMDS hop limit 2.
         values={"enableSqsTerminationDraining": True, "useProviderId": True, "checkTagBeforeDraining": True,
-                "managedTag": "aws-node-termination-handler/managed", "deleteSqsMsgIfNodeNotFound": True,
+                "managedTag": NTH_MANAGED_TAG, "deleteSqsMsgIfNodeNotFound": True,
                 "replicas": 1, **_CONTROL_PLANE},
         runtime_values={"queueURL": "drain_queue_url"}, pod_network_aws_client=True),
 }
@@ -192,5 +195,3 @@ CATALOG["cluster_autoscaler"] = CatalogEntry(
                 "max-node-provision-time": "15m"},
             **_CONTROL_PLANE})
 
-# The ASG/instance tag the handler acts on (its managedTag).
-NTH_MANAGED_TAG = "aws-node-termination-handler/managed"

@@ -115,9 +115,13 @@ def cluster_tags(env: Environment) -> dict[str, str]:
     return dict(sorted(tags.items()))
 
 
+# The AWS cloud controller's cluster tag: kubernetes.io/cluster/<cluster> (cloud-provider-aws
+# pkg/providers/v1/tags.go).
+CCM_CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
+
+
 def ccm_cluster_tag_key(env: Environment) -> str:
-    """The AWS cloud controller's cluster tag (cloud-provider-aws pkg/providers/v1/tags.go)."""
-    return f"kubernetes.io/cluster/{cluster_name(env)}"
+    return CCM_CLUSTER_TAG_PREFIX + cluster_name(env)
 
 
 def ccm_discovery_tags(env: Environment) -> dict[str, str]:
