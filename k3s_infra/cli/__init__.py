@@ -18,9 +18,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from k3s_infra.cli import arguments, logs
-from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment
-from k3s_infra.config.text import printable
+# Loading the parser's table and the configuration models allocates many objects and
+# frees none: the cyclic collector only costs time while they load (as in main below).
+_collecting = gc.isenabled()
+gc.disable()
+try:
+    from k3s_infra.cli import arguments
+    from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment
+    from k3s_infra.config.text import printable
+finally:
+    if _collecting:
+        gc.enable()
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CHANGES = 2  # plan/diff --detailed-exitcode: there is something to change (as Terraform)
@@ -86,6 +94,9 @@ def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
     """Logging per -v/-q/--debug; -q silences the text a person reads (stdout) while the
     command runs, never a JSON document asked for with --output json, nor errors (stderr)."""
     if args.verbose or args.quiet or args.debug:
+        # why here: logging and the redaction patterns cost every run time; only these flags need them
+        from k3s_infra.cli import logs
+
         stack.callback(logs.configure(args.verbose, args.quiet, args.debug))
     if args.quiet and getattr(args, "output", "text") != "json":
         stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
