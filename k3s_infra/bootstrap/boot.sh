@@ -231,11 +231,16 @@ api_targets() {
 
 # The newest etcd snapshot K3s uploaded (by LastModified; K3s keeps its own metadata
 # under <folder>/.metadata/, not a snapshot), as the name --cluster-reset-restore-path takes.
+# JSON output: the CLI runs --query once over every page of 1,000 keys merged; text output
+# would run it per page, so "newest" would be the newest of the last page
+# (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-output-format.html).
 newest_snapshot() {
   local key
-  key=$(retry "$FETCH_ATTEMPTS" awscli s3api list-objects-v2 --bucket "$SNAPSHOT_BUCKET" --prefix "$SNAPSHOT_FOLDER/" \
+  key=$(retry "$FETCH_ATTEMPTS" aws --region "$region" --output json s3api list-objects-v2 \
+    --bucket "$SNAPSHOT_BUCKET" --prefix "$SNAPSHOT_FOLDER/" \
     --query "sort_by(Contents[?!contains(Key, '/.metadata/')] || \`[]\`, &LastModified)[-1].Key") || return 1
-  if [ "$key" != None ]; then printf '%s\n' "${key##*/}"; fi
+  key=${key#\"} key=${key%\"}
+  if [ "$key" != null ]; then printf '%s\n' "${key##*/}"; fi
 }
 
 # decide_mode: prints "MODE SNAPSHOT", MODE one of join, init, restore (a lone server healed

@@ -42,6 +42,20 @@ def test_a_lone_replaced_server_heals_from_the_newest_snapshot(sandbox, user_dat
     _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")  # newest, metadata and other envs ignored
 
 
+def test_the_newest_snapshot_is_found_past_the_first_thousand_keys(sandbox, user_data):
+    """S3 returns at most 1,000 keys a call, in key order
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html), and the AWS CLI
+    with --output text runs --query once per page
+    (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-output-format.html): the newest
+    snapshot sits on the first page, 1,200 older ones after it."""
+    older = tuple((f"{FOLDER}/etcd-snapshot-i-0bbb-{1700000000 + n}", f"2024-{1 + n % 12:02d}-01T00:00:00+00:00")
+                  for n in range(1200))
+    newest = (f"{FOLDER}/etcd-snapshot-i-0aaa-1735711200", "2025-01-01T06:00:00+00:00")
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      targets=(), objects=(newest, *older))
+    _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")
+
+
 @pytest.mark.parametrize("own_state", ["initial", "unhealthy"])
 def test_a_lone_server_registered_in_its_own_target_group_still_heals(sandbox, user_data, own_state):
     """The group registers an instance with its target groups before it marks it InService

@@ -82,8 +82,17 @@ def text(value):
     if isinstance(value, list):
         return "\t".join(text(v) for v in value)
     return str(value)
-def answer(response):
+# pages: a paginated operation's responses, one per API call. The CLI fetches them all; with
+# --output text it prints each page and runs --query once per page, otherwise it merges the
+# pages' result lists and runs --query once over the whole
+# (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-output-format.html, "Text
+# output format": "the output is paginated before the --query filter is applied").
+def answer(response, pages=None):
     if response is None:  # operations without a response body print nothing
+        sys.exit(0)
+    if pages is not None and opts.get("--output") == "text":
+        for page in pages:
+            print(text(jmespath.search(opts["--query"], page) if "--query" in opts else page))
         sys.exit(0)
     if "--query" in opts:
         response = jmespath.search(opts["--query"], response)
@@ -177,10 +186,15 @@ elif (service, command) == ("s3api", "list-objects-v2"):
     if opts["--bucket"] != state["bucket"]:
         fail("NoSuchBucket", "The specified bucket does not exist")
     prefix = opts.get("--prefix", "")
-    contents = [{"Key": key, "LastModified": modified, "ETag": '"0"', "Size": 1024, "StorageClass": "STANDARD"}
-                for key, modified in state["objects"] if key.startswith(prefix)]
-    answer({"KeyCount": len(contents), "Name": opts["--bucket"], "Prefix": prefix, "MaxKeys": 1000,
-            **({"Contents": contents} if contents else {})})
+    # S3 lists keys in UTF-8 binary order, at most 1,000 a call (MaxKeys; the CLI's page size).
+    contents = sorted(({"Key": key, "LastModified": modified, "ETag": '"0"', "Size": 1024,
+                        "StorageClass": "STANDARD"} for key, modified in state["objects"] if key.startswith(prefix)),
+                      key=lambda item: item["Key"].encode())
+    def listing(items):
+        return {"KeyCount": len(items), "Name": opts["--bucket"], "Prefix": prefix, "MaxKeys": 1000,
+                **({"Contents": items} if items else {})}
+    pages = [listing(contents[start:start + 1000]) for start in range(0, max(len(contents), 1), 1000)]
+    answer(listing(contents), pages)
 else:
     print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
 """
