@@ -44,8 +44,10 @@ api_url=https://$API_HOST:$API_PORT
 kubeconfig_file=$k3s_dir/k3s.yaml
 k3s_bin=$root$K3S_BINARY
 service=$K3S_SERVICE
-# The error output of the last attempt of a retry -u command.
-errors=$(mktemp)
+# A private folder for every temporary file (downloads, the kubeconfig copy, the error
+# output of the last attempt of a retry -u command): the EXIT trap removes it on every path.
+work=$(mktemp -d)
+errors=$work/errors
 
 # Set by discover, read by the EXIT trap to signal: they must outlive every function.
 instance_id=
@@ -124,7 +126,7 @@ on_exit() {
         log "cannot report $instance_id unhealthy"
     fi
   fi
-  rm -f "$errors"
+  rm -rf "$work"
   exit "$status"
 }
 trap on_exit EXIT
@@ -342,14 +344,14 @@ install_k3s() {
   esac
   version=${K3S_VERSION//+/%2B}
   if [ -z "$expected" ]; then
-    sums=$(mktemp)
+    sums=$(mktemp -p "$work")
     retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60 -o "$sums" "$CHECKSUM_URL/$version/sha256sum-$arch.txt" ||
       die "cannot download the published checksums of K3s $K3S_VERSION"
     expected=$(awk -v n="$name" '$2 == n { print $1 }' "$sums")
     rm -f "$sums"
     [ -n "$expected" ] || die "no checksum for $name in sha256sum-$arch.txt of K3s $K3S_VERSION"
   fi
-  binary=$(mktemp)
+  binary=$(mktemp -p "$work")
   retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 300 -o "$binary" "$RELEASE_URL/$version/$name" ||
     die "cannot download K3s $K3S_VERSION from $RELEASE_URL"
   actual=$(sha256sum "$binary")
@@ -410,7 +412,7 @@ publish_token() {
 # its cluster, user and context (K3s names all three 'default').
 publish_kubeconfig() {
   local kubeconfig
-  kubeconfig=$(mktemp)
+  kubeconfig=$(mktemp -p "$work")
   # People use the published kubeconfig: the public API name when there is one.
   sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:$API_PORT#" \
     -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \

@@ -157,3 +157,14 @@ def test_a_first_server_that_never_gets_ready_publishes_nothing(sandbox, user_da
     assert PARAMETERS["ClusterStateParameterName"] not in run.state["parameters"]
     assert run.state["secrets"][PARAMETERS["TokenSecretArn"]] == SERVER_TOKEN
     assert [s[3] for s in run.signals] == ["FAILURE"]
+
+
+def test_a_kubeconfig_that_cannot_be_published_leaves_no_copy_on_disk(sandbox, user_data):
+    """The admin kubeconfig's edited copy lives in the boot's private folder, which the EXIT
+    trap removes on every path: a refused PutSecretValue fails the boot (FAILURE) and leaves
+    no cluster-admin credentials behind in the instance's temp folder."""
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None,
+                      denied_secrets=(PARAMETERS["KubeconfigSecretArn"],))
+    assert run.returncode != 0 and "cannot publish the kubeconfig" in run.stderr
+    assert [s[3] for s in run.signals] == ["FAILURE"]
+    assert not list(run.tmp.iterdir())

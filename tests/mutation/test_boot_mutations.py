@@ -32,6 +32,7 @@ IMDSV2 = BOOT + "test_boot_server_init.py::test_metadata_comes_from_imdsv2_with_
 NEVER_READY = BOOT + "test_boot_server_init.py::test_a_first_server_that_never_gets_ready_publishes_nothing"
 IMDS_RETRIED = BOOT + "test_boot_imds.py::test_a_briefly_unavailable_metadata_service_is_retried_and_the_boot_completes"
 HEAL = BOOT + "test_boot_restore.py::test_a_lone_replaced_server_heals_from_the_newest_snapshot"
+NO_COPY = BOOT + "test_boot_server_init.py::test_a_kubeconfig_that_cannot_be_published_leaves_no_copy_on_disk"
 PAST_A_PAGE = BOOT + "test_boot_restore.py::test_the_newest_snapshot_is_found_past_the_first_thousand_keys"
 REQUEST = BOOT + "test_boot_restore.py::test_a_restore_request_is_honoured_then_deleted"
 REJOIN = BOOT + "test_boot_replacement.py::test_replacement_with_marker_joins_through_the_load_balancer"
@@ -115,6 +116,9 @@ MUTATIONS = [
      [NEVER_READY]),
     # Restores: the newest snapshot, bounded, the request deleted only after success.
     ("oldest snapshot restored", "&LastModified)[-1].Key", "&LastModified)[0].Key", [HEAL]),
+    # The admin kubeconfig's copy must go with the private folder the EXIT trap removes.
+    ("kubeconfig copy outside the private folder", '  kubeconfig=$(mktemp -p "$work")', "  kubeconfig=$(mktemp)",
+     [NO_COPY]),
     # Text output runs --query per page of 1,000 keys: the newest of the last page, not of all.
     ("snapshot listing as text", 'aws --region "$region" --output json s3api list-objects-v2',
      'aws --region "$region" --output text s3api list-objects-v2', [PAST_A_PAGE]),

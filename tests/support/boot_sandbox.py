@@ -292,7 +292,8 @@ class Sandbox:
             secure_tokens: bool = True, token_attempts: int = 3, arch: str = "x86_64",
             binary: str | None = None, download_failures: int = 0,
             publish_after: int | None = None, own_target: str | None = None,
-            denied_parameters: tuple[str, ...] = (), restore_hangs: bool = False,
+            denied_parameters: tuple[str, ...] = (), denied_secrets: tuple[str, ...] = (),
+            restore_hangs: bool = False,
             systemctl_failures: tuple[str, ...] = (), start_timeout: int = 20,
             imds_token_failures: int = 0, imds_get_failures: int = 0) -> BootRun:
         """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
@@ -303,7 +304,8 @@ class Sandbox:
         instead of the genuine (stub) K3s, e.g. a tampered one; publish_after: the token
         secrets hold short values for that many reads, then the secure ones; own_target: this
         instance's state in the API target group (None: not registered yet); denied_parameters:
-        SSM names the instance role may not read (AccessDeniedException); restore_hangs: K3s's
+        SSM names the instance role may not read (AccessDeniedException); denied_secrets: secret
+        ARNs it may not write (PutSecretValue, AccessDeniedException); restore_hangs: K3s's
         --cluster-reset never returns; systemctl_failures: systemctl verbs that fail;
         start_timeout: K3S_INFRA_START_TIMEOUT (seconds); imds_token_failures,
         imds_get_failures: the metadata service answers that many token PUTs, metadata GETs
@@ -351,6 +353,7 @@ class Sandbox:
             "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
             "targets": list(targets), "objects": [list(o) for o in objects],
             "own_target": own_target, "instance_id": INSTANCE_ID, "denied_parameters": list(denied_parameters),
+            "denied_secrets": list(denied_secrets),
             "target_group_arn": PARAMETERS["ApiTargetGroupArn"], "bucket": PARAMETERS["SnapshotBucketName"],
             "restore_hangs": restore_hangs, "systemctl_failures": list(systemctl_failures),
             "started": False, "node_ready": node_ready,

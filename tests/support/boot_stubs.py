@@ -116,6 +116,10 @@ if (service, command) == ("secretsmanager", "get-secret-value"):
             "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": "2025-01-01T00:00:00+00:00"})
 # https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
 elif (service, command) == ("secretsmanager", "put-secret-value"):
+    if opts["--secret-id"] in state["denied_secrets"]:  # the instance role may not write it
+        fail("AccessDeniedException", f"User: arn:aws:sts::123456789012:assumed-role/node/{state['instance_id']} "
+                                      f"is not authorized to perform: secretsmanager:PutSecretValue on resource: "
+                                      f"{opts['--secret-id']}")
     source = opts["--secret-string"]
     if not source.startswith("file://"):
         print("stub aws: secrets must not travel on the command line", file=sys.stderr); sys.exit(252)
