@@ -61,8 +61,12 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
             o.PUBLIC_SUBNET_IDS: Join(",", [s.id for s in env.network.public_subnets]),
         })
     if stack_id == naming.STACK_SERVERS:
-        count = str(servers.joining_count(env))
-        values.update({o.MIN_SIZE: count, o.MAX_SIZE: count, o.DESIRED_CAPACITY: count})
+        count = servers.joining_count(env)
+        # CloudFormation fails a rolling update whose MinInstancesInService (0 for servers) is
+        # not below the group's MaxSize ("must be less than the MaxSize of the Auto Scaling
+        # group": UserGuide aws-attribute-updatepolicy.html, AutoScalingRollingUpdate): a
+        # one-server cluster's empty Servers group keeps MaxSize 1 with nothing desired.
+        values.update({o.MIN_SIZE: str(count), o.MAX_SIZE: str(max(count, 1)), o.DESIRED_CAPACITY: str(count)})
     for pool in env.agent_pools:
         if stack_id == naming.agent_pool_stack(pool.name):
             values.update({o.MIN_SIZE: str(pool.min_size), o.MAX_SIZE: str(pool.max_size),

@@ -63,8 +63,11 @@ def test_asg_sizes_from_config(r):
     assert (init["MinSize"], init["MaxSize"], init["DesiredCapacity"]) == ("1", "1", "1")
     root = r.resources("Root", "AWS::CloudFormation::Stack")
     others = root["Servers"]["Properties"]["Parameters"]
-    count = str(r.env.servers.count - 1)
-    assert (others["MinSize"], others["MaxSize"], others["DesiredCapacity"]) == (count, count, count)
+    count = r.env.servers.count - 1
+    # MaxSize never below 1: CloudFormation's rolling update needs MinInstancesInService (0)
+    # below MaxSize (UserGuide aws-attribute-updatepolicy.html, AutoScalingRollingUpdate).
+    assert (others["MinSize"], others["MaxSize"], others["DesiredCapacity"]) == (str(count), str(max(count, 1)),
+                                                                                 str(count))
     for pool in r.env.agent_pools:
         given = root[_pool_stack(pool)]["Properties"]["Parameters"]
         assert (given["MinSize"], given["DesiredCapacity"], given["MaxSize"]) == (
@@ -117,3 +120,20 @@ def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
     # Nothing but the node stacks changes: data, IAM and the queue stay as they are.
     for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Draining"):
         assert old[stack_id] == new[stack_id], stack_id
+
+
+def test_every_rolling_update_keeps_fewer_in_service_than_the_group_may_hold(r):
+    """AutoScalingRollingUpdate: MinInstancesInService "must be less than the MaxSize of the
+    Auto Scaling group", else the update fails ("MinInstancesInService must be less than the
+    autoscaling group's MaxSize"; UserGuide aws-attribute-updatepolicy.html). Checked with the
+    sizes the root really passes, a one-server environment's empty Servers group included."""
+    root = r.resources("Root", "AWS::CloudFormation::Stack")
+    for stack_id, template in r.templates.items():
+        for group in template["Resources"].values():
+            if group["Type"] != "AWS::AutoScaling::AutoScalingGroup":
+                continue
+            rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+            max_size = group["Properties"]["MaxSize"]
+            if max_size == {"Ref": "MaxSize"}:
+                max_size = root[stack_id]["Properties"]["Parameters"]["MaxSize"]
+            assert int(rolling["MinInstancesInService"]) < int(max_size), stack_id
