@@ -34,7 +34,7 @@ class DrainQueueRefs:
 def event_patterns(asg_name_prefix: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
     """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue.
     Rebalance recommendations only when they should drain (queue-mode NTH drains whatever
-    it receives; see addons.rebalance_draining)."""
+    it receives; see model.addons.rebalance_draining)."""
     patterns = {
         "AsgTerminateRule": ("ASG termination lifecycle actions of this cluster's groups", {
             "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
