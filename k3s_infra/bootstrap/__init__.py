@@ -75,6 +75,9 @@ class BootRefs:
     snapshot_bucket: Ref | None = None
     # The node stack's own name: nodes signal its group (SignalResource).
     stack_name: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackName"))
+    # The first server's stack ID, new at every create: the value of the cluster-state
+    # marker, so a marker a deleted stack left behind is told apart from this cluster's.
+    stack_id: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackId"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
     # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
@@ -128,6 +131,7 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
         host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
         settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
+                     "CLUSTER_STACK_ID": p("stack_id"),
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
@@ -263,6 +267,9 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         camel("api_target_group"): f"arn:{partition}:elasticloadbalancing:{env.region}:{env.account_id}:"
                                           f"targetgroup/{'x' * 32}/{'0' * 16}",
         camel("stack_name"): "x" * 128,  # longest stack name
+        # arn:<partition>:cloudformation:<region>:<account>:stack/<name of 128>/<UUID of 36>
+        camel("stack_id"): f"arn:{partition}:cloudformation:{env.region}:{env.account_id}:stack/{'x' * 128}/"
+                           f"{'0' * 36}",
         camel("snapshot_bucket"): "x" * 63,  # longest bucket name
         # https://sqs.<region>.<suffix>/<account>/<queue name of at most 80 characters>, or the
         # legacy host <region>.queue.<suffix> (botocore endpoints.json), 2 characters longer.

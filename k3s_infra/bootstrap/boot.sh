@@ -265,6 +265,14 @@ decide_mode() {
     3) marker=absent ;;
     *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
   esac
+  case $marker in
+    # "initialised": written by releases before the marker named its stack.
+    absent | initialised | "$CLUSTER_STACK_ID") ;;
+    *)
+      log "the marker names $marker, not this cluster: left by a stack deleted since"
+      marker=absent
+      ;;
+  esac
   log "cluster-state marker $STATE_PARAMETER: $marker"
   if retry "$probe_attempts" api_answers; then
     log "an API answers at $api_url"
@@ -422,11 +430,26 @@ publish_kubeconfig() {
   rm -f "$kubeconfig"
 }
 
-# The marker: created once (no --overwrite: create-if-absent); ParameterAlreadyExists is fine.
+# The marker names this cluster's first-server stack: created once (no --overwrite:
+# create-if-absent); one already there is this cluster's, or one a deleted stack left,
+# which is replaced.
 ensure_marker() {
+  local status=0 found
   retry -u '(ParameterAlreadyExists)' "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" \
-    --type String --value initialised >/dev/null || [ $? -eq 3 ] ||
-    die "cannot write the cluster-state marker: $(cat "$errors")"
+    --type String --value "$CLUSTER_STACK_ID" >/dev/null || status=$?
+  case $status in
+    0) return ;;
+    3) ;;
+    *) die "cannot write the cluster-state marker: $(cat "$errors")" ;;
+  esac
+  found=$(read_parameter "$STATE_PARAMETER") || die "cannot read the cluster-state marker"
+  case $found in
+    initialised | "$CLUSTER_STACK_ID") ;;
+    *)
+      retry "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" --type String \
+        --value "$CLUSTER_STACK_ID" --overwrite >/dev/null || die "cannot replace the marker of a deleted stack"
+      ;;
+  esac
 }
 
 # publish MODE (a new or restored cluster, once ready): the secure tokens, the kubeconfig,

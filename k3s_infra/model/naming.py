@@ -73,8 +73,9 @@ def addon_secret_name(env: Environment, addon: str, value_key: str) -> str:
 
 def cluster_state_parameter(env: Environment) -> str:
     """SSM parameter the first server creates (create-if-absent) once it has initialised the
-    cluster: value 'initialised'. Never a CloudFormation resource (an update would rewrite it);
-    nodes own it, templates only grant access to its name, destroy deletes it."""
+    cluster, naming its own stack's ID ('initialised' from earlier releases; boot.sh
+    ensure_marker). Never a CloudFormation resource (an update would rewrite it); nodes own
+    it, templates only grant access to its name, destroy deletes it."""
     return f"/{TAG_PREFIX}/{cluster_name(env)}/cluster-state"
 
 

@@ -61,7 +61,7 @@ class Role:
 SERVER_INIT = Role(
     name="server-init", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=True,
     needs=("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret", "cluster_state_parameter",
-           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name"),
+           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name", "stack_id"),
     identity="server")
 SERVER = Role(
     name="server", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=False,

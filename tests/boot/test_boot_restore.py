@@ -6,7 +6,7 @@ with the etcd-s3 settings, same token; then start normally)."""
 from __future__ import annotations
 
 import pytest
-from tests.support.boot_sandbox import PARAMETERS, REGION
+from tests.support.boot_sandbox import NODE_STACK_ID, PARAMETERS, REGION
 
 FOLDER = "etcd/dev"
 OBJECTS = (
@@ -40,6 +40,17 @@ def test_a_lone_replaced_server_heals_from_the_newest_snapshot(sandbox, user_dat
     run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
                       targets=(), objects=OBJECTS)
     _assert_restored(run, "etcd-snapshot-i-0aaa-1735711200")  # newest, metadata and other envs ignored
+
+
+def test_a_marker_naming_this_cluster_heals_like_the_legacy_one(sandbox, user_data):
+    """The marker's value is this cluster's first-server stack ID (earlier releases wrote
+    'initialised'): a lone replaced server finding its own cluster's marker restores."""
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=NODE_STACK_ID, api_up_after=None,
+                      targets=(), objects=OBJECTS)
+    assert run.returncode == 0, run.stderr
+    call = _reset(run)
+    assert call[:3] == ["server", "--cluster-reset", "--cluster-reset-restore-path=etcd-snapshot-i-0aaa-1735711200"]
+    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == NODE_STACK_ID
 
 
 def test_the_newest_snapshot_is_found_past_the_first_thousand_keys(sandbox, user_data):

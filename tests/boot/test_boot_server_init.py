@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 from tests.support.boot_sandbox import (
+    NODE_STACK_ID,
     AGENT_TOKEN,
     IMDS_TOKEN,
     INSTANCE_ID,
@@ -96,7 +97,8 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     # The marker is created, never overwritten (create-if-absent).
     (put,) = [c for c in run.aws_calls if "put-parameter" in c]
     assert "--overwrite" not in put
-    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
+    # Its value names this cluster's first-server stack (${AWS::StackId}, new at every create).
+    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == NODE_STACK_ID
     assert not list(run.tmp.iterdir())  # the exported copy and the downloads are cleaned up
 
 
@@ -168,3 +170,16 @@ def test_a_kubeconfig_that_cannot_be_published_leaves_no_copy_on_disk(sandbox, u
     assert run.returncode != 0 and "cannot publish the kubeconfig" in run.stderr
     assert [s[3] for s in run.signals] == ["FAILURE"]
     assert not list(run.tmp.iterdir())
+
+
+def test_a_marker_left_by_a_deleted_stack_does_not_stop_a_new_cluster(sandbox, user_data):
+    """A stack deleted outside `k3s-infra destroy` leaves its marker (an SSM parameter no stack
+    owns). It names that stack's ID, not this one's: with no API and no healthy target the first
+    server initialises, and the marker is replaced with its own stack's ID."""
+    stale = NODE_STACK_ID.rsplit("/", 1)[0] + "/99999999-0000-0000-0000-000000000000"
+    run = sandbox.run(user_data("dev", "ServerInit"), marker=stale, api_up_after=None, targets=())
+    assert run.returncode == 0, run.stderr
+    assert run.config()["cluster-init"] is True
+    assert not any("--cluster-reset" in call for call in run.k3s_calls)
+    assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == NODE_STACK_ID
+    assert [s[3] for s in run.signals] == ["SUCCESS"]

@@ -32,6 +32,7 @@ IMDSV2 = BOOT + "test_boot_server_init.py::test_metadata_comes_from_imdsv2_with_
 NEVER_READY = BOOT + "test_boot_server_init.py::test_a_first_server_that_never_gets_ready_publishes_nothing"
 IMDS_RETRIED = BOOT + "test_boot_imds.py::test_a_briefly_unavailable_metadata_service_is_retried_and_the_boot_completes"
 HEAL = BOOT + "test_boot_restore.py::test_a_lone_replaced_server_heals_from_the_newest_snapshot"
+STALE_MARKER = BOOT + "test_boot_server_init.py::test_a_marker_left_by_a_deleted_stack_does_not_stop_a_new_cluster"
 NO_COPY = BOOT + "test_boot_server_init.py::test_a_kubeconfig_that_cannot_be_published_leaves_no_copy_on_disk"
 PAST_A_PAGE = BOOT + "test_boot_restore.py::test_the_newest_snapshot_is_found_past_the_first_thousand_keys"
 REQUEST = BOOT + "test_boot_restore.py::test_a_restore_request_is_honoured_then_deleted"
@@ -109,8 +110,10 @@ MUTATIONS = [
     ("API probe without a time limit", 'curl -ksf --max-time 5 "$api_url/ping"', 'curl -ksf "$api_url/ping"',
      [BOOT + "test_boot_install.py::test_every_network_call_of_the_boot_has_a_time_limit"]),
     # What says "a cluster serves" is written once, never overwritten, and only once K3s is ready.
-    ("marker written with --overwrite", "--type String --value initialised", "--type String --overwrite --value initialised",
-     [FIRST_SERVER]),
+    ("marker written with --overwrite", '--type String --value "$CLUSTER_STACK_ID" >/dev/null || status=$?',
+     '--type String --overwrite --value "$CLUSTER_STACK_ID" >/dev/null || status=$?', [FIRST_SERVER]),
+    # A marker another stack wrote must not read as this cluster's (never a new cluster then).
+    ("any marker is this cluster's", '    absent | initialised | "$CLUSTER_STACK_ID") ;;', "    *) ;;", [STALE_MARKER]),
     ("marker before readiness", READINESS, 'if [ "$1" != join ]; then ensure_marker; fi\n' + READINESS, [NEVER_READY]),
     ("kubeconfig before readiness", READINESS, 'if [ "$1" != join ]; then publish_kubeconfig; fi\n' + READINESS,
      [NEVER_READY]),

@@ -57,7 +57,9 @@ ADDON_SECRETS = {
 }
 # What CloudFormation substitutes for ${AWS::StackName} in a nested node stack.
 NODE_STACK_NAME = "k3s-ServerInit-1A2B3C4D5E6F7"
-PSEUDO_PARAMETERS = {"AWS::StackName": NODE_STACK_NAME}
+# ... and for ${AWS::StackId}: new at every create of the stack.
+NODE_STACK_ID = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{NODE_STACK_NAME}/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+PSEUDO_PARAMETERS = {"AWS::StackName": NODE_STACK_NAME, "AWS::StackId": NODE_STACK_ID}
 JOIN_URL = f"https://{PARAMETERS['ApiDnsName']}:6443"
 PUBLIC_URL = f"https://{PARAMETERS['PublicApiDnsName']}:6443"
 SERVER_TOKEN = "S3rv3rT0k3nNeverInUserData0123456789abcdefghijklmnopqrstuvwxyzAB"

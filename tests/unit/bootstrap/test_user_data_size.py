@@ -64,9 +64,15 @@ def worst_case_size(r, stack_id: str) -> int:
     sub = launch_template_data(r.templates[stack_id])["UserData"]["Fn::Base64"]["Fn::Sub"]
     text, variables = sub if isinstance(sub, list) else (sub, {})
     values = {}
+    partition = boto3.session.Session().get_partition_for_region(r.env.region)
+    # A stack ID is the stack's ARN: ...:stack/<name, at most 128>/<UUID> (CloudFormation API
+    # Reference, Stack.StackId and CreateStack StackName).
+    pseudo = {"AWS::StackName": "x" * 128,
+              "AWS::StackId": f"arn:{partition}:cloudformation:{r.env.region}:{r.env.account_id}:stack/"
+                              f"{'x' * 128}/{'0' * 8}-{'0' * 4}-{'0' * 4}-{'0' * 4}-{'0' * 12}"}
     for name, ref in variables.items():
         parameter = ref["Ref"]
-        values[name] = "x" * 128 if parameter == "AWS::StackName" else _longest_value(r, stack_id, parameter)
+        values[name] = pseudo[parameter] if parameter in pseudo else _longest_value(r, stack_id, parameter)
     return len(resolve({"Fn::Sub": [text, values]}, {}).encode())
 
 
