@@ -220,6 +220,10 @@ read_parameter() {
   return "$status"
 }
 
+# marker_is_ours VALUE: the marker names this cluster's first-server stack ("initialised":
+# written by releases before the marker named its stack, taken as this cluster's).
+marker_is_ours() { [ "$1" = initialised ] || [ "$1" = "$CLUSTER_STACK_ID" ]; }
+
 api_answers() { curl -ksf --max-time 5 "$api_url/ping" >/dev/null; }
 
 # The API target group: "<healthy targets> <other servers registered>". A healthy target
@@ -265,14 +269,10 @@ decide_mode() {
     3) marker=absent ;;
     *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
   esac
-  case $marker in
-    # "initialised": written by releases before the marker named its stack.
-    absent | initialised | "$CLUSTER_STACK_ID") ;;
-    *)
-      log "the marker names $marker, not this cluster: left by a stack deleted since"
-      marker=absent
-      ;;
-  esac
+  if [ "$marker" != absent ] && ! marker_is_ours "$marker"; then
+    log "the marker names $marker, not this cluster: left by a stack deleted since"
+    marker=absent
+  fi
   log "cluster-state marker $STATE_PARAMETER: $marker"
   if retry "$probe_attempts" api_answers; then
     log "an API answers at $api_url"
@@ -443,13 +443,10 @@ ensure_marker() {
     *) die "cannot write the cluster-state marker: $(cat "$errors")" ;;
   esac
   found=$(read_parameter "$STATE_PARAMETER") || die "cannot read the cluster-state marker"
-  case $found in
-    initialised | "$CLUSTER_STACK_ID") ;;
-    *)
-      retry "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" --type String \
-        --value "$CLUSTER_STACK_ID" --overwrite >/dev/null || die "cannot replace the marker of a deleted stack"
-      ;;
-  esac
+  if ! marker_is_ours "$found"; then
+    retry "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" --type String \
+      --value "$CLUSTER_STACK_ID" --overwrite >/dev/null || die "cannot replace the marker of a deleted stack"
+  fi
 }
 
 # publish MODE (a new or restored cluster, once ready): the secure tokens, the kubeconfig,

@@ -113,7 +113,8 @@ MUTATIONS = [
     ("marker written with --overwrite", '--type String --value "$CLUSTER_STACK_ID" >/dev/null || status=$?',
      '--type String --overwrite --value "$CLUSTER_STACK_ID" >/dev/null || status=$?', [FIRST_SERVER]),
     # A marker another stack wrote must not read as this cluster's (never a new cluster then).
-    ("any marker is this cluster's", '    absent | initialised | "$CLUSTER_STACK_ID") ;;', "    *) ;;", [STALE_MARKER]),
+    ("any marker is this cluster's", 'marker_is_ours() { [ "$1" = initialised ] || [ "$1" = "$CLUSTER_STACK_ID" ]; }',
+     "marker_is_ours() { true; }", [STALE_MARKER]),
     ("marker before readiness", READINESS, 'if [ "$1" != join ]; then ensure_marker; fi\n' + READINESS, [NEVER_READY]),
     ("kubeconfig before readiness", READINESS, 'if [ "$1" != join ]; then publish_kubeconfig; fi\n' + READINESS,
      [NEVER_READY]),
