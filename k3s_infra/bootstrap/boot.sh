@@ -11,7 +11,8 @@
 # endpoint, K3S_INFRA_RETRY_BASE/_MAX, _JOIN/_PROBE/_READY/_TOKEN_ATTEMPTS and
 # K3S_INFRA_START_TIMEOUT shorten the waits.
 set -euo pipefail
-# Command substitutions fail like any other command (bash turns -e off inside $(...)).
+# Command substitutions fail like any other command: outside POSIX mode bash clears -e in
+# their subshells unless inherit_errexit is set (Bash Reference Manual, Command Substitution, shopt).
 shopt -s inherit_errexit
 umask 077
 
