@@ -1,13 +1,16 @@
 """Network stack (``network.create`` only): the VPC and subnets the other stacks receive
 as the same Parameters a brought network fills from config (VpcId, VpcCidr, SubnetIds,
-PublicSubnetIds), so a managed and a brought network render the same children."""
+PublicSubnetIds and the server groups' FirstServerSubnetIds, JoiningServerSubnetIds), so a
+managed and a brought network render the same children."""
 
 from __future__ import annotations
+
+from troposphere import Join
 
 from k3s_infra.components import network
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment
-from k3s_infra.model import naming
+from k3s_infra.model import naming, placement
 from k3s_infra.model import outputs as o
 
 
@@ -21,4 +24,10 @@ def build(env: Environment) -> StackTemplate:
     t.output(o.VPC_CIDR, refs.vpc_cidr, "CIDR block of the VPC")
     t.output(o.SUBNET_IDS, refs.private_subnet_ids, "Private subnets: nodes and the internal API load balancer")
     t.output(o.PUBLIC_SUBNET_IDS, refs.public_subnet_ids, "Public subnets: the internet-facing API load balancer")
+    # The n-th private subnet is in zone Fn::Select(n, Fn::GetAZs): its index is its zone.
+    split = placement.server_subnets(list(enumerate(refs.private_subnets)), lambda s: s[0], env.servers.count)
+    t.output(o.FIRST_SERVER_SUBNET_IDS, Join(",", [ref for _, ref in split.first]),
+             "Private subnets of the cluster-init server (model/placement.py)")
+    t.output(o.JOINING_SERVER_SUBNET_IDS, Join(",", [ref for _, ref in split.joining]),
+             "Private subnets of the joining servers (model/placement.py)")
     return t

@@ -12,7 +12,7 @@ from troposphere.cloudformation import Stack
 
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment, architectures
-from k3s_infra.model import naming
+from k3s_infra.model import naming, placement
 from k3s_infra.model import outputs as o
 from stacks import servers
 
@@ -54,11 +54,14 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     if arch:  # each node stack's ImageId is the root's image of its architecture
         values[o.IMAGE_ID] = Ref(o.IMAGE_IDS[arch])
     if not env.network.managed:  # a created network: the Network stack's outputs of the same names
+        split = placement.server_subnets(env.network.subnets, lambda s: s.az, env.servers.count)
         values.update({
             o.VPC_ID: env.network.vpc_id,
             o.VPC_CIDR: env.network.vpc_cidr,
             o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
             o.PUBLIC_SUBNET_IDS: Join(",", [s.id for s in env.network.public_subnets]),
+            o.FIRST_SERVER_SUBNET_IDS: Join(",", [s.id for s in split.first]),
+            o.JOINING_SERVER_SUBNET_IDS: Join(",", [s.id for s in split.joining]),
         })
     if stack_id == naming.STACK_SERVERS:
         count = servers.joining_count(env)

@@ -51,6 +51,8 @@ class NetworkRefs:
     vpc_cidr: GetAtt
     private_subnet_ids: Join
     public_subnet_ids: Join
+    # One per zone, in zone order: the n-th is in Fn::Select(n, Fn::GetAZs), distinct zones.
+    private_subnets: tuple[Ref, ...]
 
 
 def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -100,7 +102,8 @@ def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...
     _flow_logs(t, vpc)
     return NetworkRefs(vpc_id=Ref(vpc), vpc_cidr=GetAtt(vpc, "CidrBlock"),
                        private_subnet_ids=Join(",", [Ref(s) for s in private]),
-                       public_subnet_ids=Join(",", [Ref(s) for s in public]))
+                       public_subnet_ids=Join(",", [Ref(s) for s in public]),
+                       private_subnets=tuple(Ref(s) for s in private))
 
 
 def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], services: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from k3s_infra.config import architectures, defaults, rules
 from k3s_infra.config.addons import Addons, check_cluster_autoscaler
-from k3s_infra.config.network import Api, Network
+from k3s_infra.config.network import Api, Network, check_server_zones
 from k3s_infra.config.text import camel
 from k3s_infra.config.text import shown as shown_value
 from k3s_infra.config.types import (
@@ -280,6 +280,7 @@ class Environment(Strict):
                 if subnet.az and not subnet.az.startswith(self.region):
                     raise ValueError(f"network.{field}: {subnet.id} is in {subnet.az}, outside region {self.region}")
         _check_public_subnets(self.network, self.api)
+        check_server_zones(self.network, self.servers.count)
         vpc = ipaddress.ip_network(self.network.vpc_cidr)
         for field in ("cluster_cidr", "service_cidr"):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):

@@ -24,7 +24,9 @@ WORLD = ("0.0.0.0/0", "::/0")
 
 class Subnet(Strict):
     id: SubnetId
-    az: AvailabilityZone | None = Field(None, description="Availability zone; lets the AZ spread be checked.")
+    az: AvailabilityZone | None = Field(
+        None, description="Availability zone; lets the AZ spread be checked. Required with three or more "
+                          "servers, which are placed by zone.")
 
 
 class ManagedNetwork(Strict):
@@ -51,6 +53,34 @@ def _spread(field: str, subnets: list[Subnet], required: bool) -> None:
     zones = [s.az for s in subnets if s.az]
     if (required or zones) and len(zones) == len(subnets) and len(set(zones)) < 2:
         raise ValueError(f"{field}: need at least two distinct availability zones for HA")
+
+
+# Zones three or more servers need: the first server gets one zone, the others the rest, and
+# with three zones no zone holds a majority, so an AZ outage keeps etcd quorum.
+# k3s_infra/model/placement.py derives it (zones_needed); its test pins that the two agree.
+SERVER_ZONES = 3
+
+
+def check_server_zones(network: Network, servers: int) -> None:
+    """Refuse a network whose node subnets cannot spread ``servers`` so that no zone holds a
+    majority: every subnet's ``az`` known (brought) and at least SERVER_ZONES zones."""
+    if servers == 1:  # a lone server has no quorum to keep through a zone outage
+        return
+    needs = f"servers.count {servers} needs"
+    why = "so that no zone holds a majority of the servers (an AZ outage then keeps etcd quorum)"
+    if network.create:
+        if network.create.availability_zones < SERVER_ZONES:
+            raise ValueError(f"network.create.availability_zones: {needs} at least {SERVER_ZONES} zones {why}, "
+                             f"got {network.create.availability_zones}")
+        return
+    for index, subnet in enumerate(network.subnets):
+        if subnet.az is None:
+            raise ValueError(f"network.subnets[{index}].az: {needs} the zone of every node subnet, to place "
+                             f"the servers {why}")
+    zones = sorted({s.az for s in network.subnets if s.az})
+    if len(zones) < SERVER_ZONES:
+        raise ValueError(f"network.subnets: {needs} subnets in at least {SERVER_ZONES} availability zones {why}, "
+                         f"got {len(zones)} ({', '.join(zones)})")
 
 
 class Network(Strict):

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.config import ConfigError, Environment, architectures, defaults
 from k3s_infra.model import outputs as o
+from k3s_infra.model import placement
 from k3s_infra.components.network import INTERFACE_SERVICES
 from k3s_infra.deploy import changeset
 from k3s_infra.deploy.images import deployed_parameters
@@ -154,7 +155,30 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                                                 f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
             elif no_route_out:
                 problems += _without_internet(env, f"{where}.id")
+    problems += _server_spread(env, {s["SubnetId"]: s["AvailabilityZone"] for s in found.values()
+                                     if s["VpcId"] == network.vpc_id})
     return sorted(set(zones))
+
+
+def _server_spread(env: Environment, real_zones: dict[str, str]) -> list[Problem]:
+    """The file's ``az`` decides which subnets each server group gets (model/placement.py); their
+    real zones decide where the servers run: no zone may hold more of them than etcd can lose.
+    Subnets not found are reported by the caller."""
+    count = env.servers.count
+    if count < placement.SPREAD_FROM:
+        return []
+    split = placement.server_subnets(env.network.subnets, lambda s: s.az, count)
+    if any(s.id not in real_zones for s in (*split.first, *split.joining)):
+        return []
+    first = sorted({real_zones[s.id] for s in split.first})
+    joining = sorted({real_zones[s.id] for s in split.joining})
+    crowded = placement.crowded(placement.worst_case(first, joining, count), count)
+    return [("network.subnets", f"{zone} could hold {held} of the {count} servers (ServerInit in "
+                                f"{', '.join(first)}, Servers balanced over {', '.join(joining)}): its outage "
+                                f"would lose etcd quorum (it survives losing {placement.tolerated(count)}); "
+                                f"each subnet's az must be its real zone, {placement.zones_needed(count)} "
+                                "distinct zones in all")
+            for zone, held in sorted(crowded.items())]
 
 
 def default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:

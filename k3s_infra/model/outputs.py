@@ -22,6 +22,10 @@ PUBLIC_API_LOAD_BALANCER = "PublicApiLoadBalancerArn"
 
 # Network stack (network.create only); otherwise the root sets these from config
 PUBLIC_SUBNET_IDS = "PublicSubnetIds"
+# ... and the node subnets split per server group (model/placement.py): the first server's
+# zone, and every other zone for the joining servers
+FIRST_SERVER_SUBNET_IDS = "FirstServerSubnetIds"
+JOINING_SERVER_SUBNET_IDS = "JoiningServerSubnetIds"
 
 # Cluster data stack
 TOKEN_SECRET = "TokenSecretArn"

@@ -185,7 +185,9 @@ def test_init_from_account_reads_the_account_and_a_vpc(cli, network, tmp_path):
     doc = yaml.safe_load(out.read_text())
     assert doc["account_id"] == "123456789012" and doc["region"] == "eu-west-1"  # moto's account, the session's region
     assert doc["network"]["vpc_id"] == network["vpc_id"]
-    assert sorted(s["id"] for s in doc["network"]["subnets"]) == sorted(network["subnets"])
+    # every private subnet of the VPC, the harness's third zone too (tests/e2e/conftest.py)
+    assert sorted(s["id"] for s in doc["network"]["subnets"]) == sorted([*network["subnets"],
+                                                                        network["third_zone_subnet"]])
     assert cli("render", "--config", str(out), "--out", str(tmp_path / "build")).code == 0
 
 

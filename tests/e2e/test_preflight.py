@@ -114,6 +114,28 @@ def test_private_subnets_without_a_route_out_are_refused(write_env, network, aws
     assert "no route out" in problems["network.subnets[0].id"] and "secretsmanager" in problems["network.subnets[0].id"]
 
 
+def test_servers_whose_real_zones_give_one_zone_a_majority_are_refused(write_env, network, aws, moto_endpoint):
+    """Three servers: the file's az decides which subnets each server group gets (first zone to
+    the first server, the others to the joining ones: k3s_infra/model/placement.py), the real
+    zones (DescribeSubnets) where they run. A subnet whose az is wrong could put two of three
+    servers in one zone, whose outage would then lose etcd quorum."""
+    session = boto3.Session(region_name=REGION)
+    env = load_environment(path=networked(write_env, "preflight-spread.yaml", servers={"count": 3}))
+    assert sorted(s.az for s in env.network.subnets) == [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
+    assert "network.subnets" not in dict(preflight.check(env, session))  # one server per zone
+    # really in zone b, said to be in zone c: the joining servers' two subnets share one real zone
+    liar = aws.ec2.create_subnet(VpcId=network["vpc_id"], CidrBlock="10.0.3.0/24",
+                                 AvailabilityZone=f"{REGION}b")["Subnet"]["SubnetId"]
+    subnets = [s.model_copy(update={"id": liar}) if s.az == f"{REGION}c" else s for s in env.network.subnets]
+    env = env.model_copy(update={"network": env.network.model_copy(update={"subnets": subnets})})
+    problems = preflight.check(env, session)
+    assert ("network.subnets[2].az", f"{liar} is in {REGION}b, not {REGION}c") in problems
+    spread = dict(problems)["network.subnets"]
+    assert spread.startswith(f"{REGION}b could hold 2 of the 3 servers (ServerInit in {REGION}a, "
+                             f"Servers balanced over {REGION}b)"), spread
+    assert "lose etcd quorum" in spread and "3 distinct zones" in spread
+
+
 def test_skip_preflight_lets_plan_reach_cloudformation(cli, write_env, network):
     path = networked(write_env, "preflight-skip.yaml")
     text = open(path).read().replace(network["subnets"][1], "subnet-0123456789abcdef0")

@@ -3,7 +3,8 @@ public and a private subnet per zone in disjoint CIDRs, public subnets routed to
 gateway, private ones through one NAT, one per zone (each zone through its own) or none (then
 interface endpoints for every AWS API the nodes call, reachable on 443 from the VPC), an S3
 gateway endpoint on the private route tables, flow logs; every node stack takes the private
-subnets through the same parameters a brought network fills; cfn-lint clean in each variant.
+subnets through the same parameters a brought network fills (with three servers the first
+server the first zone's, the others the rest); cfn-lint clean in each variant.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from k3s_infra.render import render, write
 def _variant(env_document, tmp_path, nat: str, zones: int = 3):
     document = env_document("staging")
     document["network"]["create"] |= {"nat_gateways": nat, "availability_zones": zones}
+    if zones < 3:  # three servers need three zones (k3s_infra/model/placement.py)
+        document["servers"] = {**document["servers"], "count": 1}
     rendering = render(validate(document, "staging.yaml"))
     folder = write(rendering, tmp_path / nat)
     templates = {s.stack_id: yaml.safe_load((folder / s.file).read_text()) for s in rendering.stacks}
@@ -96,9 +99,17 @@ def test_managed_network_routes(env_document, tmp_path, linter, nat, zones):
         assert interface == set()
     (flow,) = _by_type(network, "AWS::EC2::FlowLog").values()
     assert flow["ResourceId"] == {"Ref": "Vpc"} and flow["TrafficType"] == "ALL"
-    # every other stack takes the network through the same parameters; nodes go private
-    assert templates["Network"]["Outputs"]["SubnetIds"]["Value"] == {"Fn::Join": [",", [{"Ref": s} for s in private]]}
-    for stack_id in ("ServerInit", "Servers", "AgentPoolGeneral"):
-        assert templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"]["SubnetIds"] == \
-            {"Fn::GetAtt": ["Network", "Outputs.SubnetIds"]}
+    # every other stack takes the network through the same parameters; nodes go private, the
+    # first server in the first zone's subnet when there are three servers, else in any
+    outputs = {name: output["Value"]["Fn::Join"][1] for name, output in templates["Network"]["Outputs"].items()
+               if name.endswith("SubnetIds")}
+    assert outputs["SubnetIds"] == [{"Ref": s} for s in private]
+    first = [s for s in private if subnets[s]["AvailabilityZone"]["Fn::Select"][0] == 0]
+    three = rendering.env.servers.count >= 3
+    assert outputs["FirstServerSubnetIds"] == [{"Ref": s} for s in (first if three else private)]
+    assert outputs["JoiningServerSubnetIds"] == [{"Ref": s} for s in private if not three or s not in first]
+    for stack_id, name in (("ServerInit", "FirstServerSubnetIds"), ("Servers", "JoiningServerSubnetIds"),
+                           ("AgentPoolGeneral", "SubnetIds")):
+        assert templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][name] == \
+            {"Fn::GetAtt": ["Network", f"Outputs.{name}"]}
     assert linter.lint_rendering(rendering, folder) == []

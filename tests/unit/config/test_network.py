@@ -1,8 +1,9 @@
 """The network and API sections (k3s_infra/config/network.py): CIDRs, VPC and subnet ID shapes,
-at least two subnets in two availability zones, a created network that refuses brought
-fields, and the API's allowed CIDRs: required for an internet-facing API, each listed once,
-at most 50 (EC2's 60 inbound rules per security group, nodes take two), never the whole world
-unless ``open_to_world`` says so. A refusal through the CLI exits 2 and writes nothing.
+at least two subnets in two availability zones (three, each subnet's zone given, with three or
+more servers), a created network that refuses brought fields, and the API's allowed CIDRs:
+required for an internet-facing API, each listed once, at most 50 (EC2's 60 inbound rules per
+security group, nodes take two), never the whole world unless ``open_to_world`` says so.
+A refusal through the CLI exits 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,44 @@ def test_zone_spread_is_not_checked_when_zones_are_unknown(dev):
     for subnet in dev["network"]["subnets"]:
         subnet.pop("az")
     assert len(validate(dev, "env.yaml").network.subnets) == 2
+
+
+# --- three or more servers: no zone may hold a majority (k3s_infra/model/placement.py) -----
+
+def test_three_servers_in_two_zones_are_refused(dev):
+    dev["servers"]["count"] = 3
+    error = refused(dev)
+    assert paths(error) == ["network.subnets"]
+    assert "at least 3 availability zones" in str(error) and "got 2 (eu-west-1a, eu-west-1b)" in str(error)
+    assert "majority" in str(error) and "quorum" in str(error)
+
+
+def test_three_servers_need_the_zone_of_every_subnet(dev):
+    dev["servers"]["count"] = 3
+    dev["network"]["subnets"].append({"id": "subnet-0a1b2c3d4e5f60703", "az": "eu-west-1c"})
+    assert validate(dev, "env.yaml").servers.count == 3
+    dev["network"]["subnets"][1].pop("az")
+    error = refused(dev)
+    assert paths(error) == ["network.subnets[1].az"] and "zone of every node subnet" in str(error)
+
+
+def test_a_created_network_of_two_zones_is_refused_for_three_servers(env_document):
+    staging = env_document("staging")
+    staging["network"]["create"]["availability_zones"] = 2
+    error = _refused(staging)
+    assert paths(error) == ["network.create.availability_zones"] and "at least 3 zones" in str(error)
+    staging["servers"]["count"] = 1  # a lone server: any zone will do
+    assert validate(staging, "env.yaml").network.create.availability_zones == 2
+
+
+def test_three_servers_in_two_zones_exit_2_from_the_cli(dev, tmp_path):
+    from k3s_infra.cli import main
+
+    dev["servers"]["count"] = 3
+    path = tmp_path / "two-zones.yaml"
+    path.write_text(yaml.safe_dump(dev))
+    assert main(["render", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
 
 
 def test_managed_network_refuses_brought_fields(env_document):

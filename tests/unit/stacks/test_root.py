@@ -52,10 +52,17 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     assert init["ApiTargetGroupArn"] == {"Fn::GetAtt": ["ApiEndpoint", "Outputs.ApiTargetGroupArn"]}
     assert init["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
     assert init["ImageId"] == {"Ref": "ImageId"}  # pinned at deploy (k3s_infra/deploy/images.py)
-    if r.env.network.managed:  # nodes go in the created private subnets
-        assert init["SubnetIds"] == {"Fn::GetAtt": ["Network", "Outputs.SubnetIds"]}
-    else:
-        assert init["SubnetIds"] == {"Fn::Join": [",", [s.id for s in r.env.network.subnets]]}
+    stacks = r.resources("Root", "AWS::CloudFormation::Stack")
+    # nodes go in the node (private) subnets; which zones each server group gets:
+    # tests/unit/model/test_placement.py
+    for stack_id, name in (("ServerInit", "FirstServerSubnetIds"), ("Servers", "JoiningServerSubnetIds"),
+                           (_pool_stack(r.env.agent_pools[0]), "SubnetIds")):
+        value = stacks[stack_id]["Properties"]["Parameters"][name]
+        if r.env.network.managed:  # the created private subnets
+            assert value == {"Fn::GetAtt": ["Network", f"Outputs.{name}"]}
+        else:
+            given = value["Fn::Join"][1]
+            assert given and set(given) <= {s.id for s in r.env.network.subnets}
 
 
 def test_asg_sizes_from_config(r):

@@ -33,6 +33,8 @@ def test_shape_of_root_does_not_depend_on_server_count(rendered):
     env = rendered["dev"].env
     document = env.model_dump(mode="json")
     document["servers"]["count"] = 3
+    # three servers need a third zone (no zone may hold a majority: k3s_infra/model/placement.py)
+    document["network"]["subnets"].append({"id": "subnet-0a1b2c3d4e5f60703", "az": "eu-west-1c"})
     grown = render(validate(document, "test"))
     assert [c.file for c in grown.children] == [c.file for c in rendered["dev"].rendering.children]
     same = {c.stack_id: c.body for c in grown.children}
