@@ -1,5 +1,6 @@
-"""k3s-infra status: root and nested stack states, outputs, node group counts; exit 1
-when not deployed or when a stack failed or rolled back, so a pipeline can gate on it."""
+"""k3s-infra status: root and nested stack states, outputs, node group counts, a pending
+restore request; exit 1 when not deployed or when a stack failed or rolled back, so a
+pipeline can gate on it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from k3s_infra.cli import EXIT_FAILED, EXIT_OK
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli.output import aligned, document, print_json, say, wants_json
-from k3s_infra.cli.progress import Console
+from k3s_infra.cli.progress import Console, restore_request_line
 from k3s_infra.deploy import status
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.deploy.events import failed
@@ -33,11 +34,15 @@ def show(aws: Aws, *, as_json: bool = False, follow: bool = False, poll: float =
 
 
 def format_text(found: dict[str, Any]) -> str:
+    request = found.get("restore_request")
+    pending = [restore_request_line(request, found["region"])] if request else []
     if not found["deployed"]:
-        return f"{found['stack_name']}: not deployed (no such stack in {found['region']})"
+        return "\n".join([f"{found['stack_name']}: not deployed (no such stack in {found['region']})",
+                          *(f"warning: {w}" for w in found["warnings"]), *pending])
     protection = "on" if found["termination_protection"] else "off"
     lines = [f"{found['stack_name']}  {found['status']}  (termination protection {protection})"]
     lines += [f"warning: {w}" for w in found["warnings"]]
+    lines += pending
     rows = [("STACK", "STATUS", "UPDATED")]
     rows += [(s["stack"], s["status"], f"{s['updated']:%Y-%m-%d %H:%M:%S}" if s["updated"] else "")
              for s in found["stacks"]]

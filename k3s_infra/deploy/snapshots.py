@@ -11,13 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import DeployError, changeset
+from k3s_infra.deploy import DeployError, changeset, restore_request
 from k3s_infra.deploy.groups import describe_groups, group_of, outputs, parameters
 from k3s_infra.deploy.progress import (FirstServerReplaced, JoiningServersRestarted, JoiningServersStopping,
-                                       Progress, RestoreRequested, SnapshotRestored, WaitingForJoiningServers,
-                                       WaitingForRestore, ignore)
+                                       Progress, RestoreRequested, RestoreWithdrawn, SnapshotRestored,
+                                       WaitingForJoiningServers, WaitingForRestore, ignore)
 
 METADATA_DIR = ".metadata"
 
@@ -77,9 +79,12 @@ def _wait(what: str, done: Callable[[], bool], *, timeout: float, poll: float,
 def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], on_progress: Progress = ignore,
             poll: float = 10.0, timeout: float = 1800.0) -> bool:
     """Restore the cluster from a snapshot (default: the newest) once ``confirm`` agrees:
-    the cluster-init server is replaced and its boot resets etcd from the snapshot named in
-    the restore-request parameter (cluster-reset); the joining servers are stopped meanwhile
-    and rejoin afterwards; agents are left alone. Returns False when not confirmed."""
+    the joining servers are stopped, a restore request (deploy/restore_request.py) naming
+    the snapshot, the first-server instances and an expiry (now + ``timeout``) is written,
+    those instances are terminated and the replacing first server's boot resets etcd from
+    the snapshot (cluster-reset) and deletes the request; then the joining servers rejoin.
+    Agents are left alone. A run that stops after writing its request deletes it again
+    (only if it still holds this run's request). Returns False when not confirmed."""
     env = aws.env
     root = _root(aws)
     snapshots = list_snapshots(aws, root)
@@ -88,6 +93,10 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], o
     chosen = next((s for s in snapshots if s.name == snapshot), None) if snapshot else snapshots[0]
     if chosen is None:
         raise DeployError(f"no snapshot named {snapshot!r}; see 'k3s-infra snapshots' (newest: {snapshots[0].name})")
+    try:
+        restore_request.check_snapshot(chosen.name)
+    except restore_request.RestoreRequestError as exc:
+        raise DeployError(str(exc)) from None
     init_stack, init_group = group_of(aws, root["StackId"], naming.STACK_SERVER_INIT)
     servers_stack, servers_group = group_of(aws, root["StackId"], naming.STACK_SERVERS)
     if init_group is None or servers_group is None:
@@ -95,33 +104,48 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], o
     sizes = parameters(servers_stack)
     if not confirm(chosen):
         return False
-    request = naming.restore_request_parameter(env)
-    aws.ssm.put_parameter(Name=request, Value=chosen.name, Type="String", Overwrite=True,
-                          Description="k3s-infra restore: snapshot the booting first server restores")
-    on_progress(RestoreRequested(request, chosen.name))
     autoscaling = aws.autoscaling
     servers_name = servers_group["AutoScalingGroupName"]
+    hint = _restart_hint(servers_name, sizes)
     autoscaling.update_auto_scaling_group(AutoScalingGroupName=servers_name, MinSize=0, DesiredCapacity=0)
     on_progress(JoiningServersStopping(servers_name))
-    _wait("the joining servers to terminate", lambda: not describe_groups(
-        autoscaling, [servers_name]).get(servers_name, {}).get("Instances"), timeout=timeout, poll=poll,
-        report=lambda waited: on_progress(WaitingForJoiningServers(waited)))
-    init_name = init_group["AutoScalingGroupName"]
-    old = [i["InstanceId"] for i in init_group.get("Instances", [])]
-    for instance in old:
-        # Its group launches a replacement, whose boot finds the restore request.
-        autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance, ShouldDecrementDesiredCapacity=False)
-    on_progress(FirstServerReplaced(tuple(old), init_name))
     try:
-        _wait(f"the new first server to restore {chosen.name} and delete {request}",
-              lambda: not _parameter_exists(aws.ssm, request), timeout=timeout, poll=poll,
-              report=lambda waited: on_progress(WaitingForRestore(chosen.name, request, waited)))
+        _wait("the joining servers to terminate", lambda: not describe_groups(
+            autoscaling, [servers_name]).get(servers_name, {}).get("Instances"), timeout=timeout, poll=poll,
+            report=lambda waited: on_progress(WaitingForJoiningServers(waited)))
     except DeployError as exc:
-        raise DeployError(
-            f"{exc}; the joining servers stay at 0 until the first server is back: check its boot messages "
-            f"('k3s-infra-boot:' lines in its console output), then 'aws autoscaling update-auto-scaling-group --auto-scaling-group-name "
-            f"{servers_name} --min-size {sizes.get(o.MIN_SIZE)} --max-size {sizes.get(o.MAX_SIZE)} "
-            f"--desired-capacity {sizes.get(o.DESIRED_CAPACITY)}'") from None
+        raise DeployError(f"{exc}; no restore request was written; the joining servers stay at 0: {hint}") from None
+    # The request names the instances this run terminates: listed before it is written.
+    init_name = init_group["AutoScalingGroupName"]
+    old = tuple(i["InstanceId"] for i in describe_groups(autoscaling, [init_name]).get(init_name, {}).get(
+        "Instances", []))
+    if not old:
+        raise DeployError(f"{init_name} has no first server to replace, so no boot could take a restore request; "
+                          f"no request was written; the joining servers stay at 0: {hint}")
+    request = restore_request.new(chosen.name, old, time.time(), timeout)
+    parameter = naming.restore_request_parameter(env)
+    aws.ssm.put_parameter(Name=parameter, Value=request.format(), Type="String", Overwrite=True,
+                          Description=restore_request.DESCRIPTION)
+    try:
+        on_progress(RestoreRequested(parameter, request))
+        for instance in old:
+            # Its group launches a replacement, whose boot finds the restore request.
+            autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=instance,
+                                                                 ShouldDecrementDesiredCapacity=False)
+        on_progress(FirstServerReplaced(old, init_name))
+        _wait(f"the new first server to restore {chosen.name} and delete {parameter}",
+              lambda: not _parameter_exists(aws.ssm, parameter), timeout=timeout, poll=poll,
+              report=lambda waited: on_progress(WaitingForRestore(chosen.name, parameter, waited)))
+    except (DeployError, ClientError, BotoCoreError) as exc:  # AWS-side: one error that says it all
+        outcome, error = restore_request.withdraw(aws.ssm, parameter, request)
+        raise DeployError(f"{_failure(exc)}; {_withdrawal(parameter, env.region, outcome, error)}; the joining "
+                          f"servers stay at 0 until the first server is back: check its boot messages "
+                          f"('k3s-infra-boot:' lines in its console output), then {hint}") from exc
+    except BaseException:  # Ctrl-C, or a fault: withdraw, say so, let it go on
+        outcome, error = restore_request.withdraw(aws.ssm, parameter, request)
+        on_progress(RestoreWithdrawn(parameter, env.region, outcome, error, servers_name, sizes.get(o.MIN_SIZE),
+                                     sizes.get(o.DESIRED_CAPACITY), sizes.get(o.MAX_SIZE)))
+        raise
     on_progress(SnapshotRestored(chosen.name))
     autoscaling.update_auto_scaling_group(
         AutoScalingGroupName=servers_name, MinSize=int(sizes.get(o.MIN_SIZE, 0) or 0),
@@ -129,6 +153,29 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], o
     on_progress(JoiningServersRestarted(servers_name, sizes.get(o.MIN_SIZE), sizes.get(o.DESIRED_CAPACITY),
                                         sizes.get(o.MAX_SIZE)))
     return True
+
+
+def _restart_hint(group: str, sizes: dict[str, str]) -> str:
+    return (f"'aws autoscaling update-auto-scaling-group --auto-scaling-group-name {group} --min-size "
+            f"{sizes.get(o.MIN_SIZE)} --max-size {sizes.get(o.MAX_SIZE)} --desired-capacity "
+            f"{sizes.get(o.DESIRED_CAPACITY)}'")
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}"
+    return str(exc)
+
+
+def _withdrawal(parameter: str, region: str, outcome: str, error: str | None) -> str:
+    return {
+        "deleted": f"deleted the restore request {parameter}, so no later boot acts on it",
+        "absent": f"the restore request {parameter} is gone (a first server may have taken it just now: "
+                  f"see 'k3s-infra status')",
+        "replaced": f"left {parameter} as it is: it holds another run's restore request",
+    }.get(outcome, f"could not delete the restore request {parameter} ({error}): delete it with "
+                   f"'aws ssm delete-parameter --name {parameter} --region {region}'")
 
 
 def _parameter_exists(ssm, name: str) -> bool:

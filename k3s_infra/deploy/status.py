@@ -4,11 +4,12 @@ its events until it settles. The CLI prints both (k3s_infra/cli/status.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import changeset
+from k3s_infra.deploy import changeset, restore_request
 from k3s_infra.deploy.events import READ_ERRORS, Watcher, failed, terminal
 from k3s_infra.deploy.groups import describe_groups, nested_stacks
 from k3s_infra.deploy.progress import Following, Progress, ignore
@@ -22,8 +23,10 @@ def collect(aws) -> dict[str, Any]:
     cfn = aws.cloudformation
     found: dict[str, Any] = {"environment": env.name, "stack_name": env.stack_name, "region": env.region,
                              "deployed": False, "status": None, "healthy": False, "termination_protection": False,
-                             "stacks": [], "outputs": {}, "node_groups": [], "warnings": []}
+                             "stacks": [], "outputs": {}, "node_groups": [], "warnings": [],
+                             "restore_request": None}
     root = changeset.stack_state(cfn, env.stack_name)
+    _restore_request(aws, found)  # also without a stack: a request left behind is news
     if root is None:
         return found
     found.update(deployed=True, status=root["StackStatus"],
@@ -40,6 +43,17 @@ def collect(aws) -> dict[str, Any]:
     found["node_groups"] = _node_groups(aws, nested)
     found["healthy"] = not any(failed(s["status"]) for s in found["stacks"])
     return found
+
+
+def _restore_request(aws, found: dict[str, Any]) -> None:
+    """The pending restore request, if any (deploy/restore_request.py), as data."""
+    parameter = naming.restore_request_parameter(aws.env)
+    try:
+        pending = restore_request.read(aws.ssm, parameter, time.time())
+    except READ_ERRORS as exc:
+        found["warnings"].append(f"cannot read the restore request {parameter} ({type(exc).__name__})")
+        return
+    found["restore_request"] = pending.as_dict() if pending else None
 
 
 def _node_groups(aws, nested: list[tuple[str, dict]]) -> list[dict]:

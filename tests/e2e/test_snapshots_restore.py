@@ -2,7 +2,8 @@
 K3s's uploads are simulated as K3s lays them out (k3s-io/k3s:pkg/etcd/s3/s3.go: the
 snapshot at <folder>/<name>, optional metadata at <folder>/.metadata/<name>); the
 booting first server is simulated by a test-side "node" that deletes the restore
-request once the CLI has stopped the joining servers and replaced the init server."""
+request once the CLI has stopped the joining servers and replaced the init server. A
+restore no boot answers deletes its request; status and deploy show one left behind."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import threading
 import time
 
 import pytest
+
+from k3s_infra.deploy.restore_request import parse
 
 STACK = "k3s-snap"
 REQUEST = f"/k3s-infra/{STACK}/restore-request"
@@ -97,16 +100,49 @@ def test_restore_replaces_the_servers_and_waits_for_the_first_one(cli, config, a
 
     thread = threading.Thread(target=node)
     thread.start()
+    started = time.time()
     result = cli("restore", "--config", config, "--snapshot", NAMES[1], "--yes", "--timeout", "30")
     thread.join()
     assert result.code == 0, result
-    assert seen["request"] == NAMES[1]  # the snapshot name as K3s lists it
+    request = parse(seen["request"])
+    assert request.snapshot == NAMES[1]  # the snapshot name as K3s lists it
+    assert request.replaces == tuple(init_before)  # the first server it terminated
+    assert started + 30 <= request.expires <= time.time() + 31  # written at some point of the run, + timeout
     assert seen["servers_stopped"] and seen["init_desired"] == 1
     state = aws.ec2.describe_instances(InstanceIds=init_before)["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("shutting-down", "terminated")
     servers = group(aws, "Servers")
     assert (servers["MinSize"], servers["DesiredCapacity"], servers["MaxSize"]) == (2, 2, 2)
     assert "waiting for" in result.out and "5/5" in result.out
+
+
+def test_a_restore_that_times_out_deletes_its_request(cli, config, aws):
+    """No boot takes the request: the CLI gives up, deletes it (a later boot would otherwise
+    act on it) and says how to bring the joining servers back."""
+    result = cli("restore", "--config", config, "--yes", "--timeout", "3")
+    assert result.code == 1, result
+    assert f"deleted the restore request {REQUEST}, so no later boot acts on it" in result.err
+    assert "2/5 wrote" in result.out and "update-auto-scaling-group" in result.err
+    with pytest.raises(aws.ssm.exceptions.ParameterNotFound):
+        aws.ssm.get_parameter(Name=REQUEST)
+    name = group(aws, "Servers")["AutoScalingGroupName"]
+    aws.autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=2, MaxSize=2, DesiredCapacity=2)
+
+
+def test_status_and_deploy_show_a_request_left_behind(cli, config, aws):
+    value = f"snapshot={NAMES[0]} replaces=i-0123456789abcdef0 expires={int(time.time()) - 3 * 3600 - 60}"
+    aws.ssm.put_parameter(Name=REQUEST, Value=value, Type="String")
+    try:
+        text = cli("status", "--config", config)
+        assert (f"restore request {REQUEST}: snapshot {NAMES[0]}, replaces i-0123456789abcdef0, expired 3h ago "
+                f"(ignored by the boot; delete with: aws ssm delete-parameter --name {REQUEST}") in text.out, text
+        doc = json.loads(cli("status", "--config", config, "-o", "json").out)["restore_request"]
+        assert (doc["state"], doc["value"], doc["replaces"]) == ("expired", value, ["i-0123456789abcdef0"])
+        deployed = cli("deploy", "--config", config, "--yes")
+        assert deployed.code == 0, deployed
+        assert f"warning: restore request {REQUEST}: snapshot {NAMES[0]}" in deployed.out
+    finally:
+        aws.ssm.delete_parameter(Name=REQUEST)
 
 
 def test_restore_of_an_unknown_snapshot_is_refused(cli, config):

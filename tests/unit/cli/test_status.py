@@ -31,7 +31,7 @@ def aws(monkeypatch):
     env = load_environment("dev")
     result = Aws(env, boto3.Session(region_name=env.region))
     stubs = {}
-    for service in ("cloudformation", "sts", "autoscaling"):
+    for service in ("cloudformation", "sts", "autoscaling", "ssm"):
         client = result.client(service)
         result.__dict__[service] = client  # what the cached property would hold
         stubs[service] = Stubber(client)
@@ -49,11 +49,17 @@ def _stack(name, stack_id, state):
     return {"StackName": name, "StackId": stack_id, "StackStatus": state, "CreationTime": T0}
 
 
+def _no_restore_request(aws):
+    aws.stubs["ssm"].add_client_error("get_parameter", "ParameterNotFound",
+                                      expected_params={"Name": "/k3s-infra/k3s-dev/restore-request"})
+
+
 def test_status_exits_1_for_a_rolled_back_stack(aws, capsys):
     cfn = aws.stubs["cloudformation"]
     _identity(aws)
     cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_ROLLBACK_COMPLETE")]},
                      {"StackName": "k3s-dev"})
+    _no_restore_request(aws)
     cfn.add_response("list_stack_resources", {"StackResourceSummaries": [{
         "LogicalResourceId": "Servers", "PhysicalResourceId": CHILD_ID, "ResourceType": "AWS::CloudFormation::Stack",
         "LastUpdatedTimestamp": T0, "ResourceStatus": "UPDATE_COMPLETE"}]}, {"StackName": ROOT_ID})
@@ -68,9 +74,11 @@ def test_status_json_of_an_environment_never_deployed(aws, capsys):
     _identity(aws)
     aws.stubs["cloudformation"].add_client_error(
         "describe_stacks", "ValidationError", "Stack with id k3s-dev does not exist", 400, {"StackName": "k3s-dev"})
+    _no_restore_request(aws)
     assert status.show(aws, as_json=True) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["kind"] == "status" and doc["deployed"] is False and doc["stacks"] == []
+    assert doc["restore_request"] is None
 
 
 def test_status_checks_the_account_first(aws):
@@ -152,6 +160,7 @@ def test_status_watch_streams_the_running_operation_since_it_started(aws, capsys
     # then the usual status report
     cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
                      {"StackName": "k3s-dev"})
+    _no_restore_request(aws)
     cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
     assert status.show(aws, follow=True, poll=0) == 0
     text = capsys.readouterr().out
@@ -159,3 +168,53 @@ def test_status_watch_streams_the_running_operation_since_it_started(aws, capsys
     assert "UPDATE_IN_PROGRESS" in text and "CREATE_COMPLETE" not in text  # only this operation's events
     assert text.rstrip().splitlines()[-1].split()[:2] == ["Root", "UPDATE_COMPLETE"]
     cfn.assert_no_pending_responses()
+
+
+REQUEST = "/k3s-infra/k3s-dev/restore-request"
+NOW = 1_800_000_000
+
+
+def _deployed_with_request(aws, value):
+    cfn = aws.stubs["cloudformation"]
+    _identity(aws)
+    cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
+                     {"StackName": "k3s-dev"})
+    aws.stubs["ssm"].add_response("get_parameter", {"Parameter": {"Name": REQUEST, "Type": "String", "Value": value}},
+                                  {"Name": REQUEST})
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
+
+
+@pytest.mark.parametrize("expires, says", [
+    (NOW + 12 * 60 + 5, "expires in 12m"),
+    (NOW - 3 * 3600 - 100, f"expired 3h ago (ignored by the boot; delete with: aws ssm delete-parameter --name "
+                           f"{REQUEST} --region eu-west-1)"),
+])
+def test_status_shows_a_pending_restore_request(aws, capsys, monkeypatch, expires, says):
+    monkeypatch.setattr("time.time", lambda: float(NOW))
+    value = f"snapshot=etcd-snapshot-x-1 replaces=i-0123456789abcdef0,i-0a1b2c3d expires={expires}"
+    _deployed_with_request(aws, value)
+    assert status.show(aws) == 0  # a request is news, not a failure
+    text = capsys.readouterr().out.splitlines()
+    assert text[1] == (f"restore request {REQUEST}: snapshot etcd-snapshot-x-1, replaces i-0123456789abcdef0, "
+                       f"i-0a1b2c3d, {says}")
+    _deployed_with_request(aws, value)
+    assert status.show(aws, as_json=True) == 0
+    doc = json.loads(capsys.readouterr().out)["restore_request"]
+    assert doc == {"parameter": REQUEST, "value": value, "state": "pending" if expires > NOW else "expired",
+                   "snapshot": "etcd-snapshot-x-1", "replaces": ["i-0123456789abcdef0", "i-0a1b2c3d"],
+                   "expires": datetime.fromtimestamp(expires, timezone.utc).isoformat(),
+                   "expires_in": expires - NOW, "problem": None}
+    aws.stubs["ssm"].assert_no_pending_responses()
+
+
+def test_status_shows_a_legacy_request_and_survives_an_unreadable_one(aws, capsys):
+    _deployed_with_request(aws, "etcd-snapshot-x-1")
+    status.show(aws)
+    assert "snapshot etcd-snapshot-x-1, from an earlier release" in capsys.readouterr().out
+    cfn = aws.stubs["cloudformation"]
+    cfn.add_response("describe_stacks", {"Stacks": [_stack("k3s-dev", ROOT_ID, "UPDATE_COMPLETE")]},
+                     {"StackName": "k3s-dev"})
+    aws.stubs["ssm"].add_client_error("get_parameter", "AccessDeniedException", expected_params={"Name": REQUEST})
+    cfn.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": ROOT_ID})
+    assert status.show(aws) == 0
+    assert f"warning: cannot read the restore request {REQUEST} (AccessDeniedException)" in capsys.readouterr().out
