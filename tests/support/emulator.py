@@ -24,9 +24,10 @@ def main() -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     from moto.server import ThreadedMotoServer
 
-    from tests.support import moto_shims
+    from tests.support import moto_shims, node_boot
 
     moto_shims.apply()
+    node_boot.apply()  # launched nodes report ready at once (deploy waits for it)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     print(f"moto {moto_shims.MOTO_VERSION} with shims on http://127.0.0.1:{args.port} (Ctrl-C stops)", flush=True)

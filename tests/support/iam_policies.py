@@ -56,6 +56,12 @@ iam:CreateServiceLinkedRole kms:DescribeKey
 OTHER_USERS = frozenset({"autoscaling:DescribeAutoScalingInstances"})
 
 
+# What every node role may do for itself, not for the cloud controller: the boot tags its own
+# instance ready (components/iam.py ready_tag_statement; decided in test_iam_decisions.py).
+NODE_SELF_SIDS = frozenset({"TagOwnInstanceReady"})
+
+
 def server_ccm_statements(templates):
     return [s for stack, logical, s in allow_statements(templates) if logical == "ServerRole"
+            and s.get("Sid") not in NODE_SELF_SIDS
             and set(as_list(s["Action"])) & OFFICIAL_CCM_POLICY | OTHER_USERS]
