@@ -22,6 +22,7 @@ def build(env: Environment) -> StackTemplate:
         restore_request_parameter=p[o.RESTORE_REQUEST_PARAMETER], root_stack_name=p[o.ROOT_STACK_NAME],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], cluster_key=p[o.CLUSTER_KEY], snapshot_folder=naming.snapshot_folder(env),
         cluster=naming.cluster_name(env),
+        node_bundles=tuple(naming.node_bundle_parameter(env, role.name) for role in roles.ROLES if role.is_server),
         addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
         + tuple(value.arn for value in addons.user_secrets(env)),
         drain_queue=p.get(o.DRAIN_QUEUE_ARN))

@@ -5,7 +5,8 @@ from one to three servers changes a value, not the shape of the root)."""
 from __future__ import annotations
 
 from k3s_infra import bootstrap
-from k3s_infra.components import auto_scaling_group, launch_template
+from k3s_infra.bootstrap import bundle
+from k3s_infra.components import auto_scaling_group, launch_template, node_bundle
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment
 from k3s_infra.model import naming, roles
@@ -13,7 +14,7 @@ from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import Role
 from stacks.parameters import declare_all
 
-_SHARED = (o.SUBNET_IDS, o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
+_SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
            o.API_TARGET_GROUP, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET)
 # Only the first server publishes the kubeconfig and keeps the cluster-state marker.
 _INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_PARAMETER)
@@ -22,7 +23,9 @@ _INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_
 def _build(env: Environment, role: Role, description: str, sized_by_parameter: bool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: {description}", naming.cluster_tags(env))
     public = role.public_api(env)
-    p = declare_all(t, *_SHARED, *(_INIT_ONLY if role.initialises else ()),
+    # Each group its own zones, so no zone holds a majority of the servers (model/placement.py).
+    subnets = o.FIRST_SERVER_SUBNET_IDS if role.initialises else o.JOINING_SERVER_SUBNET_IDS
+    p = declare_all(t, subnets, *_SHARED, *(_INIT_ONLY if role.initialises else ()),
                     *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
                     *((o.PUBLIC_API_DNS_NAME, o.PUBLIC_API_TARGET_GROUP) if public else ()),
                     *bootstrap.addon_parameters(env, role))
@@ -33,6 +36,8 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
         restore_request_parameter=p.get(o.RESTORE_REQUEST_PARAMETER), api_target_group=p[o.API_TARGET_GROUP],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)},
         public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME))
+    # The rest of the server's boot; its user data pins the digest (bootstrap/bundle.py).
+    node_bundle.build(t, naming.node_bundle_parameter(env, role.name), bundle.value(env, role))
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
@@ -41,10 +46,10 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
         imds_hop_limit=role.imds_hop_limit(env)))
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, role.signal_resource, auto_scaling_group.GroupSpec(
-        min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[o.SUBNET_IDS], tags=tags,
+        min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[subnets], tags=tags,
         instance_types=[env.servers.instance_type],
         target_group_arns=[p[o.API_TARGET_GROUP], *([p[o.PUBLIC_API_TARGET_GROUP]] if public else [])],
-        rolling=auto_scaling_group.server_rolling_update(), elb_health=True), launch)
+        rolling=auto_scaling_group.server_rolling_update(), snapshot_hook=True), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")
     return t

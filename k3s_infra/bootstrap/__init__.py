@@ -1,29 +1,28 @@
 """Node boot: the user data of each node role.
 
-The user data is a ``#cloud-config`` document whose ``write_files`` carry
-everything a node needs, so it never downloads its own logic:
+The user data is a ``#cloud-config`` document whose ``write_files`` carry what a
+node's boot reads, so it never downloads its own logic from anywhere unpinned:
 
 * ``/etc/rancher/k3s/config.yaml``: the role's K3s configuration, built as data
   in ``k3s_config`` and dumped as YAML here;
 * ``/etc/k3s-infra/boot.env``: everything the boot script reads (role, API host, secret
   ARNs, K3s version, release and checksum URLs, pinned checksums; and the ports, paths
-  and wait bounds of ``boot_constants``, so boot.sh holds none of its own; never a
+  and wait bounds of ``boot_constants``, so the script holds none of its own; never a
   secret value);
 * the K3s systemd unit of the role (rendered in ``k3s_config``) and a runtime drop-in
   that bounds its first start; the boot script installs the verified binary it runs;
 * ``/etc/k3s-infra/rejoin.yaml`` (first server only): the drop-in that makes a
   replaced first server join the existing cluster instead of initialising one;
-* the AWS cloud controller manager's HelmChart (servers only);
-* the enabled add-ons' HelmCharts (servers only; see ``k3s_infra.model.addons``): one
-  multi-document manifest, gzip+base64 encoded (cloud-init's ``gz+b64``) so every
-  add-on fits in EC2's 16 KB; values known only at boot (generated passwords, the
-  drain queue's URL) reach the charts through Secrets the boot script writes;
-* ``boot.sh`` from this package, run once by ``runcmd``.
+* the node script's core (``script.py``), run once by ``runcmd``.
 
-The boot script and the add-on manifests are static text, so they travel
-gzip-compressed and base64-encoded (``encoding: gz+b64``, decoded by
-cloud-init's write_files); everything carrying a deploy-time parameter stays
-plain text for ``Fn::Sub``.
+Servers also get a bundle (``bundle.py``: the first server's logic, the watch, the cloud
+controller's and the add-ons' manifests) from an SSM parameter of their node stack; the
+user data pins its SHA-256. Values known only at boot (generated passwords, the drain
+queue's URL) reach the charts through Secrets the boot script writes.
+
+Static text (the script, the systemd unit) travels gzip-compressed and base64-encoded
+(``encoding: gz+b64``, decoded by cloud-init's write_files); everything carrying a
+deploy-time parameter stays plain text for ``Fn::Sub``.
 
 Deploy-time values (the load balancer's DNS name, secret ARNs, the snapshot
 bucket) are node-stack parameters, substituted by ``Fn::Sub``.
@@ -37,27 +36,22 @@ import gzip
 import re
 import secrets
 from dataclasses import dataclass, field
-from importlib import resources
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra.bootstrap import k3s_config
+from k3s_infra.bootstrap import bundle, k3s_config, script
+from k3s_infra.bootstrap.bundle import ADDONS_MANIFEST, BUNDLE_DIR, CCM_MANIFEST, K3S_SERVER_DIR, MANIFESTS_DIR
+from k3s_infra.bootstrap.script import boot_script
 from k3s_infra.config import AgentPool, Environment, defaults, rules
 from k3s_infra.config.text import camel
 from k3s_infra.model import addons, limits, naming, ports
 from k3s_infra.model import outputs as o
-from k3s_infra.model.roles import Role
+from k3s_infra.model.roles import ROLES, Role
 
 BOOT_SCRIPT = "/usr/local/sbin/k3s-infra-boot"
 BOOT_ENV = "/etc/k3s-infra/boot.env"
 REJOIN_CONFIG = "/etc/k3s-infra/rejoin.yaml"
 K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
-# K3s's server data directory (data-dir /var/lib/rancher/k3s): tokens, and the manifests
-# its deploy controller applies.
-K3S_SERVER_DIR = "/var/lib/rancher/k3s/server"
-MANIFESTS_DIR = f"{K3S_SERVER_DIR}/manifests"
-CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
-ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
 MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
 
 
@@ -91,15 +85,6 @@ def addon_parameters(env: Environment, role: Role) -> tuple[str, ...]:
     return tuple(value.parameter for value in addons.boot_values(env) if value.arn is None)
 
 
-@functools.lru_cache(maxsize=1)  # every node stack embeds it
-def boot_script() -> str:
-    """boot.sh as nodes get it: without its full-line comments (they are for readers of
-    the repository and would cost a third of the script's share of the 16 KB user data)."""
-    text = resources.files(__package__).joinpath("boot.sh").read_text(encoding="utf-8")
-    first, *rest = text.splitlines()
-    return "\n".join([first, *(line for line in rest if not line.lstrip().startswith("#"))]) + "\n"
-
-
 # A placeholder stands for a deploy-time parameter while the document is built and
 # becomes ${Var} in Fn::Sub. It carries a random token drawn once per process, so no
 # text from an environment file (labels, taints, schedules, add-on values) can spell
@@ -126,16 +111,25 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
         settings |= {"TOKEN_SECRET": p("token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE,
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
+    if role.is_server:
+        # The rest of a server's boot (bundle.py): the parameter, and the digest it must match.
+        settings |= {"BUNDLE_PARAMETER": naming.node_bundle_parameter(env, role.name),
+                     "BUNDLE_SHA256": bundle.sha256(env, role), "BUNDLE_DIR": BUNDLE_DIR}
+        # The watch (watch.sh) finds the server groups by their tags and judges quorum from
+        # the API target group.
+        settings |= {"CLUSTER_NAME": naming.cluster_name(env), "TARGET_GROUP": p("api_target_group"),
+                     "SERVER_ROLES": ",".join(r.name for r in ROLES if r.is_server), **_watch_constants()}
     if role.initialises:
         # The published kubeconfig points at the public NLB when there is one (people use it).
         host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
-        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"), "CLUSTER_NAME": naming.cluster_name(env),
+        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"),
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "CLUSTER_STACK_ID": p("stack_id"),
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
-                     "TARGET_GROUP": p("api_target_group"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
-                     "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env)}
+                     "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env),
+                     "PRE_TERMINATION_SNAPSHOT": defaults.PRE_TERMINATION_SNAPSHOT,
+                     "REQUEST_LIFETIME": str(defaults.PRE_TERMINATION_REQUEST_SECONDS)}
     for arch, digest in env.k3s.binary_sha256.model_dump().items():
         if digest:
             settings[f"K3S_SHA256_{arch.upper()}"] = digest
@@ -158,7 +152,20 @@ def boot_constants() -> dict[str, str]:
     return {"API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
             "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG, "K3S_SERVER_DIR": K3S_SERVER_DIR,
             "REJOIN_CONFIG": REJOIN_CONFIG, "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
+            "BOOT_DEADLINE": str(defaults.BOOT_DEADLINE_SECONDS),
+            "SIGNAL_ALLOWANCE": str(defaults.SIGNAL_ALLOWANCE_SECONDS),
+            "KUBELET_KUBECONFIG": k3s_config.KUBELET_KUBECONFIG,
+            "READY_TAG": naming.READY_TAG, "READY_VALUE": naming.READY_VALUE,
             **{key: str(value) for key, value in defaults.BOOT_WAITS.items()}}
+
+
+def _watch_constants() -> dict[str, str]:
+    """What the servers' watch (watch.sh) reads: its pace, its own service's command, and the
+    tags and lifecycle hook it acts on."""
+    return {"BOOT_SCRIPT": BOOT_SCRIPT, "CLUSTER_TAG": naming.CLUSTER_TAG, "ROLE_TAG": naming.ROLE_TAG,
+            "WATCH_INTERVAL": str(defaults.WATCH_INTERVAL_SECONDS),
+            "UNHEALTHY_AFTER": str(defaults.UNHEALTHY_AFTER_SECONDS),
+            "SNAPSHOT_HOOK": defaults.SNAPSHOT_HOOK, "SNAPSHOT_TIMEOUT": str(defaults.SNAPSHOT_TIMEOUT_SECONDS)}
 
 
 def _env_file(settings: dict[str, str]) -> str:
@@ -189,21 +196,11 @@ def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[d
     if role.initialises:
         entries.append({"path": REJOIN_CONFIG, "permissions": "0600",
                         "content": k3s_config.dump(k3s_config.rejoin(api))})
-    if role.is_server:
-        entries.append({"path": CCM_MANIFEST, "permissions": "0600",
-                        "content": k3s_config.dump(k3s_config.cloud_controller_manifest(env))})
-        entries += addon_files(env)
     entries += [packed(f"{k3s_config.SYSTEMD_DIR}/{role.unit}.service", "0644", k3s_config.systemd_unit(role)),
                 {"path": f"{k3s_config.FIRST_START_DROP_IN_DIR}/{role.unit}.service.d/10-first-start.conf",
                  "permissions": "0644", "content": k3s_config.first_start_drop_in()}]
     entries.append(packed(BOOT_SCRIPT, "0700", boot_script()))
     return entries
-
-
-def addon_files(env: Environment) -> list[dict[str, str]]:
-    """write_files entries of the add-on manifests on a server."""
-    bundle = addons.bundle(env)
-    return [packed(ADDONS_MANIFEST, "0600", bundle)] if bundle else []
 
 
 def packed(path: str, permissions: str, text: str) -> dict[str, str]:

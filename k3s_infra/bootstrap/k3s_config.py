@@ -22,6 +22,9 @@ CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane:NoSchedule"
 TOKEN_FILE = "/etc/rancher/k3s/token"
 AGENT_TOKEN_FILE = "/etc/rancher/k3s/agent-token"
 K3S_BINARY = "/usr/local/bin/k3s"
+# The kubelet's own kubeconfig on an agent (K3s writes it under <data-dir>/agent): an agent
+# reads its own Node with it before it signals.
+KUBELET_KUBECONFIG = "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"
 SYSTEMD_DIR = "/etc/systemd/system"
 # Runtime drop-ins live in /run: gone after a reboot, so they bound only the first start.
 FIRST_START_DROP_IN_DIR = "/run/systemd/system"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
+from k3s_infra.config.text import printable
 from k3s_infra.model import outputs as o
 from k3s_infra.cli.output import aligned, say
 from k3s_infra.deploy import progress as msg
@@ -102,6 +103,13 @@ def lines(message: msg.Message) -> list[str]:
             return [f"error: {error}"]
         case msg.EventsUnavailable(error=error):
             return [f"(stack events unavailable: {error})"]
+        case msg.WaitingForNodes(group=group, ready=ready, desired=desired, waited=waited, not_ready=pending):
+            return [f"  waiting for {group}: {ready}/{desired} nodes ready"
+                    + (f", not yet: {', '.join(pending)}" if pending else "") + f"  ({_clock(waited)})"]
+        case msg.NodesReady(groups=groups, new=new, waited=waited):
+            if not new:
+                return [f"nodes ready: {groups} node groups, none launched by this deploy"]
+            return [f"nodes ready: {len(new)} new ({', '.join(new)}) in {groups} node groups  ({_clock(waited)})"]
         # destroy
         case msg.NothingToDestroy(stack_name=stack, region=region):
             return [f"{stack}: nothing to destroy (no such stack in {region})"]
@@ -134,10 +142,10 @@ def lines(message: msg.Message) -> list[str]:
                 return [f"removed {removed} template objects and the artifact bucket s3://{bucket}"]
             return [f"removed {removed} template objects from s3://{bucket} (bucket kept: other clusters use it)"]
         # restore
-        case msg.RestoreRequested(parameter=parameter, snapshot=snapshot):
-            return [f"1/5 wrote {parameter} = {snapshot}"]
         case msg.JoiningServersStopping(group=group):
-            return [f"2/5 scaled the joining servers ({group}) to 0"]
+            return [f"1/5 scaled the joining servers ({group}) to 0"]
+        case msg.RestoreRequested(parameter=parameter, request=request):
+            return [f"2/5 wrote {parameter} = {request.format()}"]
         case msg.WaitingForJoiningServers(waited=waited):
             return [f"  waiting for the joining servers to terminate ({waited:.0f}s)"]
         case msg.FirstServerReplaced(instances=instances, group=group):
@@ -150,7 +158,50 @@ def lines(message: msg.Message) -> list[str]:
         case msg.JoiningServersRestarted(group=group, min_size=low, desired=desired, max_size=high):
             return [f"5/5 set {group} back to min {low} / desired {desired} / max {high}: "
                     f"they join the restored cluster"]
+        case msg.RestoreWithdrawn():
+            return withdrawn_lines(message)
+        case msg.RestoreRequestPending(pending=pending):
+            return [f"warning: {restore_request_line(pending.as_dict(), pending.region)}"]
     raise TypeError(f"no text for {type(message).__name__}")
+
+
+def span(seconds: int) -> str:
+    """A duration as "45s", "12m", "3h" or "2d" (rounded down)."""
+    for unit, size, below in (("s", 1, 120), ("m", 60, 7200), ("h", 3600, 172800)):
+        if seconds < below:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 86400}d"
+
+
+def restore_request_line(request: dict, region: str) -> str:
+    """A restore request found in SSM (``Pending.as_dict()``, status's JSON field), as status
+    and deploy show it."""
+    where = f"restore request {request['parameter']}"
+    delete = f"delete with: aws ssm delete-parameter --name {request['parameter']} --region {region}"
+    if request["state"] == "malformed":
+        return f"{where}: unreadable ({printable(request['problem'] or '', keep_newlines=False)}); {delete}"
+    if request["state"] == "legacy":
+        return (f"{where}: snapshot {request['snapshot']}, from an earlier release: no instances, no expiry "
+                f"(ignored by the boot; {delete})")
+    head = f"{where}: snapshot {request['snapshot']}, replaces {', '.join(request['replaces'])}, "
+    if request["state"] == "pending":
+        return head + f"expires in {span(request['expires_in'])}"
+    return head + f"expired {span(-request['expires_in'])} ago (ignored by the boot; {delete})"
+
+
+def withdrawn_lines(message: msg.RestoreWithdrawn) -> list[str]:
+    """What became of the request of a restore that stopped, and how to restart the joining servers."""
+    parameter = message.parameter
+    first = {"deleted": f"restore stopped: deleted the restore request {parameter}, so no later boot acts on it",
+             "absent": f"restore stopped: the restore request {parameter} is gone (a first server may have taken "
+                       f"it just now: see 'k3s-infra status')",
+             "replaced": f"restore stopped: left {parameter} as it is: it holds another run's restore request",
+             }.get(message.outcome, f"restore stopped: could not delete the restore request {parameter} "
+                                    f"({message.error}): delete it with 'aws ssm delete-parameter --name {parameter} "
+                                    f"--region {message.region}'")
+    return [first, f"the joining servers ({message.group}) stay at 0 until the first server is back, then: "
+                   f"'aws autoscaling update-auto-scaling-group --auto-scaling-group-name {message.group} "
+                   f"--min-size {message.min_size} --max-size {message.max_size} --desired-capacity {message.desired}'"]
 
 
 def failure_lines(failed: msg.Failed) -> list[str]:

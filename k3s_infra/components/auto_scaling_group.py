@@ -60,8 +60,9 @@ class GroupSpec:
     spot: Spot | None = None
     target_group_arns: list[Ref] = field(default_factory=list)
     rolling: RollingUpdate | None = None
-    # Servers: the API target group's health check judges them (K3s down -> replaced).
-    elb_health: bool = False
+    # Servers: their watch completes this second termination hook once a lone server's
+    # on-demand etcd snapshot is in S3 (bootstrap/watch.sh before_termination).
+    snapshot_hook: bool = False
     # The cluster autoscaler moves the group's size between min and max: a deploy must not
     # reset it to the template's DesiredCapacity.
     size_set_at_run_time: bool = False
@@ -94,12 +95,20 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         logical,
         MinSize=_text(spec.min_size), MaxSize=_text(spec.max_size), DesiredCapacity=_text(spec.desired),
         VPCZoneIdentifier=spec.subnet_ids,
-        HealthCheckType="ELB" if spec.elb_health else "EC2",
+        # EC2 health for every group, servers included: a load balancer's health check can
+        # fail on every server at once (a K3s restart everywhere, one bad security-group
+        # rule), and ELB health would then replace every etcd member. A server's watch asks
+        # for its own replacement only when that cannot take quorum (bootstrap/watch.sh).
+        HealthCheckType="EC2",
         HealthCheckGracePeriod=defaults.HEALTH_CHECK_GRACE_SECONDS,
         CapacityRebalance=spec.spot is not None,
+        # A hook holds a terminating instance in Terminating:Wait until it is completed or
+        # its timeout ends (then DefaultResult CONTINUE): the drain (the node termination
+        # handler) and, on servers, the snapshot (the server's watch) each have their own
+        # (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html).
         LifecycleHookSpecificationList=[LifecycleHookSpecification(
-            LifecycleHookName=TERMINATION_HOOK, LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
-            DefaultResult="CONTINUE", HeartbeatTimeout=defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)],
+            LifecycleHookName=name, LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+            DefaultResult="CONTINUE", HeartbeatTimeout=timeout) for name, timeout in _hooks(spec)],
         **({"TargetGroupARNs": spec.target_group_arns} if spec.target_group_arns else {}),
         **_launch(spec, launch),
     ), tags=spec.tags)
@@ -133,6 +142,13 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         policy.AutoScalingScheduledAction = AutoScalingScheduledAction(IgnoreUnmodifiedGroupSizeProperties=True)
         group.UpdatePolicy = policy
     return GroupRefs(name=Ref(group))
+
+
+def _hooks(spec: GroupSpec) -> list[tuple[str, int]]:
+    hooks = [(TERMINATION_HOOK, defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)]
+    if spec.snapshot_hook:
+        hooks.append((defaults.SNAPSHOT_HOOK, defaults.SNAPSHOT_HOOK_TIMEOUT_SECONDS))
+    return hooks
 
 
 def _text(value: AWSHelperFn | int) -> AWSHelperFn | str:

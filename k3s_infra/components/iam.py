@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, cloudformation, iam, kms, s3, secretsmanager, sqs, ssm
+from awacs import autoscaling, cloudformation, ec2, iam, kms, s3, secretsmanager, sqs, ssm
 from awacs.aws import (
     Allow,
+    ArnEquals,
     Condition,
+    ForAllValuesStringEquals,
     ForAnyValueStringEquals,
     PolicyDocument,
     Statement,
@@ -42,6 +44,8 @@ class NodeAccess:
     cluster_key: Ref
     snapshot_folder: str
     cluster: str
+    # The server bundles' SSM parameters (bootstrap/bundle.py), by name.
+    node_bundles: tuple[str, ...] = ()
     # Add-on values read at boot: generated secrets (Refs, e.g. Rancher's bootstrap password)
     # and the user's own secrets by ARN (addons.<name>.secret_values).
     addon_secrets: tuple[Ref | str, ...] = ()
@@ -74,9 +78,14 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         # The first server creates the marker (PutParameter without Overwrite) and reads it.
         Statement(Sid="ClusterStateMarker", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter],
                   Resource=[_parameter_arn(access.cluster_state_parameter)]),
-        # `k3s-infra restore` writes the request; the first server reads it, then deletes it.
-        Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.DeleteParameter],
+        # `k3s-infra restore` writes the request, and so does a lone first server before its
+        # termination (bootstrap/watch.sh); the first server reads it, then deletes it.
+        Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter,
+                                                              ssm.DeleteParameter],
                   Resource=[_parameter_arn(access.restore_request_parameter)]),
+        # The rest of a server's boot (bootstrap/bundle.py), read and checked against its digest.
+        *([Statement(Sid="ReadNodeBundle", Effect=Allow, Action=[ssm.GetParameter],
+                     Resource=[_parameter_arn(name) for name in access.node_bundles])] if access.node_bundles else []),
         _signal_statement(access, naming.STACK_SERVER_INIT, naming.STACK_SERVERS),
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
@@ -99,6 +108,7 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
         _lifecycle_statement(access),
         _health_statement(access, *roles.named_by_identity("server")),
+        ready_tag_statement(),
         *_addon_statements(access),
     ]
 
@@ -156,7 +166,28 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
         _signal_statement(access, naming.agent_pool_stack("") + "*"),
         _lifecycle_statement(access, *roles.named_by_identity("agent")),
         _health_statement(access, *roles.named_by_identity("agent")),
+        ready_tag_statement(),
     ]
+
+
+def ready_tag_statement() -> Statement:
+    """A node's last boot step: tag its own instance READY_TAG=READY_VALUE, nothing else
+    (deploy waits for it: deploy/readiness.py).
+    - Own instance: ec2:SourceInstanceARN, the instance whose profile credentials sign the
+      request (EC2 User Guide, "Condition keys for Amazon EC2"), must be the tagged instance,
+      whose ARN is built from its ec2:InstanceID (Service Authorization Reference, Amazon EC2,
+      "instance" resource) as a policy variable. IAM User Guide, "Variables and tags": variables
+      work in Condition values, in a Resource only after the ARN's fifth colon (so no
+      "Resource": "${ec2:SourceInstanceARN}"). ${!...} is Fn::Sub's literal ${...}.
+    - That tag only: aws:RequestTag fixes its value, ForAllValues aws:TagKeys refuses any other
+      key (EC2 User Guide, "Example: Tag resources")."""
+    instance = "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/"
+    return Statement(
+        Sid="TagOwnInstanceReady", Effect=Allow, Action=[ec2.CreateTags], Resource=[Sub(instance + "*")],
+        Condition=Condition([
+            ArnEquals("ec2:SourceInstanceARN", Sub(instance + "${!ec2:InstanceID}")),
+            StringEquals(f"aws:RequestTag/{naming.READY_TAG}", naming.READY_VALUE),
+            ForAllValuesStringEquals("aws:TagKeys", [naming.READY_TAG])]))
 
 
 def _parameter_arn(name: Ref) -> Sub:

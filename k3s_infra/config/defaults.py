@@ -48,19 +48,42 @@ TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 
 # A node signals CloudFormation (SignalResource) once K3s on it is up and joined.
 # A K3s boot: packages + install (2-4 min), etcd join or agent registration (1-3 min);
-# boot.sh's bounded waits (API 10 min, readiness 5 min) give up well inside the signal
-# timeout, and the ASG health-check grace equals it so a booting node is never judged
-# before it has had the chance to signal.
+# the boot gives up by BOOT_DEADLINE_SECONDS, inside the signal timeout, and the ASG
+# health-check grace equals it so a booting node is never judged before it has had the
+# chance to signal.
 NODE_SIGNAL_TIMEOUT = "PT20M"
 # The boot's bounded waits (boot.sh reads them from boot.env): back-off doubles from
-# RETRY_BASE to RETRY_MAX seconds (jittered) between attempts. Together they stay inside
-# the signal timeout: the API wait <= ~8 min (JOIN_ATTEMPTS), the first start
-# K3S_FIRST_START_TIMEOUT, readiness ~5 min (READY_ATTEMPTS); a joiner waits for the first
-# server's published token TOKEN_ATTEMPTS times; AWS API calls (and the IMDS token) get
-# AWS_ATTEMPTS, metadata reads, downloads, packages and the signal FETCH_ATTEMPTS.
+# RETRY_BASE to RETRY_MAX seconds (jittered) between attempts. Each is bounded on its own
+# (the API wait <= ~8 min (JOIN_ATTEMPTS), the first start K3S_FIRST_START_TIMEOUT,
+# readiness ~5 min (READY_ATTEMPTS); a joiner waits for the first server's published token
+# TOKEN_ATTEMPTS times; AWS API calls (and the IMDS token) get AWS_ATTEMPTS, metadata reads,
+# downloads, packages and the signal FETCH_ATTEMPTS), and all of them together by
+# BOOT_DEADLINE_SECONDS: their worst cases add up to more than the signal timeout.
 BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 20, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
               "TOKEN_ATTEMPTS": 12, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5}
 NODE_SIGNAL_TIMEOUT_SECONDS = 1200
+# One deadline bounds the whole boot (no wait starts past it), so a node that gives up
+# still signals FAILURE before CloudFormation's signal timeout runs out: 3 minutes short of
+# it, for cloud-init's start before the script and the FAILURE signal's own attempts
+# (SIGNAL_ALLOWANCE past the deadline).
+BOOT_DEADLINE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS - 180
+SIGNAL_ALLOWANCE_SECONDS = 90
+
+# The servers' watch (bootstrap/watch.sh): how often it looks, and how long K3s must be
+# down before a server asks to be replaced (long enough for a K3s restart or upgrade,
+# short next to an hour of lost redundancy).
+WATCH_INTERVAL_SECONDS = 10
+UNHEALTHY_AFTER_SECONDS = 300
+# Server groups hold a terminating instance (Terminating:Wait) until its watch completes
+# this hook: time for a lone server's on-demand etcd snapshot to reach S3.
+SNAPSHOT_HOOK = "snapshot-before-terminate"
+SNAPSHOT_HOOK_TIMEOUT_SECONDS = 300
+SNAPSHOT_TIMEOUT_SECONDS = 240
+# An on-demand snapshot taken before a lone server's termination is named
+# <PRE_TERMINATION_SNAPSHOT>-<instance ID>-<node name>-<unix time> (K3s appends the last two).
+PRE_TERMINATION_SNAPSHOT = "pre-termination"
+# A restore request a lone server leaves for its replacement expires after this long.
+PRE_TERMINATION_REQUEST_SECONDS = 3600
 HEALTH_CHECK_GRACE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS
 # Spot pools may come up short of capacity: CloudFormation accepts the group when at
 # least this share of its instances signalled SUCCESS (rounded up by CloudFormation).

@@ -6,8 +6,10 @@ deploy/status.py, kubeconfig: deploy/kubeconfig.py, restore: deploy/snapshots.py
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal
 
 import yaml
@@ -15,15 +17,15 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import DeployError, changeset, images, quorum, retained
+from k3s_infra.deploy import DeployError, changeset, images, quorum, readiness, restore_request, retained
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
 from k3s_infra.deploy.progress import (ArtifactsCleaned, ChangeSetDiscarded, ChangeSetReady, DeleteRetry,
                                        Deleting, EventsUnavailable, Executing, ExecutionFailed, ImagesChosen,
                                        NestedStacksUnlisted, NodeParametersDeleted, NothingToDestroy, Packaged,
-                                       PlanUploads, Progress, ProtectionRemoved, QuorumLossAllowed, Retained,
-                                       SnapshotBucketEmptied, StackDeleted, ignore)
+                                       PlanUploads, Progress, ProtectionRemoved, QuorumLossAllowed,
+                                       RestoreRequestPending, Retained, SnapshotBucketEmptied, StackDeleted, ignore)
 from k3s_infra.render import render
 
 DELETE_ATTEMPTS = 3
@@ -94,12 +96,25 @@ def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False) -> 
     return PlanResult(cs, pkg)
 
 
+def _report_restore_request(aws, on_progress: Progress) -> None:
+    """A restore request in SSM, before anything changes: a deploy that replaces the first
+    server starts a boot that may act on it. Best effort: a role that cannot read it deploys all the same."""
+    try:
+        pending = restore_request.read(aws.ssm, naming.restore_request_parameter(aws.env), time.time())
+    except READ_ERRORS:
+        return
+    if pending is not None:
+        on_progress(RestoreRequestPending(pending))
+
+
 def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: Progress = ignore,
            poll: float = 2.0, update_image: bool = False, allow_quorum_loss: bool = False) -> DeployResult:
-    """Package, create the change set, ``confirm`` it, execute it and follow its events."""
+    """Package, create the change set, ``confirm`` it, execute it and follow its events, then
+    wait for the nodes it asked for (deploy/readiness.py: DeployError when they never get ready)."""
     env = aws.env
     cfn = aws.cloudformation
     root, parameters = _prepare(aws, on_progress, update_image=update_image, allow_quorum_loss=allow_quorum_loss)
+    _report_restore_request(aws, on_progress)
     pkg = package(aws, render(env))
     on_progress(Packaged(pkg))
     cs = changeset.create(aws, pkg, parameters=parameters, current=root)
@@ -120,6 +135,7 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     watcher = Watcher(cfn, stack_arn, env.stack_name, on_progress=on_progress)
     watcher.prime()
     on_progress(Executing(cs.change_set_type, env.stack_name))
+    started = datetime.now(timezone.utc)
     try:
         changeset.execute(aws, cs)
     except DeployError as exc:
@@ -138,6 +154,11 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     current = cfn.describe_stacks(StackName=stack_arn)["Stacks"][0]
     if bool(current.get("EnableTerminationProtection")) != env.protected:
         cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=env.protected)
+    # CloudFormation waits for nodes only on create and on a rolling update: wait for the nodes
+    # of a size change too (deploy/readiness.py). The deploy started at its first stack event
+    # in AWS's clock, or earlier by this machine's.
+    since = min([started, *(event["Timestamp"] for event in watcher.events)])
+    readiness.wait_for_nodes(aws, stack_arn, since=since, on_progress=on_progress)
     return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_arn))
 
 

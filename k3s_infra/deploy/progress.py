@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from k3s_infra.deploy.changeset import ChangeSet
 from k3s_infra.deploy.images import ImageChoice
 from k3s_infra.deploy.package import Package
+from k3s_infra.deploy.restore_request import Pending, RestoreRequest, Withdrawal
 
 
 class Message:
@@ -120,6 +121,12 @@ class ChangeSetDiscarded(Message):
 
 
 @dataclass(frozen=True)
+class RestoreRequestPending(Message):
+    """A restore request is in SSM (deploy reports it before changing anything)."""
+    pending: Pending
+
+
+@dataclass(frozen=True)
 class Executing(Message):
     change_set_type: str
     stack_name: str
@@ -133,6 +140,26 @@ class ExecutionFailed(Message):
 @dataclass(frozen=True)
 class EventsUnavailable(Message):
     error: str  # the exception's type name
+
+
+# --- after CloudFormation: the nodes themselves (deploy/readiness.py) -----------------
+
+@dataclass(frozen=True)
+class WaitingForNodes(Message):
+    """A node group still short of ready nodes: when its counts change, and now and then."""
+    group: str     # the node stack's logical ID ("Servers", "AgentPoolGeneral", ...)
+    ready: int     # in service and ready: reported ready, or running since before this deploy
+    desired: int   # the group's desired capacity
+    waited: float
+    not_ready: tuple[str, ...] = ()  # instances this deploy launched that have not reported ready
+
+
+@dataclass(frozen=True)
+class NodesReady(Message):
+    """Every node group runs its desired capacity and every new node reported ready."""
+    groups: int               # node groups checked
+    new: tuple[str, ...]      # instances launched since the deploy started (all ready)
+    waited: float
 
 
 # --- destroy (deploy/lifecycle.py) ----------------------------------------------------
@@ -203,7 +230,7 @@ class ArtifactsCleaned(Message):
 @dataclass(frozen=True)
 class RestoreRequested(Message):
     parameter: str
-    snapshot: str
+    request: RestoreRequest
 
 
 @dataclass(frozen=True)
@@ -236,6 +263,21 @@ class SnapshotRestored(Message):
 
 @dataclass(frozen=True)
 class JoiningServersRestarted(Message):
+    group: str
+    min_size: str | None
+    desired: str | None
+    max_size: str | None
+
+
+@dataclass(frozen=True)
+class RestoreWithdrawn(Message):
+    """The restore stopped (interrupted, or an error other than its own timeout) after writing
+    its request; ``outcome`` says what became of the request (``error``: why "failed").
+    The joining servers stay at 0: the sizes are what to set them back to."""
+    parameter: str
+    region: str
+    outcome: Withdrawal
+    error: str | None
     group: str
     min_size: str | None
     desired: str | None

@@ -20,6 +20,11 @@ CLUSTER_TAG = f"{TAG_PREFIX}:cluster"
 ENVIRONMENT_TAG = f"{TAG_PREFIX}:environment"
 ROLE_TAG = f"{TAG_PREFIX}:role"
 POOL_TAG = f"{TAG_PREFIX}:pool"
+# The last step of a node's boot (servers after their etcd checks, agents once their Node
+# exists): it tags its own instance READY_TAG=READY_VALUE; deploy waits for it
+# (deploy/readiness.py), the node roles may set only this tag on their own instance (iam.py).
+READY_TAG = f"{TAG_PREFIX}:ready"
+READY_VALUE = "true"
 
 # Nested stacks: logical ID in the root and template file name.
 STACK_NETWORK = "Network"  # network.create only
@@ -80,10 +85,16 @@ def cluster_state_parameter(env: Environment) -> str:
 
 
 def restore_request_parameter(env: Environment) -> str:
-    """SSM parameter `k3s-infra restore` writes (value: the etcd snapshot name to restore).
-    A booting first server that finds it restores that snapshot (cluster-reset), then
+    """SSM parameter `k3s-infra restore` writes: the snapshot to restore, the first-server
+    instances it replaces and an expiry (format: k3s_infra/deploy/restore_request.py). A
+    replacing first server that finds it valid restores that snapshot (cluster-reset), then
     deletes it; the CLI waits for it to disappear. Never a CloudFormation resource."""
     return f"/{TAG_PREFIX}/{cluster_name(env)}/restore-request"
+
+
+def node_bundle_parameter(env: Environment, role_name: str) -> str:
+    """SSM parameter of a server node stack holding the rest of its boot (bootstrap/bundle.py)."""
+    return f"/{TAG_PREFIX}/{cluster_name(env)}/node-bundle/{role_name}"
 
 
 def snapshot_folder(env: Environment) -> str:

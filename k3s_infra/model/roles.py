@@ -65,7 +65,8 @@ SERVER_INIT = Role(
     identity="server")
 SERVER = Role(
     name="server", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=False,
-    needs=("api_dns_name", "token_secret", "agent_token_secret", "snapshot_bucket", "stack_name"),
+    needs=("api_dns_name", "token_secret", "agent_token_secret", "api_target_group", "snapshot_bucket",
+           "stack_name"),
     identity="server")
 AGENT = Role(
     name="agent", k3s_command="agent", unit="k3s-agent", signal_resource=naming.AGENT_GROUP, initialises=False,

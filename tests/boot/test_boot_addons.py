@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.support.boot_sandbox import ADDON_SECRETS, PARAMETERS, SERVER_TOKEN, AGENT_TOKEN, expand, token_leaks
+from tests.support.boot_sandbox import (ADDON_SECRETS, PARAMETERS, SERVER_STARTS, SERVER_TOKEN, AGENT_TOKEN, expand,
+                                        token_leaks)
 
 from k3s_infra import bootstrap
 from k3s_infra.model import addons
@@ -71,8 +72,7 @@ def test_first_server_writes_every_addon_chart_and_its_boot_values(sandbox, addo
                                        PARAMETERS["GrafanaAdminPasswordSecretArn"]}
     # Longhorn's node packages through dnf, iscsid started, all before K3s is installed.
     assert run.dnf_calls == [["install", "-y", "iscsi-initiator-utils", "nfs-utils"]]
-    assert run.systemctl_calls == [["enable", "--now", "iscsid"], ["daemon-reload"], ["enable", "k3s"],
-                                   ["start", "k3s"]]
+    assert run.systemctl_calls == [["enable", "--now", "iscsid"], *SERVER_STARTS]
     assert run.installed
 
 
@@ -106,7 +106,7 @@ def test_agents_install_longhorn_packages_but_write_no_manifests(sandbox, addon_
 def test_without_addons_nothing_is_installed_or_written(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"))
     assert run.returncode == 0, run.stderr
-    assert run.dnf_calls == [] and run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
+    assert run.dnf_calls == [] and run.systemctl_calls == SERVER_STARTS
     # dev's pool can grow: the cluster autoscaler (on by default, no node packages) is the
     # one add-on written; no opt-in add-on is.
     written = manifests(run)

@@ -32,5 +32,8 @@ def test_agent_joins_with_its_pool_labels_and_taints(sandbox, user_data, rendere
     assert token_leaks(run, {k3s_config.TOKEN_FILE: AGENT_TOKEN}) == []
     assert run.installed
     assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s-agent"], ["start", "k3s-agent"]]
-    assert run.state["writes"] == [] and run.k3s_calls == []
+    assert run.state["writes"] == []
+    # Its only K3s call: its Node, read with the kubelet's own credentials (boot.sh agent_ready).
+    assert run.k3s_calls == [["kubectl", "--kubeconfig", str(run.path(k3s_config.KUBELET_KUBECONFIG)), "get", "node",
+                              INSTANCE_ID]]
     assert not run.path("/var/lib/rancher/k3s/server/manifests").exists()

@@ -12,7 +12,7 @@ import hashlib
 
 import pytest
 import yaml
-from tests.support.boot_sandbox import OFFICIAL_RELEASES, expand, genuine_k3s
+from tests.support.boot_sandbox import OFFICIAL_RELEASES, SERVER_STARTS, expand, genuine_k3s
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import k3s_config
@@ -51,7 +51,7 @@ def test_the_release_binary_of_the_node_architecture_is_verified_installed_and_s
     assert run.installed  # /usr/local/bin/k3s 0755, kubectl/crictl/ctr links
     digest = _genuine_sha256(run)
     assert f"sha256: expected {digest}, actual {digest}" in run.stderr  # the boot log shows both
-    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
+    assert run.systemctl_calls == SERVER_STARTS
     # The installed binary is what runs afterwards (readiness checks go through it).
     assert run.k3s_calls and run.k3s_calls[0][0] == "kubectl"
 

@@ -5,8 +5,10 @@ with the etcd-s3 settings, same token; then start normally)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from tests.support.boot_sandbox import NODE_STACK_ID, PARAMETERS, REGION
+from tests.support.boot_sandbox import NODE_STACK_ID, PARAMETERS, REGION, SERVER_STARTS
 
 FOLDER = "etcd/dev"
 OBJECTS = (
@@ -31,7 +33,7 @@ def _assert_restored(run, snapshot: str):
             f"--etcd-s3-region={REGION}"} <= set(call)
     # Restored before K3s first starts, as the first (init) server: never the rejoin drop-in.
     assert run.config()["cluster-init"] is True
-    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
+    assert run.systemctl_calls == SERVER_STARTS
     assert run.state["parameters"][PARAMETERS["ClusterStateParameterName"]] == "initialised"
     assert [s[3] for s in run.signals] == ["SUCCESS"]
 
@@ -89,11 +91,17 @@ def test_a_restore_that_hangs_is_bounded_and_signals_failure(sandbox, user_data)
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
+def request(snapshot: str, replaces: str = "i-0aaa", lifetime: int = 3600) -> str:
+    """A restore request as `k3s-infra restore` or a lone server's watch writes it: the snapshot,
+    the instances it replaces, when it expires (first_server.sh request_snapshot)."""
+    return f"snapshot={snapshot} replaces={replaces} expires={int(time.time()) + lifetime}"
+
+
 def test_a_restore_that_never_gets_ready_keeps_the_request(sandbox, user_data):
     # The request is the operator's only record of what to restore: deleted only once the
     # restored server is ready, so the next replacement tries again.
-    requested = "on-demand-i-0aaa-1735000000"
-    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=0,
+    requested = request("on-demand-i-0aaa-1735000000")
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
                       restore_request=requested, objects=OBJECTS, node_ready=False)
     assert run.returncode == 1
     assert _reset(run)
@@ -120,9 +128,10 @@ def test_no_snapshot_yet_says_so_and_signals_failure(sandbox, user_data):
 
 
 def test_a_restore_request_is_honoured_then_deleted(sandbox, user_data):
+    # No API answers, no healthy target, the instance it replaces is gone (EC2 lists it no more).
     requested = "on-demand-i-0aaa-1735000000"
-    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=0,
-                      restore_request=requested, objects=OBJECTS)
+    run = sandbox.run(user_data("dev", "ServerInit"), marker="initialised", api_up_after=None,
+                      restore_request=request(requested), objects=OBJECTS)
     _assert_restored(run, requested)
     assert PARAMETERS["RestoreRequestParameterName"] not in run.state["parameters"]
     assert run.state["writes"][-1] == ["deleted", PARAMETERS["RestoreRequestParameterName"]]

@@ -15,6 +15,7 @@ from tests.support.boot_sandbox import (
     REGION,
     SECURE_AGENT_TOKEN,
     SECURE_SERVER_TOKEN,
+    SERVER_STARTS,
     SERVER_TOKEN,
     ZONE,
     token_leaks,
@@ -65,7 +66,7 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
 
     # The pinned K3s release binary, verified, installed and started as the server unit.
     assert run.installed
-    assert run.systemctl_calls == [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"]]
+    assert run.systemctl_calls == SERVER_STARTS
 
     # Then the secure tokens K3s wrote are published into their secrets: exactly two
     # put-secret-value calls naming K3s's files (the value never on a command line).
@@ -121,10 +122,21 @@ def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluste
     run = sandbox.run(user_data("dev", "ServerInit"), unreachable=("ssm",), api_up_after=None)
     assert run.returncode != 0
     assert not run.installed
-    # SSM is read first for a restore request: an error there is a give-up too, never "absent".
-    assert "error: cannot read the restore request" in run.stderr
+    # SSM is read first for the server's bundle (boot.sh install_bundle): without it, no boot.
+    assert "error: cannot read the server bundle" in run.stderr
     assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10
     assert run.signals[-1][3] == "FAILURE"
+
+
+def test_an_unreadable_restore_request_stops_the_boot_rather_than_being_taken_as_absent(sandbox, user_data):
+    # Then for a restore request: an error there is a give-up too, never "absent" (only
+    # ParameterNotFound means absent: API_GetParameter.html).
+    run = sandbox.run(user_data("dev", "ServerInit"), api_up_after=None,
+                      denied_parameters=(PARAMETERS["RestoreRequestParameterName"],))
+    assert run.returncode == 1 and not run.installed
+    assert "error: cannot read the restore request" in run.stderr
+    assert sum(PARAMETERS["RestoreRequestParameterName"] in call for call in run.aws_calls) == 10
+    assert run.statuses == ["FAILURE"]
 
 
 def test_a_marker_the_role_may_not_read_stops_the_boot_rather_than_initialising(sandbox, user_data):

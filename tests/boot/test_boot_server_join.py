@@ -25,8 +25,9 @@ def test_joining_server_retries_until_the_api_answers_then_joins(sandbox, user_d
     assert run.installed and ["start", "k3s"] in run.systemctl_calls
     # It joins with the secure token: the CA it is shown must hash to the pinned value.
     assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SECURE_SERVER_TOKEN
-    # No marker, no kubeconfig: only the first server owns those.
-    assert not any(c[4] == "ssm" for c in run.aws_calls)
+    # No marker, no kubeconfig: only the first server owns those. Its one SSM read is its bundle.
+    bundle_name, _ = user_data("prod", "Servers").bundle  # the node stack's SSM parameter
+    assert [c[c.index("--name") + 1] for c in run.aws_calls if c[4] == "ssm"] == [bundle_name]
     assert run.state["writes"] == []
     assert run.secrets_read() == [PARAMETERS["TokenSecretArn"], PARAMETERS["AgentTokenSecretArn"]]
     assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []

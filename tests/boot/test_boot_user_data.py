@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from tests.support.boot_sandbox import PARAMETERS, expand, launch_template_user_data
+from tests.support.boot_sandbox import PARAMETERS, boot_env, expand, launch_template_user_data
 
 from k3s_infra import bootstrap
 from k3s_infra.model import limits
@@ -94,12 +94,19 @@ def test_every_node_stack_uses_every_parameter_it_declares(r):
 
 
 def test_every_group_has_a_termination_hook_for_draining(r):
+    """Every group holds a terminating instance for the drain; server groups also for the
+    snapshot their watch takes, under the very name the watch completes (boot.env
+    SNAPSHOT_HOOK): a hook of another name would make every termination wait out its timeout
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/completing-lifecycle-hooks.html)."""
     for stack_id, template in _launch_templates(r).items():
         (group,) = [res for res in template["Resources"].values()
                     if res["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
         hooks = group["Properties"]["LifecycleHookSpecificationList"]
-        assert [h["LifecycleTransition"] for h in hooks] == ["autoscaling:EC2_INSTANCE_TERMINATING"], stack_id
-        assert hooks[0]["DefaultResult"] == "CONTINUE" and int(hooks[0]["HeartbeatTimeout"]) >= 60
+        expected = 2 if stack_id in SERVER_STACKS else 1
+        assert [h["LifecycleTransition"] for h in hooks] == ["autoscaling:EC2_INSTANCE_TERMINATING"] * expected, stack_id
+        assert all(h["DefaultResult"] == "CONTINUE" and int(h["HeartbeatTimeout"]) >= 60 for h in hooks)
+        if stack_id in SERVER_STACKS:
+            assert boot_env(expand(template))["SNAPSHOT_HOOK"] in [h["LifecycleHookName"] for h in hooks]
 
 
 def test_largest_pool_config_still_fits(env_document):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from k3s_infra.config import read_document
-from tests.support import moto_shims
+from tests.support import moto_shims, node_boot
 from tests.support.emulated_account import ACCOUNT, AMI_PARAMETER, AMI_PARAMETER_ARM64, REGION
 
 
@@ -31,6 +31,7 @@ def moto_endpoint():
     from moto.server import ThreadedMotoServer
 
     moto_shims.apply()
+    node_boot.apply()  # nodes tag themselves ready, as boot.sh's last step does
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -80,13 +81,15 @@ def network(aws):
                      NatGatewayId=nat["NatGateway"]["NatGatewayId"])
     for subnet in public:
         ec2.associate_route_table(RouteTableId=public_table, SubnetId=subnet)
-    for subnet in subnets:
+    # A third zone's node subnet, for files with three or more servers (write_env).
+    third = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24", AvailabilityZone=f"{REGION}c")["Subnet"]["SubnetId"]
+    for subnet in (*subnets, third):
         ec2.associate_route_table(RouteTableId=private_table, SubnetId=subnet)
     # moto 5.2.5 already serves the public AL2023 parameters of both architectures (x86_64 and
     # arm64 images); check, since node stacks need them.
     for parameter in (AMI_PARAMETER, AMI_PARAMETER_ARM64):
         aws.ssm.get_parameter(Name=parameter)
-    return {"vpc_id": vpc, "subnets": subnets, "public_subnets": public}
+    return {"vpc_id": vpc, "subnets": subnets, "public_subnets": public, "third_zone_subnet": third}
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +109,10 @@ def write_env(network, tmp_path_factory):
                                                     for s, z in zip(network["public_subnets"], "ab")]
         for key, value in overrides.items():
             doc[key] = value
+        # Three or more servers need a third zone: no zone may hold a majority (model/placement.py).
+        if "create" not in doc["network"] and "network" not in overrides and \
+                doc.get("servers", {}).get("count", 3) >= 3:
+            doc["network"]["subnets"].append({"id": network["third_zone_subnet"], "az": f"{REGION}c"})
         path = folder / file_name
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path

@@ -1,9 +1,11 @@
-"""Mutation check of boot.sh, which mutmut cannot mutate (it only mutates Python).
+"""Mutation check of the node script, which mutmut cannot mutate (it only mutates Python).
 
-Each mutation below is a plausible regression of a safety property of the boot; the boot
-sandbox tests named with it must fail when the nodes embed the mutated script, and pass
-with the genuine one (the control run). Each run is a pytest subprocess with the
-``boot_mutant`` plugin (tests/mutation/boot_mutant.py) swapping the script the node stacks embed.
+Each mutation below is a plausible regression of a safety property of the boot or of the
+servers' watch; the boot sandbox tests named with it must fail when the nodes carry the mutated
+script, and pass with the genuine one (the control run). A mutation names text that occurs
+exactly once in the script's four parts as nodes get them (script.part: boot_lib.sh, boot.sh in
+every user data; first_server.sh, watch.sh in the servers' bundle). Each run is a pytest
+subprocess with the ``boot_mutant`` plugin (tests/mutation/boot_mutant.py) swapping that part.
 Slow (a few minutes): part of ``make mutate``, skipped by ``make test`` unless K3S_INFRA_BOOT_MUTATIONS=1.
 """
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from k3s_infra import bootstrap
+from k3s_infra.bootstrap import script
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOT = "tests/boot/"
@@ -41,8 +43,14 @@ AGENT_SIGNAL = (BOOT + "test_boot_signals.py::test_success_is_signalled_for_this
                 "[prod-AgentPoolGeneral-AgentGroup]")
 SHORT_TOKEN = (BOOT + "test_boot_tokens.py::test_a_joiner_refuses_a_short_token_and_fails_its_signal"
                "[AgentPoolGeneral-AgentTokenSecretArn-secure1]")
+RESTORE_REQUEST = BOOT + "test_boot_restore_request.py::"
+QUORUM = BOOT + "test_boot_quorum.py::"
+ROLL = BOOT + "test_boot_roll.py::"
+DEADLINE = BOOT + "test_boot_deadline.py::"
+MEMBERS = BOOT + "test_boot_members.py::"
+READY = BOOT + "test_boot_ready.py::"
 # The boot's "before readiness" point: a step moved above it runs even when K3s never gets ready.
-READINESS = 'if [ "$ROLE" = agent ]; then\n    retry "$ready_attempts" kubelet_healthy'
+READINESS = 'if [ "$ROLE" = agent ]; then\n    retry "$ready_attempts" agent_ready'
 
 # (name, text in the shipped script, replacement, tests that must catch it)
 MUTATIONS = [
@@ -51,8 +59,8 @@ MUTATIONS = [
     # Without --no-should-respect-grace-period the Unhealthy report is ignored during the grace
     # period (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html).
     ("grace period respected", " --no-should-respect-grace-period", "", [FAILURE_SIGNAL]),
-    ("no Unhealthy report", '      aws --region "$region" autoscaling set-instance-health',
-     '      true || aws --region "$region" autoscaling set-instance-health', [FAILURE_SIGNAL]),
+    ("no Unhealthy report", '  aws --region "$region" autoscaling set-instance-health',
+     '  true || aws --region "$region" autoscaling set-instance-health', [FAILURE_SIGNAL]),
     ("SUCCESS before readiness", READINESS, "signal SUCCESS\n" + READINESS, [FAILURE_SIGNAL]),
     ("signal to the wrong resource", '--stack-name "$SIGNAL_STACK" \\\n    --logical-resource-id "$SIGNAL_RESOURCE"',
      '--stack-name "$SIGNAL_RESOURCE" \\\n    --logical-resource-id "$SIGNAL_STACK"', [AGENT_SIGNAL]),
@@ -126,25 +134,105 @@ MUTATIONS = [
     # Text output runs --query per page of 1,000 keys: the newest of the last page, not of all.
     ("snapshot listing as text", 'aws --region "$region" --output json s3api list-objects-v2',
      'aws --region "$region" --output text s3api list-objects-v2', [PAST_A_PAGE]),
-    ("restore without a time limit", 'timeout "$start_timeout" "$k3s_bin" server --cluster-reset',
+    ("restore without a time limit", 'bounded "$start_timeout" "$k3s_bin" server --cluster-reset',
      '"$k3s_bin" server --cluster-reset',
      [BOOT + "test_boot_restore.py::test_a_restore_that_hangs_is_bounded_and_signals_failure"]),
-    ("restore request not deleted", '    retry "$AWS_ATTEMPTS" awscli ssm delete-parameter', '    true || retry "$AWS_ATTEMPTS" awscli ssm delete-parameter',
-     [REQUEST]),
+    ("restore request not deleted", "    retry -u '(ParameterNotFound)' \"$AWS_ATTEMPTS\" awscli ssm delete-parameter",
+     "    true || retry -u '(ParameterNotFound)' \"$AWS_ATTEMPTS\" awscli ssm delete-parameter", [REQUEST]),
     ("restore request deleted before readiness", READINESS,
      'if [ "$1" = requested ]; then awscli ssm delete-parameter --name "$RESTORE_PARAMETER" >/dev/null; fi\n'
      + READINESS, [BOOT + "test_boot_restore.py::test_a_restore_that_never_gets_ready_keeps_the_request"]),
     # Generated secrets reach Helm values as YAML double-quoted scalars: escaped.
     ("values unescaped", '  value=${value//\\"/\\\\\\"}\n', "",
      ["tests/unit/bootstrap/test_boot_sh.py::test_values_secret_writes_any_value_back_unchanged"]),
+    # Restore requests (first_server.sh request_snapshot, decide_mode): only unexpired, only once
+    # the instances they replace are gone, only with no cluster up, only in the current format.
+    ("restore request never expires", 'if [ "$(now)" -ge "$expires" ]; then', "if false; then",
+     [RESTORE_REQUEST + "test_an_expired_request_is_ignored"]),
+    ("replaced instances not checked", 'if [ "$alive" -ne 0 ]; then', "if false; then",
+     [RESTORE_REQUEST + "test_a_request_replacing_an_instance_that_still_exists_is_ignored"]),
+    ("request acted on while a cluster is up",
+     '  if retry "$probe_attempts" api_answers; then\n    log "an API answers at $api_url"\n',
+     '  if [ -n "$requested" ]; then\n    mode=requested snapshot=$requested\n'
+     '  elif retry "$probe_attempts" api_answers; then\n    log "an API answers at $api_url"\n',
+     [RESTORE_REQUEST + "test_a_request_while_an_api_answers_is_ignored"]),
+    ("legacy request taken as a snapshot name",
+     "(run k3s-infra restore again)\"\n    return 1\n", "(run k3s-infra restore again)\"\n    echo \"$1\"; return 0\n",
+     [RESTORE_REQUEST + "test_a_legacy_bare_snapshot_name_is_ignored_and_said_so"]),
+    ("a request already deleted fails the restore", '>/dev/null || [ $? -eq 3 ] || die "cannot delete the restore request',
+     '>/dev/null || die "cannot delete the restore request',
+     [RESTORE_REQUEST + "test_a_request_already_deleted_by_the_time_of_publishing_is_no_failure"]),
+    # The watch (watch.sh replacement_is_safe): never quorum, one at a time, only settled groups.
+    ("no quorum check", 'elif [ "$healthy" -lt "$quorum" ]; then', "elif false; then",
+     [QUORUM + "test_every_server_failing_its_ping_replaces_none"]),
+    ("no lowest-ID check", 'elif [ "$first" != "$instance_id" ] && [ "$desired" -gt 1 ]; then', "elif false; then",
+     [QUORUM + "test_two_servers_down_of_five_are_replaced_one_at_a_time_lowest_id_first"]),
+    ("changing groups not seen", 'if [ "$unsettled" -ne 0 ] || [ "$instances" -ne "$desired" ]; then', "if false; then",
+     [QUORUM + "test_a_server_group_that_is_changing_replaces_none"]),
+    ("K3s down for any time is reported", '-ge "${K3S_INFRA_UNHEALTHY_AFTER:-$UNHEALTHY_AFTER}"', "-ge 0",
+     [QUORUM + "test_k3s_down_for_less_than_the_threshold_is_not_reported"]),
+    ("lone server never reported", "if [ \"$desired\" -le 1 ]; then quorum=0; fi", "",
+     [QUORUM + "test_a_lone_server_that_is_down_is_replaced"]),
+    # Before a termination (watch.sh before_termination): a lone first server's snapshot, named.
+    ("snapshot taken with other servers", '[ "$others" -eq 0 ]; then\n    if bounded', "true; then\n    if bounded",
+     [ROLL + "test_a_server_that_is_not_the_lone_first_server_leaves_no_request[first server with another server]"]),
+    ("K3s not stopped after the snapshot", '      systemctl stop "$service" || log "cannot stop $service"\n', "",
+     [ROLL + "test_a_lone_first_server_snapshots_stops_and_names_the_snapshot_before_it_goes"]),
+    ("the newest snapshot named, not this one", 'snapshot=$(newest_snapshot "$prefix-")', "snapshot=$(newest_snapshot)",
+     [ROLL + "test_the_replacement_restores_exactly_the_snapshot_taken_before_the_roll"]),
+    ("snapshot hook never completed", 'if [ -z "$group" ] || ! retry', "if true || ! retry",
+     [ROLL + "test_a_failed_snapshot_leaves_no_request_and_the_termination_still_goes_on"]),
+    # The boot-wide deadline (boot_lib.sh backoff, bounded, signal).
+    ("backoff past the deadline",
+     '  if [ "$delay" -ge "$(remaining)" ]; then log "the boot deadline leaves no time for another attempt"; return 1; fi\n',
+     "", [DEADLINE + "test_a_boot_whose_api_never_answers_gives_up_at_its_deadline_and_still_signals"]),
+    ("timeouts not cut to the deadline", '  if [ "$left" -lt "$limit" ]; then limit=$left; fi\n', "",
+     [DEADLINE + "test_a_hanging_step_is_cut_to_what_is_left_of_the_deadline"]),
+    ("no allowance for the signal", "  deadline=$(($(now) + SIGNAL_ALLOWANCE))\n", "",
+     [DEADLINE + "test_a_boot_whose_api_never_answers_gives_up_at_its_deadline_and_still_signals"]),
+    # The bundle (boot.sh install_bundle): only the pinned bytes.
+    ("bundle digest not compared", 'if [ "$actual" != "$BUNDLE_SHA256" ]; then', "if false; then",
+     [BOOT + "test_boot_bundle.py::test_a_tampered_bundle_is_refused_and_nothing_of_it_is_extracted"]),
+    # Readiness and etcd's members (boot.sh agent_ready, members_settled, leave_cluster, mark_ready).
+    ("agent ready without its Node", 'kubelet_healthy && "$k3s_bin" kubectl --kubeconfig "$root$KUBELET_KUBECONFIG"',
+     'kubelet_healthy || "$k3s_bin" kubectl --kubeconfig "$root$KUBELET_KUBECONFIG"',
+     [READY + "test_an_agent_whose_node_never_appears_fails"]),
+    ("members never counted", 'retry "$ready_attempts" members_settled || die', "true || die",
+     [MEMBERS + "test_a_member_of_a_terminated_instance_is_removed_before_success"]),
+    ("a dead member's Node kept", '"$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" delete node "$id" >/dev/null || true',
+     "true", [MEMBERS + "test_a_member_of_a_terminated_instance_is_removed_before_success"]),
+    ("a learner counted as a voter", 'if [ "$learner" = false ]; then voter=true;', "if true; then voter=true;",
+     [MEMBERS + "test_a_learner_never_promoted_leaves_etcd_and_fails"]),
+    ("no leaving etcd on failure", '    if [ "$joined" = true ]; then leave_cluster; fi\n', "",
+     [MEMBERS + "test_a_joined_server_that_never_gets_ready_leaves_before_it_fails"]),
+    ("the member list read with the password on the command line", '-K "$work/curlrc"', '-u "server:${token##*:}"',
+     [MEMBERS + "test_the_member_list_is_read_with_the_server_password_from_a_file"]),
+    ("never tagged ready", "  mark_ready\n  signal SUCCESS\n", "  signal SUCCESS\n",
+     [READY + "test_a_boot_that_succeeds_tags_itself_ready_once_right_before_success"]),
+    ("tagged ready before readiness", READINESS, "mark_ready\n" + READINESS,
+     [READY + "test_a_boot_that_fails_never_tags_itself_ready"]),
 ]
 
 
-def _run_boot_tests(script: str, tests: list[str], folder: Path) -> subprocess.CompletedProcess:
+def _parts() -> dict[str, str]:
+    """Every part of the node script as nodes get it (comment lines left out: script.part)."""
+    return {name: script.part(name) for name in (*script.CORE, *script.EXTRAS)}
+
+
+def _mutant(original: str, mutated: str) -> tuple[str, str] | None:
+    """(part, its mutated text) when `original` occurs exactly once in the whole script."""
+    found = [(name, text) for name, text in _parts().items() if original in text]
+    if len(found) != 1 or found[0][1].count(original) != 1:
+        return None
+    name, text = found[0]
+    return name, text.replace(original, mutated)
+
+
+def _run_boot_tests(part: str, text: str, tests: list[str], folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
-    mutant = folder / "boot.sh"
-    mutant.write_text(script, encoding="utf-8")
-    env = dict(os.environ, K3S_INFRA_BOOT_MUTANT=str(mutant),
+    mutant = folder / part
+    mutant.write_text(text, encoding="utf-8")
+    env = dict(os.environ, K3S_INFRA_BOOT_MUTANT=str(mutant), K3S_INFRA_BOOT_MUTANT_PART=part,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests" / "boot"), os.environ.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "tests.mutation.boot_mutant", "-p", "no:cacheprovider",
                            "--basetemp", str(folder / "pytest"), *tests],
@@ -155,15 +243,16 @@ def _run_boot_tests(script: str, tests: list[str], folder: Path) -> subprocess.C
 def runs(tmp_path_factory) -> dict[str, Future]:
     """Every run (the genuine script, then each mutant) started at once, as many at a time as
     there are cores: each is a separate pytest process, mostly waiting on its boot subprocesses."""
-    script = bootstrap.boot_script()
     base = tmp_path_factory.mktemp("mutants")
-    jobs = {"genuine": (script, sorted({t for *_, selected in MUTATIONS for t in selected}))}
+    # The control: every test the mutations use, through the plugin, with a genuine part.
+    jobs = {"genuine": ("boot.sh", script.part("boot.sh"), sorted({t for *_, selected in MUTATIONS for t in selected}))}
     for name, original, mutated, tests in MUTATIONS:
-        if script.count(original) == 1:
-            jobs[name] = (script.replace(original, mutated), tests)
+        found = _mutant(original, mutated)
+        if found is not None:
+            jobs[name] = (*found, tests)
     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1))
-    futures = {name: pool.submit(_run_boot_tests, text, tests, base / f"run{n}")
-               for n, (name, (text, tests)) in enumerate(jobs.items())}
+    futures = {name: pool.submit(_run_boot_tests, part, text, tests, base / f"run{n}")
+               for n, (name, (part, text, tests)) in enumerate(jobs.items())}
     yield futures
     pool.shutdown(cancel_futures=True)
 
@@ -175,6 +264,6 @@ def test_the_genuine_script_passes_every_test_the_mutations_use(runs):
 
 @pytest.mark.parametrize("name,original,mutated,tests", MUTATIONS, ids=[m[0] for m in MUTATIONS])
 def test_the_boot_sandbox_catches_the_mutation(runs, name, original, mutated, tests):
-    assert bootstrap.boot_script().count(original) == 1, f"{name}: the mutation no longer applies to boot.sh"
+    assert _mutant(original, mutated) is not None, f"{name}: the mutation no longer applies to the node script"
     done = runs[name].result()
     assert done.returncode == 1, f"{name} survived (pytest exit {done.returncode}):\n{done.stdout[-3000:]}"

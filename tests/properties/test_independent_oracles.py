@@ -21,6 +21,7 @@ from tests.support.fixture_scope import shared
 from tests.support.oracle_helpers import (
     DEPLOYABLE,
     K3S_DOCUMENTED_DEFAULTS,
+    node_files,
     node_stack_ids,
     plain_document,
     written_files,
@@ -197,7 +198,8 @@ CCM_CHART = ("https://kubernetes.github.io/cloud-provider-aws", "aws-cloud-contr
 
 def _charts(templates: dict[str, dict], stack_file: str) -> dict[str, dict]:
     charts = {}
-    for path, text in written_files(templates[stack_file]).items():
+    # Servers get their manifests in their bundle (k3s_infra/bootstrap/bundle.py).
+    for path, text in node_files(templates[stack_file]).items():
         if path.startswith("/var/lib/rancher/k3s/server/manifests/"):
             for doc in yaml.safe_load_all(text):
                 if doc and doc.get("kind") == "HelmChart":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.oracle_helpers import user_data_sub as _user_data
+from tests.support.oracle_helpers import bundle_files, user_data_sub as _user_data
 
 
 FORGED = ("x__cfn_TokenSecret__x", "${AWS::AccountId}", "${TokenSecret}", "__cfn_AgentTokenSecret__")
@@ -38,11 +38,13 @@ def test_user_strings_never_become_deploy_time_substitutions(env_document):
     config = yaml.safe_load(files[bootstrap.K3S_CONFIG])
     assert config["node-label"] == ["example.com/forged=x__cfn_AgentTokenSecret__x"]
     assert config["node-taint"] == ["example.com/forged=x__cfn_AgentTokenSecret__x:NoSchedule"]
-    # The add-on values reach the servers' manifests literally, ${...} included.
-    text, variables = _user_data(templates["ServerInit"])
-    expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
-    files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
-    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
+    # The add-on values reach the servers' manifests literally, ${...} included: the bundle is
+    # a plain string value, no Fn::Sub (k3s_infra/bootstrap/bundle.py).
+    (parameter,) = [r["Properties"] for r in templates["ServerInit"]["Resources"].values()
+                    if r["Type"] == "AWS::SSM::Parameter"]
+    assert isinstance(parameter["Value"], str)
+    charts = bundle_files(templates["ServerInit"])[bootstrap.ADDONS_MANIFEST]
+    grafana = next(d for d in yaml.safe_load_all(charts) if d["metadata"]["name"] == "grafana")
     values = yaml.safe_load(grafana["spec"]["valuesContent"])
     assert values["forged"] == list(FORGED)
     assert values["env"]["GF_FORGED"] == "__cfn_KubeconfigSecret__"

@@ -8,7 +8,7 @@ import yaml
 from k3s_infra import bootstrap
 from k3s_infra.config import validate
 from k3s_infra.model import addons
-from tests.support.oracle_helpers import user_data_text
+from tests.support.oracle_helpers import bundle_files, user_data_text
 
 
 def write_files(template: dict) -> dict[str, dict]:
@@ -17,12 +17,12 @@ def write_files(template: dict) -> dict[str, dict]:
 
 
 def charts_of(template: dict) -> dict[str, dict]:
-    """HelmCharts a node stack's user data writes into the manifests dir, by name."""
-    entry = write_files(template).get(bootstrap.ADDONS_MANIFEST)
-    if entry is None:
+    """HelmCharts a node stack's servers write into the manifests dir (from their bundle,
+    k3s_infra/bootstrap/bundle.py, read with the standard library), by name."""
+    text = bundle_files(template).get(bootstrap.ADDONS_MANIFEST)
+    if text is None:
         return {}
-    assert entry["encoding"] == "gz+b64" and entry["permissions"] == "0600"
-    documents = [d for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d is not None]
+    documents = [d for d in yaml.safe_load_all(text) if d is not None]
     assert all(d["apiVersion"] == "helm.cattle.io/v1" and d["kind"] == "HelmChart" for d in documents)
     return {d["metadata"]["name"]: d for d in documents}
 

@@ -1,35 +1,43 @@
 """A sandbox that runs the real boot script from a rendered launch template.
 
 Nothing leaves the machine: a loopback HTTP server plays the instance metadata
-service (IMDSv2 token flow enforced), and stub executables first on PATH play
-``aws`` (Secrets Manager and SSM, state in a JSON file), ``curl``, ``uname``
-and ``systemctl``. The ``curl`` stub hands loopback URLs to the real curl,
-serves the K3s release: the "binary" is a stub ``k3s`` that records its calls,
-its published ``sha256sum-<arch>.txt`` only from the official release URL;
-answers the API endpoint's ``/ping`` as the scenario says, and refuses every
-other URL. The boot verifies and installs that stub as it would K3s, then runs it. Paths are redirected with K3S_INFRA_ROOT and retries
-shortened with K3S_INFRA_RETRY_*: variables the script documents.
+service (IMDSv2 token flow enforced, boot_imds.py), and stub executables first on PATH play
+``aws`` (Secrets Manager, SSM, CloudFormation, ELB, S3, EC2 and Auto Scaling, state in a JSON
+file: aws_stub.py), ``curl``, ``uname`` and ``systemctl`` (boot_stubs.py). The ``curl`` stub
+hands loopback URLs to the real curl, serves the K3s release: the "binary" is a stub ``k3s``
+(k3s_stub.py) that records its calls, its published ``sha256sum-<arch>.txt`` only from the
+official release URL; answers the API endpoint's ``/ping`` and the local K3s's ``/ping`` and
+``/db/info`` as the scenario says (boot_scenario.Scenario), and refuses every other URL. The
+boot verifies and installs that stub as it would K3s, then runs it. Paths are redirected with
+K3S_INFRA_ROOT and waits shortened with K3S_INFRA_RETRY_* and the other test hooks the script
+documents. A run is a boot (cloud-init's runcmd) or the server's watch (``<script> watch``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 
+from tests.support.boot_imds import _Imds  # noqa: F401  (tests name it)
+from tests.support.boot_run import BootRun, effective_config  # noqa: F401
+from tests.support.boot_scenario import SHARED, Scenario, lone_group, member
+from tests.support import stub_server
 from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SYSTEMCTL_STUB,
-                        UNAME_STUB)
+                                      UNAME_STUB)
 
 from k3s_infra import bootstrap
+from k3s_infra.bootstrap import bundle as server_bundle
 
 # Deploy-time values of the node-stack parameters.
 PARAMETERS = {
@@ -70,6 +78,10 @@ REGION = "eu-west-1"
 IMDS_TOKEN = "imds-session-token-42"
 
 REAL_CURL = shutil.which("curl")
+# What a server's boot that succeeds asks of systemd: load, enable and start K3s (the unit
+# cloud-init wrote), then its watch (boot.sh start_watch: a unit of its own).
+SERVER_STARTS = [["daemon-reload"], ["enable", "k3s"], ["start", "k3s"], ["daemon-reload"],
+                 ["enable", "--now", "k3s-infra-watch"]]
 # K3S_INFRA_READY_ATTEMPTS in the sandbox: how many times the boot may check readiness.
 READY_ATTEMPTS = 4
 
@@ -93,7 +105,20 @@ def launch_template_user_data(template: dict) -> tuple[str, dict]:
     return (sub, {}) if isinstance(sub, str) else (sub[0], sub[1])
 
 
-def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> str:
+class UserData(str):
+    """The user data EC2 receives, and the value of the node stack's bundle parameter (servers:
+    bootstrap/bundle.py, None for agents), which the instance reads at boot."""
+
+    bundle: tuple[str, str] | None = None  # (parameter name, value)
+
+
+def bundle_parameter(template: dict) -> tuple[str, str] | None:
+    """(Name, Value) of the node stack's bundle parameter, if it has one."""
+    found = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
+    return (found[0]["Name"], found[0]["Value"]) if found else None
+
+
+def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> UserData:
     """The user data EC2 receives once CloudFormation resolves Fn::Sub with these parameter values."""
     text, variables = launch_template_user_data(template)
     declared = template.get("Parameters", {})
@@ -111,7 +136,9 @@ def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> str:
             return "${" + name[1:] + "}"
         return values[name] if name in values else parameters[name]
 
-    return re.sub(r"\$\{([^}]*)\}", one, text)
+    user_data = UserData(re.sub(r"\$\{([^}]*)\}", one, text))
+    user_data.bundle = bundle_parameter(template)
+    return user_data
 
 
 def metadata_options(template: dict) -> dict:
@@ -126,193 +153,25 @@ def boot_env(user_data: str) -> dict[str, str]:
     return {k: v.strip("'") for k, v in (line.split("=", 1) for line in entry["content"].splitlines())}
 
 
-def effective_config(root: Path) -> dict:
-    """K3s's reading of config.yaml plus config.yaml.d/*.yaml: later keys win, 'key+' appends."""
-    base = root / "etc/rancher/k3s"
-    merged: dict = {}
-    for path in [base / "config.yaml", *sorted((base / "config.yaml.d").glob("*.yaml"))]:
-        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
-            if key.endswith("+"):
-                key = key[:-1]
-                merged[key] = list(merged.get(key, [])) + list(value)
-            else:
-                merged[key] = value
-    return merged
-
-
-class _Imds(BaseHTTPRequestHandler):
-    """The instance metadata service as the launch template's MetadataOptions configure it
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html):
-    HttpTokens=required refuses a GET without a session token with 401
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html);
-    HttpEndpoint=disabled gives no answer at all. The hop limit cannot matter on loopback
-    (one hop); it is recorded on the run for tests to assert.
-
-    A scenario may make it briefly unavailable: the first ``failures["token"]`` token PUTs
-    and the first ``failures["get"]`` metadata GETs answer 503 Service Unavailable. The real
-    IMDS throttles queries per instance and may answer 503 to a request it cannot complete;
-    AWS's advice is to retry, with exponential back-off (EC2 User Guide, "Access instance
-    metadata for an EC2 instance": its HTTP error codes and "Query throttling",
-    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html#instancedata-throttling).
-    A 503 to the token PUT during boot is seen in practice (canonical/cloud-init#5577).
-    A throttled request is refused before its token is looked at."""
-
-    metadata = {"instance-id": INSTANCE_ID, "placement/availability-zone": ZONE, "placement/region": REGION}
-
-    def do_PUT(self):  # noqa: N802
-        self.server.requests.append(("PUT", self.path, dict(self.headers)))
-        if self._disabled():
-            return
-        if self.path == "/latest/api/token" and self._unavailable("token"):
-            return
-        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-            return self._reply(200, IMDS_TOKEN)
-        self._reply(400, "")
-
-    def do_GET(self):  # noqa: N802
-        self.server.requests.append(("GET", self.path, dict(self.headers)))
-        if self._disabled() or self._unavailable("get"):
-            return
-        token = self.headers.get("X-aws-ec2-metadata-token")
-        if token != IMDS_TOKEN and (token is not None or self.server.options.get("HttpTokens") == "required"):
-            return self._reply(401, "")
-        key = self.path.removeprefix("/latest/meta-data/")
-        if key in self.metadata:
-            return self._reply(200, self.metadata[key])
-        self._reply(404, "")
-
-    def _disabled(self) -> bool:
-        if self.server.options.get("HttpEndpoint", "enabled") == "disabled":
-            self.close_connection = True  # no answer
-            return True
-        return False
-
-    def _unavailable(self, kind: str) -> bool:
-        """Answer 503 while this kind of request still has scenario failures left."""
-        with self.server.lock:  # one counter, however the server threads interleave
-            if self.server.failures[kind] <= 0:
-                return False
-            self.server.failures[kind] -= 1
-        self._reply(503, "<html><body><h1>503 Service Unavailable</h1></body></html>\n")
-        return True
-
-    def _reply(self, status: int, body: str):
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 def genuine_k3s() -> str:
-    """What the release serves as K3s: the recording k3s stub, as an executable script."""
-    return f"#!{sys.executable}\n{K3S_STUB}"
-
-
-@dataclass
-class BootRun:
-    returncode: int
-    stdout: str
-    stderr: str
-    root: Path
-    logs: Path
-    tmp: Path
-    state: dict
-    imds_requests: list
-    files: dict[str, str]  # write_files path -> content
-    imds_options: dict  # the MetadataOptions the metadata service followed
-
-    @property
-    def signals(self) -> list[list[str]]:
-        """Every SignalResource call: [stack, logical resource, unique id, status]."""
-        return self.state["signals"]
-
-    def _lines(self, name: str) -> list:
-        path = self.logs / name
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    @property
-    def aws_calls(self) -> list[list[str]]:
-        return self._lines("aws.jsonl")
-
-    @property
-    def curl_calls(self) -> list[list[str]]:
-        return self._lines("curl.jsonl")
-
-    @property
-    def urls(self) -> list[str]:
-        return [[a for a in call if a.startswith(("http://", "https://"))][-1] for call in self.curl_calls]
-
-    @property
-    def k3s_calls(self) -> list[list[str]]:
-        return self._lines("k3s.jsonl")
-
-    @property
-    def dnf_calls(self) -> list[list[str]]:
-        return self._lines("dnf.jsonl")
-
-    @property
-    def systemctl_calls(self) -> list[list[str]]:
-        return self._lines("systemctl.jsonl")
-
-    @property
-    def installed(self) -> bool:
-        """The K3s binary is in place, executable, with the links the official installer makes."""
-        binary = self.path("/usr/local/bin/k3s")
-        if not binary.exists():
-            return False
-        assert binary.stat().st_mode & 0o777 == 0o755
-        for link in ("kubectl", "crictl", "ctr"):
-            assert self.path(f"/usr/local/bin/{link}").resolve() == binary.resolve()
-        return True
-
-    def secret_writes(self) -> list[list[str]]:
-        """Every put-secret-value call as made (argument lists)."""
-        return [c for c in self.aws_calls if "put-secret-value" in c]
-
-    def secrets_read(self) -> list[str]:
-        return [c[c.index("--secret-id") + 1] for c in self.aws_calls if "get-secret-value" in c]
-
-    def config(self) -> dict:
-        return effective_config(self.root)
-
-    def path(self, absolute: str) -> Path:
-        return self.root / absolute.lstrip("/")
+    """What the release serves as K3s: an executable that runs the recording k3s stub
+    (k3s_stub.py) in the sandbox's stub server."""
+    return stub_server.CLIENT
 
 
 class Sandbox:
+    """Runs the boot (or a server's watch) of one instance per run() in its own folders; a test
+    may run several (a cluster's servers), each continuing an earlier one's AWS side (shared)."""
+
     def __init__(self, base: Path):
         self.base = base
+        self.count = 0
 
-    def run(self, user_data: str, *, marker: str | None = None, api_up_after: int | None = None,
-            unreachable: tuple[str, ...] = (), join_attempts: int = 6, targets: tuple[str, ...] = (),
-            restore_request: str | None = None, objects: tuple[tuple[str, str], ...] = (),
-            node_ready: bool = True, signal_waited_for: bool = True, metadata: dict | None = None,
-            secure_tokens: bool = True, token_attempts: int = 3, arch: str = "x86_64",
-            binary: str | None = None, download_failures: int = 0,
-            publish_after: int | None = None, own_target: str | None = None,
-            denied_parameters: tuple[str, ...] = (), denied_secrets: tuple[str, ...] = (),
-            restore_hangs: bool = False,
-            systemctl_failures: tuple[str, ...] = (), start_timeout: int = 20,
-            imds_token_failures: int = 0, imds_get_failures: int = 0) -> BootRun:
-        """marker None: no cluster-state parameter (ParameterNotFound); targets: the API
-        target group's target states; objects: (key, LastModified) in the snapshot bucket;
-        metadata: the launch template's MetadataOptions (default: IMDSv2 required);
-        secure_tokens: the token secrets hold what the first server published (else the
-        short values Secrets Manager generated); binary: what the release URL serves
-        instead of the genuine (stub) K3s, e.g. a tampered one; publish_after: the token
-        secrets hold short values for that many reads, then the secure ones; own_target: this
-        instance's state in the API target group (None: not registered yet); denied_parameters:
-        SSM names the instance role may not read (AccessDeniedException); denied_secrets: secret
-        ARNs it may not write (PutSecretValue, AccessDeniedException); restore_hangs: K3s's
-        --cluster-reset never returns; systemctl_failures: systemctl verbs that fail;
-        start_timeout: K3S_INFRA_START_TIMEOUT (seconds); imds_token_failures,
-        imds_get_failures: the metadata service answers that many token PUTs, metadata GETs
-        with 503 before it serves them (see _Imds)."""
-        base = self.base
+    def run(self, user_data: str, **knobs) -> BootRun:
+        """The boot of `user_data` in the scenario `knobs` describe (boot_scenario.Scenario)."""
+        scenario = Scenario(**knobs)
+        self.count += 1
+        base = self.base if self.count == 1 else self.base / f"run{self.count}"
         root, logs, bin_dir, tmp = (base / n for n in ("root", "logs", "bin", "tmp"))
         for d in (root, logs, bin_dir, tmp):
             d.mkdir(parents=True)
@@ -326,74 +185,153 @@ class Sandbox:
             target.write_text(content)
             target.chmod(int(entry["permissions"], 8))
             written[entry["path"]] = content
-        secure_tokens = secure_tokens and publish_after is None
         boot_env = {k: v.strip("'") for k, v in (line.split("=", 1)
                                                   for line in written[bootstrap.BOOT_ENV].splitlines())}
-        genuine = genuine_k3s()
-        version = boot_env["K3S_VERSION"].replace("+", "%2B")  # URL-encoded, as GitHub names the tag
-        downloads = {}
-        for arch_name, asset in ASSETS.values():
-            downloads[f"{boot_env['RELEASE_URL']}/{version}/{asset}"] = genuine if binary is None else binary
-            # Published with the release, as sha256sum(1) prints it; only the official release has it.
-            downloads[f"{OFFICIAL_RELEASES}/{version}/sha256sum-{arch_name}.txt"] = (
-                f"{hashlib.sha256(genuine.encode()).hexdigest()}  {asset}\n"
-                f"{'0' * 64}  k3s-airgap-images-{arch_name}.tar\n")
-        state = {
-            "secrets": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN if secure_tokens else SERVER_TOKEN,
-                        PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN if secure_tokens else AGENT_TOKEN,
-                        PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager",
-                        **ADDON_SECRETS},
-            "parameters": {name: value for name, value in (
-                (PARAMETERS["ClusterStateParameterName"], marker),
-                (PARAMETERS["RestoreRequestParameterName"], restore_request)) if value is not None},
-            "writes": [], "unreachable": list(unreachable),
-            "downloads": downloads, "download_failures": download_failures,
-            "publish_after": publish_after, "token_reads": 0,
-            "secure": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN,
-                       PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
-            "api_url": JOIN_URL, "api_probes": 0, "api_up_after": api_up_after,
-            "signals": [], "signal_waited_for": signal_waited_for, "health_reports": [],
-            "targets": list(targets), "objects": [list(o) for o in objects],
-            "own_target": own_target, "instance_id": INSTANCE_ID, "denied_parameters": list(denied_parameters),
-            "denied_secrets": list(denied_secrets),
-            "target_group_arn": PARAMETERS["ApiTargetGroupArn"], "bucket": PARAMETERS["SnapshotBucketName"],
-            "restore_hangs": restore_hangs, "systemctl_failures": list(systemctl_failures),
-            "started": False, "node_ready": node_ready,
-        }
+        state = _state(scenario, user_data, boot_env)
+        if scenario.mode == "watch":
+            _booted(root, state, user_data)
         state_path = base / "aws-state.json"  # the AWS side, not the node
         state_path.write_text(json.dumps(state))
+        stubs = base / "stubs"  # the programs' sources, run by the stub server
+        stubs.mkdir()
         for name, body in (("aws", AWS_STUB), ("curl", CURL_STUB), ("uname", UNAME_STUB),
-                           ("dnf", RECORDER_STUB), ("systemctl", SYSTEMCTL_STUB)):
-            (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
-            (bin_dir / name).chmod(0o755)
+                           ("dnf", RECORDER_STUB), ("systemctl", SYSTEMCTL_STUB), ("k3s", K3S_STUB)):
+            (stubs / f"{name}.py").write_text(body)
+            if name != "k3s":  # K3s is what the boot downloads, verifies and installs
+                (bin_dir / name).write_text(stub_server.CLIENT)
+                (bin_dir / name).chmod(0o755)
 
         imds = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
-        imds.requests = []
-        imds.options = metadata or {"HttpEndpoint": "enabled", "HttpTokens": "required"}
-        imds.failures = {"token": imds_token_failures, "get": imds_get_failures}
+        imds.requests, imds.token = [], IMDS_TOKEN
+        imds.options = scenario.metadata or {"HttpEndpoint": "enabled", "HttpTokens": "required"}
+        imds.failures = {"token": scenario.imds_token_failures, "get": scenario.imds_get_failures}
+        imds.metadata = {"instance-id": state["instance_id"], "placement/availability-zone": ZONE,
+                         "placement/region": REGION}
+        if scenario.lifecycle_state is not None:
+            imds.metadata["autoscaling/target-lifecycle-state"] = scenario.lifecycle_state
         imds.lock = threading.Lock()
-        threading.Thread(target=imds.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop to look again: every 20 ms, not the default 500 ms.
+        threading.Thread(target=imds.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        environment = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(base), "TMPDIR": str(tmp), "LANG": "C",
+            "K3S_INFRA_ROOT": str(root), "K3S_INFRA_IMDS_URL": f"http://127.0.0.1:{imds.server_port}",
+            "K3S_INFRA_RETRY_BASE": str(scenario.retry_base), "K3S_INFRA_RETRY_MAX": str(scenario.retry_max),
+            "K3S_INFRA_JOIN_ATTEMPTS": str(scenario.join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
+            "K3S_INFRA_READY_ATTEMPTS": str(READY_ATTEMPTS),
+            "K3S_INFRA_START_TIMEOUT": str(scenario.start_timeout),
+            "K3S_INFRA_TOKEN_ATTEMPTS": str(scenario.token_attempts),
+            "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": scenario.arch,
+            "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,
+            "REAL_CURL": REAL_CURL,
+        }
+        if scenario.boot_deadline is not None:
+            environment["K3S_INFRA_BOOT_DEADLINE"] = str(scenario.boot_deadline)
+        arguments = []
+        if scenario.mode == "watch":
+            arguments = ["watch"]
+            environment |= {"K3S_INFRA_WATCH_ROUNDS": str(scenario.watch_rounds), "K3S_INFRA_WATCH_INTERVAL": "0",
+                            "K3S_INFRA_UNHEALTHY_AFTER": str(scenario.unhealthy_after)}
+        server_log = (base / "stub-server.log").open("w")
+        server = subprocess.Popen([sys.executable, stub_server.__file__, str(stubs)], stdout=subprocess.PIPE,
+                                  stderr=server_log, env=environment, cwd=base, start_new_session=True, text=True)
         try:
+            environment["STUB_PORT"] = server.stdout.readline().strip()
+            assert environment["STUB_PORT"], (base / "stub-server.log").read_text()
             (command,) = document["runcmd"]
-            environment = {
-                "PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(base), "TMPDIR": str(tmp), "LANG": "C",
-                "K3S_INFRA_ROOT": str(root), "K3S_INFRA_IMDS_URL": f"http://127.0.0.1:{imds.server_port}",
-                "K3S_INFRA_RETRY_BASE": "0", "K3S_INFRA_RETRY_MAX": "0",
-                "K3S_INFRA_JOIN_ATTEMPTS": str(join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
-                "K3S_INFRA_READY_ATTEMPTS": str(READY_ATTEMPTS), "K3S_INFRA_START_TIMEOUT": str(start_timeout),
-                "K3S_INFRA_TOKEN_ATTEMPTS": str(token_attempts),
-                "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": arch,
-                "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,
-                "REAL_CURL": REAL_CURL,
-            }
-            done = subprocess.run(["/bin/bash", str(root / command[0].lstrip("/"))], env=environment,
-                                  capture_output=True, text=True, timeout=60, cwd=base)
+            done = subprocess.run(["/bin/bash", str(root / command[0].lstrip("/")), *arguments], env=environment,
+                                  capture_output=True, text=True, timeout=scenario.timeout, cwd=base)
         finally:
+            os.killpg(server.pid, signal.SIGKILL)  # the server and any program still running (a hang)
+            server.wait()
+            server.stdout.close()
+            server_log.close()
             imds.shutdown()
             imds.server_close()
+        errors = logs / "stub-server-errors.log"  # the sandbox failed, not the boot
+        assert not errors.exists(), errors.read_text()
         return BootRun(done.returncode, done.stdout, done.stderr, root, logs, tmp,
                        json.loads(state_path.read_text()), imds.requests, written, imds.options)
 
+
+def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict:
+    """The scenario as the stubs read it (the AWS side, the cluster, this node's K3s)."""
+    s = scenario
+    own = s.instance_id or INSTANCE_ID
+    secure_tokens = s.secure_tokens and s.publish_after is None
+    genuine = genuine_k3s()
+    version = boot_env["K3S_VERSION"].replace("+", "%2B")  # URL-encoded, as GitHub names the tag
+    downloads = {}
+    for arch_name, asset in ASSETS.values():
+        downloads[f"{boot_env['RELEASE_URL']}/{version}/{asset}"] = genuine if s.binary is None else s.binary
+        # Published with the release, as sha256sum(1) prints it; only the official release has it.
+        downloads[f"{OFFICIAL_RELEASES}/{version}/sha256sum-{arch_name}.txt"] = (
+            f"{hashlib.sha256(genuine.encode()).hexdigest()}  {asset}\n"
+            f"{'0' * 64}  k3s-airgap-images-{arch_name}.tar\n")
+    bundle = getattr(user_data, "bundle", None)
+    if bundle is not None and s.bundle is not None:
+        bundle = (bundle[0], s.bundle)
+    targets = [tuple(t) if isinstance(t, (tuple, list)) else (f"i-0{n:016x}", t) for n, t in enumerate(s.targets)]
+    lifecycle = "Terminating:Wait" if s.lifecycle_state == "Terminated" else "InService"
+    groups = list(s.groups) if s.groups is not None else [lone_group(own, lifecycle)]
+    descriptions = json.loads(json.dumps([g.description for g in groups]))
+    for description in descriptions:  # the group holds a terminating instance in its hooks' wait state
+        for instance in description["Instances"]:
+            if instance["InstanceId"] == own and s.lifecycle_state == "Terminated":
+                instance["LifecycleState"] = "Terminating:Wait"
+    named = [own, *s.members, *(t[0] for t in targets),
+             *(i["InstanceId"] for d in descriptions for i in d["Instances"])]
+    state = {
+        "secrets": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN if secure_tokens else SERVER_TOKEN,
+                    PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN if secure_tokens else AGENT_TOKEN,
+                    PARAMETERS["KubeconfigSecretArn"]: "placeholder-generated-by-secrets-manager",
+                    **ADDON_SECRETS},
+        "parameters": {name: value for name, value in (
+            (PARAMETERS["ClusterStateParameterName"], s.marker),
+            (PARAMETERS["RestoreRequestParameterName"], s.restore_request),
+            bundle or (None, None)) if value is not None},
+        "writes": [], "unreachable": list(s.unreachable),
+        "downloads": downloads, "download_failures": s.download_failures,
+        "publish_after": s.publish_after, "token_reads": 0,
+        "secure": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN,
+                   PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
+        "api_url": JOIN_URL, "api_probes": 0, "api_up_after": s.api_up_after,
+        "signals": [], "signal_waited_for": s.signal_waited_for, "health_reports": [],
+        "targets": targets, "objects": [list(o) for o in s.objects],
+        "own_target": s.own_target, "instance_id": own, "zone": ZONE,
+        "denied_parameters": list(s.denied_parameters), "denied_secrets": list(s.denied_secrets),
+        "target_group_arn": PARAMETERS["ApiTargetGroupArn"], "bucket": PARAMETERS["SnapshotBucketName"],
+        "restore_hangs": s.restore_hangs, "systemctl_failures": list(s.systemctl_failures),
+        "started": False, "node_ready": s.node_ready, "node_appears": s.node_appears,
+        "local_k3s_up": s.local_k3s_up, "watch_started": False,
+        "instances": {**{i: "running" for i in named}, **(s.instances or {})},
+        "groups": descriptions, "lifecycle_hooks": {g.name: list(g.hooks) for g in groups},
+        "tags": [], "lifecycle_actions": [],
+        "members": [member(i) for i in s.members], "promote_after": s.promote_after, "db_info_reads": 0,
+        "server_password": SERVER_TOKEN,
+        "nodes": list(s.members if s.nodes is None else s.nodes), "deleted_nodes": [],
+        "snapshot_fails": s.snapshot_fails, "snapshots_saved": [],
+        "vanishing_parameters": list(s.vanishing_parameters), "signal_failures": s.signal_failures,
+    }
+    if s.shared is not None:
+        state |= json.loads(json.dumps({key: s.shared[key] for key in SHARED}))
+    return state
+
+
+def _booted(root: Path, state: dict, user_data: str) -> None:
+    """What a completed boot left on a server: its bundle extracted (boot.sh install_bundle),
+    the verified K3s installed and running, this server a voting etcd member with its Node."""
+    for path, text in server_bundle.unpack(user_data.bundle[1]).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o600)
+    binary = root / "usr/local/bin/k3s"
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_text(genuine_k3s())
+    binary.chmod(0o755)
+    (root / "etc/rancher/k3s/k3s.yaml").write_text(K3S_KUBECONFIG)
+    state["started"] = True
+    state["members"].append(member(state["instance_id"]))
 
 def token_leaks(run: BootRun, allowed: dict[str, str]) -> list[str]:
     """Every place a token shows up other than the files K3s reads it from (path -> token)."""

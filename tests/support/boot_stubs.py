@@ -3,222 +3,80 @@ first on the boot's PATH, records what it was asked in $STUB_LOG and answers fro
 scenario's state in $STUB_STATE. Each is as strict as the real program it stands for:
 what the real one would refuse, the stub refuses the same way (its source is cited)."""
 
-# The AWS CLI v2 as the boot uses it: real response shapes, --query applied with JMESPath
-# (as the CLI does, client side: https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-filter.html),
-# --output text/json as the CLI prints them, errors as
-# "An error occurred (<Code>) when calling the <Operation> operation: <Message>" on stderr
-# with exit code 254 (service error) or 255 (no connection)
-# (https://docs.aws.amazon.com/cli/latest/userguide/cli-chap-return-codes.html).
-AWS_STUB = r"""
-import json, os, sys
-import jmespath
-args = sys.argv[1:]
+# The AWS CLI v2 as the boot uses it: aws_stub.py.
+from tests.support.aws_stub import AWS_STUB  # noqa: E402,F401
+
+# What every stub below shares: it records its arguments in $STUB_LOG/<program>.jsonl and, for
+# assertions on order across programs, in sequence.jsonl; it reads and writes the scenario's
+# state ($STUB_STATE). K3s answers locally once started, unless the scenario has it down.
+COMMON = r"""
+import hashlib, json, os, re, sys, time
+PROGRAM = os.path.basename(sys.argv[0])
+for name, line in ((PROGRAM, sys.argv[1:]), ("sequence", [PROGRAM, *sys.argv[1:]])):
+    with open(os.path.join(os.environ["STUB_LOG"], name + ".jsonl"), "a") as log:
+        log.write(json.dumps(line) + "\n")
 state_path = os.environ["STUB_STATE"]
-with open(os.path.join(os.environ["STUB_LOG"], "aws.jsonl"), "a") as log:
-    log.write(json.dumps(args) + "\n")
 state = json.load(open(state_path))
-# Global options and each operation's parameters as the AWS CLI v2 reference lists them
-# (https://awscli.amazonaws.com/v2/documentation/api/latest/reference/index.html, one page per
-# <service>/<command>): (required, optional value options, optional flags). The CLI refuses
-# anything else before it calls AWS: "aws: error: Unknown options: ..." or "the following
-# arguments are required: ...", exit 252 (cli-chap-return-codes.html above).
-GLOBAL = {"--region", "--output", "--query", "--profile", "--endpoint-url", "--cli-read-timeout",
-          "--cli-connect-timeout", "--color"}
-GLOBAL_FLAGS = {"--no-cli-pager", "--debug", "--no-paginate", "--no-verify-ssl"}
-PAGINATION = {"--starting-token", "--page-size", "--max-items"}
-SYNOPSES = {
-    ("secretsmanager", "get-secret-value"): ({"--secret-id"}, {"--version-id", "--version-stage"}, set()),
-    ("secretsmanager", "put-secret-value"): ({"--secret-id"}, {"--client-request-token", "--secret-binary",
-                                             "--secret-string", "--version-stages", "--rotation-token"}, set()),
-    ("ssm", "get-parameter"): ({"--name"}, set(), {"--with-decryption", "--no-with-decryption"}),
-    ("ssm", "put-parameter"): ({"--name", "--value"}, {"--description", "--type", "--key-id", "--allowed-pattern",
-                               "--tags", "--tier", "--policies", "--data-type"}, {"--overwrite", "--no-overwrite"}),
-    ("ssm", "delete-parameter"): ({"--name"}, set(), set()),
-    ("cloudformation", "signal-resource"): ({"--stack-name", "--logical-resource-id", "--unique-id", "--status"},
-                                            set(), set()),
-    ("autoscaling", "set-instance-health"): ({"--instance-id", "--health-status"}, set(),
-                                             {"--should-respect-grace-period", "--no-should-respect-grace-period"}),
-    ("elbv2", "describe-target-health"): ({"--target-group-arn"}, {"--targets", "--include"}, set()),
-    ("s3api", "list-objects-v2"): ({"--bucket"}, {"--delimiter", "--encoding-type", "--prefix", "--start-after",
-                                   "--request-payer", "--expected-bucket-owner", "--optional-object-attributes",
-                                   *PAGINATION}, {"--fetch-owner", "--no-fetch-owner"}),
-}
-def usage(message):
-    print(f"usage: aws [options] <command> <subcommand> [<subcommand> ...] [parameters]\naws: error: {message}",
-          file=sys.stderr)
-    sys.exit(252)
-FLAGS = GLOBAL_FLAGS | {flag for *_, flags in SYNOPSES.values() for flag in flags}
-words, opts, i = [], {}, 0
-while i < len(args):
-    if args[i] in FLAGS:
-        opts[args[i]] = True; i += 1
-    elif args[i].startswith("--"):
-        if i + 1 >= len(args) or args[i + 1].startswith("--"):
-            usage(f"argument {args[i]}: expected one argument")
-        opts[args[i]] = args[i + 1]; i += 2
-    else:
-        words.append(args[i]); i += 1
-service, command = words[0], words[1]
-operation = "".join(part.title() for part in command.split("-"))
-if (service, command) not in SYNOPSES:
-    print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
-required, values, switches = SYNOPSES[(service, command)]
-unknown = words[2:] + [o for o in opts if o not in GLOBAL | GLOBAL_FLAGS | required | values | switches]
-if unknown:
-    usage(f"Unknown options: {', '.join(unknown)}")
-if opts.get("--output", "json") not in ("json", "text", "table", "yaml", "yaml-stream"):
-    usage(f"argument --output: Invalid choice: '{opts['--output']}'")
-missing = [o for o in sorted(required) if o not in opts]
-if missing:
-    usage(f"the following arguments are required: {', '.join(missing)}")
+root = os.environ["K3S_INFRA_ROOT"]
 def save():
     json.dump(state, open(state_path, "w"))
-def fail(code, message):
-    print(f"\nAn error occurred ({code}) when calling the {operation} operation: {message}", file=sys.stderr)
-    sys.exit(254)
-def text(value):
-    if value is None:
-        return "None"
-    if isinstance(value, list):
-        return "\t".join(text(v) for v in value)
-    return str(value)
-# pages: a paginated operation's responses, one per API call. The CLI fetches them all; with
-# --output text it prints each page and runs --query once per page, otherwise it merges the
-# pages' result lists and runs --query once over the whole
-# (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-output-format.html, "Text
-# output format": "the output is paginated before the --query filter is applied").
-def answer(response, pages=None):
-    if response is None:  # operations without a response body print nothing
-        sys.exit(0)
-    if pages is not None and opts.get("--output") == "text":
-        for page in pages:
-            print(text(jmespath.search(opts["--query"], page) if "--query" in opts else page))
-        sys.exit(0)
-    if "--query" in opts:
-        response = jmespath.search(opts["--query"], response)
-    print(text(response) if opts.get("--output") == "text" else json.dumps(response, indent=4))
-    sys.exit(0)
-if service in state["unreachable"]:
-    print(f"\nCould not connect to the endpoint URL: \"https://{service}.{opts.get('--region')}.amazonaws.com/\"",
-          file=sys.stderr)
-    sys.exit(255)
-# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
-if (service, command) == ("secretsmanager", "get-secret-value"):
-    secret = state["secrets"].get(opts["--secret-id"])
-    if state["publish_after"] is not None and opts["--secret-id"] in state["secure"]:
-        # The first server publishes the secure tokens while this node waits.
-        state["token_reads"] += 1; save()
-        if state["token_reads"] > state["publish_after"]:
-            secret = state["secure"][opts["--secret-id"]]
-    if secret is None:
-        fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-    answer({"ARN": opts["--secret-id"], "Name": opts["--secret-id"].split(":")[-1], "SecretString": secret,
-            "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": "2025-01-01T00:00:00+00:00"})
-# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
-elif (service, command) == ("secretsmanager", "put-secret-value"):
-    if opts["--secret-id"] in state["denied_secrets"]:  # the instance role may not write it
-        fail("AccessDeniedException", f"User: arn:aws:sts::123456789012:assumed-role/node/{state['instance_id']} "
-                                      f"is not authorized to perform: secretsmanager:PutSecretValue on resource: "
-                                      f"{opts['--secret-id']}")
-    source = opts["--secret-string"]
-    if not source.startswith("file://"):
-        print("stub aws: secrets must not travel on the command line", file=sys.stderr); sys.exit(252)
-    if opts["--secret-id"] not in state["secrets"]:  # PutSecretValue adds a version, never a secret
-        fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
-    state["secrets"][opts["--secret-id"]] = open(source[len("file://"):]).read()
-    state["writes"].append(["secret", opts["--secret-id"]]); save()
-    answer({"ARN": opts["--secret-id"], "Name": "kubeconfig", "VersionId": "v2", "VersionStages": ["AWSCURRENT"]})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html
-elif (service, command) == ("ssm", "get-parameter"):
-    if opts["--name"] in state["denied_parameters"]:  # the instance role may not read it
-        fail("AccessDeniedException", f"User: arn:aws:sts::123456789012:assumed-role/node/{state['instance_id']} "
-                                      f"is not authorized to perform: ssm:GetParameter on resource: "
-                                      f"arn:aws:ssm:eu-west-1:123456789012:parameter{opts['--name']}")
-    if opts["--name"] not in state["parameters"]:
-        fail("ParameterNotFound", "")
-    answer({"Parameter": {"Name": opts["--name"], "Type": "String", "Value": state["parameters"][opts["--name"]],
-                          "Version": 1, "DataType": "text"}})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html:
-# without Overwrite an existing name is ParameterAlreadyExists.
-elif (service, command) == ("ssm", "put-parameter"):
-    if opts["--name"] in state["parameters"] and "--overwrite" not in opts:
-        fail("ParameterAlreadyExists", "The parameter already exists. To overwrite this value, "
-                                       "set the overwrite option in the request to true.")
-    state["parameters"][opts["--name"]] = opts["--value"]
-    state["writes"].append(["parameter", opts["--name"]]); save()
-    answer({"Version": 1, "Tier": "Standard"})
-# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html
-elif (service, command) == ("ssm", "delete-parameter"):
-    if opts["--name"] not in state["parameters"]:
-        fail("ParameterNotFound", "")
-    del state["parameters"][opts["--name"]]
-    state["writes"].append(["deleted", opts["--name"]]); save()
-    answer(None)
-# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_SignalResource.html:
-# a resource that no longer waits for signals answers ValidationError, worded as in
-# awslabs/aws-cloudformation-templates#34 ("... is in CREATE_COMPLETE state and cannot be signaled").
-# Status is an enum (SUCCESS | FAILURE) the service checks, not the CLI.
-elif (service, command) == ("cloudformation", "signal-resource"):
-    if opts["--status"] not in ("SUCCESS", "FAILURE"):
-        fail("ValidationError", f"1 validation error detected: Value '{opts['--status']}' at 'status' failed to "
-                                "satisfy constraint: Member must satisfy enum value set: [SUCCESS, FAILURE]")
-    state["signals"].append([opts["--stack-name"], opts["--logical-resource-id"], opts["--unique-id"],
-                             opts["--status"]]); save()
-    if not state["signal_waited_for"]:
-        fail("ValidationError", f"Stack arn:aws:cloudformation:eu-west-1:123456789012:stack/"
-                                f"{opts['--stack-name']}/0 is in CREATE_COMPLETE state and cannot be signaled")
-    answer(None)
-# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html
-elif (service, command) == ("autoscaling", "set-instance-health"):
-    state["health_reports"].append([opts["--instance-id"], opts["--health-status"],
-                                    "--no-should-respect-grace-period" in opts]); save()
-    answer(None)
-# https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetHealth.html:
-# only the API target group exists (any other ARN: TargetGroupNotFound); the instance itself
-# is listed once its group registered it.
-elif (service, command) == ("elbv2", "describe-target-health"):
-    if opts["--target-group-arn"] != state["target_group_arn"]:
-        fail("TargetGroupNotFound", "One or more target groups not found")
-    targets = [(f"i-0{n:016x}", target_state) for n, target_state in enumerate(state["targets"])]
-    if state["own_target"] is not None:
-        targets.insert(0, (state["instance_id"], state["own_target"]))
-    answer({"TargetHealthDescriptions": [
-        {"Target": {"Id": target_id, "Port": 6443}, "HealthCheckPort": "6443",
-         "TargetHealth": {"State": target_state}} for target_id, target_state in targets]})
-# https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html: no Contents when nothing matches.
-elif (service, command) == ("s3api", "list-objects-v2"):
-    if opts["--bucket"] != state["bucket"]:
-        fail("NoSuchBucket", "The specified bucket does not exist")
-    prefix = opts.get("--prefix", "")
-    # S3 lists keys in UTF-8 binary order, at most 1,000 a call (MaxKeys; the CLI's page size).
-    contents = sorted(({"Key": key, "LastModified": modified, "ETag": '"0"', "Size": 1024,
-                        "StorageClass": "STANDARD"} for key, modified in state["objects"] if key.startswith(prefix)),
-                      key=lambda item: item["Key"].encode())
-    def listing(items):
-        return {"KeyCount": len(items), "Name": opts["--bucket"], "Prefix": prefix, "MaxKeys": 1000,
-                **({"Contents": items} if items else {})}
-    pages = [listing(contents[start:start + 1000]) for start in range(0, max(len(contents), 1), 1000)]
-    answer(listing(contents), pages)
-else:
-    print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
+def k3s_up():
+    return state["started"] and state["local_k3s_up"]
+def member_name(instance_id):
+    # K3s names an etcd member <node name>-<8 hex> (k3s-io/k3s pkg/etcd/etcd.go, setName);
+    # here a node is named by its instance ID (boot.sh discover: node-name).
+    return f"{instance_id}-{hashlib.sha256(instance_id.encode()).hexdigest()[:8]}"
+def refuse(message, code=1):
+    print(message, file=sys.stderr); sys.exit(code)
 """
 
 # curl as the boot uses it. Without -f/--fail an HTTP error is a success (exit 0) whose
 # body is the error page (https://curl.se/docs/manpage.html#-f). The API serves a
 # certificate of the cluster's own CA (https://docs.k3s.io/cli/certificate), which no
 # system trust store holds: without -k/--insecure or --cacert the handshake fails with
-# exit 60 (https://curl.se/docs/manpage.html#-k, "EXIT CODES").
-CURL_STUB = r"""
-import json, os, sys
+# exit 60 (https://curl.se/docs/manpage.html#-k, "EXIT CODES"); nothing listening is exit 7.
+# -K/--config reads options from a file, one per line: the long name without dashes, then
+# whitespace, '=' or ':', then the value, double-quoted with backslash escapes when needed
+# (https://curl.se/docs/manpage.html#-K).
+CURL_STUB = COMMON + r"""
 args = sys.argv[1:]
 url = [a for a in args if a.startswith(("http://", "https://"))][-1]
-with open(os.path.join(os.environ["STUB_LOG"], "curl.jsonl"), "a") as log:
-    log.write(json.dumps(args) + "\n")
 short = {c for a in args if a.startswith("-") and not a.startswith("--") for c in a[1:]}
 fail = "f" in short or "--fail" in args
 insecure = "k" in short or "--insecure" in args or "--cacert" in args
-state_path = os.environ["STUB_STATE"]
-state = json.load(open(state_path))
+def config_file(path):
+    found = {}
+    for line in open(path).read().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, value = re.match(r"-{0,2}([A-Za-z0-9-]+)\s*[=:]?\s*(.*)$", line).groups()
+        if value.startswith('"'):
+            out, i = "", 1
+            while i < len(value) and value[i] != '"':
+                if value[i] == "\\" and i + 1 < len(value):
+                    i += 1
+                    out += {"t": "\t", "n": "\n", "r": "\r", "v": "\v"}.get(value[i], value[i])
+                else:
+                    out += value[i]
+                i += 1
+            value = out
+        else:
+            value = value.split()[0] if value.split() else ""
+        found[{"u": "user"}.get(key, key)] = value
+    return found
+def credentials():
+    user = None
+    for n, arg in enumerate(args[:-1]):
+        if arg in ("-K", "--config"):
+            user = config_file(args[n + 1]).get("user", user)
+        elif arg in ("-u", "--user"):
+            user = args[n + 1]
+    return user
+def http_error(status, body):
+    if fail:
+        refuse(f"curl: (22) The requested URL returned error: {status}", 22)
+    print(body); sys.exit(0)
 if url == "http://127.0.0.1:10248/healthz":  # the kubelet's local health endpoint
     if state["started"] and state["node_ready"]:
         print("ok"); sys.exit(0)
@@ -229,26 +87,58 @@ if url in state["downloads"]:  # release assets: the binary and its published ch
     body = state["downloads"][url]
     if state["download_failures"] > 0:  # HTTP 503 from the release host
         state["download_failures"] -= 1
-        json.dump(state, open(state_path, "w"))
+        save()
         if fail:
-            print("curl: (22) The requested URL returned error: 503", file=sys.stderr); sys.exit(22)
+            refuse("curl: (22) The requested URL returned error: 503", 22)
         body = "<html><body><h1>503 Service Unavailable</h1></body></html>\n"
     with open(args[args.index("-o") + 1], "w") as out:
         out.write(body)
     sys.exit(0)
 if url == state["api_url"] + "/ping":
     state["api_probes"] += 1
-    json.dump(state, open(state_path, "w"))
+    save()
     up_after = state["api_up_after"]
     if up_after is not None and state["api_probes"] > up_after:
         if not insecure:
-            print("curl: (60) SSL certificate problem: self-signed certificate in certificate chain",
-                  file=sys.stderr)
-            sys.exit(60)
+            refuse("curl: (60) SSL certificate problem: self-signed certificate in certificate chain", 60)
         print("pong"); sys.exit(0)
     sys.exit(7)  # could not connect
-print(f"stub curl: no network for {url}", file=sys.stderr)
-sys.exit(6)
+LOCAL = "https://127.0.0.1:6443"
+if url.startswith(LOCAL + "/"):  # this server's own K3s (supervisor and API on one port)
+    if not k3s_up():
+        refuse("curl: (7) Failed to connect to 127.0.0.1 port 6443 after 0 ms: Couldn't connect to server", 7)
+    if not insecure:
+        refuse("curl: (60) SSL certificate problem: self-signed certificate in certificate chain", 60)
+    path = url[len(LOCAL):]
+    if path == "/ping":  # k3s-io/k3s pkg/server/router.go: ping() answers "pong"
+        print("pong"); sys.exit(0)
+    if path == "/db/info":
+        # pkg/etcd/etcd.go handler: /db/info for the role k3s:server, which the user "server"
+        # with the token's password has (K3s releases that also let a loopback client in,
+        # auth.IsLocalOrHasRole, accept these credentials just the same). The answer is
+        # infoHandler's json.Encoder output of Members{Members []*etcdserverpb.Member
+        # `json:"members"`}: compact, one line; Member's JSON tags are ID, name, peerURLs,
+        # clientURLs, isLearner, all omitempty (etcd api/etcdserverpb/rpc.pb.go).
+        if credentials() != f"server:{state['server_password']}":
+            http_error(401, '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"not authorized",'
+                            '"reason":"Unauthorized","code":401}')
+        state["db_info_reads"] += 1
+        # K3s adds a joining server as a learner and its leader promotes it once it caught up
+        # (pkg/etcd/etcd.go join: MemberAddAsLearner; manageLearners: MemberPromote).
+        own = member_name(state["instance_id"])
+        for member in state["members"]:
+            if (member["name"] == own and member.get("isLearner") and state["promote_after"] is not None
+                    and state["db_info_reads"] > state["promote_after"]):
+                member["isLearner"] = False
+        save()
+        def go(member):
+            found = {"ID": member["ID"]}
+            found.update({k: member[k] for k in ("name", "peerURLs", "clientURLs", "isLearner") if member.get(k)})
+            return found
+        print(json.dumps({"members": [go(m) for m in state["members"]]}, separators=(",", ":")))
+        sys.exit(0)
+    http_error(404, "404 page not found")
+refuse(f"stub curl: no network for {url}", 6)
 """
 
 # uname -m: the node's architecture as the scenario says.
@@ -265,22 +155,38 @@ with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + "
 """
 
 # systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names
-# 'default') and both tokens in the secure form; only an installed, enabled unit starts.
-SYSTEMCTL_STUB = r"""
-import json, os, sys
-with open(os.path.join(os.environ["STUB_LOG"], "systemctl.jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-state_path = os.environ["STUB_STATE"]
-state = json.load(open(state_path))
-root = os.environ["K3S_INFRA_ROOT"]
-if sys.argv[1] in state["systemctl_failures"]:  # the scenario makes this step fail
-    print(f"Failed to {sys.argv[1]}: Transport endpoint is not connected", file=sys.stderr); sys.exit(1)
-if sys.argv[1:2] == ["start"] and sys.argv[2] in ("k3s", "k3s-agent"):
+# 'default'), both tokens in the secure form and its kubelet's kubeconfig, and becomes an etcd
+# member (a learner when it joins); `start k3s-agent` writes the kubelet's kubeconfig (K3s:
+# <data-dir>/agent/kubelet.kubeconfig). Only an installed binary starts; a unit of the boot's
+# own (k3s*) must exist as a file to be enabled or started ("Unit ... not found"; units of the
+# add-ons' packages come with the packages, which the dnf stub does not install).
+SYSTEMCTL_STUB = COMMON + r"""
+verb = sys.argv[1]
+units = [a for a in sys.argv[2:] if not a.startswith("-")]
+if verb in state["systemctl_failures"]:  # the scenario makes this step fail
+    refuse(f"Failed to {verb}: Transport endpoint is not connected")
+def effective_config():
+    # K3s reads config.yaml, then config.yaml.d/*.yaml in order (https://docs.k3s.io/installation/configuration).
+    import yaml
+    base = os.path.join(root, "etc/rancher/k3s")
+    found, drop_ins = {}, os.path.join(base, "config.yaml.d")
+    names = sorted(n for n in (os.listdir(drop_ins) if os.path.isdir(drop_ins) else ()) if n.endswith(".yaml"))
+    for path in [os.path.join(base, "config.yaml")] + [os.path.join(drop_ins, n) for n in names]:
+        found.update(yaml.safe_load(open(path)) or {})
+    return found
+def start(unit):
+    if unit == "k3s-infra-watch":
+        state["watch_started"] = True
+        return
+    if unit not in ("k3s", "k3s-agent"):
+        return
     if not os.access(os.path.join(root, "usr/local/bin/k3s"), os.X_OK):
-        print(f"Failed to start {sys.argv[2]}.service: no K3s binary", file=sys.stderr); sys.exit(1)
+        refuse(f"Failed to start {unit}.service: no K3s binary")
     state["started"] = True
-    json.dump(state, open(state_path, "w"))
-    if sys.argv[2] == "k3s":
+    os.makedirs(os.path.join(root, "var/lib/rancher/k3s/agent"), exist_ok=True)
+    with open(os.path.join(root, "var/lib/rancher/k3s/agent/kubelet.kubeconfig"), "w") as out:
+        out.write(os.environ["STUB_KUBECONFIG"].replace("127.0.0.1:6443", "127.0.0.1:6444"))
+    if unit == "k3s":
         with open(os.path.join(root, "etc/rancher/k3s/k3s.yaml"), "w") as out:
             out.write(os.environ["STUB_KUBECONFIG"])
         tokens = os.path.join(root, "var/lib/rancher/k3s/server")
@@ -290,6 +196,25 @@ if sys.argv[1:2] == ["start"] and sys.argv[2] in ("k3s", "k3s-agent"):
             password = password.split(":")[-1]  # K3s normalises a secure token to its password
             with open(os.path.join(tokens, name), "w") as out:
                 out.write(f"K10{os.environ['STUB_CA_HASH']}::{user}:{password}\n")
+        own = member_name(state["instance_id"])
+        if not any(m.get("name") == own for m in state["members"]):
+            digest = hashlib.sha256(own.encode()).digest()
+            address = f"10.0.{digest[0]}.{digest[1]}"
+            state["members"].append({"ID": int.from_bytes(digest[:8], "big"), "name": own,
+                                     "peerURLs": [f"https://{address}:2380"], "clientURLs": [f"https://{address}:2379"],
+                                     "isLearner": bool(effective_config().get("server"))})
+if verb in ("enable", "start"):
+    for unit in units:
+        if unit.startswith("k3s") and not os.path.exists(os.path.join(root, "etc/systemd/system", unit + ".service")):
+            refuse(f"Failed to {verb} {unit}.service: Unit {unit}.service not found.")
+if verb == "start" or (verb == "enable" and "--now" in sys.argv):
+    for unit in units:
+        start(unit)
+if verb == "stop":
+    for unit in units:
+        if unit in ("k3s", "k3s-agent"):
+            state["started"] = False
+save()
 """
 
 # The kubeconfig K3s writes on a server (k3s.yaml).
@@ -314,16 +239,9 @@ users:
     client-key-data: S0VZCg==
 """
 
-# k3s: kubectl answers once the service started and the scenario lets the node get ready;
-# a restore (--cluster-reset) hangs when the scenario says so.
-K3S_STUB = r"""
-import json, os, sys, time
-with open(os.path.join(os.environ["STUB_LOG"], "k3s.jsonl"), "a") as log:
-    log.write(json.dumps(sys.argv[1:]) + "\n")
-state = json.load(open(os.environ["STUB_STATE"]))
-if "--cluster-reset" in sys.argv and state["restore_hangs"]:
-    time.sleep(600)
-if sys.argv[1] == "kubectl" and not (state["started"] and state["node_ready"]):
-    print("The connection to the server 127.0.0.1:6443 was refused", file=sys.stderr); sys.exit(1)
-print("ok")
-"""
+# k3s: kubectl (tests/support/k3s_stub.py) answers once the service started and the scenario
+# lets the node get ready; a restore (--cluster-reset) hangs when the scenario says so, else
+# resets etcd's members; `etcd-snapshot save` uploads to the scenario's bucket.
+from tests.support.k3s_stub import K3S_PROGRAM  # noqa: E402
+
+K3S_STUB = COMMON + K3S_PROGRAM

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import re
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,23 @@ def written_files(template: dict) -> dict[str, str]:
             raise AssertionError(f"unexpected write_files encoding {entry['encoding']!r}")
         files[entry["path"]] = content
     return files
+
+
+def bundle_files(template: dict) -> dict[str, str]:
+    """path -> text of a server node stack's bundle (its AWS::SSM::Parameter's value: a
+    base64-encoded gzip-compressed tar, read here with base64, gzip and tarfile); empty for a
+    node stack without one (agents)."""
+    values = [r["Properties"]["Value"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
+    files = {}
+    for value in values:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(value)))) as tar:
+            files |= {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+    return files
+
+
+def node_files(template: dict) -> dict[str, str]:
+    """Everything a node of the stack gets written: its user data's files, its bundle's."""
+    return {**written_files(template), **bundle_files(template)}
 
 
 def node_role(template: dict) -> str:

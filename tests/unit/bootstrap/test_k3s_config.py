@@ -18,7 +18,7 @@ from k3s_infra.bootstrap import k3s_config
 from k3s_infra.config import load_environment
 
 from tests.support.chart_keys import CCM_VERIFIED_KEYS, key_paths as _paths, unverified as _unverified
-from tests.support.oracle_helpers import node_role as _role, written_files
+from tests.support.oracle_helpers import node_files, node_role as _role, written_files
 
 
 CONFIG = "/etc/rancher/k3s/config.yaml"  # K3s's default config file (docs.k3s.io/installation/configuration)
@@ -120,7 +120,8 @@ def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):
     for stack_id, template in templates.items():
         if _role(template) == "agent":
             continue
-        charts = [d for p, t in written_files(template).items() if p.startswith(MANIFESTS + "/")
+        # The manifests travel in the server's bundle (k3s_infra/bootstrap/bundle.py).
+        charts = [d for p, t in node_files(template).items() if p.startswith(MANIFESTS + "/")
                   for d in yaml.safe_load_all(t) if d and d.get("spec", {}).get("chart") == "aws-cloud-controller-manager"]
         (chart,) = charts
         assert (chart["apiVersion"], chart["kind"], chart["metadata"]["namespace"]) == (
@@ -151,7 +152,7 @@ def test_the_controllers_cluster_name_is_the_one_its_permissions_and_tags_use(no
     role's conditions and the node security groups' `shared` tag must use that same name."""
     r, templates = nodes
     first = next(t for t in templates.values() if _role(t) == "server-init")
-    chart = next(d for p, t in written_files(first).items() if p.startswith(MANIFESTS + "/")
+    chart = next(d for p, t in node_files(first).items() if p.startswith(MANIFESTS + "/")
                  for d in yaml.safe_load_all(t) if d and d.get("spec", {}).get("chart") == "aws-cloud-controller-manager")
     (name,) = [a.split("=", 1)[1] for a in yaml.safe_load(chart["spec"]["valuesContent"])["args"]
                if a.startswith("--cluster-name=")]

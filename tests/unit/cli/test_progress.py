@@ -8,16 +8,22 @@ import io
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from k3s_infra.cli.progress import Console, lines
+import pytest
+
+from k3s_infra.cli.progress import Console, lines, restore_request_line
 from k3s_infra.deploy import progress as msg
 from k3s_infra.deploy.changeset import Change, ChangeSet
 from k3s_infra.deploy.images import ImageChoice
+from k3s_infra.deploy.restore_request import Pending, RestoreRequest
 
 EVENT = {"EventId": "e1", "StackName": "k3s-dev", "LogicalResourceId": "ServerGroup", "ResourceStatus": "CREATE_FAILED",
          "ResourceType": "AWS::AutoScaling::AutoScalingGroup", "Timestamp": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
          "ResourceStatusReason": "Received FAILURE signal with UniqueId i-0123456789abcdef0"}
 PACKAGE = SimpleNamespace(rendering=SimpleNamespace(children=["a", "b"], env=SimpleNamespace(artifact_bucket="bucket")),
                           uploaded=["a.yaml"], reused=["b.yaml"])
+PARAMETER = "/k3s-infra/k3s-dev/restore-request"
+NOW = 1_800_000_000
+REQUEST = RestoreRequest("snap", ("i-0123456789abcdef0", "i-0a1b2c3d"), NOW)
 CHANGES = ChangeSet("k3s-dev", "cs", "UPDATE", [Change("Root", "Modify", "Servers", "AWS::CloudFormation::Stack", "")])
 
 SAMPLES = [
@@ -33,10 +39,13 @@ SAMPLES = [
     msg.ProtectionRemoved("k3s-dev"), msg.SnapshotBucketEmptied("snaps", 9), msg.Deleting("k3s-dev"),
     msg.DeleteRetry("k3s-dev", 1, 2), msg.StackDeleted("k3s-dev"), msg.NodeParametersDeleted(()),
     msg.Retained((("ClusterData", "AWS::KMS::Key", "key-1"),), listed=True, protected=True),
-    msg.ArtifactsCleaned("bucket", existed=False), msg.RestoreRequested("/k3s-infra/k3s-dev/restore-request", "snap"),
+    msg.ArtifactsCleaned("bucket", existed=False), msg.RestoreRequested(PARAMETER, REQUEST),
     msg.JoiningServersStopping("servers"), msg.WaitingForJoiningServers(3.0), msg.FirstServerReplaced((), "init"),
     msg.WaitingForRestore("snap", "/k3s-infra/k3s-dev/restore-request", 4.0), msg.SnapshotRestored("snap"),
     msg.JoiningServersRestarted("servers", "2", "2", "2"),
+    msg.RestoreWithdrawn(PARAMETER, "eu-west-1", "deleted", None, "servers", "2", "2", "2"),
+    msg.RestoreRequestPending(Pending(PARAMETER, "eu-west-1", REQUEST.format(), NOW - 3 * 3600 - 59, REQUEST)),
+    msg.WaitingForNodes("Servers", 1, 3, 65, ("i-0a1b2c3d", "i-0e1f2a3b")), msg.NodesReady(4, ("i-0a1b2c3d",), 70),
 ]
 
 
@@ -67,3 +76,60 @@ def test_a_terminal_gets_a_status_line_a_log_gets_heartbeats():
         written[live] = out.getvalue()
     assert written[True] == "  … k3s-dev UPDATE_IN_PROGRESS  3 stacks  1m05s\r\033[K"  # drawn, then cleared
     assert written[False] == "... 1m05s  k3s-dev UPDATE_IN_PROGRESS  in progress: Servers\n"
+
+
+def test_restore_steps_read_in_their_order():
+    assert lines(msg.JoiningServersStopping("servers"))[0].startswith("1/5 scaled the joining servers")
+    assert lines(msg.RestoreRequested(PARAMETER, REQUEST)) == [
+        f"2/5 wrote {PARAMETER} = snapshot=snap replaces=i-0123456789abcdef0,i-0a1b2c3d expires={NOW}"]
+
+
+@pytest.mark.parametrize("now, says", [
+    (NOW - 12 * 60 - 30, "expires in 12m"),
+    (NOW - 90, "expires in 90s"),
+    (NOW, "expired 0s ago (ignored by the boot; delete with: aws ssm delete-parameter --name "
+          f"{PARAMETER} --region eu-west-1)"),
+    (NOW + 3 * 3600 + 59, "expired 3h ago (ignored by the boot; delete with: aws ssm delete-parameter --name "
+                          f"{PARAMETER} --region eu-west-1)"),
+    (NOW + 3 * 86400, "expired 3d ago"),
+])
+def test_a_pending_restore_request_reads_with_its_snapshot_instances_and_expiry(now, says):
+    pending = Pending(PARAMETER, "eu-west-1", REQUEST.format(), now, REQUEST)
+    line = restore_request_line(pending.as_dict(), "eu-west-1")
+    head = f"restore request {PARAMETER}: snapshot snap, replaces i-0123456789abcdef0, i-0a1b2c3d, "
+    assert line.startswith(head + says) and (line.endswith(")") == ("expired" in says)), line
+    assert lines(msg.RestoreRequestPending(pending)) == [f"warning: {line}"]
+
+
+def test_legacy_and_unreadable_requests_read_with_how_to_delete_them():
+    legacy = Pending(PARAMETER, "eu-west-1", "snap", NOW, RestoreRequest("snap", (), 0))
+    line = restore_request_line(legacy.as_dict(), "eu-west-1")
+    assert "snapshot snap, from an earlier release" in line and "ignored by the boot" in line
+    broken = Pending(PARAMETER, "eu-west-1", "x\x1b[2J", NOW, None, "bad \x1b[2J")
+    line = restore_request_line(broken.as_dict(), "eu-west-1")
+    assert "unreadable (bad \\x1b[2J)" in line and "\x1b" not in line  # terminal controls escaped
+    assert line.endswith(f"delete with: aws ssm delete-parameter --name {PARAMETER} --region eu-west-1")
+
+
+@pytest.mark.parametrize("outcome, says", [
+    ("deleted", f"deleted the restore request {PARAMETER}, so no later boot acts on it"),
+    ("replaced", f"left {PARAMETER} as it is: it holds another run's restore request"),
+    ("absent", "is gone"),
+    ("failed", f"could not delete the restore request {PARAMETER} (AccessDenied): delete it with "
+               f"'aws ssm delete-parameter --name {PARAMETER} --region eu-west-1'"),
+])
+def test_a_stopped_restore_says_what_became_of_its_request(outcome, says):
+    first, second = lines(msg.RestoreWithdrawn(PARAMETER, "eu-west-1", outcome, "AccessDenied", "servers",
+                                               "1", "2", "3"))
+    assert says in first
+    assert second.endswith("'aws autoscaling update-auto-scaling-group --auto-scaling-group-name servers "
+                           "--min-size 1 --max-size 3 --desired-capacity 2'")
+
+
+def test_waiting_for_nodes_reads_as_one_line_per_group():
+    """deploy/readiness.py: after CloudFormation, the nodes a deploy launched (issue 21.7)."""
+    assert lines(msg.WaitingForNodes("Servers", 1, 3, 65, ("i-0a1b2c3d", "i-0e1f2a3b"))) == [
+        "  waiting for Servers: 1/3 nodes ready, not yet: i-0a1b2c3d, i-0e1f2a3b  (1m05s)"]
+    assert lines(msg.WaitingForNodes("Servers", 2, 3, 5)) == ["  waiting for Servers: 2/3 nodes ready  (0m05s)"]
+    assert lines(msg.NodesReady(4, ("i-0a1b2c3d",), 70)) == ["nodes ready: 1 new (i-0a1b2c3d) in 4 node groups  (1m10s)"]
+    assert lines(msg.NodesReady(4, (), 0.4)) == ["nodes ready: 4 node groups, none launched by this deploy"]

@@ -1,8 +1,8 @@
 """Auto scaling groups of the node stacks (k3s_infra/components/auto_scaling_group.py):
 CloudFormation judges them by their nodes' own signals (CreationPolicy, rolling updates that
 wait on signals: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html,
-.../aws-attribute-updatepolicy.html), servers by the API health check after a boot-long
-grace, spot pools tolerate partial capacity; each group uses its launch template, spot pools
+.../aws-attribute-updatepolicy.html), every group by EC2 health after a boot-long grace
+(servers judge themselves: bootstrap/watch.sh), spot pools tolerate partial capacity; each group uses its launch template, spot pools
 a mixed instances policy; servers roll one at a time (etcd quorum), agents in batches that
 keep most capacity; and a deploy leaves the sizes the cluster autoscaler chose alone
 (AutoScalingScheduledAction IgnoreUnmodifiedGroupSizeProperties, same page).
@@ -19,6 +19,7 @@ from k3s_infra.config import defaults, read_document, validate
 from k3s_infra.model import naming
 
 from tests.support.autoscaler import group_resources
+from tests.support.boot_sandbox import boot_env, expand
 from tests.support.rendered import node_stacks, pool_stack as _pool_stack
 
 
@@ -57,15 +58,35 @@ def test_every_group_waits_for_its_nodes_signals(templates):
                            else naming.AGENT_GROUP)
 
 
-def test_servers_are_judged_by_the_api_health_check_after_a_boot_long_grace(templates):
+def test_no_group_is_judged_by_a_load_balancer_so_one_failing_check_cannot_replace_every_server(templates):
+    """ELB health on the server groups would replace every etcd member when every server fails
+    /ping at once (issue 21): every group uses EC2 health (HealthCheckType, AWS::AutoScaling::
+    AutoScalingGroup reference) and servers judge themselves (bootstrap/watch.sh)."""
     _, children = templates
     for stack_id, _, group in _groups(children):
         properties = group["Properties"]
-        expected = "ELB" if stack_id in ("ServerInit", "Servers") else "EC2"
-        assert properties["HealthCheckType"] == expected, stack_id
+        assert properties["HealthCheckType"] == "EC2", stack_id
         assert properties["HealthCheckGracePeriod"] >= defaults.NODE_SIGNAL_TIMEOUT_SECONDS
-        if expected == "ELB":
+        if stack_id in ("ServerInit", "Servers"):  # still registered: the API load balancers route to them
             assert {"Ref": "ApiTargetGroupArn"} in properties["TargetGroupARNs"]
+
+
+def test_server_groups_hold_a_terminating_server_for_its_snapshot_agents_only_for_draining(templates):
+    """A lone server's roll loses nothing: its group holds it in Terminating:Wait until its
+    watch has put an on-demand snapshot in S3 and completes the hook by this name."""
+    _, children = templates
+    for stack_id, _, group in _groups(children):
+        hooks = {h["LifecycleHookName"]: h for h in group["Properties"]["LifecycleHookSpecificationList"]}
+        assert "drain-before-terminate" in hooks, stack_id  # the node termination handler's (catalog)
+        if stack_id in ("ServerInit", "Servers"):
+            # The hook the server's watch completes is the one its group holds it by.
+            settings = boot_env(expand(children[stack_id]))
+            assert set(hooks) == {"drain-before-terminate", settings["SNAPSHOT_HOOK"]}, stack_id
+        else:
+            assert set(hooks) == {"drain-before-terminate"}, stack_id
+        for hook in hooks.values():
+            assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+            assert hook["DefaultResult"] == "CONTINUE"  # a dead watch delays, never blocks, a termination
 
 
 def test_spot_pools_tolerate_partial_capacity_on_demand_pools_do_not(templates):
@@ -89,7 +110,9 @@ def test_every_asg_uses_its_launch_template(r):
         (lt_id,) = r.resources(stack, "AWS::EC2::LaunchTemplate")
         assert spec["LaunchTemplateId"] == {"Ref": lt_id}
         assert spec["Version"] == {"Fn::GetAtt": [lt_id, "LatestVersionNumber"]}
-        assert p["VPCZoneIdentifier"] == {"Ref": "SubnetIds"}
+        # each server group its own zones (tests/unit/model/test_placement.py), pools every subnet
+        subnets = {"ServerInit": "FirstServerSubnetIds", "Servers": "JoiningServerSubnetIds"}.get(stack, "SubnetIds")
+        assert p["VPCZoneIdentifier"] == {"Ref": subnets}
 
 
 def test_spot_pools_use_a_mixed_instances_policy(r):

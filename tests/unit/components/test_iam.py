@@ -103,7 +103,8 @@ def test_marker_and_restore_request_names_come_from_config(rendered, env_name):
         assert values["ClusterStateParameterName"] == naming.cluster_state_parameter(r.env)
         assert values["RestoreRequestParameterName"] == naming.restore_request_parameter(r.env)
     s = _statements(r, "Server")
-    assert set(s["RestoreRequest"]["Action"]) == {"ssm:GetParameter", "ssm:DeleteParameter"}
+    # PutParameter: a lone first server leaves a request for its replacement (bootstrap/watch.sh).
+    assert set(s["RestoreRequest"]["Action"]) == {"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}
     assert "RestoreRequestParameterName" in json.dumps(s["RestoreRequest"]["Resource"])
     health = s["ReportOwnHealth"]
     assert health["Action"] == ["autoscaling:SetInstanceHealth"]

@@ -163,11 +163,29 @@ def test_the_first_server_owns_the_marker_and_the_restore_request_only(cluster):
         ("delete the marker", Request("ssm:DeleteParameter", marker), False),
         ("read the restore request", Request("ssm:GetParameter", restore), True),
         ("delete the restore request", Request("ssm:DeleteParameter", restore), True),
-        ("write a restore request", Request("ssm:PutParameter", restore), False),
+        # A lone first server names its pre-termination snapshot for its replacement (watch.sh);
+        # the boot acts on a request only under its guards (first_server.sh request_snapshot).
+        ("write a restore request", Request("ssm:PutParameter", restore), True),
         ("read another cluster's marker", Request("ssm:GetParameter", elsewhere), False),
     ])
     for node in cluster.of_role("agent"):
-        check(node, [("agent reads the marker", Request("ssm:GetParameter", marker), False)])
+        check(node, [("agent reads the marker", Request("ssm:GetParameter", marker), False),
+                     ("agent writes a restore request", Request("ssm:PutParameter", restore), False)])
+
+
+def test_each_server_reads_its_own_bundle_and_nothing_writes_one(cluster):
+    """A server reads the bundle its boot.env names (BUNDLE_PARAMETER); only CloudFormation
+    writes it; agents have none; another cluster's is out of reach."""
+    foreign = cluster.arn("ssm", "parameter/k3s-infra/another-cluster/node-bundle/server")
+    for node in cluster.of_role("server-init", "server"):
+        own = cluster.arn("ssm", "parameter" + node.boot["BUNDLE_PARAMETER"])
+        check(node, [("read its bundle", Request("ssm:GetParameter", own), True),
+                     ("overwrite its bundle", Request("ssm:PutParameter", own), False),
+                     ("read another cluster's bundle", Request("ssm:GetParameter", foreign), False)])
+    bundles = {n.boot["BUNDLE_PARAMETER"] for n in cluster.of_role("server-init", "server")}
+    for node in cluster.of_role("agent"):
+        check(node, [(f"agent reads {name}", Request("ssm:GetParameter", cluster.arn("ssm", "parameter" + name)), False)
+                     for name in bundles])
 
 
 def test_each_node_signals_its_own_stack_only(cluster):
@@ -333,3 +351,37 @@ def test_only_ec2_instances_can_assume_a_node_role(cluster):
     profiles = [r["Properties"] for r in cluster.templates["NodeIam"]["Resources"].values()
                 if r["Type"] == "AWS::IAM::InstanceProfile"]
     assert profiles and all(p["Path"] == "/k3s-infra/" for p in profiles)
+
+
+def test_each_node_tags_only_its_own_instance_and_only_ready(cluster):
+    """The boot's last step (issue 21.7): ``aws ec2 create-tags --resources <own instance ID>
+    --tags Key=k3s-infra:ready,Value=true``. EC2 authorises CreateTags on the instance ARN
+    (arn:aws:ec2:<region>:<account>:instance/<id>) with the tags asked for as
+    aws:RequestTag/<key> and aws:TagKeys, the instance's own ec2:InstanceID, and, for role
+    credentials an instance got from its profile, that instance's ARN as ec2:SourceInstanceARN
+    (EC2 User Guide, "Condition keys for Amazon EC2"; IAM User Guide, policy variables)."""
+    instance = lambda instance_id: cluster.arn("ec2", f"instance/{instance_id}")  # noqa: E731
+    own, other = "i-0123456789abcdef0", "i-0fedcba9876543210"
+
+    def tag(target: str, tags: dict[str, str], source: str | None = own) -> Request:
+        context = {"ec2:InstanceID": target, "aws:TagKeys": list(tags),
+                   **{f"aws:RequestTag/{k}": v for k, v in tags.items()}}
+        if source is not None:
+            context["ec2:SourceInstanceARN"] = instance(source)
+        return Request("ec2:CreateTags", instance(target), context)
+
+    ready = {"k3s-infra:ready": "true"}
+    for node in cluster.nodes:
+        check(node, [
+            ("tag own instance ready", tag(own, ready), True),
+            ("tag another instance ready", tag(other, ready), False),
+            ("tag own instance with its role", tag(own, {"k3s-infra:role": "server"}), False),
+            ("tag own instance for a cloud controller",
+             tag(own, {f"kubernetes.io/cluster/{cluster.env.stack_name}": "owned"}), False),
+            ("tag own instance not ready", tag(own, {"k3s-infra:ready": "false"}), False),
+            ("tag own instance ready and more", tag(own, {**ready, "k3s-infra:role": "server"}), False),
+            ("tag ready without instance credentials", tag(own, ready, source=None), False),
+            ("tag an instance of another account ready",
+             Request("ec2:CreateTags", f"arn:aws:ec2:{cluster.env.region}:999999999999:instance/{own}",
+                     tag(own, ready).context), False),
+        ])

@@ -38,3 +38,35 @@ def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
         lifecycle.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
     assert calls == []  # protection left as it was
     assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+@pytest.mark.parametrize("answer, reported", [("pending", True), ("none", False), ("denied", False)])
+def test_deploy_reports_a_restore_request_before_changing_anything(monkeypatch, answer, reported):
+    """A deploy that replaces the first server starts a boot that may act on a pending request:
+    it is shown first; a role that cannot read it deploys all the same."""
+    from types import SimpleNamespace
+
+    from botocore.stub import Stubber
+
+    from k3s_infra.deploy import progress
+
+    monkeypatch.setattr("time.time", lambda: 1_800_000_000.0)
+    ssm = boto3.client("ssm", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x",
+                       endpoint_url="https://ssm.invalid")
+    name = "/k3s-infra/k3s-dev/restore-request"
+    value = "snapshot=etcd-snapshot-x-1 replaces=i-0123456789abcdef0 expires=1800000720"
+    seen = []
+    with Stubber(ssm) as stub:
+        if answer == "pending":
+            stub.add_response("get_parameter", {"Parameter": {"Name": name, "Type": "String", "Value": value}},
+                              {"Name": name})
+        else:
+            stub.add_client_error("get_parameter", "ParameterNotFound" if answer == "none" else "AccessDeniedException",
+                                  expected_params={"Name": name})
+        lifecycle._report_restore_request(SimpleNamespace(env=load_environment("dev"), ssm=ssm), seen.append)
+        stub.assert_no_pending_responses()
+    assert bool(seen) == reported
+    if reported:
+        (message,) = seen
+        assert isinstance(message, progress.RestoreRequestPending)
+        assert (message.pending.state, message.pending.expires_in, message.pending.value) == ("pending", 720, value)

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from k3s_infra import bootstrap
+from k3s_infra.bootstrap import bundle
 from k3s_infra.config import read_document, validate
 from k3s_infra.config.catalog import CATALOG, NTH_MANAGED_TAG
 from k3s_infra.model import addons, roles
@@ -26,7 +27,7 @@ from k3s_infra.model import addons, roles
 from tests.support.addons import charts_of, nth_values as _nth_values, with_addons, write_files
 from tests.support.autoscaler import CONTROL_PLANE, PREFIX, SCALING, cluster_of, groups, server_chart
 from tests.support.iam_policies import allow_statements, as_list
-from tests.support.oracle_helpers import user_data_sub as _user_data
+from tests.support.oracle_helpers import bundle_files, user_data_sub as _user_data
 from tests.support.rendering import rendered_templates
 
 
@@ -53,7 +54,7 @@ def test_addons_are_off_unless_asked_for(env_document):
     env = validate(document, "dev.yaml")
     assert addons.enabled(env) == []
     assert addons.bundle(env) == ""
-    assert bootstrap.ADDONS_MANIFEST not in {f["path"] for f in bootstrap.files(env, roles.SERVER_INIT)}
+    assert bootstrap.ADDONS_MANIFEST not in bundle.unpack(bundle.value(env, roles.SERVER_INIT))
 
 
 def test_one_line_enables_an_addon_with_the_catalog_defaults(env_document):
@@ -92,8 +93,8 @@ def test_an_addon_brings_what_it_requires(env_document):
 def test_disabled_addons_are_absent(env_document):
     env = with_addons(env_document, vault={"enabled": True}, gatekeeper={"enabled": False})
     document = yaml.safe_load(bootstrap.cloud_config(env, roles.SERVER))
-    (entry,) = [f for f in document["write_files"] if f["path"] == bootstrap.ADDONS_MANIFEST]
-    names = [d["metadata"]["name"] for d in yaml.safe_load_all(bootstrap.unpacked(entry)) if d]
+    manifests = bundle.unpack(bundle.value(env, roles.SERVER))
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(manifests[bootstrap.ADDONS_MANIFEST]) if d]
     assert names == ["vault"]
     boot_env = document["write_files"][0]["content"]
     assert "PACKAGES=" not in boot_env and "ADDON_SECRETS=" not in boot_env
@@ -257,5 +258,6 @@ def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
     expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
     files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
     assert f"=adminPassword={USER_ARN}" in files[bootstrap.BOOT_ENV]
-    grafana = next(d for d in yaml.safe_load_all(files[bootstrap.ADDONS_MANIFEST]) if d["metadata"]["name"] == "grafana")
+    charts = bundle_files(templates["ServerInit"])[bootstrap.ADDONS_MANIFEST]
+    grafana = next(d for d in yaml.safe_load_all(charts) if d["metadata"]["name"] == "grafana")
     assert any("admin-password" in v["name"] for v in grafana["spec"]["valuesSecrets"])

@@ -7,11 +7,16 @@ resource (the first server creates it), in no stack at all.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import yaml
 
 from k3s_infra.config import load_environment
+from k3s_infra.model import naming
 from k3s_infra.render import render
 
+from tests.support.boot_sandbox import boot_env, expand
 from tests.support.oracle_helpers import DEPLOYABLE, plain_document
 
 
@@ -50,8 +55,21 @@ def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
         assert found >= 5, path.name
 
 
-def test_no_ssm_parameter_resource_anywhere(templates):
-    _, children = templates
+def test_the_only_ssm_parameters_in_templates_are_the_server_bundles(templates):
+    """The marker and the restore request belong to the nodes and the CLI, never to
+    CloudFormation (an update would rewrite them). The only CloudFormation-owned parameters
+    are the server bundles, one per server stack, named for it and pinned by its user data."""
+    env, children = templates
     for stack_id, template in children.items():
-        types = {r["Type"] for r in template.get("Resources", {}).values()}
-        assert "AWS::SSM::Parameter" not in types, stack_id
+        parameters = [r["Properties"] for r in template.get("Resources", {}).values()
+                      if r["Type"] == "AWS::SSM::Parameter"]
+        names = {p["Name"] for p in parameters}
+        assert naming.cluster_state_parameter(env) not in names and naming.restore_request_parameter(env) not in names
+        if stack_id in ("ServerInit", "Servers"):
+            (bundle,) = parameters
+            settings = boot_env(expand(template))
+            assert bundle["Name"] == settings["BUNDLE_PARAMETER"], stack_id
+            assert hashlib.sha256(base64.b64decode(bundle["Value"])).hexdigest() == settings["BUNDLE_SHA256"]
+            assert bundle["Type"] == "String" and bundle["Tier"] == "Intelligent-Tiering"
+        else:
+            assert parameters == [], stack_id

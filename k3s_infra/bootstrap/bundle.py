@@ -1,0 +1,94 @@
+"""The server bundle: what a server's boot needs beyond its user data.
+
+EC2 takes at most 16 KB of user data. Besides the node script's core (boot_lib.sh,
+boot.sh: in the user data, so every failure still signals), a server needs the first
+server's logic (first_server.sh, first server only), its watch (watch.sh) and the
+cluster's manifests (the AWS cloud controller, the enabled add-ons). They travel as one
+gzip-compressed tar, base64-encoded, as the value of an SSM parameter of the server's node
+stack (``naming.node_bundle_parameter``; Intelligent-Tiering, so up to the Advanced tier's
+8 KB). The user data pins the bundle's SHA-256 and the boot checks it before it extracts
+anything (boot.sh install_bundle): the parameter can only deliver exactly what this launch
+template was rendered with. The manifests hold no secret values (those reach the charts
+through Secrets the boot writes), as before when they travelled in the user data.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import hashlib
+import io
+import tarfile
+
+from k3s_infra.bootstrap import k3s_config, script
+from k3s_infra.config import Environment
+from k3s_infra.model import addons, limits
+from k3s_infra.model.roles import Role
+
+# Where a server keeps the bundle's scripts: the boot sources them, and so does the watch.
+BUNDLE_DIR = "/usr/local/lib/k3s-infra"
+K3S_SERVER_DIR = "/var/lib/rancher/k3s/server"
+MANIFESTS_DIR = f"{K3S_SERVER_DIR}/manifests"
+CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
+ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
+# An SSM parameter value: 4 KB in the Standard tier, 8 KB in the Advanced tier
+# (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+MAX_PARAMETER_BYTES = 8 * 1024
+
+
+def parts(role: Role) -> tuple[str, ...]:
+    """The script parts a role's bundle carries (agents have none)."""
+    if not role.is_server:
+        return ()
+    return ("first_server.sh", "watch.sh") if role.initialises else ("watch.sh",)
+
+
+def files(env: Environment, role: Role) -> dict[str, str]:
+    """Path on the node -> text, for a server; empty for an agent."""
+    if not role.is_server:
+        return {}
+    found = {f"{BUNDLE_DIR}/{part}": script.part(part) for part in parts(role)}
+    found[CCM_MANIFEST] = k3s_config.dump(k3s_config.cloud_controller_manifest(env))
+    charts = addons.bundle(env)
+    if charts:
+        found[ADDONS_MANIFEST] = charts
+    return found
+
+
+@functools.lru_cache(maxsize=8)  # each server stack's value and its pinned digest
+def _archive(entries: tuple[tuple[str, str], ...]) -> bytes:
+    """A tar of root-only files (paths relative to /), gzip-compressed; the same entries give
+    the same bytes (no times, owners or names of this machine)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for path, text in entries:
+            data = text.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(data), 0o600, 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=9, mtime=0)
+
+
+def archive(env: Environment, role: Role) -> bytes:
+    return _archive(tuple(sorted(files(env, role).items())))
+
+
+def value(env: Environment, role: Role) -> str:
+    """The parameter's value: the archive, base64-encoded; refused beyond SSM's limit."""
+    text = base64.b64encode(archive(env, role)).decode()
+    if len(text) > MAX_PARAMETER_BYTES:
+        raise limits.LimitError(f"environment {env.name}", [(
+            "addons", f"the {role.name} bundle (scripts and manifests) would be {len(text):,} bytes; an SSM "
+                      f"parameter holds at most {MAX_PARAMETER_BYTES:,}")])
+    return text
+
+
+def sha256(env: Environment, role: Role) -> str:
+    return hashlib.sha256(archive(env, role)).hexdigest()
+
+
+def unpack(text: str) -> dict[str, str]:
+    """Path on the node -> text of a bundle value (what install_bundle extracts)."""
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(text)))) as tar:
+        return {"/" + member.name: tar.extractfile(member).read().decode() for member in tar.getmembers()}

@@ -1,0 +1,147 @@
+# k3s-infra node script, part 2 of 4: what only the first server decides and does. Never
+# two clusters: it initialises only when nothing says a cluster exists; it restores only a
+# lone server's data or a guarded restore request; a new or restored cluster is published
+# (secure tokens, kubeconfig, the cluster-state marker).
+
+# marker_is_ours VALUE: the marker names this cluster's first-server stack ("initialised":
+# written by releases before the marker named its stack, taken as this cluster's).
+marker_is_ours() { [ "$1" = initialised ] || [ "$1" = "$CLUSTER_STACK_ID" ]; }
+
+# request_snapshot VALUE: the snapshot a restore request names, if it is for this boot.
+# A request ("snapshot=NAME replaces=ID[,ID...] expires=EPOCH", written by `k3s-infra
+# restore` or by a lone server before its termination) applies only before it expires and
+# once none of the instances it replaces runs; decide_mode also wants no API answering and
+# no healthy target. 0 it applies (the name printed), 1 it does not (logged), 2 unknown.
+request_snapshot() {
+  local snapshot replaces expires alive
+  if ! [[ $1 =~ ^snapshot=([^\ =]+)\ replaces=(i-[0-9a-f]+(,i-[0-9a-f]+)*)\ expires=([0-9]+)$ ]]; then
+    log "ignoring the restore request '$1': not snapshot=... replaces=... expires=... (run k3s-infra restore again)"
+    return 1
+  fi
+  snapshot=${BASH_REMATCH[1]} replaces=${BASH_REMATCH[2]} expires=${BASH_REMATCH[4]}
+  if [ "$(now)" -ge "$expires" ]; then
+    log "ignoring the restore request for $snapshot: it expired"
+    return 1
+  fi
+  alive=$(retry "$AWS_ATTEMPTS" awscli ec2 describe-instances --filters "Name=instance-id,Values=$replaces" \
+    "Name=instance-state-name,Values=pending,running,stopping,stopped" \
+    --query 'length(Reservations[].Instances[])') || return 2
+  if [ "$alive" -ne 0 ]; then
+    log "ignoring the restore request for $snapshot: an instance it replaces ($replaces) still runs"
+    return 1
+  fi
+  printf '%s\n' "$snapshot"
+}
+
+# decide_mode: prints "MODE SNAPSHOT", MODE one of join, init, restore (a lone server healed
+# from the newest snapshot) or requested (the snapshot a restore request names); every
+# other server joins. Never two clusters: "init" only when the marker is absent AND
+# no API answers AND the API target group has no healthy target.
+decide_mode() {
+  local mode=join snapshot='' status=0 request requested='' marker targets healthy others
+  request=$(read_parameter "$RESTORE_PARAMETER") || status=$?
+  case $status in
+    0) requested=$(request_snapshot "$request") || [ $? -eq 1 ] || die "cannot check the restore request's instances" ;;
+    3) ;;
+    *) die "cannot read the restore request $RESTORE_PARAMETER" ;;
+  esac
+  status=0
+  marker=$(read_parameter "$STATE_PARAMETER") || status=$?
+  case $status in
+    0) ;;
+    3) marker=absent ;;
+    *) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;
+  esac
+  if [ "$marker" != absent ] && ! marker_is_ours "$marker"; then
+    log "the marker names $marker, not this cluster: left by a stack deleted since"
+    marker=absent
+  fi
+  log "cluster-state marker $STATE_PARAMETER: $marker"
+  if retry "$probe_attempts" api_answers; then
+    log "an API answers at $api_url"
+  elif ! targets=$(api_targets); then
+    die "cannot read the health of the API target group"
+  elif read -r healthy others _ <<<"$targets" && [ "$healthy" -gt 0 ]; then
+    log "$healthy healthy API target(s): a cluster is up"
+  elif [ -n "$requested" ]; then
+    mode=requested snapshot=$requested
+  elif [ "$marker" = absent ]; then
+    mode=init
+  elif [ "$others" -eq 0 ]; then
+    # A lone server was replaced: its data lives only in the snapshots.
+    snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
+    if [ -z "$snapshot" ]; then
+      die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
+    fi
+    mode=restore
+  fi
+  if [ -n "$requested" ] && [ "$mode" != requested ]; then log "ignoring the restore request: a cluster is up"; fi
+  echo "$mode $snapshot"
+}
+
+# restore_snapshot NAME: reset this server's etcd to an S3 snapshot, before K3s first starts.
+# K3s restores from S3 with --cluster-reset --cluster-reset-restore-path=<snapshot name>
+# plus the etcd-s3 settings, and the same token, then exits; the service starts afterwards
+# (https://docs.k3s.io/datastore/backup-restore, https://docs.k3s.io/cli/etcd-snapshot).
+restore_snapshot() {
+  log "restoring etcd snapshot $1 from s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER"
+  bounded "$start_timeout" "$k3s_bin" server --cluster-reset --cluster-reset-restore-path="$1" \
+    "${etcd_s3[@]}" --etcd-s3-region="$region" || die "restoring snapshot $1 failed"
+}
+
+# publish_token ARN NAME: the secure token K3s wrote, into its secret, as a file:// argument.
+publish_token() {
+  local file=$k3s_tokens/$2
+  grep -Eq '^K10[0-9a-f]{64}::.' "$file" || die "K3s wrote no secure $2"
+  retry "$AWS_ATTEMPTS" awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$file" \
+    >/dev/null || die "cannot publish the secure $2"
+  log "published the secure $2 to $1"
+}
+
+# The kubeconfig K3s wrote, with the API endpoint as server and the cluster's name for
+# its cluster, user and context (K3s names all three 'default').
+publish_kubeconfig() {
+  local kubeconfig
+  kubeconfig=$(mktemp -p "$work")
+  # People use the published kubeconfig: the public API name when there is one.
+  sed -e "s#^\( *server: \)https://.*#\1https://${KUBECONFIG_HOST:-$API_HOST}:$API_PORT#" \
+    -e "s#^\( *-\{0,1\} *\)\(name\|cluster\|user\|current-context\): default\$#\1\2: $CLUSTER_NAME#" \
+    "$kubeconfig_file" >"$kubeconfig"
+  retry "$AWS_ATTEMPTS" awscli secretsmanager put-secret-value --secret-id "$KUBECONFIG_SECRET" \
+    --secret-string "file://$kubeconfig" >/dev/null || die "cannot publish the kubeconfig"
+  rm -f "$kubeconfig"
+}
+
+# The marker names this cluster's first-server stack: created once (no --overwrite:
+# create-if-absent); one already there is this cluster's, or one a deleted stack left,
+# which is replaced.
+ensure_marker() {
+  local status=0 found
+  retry -u '(ParameterAlreadyExists)' "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" \
+    --type String --value "$CLUSTER_STACK_ID" >/dev/null || status=$?
+  case $status in
+    0) return ;;
+    3) ;;
+    *) die "cannot write the cluster-state marker: $(cat "$errors")" ;;
+  esac
+  found=$(read_parameter "$STATE_PARAMETER") || die "cannot read the cluster-state marker"
+  if ! marker_is_ours "$found"; then
+    retry "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$STATE_PARAMETER" --type String \
+      --value "$CLUSTER_STACK_ID" --overwrite >/dev/null || die "cannot replace the marker of a deleted stack"
+  fi
+}
+
+# publish MODE (a new or restored cluster, once ready): the secure tokens, the kubeconfig,
+# the marker; a restore request honoured is deleted (already gone: the CLI cleaned it up).
+publish() {
+  publish_token "$TOKEN_SECRET" token
+  publish_token "$AGENT_TOKEN_SECRET" agent-token
+  publish_kubeconfig
+  ensure_marker
+  if [ "$1" = requested ]; then
+    retry -u '(ParameterNotFound)' "$AWS_ATTEMPTS" awscli ssm delete-parameter --name "$RESTORE_PARAMETER" \
+      >/dev/null || [ $? -eq 3 ] || die "cannot delete the restore request $RESTORE_PARAMETER"
+  fi
+  if [ "$1" = init ]; then log "cluster initialised; kubeconfig published"; else
+    log "cluster restored; kubeconfig published"; fi
+}

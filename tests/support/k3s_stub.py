@@ -1,0 +1,104 @@
+"""The ``k3s`` stub of the boot sandbox: what the release serves as the K3s binary (its
+checksum is published with it), run by the node script as K3s. It follows boot_stubs.COMMON
+(state, logs, member names)."""
+
+# kubectl (`k3s kubectl`): --kubeconfig must name a file that exists (kubectl: "error: stat
+# <path>: no such file or directory"); the local API (127.0.0.1) answers once this node's K3s
+# started and got ready, the API endpoint (--server) once the scenario's API is up. Nodes: the
+# scenario's, and this instance's own once its K3s is ready and the scenario lets it register.
+# Deleting a Node makes K3s remove the etcd member it stands for (k3s-io/k3s
+# pkg/etcd/member_controller.go: onRemove -> RemovePeer, by the member name the Node's
+# etcd.k3s.cattle.io/node-name annotation holds).
+K3S_PROGRAM = r"""
+argv = sys.argv[1:]
+def kubectl(argv):
+    opts, words, i = {}, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg.split("=", 1)
+            opts[key] = value
+        elif arg in ("--kubeconfig", "--server", "-s", "-o", "--output", "--raw"):
+            opts[arg] = argv[i + 1]; i += 1
+        elif arg.startswith("-"):
+            opts[arg] = True
+        else:
+            words.append(arg)
+        i += 1
+    kubeconfig = opts.get("--kubeconfig")
+    if kubeconfig is not None and not os.path.exists(kubeconfig):
+        refuse(f"error: stat {kubeconfig}: no such file or directory")
+    server = opts.get("--server") or opts.get("-s")
+    if server:
+        up, where = server == state["api_url"] and state["api_up_after"] is not None, server.split("//", 1)[-1]
+    else:
+        up, where = k3s_up() and state["node_ready"], "127.0.0.1:6443"
+    if not up:
+        refuse(f"The connection to the server {where} was refused - did you specify the right host or port?")
+    own = state["instance_id"]
+    nodes = set(state["nodes"])
+    if (state["started"] and state["node_ready"] and state["node_appears"]
+            and own not in state["deleted_nodes"]):
+        nodes.add(own)
+    if words == ["get"] and opts.get("--raw") == "/readyz":
+        print("ok"); sys.exit(0)
+    if len(words) == 3 and words[:2] in (["get", "node"], ["get", "nodes"]):
+        if words[2] not in nodes:
+            refuse(f'Error from server (NotFound): nodes "{words[2]}" not found')
+        print(f"NAME   STATUS   ROLES   AGE   VERSION\n{words[2]}   Ready   control-plane,etcd   1h   v1.33.5+k3s1")
+        sys.exit(0)
+    if len(words) == 3 and words[:2] in (["delete", "node"], ["delete", "nodes"]):
+        name = words[2]
+        if name not in nodes:
+            if opts.get("--ignore-not-found"):
+                sys.exit(0)
+            refuse(f'Error from server (NotFound): nodes "{name}" not found')
+        state["deleted_nodes"].append(name)
+        state["nodes"] = [n for n in state["nodes"] if n != name]
+        state["members"] = [m for m in state["members"] if m.get("name", "").rsplit("-", 1)[0] != name]
+        save()
+        print(f'node "{name}" deleted'); sys.exit(0)
+    refuse(f"stub kubectl: unexpected {argv}")
+# k3s etcd-snapshot save (https://docs.k3s.io/cli/etcd-snapshot): talks to this server's etcd
+# (K3s must run); the snapshot is <name>-<node name>-<unix time> (pkg/etcd/snapshot.go:
+# "%s-%s-%d", EtcdSnapshotName, NODE_NAME, now.Unix()), uploaded with --etcd-s3 to
+# <folder>/<snapshot> with its metadata at <folder>/.metadata/<snapshot> (pkg/etcd/s3).
+def snapshot_save(argv):
+    flags, i = {}, 0
+    while i < len(argv):
+        if "=" in argv[i]:
+            key, value = argv[i].split("=", 1)
+            flags[key] = value
+        elif argv[i] == "--etcd-s3":
+            flags["--etcd-s3"] = True
+        else:
+            flags[argv[i]] = argv[i + 1]; i += 1
+        i += 1
+    if not k3s_up():
+        refuse("level=fatal msg=\"etcd-snapshot error: failed to get etcd status: dial tcp 127.0.0.1:2379: "
+               "connect: connection refused\"")
+    if state["snapshot_fails"]:
+        refuse("level=fatal msg=\"etcd-snapshot error: failed to upload snapshot to S3: RequestTimeout\"")
+    name = f"{flags.get('--name', 'on-demand')}-{state['instance_id']}-{int(time.time())}"
+    if flags.get("--etcd-s3"):
+        if flags.get("--etcd-s3-bucket") != state["bucket"]:
+            refuse("level=fatal msg=\"etcd-snapshot error: NoSuchBucket: The specified bucket does not exist\"")
+        folder = flags.get("--etcd-s3-folder", "")
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        state["objects"] += [[f"{folder}/{name}".lstrip("/"), now], [f"{folder}/.metadata/{name}".lstrip("/"), now]]
+    state["snapshots_saved"].append(name)
+    save()
+    print(f"level=info msg=\"Snapshot {name} saved.\"")
+    sys.exit(0)
+if "--cluster-reset" in argv:
+    if state["restore_hangs"]:
+        time.sleep(600)
+    state["members"] = []  # the reset leaves etcd with this server as its only member
+    save()
+    print("ok"); sys.exit(0)
+if argv[:1] == ["kubectl"]:
+    kubectl(argv[1:])
+if argv[:2] == ["etcd-snapshot", "save"]:
+    snapshot_save(argv[2:])
+print("ok")
+"""

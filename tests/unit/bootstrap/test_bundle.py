@@ -1,0 +1,85 @@
+"""The server bundle (k3s_infra/bootstrap/bundle.py): what a server's boot needs beyond its
+user data, in an SSM parameter its user data pins by SHA-256.
+
+Limits it must respect: EC2 user data at most 16 KB raw
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html, guarded
+in test_user_data_size.py); an SSM parameter value at most 8 KB in the Advanced tier
+(https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import re
+
+import pytest
+
+from k3s_infra import bootstrap
+from k3s_infra.bootstrap import bundle
+from k3s_infra.config import available_environments, load_environment
+from k3s_infra.model import limits, roles
+from tests.support.oracle_helpers import ALL_ADDONS, bundle_files, node_role, written_files
+
+ENVIRONMENTS = [load_environment(name) for name in available_environments()] + [load_environment(path=ALL_ADDONS)]
+SSM_ADVANCED_VALUE_BYTES = 8 * 1024
+
+
+def _functions(text: str) -> set[str]:
+    return set(re.findall(r"^([a-z_]+)\(\) \{", text, re.M))
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda e: e.name)
+def test_each_server_bundle_fits_an_ssm_parameter_and_its_digest_is_pinned(env):
+    for role in (roles.SERVER_INIT, roles.SERVER):
+        value = bundle.value(env, role)
+        assert len(value) <= SSM_ADVANCED_VALUE_BYTES, role
+        settings = dict(line.split("=", 1) for line in bootstrap.files(env, role)[0]["content"].splitlines())
+        assert settings["BUNDLE_SHA256"] == f"'{hashlib.sha256(base64.b64decode(value)).hexdigest()}'"
+
+
+def test_the_same_environment_gives_the_same_bundle_bytes():
+    """Templates are content-addressed: a render that changed nothing must not roll a server."""
+    env = ENVIRONMENTS[0]
+    first = bundle.value(env, roles.SERVER_INIT)
+    bundle._archive.cache_clear()
+    assert bundle.value(env, roles.SERVER_INIT) == first
+
+
+def test_the_first_server_alone_carries_the_first_server_logic_every_server_the_watch(rendered):
+    """Functions the boot calls must be in what the node has: the core for everyone, the
+    bundle's parts for servers (decide_mode and publish only on the first server)."""
+    core = _functions(bootstrap.boot_script())
+    assert {"main", "signal", "retry", "install_bundle", "mark_ready"} <= core
+    assert not {"decide_mode", "publish", "watch", "replacement_is_safe"} & core
+    templates = rendered["prod"].templates
+    for stack_id, template in templates.items():
+        if not any(r["Type"] == "AWS::EC2::LaunchTemplate" for r in template.get("Resources", {}).values()):
+            continue
+        extra = set().union(*(_functions(t) for p, t in bundle_files(template).items() if p.endswith(".sh")))
+        role = node_role(template)
+        if role == "agent":
+            assert bundle_files(template) == {} and "BUNDLE_PARAMETER" not in written_files(template)[bootstrap.BOOT_ENV]
+        elif role == "server":
+            assert {"watch", "replacement_is_safe", "before_termination"} <= extra and "decide_mode" not in extra
+        else:
+            assert {"watch", "decide_mode", "request_snapshot", "publish", "restore_snapshot"} <= extra
+
+
+def test_manifests_left_the_user_data_for_the_bundle(rendered):
+    templates = rendered["prod"].templates
+    for stack_id in ("ServerInit", "Servers"):
+        assert not [p for p in written_files(templates[stack_id]) if p.startswith(bootstrap.MANIFESTS_DIR)]
+        assert {bootstrap.CCM_MANIFEST, bootstrap.ADDONS_MANIFEST} <= set(bundle_files(templates[stack_id]))
+
+
+def test_a_bundle_beyond_an_ssm_parameter_is_refused_at_render(monkeypatch):
+    """Incompressible manifests past 8 KB: a clear limit error naming the add-ons, not a failed deploy."""
+    env = load_environment(path=ALL_ADDONS)
+    noise = base64.b64encode(random.Random(21).randbytes(9000)).decode()
+    monkeypatch.setattr(bundle.addons, "bundle", lambda _env: f"# {noise}\n")
+    bundle._archive.cache_clear()
+    with pytest.raises(limits.LimitError, match=r"server-init bundle .* at most 8,192"):
+        bundle.value(env, roles.SERVER_INIT)
+    bundle._archive.cache_clear()
