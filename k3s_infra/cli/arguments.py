@@ -73,8 +73,8 @@ def _deploy(parser: argparse.ArgumentParser) -> None:
                         help="re-resolve nodes.ami_parameter and take the newest image (replaces the nodes); "
                              "otherwise the deployed image stays pinned")
     parser.add_argument("--allow-quorum-loss", action="store_true",
-                        help="override the quorum guard: remove more servers at once than etcd can lose "
-                             "(then 'k3s-infra restore' from a snapshot)")
+                        help="override the quorum guards: remove more servers at once than etcd can lose "
+                             "(then 'k3s-infra restore' from a snapshot), or change the servers while one is down")
 
 
 def _status(parser: argparse.ArgumentParser) -> None:

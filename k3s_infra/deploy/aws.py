@@ -65,6 +65,10 @@ class Aws:
         return self.client("ec2")
 
     @cached_property
+    def elbv2(self):
+        return self.client("elbv2")
+
+    @cached_property
     def sts(self):
         return self.client("sts")
 

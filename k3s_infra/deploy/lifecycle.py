@@ -122,6 +122,8 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
         if cs.empty:
             changeset.discard(aws, cs)
             return DeployResult(env.stack_name, "up to date")
+        if root is not None and not allow_quorum_loss:
+            quorum.check_servers_ready(aws, root, cs.changes)
         on_progress(ChangeSetReady(cs))
         if not confirm(cs):
             changeset.discard(aws, cs)

@@ -58,3 +58,55 @@ def current_servers(aws, root: dict | None) -> int | None:
         return int(group["DesiredCapacity"]) + 1
     desired = parameters(stack).get(o.DESIRED_CAPACITY)
     return int(desired) + 1 if desired and desired.isdigit() else None
+
+
+# --- a change to the servers while one is down ------------------------------------------
+
+SERVER_STACKS = (naming.STACK_SERVER_INIT, naming.STACK_SERVERS)
+
+
+def touches_servers(changes) -> bool:
+    """Whether a change set modifies or removes a server stack (a roll or a resize may follow)."""
+    return any(c.stack == "Root" and c.logical_id in SERVER_STACKS and c.action in ("Modify", "Remove")
+               for c in changes)
+
+
+def servers_not_ready(groups: list[dict], targets: list[dict]) -> list[str]:
+    """Why changing the servers now could take quorum: a rolling update terminates the next
+    member at once (MinInstancesInService 0), so every server must be in service, healthy in
+    its group and healthy behind the API (ELB target health), as many as the groups want.
+    ``groups``: DescribeAutoScalingGroups items of both server groups; ``targets``:
+    DescribeTargetHealth TargetHealthDescriptions of the API target group."""
+    problems = []
+    desired = sum(int(g["DesiredCapacity"]) for g in groups)
+    instances = [i for g in groups for i in g.get("Instances", [])]
+    healthy = {t["Target"]["Id"] for t in targets if t["TargetHealth"]["State"] == "healthy"}
+    if len(instances) != desired:
+        problems.append(f"{len(instances)} server instances for {desired} wanted")
+    for instance in sorted(instances, key=lambda i: i["InstanceId"]):
+        name, state = instance["InstanceId"], instance["LifecycleState"]
+        if state != "InService" or instance["HealthStatus"] != "Healthy":
+            problems.append(f"{name} is {state}/{instance['HealthStatus']}")
+        elif name not in healthy:
+            problems.append(f"{name} is not healthy behind the API load balancer (K3s down?)")
+    return problems
+
+
+def check_servers_ready(aws, root: dict, changes) -> None:
+    """Refuse a change to the servers while one of them is not ready (--allow-quorum-loss overrides)."""
+    if not touches_servers(changes):
+        return
+    groups, target_group = [], None
+    for logical in SERVER_STACKS:
+        stack, group = group_of(aws, root["StackId"], logical)
+        if group is not None:
+            groups.append(group)
+        target_group = target_group or parameters(stack).get(o.API_TARGET_GROUP)
+    if not groups or not target_group:
+        return
+    targets = aws.elbv2.describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
+    problems = servers_not_ready(groups, targets)
+    if problems:
+        raise Refused("this deploy changes the servers, and a rolling update replaces the next one at once: with "
+                      "one already down, etcd could lose quorum. Not ready now:\n  " + "\n  ".join(problems) +
+                      "\n  bring them back (or replace the broken one) first; --allow-quorum-loss deploys anyway")

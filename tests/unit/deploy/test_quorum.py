@@ -10,6 +10,7 @@ import pytest
 
 from k3s_infra.config import ConfigError, validate
 from k3s_infra.deploy import Refused
+from k3s_infra.deploy import changeset, quorum
 from k3s_infra.deploy.quorum import check, safe_steps
 
 
@@ -63,3 +64,62 @@ def test_explicit_ami_id_accepted(env_document):
     doc["nodes"]["ami_id"] = {"x86_64": "ami-0123456789abcdef0", "arm64": "ami-0fedcba9876543210"}
     ids = validate(doc, "env.yaml").nodes.ami_id
     assert (ids.x86_64, ids.arm64) == ("ami-0123456789abcdef0", "ami-0fedcba9876543210")
+
+
+# --- a change to the servers while one is down (issue 21) --------------------------------
+# A rolling update with MinInstancesInService 0 terminates the next member at once
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-updatepolicy.html):
+# with {A, B down, C}, terminating A leaves 1 of 3 etcd members. Shapes: DescribeAutoScalingGroups
+# (AutoScalingGroup.Instances: InstanceId, LifecycleState, HealthStatus) and DescribeTargetHealth
+# (TargetHealthDescriptions: Target.Id, TargetHealth.State).
+
+def _group(desired, *instances):
+    return {"DesiredCapacity": desired, "Instances": [
+        {"InstanceId": i, "LifecycleState": state, "HealthStatus": health} for i, state, health in instances]}
+
+
+def _targets(**states):
+    return [{"Target": {"Id": i, "Port": 6443}, "TargetHealth": {"State": s}} for i, s in states.items()]
+
+
+SERVERS = [_group(1, ("i-a", "InService", "Healthy")),
+           _group(2, ("i-b", "InService", "Healthy"), ("i-c", "InService", "Healthy"))]
+
+
+def test_all_servers_ready_lets_a_server_change_through():
+    assert quorum.servers_not_ready(SERVERS, _targets(**{"i-a": "healthy", "i-b": "healthy", "i-c": "healthy"})) == []
+
+
+@pytest.mark.parametrize("target_state", ["unhealthy", "initial", "draining", "unused", "unavailable"])
+def test_a_server_not_healthy_behind_the_api_stops_a_server_change(target_state):
+    problems = quorum.servers_not_ready(SERVERS, _targets(**{"i-a": "healthy", "i-b": target_state, "i-c": "healthy"}))
+    assert len(problems) == 1 and "i-b" in problems[0]
+
+
+def test_a_server_missing_from_the_target_group_stops_a_server_change():
+    assert quorum.servers_not_ready(SERVERS, _targets(**{"i-a": "healthy", "i-c": "healthy"}))
+
+
+@pytest.mark.parametrize("state,health", [("Pending", "Healthy"), ("Terminating:Wait", "Healthy"),
+                                          ("InService", "Unhealthy"), ("Standby", "Healthy")])
+def test_a_server_not_in_service_and_healthy_in_its_group_stops_a_server_change(state, health):
+    groups = [SERVERS[0], _group(2, ("i-b", state, health), ("i-c", "InService", "Healthy"))]
+    assert quorum.servers_not_ready(groups, _targets(**{"i-a": "healthy", "i-b": "healthy", "i-c": "healthy"}))
+
+
+def test_fewer_server_instances_than_wanted_stops_a_server_change():
+    groups = [SERVERS[0], _group(2, ("i-c", "InService", "Healthy"))]
+    assert quorum.servers_not_ready(groups, _targets(**{"i-a": "healthy", "i-c": "healthy"}))
+
+
+def _change(logical, action):
+    return changeset.Change(stack="Root", action=action, logical_id=logical,
+                            resource_type="AWS::CloudFormation::Stack", replacement="False")
+
+
+@pytest.mark.parametrize("changes,touched", [
+    ([_change("ServerInit", "Modify")], True), ([_change("Servers", "Modify")], True),
+    ([_change("Servers", "Remove")], True), ([_change("AgentPoolGeneral", "Modify")], False),
+    ([_change("Security", "Modify")], False), ([], False)])
+def test_only_changes_to_a_server_stack_are_held_to_it(changes, touched):
+    assert quorum.touches_servers(changes) is touched
