@@ -37,13 +37,13 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)},
         public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME))
     # The rest of the server's boot; its user data pins the digest (bootstrap/bundle.py).
-    node_bundle.build(t, naming.node_bundle_parameter(env, role.name), bundle.value(env, role))
+    bundle_id = node_bundle.build(t, naming.node_bundle_parameter(env, role.name), bundle.value(env, role))
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
         instance_profile_arn=p[o.SERVER_INSTANCE_PROFILE],
         user_data=bootstrap.user_data(env, role, refs), tags=tags,
-        imds_hop_limit=role.imds_hop_limit(env)))
+        imds_hop_limit=role.imds_hop_limit(env), depends_on=(bundle_id,)))
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, role.signal_resource, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[subnets], tags=tags,

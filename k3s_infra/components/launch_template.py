@@ -32,6 +32,9 @@ class LaunchSpec:
     tags: dict[str, str]
     # 1 unless a pod on these nodes needs the instance role (see model.roles.Role.imds_hop_limit).
     imds_hop_limit: int = defaults.IMDS_HOP_LIMIT_HOST_ONLY
+    # Resources the instances read at boot that the user data pins (a server's bundle): a
+    # new template version exists only once they hold what it pins.
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,5 +60,5 @@ def build(t: StackTemplate, logical: str, spec: LaunchSpec) -> LaunchTemplateRef
         Monitoring=Monitoring(Enabled=True),
         TagSpecifications=[TagSpecifications(ResourceType=kind, Tags=tags) for kind in ("instance", "volume")],
         UserData=spec.user_data,
-    )))
+    ), **({"DependsOn": list(spec.depends_on)} if spec.depends_on else {})))
     return LaunchTemplateRefs(id=Ref(template), version=GetAtt(template, "LatestVersionNumber"))

@@ -5,15 +5,15 @@ fits 4 KB, Advanced (8 KB) beyond
 
 from __future__ import annotations
 
-from troposphere import Ref
 from troposphere.ssm import Parameter
 
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.model import naming
 
 
-def build(t: StackTemplate, name: str, value: str) -> Ref:
+def build(t: StackTemplate, name: str, value: str) -> str:
+    """The parameter's logical ID (its launch template depends on it)."""
     parameter = t.add(Parameter(
         naming.logical_id("NodeBundle"), Name=name, Type="String", Tier="Intelligent-Tiering", DataType="text",
         Value=value, Description="k3s-infra: the rest of a server's boot (scripts, manifests); no secret values"))
-    return Ref(parameter)
+    return parameter.title

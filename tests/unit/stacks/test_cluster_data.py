@@ -71,5 +71,9 @@ def test_the_only_ssm_parameters_in_templates_are_the_server_bundles(templates):
             assert bundle["Name"] == settings["BUNDLE_PARAMETER"], stack_id
             assert hashlib.sha256(base64.b64decode(bundle["Value"])).hexdigest() == settings["BUNDLE_SHA256"]
             assert bundle["Type"] == "String" and bundle["Tier"] == "Intelligent-Tiering"
+            # A new launch template version exists only once the parameter holds what it pins.
+            (bundle_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SSM::Parameter"]
+            (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
+            assert bundle_id in launch.get("DependsOn", []), stack_id
         else:
             assert parameters == [], stack_id
