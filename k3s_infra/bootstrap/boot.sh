@@ -9,15 +9,18 @@
 # Joiners use only secure tokens, K10<sha256 of the cluster CA>::<credentials>, which
 # pin the CA (https://docs.k3s.io/cli/token, "Token Format").
 
-# Every exit that is not a success (die, a set -e failure) signals FAILURE and asks the
-# group to replace this instance; a server that joined etcd first leaves it (leave_cluster).
+# Every exit that is not a success (die, a set -e failure) signals FAILURE (first: nothing
+# after it may outlast the signal timeout) and asks the group to replace this instance; a
+# server stops K3s (no half-started cluster for others to join), and one that joined etcd
+# leaves it (leave_cluster).
 on_exit() {
   local status=$?
   trap - EXIT
   if [ "$status" -ne 0 ] && [ "$signalled" = false ]; then
     log "boot gave up (exit $status)"
-    if [ "$joined" = true ]; then leave_cluster; fi
     signal FAILURE
+    if [ "$ROLE" != agent ]; then timeout 60 systemctl stop "$service" || log "cannot stop $service"; fi
+    if [ "$joined" = true ]; then leave_cluster; fi
     if [ -n "$instance_id" ] && [ -n "$region" ]; then report_unhealthy; fi
   fi
   rm -rf "$work"
@@ -73,7 +76,7 @@ install_packages() {
   read -ra packages <<<"$PACKAGES"
   read -ra services <<<"${SERVICES:-}"
   log "installing ${packages[*]}"
-  retry "$FETCH_ATTEMPTS" dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
+  retry "$FETCH_ATTEMPTS" bounded 600 dnf install -y "${packages[@]}" || die "cannot install ${packages[*]}"
   for unit in "${services[@]}"; do
     systemctl enable --now "$unit" || die "cannot start $unit"
   done
@@ -200,16 +203,19 @@ install_k3s() {
   for link in kubectl crictl ctr; do ln -sf k3s "$(dirname "$k3s_bin")/$link"; done
 }
 
+# kube ARGS...: K3s's kubectl, bounded (it has no request timeout of its own).
+kube() { bounded 30 "$k3s_bin" kubectl --request-timeout=20s "$@"; }
+
 # Up and joined: a server's API is ready and its Node registered; an agent's kubelet is
 # healthy and its Node exists, read with the kubelet's own credentials (the node authorizer
 # lets a kubelet get its own Node: https://kubernetes.io/docs/reference/access-authn-authz/node/).
 server_ready() {
-  "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
-    "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
+  kube --kubeconfig "$kubeconfig_file" get --raw=/readyz >/dev/null &&
+    kube --kubeconfig "$kubeconfig_file" get node "$instance_id" >/dev/null
 }
 kubelet_healthy() { curl -fsS --max-time 5 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" >/dev/null; }
 agent_ready() {
-  kubelet_healthy && "$k3s_bin" kubectl --kubeconfig "$root$KUBELET_KUBECONFIG" get node "$instance_id" >/dev/null
+  kubelet_healthy && kube --kubeconfig "$root$KUBELET_KUBECONFIG" get node "$instance_id" >/dev/null
 }
 
 # start_k3s MODE SNAPSHOT: restore first if MODE says so, start with a bounded wait, and
@@ -261,26 +267,38 @@ members_settled() {
       if [ "$learner" = false ]; then voter=true; else log "etcd member $name is still a learner"; fi
     elif grep -qw -- "$id" <<<"$alive"; then
       continue
-    elif "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" get node "$id" >/dev/null 2>&1; then
+    elif kube --kubeconfig "$kubeconfig_file" get node "$id" >/dev/null 2>&1; then
       log "etcd member $name belongs to $id, which no longer runs: deleting its Node"
-      "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" delete node "$id" >/dev/null || true
+      kube --kubeconfig "$kubeconfig_file" delete node "$id" >/dev/null || true
       gone=$((gone + 1))
     else
-      log "warning: etcd member $name belongs to $id, which no longer runs, and has no Node for K3s to remove it by"
+      # A dead voter counts against quorum: joining beside it would leave etcd one failure
+      # from losing it.
+      log "etcd member $name belongs to $id, which no longer runs, and has no Node for K3s to remove it by: remove it with etcdctl member remove"
+      gone=$((gone + 1))
     fi
   done <<<"$members"
   if [ "$voter" = false ]; then log "this server is not yet a voting etcd member"; fi
-  [ "$voter" = true ] && [ "$gone" -eq 0 ]
+  [ "$voter" = true ] && [ "$gone" -eq 0 ] && servers_healthy
 }
 
-# leave_cluster: a server that joined etcd and then gives up removes its own member (its
-# Node deleted through the API endpoint, K3s removes the member), so a failed boot never
-# leaves a dead voter behind.
+# servers_healthy: every other server registered with the API target group is healthy.
+# Signalling SUCCESS lets a roll terminate the next member: never while another is down.
+servers_healthy() {
+  local targets healthy others
+  targets=$(api_targets) || return 1
+  read -r healthy others _ <<<"$targets"
+  if [ "$healthy" -ne "$others" ]; then log "$healthy of $others other servers healthy: waiting for all"; return 1; fi
+}
+
+# leave_cluster: a server that joined etcd and then gives up removes its own member: its
+# K3s stopped (by on_exit: its kubelet cannot register the Node again), its Node deleted
+# through the API endpoint, so K3s's leader removes the member; a failed boot leaves no dead
+# voter behind (a member without a Node stops the next joiner: members_settled).
 leave_cluster() {
   log "leaving etcd: deleting Node $instance_id"
-  timeout 30 "$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" --server "$api_url" delete node "$instance_id" \
-    --ignore-not-found >/dev/null || log "cannot delete Node $instance_id"
-  systemctl stop "$service" || true
+  timeout 30 "$k3s_bin" kubectl --request-timeout=20s --kubeconfig "$kubeconfig_file" --server "$api_url" \
+    delete node "$instance_id" --ignore-not-found >/dev/null || log "cannot delete Node $instance_id"
 }
 
 # start_watch: the server's watch (watch.sh) runs from now on, as a service.

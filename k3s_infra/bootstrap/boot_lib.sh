@@ -138,6 +138,10 @@ report_unhealthy() {
     --health-status Unhealthy --no-should-respect-grace-period || log "cannot report $instance_id unhealthy"
 }
 
+# Every AWS CLI call is bounded: the CLI v2 waits 60 s to connect and 60 s per read by
+# default (https://awscli.amazonaws.com/v2/documentation/api/latest/reference/index.html,
+# --cli-connect-timeout, --cli-read-timeout), which retries would multiply past the deadline.
+aws() { command aws --cli-connect-timeout 5 --cli-read-timeout 30 "$@"; }
 awscli() { aws --region "$region" --output text "$@"; }
 
 # Instance metadata, IMDSv2 only: a session token, then imds_get TOKEN KEY.

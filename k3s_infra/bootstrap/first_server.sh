@@ -7,13 +7,28 @@
 # written by releases before the marker named its stack, taken as this cluster's).
 marker_is_ours() { [ "$1" = initialised ] || [ "$1" = "$CLUSTER_STACK_ID" ]; }
 
+# replaced_running IDS: how many of these instances (comma-separated) still run. An instance
+# its group terminates stays "running" while lifecycle hooks hold it in Terminating:Wait, and
+# the group launches its replacement meanwhile
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html).
+replaced_running() {
+  awscli ec2 describe-instances --filters "Name=instance-id,Values=$1" \
+    "Name=instance-state-name,Values=pending,running,stopping,stopped" --query 'length(Reservations[].Instances[])'
+}
+replaced_gone() {
+  local running
+  running=$(replaced_running "$1") || return 1
+  if [ "$running" -ne 0 ]; then log "waiting for $1 to terminate"; return 1; fi
+}
+
 # request_snapshot VALUE: the snapshot a restore request names, if it is for this boot.
 # A request ("snapshot=NAME replaces=ID[,ID...] expires=EPOCH", written by `k3s-infra
 # restore` or by a lone server before its termination) applies only before it expires and
-# once none of the instances it replaces runs; decide_mode also wants no API answering and
-# no healthy target. 0 it applies (the name printed), 1 it does not (logged), 2 unknown.
+# once none of the instances it replaces runs: this boot waits (bounded) for them to go.
+# decide_mode also wants no API answering, no healthy target and no other server
+# registered. 0 it applies (the name printed), 1 it does not (logged), 2 its instances never went.
 request_snapshot() {
-  local snapshot replaces expires alive
+  local snapshot replaces expires
   if ! [[ $1 =~ ^snapshot=([^\ =]+)\ replaces=(i-[0-9a-f]+(,i-[0-9a-f]+)*)\ expires=([0-9]+)$ ]]; then
     log "ignoring the restore request '$1': not snapshot=... replaces=... expires=... (run k3s-infra restore again)"
     return 1
@@ -23,12 +38,10 @@ request_snapshot() {
     log "ignoring the restore request for $snapshot: it expired"
     return 1
   fi
-  alive=$(retry "$AWS_ATTEMPTS" awscli ec2 describe-instances --filters "Name=instance-id,Values=$replaces" \
-    "Name=instance-state-name,Values=pending,running,stopping,stopped" \
-    --query 'length(Reservations[].Instances[])') || return 2
-  if [ "$alive" -ne 0 ]; then
-    log "ignoring the restore request for $snapshot: an instance it replaces ($replaces) still runs"
-    return 1
+  # A request for this boot is never passed over for a guess: no fallback while it waits.
+  if ! retry "$join_attempts" replaced_gone "$replaces"; then
+    log "the restore request for $snapshot replaces $replaces, which still run(s)"
+    return 2
   fi
   printf '%s\n' "$snapshot"
 }
@@ -36,13 +49,13 @@ request_snapshot() {
 # decide_mode: prints "MODE SNAPSHOT", MODE one of join, init, restore (a lone server healed
 # from the newest snapshot) or requested (the snapshot a restore request names); every
 # other server joins. Never two clusters: "init" only when the marker is absent AND
-# no API answers AND the API target group has no healthy target.
+# no API answers AND the API target group has no healthy target; "requested" and "restore"
+# only with no other server registered either.
 decide_mode() {
-  local mode=join snapshot='' status=0 request requested='' marker targets healthy others
+  local mode=join snapshot='' status=0 request='' requested='' marker targets healthy others
   request=$(read_parameter "$RESTORE_PARAMETER") || status=$?
   case $status in
-    0) requested=$(request_snapshot "$request") || [ $? -eq 1 ] || die "cannot check the restore request's instances" ;;
-    3) ;;
+    0 | 3) ;;
     *) die "cannot read the restore request $RESTORE_PARAMETER" ;;
   esac
   status=0
@@ -63,19 +76,36 @@ decide_mode() {
     die "cannot read the health of the API target group"
   elif read -r healthy others _ <<<"$targets" && [ "$healthy" -gt 0 ]; then
     log "$healthy healthy API target(s): a cluster is up"
-  elif [ -n "$requested" ]; then
-    mode=requested snapshot=$requested
-  elif [ "$marker" = absent ]; then
-    mode=init
-  elif [ "$others" -eq 0 ]; then
-    # A lone server was replaced: its data lives only in the snapshots.
-    snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
-    if [ -z "$snapshot" ]; then
-      die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
+  else
+    status=0
+    # Only a lone server's replacement may act on a request: with another server registered
+    # waiting for the replaced instances could not make it apply.
+    if [ -n "$request" ] && [ "$others" -eq 0 ]; then requested=$(request_snapshot "$request") || status=$?; fi
+    case $status in
+      0 | 1) ;;
+      *) die "not deciding while a restore request waits for the instances it replaces" ;;
+    esac
+    if [ -n "$requested" ]; then
+      # The replaced instances are gone now: look again at who else is registered.
+      targets=$(api_targets) || die "cannot read the health of the API target group"
+      read -r healthy others _ <<<"$targets"
     fi
-    mode=restore
+    if [ "$healthy" -gt 0 ]; then
+      log "$healthy healthy API target(s): a cluster is up"
+    elif [ -n "$requested" ] && [ "$others" -eq 0 ]; then
+      mode=requested snapshot=$requested
+    elif [ "$marker" = absent ]; then
+      mode=init
+    elif [ "$others" -eq 0 ]; then
+      # A lone server was replaced: its data lives only in the snapshots.
+      snapshot=$(newest_snapshot) || die "cannot list the etcd snapshots"
+      if [ -z "$snapshot" ]; then
+        die "the cluster was initialised but no etcd snapshot exists in s3://$SNAPSHOT_BUCKET/$SNAPSHOT_FOLDER: cannot heal"
+      fi
+      mode=restore
+    fi
   fi
-  if [ -n "$requested" ] && [ "$mode" != requested ]; then log "ignoring the restore request: a cluster is up"; fi
+  if [ -n "$request" ] && [ "$mode" != requested ]; then log "the restore request is not for this boot: ignored"; fi
   echo "$mode $snapshot"
 }
 

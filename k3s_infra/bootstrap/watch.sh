@@ -19,7 +19,7 @@ server_groups() {
 # and Healthy: no other replacement under way), a majority of all servers is healthy in the
 # API target group without this one, and this is the first (lowest instance ID) of the
 # servers not healthy, so two broken servers are replaced one after the other. A lone
-# server has no quorum to keep: it heals from its snapshots.
+# server never asks: its disk holds data newer than its snapshots.
 replacement_is_safe() {
   local groups desired instances unsettled member targets healthy others first quorum
   groups=$(server_groups) || return 1
@@ -27,15 +27,17 @@ replacement_is_safe() {
   targets=$(api_targets) || return 1
   read -r healthy others first <<<"$targets"
   quorum=$((desired / 2 + 1))
-  if [ "$desired" -le 1 ]; then quorum=0; fi
   if [ "$member" != True ] || [ "$desired" -lt 1 ]; then
     # Nothing known about the groups (tags, permissions): never a reason to be replaced.
     log "K3s is down, but this instance is in none of the server groups found"
+  elif [ "$desired" -eq 1 ]; then
+    # Its etcd on disk is newer than any snapshot, and a stopped K3s cannot take one.
+    log "K3s is down on the cluster's only server: not asking for a replacement that would lose its data"
   elif [ "$unsettled" -ne 0 ] || [ "$instances" -ne "$desired" ]; then
     log "K3s is down, but the server groups are changing ($instances of $desired servers, $unsettled unsettled)"
   elif [ "$healthy" -lt "$quorum" ]; then
     log "K3s is down, but only $healthy other server(s) of $desired are healthy: replacing this one could take quorum"
-  elif [ "$first" != "$instance_id" ] && [ "$desired" -gt 1 ]; then
+  elif [ "$first" != "$instance_id" ]; then
     log "K3s is down, and $first (not healthy either) is replaced first"
   else
     return 0
@@ -43,16 +45,38 @@ replacement_is_safe() {
   return 1
 }
 
+# request_pending: a restore request that has not expired is waiting (`k3s-infra restore`
+# terminates this server to act on it: its snapshot must not be replaced by ours).
+request_pending() {
+  local value status=0
+  value=$(read_parameter "$RESTORE_PARAMETER") || status=$?
+  if [ "$status" -eq 3 ]; then return 1; fi
+  if [ "$status" -ne 0 ]; then return 0; fi # unreadable: do not risk overwriting it
+  [[ $value =~ expires=([0-9]+)$ ]] && [ "$(now)" -lt "${BASH_REMATCH[1]}" ]
+}
+
+# lone_server: the server groups want one server in all (the first server alone). Counted
+# from the groups, not the target group: the replacement registers there while this one
+# is still terminating.
+lone_server() {
+  local groups desired
+  groups=$(server_groups) || return 1
+  read -r desired _ <<<"$groups"
+  [ "$desired" -eq 1 ]
+}
+
 # before_termination: the group terminates this server (a roll, a resize, a replacement).
-# A lone first server takes an on-demand snapshot to S3, stops K3s so nothing is written
-# after it, and names the snapshot in a restore request its replacement acts on (the
-# replacement then restores exactly this snapshot); then the termination goes on.
+# A lone first server takes an on-demand snapshot to S3, stops K3s whatever came of it (so
+# nothing is written after it, and no agent keeps writing to a cluster about to vanish),
+# and names the snapshot in a restore request its replacement acts on; a pending request
+# (a restore under way) is left as it is. Then the termination goes on.
 before_termination() {
-  local targets healthy others group snapshot prefix
-  if [ "$ROLE" = server-init ] && targets=$(api_targets) && read -r healthy others _ <<<"$targets" &&
-    [ "$others" -eq 0 ]; then
+  local group snapshot prefix
+  if [ "$ROLE" = server-init ] && lone_server; then
     prefix=$PRE_TERMINATION_SNAPSHOT-$instance_id
-    if bounded "$SNAPSHOT_TIMEOUT" "$k3s_bin" etcd-snapshot save --name "$prefix" "${etcd_s3[@]}" \
+    if request_pending; then
+      log "a restore request is pending: no snapshot of this cluster replaces it"
+    elif bounded "$SNAPSHOT_TIMEOUT" "$k3s_bin" etcd-snapshot save --name "$prefix" "${etcd_s3[@]}" \
       --etcd-s3-region="$region" && snapshot=$(newest_snapshot "$prefix-") && [ -n "$snapshot" ]; then
       systemctl stop "$service" || log "cannot stop $service"
       if retry "$AWS_ATTEMPTS" awscli ssm put-parameter --name "$RESTORE_PARAMETER" --type String --overwrite \
@@ -64,6 +88,7 @@ before_termination() {
     else
       log "no on-demand snapshot: the replacement restores the newest scheduled one"
     fi
+    systemctl stop "$service" || log "cannot stop $service"
   fi
   group=$(retry "$AWS_ATTEMPTS" awscli autoscaling describe-auto-scaling-instances --instance-ids "$instance_id" \
     --query 'AutoScalingInstances[0].AutoScalingGroupName') || group=

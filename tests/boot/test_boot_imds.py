@@ -36,7 +36,9 @@ def _nothing_done(run):
     assert run.aws_calls == []
     assert run.signals == [] and run.state["health_reports"] == []
     assert not run.installed and not run.state["started"]
-    assert run.k3s_calls == [] and run.systemctl_calls == [] and run.dnf_calls == []
+    assert run.k3s_calls == [] and run.dnf_calls == []
+    # Only the stop every failed server boot makes (boot.sh on_exit): nothing was enabled or started.
+    assert run.systemctl_calls == [["stop", "k3s"]]
     # Every curl the boot made went to the metadata service (no release download).
     assert run.urls and all(url.startswith("http://127.0.0.1:") for url in run.urls)
 

@@ -9,6 +9,7 @@ instance ID) of the servers not healthy; then SetInstanceHealth Unhealthy withou
 period (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceHealth.html).
 etcd needs a majority of its members to serve: a cluster of n tolerates (n-1)/2 failures
 (https://etcd.io/docs/v3.5/faq/, "What is failure tolerance?"); replacing a member removes one.
+A lone server never asks at all: its disk holds data newer than its snapshots.
 
 Each test runs the watch of several servers against one scenario: the API target group's
 states, the auto scaling groups as DescribeAutoScalingGroups answers them (tags and hooks from
@@ -101,13 +102,18 @@ def test_a_server_group_that_is_changing_replaces_none(sandbox, rendered, change
     assert "the server groups are changing" in run.stderr
 
 
-def test_a_lone_server_that_is_down_is_replaced(sandbox, rendered):
-    """One server has no quorum to keep: it heals from its snapshots (first_server.sh)."""
+def test_a_lone_server_that_is_down_is_not_replaced(sandbox, rendered):
+    """The cluster's only server (the server groups want one in all): its etcd on disk is newer
+    than any snapshot, and a replacement could only restore one (first_server.sh), losing what
+    came after it. A K3s that is down on it is for a person to look at, never a replacement."""
     templates = rendered["prod"].templates
     lone = {"targets": ((IDS[0], "unhealthy"),),
             "groups": (node_group(templates["ServerInit"], "k3s-prod-ServerInit-1AB", [IDS[0]]),)}
     run = _watch_all(sandbox, rendered, lone, down={IDS[0]})
-    assert run.health_reports == [[IDS[0], *UNHEALTHY]]
+    assert run.health_reports == []
+    assert "K3s is down on the cluster's only server" in run.stderr
+    # It did look at the groups: it is alone because they want one server, not for lack of an answer.
+    assert [c for c in run.aws_calls if "describe-auto-scaling-groups" in c]
 
 
 def test_k3s_down_for_less_than_the_threshold_is_not_reported(sandbox, rendered):

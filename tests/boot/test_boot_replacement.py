@@ -30,9 +30,10 @@ def test_replacement_with_marker_joins_through_the_load_balancer(sandbox, user_d
 
 
 def test_replacement_waits_for_the_api_before_installing(sandbox, user_data):
-    # The other servers are still electing a leader: the API answers on the fourth probe.
+    # The other servers are still electing a leader: the API answers on the fourth probe, and
+    # their targets are healthy again by the time this one looks before it says SUCCESS.
     run = sandbox.run(user_data("prod", "ServerInit"), marker="initialised", api_up_after=3,
-                      targets=("unhealthy", "unhealthy"))
+                      targets=("unhealthy", "unhealthy"), targets_after=(1, ("healthy", "healthy")))
     _assert_joined_not_initialised(run)
     assert run.state["api_probes"] == 4
     probes = [i for i, url in enumerate(run.urls) if url == f"{JOIN_URL}/ping"]

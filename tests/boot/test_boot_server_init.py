@@ -166,11 +166,15 @@ def test_a_first_server_that_never_gets_ready_publishes_nothing(sandbox, user_da
     run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None, node_ready=False,
                       secure_tokens=False)
     assert run.returncode == 1
-    assert run.state["started"]
+    assert ["start", "k3s"] in run.systemctl_calls
     assert run.state["writes"] == []
     assert PARAMETERS["ClusterStateParameterName"] not in run.state["parameters"]
     assert run.state["secrets"][PARAMETERS["TokenSecretArn"]] == SERVER_TOKEN
     assert [s[3] for s in run.signals] == ["FAILURE"]
+    # A failed new cluster is stopped too (boot.sh on_exit), after the signal: no half-started
+    # cluster for a replacement or an agent to find answering.
+    assert not run.state["started"]
+    assert run.position("aws", "signal-resource") < run.position("systemctl", "stop", "k3s")
 
 
 def test_a_kubeconfig_that_cannot_be_published_leaves_no_copy_on_disk(sandbox, user_data):

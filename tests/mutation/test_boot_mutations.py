@@ -49,6 +49,7 @@ ROLL = BOOT + "test_boot_roll.py::"
 DEADLINE = BOOT + "test_boot_deadline.py::"
 MEMBERS = BOOT + "test_boot_members.py::"
 READY = BOOT + "test_boot_ready.py::"
+BOUNDS = BOOT + "test_boot_bounds.py::"
 # The boot's "before readiness" point: a step moved above it runs even when K3s never gets ready.
 READINESS = 'if [ "$ROLE" = agent ]; then\n    retry "$ready_attempts" agent_ready'
 
@@ -99,8 +100,8 @@ MUTATIONS = [
     ("kubeconfig keeps 127.0.0.1", "s#^\\( *server: \\)https://.*#", "s#^\\( *server: \\)http://.*#", [FIRST_SERVER]),
     # The new-cluster decision: marker absent AND no API AND no healthy target; never on doubt.
     ("marker ignored", 'elif [ "$marker" = absent ]; then', "elif true; then", [HEAL]),
-    ("one healthy target not enough", '[ "$healthy" -gt 0 ]', '[ "$healthy" -gt 1 ]',
-     [BOOT + "test_boot_restore.py::test_marker_absent_but_a_healthy_target_joins_never_initialises"]),
+    # (A second check of healthy targets follows the first: with one healthy target it is the
+    # restore request that would be looked at, and waited for.)
     ("API probed once", 'if retry "$probe_attempts" api_answers; then', "if retry 1 api_answers; then",
      [BOOT + "test_boot_restore.py::test_a_new_cluster_only_after_repeated_probes"]),
     ("unreadable marker taken as absent", '*) die "cannot read the cluster-state marker $STATE_PARAMETER" ;;',
@@ -146,15 +147,35 @@ MUTATIONS = [
     ("values unescaped", '  value=${value//\\"/\\\\\\"}\n', "",
      ["tests/unit/bootstrap/test_boot_sh.py::test_values_secret_writes_any_value_back_unchanged"]),
     # Restore requests (first_server.sh request_snapshot, decide_mode): only unexpired, only once
-    # the instances they replace are gone, only with no cluster up, only in the current format.
+    # the instances they replace are gone (waited for, never a fallback), only with no cluster up
+    # and no other server registered, only in the current format.
     ("restore request never expires", 'if [ "$(now)" -ge "$expires" ]; then', "if false; then",
      [RESTORE_REQUEST + "test_an_expired_request_is_ignored"]),
-    ("replaced instances not checked", 'if [ "$alive" -ne 0 ]; then', "if false; then",
-     [RESTORE_REQUEST + "test_a_request_replacing_an_instance_that_still_exists_is_ignored"]),
+    ("replaced instances not checked", 'if [ "$running" -ne 0 ]; then', "if false; then",
+     [RESTORE_REQUEST + "test_a_request_whose_instance_never_goes_fails_the_boot_and_restores_nothing"]),
+    ("replaced instances looked at once, not waited for", 'if ! retry "$join_attempts" replaced_gone "$replaces"; then',
+     'if ! replaced_gone "$replaces"; then',
+     [RESTORE_REQUEST + "test_a_request_waits_for_the_instance_it_replaces_then_restores_exactly_its_snapshot"]),
+    ("a waiting request falls back to the newest snapshot", 'still run(s)"\n    return 2\n', 'still run(s)"\n    return 1\n',
+     [RESTORE_REQUEST + "test_a_request_whose_instance_never_goes_fails_the_boot_and_restores_nothing"]),
+    ("request restored with other servers registered", 'elif [ -n "$requested" ] && [ "$others" -eq 0 ]; then',
+     'elif [ -n "$requested" ]; then', [RESTORE_REQUEST + "test_a_server_registered_while_the_request_waited_is_not_restored"]),
+    ("a request waited for with another server registered",
+     'if [ -n "$request" ] && [ "$others" -eq 0 ]; then requested', 'if [ -n "$request" ]; then requested',
+     [RESTORE_REQUEST + "test_a_request_with_another_server_registered_is_not_even_waited_for"]),
+    ("target group not read again after the wait",
+     ('      targets=$(api_targets) || die "cannot read the health of the API target group"\n'
+      '      read -r healthy others _ <<<"$targets"\n'), "      true\n",
+     [RESTORE_REQUEST + "test_a_server_registered_while_the_request_waited_is_not_restored"]),
+    # Not here: the first read's healthy>0 test made > 1 is equivalent since the decision
+    # tests healthy again before any restore or init (the mutant below drops that one).
+    ("a target healthy after the wait not seen", '    if [ "$healthy" -gt 0 ]; then\n', "    if false; then\n",
+     [RESTORE_REQUEST
+      + "test_a_cluster_that_came_up_while_the_request_waited_is_joined_never_initialised_beside"]),
     ("request acted on while a cluster is up",
      '  if retry "$probe_attempts" api_answers; then\n    log "an API answers at $api_url"\n',
-     '  if [ -n "$requested" ]; then\n    mode=requested snapshot=$requested\n'
-     '  elif retry "$probe_attempts" api_answers; then\n    log "an API answers at $api_url"\n',
+     ('  if [ -n "$request" ] && requested=$(request_snapshot "$request"); then\n    mode=requested snapshot=$requested\n'
+      '  elif retry "$probe_attempts" api_answers; then\n    log "an API answers at $api_url"\n'),
      [RESTORE_REQUEST + "test_a_request_while_an_api_answers_is_ignored"]),
     ("legacy request taken as a snapshot name",
      "(run k3s-infra restore again)\"\n    return 1\n", "(run k3s-infra restore again)\"\n    echo \"$1\"; return 0\n",
@@ -165,22 +186,38 @@ MUTATIONS = [
     # The watch (watch.sh replacement_is_safe): never quorum, one at a time, only settled groups.
     ("no quorum check", 'elif [ "$healthy" -lt "$quorum" ]; then', "elif false; then",
      [QUORUM + "test_every_server_failing_its_ping_replaces_none"]),
-    ("no lowest-ID check", 'elif [ "$first" != "$instance_id" ] && [ "$desired" -gt 1 ]; then', "elif false; then",
+    ("no lowest-ID check", 'elif [ "$first" != "$instance_id" ]; then', "elif false; then",
      [QUORUM + "test_two_servers_down_of_five_are_replaced_one_at_a_time_lowest_id_first"]),
     ("changing groups not seen", 'if [ "$unsettled" -ne 0 ] || [ "$instances" -ne "$desired" ]; then', "if false; then",
      [QUORUM + "test_a_server_group_that_is_changing_replaces_none"]),
     ("K3s down for any time is reported", '-ge "${K3S_INFRA_UNHEALTHY_AFTER:-$UNHEALTHY_AFTER}"', "-ge 0",
      [QUORUM + "test_k3s_down_for_less_than_the_threshold_is_not_reported"]),
-    ("lone server never reported", "if [ \"$desired\" -le 1 ]; then quorum=0; fi", "",
-     [QUORUM + "test_a_lone_server_that_is_down_is_replaced"]),
-    # Before a termination (watch.sh before_termination): a lone first server's snapshot, named.
-    ("snapshot taken with other servers", '[ "$others" -eq 0 ]; then\n    if bounded', "true; then\n    if bounded",
+    # A lone server's disk is newer than any snapshot: it never asks to be replaced.
+    ("a lone server asks to be replaced",
+     '    log "K3s is down on the cluster\'s only server: not asking for a replacement that would lose its data"\n',
+     "    return 0\n", [QUORUM + "test_a_lone_server_that_is_down_is_not_replaced"]),
+    # Before a termination (watch.sh before_termination): a lone first server's snapshot, named;
+    # lone by the server groups' desired total; K3s stopped whatever came of it; a pending
+    # request kept; the watch handles it once.
+    ("snapshot taken with other servers", 'if [ "$ROLE" = server-init ] && lone_server; then',
+     'if [ "$ROLE" = server-init ]; then',
      [ROLL + "test_a_server_that_is_not_the_lone_first_server_leaves_no_request[first server with another server]"]),
+    ("lone counted in the target group",
+     '  groups=$(server_groups) || return 1\n  read -r desired _ <<<"$groups"\n  [ "$desired" -eq 1 ]',
+     '  groups=$(api_targets) || return 1\n  read -r _ desired _ <<<"$groups"\n  [ "$desired" -eq 0 ]',
+     [ROLL + "test_a_lone_server_counts_the_groups_not_the_target_group"]),
+    ("K3s not stopped after a failed snapshot", '    fi\n    systemctl stop "$service" || log "cannot stop $service"\n',
+     "    fi\n", [ROLL + "test_a_failed_snapshot_leaves_no_request_and_the_termination_still_goes_on"]),
+    ("a pending request overwritten", "    if request_pending; then", "    if false; then",
+     [ROLL + "test_a_pending_restore_request_is_never_overwritten"]),
+    ("the watch ends after its termination", "      before_termination\n      terminating=true\n",
+     "      before_termination\n      return 0\n",
+     [ROLL + "test_the_watch_handles_its_termination_once_then_waits_for_the_end"]),
     ("K3s not stopped after the snapshot", '      systemctl stop "$service" || log "cannot stop $service"\n', "",
      [ROLL + "test_a_lone_first_server_snapshots_stops_and_names_the_snapshot_before_it_goes"]),
     ("the newest snapshot named, not this one", 'snapshot=$(newest_snapshot "$prefix-")', "snapshot=$(newest_snapshot)",
      [ROLL + "test_the_replacement_restores_exactly_the_snapshot_taken_before_the_roll"]),
-    ("snapshot hook never completed", 'if [ -z "$group" ] || ! retry', "if true || ! retry",
+    ("snapshot hook never completed", 'if [ -z "$group" ] || [ "$group" = None ] || ! retry', "if true || ! retry",
      [ROLL + "test_a_failed_snapshot_leaves_no_request_and_the_termination_still_goes_on"]),
     # The boot-wide deadline (boot_lib.sh backoff, bounded, signal).
     ("backoff past the deadline",
@@ -193,24 +230,41 @@ MUTATIONS = [
     # The bundle (boot.sh install_bundle): only the pinned bytes.
     ("bundle digest not compared", 'if [ "$actual" != "$BUNDLE_SHA256" ]; then', "if false; then",
      [BOOT + "test_boot_bundle.py::test_a_tampered_bundle_is_refused_and_nothing_of_it_is_extracted"]),
-    # Readiness and etcd's members (boot.sh agent_ready, members_settled, leave_cluster, mark_ready).
-    ("agent ready without its Node", 'kubelet_healthy && "$k3s_bin" kubectl --kubeconfig "$root$KUBELET_KUBECONFIG"',
-     'kubelet_healthy || "$k3s_bin" kubectl --kubeconfig "$root$KUBELET_KUBECONFIG"',
+    # Readiness and etcd's members (boot.sh agent_ready, members_settled, servers_healthy,
+    # leave_cluster, on_exit, mark_ready).
+    ("agent ready without its Node", 'kubelet_healthy && kube --kubeconfig "$root$KUBELET_KUBECONFIG"',
+     'kubelet_healthy || kube --kubeconfig "$root$KUBELET_KUBECONFIG"',
      [READY + "test_an_agent_whose_node_never_appears_fails"]),
     ("members never counted", 'retry "$ready_attempts" members_settled || die', "true || die",
      [MEMBERS + "test_a_member_of_a_terminated_instance_is_removed_before_success"]),
-    ("a dead member's Node kept", '"$k3s_bin" kubectl --kubeconfig "$kubeconfig_file" delete node "$id" >/dev/null || true',
+    ("a dead member's Node kept", 'kube --kubeconfig "$kubeconfig_file" delete node "$id" >/dev/null || true',
      "true", [MEMBERS + "test_a_member_of_a_terminated_instance_is_removed_before_success"]),
     ("a learner counted as a voter", 'if [ "$learner" = false ]; then voter=true;', "if true; then voter=true;",
      [MEMBERS + "test_a_learner_never_promoted_leaves_etcd_and_fails"]),
+    ("a dead member without a Node ignored", 'etcdctl member remove"\n      gone=$((gone + 1))\n',
+     'etcdctl member remove"\n', [MEMBERS + "test_a_dead_member_without_a_node_is_waited_for_and_fails_the_boot"]),
+    ("SUCCESS with another server down", '[ "$gone" -eq 0 ] && servers_healthy', '[ "$gone" -eq 0 ]',
+     [MEMBERS + "test_a_joiner_whose_fellow_server_stays_down_fails_and_leaves"]),
     ("no leaving etcd on failure", '    if [ "$joined" = true ]; then leave_cluster; fi\n', "",
-     [MEMBERS + "test_a_joined_server_that_never_gets_ready_leaves_before_it_fails"]),
+     [MEMBERS + "test_a_learner_never_promoted_leaves_etcd_and_fails"]),
+    ("leaving etcd before the FAILURE signal", '    log "boot gave up (exit $status)"\n    signal FAILURE\n',
+     '    log "boot gave up (exit $status)"\n    if [ "$joined" = true ]; then leave_cluster; fi\n    signal FAILURE\n',
+     [MEMBERS + "test_a_learner_never_promoted_leaves_etcd_and_fails"]),
+    ("K3s stopped only when a joiner fails", 'if [ "$ROLE" != agent ]; then timeout 60 systemctl stop',
+     'if [ "$joined" = true ]; then timeout 60 systemctl stop', [NEVER_READY]),
     ("the member list read with the password on the command line", '-K "$work/curlrc"', '-u "server:${token##*:}"',
      [MEMBERS + "test_the_member_list_is_read_with_the_server_password_from_a_file"]),
     ("never tagged ready", "  mark_ready\n  signal SUCCESS\n", "  signal SUCCESS\n",
      [READY + "test_a_boot_that_succeeds_tags_itself_ready_once_right_before_success"]),
     ("tagged ready before readiness", READINESS, "mark_ready\n" + READINESS,
      [READY + "test_a_boot_that_fails_never_tags_itself_ready"]),
+    # Every AWS CLI and kubectl call bounded (boot_lib.sh aws, boot.sh kube): the CLI's defaults
+    # (60 s to connect, 60 s per read) and kubectl's (none) would outlast the deadline.
+    ("AWS CLI timeouts removed", 'aws() { command aws --cli-connect-timeout 5 --cli-read-timeout 30 "$@"; }',
+     'aws() { command aws "$@"; }',
+     [BOUNDS + "test_every_aws_and_kubectl_call_of_a_joining_server_carries_its_time_bounds"]),
+    ("kubectl without a process bound", 'kube() { bounded 30 "$k3s_bin" kubectl', 'kube() { "$k3s_bin" kubectl',
+     [BOUNDS + "test_a_kubectl_call_that_never_answers_is_cut_to_the_deadline"]),
 ]
 
 

@@ -211,11 +211,13 @@ if (service, command) == ("cloudformation", "signal-resource"):
     answer(None)
 # https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetHealth.html:
 # only the API target group exists (any other ARN: TargetGroupNotFound); the instance itself
-# is listed once its group registered it.
+# is listed once its group registered it; the scenario may change the others (targets_after).
 if (service, command) == ("elbv2", "describe-target-health"):
     if opts["--target-group-arn"] != state["target_group_arn"]:
         fail("TargetGroupNotFound", "One or more target groups not found")
-    targets = [tuple(target) for target in state["targets"]]
+    state["target_reads"] += 1; save()
+    later = state["targets_after"]  # the scenario's target group changes after that many reads
+    targets = [tuple(target) for target in (later[1] if later and state["target_reads"] > later[0] else state["targets"])]
     if state["own_target"] is not None:
         targets.insert(0, (state["instance_id"], state["own_target"]))
     answer({"TargetHealthDescriptions": [

@@ -1,5 +1,6 @@
 """The EC2 and Auto Scaling part of the ``aws`` stub (aws_stub.py): the calls the node script
-makes about instances and their groups. State: ``instances`` (instance ID -> EC2 state name),
+makes about instances and their groups. State: ``instances`` (instance ID -> EC2 state name;
+``gone_after``: instance ID -> DescribeInstances calls left before it is terminated),
 ``groups`` (DescribeAutoScalingGroups' AutoScalingGroups, as AWS answers them),
 ``lifecycle_hooks`` (group name -> its hook names); what the node asks for is recorded in
 ``tags``, ``health_reports`` and ``lifecycle_actions``."""
@@ -55,6 +56,13 @@ if (service, command) == ("ec2", "create-tags"):
 # instance, as a group launches them; state codes from API_InstanceState.html.
 if (service, command) == ("ec2", "describe-instances"):
     codes = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+    for gone, left in list(state["gone_after"].items()):  # the scenario's instances whose termination ends
+        if left <= 0:
+            state["instances"][gone] = "terminated"
+            del state["gone_after"][gone]
+        else:
+            state["gone_after"][gone] = left - 1
+    save()
     found = dict(state["instances"])
     for wanted in opts.get("--instance-ids", []):
         if wanted not in found:

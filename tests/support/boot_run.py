@@ -8,6 +8,32 @@ from pathlib import Path
 
 import yaml
 
+# The bounds the node script puts on every AWS CLI call (boot_lib.sh aws: the global options
+# --cli-connect-timeout and --cli-read-timeout, each with its value) and on every kubectl call
+# (boot.sh kube, leave_cluster: --request-timeout=<duration>). BootRun's call lists leave them
+# out, so a test compares what a call asks for; test_boot_bounds.py checks that they are there
+# (raw_calls).
+AWS_TIMEOUTS = ("--cli-connect-timeout", "--cli-read-timeout")
+KUBECTL_TIMEOUT = "--request-timeout="
+
+
+def without_bounds(program: str, args: list[str]) -> list[str]:
+    """A recorded call of `program` without the node script's time bounds (AWS_TIMEOUTS with
+    their values for aws, KUBECTL_TIMEOUT for `k3s kubectl`)."""
+    if program == "aws":
+        kept, skip = [], False
+        for arg in args:
+            if skip:
+                skip = False
+            elif arg in AWS_TIMEOUTS:
+                skip = True
+            else:
+                kept.append(arg)
+        return kept
+    if program == "k3s" and args[:1] == ["kubectl"]:
+        return [arg for arg in args if not arg.startswith(KUBECTL_TIMEOUT)]
+    return args
+
 
 def effective_config(root: Path) -> dict:
     """K3s's reading of config.yaml plus config.yaml.d/*.yaml: later keys win, 'key+' appends."""
@@ -60,9 +86,14 @@ class BootRun:
         path = self.logs / name
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
+    def raw_calls(self, program: str) -> list[list[str]]:
+        """Every call of `program` exactly as made, time bounds included."""
+        return self._lines(f"{program}.jsonl")
+
     @property
     def aws_calls(self) -> list[list[str]]:
-        return self._lines("aws.jsonl")
+        """Every AWS CLI call, without the time bounds every one carries (without_bounds)."""
+        return [without_bounds("aws", call) for call in self._lines("aws.jsonl")]
 
     @property
     def curl_calls(self) -> list[list[str]]:
@@ -74,7 +105,8 @@ class BootRun:
 
     @property
     def k3s_calls(self) -> list[list[str]]:
-        return self._lines("k3s.jsonl")
+        """Every call of the K3s binary, kubectl's without its time bound (without_bounds)."""
+        return [without_bounds("k3s", call) for call in self._lines("k3s.jsonl")]
 
     @property
     def dnf_calls(self) -> list[list[str]]:
@@ -85,9 +117,15 @@ class BootRun:
         return self._lines("systemctl.jsonl")
 
     @property
+    def sleep_calls(self) -> list[list[str]]:
+        """Every sleep of a server's watch (recorded in watch runs only)."""
+        return self._lines("sleep.jsonl")
+
+    @property
     def sequence(self) -> list[list[str]]:
-        """Every call of aws, curl, k3s and systemctl in the order made: [program, *arguments]."""
-        return self._lines("sequence.jsonl")
+        """Every call of aws, curl, k3s and systemctl in the order made: [program, *arguments]
+        (without_bounds)."""
+        return [[call[0], *without_bounds(call[0], call[1:])] for call in self._lines("sequence.jsonl")]
 
     def position(self, *words: str) -> int:
         """Index in ``sequence`` of the first call holding every one of ``words`` (-1: none)."""

@@ -33,8 +33,8 @@ from tests.support.boot_imds import _Imds  # noqa: F401  (tests name it)
 from tests.support.boot_run import BootRun, effective_config  # noqa: F401
 from tests.support.boot_scenario import SHARED, Scenario, lone_group, member
 from tests.support import stub_server
-from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SYSTEMCTL_STUB,
-                                      UNAME_STUB)
+from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SLEEP_STUB,
+                                      SYSTEMCTL_STUB, UNAME_STUB)
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import bundle as server_bundle
@@ -194,8 +194,11 @@ class Sandbox:
         state_path.write_text(json.dumps(state))
         stubs = base / "stubs"  # the programs' sources, run by the stub server
         stubs.mkdir()
-        for name, body in (("aws", AWS_STUB), ("curl", CURL_STUB), ("uname", UNAME_STUB),
-                           ("dnf", RECORDER_STUB), ("systemctl", SYSTEMCTL_STUB), ("k3s", K3S_STUB)):
+        programs = [("aws", AWS_STUB), ("curl", CURL_STUB), ("uname", UNAME_STUB), ("dnf", RECORDER_STUB),
+                    ("systemctl", SYSTEMCTL_STUB), ("k3s", K3S_STUB)]
+        if scenario.mode == "watch":  # the watch's sleeps, recorded (the boot's back-off sleeps for real)
+            programs.append(("sleep", SLEEP_STUB))
+        for name, body in programs:
             (stubs / f"{name}.py").write_text(body)
             if name != "k3s":  # K3s is what the boot downloads, verifies and installs
                 (bin_dir / name).write_text(stub_server.CLIENT)
@@ -270,7 +273,10 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
     bundle = getattr(user_data, "bundle", None)
     if bundle is not None and s.bundle is not None:
         bundle = (bundle[0], s.bundle)
-    targets = [tuple(t) if isinstance(t, (tuple, list)) else (f"i-0{n:016x}", t) for n, t in enumerate(s.targets)]
+    def listed(given):  # (ID, state) pairs; bare states get made-up IDs
+        return [tuple(t) if isinstance(t, (tuple, list)) else (f"i-0{n:016x}", t) for n, t in enumerate(given)]
+    targets = listed(s.targets)
+    targets_after = None if s.targets_after is None else [s.targets_after[0], listed(s.targets_after[1])]
     lifecycle = "Terminating:Wait" if s.lifecycle_state == "Terminated" else "InService"
     groups = list(s.groups) if s.groups is not None else [lone_group(own, lifecycle)]
     descriptions = json.loads(json.dumps([g.description for g in groups]))
@@ -278,7 +284,8 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         for instance in description["Instances"]:
             if instance["InstanceId"] == own and s.lifecycle_state == "Terminated":
                 instance["LifecycleState"] = "Terminating:Wait"
-    named = [own, *s.members, *(t[0] for t in targets),
+    named = [own, *s.members, *(t[0] for t in targets), *(t[0] for t in (targets_after or (0, []))[1]),
+             *(s.gone_after or {}),
              *(i["InstanceId"] for d in descriptions for i in d["Instances"])]
     state = {
         "secrets": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN if secure_tokens else SERVER_TOKEN,
@@ -296,14 +303,16 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
                    PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
         "api_url": JOIN_URL, "api_probes": 0, "api_up_after": s.api_up_after,
         "signals": [], "signal_waited_for": s.signal_waited_for, "health_reports": [],
-        "targets": targets, "objects": [list(o) for o in s.objects],
+        "targets": targets, "targets_after": targets_after, "target_reads": 0,
+        "objects": [list(o) for o in s.objects],
         "own_target": s.own_target, "instance_id": own, "zone": ZONE,
         "denied_parameters": list(s.denied_parameters), "denied_secrets": list(s.denied_secrets),
         "target_group_arn": PARAMETERS["ApiTargetGroupArn"], "bucket": PARAMETERS["SnapshotBucketName"],
         "restore_hangs": s.restore_hangs, "systemctl_failures": list(s.systemctl_failures),
         "started": False, "node_ready": s.node_ready, "node_appears": s.node_appears,
         "local_k3s_up": s.local_k3s_up, "watch_started": False,
-        "instances": {**{i: "running" for i in named}, **(s.instances or {})},
+        "instances": {**{i: "running" for i in named}, **(s.instances or {})}, "gone_after": dict(s.gone_after or {}),
+        "kubectl_hangs": s.kubectl_hangs,
         "groups": descriptions, "lifecycle_hooks": {g.name: list(g.hooks) for g in groups},
         "tags": [], "lifecycle_actions": [],
         "members": [member(i) for i in s.members], "promote_after": s.promote_after, "db_info_reads": 0,

@@ -109,7 +109,9 @@ class Scenario:
     metadata GETs with 503 first; bundle: the bundle parameter's value instead of the rendered
     one (a tampered bundle); vanishing_parameters: SSM parameters someone else deletes right
     after the node first read them; signal_failures: SignalResource calls that find no
-    connection before one gets through.
+    connection before one gets through; targets_after: (reads, targets): from DescribeTargetHealth
+    call reads + 1 on, the target group holds these targets instead (a server that got healthy,
+    or registered, meanwhile).
 
     The node and its cluster: instance_id; node_ready: K3s gets ready (the kubelet healthy, the
     API ready); node_appears: the Node registers once it is; members: instance IDs of the other
@@ -118,7 +120,11 @@ class Scenario:
     instances (default: one per member); instances: EC2 states by instance ID (default: every
     instance the scenario names runs); groups: the auto scaling groups (boot_scenario.Group;
     default: one holding only this instance); snapshot_fails: `k3s etcd-snapshot save` fails;
-    local_k3s_up: this server's K3s answers once started (False: it is down).
+    local_k3s_up: this server's K3s answers once started (False: it is down); gone_after:
+    instances that EC2 lists as they are for that many DescribeInstances calls, then as
+    terminated (an instance its group holds in Terminating:Wait while its hooks run:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html);
+    kubectl_hangs: `k3s kubectl` never answers (a black-holed API connection).
 
     The run: mode "boot" (cloud-init's runcmd) or "watch" (the server's watch service, after a
     boot that completed: bundle installed, K3s installed and running) for watch_rounds rounds,
@@ -163,6 +169,9 @@ class Scenario:
     groups: tuple[Group, ...] | None = None
     snapshot_fails: bool = False
     local_k3s_up: bool = True
+    gone_after: dict[str, int] | None = None
+    targets_after: tuple | None = None
+    kubectl_hangs: bool = False
     mode: str = "boot"
     watch_rounds: int = 2
     unhealthy_after: int = 0

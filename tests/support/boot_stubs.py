@@ -154,6 +154,12 @@ with open(os.path.join(os.environ["STUB_LOG"], os.path.basename(sys.argv[0]) + "
     log.write(json.dumps(sys.argv[1:]) + "\n")
 """
 
+# sleep: recorded, then it sleeps as sleep(1) does (the node script passes whole seconds).
+SLEEP_STUB = RECORDER_STUB + r"""
+import time
+time.sleep(float(sys.argv[1]))
+"""
+
 # systemctl: `start k3s` starts a server, which writes its kubeconfig as K3s does (all names
 # 'default'), both tokens in the secure form and its kubelet's kubeconfig, and becomes an etcd
 # member (a learner when it joins); `start k3s-agent` writes the kubelet's kubeconfig (K3s:

@@ -5,13 +5,16 @@ checksum is published with it), run by the node script as K3s. It follows boot_s
 # kubectl (`k3s kubectl`): --kubeconfig must name a file that exists (kubectl: "error: stat
 # <path>: no such file or directory"); the local API (127.0.0.1) answers once this node's K3s
 # started and got ready, the API endpoint (--server) once the scenario's API is up. Nodes: the
-# scenario's, and this instance's own once its K3s is ready and the scenario lets it register.
+# scenario's, and this instance's own once its K3s is ready and the scenario lets it register
+# (the Node object stays when K3s stops: https://kubernetes.io/docs/concepts/architecture/nodes/).
 # Deleting a Node makes K3s remove the etcd member it stands for (k3s-io/k3s
 # pkg/etcd/member_controller.go: onRemove -> RemovePeer, by the member name the Node's
-# etcd.k3s.cattle.io/node-name annotation holds).
+# etcd.k3s.cattle.io/node-name annotation holds). The scenario may have every call hang.
 K3S_PROGRAM = r"""
 argv = sys.argv[1:]
 def kubectl(argv):
+    if state["kubectl_hangs"]:  # no answer, ever: only a bound ends the call
+        time.sleep(600)
     opts, words, i = {}, [], 0
     while i < len(argv):
         arg = argv[i]
@@ -36,10 +39,11 @@ def kubectl(argv):
     if not up:
         refuse(f"The connection to the server {where} was refused - did you specify the right host or port?")
     own = state["instance_id"]
-    nodes = set(state["nodes"])
     if (state["started"] and state["node_ready"] and state["node_appears"]
-            and own not in state["deleted_nodes"]):
-        nodes.add(own)
+            and own not in state["deleted_nodes"] and own not in state["nodes"]):
+        state["nodes"].append(own)  # registered: the Node stays (NotReady) when K3s stops
+        save()
+    nodes = set(state["nodes"])
     if words == ["get"] and opts.get("--raw") == "/readyz":
         print("ok"); sys.exit(0)
     if len(words) == 3 and words[:2] in (["get", "node"], ["get", "nodes"]):
