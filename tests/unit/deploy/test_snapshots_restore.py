@@ -93,22 +93,32 @@ def _mine(expires=NOW + TIMEOUT, replaces=OLD):
     return f"snapshot={SNAP} replaces={','.join(replaces)} expires={expires}"
 
 
-def _stop_servers_and_write(run, value=None):
-    """Steps 1-3 as strict expectations: joining servers to 0 (gone at once), the first
-    server's group listed, the request written, its instances terminated."""
+def _stop_servers(run, first_servers=OLD):
+    """Steps 1-2 as strict expectations: joining servers to 0 (gone at once), the first
+    server's group listed (holding ``first_servers``)."""
     asg = run.autoscaling
     asg.add_response("update_auto_scaling_group", {},
                      {"AutoScalingGroupName": SERVERS, "MinSize": 0, "DesiredCapacity": 0})
     asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(SERVERS)]},
                      {"AutoScalingGroupNames": [SERVERS]})
-    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(INIT, OLD)]},
+    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(INIT, first_servers)]},
                      {"AutoScalingGroupNames": [INIT]})
+
+
+def _write(run, value=None):
+    """Step 3: the request written."""
     run.ssm.add_response("put_parameter", {"Version": 1}, {
         "Name": run.parameter, "Value": value or _mine(), "Type": "String", "Overwrite": True,
         "Description": "k3s-infra restore: the snapshot a replacing first server restores, and until when"})
+
+
+def _stop_servers_and_write(run, value=None):
+    """Steps 1-3, then the first server's instances terminated."""
+    _stop_servers(run)
+    _write(run, value)
     for instance in OLD:
-        asg.add_response("terminate_instance_in_auto_scaling_group", {},
-                         {"InstanceId": instance, "ShouldDecrementDesiredCapacity": False})
+        run.autoscaling.add_response("terminate_instance_in_auto_scaling_group", {},
+                                     {"InstanceId": instance, "ShouldDecrementDesiredCapacity": False})
 
 
 def _request_is(run, value, times=1):
@@ -168,17 +178,9 @@ def test_an_interrupted_restore_deletes_its_own_request_only(run, holder):
 
 
 def test_a_failed_termination_deletes_the_request_and_says_so(run):
-    asg = run.autoscaling
-    asg.add_response("update_auto_scaling_group", {},
-                     {"AutoScalingGroupName": SERVERS, "MinSize": 0, "DesiredCapacity": 0})
-    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(SERVERS)]},
-                     {"AutoScalingGroupNames": [SERVERS]})
-    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(INIT, OLD)]},
-                     {"AutoScalingGroupNames": [INIT]})
-    run.ssm.add_response("put_parameter", {"Version": 1}, {
-        "Name": run.parameter, "Value": _mine(), "Type": "String", "Overwrite": True,
-        "Description": "k3s-infra restore: the snapshot a replacing first server restores, and until when"})
-    asg.add_client_error("terminate_instance_in_auto_scaling_group", "AccessDenied", "not allowed",
+    _stop_servers(run)
+    _write(run)
+    run.autoscaling.add_client_error("terminate_instance_in_auto_scaling_group", "AccessDenied", "not allowed",
                          expected_params={"InstanceId": OLD[0], "ShouldDecrementDesiredCapacity": False})
     _request_is(run, _mine())
     run.ssm.add_response("delete_parameter", {}, {"Name": run.parameter})
@@ -188,13 +190,7 @@ def test_a_failed_termination_deletes_the_request_and_says_so(run):
 
 
 def test_no_request_without_a_first_server_to_replace(run):
-    asg = run.autoscaling
-    asg.add_response("update_auto_scaling_group", {},
-                     {"AutoScalingGroupName": SERVERS, "MinSize": 0, "DesiredCapacity": 0})
-    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(SERVERS)]},
-                     {"AutoScalingGroupNames": [SERVERS]})
-    asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(INIT)]},
-                     {"AutoScalingGroupNames": [INIT]})
+    _stop_servers(run, first_servers=())
     with pytest.raises(DeployError, match="no first server to replace.*no request was written"):
         run()
     assert "PutParameter" not in run.calls
