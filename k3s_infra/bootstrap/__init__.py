@@ -39,8 +39,12 @@ from dataclasses import dataclass, field
 
 from troposphere import AWSHelperFn, Base64, Ref, Sub
 
-from k3s_infra.bootstrap import bundle, k3s_config, script
-from k3s_infra.bootstrap.bundle import ADDONS_MANIFEST, BUNDLE_DIR, CCM_MANIFEST, K3S_SERVER_DIR, MANIFESTS_DIR
+from k3s_infra.bootstrap import bundle, k3s_config
+# Where servers' manifests land and the script's core, named here as before the bundle.
+from k3s_infra.bootstrap.bundle import ADDONS_MANIFEST as ADDONS_MANIFEST
+from k3s_infra.bootstrap.bundle import BUNDLE_DIR, K3S_SERVER_DIR
+from k3s_infra.bootstrap.bundle import CCM_MANIFEST as CCM_MANIFEST
+from k3s_infra.bootstrap.bundle import MANIFESTS_DIR as MANIFESTS_DIR
 from k3s_infra.bootstrap.script import boot_script
 from k3s_infra.config import AgentPool, Environment, defaults, rules
 from k3s_infra.config.text import camel
