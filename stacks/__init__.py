@@ -10,6 +10,7 @@ from stacks import (
     api_endpoint,
     cluster_data,
     draining,
+    identity,
     network,
     node_iam,
     security,
@@ -25,6 +26,7 @@ def build_children(env: Environment) -> dict[str, StackTemplate]:
         naming.STACK_API_ENDPOINT: api_endpoint.build(env),
         naming.STACK_CLUSTER_DATA: cluster_data.build(env),
         naming.STACK_NODE_IAM: node_iam.build(env),
+        naming.STACK_IDENTITY: identity.build(env),
         naming.STACK_SERVER_INIT: servers.build_init(env),
         naming.STACK_SERVERS: servers.build_joining(env),
     }

@@ -24,7 +24,7 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
         instance_type=pool.instance_types[0], root_volume_gb=pool.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.AGENT_SECURITY_GROUP],
         instance_profile_arn=p[o.AGENT_INSTANCE_PROFILE],
-        user_data=bootstrap.user_data(env, AGENT, refs, pool), tags=tags, imds_hop_limit=AGENT.imds_hop_limit(env)))
+        user_data=bootstrap.user_data(env, AGENT, refs, pool), tags=tags))
     group = auto_scaling_group.build(t, AGENT.signal_resource, auto_scaling_group.GroupSpec(
         min_size=p[o.MIN_SIZE], max_size=p[o.MAX_SIZE], desired=p[o.DESIRED_CAPACITY],
         subnet_ids=p[o.SUBNET_IDS], tags={**tags, **naming.autoscaler_tags(env, pool)},

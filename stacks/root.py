@@ -21,6 +21,9 @@ ROOT_OUTPUTS = {
     o.API_DNS_NAME: (naming.STACK_API_ENDPOINT, "DNS name of the internal K3s API (port 6443)"),
     o.KUBECONFIG_SECRET: (naming.STACK_CLUSTER_DATA, "Secret holding the admin kubeconfig"),
     o.SNAPSHOT_BUCKET: (naming.STACK_CLUSTER_DATA, "Bucket of etcd snapshots"),
+    o.ISSUER_URL: (naming.STACK_IDENTITY, "OIDC issuer of service account tokens (pod IAM)"),
+    o.OIDC_PROVIDER: (naming.STACK_IDENTITY, "IAM OIDC provider the service account roles trust"),
+    o.ISSUER_BUCKET: (naming.STACK_IDENTITY, "Bucket of the issuer's documents (emptied by destroy)"),
 }
 
 

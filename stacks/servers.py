@@ -14,10 +14,12 @@ from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import Role
 from stacks.parameters import declare_all
 
-_SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.SERVER_INSTANCE_PROFILE, o.API_DNS_NAME,
-           o.API_TARGET_GROUP, o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET)
-# Only the first server publishes the kubeconfig and keeps the cluster-state marker.
-_INIT_ONLY = (o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER, o.RESTORE_REQUEST_PARAMETER)
+_SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.API_DNS_NAME, o.API_TARGET_GROUP, o.TOKEN_SECRET,
+           o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET, o.ISSUER_URL)
+# Only the first server publishes the kubeconfig and the issuer's keys, and keeps the
+# cluster-state marker; it has a role of its own.
+_INIT_ONLY = (o.FIRST_SERVER_INSTANCE_PROFILE, o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER,
+              o.RESTORE_REQUEST_PARAMETER, o.ISSUER_BUCKET)
 
 
 def _build(env: Environment, role: Role, description: str, sized_by_parameter: bool) -> StackTemplate:
@@ -25,7 +27,7 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
     public = role.public_api(env)
     # Each group its own zones, so no zone holds a majority of the servers (model/placement.py).
     subnets = o.FIRST_SERVER_SUBNET_IDS if role.initialises else o.JOINING_SERVER_SUBNET_IDS
-    p = declare_all(t, subnets, *_SHARED, *(_INIT_ONLY if role.initialises else ()),
+    p = declare_all(t, subnets, *_SHARED, *(_INIT_ONLY if role.initialises else (o.SERVER_INSTANCE_PROFILE,)),
                     *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
                     *((o.PUBLIC_API_DNS_NAME, o.PUBLIC_API_TARGET_GROUP) if public else ()),
                     *bootstrap.addon_parameters(env, role))
@@ -35,15 +37,16 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
         kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
         restore_request_parameter=p.get(o.RESTORE_REQUEST_PARAMETER), api_target_group=p[o.API_TARGET_GROUP],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)},
-        public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME))
+        public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME), issuer_url=p[o.ISSUER_URL],
+        issuer_bucket=p.get(o.ISSUER_BUCKET))
     # The rest of the server's boot; its user data pins the digest (bootstrap/bundle.py).
-    bundle_id = node_bundle.build(t, naming.node_bundle_parameter(env, role.name), bundle.value(env, role))
+    bundle_ids = node_bundle.build(t, bundle.parameter_names(env, role), bundle.chunks(env, role))
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
         instance_type=env.servers.instance_type, root_volume_gb=env.servers.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.SERVER_SECURITY_GROUP],
-        instance_profile_arn=p[o.SERVER_INSTANCE_PROFILE],
+        instance_profile_arn=p[o.FIRST_SERVER_INSTANCE_PROFILE if role.initialises else o.SERVER_INSTANCE_PROFILE],
         user_data=bootstrap.user_data(env, role, refs), tags=tags,
-        imds_hop_limit=role.imds_hop_limit(env), depends_on=(bundle_id,)))
+        depends_on=bundle_ids))
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, role.signal_resource, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[subnets], tags=tags,

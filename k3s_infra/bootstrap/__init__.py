@@ -48,7 +48,7 @@ from k3s_infra.bootstrap.bundle import MANIFESTS_DIR as MANIFESTS_DIR
 from k3s_infra.bootstrap.script import boot_script
 from k3s_infra.config import AgentPool, Environment, defaults, rules
 from k3s_infra.config.text import camel
-from k3s_infra.model import addons, limits, naming, ports
+from k3s_infra.model import addons, limits, naming, pod_identity, ports
 from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import ROLES, Role
 
@@ -80,6 +80,10 @@ class BootRefs:
     addon: dict[str, Ref] = field(default_factory=dict)
     # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
     public_api_dns_name: Ref | None = None
+    # The OIDC issuer of service account tokens (every server), and the bucket the first
+    # server publishes its documents to.
+    issuer_url: Ref | None = None
+    issuer_bucket: Ref | None = None
 
 
 def addon_parameters(env: Environment, role: Role) -> tuple[str, ...]:
@@ -117,7 +121,7 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
                      "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
     if role.is_server:
         # The rest of a server's boot (bundle.py): the parameter, and the digest it must match.
-        settings |= {"BUNDLE_PARAMETER": naming.node_bundle_parameter(env, role.name),
+        settings |= {"BUNDLE_PARAMETERS": " ".join(bundle.parameter_names(env, role)),
                      "BUNDLE_SHA256": bundle.sha256(env, role), "BUNDLE_DIR": BUNDLE_DIR}
         # The watch (watch.sh) finds the server groups by their tags and judges quorum from
         # the API target group.
@@ -133,6 +137,13 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
                      "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env),
                      "PRE_TERMINATION_SNAPSHOT": defaults.PRE_TERMINATION_SNAPSHOT,
+                     # The OIDC issuer's documents, copied from the API (first_server.sh publish_issuer).
+                     "ISSUER_URL": p("issuer_url"), "ISSUER_BUCKET": p("issuer_bucket"),
+                     "DISCOVERY_KEY": pod_identity.DISCOVERY_KEY, "JWKS_KEY": pod_identity.JWKS_KEY,
+                     # The pod identity webhook's serving certificate (first_server.sh webhook_tls).
+                     "WEBHOOK_NAMESPACE": pod_identity.NAMESPACE, "WEBHOOK_TLS": pod_identity.TLS_SECRET,
+                     "WEBHOOK_HOST": pod_identity.SERVICE_HOST, "WEBHOOK_CONFIGURATION": bundle.WEBHOOK_CONFIGURATION,
+                     "WEBHOOK_CA_PLACEHOLDER": pod_identity.CA_PLACEHOLDER,
                      "REQUEST_LIFETIME": str(defaults.PRE_TERMINATION_REQUEST_SECONDS)}
     for arch, digest in env.k3s.binary_sha256.model_dump().items():
         if digest:
@@ -192,6 +203,7 @@ def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[d
     else:
         config = k3s_config.server(env, init=role.initialises, api_host=api,
                                    snapshot_bucket=_placeholder("snapshot_bucket"),
+                                   issuer_url=_placeholder("issuer_url"),
                                    public_host=_placeholder("public_api_dns_name") if role.public_api(env) else None)
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": _env_file(_boot_env(env, role))},
@@ -272,6 +284,8 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         camel("stack_id"): f"arn:{partition}:cloudformation:{env.region}:{env.account_id}:stack/{'x' * 128}/"
                            f"{'0' * 36}",
         camel("snapshot_bucket"): "x" * 63,  # longest bucket name
+        camel("issuer_bucket"): "x" * 63,
+        camel("issuer_url"): "https://" + "x" * 253,  # https://<the distribution's DNS name>
         # https://sqs.<region>.<suffix>/<account>/<queue name of at most 80 characters>, or the
         # legacy host <region>.queue.<suffix> (botocore endpoints.json), 2 characters longer.
         o.DRAIN_QUEUE_URL: f"https://{env.region}.queue.{dns_suffix}/{env.account_id}/" + "x" * 80,

@@ -23,7 +23,7 @@ import tarfile
 
 from k3s_infra.bootstrap import k3s_config, script
 from k3s_infra.config import Environment
-from k3s_infra.model import addons, limits
+from k3s_infra.model import addons, limits, naming, pod_identity
 from k3s_infra.model.roles import Role
 
 # Where a server keeps the bundle's scripts: the boot sources them, and so does the watch.
@@ -32,9 +32,15 @@ K3S_SERVER_DIR = "/var/lib/rancher/k3s/server"
 MANIFESTS_DIR = f"{K3S_SERVER_DIR}/manifests"
 CCM_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-aws-cloud-controller-manager.yaml"
 ADDONS_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-addons.yaml"
+WEBHOOK_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-pod-identity-webhook.yaml"
+# The MutatingWebhookConfiguration with a placeholder for its CA: the first server fills it
+# in and applies it (first_server.sh webhook_tls); never in the manifests folder.
+WEBHOOK_CONFIGURATION = f"{BUNDLE_DIR}/pod-identity-webhook-configuration.yaml"
 # An SSM parameter value: 4 KB in the Standard tier, 8 KB in the Advanced tier
 # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
 MAX_PARAMETER_BYTES = 8 * 1024
+# The value is cut into at most this many parameters, read and joined in order by the boot.
+MAX_PARTS = 3
 
 
 def parts(role: Role) -> tuple[str, ...]:
@@ -50,6 +56,9 @@ def files(env: Environment, role: Role) -> dict[str, str]:
         return {}
     found = {f"{BUNDLE_DIR}/{part}": script.part(part) for part in parts(role)}
     found[CCM_MANIFEST] = k3s_config.dump(k3s_config.cloud_controller_manifest(env))
+    found[WEBHOOK_MANIFEST] = pod_identity.manifest(env)
+    if role.initialises:
+        found[WEBHOOK_CONFIGURATION] = pod_identity.configuration_template()
     charts = addons.bundle(env)
     if charts:
         found[ADDONS_MANIFEST] = charts
@@ -75,13 +84,25 @@ def archive(env: Environment, role: Role) -> bytes:
 
 
 def value(env: Environment, role: Role) -> str:
-    """The parameter's value: the archive, base64-encoded; refused beyond SSM's limit."""
+    """The archive, base64-encoded; refused beyond MAX_PARTS parameters."""
     text = base64.b64encode(archive(env, role)).decode()
-    if len(text) > MAX_PARAMETER_BYTES:
+    if len(text) > MAX_PARTS * MAX_PARAMETER_BYTES:
         raise limits.LimitError(f"environment {env.name}", [(
-            "addons", f"the {role.name} bundle (scripts and manifests) would be {len(text):,} bytes; an SSM "
-                      f"parameter holds at most {MAX_PARAMETER_BYTES:,}")])
+            "addons", f"the {role.name} bundle (scripts and manifests) would be {len(text):,} bytes; "
+                      f"{MAX_PARTS} SSM parameters hold at most {MAX_PARTS * MAX_PARAMETER_BYTES:,}")])
     return text
+
+
+def chunks(env: Environment, role: Role) -> list[str]:
+    """The value cut into parameter-sized pieces: joined in order they are the value again."""
+    text = value(env, role)
+    return [text[start:start + MAX_PARAMETER_BYTES] for start in range(0, len(text), MAX_PARAMETER_BYTES)]
+
+
+def parameter_names(env: Environment, role: Role) -> list[str]:
+    """One SSM parameter per chunk; the first keeps the name of a one-part bundle."""
+    base = naming.node_bundle_parameter(env, role.name)
+    return [base if index == 0 else f"{base}-{index + 1}" for index in range(len(chunks(env, role)))]
 
 
 def sha256(env: Environment, role: Role) -> str:

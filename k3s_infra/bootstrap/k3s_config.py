@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from k3s_infra.config import AgentPool, Environment, defaults, yaml_text
-from k3s_infra.model import addons, naming
+from k3s_infra.model import addons, naming, pod_identity
 from k3s_infra.model.ports import API_PORT
 from k3s_infra.model.roles import Role
 
@@ -119,13 +119,26 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
     }
 
 
-def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str,
+def service_account_issuer(issuer_url: str) -> list[str]:
+    """kube-apiserver flags of the cluster's OIDC issuer (stacks/identity.py), the same on every
+    server. ``key-=value`` puts the value before K3s's default (k3s-io/k3s pkg/util/args.go
+    GetArgs: "Prepend value to initial args"), and Kubernetes signs with the first issuer and
+    accepts them all (kube-apiserver --service-account-issuer), so tokens issued before keep
+    working. The JWKS URI is where the discovery document sends STS (the issuer's own copy,
+    published by the first server). api-audiences stays K3s's: a token minted for STS must not
+    also be accepted by the Kubernetes API."""
+    return [f"service-account-issuer-={issuer_url}",
+            f"service-account-jwks-uri={issuer_url}/{pod_identity.JWKS_KEY}"]
+
+
+def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str, issuer_url: str,
            public_host: str | None = None) -> dict[str, Any]:
     """A server: the first one initialises embedded etcd, the others join through the (internal)
     API endpoint. The certificate names both endpoints (``public_host``: the internet-facing one)."""
     start = {"cluster-init": True} if init else {"server": join_url(api_host)}
     return {
         **start,
+        "kube-apiserver-arg": service_account_issuer(issuer_url),
         "token-file": TOKEN_FILE,
         "agent-token-file": AGENT_TOKEN_FILE,
         **cluster_wide(env),

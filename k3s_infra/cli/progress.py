@@ -117,8 +117,8 @@ def lines(message: msg.Message) -> list[str]:
             return [f"warning: cannot list the resources of {stack} ({error}); deleting it anyway"]
         case msg.ProtectionRemoved(stack_name=stack):
             return [f"{stack}: termination protection removed"]
-        case msg.SnapshotBucketEmptied(bucket=bucket, removed=removed):
-            return [f"emptied the snapshot bucket s3://{bucket} ({removed} object versions and delete markers)"]
+        case msg.SnapshotBucketEmptied(bucket=bucket, removed=removed, what=what):
+            return [f"emptied the {what} bucket s3://{bucket} ({removed} object versions and delete markers)"]
         case msg.Deleting(stack_name=stack):
             return [f"delete {stack}: streaming events"]
         case msg.DeleteRetry(stack_name=stack, attempt=attempt, retries=retries):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import autoscaling, cloudformation, ec2, iam, kms, s3, secretsmanager, sqs, ssm
+from awacs import autoscaling, cloudformation, ec2, iam, kms, s3, secretsmanager, ssm
 from awacs.aws import (
     Allow,
     ArnEquals,
@@ -24,7 +24,7 @@ from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
 
-from k3s_infra.components import iam_actions
+from k3s_infra.components import iam_actions, oidc_issuer
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config.text import camel
 from k3s_infra.model import naming, roles
@@ -49,7 +49,7 @@ class NodeAccess:
     # Add-on values read at boot: generated secrets (Refs, e.g. Rancher's bootstrap password)
     # and the user's own secrets by ARN (addons.<name>.secret_values).
     addon_secrets: tuple[Ref | str, ...] = ()
-    drain_queue: Ref | None = None  # the node termination handler's queue, when draining is on
+    issuer_bucket: Ref | None = None  # where the first server publishes the OIDC issuer's documents
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,22 @@ def _document(statements: list[Statement]) -> PolicyDocument:
     return PolicyDocument(Version="2012-10-17", Statement=statements)
 
 
-def server_statements(access: NodeAccess) -> list[Statement]:
-    bucket_arn = Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=access.snapshot_bucket)
-    folder = access.snapshot_folder
+def first_server_statements(access: NodeAccess, role: roles.Role) -> list[Statement]:
+    """The first server: a server that also initialises the cluster and publishes what every
+    later node and person reads (tokens, kubeconfig, marker, the OIDC issuer's keys)."""
     return [
         Statement(Sid="ReadClusterTokens", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.token_secret, access.agent_token_secret]),
-        # The first server replaces the generated short tokens with the secure ones K3s
-        # wrote (K10<CA hash>::...), which pin the cluster CA for every later join.
+        # It replaces the generated short tokens with the secure ones K3s wrote (K10<CA
+        # hash>::...), which pin the cluster CA for every later join. Only this role may: a
+        # joining server or an agent that could rewrite them could make later joiners trust
+        # another CA.
         Statement(Sid="PublishClusterTokens", Effect=Allow, Action=[secretsmanager.PutSecretValue],
                   Resource=[access.token_secret, access.agent_token_secret]),
         Statement(Sid="PublishKubeconfig", Effect=Allow,
                   Action=[secretsmanager.PutSecretValue, secretsmanager.GetSecretValue],
                   Resource=[access.kubeconfig_secret]),
-        # The first server creates the marker (PutParameter without Overwrite) and reads it.
+        # It creates the marker (PutParameter without Overwrite) and reads it.
         Statement(Sid="ClusterStateMarker", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter],
                   Resource=[_parameter_arn(access.cluster_state_parameter)]),
         # `k3s-infra restore` writes the request, and so does a lone first server before its
@@ -83,10 +85,35 @@ def server_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter,
                                                               ssm.DeleteParameter],
                   Resource=[_parameter_arn(access.restore_request_parameter)]),
-        # The rest of a server's boot (bootstrap/bundle.py), read and checked against its digest.
-        *([Statement(Sid="ReadNodeBundle", Effect=Allow, Action=[ssm.GetParameter],
-                     Resource=[_parameter_arn(name) for name in access.node_bundles])] if access.node_bundles else []),
-        _signal_statement(access, naming.STACK_SERVER_INIT, naming.STACK_SERVERS),
+        # The issuer's two documents, copied from its own API (first_server.sh publish_issuer).
+        *([Statement(Sid="PublishIssuerDocuments", Effect=Allow, Action=[s3.PutObject],
+                     Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/" + key, Bucket=access.issuer_bucket)
+                               for key in (oidc_issuer.DISCOVERY_KEY, oidc_issuer.JWKS_KEY)])]
+          if access.issuer_bucket is not None else []),
+        _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
+        *_every_server(access, role, naming.STACK_SERVER_INIT),
+    ]
+
+
+def server_statements(access: NodeAccess, role: roles.Role) -> list[Statement]:
+    """A joining server: reads the tokens, writes nothing the cluster's trust depends on."""
+    return [
+        Statement(Sid="ReadClusterTokens", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                  Resource=[access.token_secret, access.agent_token_secret]),
+        _decrypt_statement(access, kms.Decrypt),
+        *_every_server(access, role, naming.STACK_SERVERS),
+    ]
+
+
+def _every_server(access: NodeAccess, role: roles.Role, stack_id: str) -> list[Statement]:
+    bucket_arn = Sub("arn:${AWS::Partition}:s3:::${Bucket}", Bucket=access.snapshot_bucket)
+    folder = access.snapshot_folder
+    own = roles.named_by_identity(role.identity)
+    return [
+        # The rest of its boot (bootstrap/bundle.py), read and checked against its digest.
+        Statement(Sid="ReadNodeBundle", Effect=Allow, Action=[ssm.GetParameter],
+                  Resource=[_parameter_arn(naming_bundle) for naming_bundle in access.node_bundles]),
+        _signal_statement(access, stack_id),
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),
@@ -99,15 +126,18 @@ def server_statements(access: NodeAccess) -> list[Statement]:
                   Resource=[bucket_arn],
                   Condition=Condition(StringLikeIfExists("s3:prefix", [f"{folder}/*", folder]))),
         Statement(Sid="Discovery", Effect=Allow, Action=list(iam_actions.DESCRIBE_ONLY), Resource=["*"]),
-        _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
+        # The AWS cloud controller runs on the servers with hostNetwork: it initialises nodes
+        # (their uninitialized taint) before any pod identity webhook could run, so it keeps
+        # the node's role (IMDS in one hop from the host network).
         *_cloud_controller_statements(access.cluster),
         # The AWS cloud controller's first load balancer may need ELB's service-linked role.
         Statement(Sid="CloudControllerElbServiceRole", Effect=Allow, Action=[iam.CreateServiceLinkedRole],
                   Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/"
                                 "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing")],
                   Condition=Condition(StringEquals("iam:AWSServiceName", "elasticloadbalancing.amazonaws.com"))),
-        _lifecycle_statement(access),
-        _health_statement(access, *roles.named_by_identity("server")),
+        # Its watch completes its own group's snapshot hook (watch.sh before_termination).
+        _lifecycle_statement(access, *own),
+        _health_statement(access, *own),
         ready_tag_statement(),
         *_addon_statements(access),
     ]
@@ -147,15 +177,11 @@ def _cloud_controller_statements(cluster: str) -> list[Statement]:
 
 
 def _addon_statements(access: NodeAccess) -> list[Statement]:
-    """Servers write the add-on values Secrets at boot and run the node termination handler."""
-    statements = []
-    if access.addon_secrets:
-        statements.append(Statement(Sid="ReadAddonSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
-                                    Resource=list(access.addon_secrets)))
-    if access.drain_queue is not None:
-        statements.append(Statement(Sid="NodeTerminationHandlerQueue", Effect=Allow,
-                                    Action=[sqs.ReceiveMessage, sqs.DeleteMessage], Resource=[access.drain_queue]))
-    return statements
+    """Servers write the add-on values Secrets at boot."""
+    if not access.addon_secrets:
+        return []
+    return [Statement(Sid="ReadAddonSecrets", Effect=Allow, Action=[secretsmanager.GetSecretValue],
+                      Resource=list(access.addon_secrets))]
 
 
 def agent_statements(access: NodeAccess) -> list[Statement]:
@@ -234,31 +260,13 @@ def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
 
 
 def _lifecycle_statement(access: NodeAccess, *role_names: str) -> Statement:
-    # Completing termination hooks: the servers run the node termination handler, which
-    # drains and completes for every group of the cluster; agents only their own role's.
+    # Completing termination hooks of its own role's groups only (the node termination
+    # handler has its own role: stacks/identity.py).
     return Statement(
         Sid="CompleteOwnLifecycleAction", Effect=Allow,
         Action=[autoscaling.CompleteLifecycleAction, autoscaling.RecordLifecycleActionHeartbeat],
         Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:autoScalingGroup:*")],
         Condition=_own_groups(access, role_names))
-
-
-def autoscaler_statements(discovery_tag: str) -> list[Statement]:
-    """The cluster autoscaler (on the servers): reads on "*", scaling only groups carrying
-    this cluster's discovery tag. Auto Scaling authorises SetDesiredCapacity and
-    TerminateInstanceInAutoScalingGroup per autoScalingGroup resource with the
-    aws:ResourceTag/<key> condition (Service Authorization Reference, Amazon EC2 Auto Scaling:
-    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html;
-    the autoscaler's AWS README recommends exactly this tag conditional)."""
-    return [
-        Statement(Sid="ClusterAutoscalerDiscovery", Effect=Allow, Action=list(iam_actions.AUTOSCALER_DESCRIBE),
-                  Resource=["*"]),
-        Statement(Sid="ClusterAutoscalerScalesDiscoveredGroups", Effect=Allow,
-                  Action=list(iam_actions.AUTOSCALER_SCALING),
-                  Resource=[Sub("arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:"
-                                "autoScalingGroup:*:autoScalingGroupName/*")],
-                  Condition=Condition(StringEquals(f"aws:ResourceTag/{discovery_tag}", "owned"))),
-    ]
 
 
 def build(t: StackTemplate, identity: str, statements: list[Statement], cloud_controller: bool = False) -> NodeIdentityRefs:

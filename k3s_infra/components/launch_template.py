@@ -30,8 +30,6 @@ class LaunchSpec:
     instance_profile_arn: Ref
     user_data: AWSHelperFn
     tags: dict[str, str]
-    # 1 unless a pod on these nodes needs the instance role (see model.roles.Role.imds_hop_limit).
-    imds_hop_limit: int = defaults.IMDS_HOP_LIMIT_HOST_ONLY
     # Resources the instances read at boot that the user data pins (a server's bundle): a
     # new template version exists only once they hold what it pins.
     depends_on: tuple[str, ...] = ()
@@ -52,7 +50,7 @@ def build(t: StackTemplate, logical: str, spec: LaunchSpec) -> LaunchTemplateRef
         SecurityGroupIds=[spec.security_group_id],
         MetadataOptions=MetadataOptions(
             HttpEndpoint="enabled", HttpTokens="required",
-            HttpPutResponseHopLimit=spec.imds_hop_limit, InstanceMetadataTags="disabled"),
+            HttpPutResponseHopLimit=defaults.IMDS_HOP_LIMIT, InstanceMetadataTags="disabled"),
         BlockDeviceMappings=[LaunchTemplateBlockDeviceMapping(
             DeviceName=defaults.ROOT_DEVICE_NAME,
             Ebs=EBSBlockDevice(VolumeType=defaults.ROOT_VOLUME_TYPE, VolumeSize=spec.root_volume_gb,

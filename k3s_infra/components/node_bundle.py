@@ -11,9 +11,14 @@ from k3s_infra.components.template import StackTemplate
 from k3s_infra.model import naming
 
 
-def build(t: StackTemplate, name: str, value: str) -> str:
-    """The parameter's logical ID (its launch template depends on it)."""
-    parameter = t.add(Parameter(
-        naming.logical_id("NodeBundle"), Name=name, Type="String", Tier="Intelligent-Tiering", DataType="text",
-        Value=value, Description="k3s-infra: the rest of a server's boot (scripts, manifests); no secret values"))
-    return parameter.title
+def build(t: StackTemplate, names: list[str], values: list[str]) -> tuple[str, ...]:
+    """One parameter per part of the bundle; their logical IDs (the launch template depends on them)."""
+    ids = []
+    for index, (name, value) in enumerate(zip(names, values, strict=True)):
+        parameter = t.add(Parameter(
+            naming.logical_id("NodeBundle", *([index + 1] if index else [])), Name=name, Type="String",
+            Tier="Intelligent-Tiering", DataType="text", Value=value,
+            Description=f"k3s-infra: the rest of a server's boot (scripts, manifests), part {index + 1} of "
+                        f"{len(names)}; no secret values"))
+        ids.append(parameter.title)
+    return tuple(ids)

@@ -34,9 +34,12 @@ class CatalogEntry:
     packages: tuple[str, ...] = ()  # node packages (Amazon Linux 2023 dnf names), every node
     services: tuple[str, ...] = ()  # systemd units enabled after the packages are installed
     required_values: tuple[str, ...] = ()  # top-level keys the environment must give
-    # Runs an AWS client (instance-role credentials from IMDS) in the pod network: the nodes
-    # it runs on need an IMDS hop limit of 2 (see model.roles.Role.imds_hop_limit).
-    pod_network_aws_client: bool = False
+    # Calls AWS: its pods run as this service account (namespace/name), which gets an IAM role
+    # of its own through the cluster's OIDC issuer (model/workload_identity.py); no node role
+    # carries its permissions and no pod reaches a node's (IMDS hop limit 1 everywhere).
+    service_account: str | None = None
+    # Where the chart's values configure that service account ({name, annotations} below it).
+    service_account_values: tuple[str, ...] = ()
     kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
 
 
@@ -145,12 +148,13 @@ CATALOG: dict[str, CatalogEntry] = {
         #   that reaches the queue is drained unless cordonOnly, which applies to all events
         #   (pkg/interruptionevent/draincordon/handler.go). So rebalance recommendations reach
         #   the queue only when enableRebalanceDraining is set (drain_queue, stacks/draining).
-        # - queue mode "never runs with host networking" (values.yaml useHostNetwork):
-        #   the servers it runs on keep IMDS hop limit 2.
+        # - queue mode "never runs with host networking" (values.yaml useHostNetwork): its
+        #   AWS credentials come from its own role (service_account), never the node's.
         values={"enableSqsTerminationDraining": True, "useProviderId": True, "checkTagBeforeDraining": True,
                 "managedTag": NTH_MANAGED_TAG, "deleteSqsMsgIfNodeNotFound": True,
                 "replicas": 1, **_CONTROL_PLANE},
-        runtime_values={"queueURL": "drain_queue_url"}, pod_network_aws_client=True),
+        runtime_values={"queueURL": "drain_queue_url"},
+        service_account="kube-system/aws-node-termination-handler", service_account_values=("serviceAccount",)),
 }
 
 # --- cluster autoscaler ---------------------------------------------------------
@@ -177,13 +181,9 @@ CATALOG["cluster_autoscaler"] = CatalogEntry(
     # Keys checked against the chart's values.yaml at 9.51.0. autoDiscovery.clusterName and
     # awsRegion are filled from the environment (addons.autoscaler_values).
     values={"cloudProvider": "aws",
-            # The host network reaches IMDS in one hop: the servers keep hop limit 1 instead of
-            # letting every pod act as the server role (IMDSv2's hop limit counts the pod's veth:
-            # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html;
-            # kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md: a pod network
-            # needs hop limit 2). It needs no cluster DNS: the API comes from the
-            # service env, AWS endpoints from the host's resolver.
-            "hostNetwork": True, "dnsPolicy": "Default",
+            # Pod network, credentials from its own role (service_account): with IMDS hop limit
+            # 1 it cannot fall back to the node's role (IMDSv2's hop limit counts the pod's veth:
+            # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html).
             "extraArgs": {
                 "expander": "least-waste",
                 "balance-similar-node-groups": True,
@@ -193,5 +193,16 @@ CATALOG["cluster_autoscaler"] = CatalogEntry(
                 "scale-down-unneeded-time": "10m",
                 "scale-down-delay-after-add": "10m",
                 "max-node-provision-time": "15m"},
-            **_CONTROL_PLANE})
+            **_CONTROL_PLANE},
+    service_account="kube-system/cluster-autoscaler", service_account_values=("rbac", "serviceAccount"))
+
+# The pod identity webhook's own service account (model/pod_identity.py): it needs no AWS role.
+WEBHOOK_SERVICE_ACCOUNT = "kube-system/pod-identity-webhook"
+
+
+def reserved_service_accounts() -> dict[str, str]:
+    """Service accounts k3s-infra itself configures -> what runs as them: a workload role
+    for one of them would give its pods a second role (config refuses it)."""
+    found = {entry.service_account: name for name, entry in CATALOG.items() if entry.service_account}
+    return {**found, WEBHOOK_SERVICE_ACCOUNT: "pod identity webhook"}
 

@@ -38,12 +38,11 @@ AMI_PARAMETERS = {
 ROOT_DEVICE_NAME = "/dev/xvda"
 ROOT_VOLUME_TYPE = "gp3"
 # IMDSv2 answers a PUT for a token with IP TTL = hop limit; each network hop (the pod's
-# veth into the node) takes one. Hop limit 1: only host processes and host-network pods
-# reach it; 2: every pod on the node can take the instance role. Per role, see
-# model.roles.Role.imds_hop_limit (only a node running an AWS client in the pod network needs 2).
+# veth into the node) takes one. Hop limit 1 on every node: only host processes and
+# host-network pods reach it, so no pod in the pod network can take a node's role; pods that
+# call AWS get roles of their own (model/workload_identity.py).
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html
-IMDS_HOP_LIMIT_HOST_ONLY = 1
-IMDS_HOP_LIMIT_POD_NETWORK = 2
+IMDS_HOP_LIMIT = 1
 TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 
 # A node signals CloudFormation (SignalResource) once K3s on it is up and joined.
@@ -93,3 +92,17 @@ SPOT_MIN_SUCCESSFUL_PERCENT = 50
 # batch's signals (PauseTime = NODE_SIGNAL_TIMEOUT). Servers go one at a time (etcd
 # keeps quorum); agents go in batches of about a quarter of the pool.
 AGENT_ROLL_BATCH_FRACTION = 4
+
+# Pod IAM (stacks/identity.py). The audience of the tokens the webhook projects for STS
+# (aws/amazon-eks-pod-identity-webhook, --token-audience default) and of the OIDC provider.
+TOKEN_AUDIENCE = "sts.amazonaws.com"
+# CloudFront's managed cache policy "CachingDisabled": a rotated key is served at once
+# (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html).
+CLOUDFRONT_CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# aws/amazon-eks-pod-identity-webhook v0.6.17, pinned by the digest of its multi-arch manifest
+# list. AWS publishes it at public.ecr.aws/eks/amazon-eks-pod-identity-webhook (its issue
+# #273: Docker Hub stopped at v0.6.7); the digest is as resolved with `docker buildx
+# imagetools inspect` in a public manifest (sivchari/fjord internal/cluster/irsa.go), not by
+# AWS: confirm with `crane digest <image>:v0.6.17` when bumping (README "Pod IAM").
+POD_IDENTITY_WEBHOOK_IMAGE = ("public.ecr.aws/eks/amazon-eks-pod-identity-webhook@sha256:"
+                              "3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50")

@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from k3s_infra.config import architectures, defaults, rules
+from k3s_infra.config import architectures, catalog, defaults, rules
 from k3s_infra.config.addons import Addons, check_cluster_autoscaler
 from k3s_infra.config.network import Api, Network, check_server_zones
+from k3s_infra.config.workload_roles import MAX_ROLES, WorkloadRole, check_workload_roles
 from k3s_infra.config.text import camel
 from k3s_infra.config.text import shown as shown_value
 from k3s_infra.config.types import (
@@ -251,6 +252,9 @@ class Environment(Strict):
     agent_pools: list[AgentPool] = Field(min_length=1, max_length=50)
     deploy: Deploy = Field(default_factory=Deploy)
     addons: Addons = Field(default_factory=Addons)
+    workload_roles: list[WorkloadRole] = Field(
+        default_factory=list, max_length=MAX_ROLES,
+        description="IAM roles for Kubernetes service accounts (pod IAM through the cluster's OIDC issuer).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Environment:
@@ -280,6 +284,8 @@ class Environment(Strict):
                 if subnet.az and not subnet.az.startswith(self.region):
                     raise ValueError(f"network.{field}: {subnet.id} is in {subnet.az}, outside region {self.region}")
         _check_public_subnets(self.network, self.api)
+        check_workload_roles(self.workload_roles, rules.partition_of(self.region)[0], self.account_id,
+                             catalog.reserved_service_accounts())
         check_server_zones(self.network, self.servers.count)
         vpc = ipaddress.ip_network(self.network.vpc_cidr)
         for field in ("cluster_cidr", "service_cidr"):

@@ -275,20 +275,24 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
                               f"pass --allow-protected to remove it and delete")
         cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=False)
         on_progress(ProtectionRemoved(env.stack_name))
-    # Unprotected: the snapshot bucket goes with the stack, so it must be empty first.
-    bucket = None if env.protected else {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}.get(
-        o.SNAPSHOT_BUCKET)
+    # Unprotected: the snapshot bucket goes with the stack, so it must be empty first. The OIDC
+    # issuer's bucket always goes (two public documents, never retained).
+    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
+    bucket = None if env.protected else outputs.get(o.SNAPSHOT_BUCKET)
+    issuer_bucket = outputs.get(o.ISSUER_BUCKET)
     watcher = Watcher(cfn, stack_arn, env.stack_name, on_progress=on_progress)
     watcher.prime()
     watcher.discovering = False
     for attempt in range(1, DELETE_ATTEMPTS + 1):
         if bucket:
             on_progress(SnapshotBucketEmptied(bucket, empty_bucket(aws.s3, bucket)))
+        if issuer_bucket:
+            on_progress(SnapshotBucketEmptied(issuer_bucket, empty_bucket(aws.s3, issuer_bucket), "OIDC issuer"))
         on_progress(Deleting(env.stack_name))
         cfn.delete_stack(StackName=stack_arn)
         final = watcher.wait(poll=poll)
         # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
-        if final != "DELETE_FAILED" or not bucket or attempt == DELETE_ATTEMPTS:
+        if final != "DELETE_FAILED" or not (bucket or issuer_bucket) or attempt == DELETE_ATTEMPTS:
             break
         on_progress(DeleteRetry(env.stack_name, attempt, DELETE_ATTEMPTS - 1))
     if final != "DELETE_COMPLETE":

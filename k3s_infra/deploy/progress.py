@@ -185,6 +185,7 @@ class ProtectionRemoved(Message):
 class SnapshotBucketEmptied(Message):
     bucket: str
     removed: int  # object versions and delete markers
+    what: str = "snapshot"  # or "OIDC issuer"
 
 
 @dataclass(frozen=True)

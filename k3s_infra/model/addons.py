@@ -28,6 +28,9 @@ HELM_NAMESPACE = "kube-system"  # where HelmChart objects (and their values Secr
 VALUES_KEY = "values.yaml"  # key of a values Secret
 # The catalog's runtime values (known only at deploy time) -> the node-stack parameter carrying each.
 RUNTIME_PARAMETERS = {"drain_queue_url": o.DRAIN_QUEUE_URL}
+# The service account annotation the pod identity webhook reads (its --annotation-prefix
+# default "eks.amazonaws.com" + "/role-arn": aws/amazon-eks-pod-identity-webhook README).
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,23 @@ def values(env: Environment, name: str) -> dict[str, Any]:
     known = {"awsRegion": env.region} if name == "node_termination_handler" else {}
     if name == "cluster_autoscaler":
         known = autoscaler_values(env)
-    return _merge(_merge(entry.values, known), config.values)
+    if entry.service_account:
+        # Its own service account, annotated with its own role (model/workload_identity.py).
+        account: dict[str, Any] = {"name": entry.service_account.split("/", 1)[1],
+                                   "annotations": {ROLE_ARN_ANNOTATION: naming.workload_role_arn(
+                                       env, entry.service_account)}}
+        for key in reversed(entry.service_account_values):
+            account = {key: account}
+        known = _merge(known, account)
+    # The environment's values come last, but never rename or re-annotate that account.
+    return _merge(_merge(_merge(entry.values, known), config.values), _pinned_account(name, known))
+
+
+def _pinned_account(name: str, known: dict[str, Any]) -> dict[str, Any]:
+    entry = CATALOG[name]
+    if not entry.service_account:
+        return {}
+    return {entry.service_account_values[0]: known[entry.service_account_values[0]]}
 
 
 def version(env: Environment, name: str) -> str:

@@ -7,9 +7,10 @@ in the config does not replace resources.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-from k3s_infra.config import Environment
+from k3s_infra.config import Environment, rules
 from k3s_infra.config.text import camel, kebab
 
 _LOGICAL_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,254}$")
@@ -35,6 +36,7 @@ STACK_NODE_IAM = "NodeIam"
 STACK_SERVER_INIT = "ServerInit"
 STACK_SERVERS = "Servers"
 STACK_DRAINING = "Draining"
+STACK_IDENTITY = "Identity"  # the OIDC issuer and the pods' IAM roles
 # The auto scaling group of each node stack (nodes signal it by this logical ID).
 SERVER_GROUP = "ServerGroup"
 AGENT_GROUP = "AgentGroup"
@@ -95,6 +97,44 @@ def restore_request_parameter(env: Environment) -> str:
 def node_bundle_parameter(env: Environment, role_name: str) -> str:
     """SSM parameter of a server node stack holding the rest of its boot (bootstrap/bundle.py)."""
     return f"/{TAG_PREFIX}/{cluster_name(env)}/node-bundle/{role_name}"
+
+
+# IAM role names: at most 64 characters of [\w+=,.@-], unique per account, not per region
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html#reference_iam-quotas-names).
+ROLE_NAME_MAX = 64
+WORKLOAD_ROLE_PATH = f"/{TAG_PREFIX}/"
+
+
+def workload_role_name(env: Environment, service_account: str) -> str:
+    """'payments/api' -> '<cluster>.<region>.payments.api': the region keeps two clusters of one
+    name in two regions apart. Too long: the readable start and an 8-hex digest of the whole."""
+    return _bounded(f"{cluster_name(env)}.{env.region}.{service_account.replace('/', '.')}")
+
+
+def _bounded(full: str) -> str:
+    if len(full) <= ROLE_NAME_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[:ROLE_NAME_MAX - 9].rstrip('.-')}-{digest}"
+
+
+def issuer_access_control_name(env: Environment) -> str:
+    """CloudFront origin access control names are unique per account, at most 64 characters."""
+    return _bounded(f"{cluster_name(env)}.{env.region}.oidc-issuer")
+
+
+def workload_role_arn(env: Environment, service_account: str) -> str:
+    """Known at render time, so charts and people can name it before the stack exists."""
+    partition = rules.partition_of(env.region)[0]
+    return (f"arn:{partition}:iam::{env.account_id}:role{WORKLOAD_ROLE_PATH}"
+            f"{workload_role_name(env, service_account)}")
+
+
+def workload_role_id(service_account: str) -> str:
+    """Logical ID from the service account alone ('payments/api' -> WorkloadRolePaymentsApi...),
+    with a digest so 'a-b/c' and 'a/b-c' stay two resources."""
+    digest = hashlib.sha256(service_account.encode()).hexdigest()[:8]
+    return logical_id("WorkloadRole", camel(service_account)[:100], digest)
 
 
 def snapshot_folder(env: Environment) -> str:

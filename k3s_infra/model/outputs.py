@@ -47,9 +47,16 @@ DRAIN_QUEUE_ARN = "DrainQueueArn"
 
 # Cluster data stack, per add-on secret: addons.SecretSpec.output (e.g. RancherBootstrapPasswordSecretArn)
 
+# Identity stack: the OIDC issuer of pod IAM
+ISSUER_URL = "IssuerUrl"
+ISSUER_BUCKET = "IssuerBucketName"
+OIDC_PROVIDER = "OidcProviderArn"
+
 # Node IAM stack
+FIRST_SERVER_INSTANCE_PROFILE = "FirstServerInstanceProfileArn"
 SERVER_INSTANCE_PROFILE = "ServerInstanceProfileArn"
 AGENT_INSTANCE_PROFILE = "AgentInstanceProfileArn"
+FIRST_SERVER_ROLE = "FirstServerRoleArn"
 SERVER_ROLE = "ServerRoleArn"
 AGENT_ROLE = "AgentRoleArn"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3s_infra.config import AgentPool, Environment, defaults
-from k3s_infra.config.catalog import CATALOG, NTH_MANAGED_TAG
-from k3s_infra.model import addons, naming
+from k3s_infra.config import AgentPool, Environment
+from k3s_infra.config.catalog import NTH_MANAGED_TAG
+from k3s_infra.model import naming
 
 
 @dataclass(frozen=True)
@@ -23,22 +23,15 @@ class Role:
     signal_resource: str  # logical ID of its auto scaling group: the boot signals it (SignalResource)
     initialises: bool  # may start a new cluster (cluster-init) when none exists
     needs: tuple[str, ...]  # the bootstrap.BootRefs it reads: its node stack declares exactly these
-    # An IAM identity per kind of node (servers share one): the NodeIam stack's role name prefix.
+    # An IAM identity per kind of node: the NodeIam stack's role name prefix. The first server
+    # has its own (only it publishes tokens, the kubeconfig and the OIDC keys), joining servers
+    # share one, agents share one.
     identity: str
 
     @property
     def is_server(self) -> bool:
         """Servers run the control plane and etcd, and carry the cluster's add-on manifests."""
         return self.k3s_command == "server"
-
-    def imds_hop_limit(self, env: Environment) -> int:
-        """2 only where an enabled add-on runs an AWS client in the pod network (all such
-        add-ons run on servers); 1 everywhere else. The AWS cloud controller runs with
-        hostNetwork (cloud-provider-aws chart 0.0.9 templates/daemonset.yaml:
-        ``hostNetworking`` -> ``hostNetwork: true``, set in k3s_config), so it needs no 2."""
-        if self.is_server and any(CATALOG[name].pod_network_aws_client for name in addons.enabled(env)):
-            return defaults.IMDS_HOP_LIMIT_POD_NETWORK
-        return defaults.IMDS_HOP_LIMIT_HOST_ONLY
 
     def public_api(self, env: Environment) -> bool:
         """Whether the role carries the public API name: servers, when there is a public NLB."""
@@ -61,12 +54,13 @@ class Role:
 SERVER_INIT = Role(
     name="server-init", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=True,
     needs=("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret", "cluster_state_parameter",
-           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name", "stack_id"),
-    identity="server")
+           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name", "stack_id",
+           "issuer_url", "issuer_bucket"),
+    identity="first-server")
 SERVER = Role(
     name="server", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=False,
     needs=("api_dns_name", "token_secret", "agent_token_secret", "api_target_group", "snapshot_bucket",
-           "stack_name"),
+           "stack_name", "issuer_url"),
     identity="server")
 AGENT = Role(
     name="agent", k3s_command="agent", unit="k3s-agent", signal_resource=naming.AGENT_GROUP, initialises=False,

@@ -16,6 +16,13 @@ EXPECTED_SKIPS = {
     ("ApiEndpoint", "PublicApiLoadBalancer", "CKV_AWS_91"),  # the same, internet-facing door
     ("ClusterData", "SnapshotBucket", "CKV_AWS_18"),    # access logging -> CloudTrail data events
     ("NodeIam", "ServerRole", "CKV_AWS_111"),           # cloud controller creates resources at run time
+    ("NodeIam", "FirstServerRole", "CKV_AWS_111"),      # the same controller, on the first server
+    # The OIDC issuer: two public documents for STS behind CloudFront (components/oidc_issuer.py)
+    ("Identity", "IssuerBucket", "CKV_AWS_18"),         # access logging -> CloudTrail data events
+    ("Identity", "IssuerBucket", "CKV_AWS_21"),         # versioning: republished at every first-server boot
+    ("Identity", "IssuerDistribution", "CKV_AWS_68"),   # WAF: nothing to filter on two public documents
+    ("Identity", "IssuerDistribution", "CKV_AWS_86"),   # access logs: the same documents for everyone
+    ("Identity", "IssuerDistribution", "CKV_AWS_174"),  # TLS 1.2 minimum needs a custom domain + certificate
     ("Draining", "DrainQueue", "CKV_AWS_27"),           # SSE-SQS encryption, which checkov does not recognise
     ("Network", "FlowLogGroup", "CKV_AWS_158"),        # flow records: CloudWatch Logs' own encryption
 }

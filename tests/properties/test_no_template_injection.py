@@ -40,9 +40,9 @@ def test_user_strings_never_become_deploy_time_substitutions(env_document):
     assert config["node-taint"] == ["example.com/forged=x__cfn_AgentTokenSecret__x:NoSchedule"]
     # The add-on values reach the servers' manifests literally, ${...} included: the bundle is
     # a plain string value, no Fn::Sub (k3s_infra/bootstrap/bundle.py).
-    (parameter,) = [r["Properties"] for r in templates["ServerInit"]["Resources"].values()
-                    if r["Type"] == "AWS::SSM::Parameter"]
-    assert isinstance(parameter["Value"], str)
+    parameters = [r["Properties"] for r in templates["ServerInit"]["Resources"].values()
+                  if r["Type"] == "AWS::SSM::Parameter"]
+    assert parameters and all(isinstance(parameter["Value"], str) for parameter in parameters)
     charts = bundle_files(templates["ServerInit"])[bootstrap.ADDONS_MANIFEST]
     grafana = next(d for d in yaml.safe_load_all(charts) if d["metadata"]["name"] == "grafana")
     values = yaml.safe_load(grafana["spec"]["valuesContent"])

@@ -7,8 +7,10 @@ from __future__ import annotations
 # Chart value keys (dotted paths; a key covers everything under it) read in each chart's
 # values.yaml, or in its templates where values.yaml leaves the key out or commented, at the
 # pinned version: checked in the chart's repository at the release tag named per row.
-_AUTOSCALER_KEYS = {"autoDiscovery.clusterName", "awsRegion", "cloudProvider", "hostNetwork", "dnsPolicy",
-                    "extraArgs", "nodeSelector", "tolerations"}
+# rbac.serviceAccount.{create,name,annotations}: the chart README's values table ("Additional
+# Service Account annotations"), seen at 9.38.0 and unchanged in the later values.yaml.
+_AUTOSCALER_KEYS = {"autoDiscovery.clusterName", "awsRegion", "cloudProvider", "extraArgs", "nodeSelector",
+                    "tolerations", "rbac.serviceAccount.name", "rbac.serviceAccount.annotations"}
 VERIFIED_KEYS: dict[tuple[str, str], set[str]] = {
     # cert-manager/cert-manager deploy/charts/cert-manager/values.yaml @ tag v1.18.2
     ("cert_manager", "v1.18.2"): {"crds.enabled"},
@@ -42,7 +44,10 @@ VERIFIED_KEYS: dict[tuple[str, str], set[str]] = {
     ("node_termination_handler", "0.27.2"): {
         "enableSqsTerminationDraining", "useProviderId", "checkTagBeforeDraining", "managedTag",
         "deleteSqsMsgIfNodeNotFound", "replicas", "nodeSelector", "tolerations", "awsRegion", "queueURL",
-        "enableRebalanceDraining", "cordonOnly"},
+        "enableRebalanceDraining", "cordonOnly",
+        # values.yaml `serviceAccount: {create: true, name:, annotations: {}}`, its comment naming
+        # eks.amazonaws.com/role-arn (seen at chart 0.27.1 / NTH v1.25.1).
+        "serviceAccount.name", "serviceAccount.annotations"},
     # kubernetes/autoscaler values.yaml and templates/deployment.yaml (hostNetwork, dnsPolicy,
     # extraArgs rendered as --<key>=<value>) @ tags cluster-autoscaler-chart-<version>, under
     # charts/cluster-autoscaler/ up to 9.51.0 and cluster-autoscaler/charts/cluster-autoscaler/ after.

@@ -84,15 +84,25 @@ def written_files(template: dict) -> dict[str, str]:
 
 
 def bundle_files(template: dict) -> dict[str, str]:
-    """path -> text of a server node stack's bundle (its AWS::SSM::Parameter's value: a
-    base64-encoded gzip-compressed tar, read here with base64, gzip and tarfile); empty for a
-    node stack without one (agents)."""
-    values = [r["Properties"]["Value"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
-    files = {}
-    for value in values:
-        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(value)))) as tar:
-            files |= {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
-    return files
+    """path -> text of a server node stack's bundle (its AWS::SSM::Parameters' values joined in
+    the order its boot.env's BUNDLE_PARAMETERS names them: a base64-encoded gzip-compressed
+    tar, read here with base64, gzip and tarfile); empty for a node stack without one (agents)."""
+    by_name = {r["Properties"]["Name"]: r["Properties"]["Value"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::SSM::Parameter"}
+    if not by_name:
+        return {}
+    order = _boot_env_value(template, "BUNDLE_PARAMETERS").split()
+    assert sorted(order) == sorted(by_name), (order, sorted(by_name))
+    value = "".join(by_name[name] for name in order)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(value)))) as tar:
+        return {"/" + m.name: tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+
+
+def _boot_env_value(template: dict, key: str) -> str:
+    """One KEY='value' line of the node's /etc/k3s-infra/boot.env, read as a shell would."""
+    (env_text,) = [text for path, text in written_files(template).items() if path.endswith("/boot.env")]
+    (line,) = [line for line in env_text.splitlines() if line.startswith(f"{key}=")]
+    return line.split("=", 1)[1].strip("'")
 
 
 def node_files(template: dict) -> dict[str, str]:

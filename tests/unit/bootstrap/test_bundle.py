@@ -31,12 +31,17 @@ def _functions(text: str) -> set[str]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda e: e.name)
-def test_each_server_bundle_fits_an_ssm_parameter_and_its_digest_is_pinned(env):
+def test_each_server_bundle_fits_its_ssm_parameters_and_its_digest_is_pinned(env):
+    """Each part within an Advanced parameter's 8 KB; joined in the order boot.env names the
+    parameters they are the archive whose SHA-256 the user data pins."""
     for role in (roles.SERVER_INIT, roles.SERVER):
-        value = bundle.value(env, role)
-        assert len(value) <= SSM_ADVANCED_VALUE_BYTES, role
+        parts = bundle.chunks(env, role)
+        assert all(len(part) <= SSM_ADVANCED_VALUE_BYTES for part in parts), role
         settings = dict(line.split("=", 1) for line in bootstrap.files(env, role)[0]["content"].splitlines())
-        assert settings["BUNDLE_SHA256"] == f"'{hashlib.sha256(base64.b64decode(value)).hexdigest()}'"
+        names = settings["BUNDLE_PARAMETERS"].strip("'").split()
+        assert len(names) == len(parts) and names[0].endswith(f"/node-bundle/{role.name}")
+        joined = "".join(parts)
+        assert settings["BUNDLE_SHA256"] == f"'{hashlib.sha256(base64.b64decode(joined)).hexdigest()}'"
 
 
 def test_the_same_environment_gives_the_same_bundle_bytes():
@@ -60,7 +65,7 @@ def test_the_first_server_alone_carries_the_first_server_logic_every_server_the_
         extra = set().union(*(_functions(t) for p, t in bundle_files(template).items() if p.endswith(".sh")))
         role = node_role(template)
         if role == "agent":
-            assert bundle_files(template) == {} and "BUNDLE_PARAMETER" not in written_files(template)[bootstrap.BOOT_ENV]
+            assert bundle_files(template) == {} and "BUNDLE_PARAMETERS" not in written_files(template)[bootstrap.BOOT_ENV]
         elif role == "server":
             assert {"watch", "replacement_is_safe", "before_termination"} <= extra and "decide_mode" not in extra
         else:
@@ -74,12 +79,13 @@ def test_manifests_left_the_user_data_for_the_bundle(rendered):
         assert {bootstrap.CCM_MANIFEST, bootstrap.ADDONS_MANIFEST} <= set(bundle_files(templates[stack_id]))
 
 
-def test_a_bundle_beyond_an_ssm_parameter_is_refused_at_render(monkeypatch):
-    """Incompressible manifests past 8 KB: a clear limit error naming the add-ons, not a failed deploy."""
+def test_a_bundle_beyond_its_ssm_parameters_is_refused_at_render(monkeypatch):
+    """Incompressible manifests past three parameters of 8 KB: a clear limit error naming the
+    add-ons, not a failed deploy."""
     env = load_environment(path=ALL_ADDONS)
-    noise = base64.b64encode(random.Random(21).randbytes(9000)).decode()
+    noise = base64.b64encode(random.Random(21).randbytes(20000)).decode()
     monkeypatch.setattr(bundle.addons, "bundle", lambda _env: f"# {noise}\n")
     bundle._archive.cache_clear()
-    with pytest.raises(limits.LimitError, match=r"server-init bundle .* at most 8,192"):
+    with pytest.raises(limits.LimitError, match=r"server-init bundle .* at most 24,576"):
         bundle.value(env, roles.SERVER_INIT)
     bundle._archive.cache_clear()

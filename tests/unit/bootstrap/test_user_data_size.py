@@ -42,6 +42,12 @@ def _longest_value(r, stack_id: str, parameter: str) -> str:
         return wired
     (stack, output) = wired["Fn::GetAtt"]
     value = templates[stack]["Outputs"][output.removeprefix("Outputs.")]["Value"]
+    if "Fn::Sub" in value:  # the issuer URL: https://${Host}, Host the distribution's DNS name
+        text, variables = value["Fn::Sub"]
+        ((name, host),) = variables.items()
+        assert (templates[stack]["Resources"][host["Fn::GetAtt"][0]]["Type"], host["Fn::GetAtt"][1]) == (
+            "AWS::CloudFront::Distribution", "DomainName"), (stack, output)
+        return text.replace("${" + name + "}", "x" * 253)  # the longest DNS name
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]
         assert (templates[stack]["Resources"][resource]["Type"], attribute) == (
@@ -85,7 +91,7 @@ def _user_data(env, stack_id: str):
     role, pool = _node(env, stack_id)
     refs = {name: Ref(name) for name in ("api_dns_name", "agent_token_secret", "token_secret", "kubeconfig_secret",
                                          "cluster_state_parameter", "restore_request_parameter", "api_target_group",
-                                         "snapshot_bucket", "public_api_dns_name")}
+                                         "snapshot_bucket", "public_api_dns_name", "issuer_url", "issuer_bucket")}
     return bootstrap.user_data(env, roles.by_name(role), bootstrap.BootRefs(**refs), pool)
 
 

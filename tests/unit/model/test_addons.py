@@ -149,7 +149,7 @@ def test_chart_version_matches_the_kubernetes_minor(env_document, k3s_version, c
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
-def test_chart_runs_on_the_servers_with_auto_discovery_in_the_host_network(rendered, name):
+def test_chart_runs_on_the_servers_with_auto_discovery_and_its_own_role(rendered, name):
     document = read_document(ROOT / "environments" / f"{name}.yaml")
     chart = server_chart(rendered[name])
     assert chart["spec"]["repo"] == "https://kubernetes.github.io/autoscaler"
@@ -158,8 +158,17 @@ def test_chart_runs_on_the_servers_with_auto_discovery_in_the_host_network(rende
     assert values["cloudProvider"] == "aws"
     assert values["autoDiscovery"]["clusterName"] == cluster_of(document)
     assert values["awsRegion"] == document["region"]
-    # hostNetwork: IMDS is one hop away, so the servers' hop limit 1 suffices.
-    assert values["hostNetwork"] is True and values["dnsPolicy"] == "Default"
+    # The pod network (IMDS out of reach at hop limit 1) and its own role, by the annotation the
+    # pod identity webhook reads (eks.amazonaws.com/role-arn, its README): the role the Identity
+    # stack names for kube-system/cluster-autoscaler, in the environment's account.
+    assert "hostNetwork" not in values
+    account = values["rbac"]["serviceAccount"]
+    assert account["name"] == "cluster-autoscaler"
+    arn = account["annotations"]["eks.amazonaws.com/role-arn"]
+    identity = rendered[name].templates["Identity"]["Resources"]
+    (role,) = [r["Properties"] for r in identity.values() if r["Type"] == "AWS::IAM::Role"
+               and "system:serviceaccount:kube-system:cluster-autoscaler" in r["Properties"]["AssumeRolePolicyDocument"]["Fn::Sub"][0]]
+    assert arn == f"arn:aws:iam::{document['account_id']}:role{role['Path']}{role['RoleName']}"
     assert values["nodeSelector"] == {CONTROL_PLANE: "true"}
     assert {"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
     args = values["extraArgs"]

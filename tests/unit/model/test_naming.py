@@ -86,3 +86,26 @@ def test_a_taint_without_value_is_tagged_with_an_empty_value(env_document):
     tags = naming.autoscaler_tags(env, env.agent_pools[1])
     # aws_manager.go extractTaintsFromAsg: value ':NoExecute' -> key dedicated, value '', effect NoExecute.
     assert tags[f"{PREFIX}/node-template/taint/dedicated"] == ":NoExecute"
+
+
+def test_workload_role_names_fit_iam_and_keep_clusters_and_regions_apart(env_document):
+    """IAM role names: at most 64 of [\\w+=,.@-], unique per account, not per region
+    (IAM User Guide, "IAM and AWS STS quotas", name requirements)."""
+    import re
+
+    from k3s_infra.config import validate
+
+    names = set()
+    for region in ("eu-west-1", "us-east-1"):
+        document = env_document("dev")
+        document["region"] = region
+        for subnet in document["network"]["subnets"]:
+            subnet["az"] = region + subnet["az"][-1]
+        env = validate(document, "dev.yaml")
+        for account in ("payments/api", "a" * 63 + "/" + "b" * 200, "a" * 63 + "/" + "b" * 199 + "c"):
+            name = naming.workload_role_name(env, account)
+            assert len(name) <= 64 and re.fullmatch(r"[\w+=,.@-]+", name), name
+            assert naming.workload_role_name(env, account) == name  # deterministic
+            names.add(name)
+            assert naming.workload_role_arn(env, account).endswith(f":role/k3s-infra/{name}")
+    assert len(names) == 6  # two regions x three service accounts, all distinct

@@ -20,7 +20,7 @@ from tests.support.rendered import pool_stack as _pool_stack
 
 def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
-    expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers"} | {
+    expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "ServerInit", "Servers"} | {
         "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
         {"Draining"} if r.env.draining else set()) | ({"Network"} if r.env.network.managed else set())
     assert set(stacks) == expected
@@ -50,7 +50,16 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     init = r.resources("Root", "AWS::CloudFormation::Stack")["ServerInit"]["Properties"]["Parameters"]
     assert init["ServerSecurityGroupId"] == {"Fn::GetAtt": ["Security", "Outputs.ServerSecurityGroupId"]}
     assert init["ApiTargetGroupArn"] == {"Fn::GetAtt": ["ApiEndpoint", "Outputs.ApiTargetGroupArn"]}
-    assert init["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
+    # The first server has a role of its own (it alone publishes tokens, kubeconfig, issuer keys).
+    assert init["FirstServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.FirstServerInstanceProfileArn"]}
+    assert "ServerInstanceProfileArn" not in init
+    joining = r.resources("Root", "AWS::CloudFormation::Stack")["Servers"]["Properties"]["Parameters"]
+    assert joining["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
+    # Every server runs with the cluster's OIDC issuer; only the first server publishes to it.
+    for params in (init, joining):
+        assert params["IssuerUrl"] == {"Fn::GetAtt": ["Identity", "Outputs.IssuerUrl"]}
+    assert init["IssuerBucketName"] == {"Fn::GetAtt": ["Identity", "Outputs.IssuerBucketName"]}
+    assert "IssuerBucketName" not in joining
     assert init["ImageId"] == {"Ref": "ImageId"}  # pinned at deploy (k3s_infra/deploy/images.py)
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
     # nodes go in the node (private) subnets; which zones each server group gets:
@@ -125,7 +134,7 @@ def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
     for stack_id in (s for s in node_stacks if s.startswith("AgentPool")):
         assert root[stack_id]["DependsOn"] == ["Servers"]
     # Nothing but the node stacks changes: data, IAM and the queue stay as they are.
-    for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Draining"):
+    for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "Draining"):
         assert old[stack_id] == new[stack_id], stack_id
 
 

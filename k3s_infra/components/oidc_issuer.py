@@ -1,0 +1,111 @@
+"""The cluster's OIDC issuer for pod IAM: a private S3 bucket behind CloudFront with origin
+access control, and the IAM OIDC provider that trusts it.
+
+Why CloudFront: STS fetches the issuer's discovery document and JWKS over public HTTPS. An
+S3 website or public-read bucket would need S3 Block Public Access off (and many accounts
+block it account-wide); CloudFront with origin access control reads a bucket that stays fully
+private (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-restricting-access-to-s3.html).
+The first server writes the two documents (bootstrap/first_server.sh publish_issuer); the
+issuer URL is https://<distribution domain> (the kube-apiserver's service-account-issuer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs.aws import Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import Bool as BoolCondition
+from awacs.s3 import Action as S3Action
+from awacs.s3 import GetObject
+from troposphere import GetAtt, Join, Ref, Sub
+from troposphere.cloudfront import (
+    DefaultCacheBehavior,
+    Distribution,
+    DistributionConfig,
+    Origin,
+    OriginAccessControl,
+    OriginAccessControlConfig,
+    S3OriginConfig,
+)
+from troposphere.iam import OIDCProvider
+from troposphere.s3 import (
+    Bucket,
+    BucketEncryption,
+    BucketPolicy,
+    OwnershipControls,
+    OwnershipControlsRule,
+    PublicAccessBlockConfiguration,
+    ServerSideEncryptionByDefault,
+    ServerSideEncryptionRule,
+)
+
+from k3s_infra.components.template import StackTemplate
+from k3s_infra.config import defaults
+from k3s_infra.model import pod_identity
+
+DISCOVERY_KEY, JWKS_KEY = pod_identity.DISCOVERY_KEY, pod_identity.JWKS_KEY
+
+
+@dataclass(frozen=True)
+class IssuerRefs:
+    url: Sub  # https://<distribution domain>, no trailing slash
+    host: GetAtt  # the distribution's domain: the prefix of the trust conditions' keys
+    bucket: Ref
+    provider_arn: Ref
+
+
+def build(t: StackTemplate, access_control_name: str) -> IssuerRefs:
+    bucket = t.add(Bucket(
+        "IssuerBucket",
+        BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(
+            ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
+            BucketKeyEnabled=True)]),
+        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
+            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True),
+        OwnershipControls=OwnershipControls(Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
+    ), name_tag=False)
+    for check, reason in (
+            ("CKV_AWS_18", "two public documents the first server rewrites; CloudTrail data events audit writes"),
+            ("CKV_AWS_21", "nothing to keep: the first server republishes both documents at every boot")):
+        t.skip_check(bucket, check, reason)
+    access = t.add(OriginAccessControl("IssuerOriginAccessControl", OriginAccessControlConfig=OriginAccessControlConfig(
+        Name=access_control_name, Description="CloudFront reads the OIDC issuer bucket (SigV4)",
+        OriginAccessControlOriginType="s3", SigningBehavior="always", SigningProtocol="sigv4")))
+    distribution = t.add(Distribution("IssuerDistribution", DistributionConfig=DistributionConfig(
+        Comment="OIDC issuer of the cluster's service account tokens", Enabled=True, HttpVersion="http2",
+        IPV6Enabled=True, PriceClass="PriceClass_100",
+        Origins=[Origin(Id="issuer", DomainName=GetAtt(bucket, "RegionalDomainName"),
+                        # With origin access control the identity stays empty (CloudFront
+                        # Developer Guide, "Restrict access to an Amazon S3 origin").
+                        S3OriginConfig=S3OriginConfig(OriginAccessIdentity=""),
+                        OriginAccessControlId=GetAtt(access, "Id"))],
+        DefaultCacheBehavior=DefaultCacheBehavior(
+            TargetOriginId="issuer", ViewerProtocolPolicy="https-only", AllowedMethods=["GET", "HEAD"],
+            CachedMethods=["GET", "HEAD"], Compress=True, CachePolicyId=defaults.CLOUDFRONT_CACHING_DISABLED))))
+    for check, reason in (
+            ("CKV_AWS_68", "serves two public documents to STS; a WAF adds cost and no protection here"),
+            ("CKV_AWS_86", "two public documents; CloudTrail records the bucket's writes"),
+            ("CKV_AWS_174", "the default *.cloudfront.net certificate; a TLS 1.2 minimum needs a custom domain")):
+        t.skip_check(distribution, check, reason)
+    bucket_arn = GetAtt(bucket, "Arn")
+    distribution_arn = Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Id}",
+                           Id=Ref(distribution))
+    t.add(BucketPolicy("IssuerBucketPolicy", Bucket=Ref(bucket), PolicyDocument=PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            # Only this distribution reads, only objects (CloudFront Developer Guide, "Give the
+            # origin access control permission to access the S3 bucket").
+            Statement(Sid="CloudFrontReadsThroughOriginAccessControl", Effect=Allow,
+                      Principal=Principal("Service", "cloudfront.amazonaws.com"), Action=[GetObject],
+                      Resource=[Join("", [bucket_arn, "/*"])],
+                      Condition=Condition(StringEquals("AWS:SourceArn", distribution_arn))),
+            Statement(Sid="DenyInsecureTransport", Effect=Deny, Principal=Principal("*"), Action=[S3Action("*")],
+                      Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
+                      Condition=Condition(BoolCondition("aws:SecureTransport", False)))])))
+    host = GetAtt(distribution, "DomainName")
+    url = Sub("https://${Host}", Host=host)
+    # No ThumbprintList: optional in the resource schema, and IAM trusts its own root CA
+    # library for the issuer's certificate (IAM User Guide, "Create an OpenID Connect (OIDC)
+    # identity provider in IAM").
+    provider = t.add(OIDCProvider("IssuerProvider", Url=url, ClientIdList=[defaults.TOKEN_AUDIENCE]))
+    return IssuerRefs(url=url, host=host, bucket=Ref(bucket), provider_arn=Ref(provider))

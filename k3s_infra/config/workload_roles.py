@@ -1,0 +1,140 @@
+"""IAM roles for Kubernetes service accounts (``workload_roles:``), validated.
+
+A pod running as ``service_account`` gets the role's credentials through the cluster's OIDC
+issuer (stacks/identity.py) and the pod identity webhook; nothing else can assume it. The
+subject is always one exact service account: IAM matches ``StringEquals`` literally, and a
+wildcard here would hand the role to every service account it matches.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from k3s_infra.config import secret_scan
+from k3s_infra.config.types import Strict, shape
+
+# Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
+# a namespace is an RFC 1123 label (<= 63), a service account an RFC 1123 subdomain (<= 253).
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+ServiceAccountRef = shape(rf"^{_LABEL}/{_LABEL}(\.{_LABEL})*$",
+                          "<namespace>/<service account name>, lowercase, e.g. payments/api", max_length=317)
+ManagedPolicyArn = shape(r"^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$",
+                         "a managed policy ARN like arn:aws:iam::123456789012:policy/payments-api")
+ActionName = shape(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$", "an IAM action like s3:GetObject")
+StatementId = shape(r"^[A-Za-z0-9]{1,100}$", "letters and digits")
+
+# IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+# 10 managed policies per role by default, inline policies of a role 10,240 characters in all.
+MAX_MANAGED_POLICIES = 10
+MAX_INLINE_CHARACTERS = 10_240
+MAX_ROLES = 50
+# Actions that would let a workload make itself (or anyone) more powerful than its role.
+_ESCALATING = ("*", "*:*", "iam:*", "sts:*", "iam:Create*", "iam:Put*", "iam:Attach*", "iam:Update*",
+               "iam:PassRole", "sts:AssumeRole")
+
+
+class PolicyStatement(Strict):
+    """One statement of the role's inline policy, in IAM's own JSON shape. Only Allow/Deny with
+    explicit Action and Resource: NotAction/NotResource/Principal are refused (unknown keys)."""
+
+    Sid: StatementId | None = None
+    Effect: Literal["Allow", "Deny"]
+    Action: ActionName | list[ActionName] = Field(min_length=1)
+    Resource: str | list[str] = Field(min_length=1)
+    Condition: dict[str, dict[str, str | list[str]]] | None = None
+
+    @field_validator("Action")
+    @classmethod
+    def _not_escalating(cls, value: str | list[str]) -> str | list[str]:
+        for action in [value] if isinstance(value, str) else value:
+            if action.lower() in {a.lower() for a in _ESCALATING}:
+                raise ValueError(f"{action}: grants IAM or full access; name the actions the workload needs")
+        return value
+
+    @field_validator("Resource")
+    @classmethod
+    def _arns(cls, value: str | list[str]) -> str | list[str]:
+        for resource in [value] if isinstance(value, str) else value:
+            if resource != "*" and not resource.startswith("arn:"):
+                raise ValueError(f"{resource!r}: a resource is an ARN (or '*')")
+        return value
+
+    def document(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class WorkloadRole(Strict):
+    """An IAM role for exactly one Kubernetes service account."""
+
+    service_account: ServiceAccountRef = Field(description="namespace/name of the one service account trusted")
+    policy_arns: list[ManagedPolicyArn] = Field(default_factory=list, max_length=MAX_MANAGED_POLICIES,
+                                                description="Managed policies, in the cluster's account or AWS's")
+    statements: list[PolicyStatement] = Field(default_factory=list, max_length=50,
+                                              description="Inline policy statements (IAM JSON shape)")
+
+    @field_validator("service_account", mode="before")
+    @classmethod
+    def _no_wildcard(cls, value: object) -> object:
+        if isinstance(value, str) and any(c in value for c in "*?"):
+            raise ValueError("wildcards are refused: a role trusts one exact service account")
+        return value
+
+    @field_validator("statements")
+    @classmethod
+    def _inline_size(cls, statements: list[PolicyStatement]) -> list[PolicyStatement]:
+        size = len(json.dumps(inline_policy(statements), separators=(",", ":")))
+        if size > MAX_INLINE_CHARACTERS:
+            raise ValueError(f"the inline policy would be {size:,} characters; IAM allows "
+                             f"{MAX_INLINE_CHARACTERS:,} per role (use policy_arns)")
+        for path, reason in secret_scan.findings([s.document() for s in statements]):
+            raise ValueError(f"{path}: {reason}")
+        return statements
+
+    @property
+    def namespace(self) -> str:
+        return self.service_account.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.service_account.split("/", 1)[1]
+
+    @property
+    def subject(self) -> str:
+        """The `sub` claim of this service account's tokens (Kubernetes service account tokens)."""
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
+
+def inline_policy(statements: list[PolicyStatement]) -> dict:
+    return {"Version": "2012-10-17", "Statement": [s.document() for s in statements]}
+
+
+def check_workload_roles(roles: list[WorkloadRole], partition: str, account_id: str,
+                         reserved: dict[str, str]) -> None:
+    """What needs the environment: one entry per service account, ARNs in this cluster's
+    partition and account (or AWS managed), none for a service account k3s-infra gives a role
+    itself (``reserved``: service account -> what uses it)."""
+    seen: set[str] = set()
+    for index, role in enumerate(roles):
+        where = f"workload_roles[{index}]"
+        if role.service_account in seen:
+            raise ValueError(f"{where}.service_account: {role.service_account} is listed twice; "
+                             "one role per service account")
+        seen.add(role.service_account)
+        if role.service_account in reserved:
+            raise ValueError(f"{where}.service_account: {role.service_account} is "
+                             f"{reserved[role.service_account]}'s, which k3s-infra gives its own role")
+        if not role.policy_arns and not role.statements:
+            raise ValueError(f"{where}: give policy_arns or statements (a role without either can do nothing)")
+        for arn in role.policy_arns:
+            _, arn_partition, _, _, owner = arn.split(":", 5)[:5]
+            if arn_partition != partition or owner not in (account_id, "aws"):
+                raise ValueError(f"{where}.policy_arns: {arn} is not in the cluster's partition {partition} "
+                                 f"and account {account_id} (or AWS managed)")
+        for s_index, statement in enumerate(role.statements):
+            for resource in [statement.Resource] if isinstance(statement.Resource, str) else statement.Resource:
+                if resource != "*" and resource.split(":")[1:2] != [partition]:
+                    raise ValueError(f"{where}.statements[{s_index}].Resource: {resource} is not in the "
+                                     f"cluster's partition {partition}")
