@@ -109,42 +109,39 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
     p = _placeholder
     settings = {**boot_constants(), "ROLE": role.name, "K3S_SERVICE": role.unit, "API_HOST": p("api_dns_name"),
                 "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
-                "CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL,
+                # Checksums from the official release even when the binary comes from a mirror
+                # (boot_lib.sh takes RELEASE_URL when this is absent: it is the official one).
+                **({"CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL}
+                   if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL else {}),
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
                 "SIGNAL_STACK": p("stack_name"),
                 "SIGNAL_RESOURCE": role.signal_resource}
+    # Paths only one kind of node reads (agent_ready; K3s's server data; the rejoin drop-in).
     if not role.is_server:
-        settings |= {"TOKEN_SECRET": p("agent_token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE}
+        settings |= {"TOKEN_SECRET": p("agent_token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE,
+                     "KUBELET_KUBECONFIG": k3s_config.KUBELET_KUBECONFIG}
     else:
         settings |= {"TOKEN_SECRET": p("token_secret"), "TOKEN_FILE": k3s_config.TOKEN_FILE,
                      "AGENT_TOKEN_SECRET": p("agent_token_secret"),
-                     "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE}
+                     "AGENT_TOKEN_FILE": k3s_config.AGENT_TOKEN_FILE, "K3S_SERVER_DIR": K3S_SERVER_DIR}
     if role.is_server:
         # The rest of a server's boot (bundle.py): the parameter, and the digest it must match.
         settings |= {"BUNDLE_PARAMETERS": " ".join(bundle.parameter_names(env, role)),
                      "BUNDLE_SHA256": bundle.sha256(env, role), "BUNDLE_DIR": BUNDLE_DIR}
-        # The watch (watch.sh) finds the server groups by their tags and judges quorum from
-        # the API target group.
-        settings |= {"CLUSTER_NAME": naming.cluster_name(env), "TARGET_GROUP": p("api_target_group"),
-                     "SERVER_ROLES": ",".join(r.name for r in ROLES if r.is_server), **_watch_constants()}
+        # The watch (watch.sh) judges quorum from the API target group; its constants travel
+        # in the bundle (bundle.settings).
+        settings |= {"TARGET_GROUP": p("api_target_group"), "BOOT_SCRIPT": BOOT_SCRIPT}
     if role.initialises:
         # The published kubeconfig points at the public NLB when there is one (people use it).
         host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
-        settings |= {"KUBECONFIG_SECRET": p("kubeconfig_secret"),
+        settings |= {"REJOIN_CONFIG": REJOIN_CONFIG, "KUBECONFIG_SECRET": p("kubeconfig_secret"),
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "CLUSTER_STACK_ID": p("stack_id"),
                      "RESTORE_PARAMETER": p("restore_request_parameter"),
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
                      "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env),
-                     "PRE_TERMINATION_SNAPSHOT": defaults.PRE_TERMINATION_SNAPSHOT,
                      # The OIDC issuer's documents, copied from the API (first_server.sh publish_issuer).
-                     "ISSUER_URL": p("issuer_url"), "ISSUER_BUCKET": p("issuer_bucket"),
-                     "DISCOVERY_KEY": pod_identity.DISCOVERY_KEY, "JWKS_KEY": pod_identity.JWKS_KEY,
-                     # The pod identity webhook's serving certificate (first_server.sh webhook_tls).
-                     "WEBHOOK_NAMESPACE": pod_identity.NAMESPACE, "WEBHOOK_TLS": pod_identity.TLS_SECRET,
-                     "WEBHOOK_HOST": pod_identity.SERVICE_HOST, "WEBHOOK_CONFIGURATION": bundle.WEBHOOK_CONFIGURATION,
-                     "WEBHOOK_CA_PLACEHOLDER": pod_identity.CA_PLACEHOLDER,
-                     "REQUEST_LIFETIME": str(defaults.PRE_TERMINATION_REQUEST_SECONDS)}
+                     "ISSUER_URL": p("issuer_url"), "ISSUER_BUCKET": p("issuer_bucket")}
     for arch, digest in env.k3s.binary_sha256.model_dump().items():
         if digest:
             settings[f"K3S_SHA256_{arch.upper()}"] = digest
@@ -165,30 +162,15 @@ def boot_constants() -> dict[str, str]:
     """What every node's boot shares: ports, paths, the first-start timeout, the waits
     (plain text in boot.env: packed apart, their gzip+base64 would be as long)."""
     return {"API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
-            "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG, "K3S_SERVER_DIR": K3S_SERVER_DIR,
-            "REJOIN_CONFIG": REJOIN_CONFIG, "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
+            "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG,
+            "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
             "BOOT_DEADLINE": str(defaults.BOOT_DEADLINE_SECONDS),
             "SIGNAL_ALLOWANCE": str(defaults.SIGNAL_ALLOWANCE_SECONDS),
-            "KUBELET_KUBECONFIG": k3s_config.KUBELET_KUBECONFIG,
             "READY_TAG": naming.READY_TAG, "READY_VALUE": naming.READY_VALUE,
             **{key: str(value) for key, value in defaults.BOOT_WAITS.items()}}
 
 
-def _watch_constants() -> dict[str, str]:
-    """What the servers' watch (watch.sh) reads: its pace, its own service's command, and the
-    tags and lifecycle hook it acts on."""
-    return {"BOOT_SCRIPT": BOOT_SCRIPT, "CLUSTER_TAG": naming.CLUSTER_TAG, "ROLE_TAG": naming.ROLE_TAG,
-            "WATCH_INTERVAL": str(defaults.WATCH_INTERVAL_SECONDS),
-            "UNHEALTHY_AFTER": str(defaults.UNHEALTHY_AFTER_SECONDS),
-            "SNAPSHOT_HOOK": defaults.SNAPSHOT_HOOK, "SNAPSHOT_TIMEOUT": str(defaults.SNAPSHOT_TIMEOUT_SECONDS)}
-
-
-def _env_file(settings: dict[str, str]) -> str:
-    """KEY='value' lines, as boot.sh sources them; a value that cannot be single-quoted is refused."""
-    for key, value in settings.items():
-        if "'" in value or "\n" in value:
-            raise ValueError(f"boot setting {key} cannot be shell-quoted: {value!r}")
-    return "".join(f"{key}='{value}'\n" for key, value in settings.items())
+_env_file = k3s_config.env_file
 
 
 def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[dict[str, str]]:

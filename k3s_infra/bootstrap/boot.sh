@@ -46,11 +46,13 @@ EOF
 }
 
 # install_bundle (servers): the rest of this server's boot (bootstrap/bundle.py) from its SSM
-# parameter, extracted only if its SHA-256 is the one this launch template pins; then its
-# scripts are sourced (the first server's logic, the watch).
+# parameters (joined in order), extracted only if its SHA-256 is the one this launch template
+# pins; then its scripts are sourced (the first server's logic, the watch).
 install_bundle() {
-  local value actual
-  value=$(read_parameter "$BUNDLE_PARAMETER") || die "cannot read the server bundle $BUNDLE_PARAMETER"
+  local value="" name actual
+  for name in $BUNDLE_PARAMETERS; do  # SSM names: no spaces, no glob characters
+    value+=$(read_parameter "$name") || die "cannot read the server bundle part $name"
+  done
   base64 -d <<<"$value" >"$work/bundle.tgz" || die "the server bundle is not base64"
   actual=$(sha256sum "$work/bundle.tgz")
   actual=${actual%% *}
@@ -63,6 +65,8 @@ install_bundle() {
 }
 source_bundle() {
   local part
+  # shellcheck source=/dev/null
+  . "$root$BUNDLE_DIR/bundle.env"
   for part in "$root$BUNDLE_DIR"/*.sh; do
     # shellcheck source=/dev/null
     . "$part"
@@ -340,6 +344,8 @@ main() {
   if [ "$ROLE" != agent ] && [ "$mode" = join ]; then
     retry "$ready_attempts" members_settled || die "etcd's members did not settle"
   fi
+  # Before the marker: a first server that cannot serve pod identities leaves no cluster behind.
+  if [ "$ROLE" = server-init ]; then publish_issuer; webhook_tls; fi
   if [ "$mode" != join ]; then publish "$mode"; fi
   if [ "$ROLE" != agent ]; then start_watch; fi
   mark_ready

@@ -19,7 +19,10 @@ imds=${K3S_INFRA_IMDS_URL:-http://169.254.169.254}
 # the script knows. Unset constants fail at first use (set -u).
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
-: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}" "${CHECKSUM_URL:?}"
+: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}"
+# Checksums always come from the official release: boot.env names it only when the binary
+# comes from a mirror (k3s.release_url), else it is RELEASE_URL.
+CHECKSUM_URL=${CHECKSUM_URL:-$RELEASE_URL}
 : "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}" "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
 # Every wait is bounded (defaults.BOOT_WAITS), and the boot as a whole by BOOT_DEADLINE,
 # shorter than the group's signal timeout; the test hooks shorten them.
@@ -36,7 +39,7 @@ k3s_dir=$root${K3S_CONFIG%/*}
 # K3s's server data: the manifests it applies, and both tokens in the secure format once
 # it runs (k3s-io/k3s:pkg/server/server.go, printTokens: <data-dir>/server/token, and
 # agent-token when an agent token is configured).
-k3s_tokens=$root$K3S_SERVER_DIR
+k3s_tokens=$root${K3S_SERVER_DIR:-}
 manifests=$k3s_tokens/manifests
 api_url=https://$API_HOST:$API_PORT
 local_api=https://127.0.0.1:$API_PORT

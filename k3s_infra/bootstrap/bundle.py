@@ -22,9 +22,10 @@ import io
 import tarfile
 
 from k3s_infra.bootstrap import k3s_config, script
-from k3s_infra.config import Environment
+from k3s_infra.config import Environment, defaults
+from k3s_infra.config.catalog import CATALOG
 from k3s_infra.model import addons, limits, naming, pod_identity
-from k3s_infra.model.roles import Role
+from k3s_infra.model.roles import ROLES, Role
 
 # Where a server keeps the bundle's scripts: the boot sources them, and so does the watch.
 BUNDLE_DIR = "/usr/local/lib/k3s-infra"
@@ -36,6 +37,9 @@ WEBHOOK_MANIFEST = f"{MANIFESTS_DIR}/k3s-infra-pod-identity-webhook.yaml"
 # The MutatingWebhookConfiguration with a placeholder for its CA: the first server fills it
 # in and applies it (first_server.sh webhook_tls); never in the manifests folder.
 WEBHOOK_CONFIGURATION = f"{BUNDLE_DIR}/pod-identity-webhook-configuration.yaml"
+# Settings only the bundle's parts read (sourced before them): constants, so they cost the
+# size-limited user data nothing.
+BUNDLE_ENV = f"{BUNDLE_DIR}/bundle.env"
 # An SSM parameter value: 4 KB in the Standard tier, 8 KB in the Advanced tier
 # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html).
 MAX_PARAMETER_BYTES = 8 * 1024
@@ -55,6 +59,7 @@ def files(env: Environment, role: Role) -> dict[str, str]:
     if not role.is_server:
         return {}
     found = {f"{BUNDLE_DIR}/{part}": script.part(part) for part in parts(role)}
+    found[BUNDLE_ENV] = k3s_config.env_file(settings(env, role))
     found[CCM_MANIFEST] = k3s_config.dump(k3s_config.cloud_controller_manifest(env))
     found[WEBHOOK_MANIFEST] = pod_identity.manifest(env)
     if role.initialises:
@@ -62,6 +67,33 @@ def files(env: Environment, role: Role) -> dict[str, str]:
     charts = addons.bundle(env)
     if charts:
         found[ADDONS_MANIFEST] = charts
+    return found
+
+
+def settings(env: Environment, role: Role) -> dict[str, str]:
+    """What the watch (every server) and the first server's logic read besides boot.env."""
+    found = {
+        # The watch finds the server groups by their tags and acts on the snapshot hook.
+        "CLUSTER_NAME": naming.cluster_name(env), "CLUSTER_TAG": naming.CLUSTER_TAG, "ROLE_TAG": naming.ROLE_TAG,
+        "SERVER_ROLES": ",".join(r.name for r in ROLES if r.is_server),
+        "WATCH_INTERVAL": str(defaults.WATCH_INTERVAL_SECONDS), "UNHEALTHY_AFTER": str(defaults.UNHEALTHY_AFTER_SECONDS),
+        "SNAPSHOT_HOOK": defaults.SNAPSHOT_HOOK, "SNAPSHOT_TIMEOUT": str(defaults.SNAPSHOT_TIMEOUT_SECONDS)}
+    if role.initialises:
+        found |= {
+            "PRE_TERMINATION_SNAPSHOT": defaults.PRE_TERMINATION_SNAPSHOT,
+            "REQUEST_LIFETIME": str(defaults.PRE_TERMINATION_REQUEST_SECONDS),
+            # The OIDC issuer's documents below ISSUER_URL (first_server.sh publish_issuer).
+            "DISCOVERY_KEY": pod_identity.DISCOVERY_KEY, "JWKS_KEY": pod_identity.JWKS_KEY,
+            # The pod identity webhook's serving certificate (first_server.sh webhook_tls).
+            "WEBHOOK_NAMESPACE": pod_identity.NAMESPACE, "WEBHOOK_TLS": pod_identity.TLS_SECRET,
+            "WEBHOOK_HOST": pod_identity.SERVICE_HOST, "WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION,
+            "WEBHOOK_CA_PLACEHOLDER": pod_identity.CA_PLACEHOLDER, "WEBHOOK_DEPLOYMENT": pod_identity.NAME}
+        controllers = [CATALOG[name].service_account for name in addons.enabled(env)
+                       if CATALOG[name].service_account]
+        if controllers:
+            # Controllers whose pods need their role (namespace/service account): a pod made
+            # before the webhook served is made again (watch.sh).
+            found["POD_ROLE_ACCOUNTS"] = " ".join(controllers)
     return found
 
 

@@ -175,3 +175,79 @@ publish() {
   if [ "$1" = init ]; then log "cluster initialised; kubeconfig published"; else
     log "cluster restored; kubeconfig published"; fi
 }
+
+# The service account issuer's two documents, copied from this server's API to the issuer
+# bucket STS reads (through CloudFront), every boot: a restored cluster keeps its keys, and
+# a copy is idempotent. kube-apiserver builds both itself (kubernetes
+# pkg/serviceaccount/openidmetadata.go: the JWKS of every key of service-account-key-file,
+# kid = base64url(sha256(PKIX DER)), jwks_uri = service-account-jwks-uri), so the copy is
+# right by construction. The API answers compact JSON (json.Marshal): read with sed, no jq.
+issuer_jwks_sum=$root$BUNDLE_DIR/issuer-jwks.sha256
+raw_get() { kube --kubeconfig "$kubeconfig_file" get --raw "/$1" >"$2"; }
+put_issuer() {
+  retry "$AWS_ATTEMPTS" awscli s3api put-object --bucket "$ISSUER_BUCKET" --key "$1" --body "$work/$1" \
+    --content-type application/json >/dev/null
+}
+publish_issuer() {
+  local issuer uri key
+  for key in "$DISCOVERY_KEY" "$JWKS_KEY"; do
+    mkdir -p "$(dirname "$work/$key")"
+    retry "$FETCH_ATTEMPTS" raw_get "$key" "$work/$key" || die "cannot read /$key from the API"
+  done
+  issuer=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$work/$DISCOVERY_KEY")
+  uri=$(sed -n 's/.*"jwks_uri":"\([^"]*\)".*/\1/p' "$work/$DISCOVERY_KEY")
+  # A mismatch would make STS reject every pod's token, silently: refused here.
+  if [ "$issuer" != "$ISSUER_URL" ] || [ "$uri" != "$ISSUER_URL/$JWKS_KEY" ]; then
+    die "the API's service account issuer is '$issuer' with keys at '$uri', not $ISSUER_URL"
+  fi
+  grep -q '"kid":"' "$work/$JWKS_KEY" || die "the API serves no service account key"
+  for key in "$DISCOVERY_KEY" "$JWKS_KEY"; do put_issuer "$key" || die "cannot publish $key to s3://$ISSUER_BUCKET"; done
+  sha256sum <"$work/$JWKS_KEY" >"$issuer_jwks_sum"
+  log "published the service account issuer $ISSUER_URL to s3://$ISSUER_BUCKET"
+}
+
+# issuer_current (the watch): the API's keys changed since the last copy (k3s certificate
+# rotate, https://docs.k3s.io/cli/certificate): copied again, so STS knows them within a round.
+# In a subshell with a minute's deadline: never the watch's end, nor a long hold on its round.
+issuer_current() {
+  raw_get "$JWKS_KEY" "$work/jwks" || return 0
+  if [ "$(sha256sum <"$work/jwks")" != "$(cat "$issuer_jwks_sum" 2>/dev/null)" ]; then
+    log "the service account keys changed: publishing them"
+    (deadline=$(($(now) + 60)) && publish_issuer) || log "cannot publish the service account issuer"
+  fi
+}
+
+# webhook_tls: the pod identity webhook's serving certificate, made once (an EC P-256 CA and
+# a certificate for its Service name, 10 years, kept in its Secret; a later boot reuses them),
+# and the MutatingWebhookConfiguration with that CA (caBundle: base64 PEM, as the Secret holds
+# it). Keys exist only in a private folder removed at once, and in the Secret; never logged.
+# The extensions come from a config of our own, not the system's openssl.cnf.
+webhook_tls() {
+  local found ca dir=$work/tls ns=(--kubeconfig "$kubeconfig_file" -n "$WEBHOOK_NAMESPACE")
+  found=$(retry "$FETCH_ATTEMPTS" kube "${ns[@]}" get secret "$WEBHOOK_TLS" --ignore-not-found -o name) ||
+    die "cannot read Secret $WEBHOOK_TLS"
+  if [ -z "$found" ]; then
+    mkdir -m 700 "$dir"
+    printf '%s\n' '[req]' 'distinguished_name=dn' '[dn]' '[ca]' 'basicConstraints=critical,CA:TRUE' \
+      'keyUsage=critical,keyCertSign' '[tls]' 'basicConstraints=critical,CA:FALSE' \
+      "subjectAltName=DNS:$WEBHOOK_HOST" 'extendedKeyUsage=serverAuth' >"$dir/cnf"
+    new_cert "$dir" ca "/CN=k3s-infra pod identity webhook CA" || die "cannot make a CA: $(cat "$errors")"
+    new_cert "$dir" tls "/CN=$WEBHOOK_HOST" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" ||
+      die "cannot make the webhook's certificate: $(cat "$errors")"
+    retry -u 'already exists' "$FETCH_ATTEMPTS" kube "${ns[@]}" create secret generic "$WEBHOOK_TLS" \
+      --from-file="$dir/tls.crt" --from-file="$dir/tls.key" --from-file="$dir/ca.crt" >/dev/null ||
+      [ $? -eq 3 ] || die "cannot create Secret $WEBHOOK_TLS"
+    rm -rf "$dir"
+    log "made the pod identity webhook's certificate for $WEBHOOK_HOST"
+  fi
+  ca=$(retry "$FETCH_ATTEMPTS" kube "${ns[@]}" get secret "$WEBHOOK_TLS" -o 'jsonpath={.data.ca\.crt}') &&
+    [ -n "$ca" ] || die "Secret $WEBHOOK_TLS holds no ca.crt"
+  sed "s|$WEBHOOK_CA_PLACEHOLDER|$ca|" "$root$WEBHOOK_CONFIGURATION" >"$work/webhook.yaml"
+  retry "$FETCH_ATTEMPTS" kube --kubeconfig "$kubeconfig_file" apply -f "$work/webhook.yaml" >/dev/null ||
+    die "cannot apply the pod identity webhook's configuration"
+}
+# new_cert DIR NAME SUBJECT [ARGS...]: DIR/NAME.key and DIR/NAME.crt, extensions of section NAME.
+new_cert() {
+  openssl req -x509 -config "$1/cnf" -extensions "$2" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 3650 -subj "$3" -keyout "$1/$2.key" -out "$1/$2.crt" "${@:4}" 2>"$errors"
+}

@@ -67,6 +67,14 @@ def first_start_drop_in() -> str:
     return _unit_text([("Service", [("TimeoutStartSec", f"{defaults.K3S_FIRST_START_TIMEOUT}s")])])
 
 
+def env_file(settings: dict[str, str]) -> str:
+    """KEY='value' lines, as boot.sh sources them; a value that cannot be single-quoted is refused."""
+    for key, value in settings.items():
+        if "'" in value or "\n" in value:
+            raise ValueError(f"boot setting {key} cannot be shell-quoted: {value!r}")
+    return "".join(f"{key}='{value}'\n" for key, value in settings.items())
+
+
 def dump(data: Any) -> str:
     return yaml_text.dump(data)
 

@@ -15,7 +15,7 @@ from awacs.aws import Action
 # Read-only discovery: no resource-level permissions exist for these.
 DESCRIBE_ONLY: tuple[Action, ...] = (
     autoscaling.DescribeAutoScalingGroups,
-    autoscaling.DescribeAutoScalingInstances,  # the node termination handler
+    autoscaling.DescribeAutoScalingInstances,  # the servers' watch (its own group)
     autoscaling.DescribeLaunchConfigurations,
     autoscaling.DescribeTags,
     ec2.DescribeInstances,
@@ -109,7 +109,7 @@ AUTOSCALER_DESCRIBE: tuple[Action, ...] = (
 )
 
 # The autoscaler's writes: only on groups tagged with this cluster's discovery tag
-# (see components/iam.py autoscaler_statements), never on "*".
+# (see components/workload_iam.py autoscaler_statements), never on "*".
 AUTOSCALER_SCALING: tuple[Action, ...] = (
     autoscaling.SetDesiredCapacity,
     autoscaling.TerminateInstanceInAutoScalingGroup,

@@ -9,6 +9,7 @@ wildcard here would hand the role to every service account it matches.
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -18,10 +19,23 @@ from k3s_infra.config.types import Strict, shape
 
 # Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
 # a namespace is an RFC 1123 label (<= 63), a service account an RFC 1123 subdomain (<= 253).
-_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
-ServiceAccountRef = shape(rf"^{_LABEL}/{_LABEL}(\.{_LABEL})*$",
-                          "<namespace>/<service account name>, lowercase, e.g. payments/api", max_length=317)
-ManagedPolicyArn = shape(r"^arn:aws(-[a-z]+)*:iam::([0-9]{12}|aws):policy/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$",
+# The patterns stay simple (pydantic compiles them at import); _kubernetes_names checks the rest.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _kubernetes_names(value: str) -> str:
+    namespace, name = value.split("/", 1)
+    if len(namespace) > 63 or not _LABEL.fullmatch(namespace):
+        raise ValueError(f"namespace {namespace!r} is not a Kubernetes namespace name (RFC 1123 label, <= 63)")
+    if len(name) > 253 or not all(len(part) <= 63 and _LABEL.fullmatch(part) for part in name.split(".")):
+        raise ValueError(f"{name!r} is not a Kubernetes service account name (RFC 1123 subdomain, <= 253)")
+    return value
+
+
+ServiceAccountRef = shape(r"^[a-z0-9][-a-z0-9]*/[a-z0-9][-a-z0-9.]*$",
+                          "<namespace>/<service account name>, lowercase, e.g. payments/api", _kubernetes_names,
+                          max_length=317)
+ManagedPolicyArn = shape(r"^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$",
                          "a managed policy ARN like arn:aws:iam::123456789012:policy/payments-api")
 ActionName = shape(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$", "an IAM action like s3:GetObject")
 StatementId = shape(r"^[A-Za-z0-9]{1,100}$", "letters and digits")
@@ -31,9 +45,17 @@ StatementId = shape(r"^[A-Za-z0-9]{1,100}$", "letters and digits")
 MAX_MANAGED_POLICIES = 10
 MAX_INLINE_CHARACTERS = 10_240
 MAX_ROLES = 50
-# Actions that would let a workload make itself (or anyone) more powerful than its role.
-_ESCALATING = ("*", "*:*", "iam:*", "sts:*", "iam:Create*", "iam:Put*", "iam:Attach*", "iam:Update*",
-               "iam:PassRole", "sts:AssumeRole")
+# IAM and STS actions an inline statement may name: reads only. Any other (or a wildcard that
+# could match one: IAM matches `*` and `?` anywhere in the name) could let a workload pass,
+# assume, create or rewrite roles and so become more than its role. A guardrail on what the
+# environment file says, not a boundary: policy_arns are not inspected.
+_IDENTITY_SERVICES = ("iam", "sts")
+_READ = re.compile(r"(Get|List)[A-Za-z0-9]*\*?")
+
+
+def _escalates(action: str) -> bool:
+    service, _, name = action.partition(":")
+    return service.lower() in _IDENTITY_SERVICES and not _READ.fullmatch(name)
 
 
 class PolicyStatement(Strict):
@@ -50,8 +72,9 @@ class PolicyStatement(Strict):
     @classmethod
     def _not_escalating(cls, value: str | list[str]) -> str | list[str]:
         for action in [value] if isinstance(value, str) else value:
-            if action.lower() in {a.lower() for a in _ESCALATING}:
-                raise ValueError(f"{action}: grants IAM or full access; name the actions the workload needs")
+            if _escalates(action):
+                raise ValueError(f"{action}: IAM and STS actions other than Get*/List* reads could let the "
+                                 "workload take other roles; grant them through policy_arns after review")
         return value
 
     @field_validator("Resource")

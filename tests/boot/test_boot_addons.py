@@ -15,6 +15,7 @@ from k3s_infra import bootstrap
 from k3s_infra.model import addons
 from k3s_infra.config.catalog import CATALOG
 from k3s_infra.bootstrap import k3s_config
+from k3s_infra.bootstrap import bundle as server_bundle
 from k3s_infra.config import load_environment
 from k3s_infra.render import render
 from tests.support.fixture_scope import shared
@@ -108,8 +109,10 @@ def test_without_addons_nothing_is_installed_or_written(sandbox, user_data):
     assert run.returncode == 0, run.stderr
     assert run.dnf_calls == [] and run.systemctl_calls == SERVER_STARTS
     # dev's pool can grow: the cluster autoscaler (on by default, no node packages) is the
-    # one add-on written; no opt-in add-on is.
+    # one add-on written; no opt-in add-on is. The cloud controller and the pod identity
+    # webhook are no add-ons: every server has them.
     written = manifests(run)
-    assert set(written) == {Path(bootstrap.CCM_MANIFEST).name, Path(bootstrap.ADDONS_MANIFEST).name}
+    assert set(written) == {Path(m).name for m in (bootstrap.CCM_MANIFEST, bootstrap.ADDONS_MANIFEST,
+                                                   server_bundle.WEBHOOK_MANIFEST)}
     charts = [d for d in yaml.safe_load_all(written[Path(bootstrap.ADDONS_MANIFEST).name].read_text()) if d]
     assert [c["metadata"]["name"] for c in charts] == ["cluster-autoscaler"]

@@ -65,6 +65,18 @@ def test_every_aws_and_kubectl_call_of_a_joining_server_carries_its_time_bounds(
     _assert_kubectl_bounded(run)
 
 
+def test_every_call_of_the_first_servers_pod_identity_steps_carries_its_time_bounds(sandbox, rendered):
+    # A new cluster: S3 (the issuer's documents), kubectl for the issuer, the webhook's Secret
+    # and its configuration (first_server.sh publish_issuer, webhook_tls).
+    run = sandbox.run(expand(rendered["prod"].templates["ServerInit"]), marker=None, api_up_after=None,
+                      targets=("unhealthy",), secure_tokens=False)
+    assert run.returncode == 0, run.stderr
+    assert [c for c in run.aws_calls if "put-object" in c]
+    assert {"--raw", "secret", "apply"} <= {w for c in run.k3s_calls if c[:1] == ["kubectl"] for w in c}
+    _assert_aws_bounded(run)
+    _assert_kubectl_bounded(run)
+
+
 def test_a_kubectl_call_that_never_answers_is_cut_to_the_deadline(sandbox, rendered):
     """An agent's API connection is black-holed: its readiness check (its own Node) hangs.
     The boot still gives up by its deadline, and says so: FAILURE, the Unhealthy report."""

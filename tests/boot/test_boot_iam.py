@@ -22,7 +22,7 @@ def _actions(statement: dict) -> set[str]:
 
 
 def test_server_role_scopes_boot_writes_to_their_one_resource(r):
-    s = _statements(r, "Server")
+    s = _statements(r, "FirstServer")
     assert s["PublishKubeconfig"]["Resource"] == [{"Ref": "KubeconfigSecretArn"}]
     assert "secretsmanager:PutSecretValue" in _actions(s["PublishKubeconfig"])
     (marker,) = s["ClusterStateMarker"]["Resource"]
@@ -34,6 +34,16 @@ def test_server_role_scopes_boot_writes_to_their_one_resource(r):
     assert _actions(s["PublishClusterTokens"]) == {"secretsmanager:PutSecretValue"}
     writers = {sid for sid, st in s.items() if "secretsmanager:PutSecretValue" in _actions(st)}
     assert writers == {"PublishClusterTokens", "PublishKubeconfig"}
+    # The OIDC issuer's documents (first_server.sh publish_issuer): put only, exactly its two keys.
+    issuer = s["PublishIssuerDocuments"]
+    assert _actions(issuer) == {"s3:PutObject"}
+    assert [(res["Fn::Sub"][0].rsplit("}/", 1)[1], res["Fn::Sub"][1]) for res in issuer["Resource"]] == [
+        (key, {"Bucket": {"Ref": "IssuerBucketName"}}) for key in (".well-known/openid-configuration", "openid/v1/jwks")]
+    # A joining server publishes none of it: it only reads the tokens.
+    joining = _statements(r, "Server")
+    assert not {"PublishClusterTokens", "PublishKubeconfig", "ClusterStateMarker", "RestoreRequest",
+                "PublishIssuerDocuments"} & set(joining)
+    assert not [sid for sid, st in joining.items() if "secretsmanager:PutSecretValue" in _actions(st)]
 
 
 def test_snapshot_bucket_check_is_allowed_but_listing_stays_in_the_folder(r):

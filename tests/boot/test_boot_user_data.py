@@ -7,6 +7,7 @@ import json
 import pytest
 import yaml
 from tests.support.boot_sandbox import PARAMETERS, boot_env, expand, launch_template_user_data
+from tests.support.oracle_helpers import bundle_files
 
 from k3s_infra import bootstrap
 from k3s_infra.model import limits
@@ -106,7 +107,10 @@ def test_every_group_has_a_termination_hook_for_draining(r):
         assert [h["LifecycleTransition"] for h in hooks] == ["autoscaling:EC2_INSTANCE_TERMINATING"] * expected, stack_id
         assert all(h["DefaultResult"] == "CONTINUE" and int(h["HeartbeatTimeout"]) >= 60 for h in hooks)
         if stack_id in SERVER_STACKS:
-            assert boot_env(expand(template))["SNAPSHOT_HOOK"] in [h["LifecycleHookName"] for h in hooks]
+            # The watch reads it from the bundle's settings (bundle.env), sourced with its scripts.
+            settings = dict(line.split("=", 1) for line in
+                            bundle_files(template)["/usr/local/lib/k3s-infra/bundle.env"].splitlines())
+            assert settings["SNAPSHOT_HOOK"].strip("'") in [h["LifecycleHookName"] for h in hooks]
 
 
 def test_largest_pool_config_still_fits(env_document):
@@ -143,7 +147,8 @@ def test_server_taint_and_snapshots_follow_config(env_document):
     document["k3s"]["server_taint"] = False
     document["k3s"]["etcd_snapshots"]["enabled"] = False
     env = validate(document, "dev.yaml")
-    config = k.server(env, init=False, api_host="api.example", snapshot_bucket="bucket")
+    config = k.server(env, init=False, api_host="api.example", snapshot_bucket="bucket",
+                      issuer_url="https://issuer.example")
     assert "node-taint" not in config
     assert config["etcd-disable-snapshots"] is True
     assert not any(key.startswith("etcd-s3") for key in config)

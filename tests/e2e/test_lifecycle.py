@@ -60,7 +60,7 @@ def test_deploy_creates_every_stack(cli, config, aws):
     root = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
     assert root["StackStatus"] == "CREATE_COMPLETE"
     children = nested(aws)
-    assert set(children) == {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "ServerInit", "Servers",
+    assert set(children) == {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "ServerInit", "Servers",
                              "AgentPoolGeneral"}
     assert {c["StackStatus"] for c in children.values()} == {"CREATE_COMPLETE"}
     # stack tags from config and naming.cluster_tags

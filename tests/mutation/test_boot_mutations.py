@@ -50,6 +50,7 @@ DEADLINE = BOOT + "test_boot_deadline.py::"
 MEMBERS = BOOT + "test_boot_members.py::"
 READY = BOOT + "test_boot_ready.py::"
 BOUNDS = BOOT + "test_boot_bounds.py::"
+ISSUER = BOOT + "test_boot_issuer.py::"
 # The boot's "before readiness" point: a step moved above it runs even when K3s never gets ready.
 READINESS = 'if [ "$ROLE" = agent ]; then\n    retry "$ready_attempts" agent_ready'
 
@@ -80,6 +81,8 @@ MUTATIONS = [
      [BOOT + "test_boot_graviton.py::test_the_graviton_pool_of_prod_installs_the_arm64_binary"]),
     ("checksums from the mirror", '"$CHECKSUM_URL/$version/sha256sum-$arch.txt"',
      '"$RELEASE_URL/$version/sha256sum-$arch.txt"',
+     [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
+    ("the official checksum URL ignored", "CHECKSUM_URL=${CHECKSUM_URL:-$RELEASE_URL}", "CHECKSUM_URL=$RELEASE_URL",
      [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
     # Without -f curl saves an HTTP error page as the download and exits 0: nothing retries.
     ("download without curl -f", 'retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60', 'retry "$FETCH_ATTEMPTS" curl -sSL --max-time 60',
@@ -265,6 +268,39 @@ MUTATIONS = [
      [BOUNDS + "test_every_aws_and_kubectl_call_of_a_joining_server_carries_its_time_bounds"]),
     ("kubectl without a process bound", 'kube() { bounded 30 "$k3s_bin" kubectl', 'kube() { "$k3s_bin" kubectl',
      [BOUNDS + "test_a_kubectl_call_that_never_answers_is_cut_to_the_deadline"]),
+    # Pod IAM (first_server.sh publish_issuer, issuer_current, webhook_tls): the issuer STS reads
+    # is the one the API signs for, copied on every boot of the first server (before the marker)
+    # and again when its keys change; the webhook's certificate is made once, for its Service,
+    # by the CA its configuration trusts.
+    ("another issuer published", '[ "$issuer" != "$ISSUER_URL" ] || ', "", [ISSUER + "test_an_api_serving_another"
+                                                                          "_issuer_fails_the_boot_before_the_cluster_is_published[issuer]"]),
+    ("keys published elsewhere", ' || [ "$uri" != "$ISSUER_URL/$JWKS_KEY" ]', "", [ISSUER + "test_an_api_serving_another"
+                                                                                 "_issuer_fails_the_boot_before_the_cluster_is_published[jwks_uri]"]),
+    ("issuer documents without their content type", " \\\n    --content-type application/json", "",
+     [ISSUER + "test_the_first_server_publishes_the_issuer_it_serves_on_every_boot[init]"]),
+    ("issuer not published on a rejoin", 'if [ "$ROLE" = server-init ]; then publish_issuer; webhook_tls; fi',
+     'if [ "$mode" != join ]; then publish_issuer; webhook_tls; fi',
+     [ISSUER + "test_the_first_server_publishes_the_issuer_it_serves_on_every_boot[rejoin]"]),
+    ("issuer published after the marker",
+     '  if [ "$ROLE" = server-init ]; then publish_issuer; webhook_tls; fi\n  if [ "$mode" != join ]; then publish "$mode"; fi\n',
+     '  if [ "$mode" != join ]; then publish "$mode"; fi\n  if [ "$ROLE" = server-init ]; then publish_issuer; webhook_tls; fi\n',
+     [ISSUER + "test_the_first_server_publishes_the_issuer_it_serves_on_every_boot[init]"]),
+    ("no webhook certificate", "publish_issuer; webhook_tls; fi", "publish_issuer; fi",
+     [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
+    ("rotated keys never published again", 'if [ "$(sha256sum <"$work/jwks")" != ', 'if false && [ "$(sha256sum <"$work/jwks")" != ',
+     [ISSUER + "test_the_watch_publishes_the_keys_again_once_they_change"]),
+    ("unchanged keys published every round", '  sha256sum <"$work/$JWKS_KEY" >"$issuer_jwks_sum"\n', "",
+     [ISSUER + "test_the_watch_publishes_the_keys_again_once_they_change"]),
+    ("a failed copy ends the watch", "(deadline=$(($(now) + 60)) && publish_issuer)", "publish_issuer",
+     [ISSUER + "test_a_watch_that_cannot_publish_says_so_and_keeps_watching"]),
+    ("a new webhook certificate every boot", 'if [ -z "$found" ]; then', "if true; then",
+     [ISSUER + "test_a_later_boot_reuses_the_webhook_certificate"]),
+    ("a self-signed webhook certificate", ' -CA "$dir/ca.crt" -CAkey "$dir/ca.key"', "",
+     [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
+    ("a webhook certificate without its Service name", ' \\\n      "subjectAltName=DNS:$WEBHOOK_HOST"', "",
+     [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
+    ("a webhook configuration without its CA", '"s|$WEBHOOK_CA_PLACEHOLDER|$ca|"', '"s|x|x|"',
+     [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
 ]
 
 

@@ -1,5 +1,6 @@
-"""Least reach on every node of every environment (and one with every add-on on): IMDS hop
-limits per role (issue #13.3-6, #10.7) and explicit egress on every security group.
+"""Least reach on every node of every environment (and one with every add-on on): IMDSv2 with
+a hop limit of 1 on every node (issue #13.3-6, #10.7, #22) and explicit egress on every
+security group.
 
 Expected values come from the AWS and K3s sources cited next to each test, never from the
 constants the code uses.
@@ -44,21 +45,19 @@ def hop_limits(templates: dict[str, dict]) -> dict[str, int]:
     return found
 
 
-def test_imds_hop_limit_is_1_unless_a_pod_on_the_node_needs_the_role(case):
-    """AWS: "the hop limit ... 2 ... in a container environment" is needed only for a container
-    that is not on the host network; 1 keeps IMDSv2 to the host
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html).
-    Agents run no AWS client: 1. The cloud controller runs with hostNetwork (chart 0.0.9
-    templates/daemonset.yaml). The node termination handler in queue mode never uses host
-    networking (chart 0.27.2 values.yaml, useHostNetwork) and runs on servers: 2 there when on."""
+def test_every_launch_template_requires_imdsv2_with_hop_limit_1(case):
+    """IMDSv2 only (HttpTokens required), and its token's PUT response stops after one hop, so a
+    pod on the pod network cannot reach the node's role: "a container ... not on the host
+    network" needs a hop limit of 2 (EC2 User Guide, "How Instance Metadata Service Version 2
+    works": https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instance-metadata-v2-how-it-works.html).
+    Issue 22: pods that call AWS get roles of their own through the cluster's OIDC issuer, so
+    every node of every role keeps 1. What still uses the node's role runs on the host network:
+    the boot and the AWS cloud controller (hostNetworking, chart 0.0.9 templates/daemonset.yaml)."""
     env, templates = case
     limits = hop_limits(templates)
     assert set(limits) == {s for s in templates if NODE_STACK.match(s)}
-    for stack_id, limit in limits.items():
-        if stack_id.startswith("AgentPool"):
-            assert limit == 1, (env.name, stack_id)
-        else:
-            assert limit == (2 if env.draining else 1), (env.name, stack_id)
+    assert any(s.startswith("AgentPool") for s in limits) and {"ServerInit", "Servers"} <= set(limits)
+    assert limits == {stack_id: 1 for stack_id in limits}, env.name
     manifest = k3s_config.cloud_controller_manifest(env)
     assert yaml.safe_load(manifest["spec"]["valuesContent"])["hostNetworking"] is True
 

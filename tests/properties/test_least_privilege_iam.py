@@ -4,7 +4,9 @@ Allow statements on a secret, bucket, parameter or key name that resource; "*" i
 actions listed in k3s_infra/components/iam_actions.py (no resource-level scoping exists, or
 the resource is created at run time) and, against a reviewed fixed table here, for harmless
 reads and creates; cluster-resource changes carry the cluster tag condition; scaling only on
-groups tagged for this cluster (autoscaler AWS README: restrict by tag conditional); and the
+groups tagged for this cluster (autoscaler AWS README: restrict by tag conditional), and only
+by the autoscaler's own role: no node role drains the queue, scales or terminates (issue 22:
+pods that call AWS have roles of their own, the nodes' stay out of their reach); and the
 AWS cloud controller cannot change what CloudFormation made (issue #13.4): its mutating
 statements match no CloudFormation resource but the node security groups, whose load
 balancer rules it manages.
@@ -21,8 +23,9 @@ from k3s_infra.components import iam_actions
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import render
 
+from tests.support.iam_eval import action_matches
 from tests.support.iam_policies import OFFICIAL_CCM_POLICY, allow_statements, as_list, server_ccm_statements
-from tests.support.oracle_helpers import DEPLOYABLE
+from tests.support.oracle_helpers import DEPLOYABLE, ENVIRONMENT_FILES, plain_document
 
 
 RISKY_PREFIXES = ("secretsmanager:", "s3:", "ssm:", "kms:", "sqs:", "iam:")
@@ -61,18 +64,39 @@ def test_autoscaling_writes_only_on_groups_tagged_for_this_cluster(rendered, nam
     autoScalingGroup ARNs, only where the group carries k8s.io/cluster-autoscaler/<cluster>
     = owned (autoscaler AWS README: restrict by tag conditional)."""
     cluster = rendered[name].env.stack_name
-    scaling = {a.JSONrepr() for a in iam_actions.AUTOSCALER_SCALING}
+    scaling = {"autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"}
     seen = 0
-    for _, logical, statement in allow_statements(rendered[name].templates):
+    for stack_id, logical, statement in allow_statements(rendered[name].templates):
         if not scaling & set(as_list(statement["Action"])):
             continue
         seen += 1
+        assert stack_id == "Identity", (stack_id, logical)  # a service account's role, never a node's
         assert set(as_list(statement["Action"])) <= scaling, (logical, statement.get("Sid"))
         assert statement["Condition"] == {
             "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}}
         for resource in as_list(statement["Resource"]):
             assert resource != "*" and ":autoScalingGroup:" in json.dumps(resource), logical
     assert seen == (1 if rendered[name].env.autoscaling else 0)
+
+
+# Moved off the node roles to the controllers' roles (issue 22): the node termination handler's
+# queue and the autoscaler's scaling (aws-node-termination-handler README, queue processor
+# policy; cluster-autoscaler AWS README).
+OFF_THE_NODES = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "autoscaling:SetDesiredCapacity",
+                 "autoscaling:TerminateInstanceInAutoScalingGroup")
+
+
+@pytest.mark.parametrize("name", [*available_environments(), "all-addons"])
+def test_no_node_role_drains_the_queue_scales_or_terminates(rendered, everything, name):
+    templates = everything[3] if name == "all-addons" else rendered[name].templates
+    node_roles = [r for r in templates["NodeIam"]["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(node_roles) == 3  # first server, joining servers, agents
+    for role in node_roles:
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                granted = [a for a in OFF_THE_NODES for pattern in as_list(statement.get("Action", []))
+                           if action_matches(pattern, a)]
+                assert not granted and "NotAction" not in statement, (statement.get("Sid"), granted)
 
 
 def test_no_risky_action_on_any_wildcard(statements):
@@ -82,17 +106,30 @@ def test_no_risky_action_on_any_wildcard(statements):
         risky = [a for a in actions if a.startswith(RISKY_PREFIXES)]
         if risky:
             resources = json.dumps(as_list(statement["Resource"]))
-            assert resources != '["*"]', (logical, statement["Sid"], risky)
+            assert resources != '["*"]', (logical, statement.get("Sid"), risky)
 
 
-def test_secret_bucket_parameter_and_key_statements_name_their_resource(statements):
-    for _, logical, statement in statements:
+def _written_by_people(name: str) -> list[dict]:
+    """The inline statements an environment file's workload_roles list (rendered verbatim)."""
+    document = plain_document(next(p for p in ENVIRONMENT_FILES if p.stem == name))
+    return [s for role in document.get("workload_roles", []) for s in role.get("statements", [])]
+
+
+@pytest.mark.parametrize("name", available_environments())
+def test_secret_bucket_parameter_and_key_statements_name_their_resource(rendered, name):
+    """The project's own statements name the resource it made (Ref/Sub/GetAtt); a person's
+    (workload_roles) names a literal ARN; neither "*"."""
+    people = _written_by_people(name)
+    for stack_id, logical, statement in allow_statements(rendered[name].templates):
         actions = as_list(statement["Action"])
         if any(a.startswith(("secretsmanager:", "s3:", "ssm:", "kms:")) for a in actions):
             for resource in as_list(statement["Resource"]):
                 assert resource != "*"
                 text = json.dumps(resource)
-                assert "Ref" in text or "Sub" in text or "GetAtt" in text, (logical, statement["Sid"])
+                if statement in people:
+                    assert stack_id == "Identity" and resource.startswith("arn:"), (logical, resource)
+                    continue
+                assert "Ref" in text or "Sub" in text or "GetAtt" in text, (logical, statement.get("Sid"))
 
 
 # --- IAM: what may run on Resource "*" -------------------------------------------------

@@ -8,13 +8,13 @@ with exit code 254 (service error) or 255 (no connection)
 
 The program is the concatenation of HEAD (options, parsing, output; the synopses of
 aws_stub_fleet go before it), the handlers of
-CORE_HANDLERS (Secrets Manager, SSM, CloudFormation, ELB, S3) and of aws_stub_fleet (EC2 and
+CORE_HANDLERS (Secrets Manager, SSM, CloudFormation, ELB, S3: listing snapshots, putting the issuer's documents) and of aws_stub_fleet (EC2 and
 Auto Scaling), then TAIL: each handler block ends in answer() or fail(), which exit."""
 
 from tests.support.aws_stub_fleet import FLEET_HANDLERS, FLEET_SYNOPSES
 
 IMPORTS = r"""
-import json, os, re, sys, time
+import hashlib, json, os, re, sys, time
 import jmespath
 """
 
@@ -52,6 +52,12 @@ SYNOPSES = {
     ("s3api", "list-objects-v2"): ({"--bucket"}, {"--delimiter", "--encoding-type", "--prefix", "--start-after",
                                    "--request-payer", "--expected-bucket-owner", "--optional-object-attributes",
                                    *PAGINATION}, {"--fetch-owner", "--no-fetch-owner"}),
+    # https://awscli.amazonaws.com/v2/documentation/api/latest/reference/s3api/put-object.html
+    ("s3api", "put-object"): ({"--bucket", "--key"}, {"--acl", "--body", "--cache-control", "--content-disposition",
+                              "--content-encoding", "--content-language", "--content-length", "--content-md5",
+                              "--content-type", "--checksum-algorithm", "--expires", "--metadata",
+                              "--server-side-encryption", "--storage-class", "--tagging", "--if-match",
+                              "--if-none-match", "--expected-bucket-owner", "--request-payer"}, set()),
     **FLEET_SYNOPSES,  # aws_stub_fleet
 }
 def usage(message):
@@ -237,6 +243,22 @@ if (service, command) == ("s3api", "list-objects-v2"):
                 **({"Contents": items} if items else {})}
     pages = [listing(contents[start:start + 1000]) for start in range(0, max(len(contents), 1), 1000)]
     answer(listing(contents), pages)
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html: --body is a file path (a
+# streaming blob, not file://); without --content-type S3 stores binary/octet-stream. The
+# first server's role may put exactly the issuer's two keys (components/iam.py).
+if (service, command) == ("s3api", "put-object"):
+    body = opts.get("--body")
+    if body is not None and not os.path.isfile(body):
+        usage("Error parsing parameter '--body': Blob values must be a path to a file.")
+    if opts["--bucket"] != state["issuer_bucket"] or opts["--key"] not in state["issuer_keys"]:
+        fail("AccessDenied", f"User: arn:aws:sts::123456789012:assumed-role/node/{state['instance_id']} is not "
+                             f"authorized to perform: s3:PutObject on resource: "
+                             f"\"arn:aws:s3:::{opts['--bucket']}/{opts['--key']}\"")
+    data = open(body, "rb").read() if body is not None else b""
+    state["issuer_objects"][opts["--key"]] = {"body": data.decode(), "content_type": opts.get("--content-type",
+                                              "binary/octet-stream")}
+    state["issuer_puts"].append(opts["--key"]); save()
+    answer({"ETag": f'"{hashlib.md5(data).hexdigest()}"', "ServerSideEncryption": "AES256"})
 """
 
 TAIL = r"""

@@ -32,12 +32,13 @@ import yaml
 from tests.support.boot_imds import _Imds  # noqa: F401  (tests name it)
 from tests.support.boot_run import BootRun, effective_config  # noqa: F401
 from tests.support.boot_scenario import SHARED, Scenario, lone_group, member
-from tests.support import stub_server
+from tests.support import service_accounts, stub_server
 from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SLEEP_STUB,
                                       SYSTEMCTL_STUB, UNAME_STUB)
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import bundle as server_bundle
+from k3s_infra.model import pod_identity
 
 # Deploy-time values of the node-stack parameters.
 PARAMETERS = {
@@ -57,6 +58,9 @@ PARAMETERS = {
     "GrafanaAdminPasswordSecretArn":
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k3s-infra/k3s/addons/grafana-admin-password-YzAbCd",
     "DrainQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/k3s-Draining-DrainQueue-0AbC1dE2",
+    # The Identity stack's OIDC issuer (components/oidc_issuer.py): its CloudFront URL and bucket.
+    "IssuerUrl": "https://d111111abcdef8.cloudfront.net",
+    "IssuerBucketName": "k3s-identity-issuerbucket-0a1b2c3d4e5f",
 }
 # What Secrets Manager generated for the add-ons.
 ADDON_SECRETS = {
@@ -106,16 +110,27 @@ def launch_template_user_data(template: dict) -> tuple[str, dict]:
 
 
 class UserData(str):
-    """The user data EC2 receives, and the value of the node stack's bundle parameter (servers:
+    """The user data EC2 receives, and the value of the node stack's bundle parameters (servers:
     bootstrap/bundle.py, None for agents), which the instance reads at boot."""
 
-    bundle: tuple[str, str] | None = None  # (parameter name, value)
+    bundle: tuple[str, str] | None = None  # (first parameter's name, the whole value, parts joined)
+    bundle_parts: tuple[tuple[str, str], ...] = ()  # (name, value) of every part, in order
+
+    def derived(self, text: str) -> UserData:
+        """Other user data text with this one's bundle (a test's variation of a node's config)."""
+        other = UserData(text)
+        other.bundle, other.bundle_parts = self.bundle, self.bundle_parts
+        return other
 
 
-def bundle_parameter(template: dict) -> tuple[str, str] | None:
-    """(Name, Value) of the node stack's bundle parameter, if it has one."""
-    found = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
-    return (found[0]["Name"], found[0]["Value"]) if found else None
+def bundle_parameters(template: dict) -> tuple[tuple[str, str], ...]:
+    """(Name, Value) of each of the node stack's bundle parameters, in the order boot.env names them."""
+    found = {r["Properties"]["Name"]: r["Properties"]["Value"] for r in template["Resources"].values()
+             if r["Type"] == "AWS::SSM::Parameter"}
+    if not found:
+        return ()
+    names = re.search(r"BUNDLE_PARAMETERS='([^']*)'", launch_template_user_data(template)[0]).group(1)
+    return tuple((name, found[name]) for name in names.split())
 
 
 def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> UserData:
@@ -137,7 +152,10 @@ def expand(template: dict, parameters: dict[str, str] = PARAMETERS) -> UserData:
         return values[name] if name in values else parameters[name]
 
     user_data = UserData(re.sub(r"\$\{([^}]*)\}", one, text))
-    user_data.bundle = bundle_parameter(template)
+    user_data.bundle_parts = bundle_parameters(template)
+    if user_data.bundle_parts:
+        parts = user_data.bundle_parts
+        user_data.bundle = (parts[0][0], "".join(value for _, value in parts))
     return user_data
 
 
@@ -270,9 +288,10 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         downloads[f"{OFFICIAL_RELEASES}/{version}/sha256sum-{arch_name}.txt"] = (
             f"{hashlib.sha256(genuine.encode()).hexdigest()}  {asset}\n"
             f"{'0' * 64}  k3s-airgap-images-{arch_name}.tar\n")
-    bundle = getattr(user_data, "bundle", None)
-    if bundle is not None and s.bundle is not None:
-        bundle = (bundle[0], s.bundle)
+    bundle = list(getattr(user_data, "bundle_parts", ()))
+    if bundle and s.bundle is not None:  # the given value, cut across the same parameters
+        size = -(-len(s.bundle) // len(bundle))
+        bundle = [(name, s.bundle[n * size:(n + 1) * size]) for n, (name, _) in enumerate(bundle)]
     def listed(given):  # (ID, state) pairs; bare states get made-up IDs
         return [tuple(t) if isinstance(t, (tuple, list)) else (f"i-0{n:016x}", t) for n, t in enumerate(given)]
     targets = listed(s.targets)
@@ -295,7 +314,7 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         "parameters": {name: value for name, value in (
             (PARAMETERS["ClusterStateParameterName"], s.marker),
             (PARAMETERS["RestoreRequestParameterName"], s.restore_request),
-            bundle or (None, None)) if value is not None},
+            *bundle) if value is not None},
         "writes": [], "unreachable": list(s.unreachable),
         "downloads": downloads, "download_failures": s.download_failures,
         "publish_after": s.publish_after, "token_reads": 0,
@@ -320,6 +339,15 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         "nodes": list(s.members if s.nodes is None else s.nodes), "deleted_nodes": [],
         "snapshot_fails": s.snapshot_fails, "snapshots_saved": [],
         "vanishing_parameters": list(s.vanishing_parameters), "signal_failures": s.signal_failures,
+        # The service account issuer: the JWKS this K3s's API serves (a later one after that many
+        # reads: a key rotation), the issuer bucket's objects, and the cluster's Secrets and
+        # applied objects (k3s_stub.py).
+        "jwks": service_accounts.jwks([service_accounts.signing_key(n) for n in s.service_account_keys]),
+        "jwks_after": None if s.keys_after is None else [
+            s.keys_after[0], service_accounts.jwks([service_accounts.signing_key(n) for n in s.keys_after[1]])],
+        "jwks_reads": 0, "issuer_bucket": PARAMETERS["IssuerBucketName"], "issuer_objects": {}, "issuer_puts": [],
+        "issuer_keys": [pod_identity.DISCOVERY_KEY, pod_identity.JWKS_KEY],
+        "cluster_secrets": {}, "applied": [],
     }
     if s.shared is not None:
         state |= json.loads(json.dumps({key: s.shared[key] for key in SHARED}))

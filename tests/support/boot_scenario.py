@@ -124,14 +124,18 @@ class Scenario:
     instances that EC2 lists as they are for that many DescribeInstances calls, then as
     terminated (an instance its group holds in Terminating:Wait while its hooks run:
     https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html);
-    kubectl_hangs: `k3s kubectl` never answers (a black-holed API connection).
+    kubectl_hangs: `k3s kubectl` never answers (a black-holed API connection);
+    service_account_keys: the sandbox's signing keys (service_accounts.signing_key numbers) whose
+    JWKS the API serves; keys_after: (reads, keys): from JWKS read reads + 1 on, these instead
+    (a rotation: https://docs.k3s.io/cli/certificate).
 
     The run: mode "boot" (cloud-init's runcmd) or "watch" (the server's watch service, after a
     boot that completed: bundle installed, K3s installed and running) for watch_rounds rounds,
     K3s counted down after unhealthy_after seconds; lifecycle_state: the target lifecycle state
     IMDS serves (None: the key is absent); join/token attempts, start_timeout, retry_base,
     retry_max, boot_deadline: the script's test hooks (K3S_INFRA_*); shared: the state of an
-    earlier run whose AWS side (parameters, objects, groups, reports, tags) this one continues."""
+    earlier run whose AWS side (parameters, objects, groups, reports, tags) and cluster data
+    (Secrets) this one continues."""
 
     marker: str | None = None
     api_up_after: int | None = None
@@ -172,6 +176,8 @@ class Scenario:
     gone_after: dict[str, int] | None = None
     targets_after: tuple | None = None
     kubectl_hangs: bool = False
+    service_account_keys: tuple[int, ...] = (0,)
+    keys_after: tuple | None = None
     mode: str = "boot"
     watch_rounds: int = 2
     unhealthy_after: int = 0
@@ -185,4 +191,4 @@ class Scenario:
 
 # What a later run continues from an earlier one's state (Scenario.shared).
 SHARED = ("parameters", "objects", "groups", "lifecycle_hooks", "health_reports", "lifecycle_actions", "tags",
-          "snapshots_saved")
+          "snapshots_saved", "issuer_objects", "cluster_secrets")

@@ -22,9 +22,20 @@ matching:
   (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html).
 - Allowed when an Allow statement matches and no Deny does
   (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+- Role trust policies (``trusted``) for ``sts:AssumeRoleWithWebIdentity``: a statement names
+  a ``Principal`` and no ``Resource``; a ``Federated`` principal matches only the exact ARN of
+  the IAM OIDC provider that vouched for the token (no wildcards in a principal:
+  .../reference_policies_elements_principal.html). ``web_identity`` builds that request the
+  way STS does (IAM User Guide, "OIDC federation", "Create an OpenID Connect (OIDC) identity
+  provider in IAM"; API reference, AssumeRoleWithWebIdentity): the provider is the one whose
+  URL is the token's ``iss``, the token's ``aud`` must be one of its client IDs, else STS
+  refuses before any policy is read; the context keys are the provider URL without
+  ``https://`` followed by ``:sub`` and ``:aud``, holding the token's claims (IAM User Guide,
+  "IAM and AWS STS condition context keys", "Available keys for AWS OIDC federation").
+  Tokens with an ``azp`` claim (whose ``aud`` key then holds ``azp``) are not modelled.
 
-Only what the node roles use is modelled; anything else raises, so a new construct cannot
-slip through as "allowed" unchecked.
+Only what the project's roles use is modelled; anything else raises, so a new construct
+cannot slip through as "allowed" unchecked.
 """
 
 from __future__ import annotations
@@ -43,6 +54,24 @@ class Request:
     action: str
     resource: str
     context: dict[str, str | list[str]] = field(default_factory=dict)
+    principal: tuple[str, str] | None = None  # (type, id), e.g. ("Federated", <provider ARN>): trust only
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """An IAM OIDC provider: its ARN, its URL (https://host[/path]) and its client IDs."""
+    arn: str
+    url: str
+    client_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WebIdentityToken:
+    """The claims of an OIDC token that STS reads (its signature is assumed valid here)."""
+    iss: str
+    sub: str
+    aud: str
+    azp: str | None = None
 
 
 class Unresolved(Exception):
@@ -127,14 +156,35 @@ def _resource(pattern: str, context: dict[str, Any], variables: bool) -> str:
     return ":".join(head[:5] + [_substitute(head[5], context)])
 
 
-def _matches(statement: dict, request: Request, variables: bool) -> bool:
-    if "NotAction" in statement or "NotResource" in statement or "Principal" in statement:
-        raise NotImplementedError("NotAction / NotResource / Principal")
-    if not any(_glob(a, request.action, case_sensitive=False) for a in _values(statement["Action"])):
+def action_matches(pattern: str, action: str) -> bool:
+    """An Action element's entry against an action name (case-insensitive, `*`/`?`)."""
+    return _glob(pattern, action, case_sensitive=False)
+
+
+def _principal_matches(principal, request: Request) -> bool:
+    """"*" is everyone; else {type: id or [ids]}, each id compared exactly."""
+    if principal == "*":
+        return True
+    if request.principal is None:
+        return False
+    kind, wanted = request.principal
+    return any(wanted == given for given in _values(principal.get(kind, [])))
+
+
+def _matches(statement: dict, request: Request, variables: bool, trust: bool = False) -> bool:
+    if "NotAction" in statement or "NotResource" in statement or "NotPrincipal" in statement:
+        raise NotImplementedError("NotAction / NotResource / NotPrincipal")
+    if trust != ("Principal" in statement) or (trust and "Resource" in statement):
+        raise NotImplementedError("a trust policy statement names a Principal and no Resource; "
+                                  "an identity policy statement the opposite")
+    if not any(action_matches(a, request.action) for a in _values(statement["Action"])):
         return False
     context = request.context
     try:
-        if not any(_glob(_resource(r, context, variables), request.resource) for r in _values(statement["Resource"])):
+        if trust:
+            if not _principal_matches(statement["Principal"], request):
+                return False
+        elif not any(_glob(_resource(r, context, variables), request.resource) for r in _values(statement["Resource"])):
             return False
         return all(_condition_holds(operator, key, [_substitute(w, context) if variables else w
                                                     for w in _values(wanted)], context)
@@ -143,8 +193,36 @@ def _matches(statement: dict, request: Request, variables: bool) -> bool:
         return False  # "any attempt to match it fails" (IAM User Guide, policy variables)
 
 
-def allowed(documents: list[dict], request: Request) -> bool:
-    statements = [(s, d.get("Version") == VARIABLES_VERSION) for d in documents for s in d["Statement"]]
-    if any(s["Effect"] == "Deny" and _matches(s, request, v) for s, v in statements):
+def _decide(documents: list[dict], request: Request, trust: bool) -> bool:
+    statements = [(s, d.get("Version") == VARIABLES_VERSION) for d in documents for s in _values(d["Statement"])]
+    if any(s["Effect"] == "Deny" and _matches(s, request, v, trust) for s, v in statements):
         return False
-    return any(s["Effect"] == "Allow" and _matches(s, request, v) for s, v in statements)
+    return any(s["Effect"] == "Allow" and _matches(s, request, v, trust) for s, v in statements)
+
+
+def allowed(documents: list[dict], request: Request) -> bool:
+    """Identity policies: does any Allow match the request, and no Deny?"""
+    return _decide(documents, request, trust=False)
+
+
+def trusted(trust_policy: dict, request: Request) -> bool:
+    """A role's trust policy (its AssumeRolePolicyDocument): may this principal assume it?"""
+    return _decide([trust_policy], request, trust=True)
+
+
+WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
+
+
+def web_identity(token: WebIdentityToken, providers: list[OidcProvider], role_arn: str) -> Request | None:
+    """The request STS evaluates a role's trust policy with for this token, or None when STS
+    refuses the token before reading any policy: no IAM OIDC provider in the account for its
+    issuer, or its audience is not one of that provider's client IDs."""
+    if token.azp is not None:
+        raise NotImplementedError("tokens with an azp claim (the aud key then holds azp)")
+    matching = [p for p in providers if p.url.rstrip("/") == token.iss.rstrip("/")]
+    if not matching or token.aud not in matching[0].client_ids:
+        return None
+    (provider,) = matching
+    prefix = provider.url.removeprefix("https://").rstrip("/")
+    return Request(WEB_IDENTITY, role_arn, {f"{prefix}:sub": token.sub, f"{prefix}:aud": token.aud},
+                   principal=("Federated", provider.arn))

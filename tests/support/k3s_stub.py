@@ -10,18 +10,100 @@ checksum is published with it), run by the node script as K3s. It follows boot_s
 # Deleting a Node makes K3s remove the etcd member it stands for (k3s-io/k3s
 # pkg/etcd/member_controller.go: onRemove -> RemovePeer, by the member name the Node's
 # etcd.k3s.cattle.io/node-name annotation holds). The scenario may have every call hang.
+# The service account issuer's documents (kubernetes pkg/serviceaccount/openidmetadata.go,
+# served at /.well-known/openid-configuration and /openid/v1/jwks, as `kubectl get --raw`
+# prints them: the body exactly, compact JSON): the JWKS of the scenario's keys
+# (service_accounts.py), the discovery document from this server's own K3s config:
+# kube-apiserver-arg service-account-issuer (K3s's default issuer unless "=" replaces it;
+# "-=" puts one first, the issuer Kubernetes names) and service-account-jwks-uri.
+# Secrets (get, create generic --from-file: key = file name or KEY=PATH, values base64 as the
+# API returns them; `-o jsonpath={.data.<key>}`), and `apply -f FILE` of YAML documents.
 K3S_PROGRAM = r"""
 argv = sys.argv[1:]
+K3S_ISSUER = "https://kubernetes.default.svc.cluster.local"  # K3s's default service-account-issuer
+def apiserver_args():
+    import yaml
+    base = os.path.join(root, "etc/rancher/k3s")
+    drop_ins = os.path.join(base, "config.yaml.d")
+    names = sorted(n for n in (os.listdir(drop_ins) if os.path.isdir(drop_ins) else ()) if n.endswith(".yaml"))
+    found = []
+    for path in [os.path.join(base, "config.yaml")] + [os.path.join(drop_ins, n) for n in names]:
+        config = yaml.safe_load(open(path)) or {}
+        found = list(config.get("kube-apiserver-arg", found)) + list(config.get("kube-apiserver-arg+", []))
+    return found
+def discovery():
+    issuers, jwks_uri = [K3S_ISSUER], "https://10.0.1.10:6443/openid/v1/jwks"
+    for arg in apiserver_args():
+        name, value = arg.split("=", 1)
+        if name == "service-account-issuer-":
+            issuers.insert(0, value)
+        elif name == "service-account-issuer":
+            issuers = [value]
+        elif name == "service-account-jwks-uri":
+            jwks_uri = value
+    algs = sorted({key["alg"] for key in json.loads(state["jwks"])["keys"]})
+    return json.dumps({"issuer": issuers[0], "jwks_uri": jwks_uri, "response_types_supported": ["id_token"],
+                       "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": algs},
+                      separators=(",", ":"))
+def jwks():
+    state["jwks_reads"] += 1
+    later = state["jwks_after"]
+    if later and state["jwks_reads"] > later[0]:
+        state["jwks"] = later[1]
+    save()
+    return state["jwks"]
+def secrets(words, opts):
+    import base64, yaml
+    namespace = opts.get("-n") or opts.get("--namespace") or "default"
+    name = words[2] if len(words) > 2 else None
+    found = state["cluster_secrets"].get(f"{namespace}/{name}")
+    if words[:2] == ["get", "secret"] and len(words) == 3:
+        if found is None:
+            if opts.get("--ignore-not-found"):
+                sys.exit(0)
+            refuse(f'Error from server (NotFound): secrets "{name}" not found')
+        output = opts.get("-o") or opts.get("--output")
+        if output == "name":
+            print(f"secret/{name}")
+        elif output and output.startswith("jsonpath={.data.") and output.endswith("}"):
+            print(found.get(output[len("jsonpath={.data."):-1].replace("\\.", "."), ""), end="")
+        else:
+            refuse(f"stub kubectl: output {output} not modelled")
+        sys.exit(0)
+    if words[:3] == ["create", "secret", "generic"] and len(words) == 4:
+        name = words[3]
+        data = {}
+        for source in opts.get("--from-file", []):
+            key, path = source.split("=", 1) if "=" in source else (os.path.basename(source), source)
+            if not os.path.isfile(path):
+                refuse(f"error: error reading {path}: no such file or directory")
+            data[key] = base64.b64encode(open(path, "rb").read()).decode()
+        if f"{namespace}/{name}" in state["cluster_secrets"]:
+            # kubectl create_secret.go Run: "failed to create secret: %v"
+            refuse(f'error: failed to create secret: secrets "{name}" already exists')
+        state["cluster_secrets"][f"{namespace}/{name}"] = data
+        save()
+        print(f"secret/{name} created"); sys.exit(0)
+    if words == ["apply"] and opts.get("-f"):
+        if not os.path.isfile(opts["-f"]):
+            refuse(f'error: the path "{opts["-f"]}" does not exist')
+        for document in filter(None, yaml.safe_load_all(open(opts["-f"]))):
+            state["applied"].append(document)
+            print(f'{document["kind"].lower()}.admissionregistration.k8s.io/{document["metadata"]["name"]} created')
+        save()
+        sys.exit(0)
 def kubectl(argv):
     if state["kubectl_hangs"]:  # no answer, ever: only a bound ends the call
         time.sleep(600)
-    opts, words, i = {}, [], 0
+    opts, words, i = {"--from-file": []}, [], 0
     while i < len(argv):
         arg = argv[i]
-        if arg.startswith("--") and "=" in arg:
+        if arg.startswith("--from-file="):
+            opts["--from-file"].append(arg.split("=", 1)[1])
+        elif arg.startswith("--") and "=" in arg:
             key, value = arg.split("=", 1)
             opts[key] = value
-        elif arg in ("--kubeconfig", "--server", "-s", "-o", "--output", "--raw"):
+        elif arg in ("--kubeconfig", "--server", "-s", "-o", "--output", "--raw", "-n", "--namespace", "-f"):
             opts[arg] = argv[i + 1]; i += 1
         elif arg.startswith("-"):
             opts[arg] = True
@@ -46,6 +128,12 @@ def kubectl(argv):
     nodes = set(state["nodes"])
     if words == ["get"] and opts.get("--raw") == "/readyz":
         print("ok"); sys.exit(0)
+    if words == ["get"] and opts.get("--raw") == "/.well-known/openid-configuration":
+        print(discovery(), end=""); sys.exit(0)
+    if words == ["get"] and opts.get("--raw") == "/openid/v1/jwks":
+        print(jwks(), end=""); sys.exit(0)
+    if words[:2] in (["get", "secret"], ["create", "secret"]) or words == ["apply"]:
+        secrets(words, opts)
     if len(words) == 3 and words[:2] in (["get", "node"], ["get", "nodes"]):
         if words[2] not in nodes:
             refuse(f'Error from server (NotFound): nodes "{words[2]}" not found')

@@ -446,4 +446,5 @@ def apply() -> None:
     shim_bucket_versioning()
     shim_ssm_parameter_values()
     shim_network_deletion()
+    __import__("tests.support.moto_shims_identity", fromlist=["apply"]).apply()  # the Identity stack's resources
     _applied = True

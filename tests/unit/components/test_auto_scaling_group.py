@@ -19,7 +19,7 @@ from k3s_infra.config import defaults, read_document, validate
 from k3s_infra.model import naming
 
 from tests.support.autoscaler import group_resources
-from tests.support.boot_sandbox import boot_env, expand
+from tests.support.oracle_helpers import bundle_files
 from tests.support.rendered import node_stacks, pool_stack as _pool_stack
 
 
@@ -80,8 +80,10 @@ def test_server_groups_hold_a_terminating_server_for_its_snapshot_agents_only_fo
         assert "drain-before-terminate" in hooks, stack_id  # the node termination handler's (catalog)
         if stack_id in ("ServerInit", "Servers"):
             # The hook the server's watch completes is the one its group holds it by.
-            settings = boot_env(expand(children[stack_id]))
-            assert set(hooks) == {"drain-before-terminate", settings["SNAPSHOT_HOOK"]}, stack_id
+            # The watch reads the hook's name from its bundle's settings (bundle.env).
+            settings = dict(line.split("=", 1) for line in
+                            bundle_files(children[stack_id])["/usr/local/lib/k3s-infra/bundle.env"].splitlines())
+            assert set(hooks) == {"drain-before-terminate", settings["SNAPSHOT_HOOK"].strip("'")}, stack_id
         else:
             assert set(hooks) == {"drain-before-terminate"}, stack_id
         for hook in hooks.values():

@@ -1,9 +1,11 @@
 """Node roles' statements (k3s_infra/components/iam.py), read from the rendered NodeIam stack:
-each node role signals only its own node stacks and reports health only for its own role's
-groups; the restore request and the marker are named from config; snapshot objects only
-under the etcd-s3-folder K3s writes to (https://docs.k3s.io/cli/etcd-snapshot); add-on
-secrets and the drain queue for the server role only; the cluster autoscaler's scaling only
-on groups carrying its discovery tag, and its reads (kubernetes/autoscaler
+three roles (first server, joining servers, agents); each signals only its own node stacks and
+reports health only for its own role's groups; the restore request and the marker, named from
+config, are the first server's only; snapshot objects only under the etcd-s3-folder K3s writes
+to (https://docs.k3s.io/cli/etcd-snapshot); the OIDC issuer's two documents written by the
+first server only; add-on secrets for the servers only; the drain queue and the cluster
+autoscaler's scaling on no node role but on the controllers' own roles (Identity stack):
+scaling only on groups carrying its discovery tag, with its reads (kubernetes/autoscaler
 cluster-autoscaler/cloudprovider/aws/README.md, "Full Cluster Autoscaler Features Policy");
 the AWS cloud controller's actions match its documented policy (kubernetes/cloud-provider-aws v1.33.0
 docs/prerequisites.md) minus what it does not need, and it tags only what it creates.
@@ -27,11 +29,15 @@ from k3s_infra.render import render
 
 from tests.support.autoscaler import PREFIX, SCALING, cluster_of, groups
 from tests.support.iam_policies import (
+    AUTOSCALER_SERVICE_ACCOUNT,
+    NTH_SERVICE_ACCOUNT,
     OFFICIAL_CCM_POLICY,
     OTHER_USERS,
+    SERVER_ROLES,
     allow_statements,
     as_list,
     server_ccm_statements,
+    subject,
 )
 from tests.support.oracle_helpers import DEPLOYABLE, written_files
 
@@ -42,11 +48,6 @@ ROOT = Path(__file__).resolve().parents[3]
 def _statements(r, role: str) -> dict[str, dict]:
     (policy,) = r.resources("NodeIam", "AWS::IAM::Role")[f"{role}Role"]["Properties"]["Policies"]
     return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-
-
-def server_policy(templates: dict[str, dict], role: str = "ServerRole") -> dict[str, dict]:
-    document = templates["NodeIam"]["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
-    return {s["Sid"]: s for s in document["Statement"]}
 
 
 def _flatten_sub(value) -> str:
@@ -79,7 +80,7 @@ def env_rendering(request, rendered):
 @pytest.mark.parametrize("env_name", ["dev", "prod"])
 def test_node_roles_signal_only_their_own_node_stacks(rendered, env_name):
     r = rendered[env_name]
-    expected = {"Server": ["ServerInit", "Servers"], "Agent": ["AgentPool*"]}
+    expected = {"FirstServer": ["ServerInit"], "Server": ["Servers"], "Agent": ["AgentPool*"]}
     for role, stacks in expected.items():
         statements = _statements(r, role)
         signalling = [s for s in statements.values() if "cloudformation:SignalResource" in json.dumps(s["Action"])]
@@ -102,17 +103,22 @@ def test_marker_and_restore_request_names_come_from_config(rendered, env_name):
         values = r.root["Resources"][stack_id]["Properties"]["Parameters"]
         assert values["ClusterStateParameterName"] == naming.cluster_state_parameter(r.env)
         assert values["RestoreRequestParameterName"] == naming.restore_request_parameter(r.env)
-    s = _statements(r, "Server")
+    s = _statements(r, "FirstServer")
     # PutParameter: a lone first server leaves a request for its replacement (bootstrap/watch.sh).
     assert set(s["RestoreRequest"]["Action"]) == {"ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"}
     assert "RestoreRequestParameterName" in json.dumps(s["RestoreRequest"]["Resource"])
-    health = s["ReportOwnHealth"]
-    assert health["Action"] == ["autoscaling:SetInstanceHealth"]
-    # Only this cluster's server groups (an agent must not be able to fail the servers).
-    assert health["Condition"] == {"StringEquals": {"autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name,
-                                                    "autoscaling:ResourceTag/k3s-infra:role": ["server-init", "server"]}}
-    agent_health = _statements(r, "Agent")["ReportOwnHealth"]
-    assert agent_health["Condition"]["StringEquals"]["autoscaling:ResourceTag/k3s-infra:role"] == ["agent"]
+    assert "ClusterStateParameterName" in json.dumps(s["ClusterStateMarker"]["Resource"])
+    for other in ("Server", "Agent"):  # joining servers and agents never touch either
+        text = json.dumps(_statements(r, other))
+        assert "RestoreRequestParameterName" not in text and "ClusterStateParameterName" not in text, other
+    # Only this cluster's groups of the node's own role (an agent must not be able to fail the
+    # servers; k3s-infra:role tags: server-init, server, agent).
+    for role, tag in (("FirstServer", "server-init"), ("Server", "server"), ("Agent", "agent")):
+        health = _statements(r, role)["ReportOwnHealth"]
+        assert health["Action"] == ["autoscaling:SetInstanceHealth"]
+        assert health["Condition"] == {"StringEquals": {
+            "autoscaling:ResourceTag/k3s-infra:cluster": r.env.stack_name,
+            "autoscaling:ResourceTag/k3s-infra:role": [tag]}}, role
 
 
 # --- data: snapshots, add-on secrets, the drain queue --------------------------------
@@ -126,6 +132,7 @@ def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
     folder = yaml.safe_load(written_files(templates["ServerInit"])["/etc/rancher/k3s/config.yaml"])["etcd-s3-folder"]
     assert folder and "*" not in folder
     object_resources = []
+    issuer = "${IssuerBucketName}"  # the OIDC issuer's bucket: test_only_the_first_server_publishes_the_issuer
     for resource in templates["NodeIam"]["Resources"].values():
         if resource["Type"] != "AWS::IAM::Role":
             continue
@@ -133,43 +140,72 @@ def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any(a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:*") for a in actions):
-                    object_resources += [_flatten_sub(r) for r in statement["Resource"]]
+                    object_resources += [_flatten_sub(r) for r in statement["Resource"]
+                                         if issuer not in _flatten_sub(r)]
     assert object_resources
     for arn in object_resources:
         assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}/" + re.escape(folder) + r"/\*", arn), arn
 
 
-def test_only_the_server_role_reads_the_addon_secrets(everything):
+def test_only_the_server_roles_read_the_addon_secrets(everything):
     env, _, _, templates = everything
     roles = {k: r for k, r in templates["NodeIam"]["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    server = {s["Sid"]: s for s in roles["ServerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
-    assert server["ReadAddonSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
-    assert server["ReadAddonSecrets"]["Resource"] == [{"Ref": s.output} for s in addons.secret_specs(env)]
+    for server in SERVER_ROLES:
+        statements = {s["Sid"]: s for s in roles[server]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
+        assert statements["ReadAddonSecrets"]["Action"] == ["secretsmanager:GetSecretValue"]
+        assert statements["ReadAddonSecrets"]["Resource"] == [{"Ref": s.output} for s in addons.secret_specs(env)]
     agent = json.dumps(roles["AgentRole"])
     assert not any(s.output in agent for s in addons.secret_specs(env))
 
 
-def test_only_servers_may_read_the_queue(rendered, switched):
+def test_only_the_first_server_publishes_the_issuer_documents(rendered):
+    """The two documents of service account issuer discovery, at the paths the API server
+    serves them (https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/
+    #service-account-issuer-discovery): /.well-known/openid-configuration and /openid/v1/jwks."""
     templates = rendered["prod"].templates
-    statement = server_policy(templates)["NodeTerminationHandlerQueue"]
+    writes = [(logical, s) for stack, logical, s in allow_statements(templates)
+              if "IssuerBucket" in json.dumps(s["Resource"])]
+    (logical, statement), = writes
+    assert logical == "FirstServerRole" and statement["Action"] == ["s3:PutObject"]
+    assert sorted(_flatten_sub(r) for r in statement["Resource"]) == [
+        "arn:${AWS::Partition}:s3:::${IssuerBucketName}/.well-known/openid-configuration",
+        "arn:${AWS::Partition}:s3:::${IssuerBucketName}/openid/v1/jwks"]
+    assert templates["Root"]["Resources"]["NodeIam"]["Properties"]["Parameters"]["IssuerBucketName"] == \
+        {"Fn::GetAtt": ["Identity", "Outputs.IssuerBucketName"]}
+
+
+def test_no_node_role_drains_the_queue_the_handler_has_its_own_role(rendered, switched):
+    templates = rendered["prod"].templates
+    assert "sqs:" not in json.dumps(templates["NodeIam"]) and "DrainQueueArn" not in templates["NodeIam"]["Parameters"]
+    queue = [(stack, logical, s) for stack, logical, s in allow_statements(templates) if "sqs:" in json.dumps(s)]
+    (stack, logical, statement), = queue
+    assert stack == "Identity" and _trusted_subject(templates["Identity"], logical) == subject(NTH_SERVICE_ACCOUNT)
     assert sorted(statement["Action"]) == ["sqs:DeleteMessage", "sqs:ReceiveMessage"]
     assert statement["Resource"] == [{"Ref": "DrainQueueArn"}]
-    assert templates["Root"]["Resources"]["NodeIam"]["Properties"]["Parameters"]["DrainQueueArn"] == \
+    assert templates["Root"]["Resources"]["Identity"]["Properties"]["Parameters"]["DrainQueueArn"] == \
         {"Fn::GetAtt": ["Draining", "Outputs.DrainQueueArn"]}
-    assert "sqs:" not in json.dumps(templates["NodeIam"]["Resources"]["AgentRole"])
     off = switched["prod-off"][0]
-    assert "sqs:" not in json.dumps(off["NodeIam"]) and "DrainQueueArn" not in off["NodeIam"]["Parameters"]
+    assert "sqs:" not in json.dumps(off["Identity"]) and "DrainQueueArn" not in off["Identity"].get("Parameters", {})
+
+
+def _trusted_subject(template: dict, logical: str) -> str:
+    """The one `sub` a role's trust policy admits (read from its Fn::Sub JSON text)."""
+    text, _ = template["Resources"][logical]["Properties"]["AssumeRolePolicyDocument"]["Fn::Sub"]
+    (statement,) = json.loads(text)["Statement"]
+    (value,) = [v for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    return value
 
 
 # --- the cluster autoscaler: scaling only this cluster's discovered groups ------------
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
-def test_only_the_server_role_scales_and_only_groups_with_the_discovery_tag(rendered, name):
+def test_only_the_autoscalers_role_scales_and_only_groups_with_the_discovery_tag(rendered, name):
     document = read_document(ROOT / "environments" / f"{name}.yaml")
     templates = rendered[name].templates
-    scaling = [(logical, s) for _, logical, s in allow_statements(templates) if SCALING & set(as_list(s["Action"]))]
-    assert [logical for logical, _ in scaling] == ["ServerRole"]
-    (_, statement), = scaling
+    scaling = [(stack, logical, s) for stack, logical, s in allow_statements(templates)
+               if SCALING & set(as_list(s["Action"]))]
+    (stack, logical, statement), = scaling
+    assert stack == "Identity" and _trusted_subject(templates[stack], logical) == subject(AUTOSCALER_SERVICE_ACCOUNT)
     assert set(as_list(statement["Action"])) == SCALING
     assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{PREFIX}/{cluster_of(document)}": "owned"}}
     for resource in as_list(statement["Resource"]):
@@ -180,13 +216,16 @@ def test_only_the_server_role_scales_and_only_groups_with_the_discovery_tag(rend
     assert sorted(tagged) == sorted(s for s in templates if s.startswith("AgentPool"))
 
 
-def test_server_role_has_the_autoscaler_reads(rendered):
+def test_the_autoscalers_role_has_its_reads(rendered):
     # README "Full Cluster Autoscaler Features Policy" minus eks:DescribeNodegroup (EKS only).
     wanted = {"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
               "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
               "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
               "ec2:GetInstanceTypesFromInstanceRequirements"}
-    granted = {a for _, logical, s in allow_statements(rendered["prod"].templates) if logical == "ServerRole"
+    templates = rendered["prod"].templates
+    (logical,) = [k for k, r in templates["Identity"]["Resources"].items() if r["Type"] == "AWS::IAM::Role"
+                  and _trusted_subject(templates["Identity"], k) == subject(AUTOSCALER_SERVICE_ACCOUNT)]
+    granted = {a for stack, role, s in allow_statements(templates) if (stack, role) == ("Identity", logical)
                for a in as_list(s["Action"])}
     assert wanted <= granted
     assert "eks:DescribeNodegroup" not in granted

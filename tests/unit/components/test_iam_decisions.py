@@ -1,111 +1,29 @@
-"""What each node may and may not do on AWS, decided by evaluating its role's policy
-(k3s_infra/components/iam.py, as the NodeIam stack renders it).
+"""What each node, and each controller's service account, may and may not do on AWS, decided
+by evaluating its role's policy (k3s_infra/components/iam.py as the NodeIam stack renders
+it; components/workload_iam.py as the Identity stack does, the role found by evaluating its
+trust for the controller's service account).
 
 The requests are built from what a node really asks for, not from the IAM component: the
 secret ARNs, parameter names, snapshot bucket/folder and signal target in the node's own
 user data (boot.env, config.yaml), the tags of its own auto scaling group, the role reached
 through its launch template's instance profile, and AWS's ARN formats. Every nested-stack
 output is replaced by a distinct made-up value, so a grant on the wrong secret, parameter
-or stack cannot match by accident. The evaluator is tests/support/iam_eval.py (IAM's
-documented matching rules).
+or stack cannot match by accident (the cluster as read: tests/support/iam_policies.py
+Cluster). The evaluator is tests/support/iam_eval.py (IAM's documented matching rules).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
-import yaml
 
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.render import build_templates
 
 from tests.support.iam_eval import Request, allowed
-from tests.support.oracle_helpers import ALL_ADDONS, launch_template_data, node_stack_ids, resolve
-
-
-UUID = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
-
-
-class Outputs(dict):
-    """Pseudo parameters, plus a distinct made-up value for every nested-stack output and
-    every other parameter (the root's image IDs)."""
-
-    def __init__(self, region: str, account: str, stack_name: str):
-        super().__init__({"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
-                          "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"})
-        self.region, self.account = region, account
-
-    def __missing__(self, key: str) -> str:
-        stack, _, name = key.partition(".Outputs.")
-        if not name:
-            return f"made-up-{key}".lower()
-        return (f"arn:aws:made-up:{self.region}:{self.account}:{stack}/{name}" if name.endswith("Arn")
-                else f"made-up-{stack}-{name}".lower())
-
-
-@dataclass
-class Node:
-    stack_id: str
-    role: str  # boot.env ROLE
-    boot: dict[str, str]  # boot.env, deploy-time values filled in
-    k3s: dict  # config.yaml, deploy-time values filled in
-    group_tags: dict[str, str]
-    policies: list[dict]
-    iam_role: dict  # the role's properties (trust policy, path)
-
-
-class Cluster:
-    def __init__(self, env, templates: dict[str, dict]):
-        self.env, self.templates = env, templates
-        self.root_values = Outputs(env.region, env.account_id, env.stack_name)
-        self.nodes = [self._node(stack_id) for stack_id in node_stack_ids(templates)]
-
-    def stack_values(self, stack_id: str) -> dict[str, str]:
-        # Nested stacks are named <root>-<logical ID>-<suffix> (AWS CloudFormation User Guide,
-        # "Nested stacks").
-        wiring = self.templates["Root"]["Resources"][stack_id]["Properties"].get("Parameters", {})
-        values = Outputs(self.env.region, self.env.account_id, f"{self.env.stack_name}-{stack_id}-1A2B3C4D5E6F")
-        values.update({name: p["Default"] for name, p in self.templates[stack_id].get("Parameters", {}).items()
-                       if "Default" in p})
-        values.update({name: resolve(value, self.root_values) for name, value in wiring.items()})
-        return values
-
-    def _node(self, stack_id: str) -> Node:
-        template, values = self.templates[stack_id], self.stack_values(stack_id)
-        # The user data as the instance gets it: Fn::Sub applied, then its plain write_files.
-        user_data = resolve(launch_template_data(template)["UserData"]["Fn::Base64"], values)
-        filled = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"] if "encoding" not in f}
-        boot = {k: v.strip("'") for k, v in (line.split("=", 1) for line in
-                                              filled["/etc/k3s-infra/boot.env"].splitlines())}
-        (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
-        tags = {t["Key"]: resolve(t["Value"], values) for t in group["Properties"]["Tags"]}
-        role = self._role(stack_id, launch_template_data(template))
-        policies = [resolve(p["PolicyDocument"], self.stack_values("NodeIam")) for p in role["Policies"]]
-        return Node(stack_id, boot["ROLE"], boot, yaml.safe_load(filled["/etc/rancher/k3s/config.yaml"]), tags,
-                    policies, role)
-
-    def _role(self, stack_id: str, launch: dict) -> dict:
-        """The role behind the launch template's instance profile, followed through the root."""
-        (parameter,) = launch["IamInstanceProfile"]["Arn"].values()
-        (stack, output) = self.templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][parameter][
-            "Fn::GetAtt"]
-        iam = self.templates[stack]
-        profile_id, _ = iam["Outputs"][output.removeprefix("Outputs.")]["Value"]["Fn::GetAtt"]
-        assert stack == "NodeIam"
-        (role_ref,) = iam["Resources"][profile_id]["Properties"]["Roles"]
-        return iam["Resources"][role_ref["Ref"]]["Properties"]
-
-    # --- ARNs in AWS's formats -------------------------------------------------------------
-    def arn(self, service: str, resource: str, region: bool = True) -> str:
-        return f"arn:aws:{service}:{self.env.region if region else ''}:{self.env.account_id}:{resource}"
-
-    def group_arn(self, node: Node) -> str:
-        return self.arn("autoscaling", f"autoScalingGroup:{UUID}:autoScalingGroupName/{node.stack_id}-Group-X1")
-
-    def of_role(self, *roles: str) -> list[Node]:
-        return [n for n in self.nodes if n.role in roles]
+from tests.support.iam_policies import AUTOSCALER_SERVICE_ACCOUNT, NTH_SERVICE_ACCOUNT, UUID, Cluster, Node
+from tests.support.oracle_helpers import ALL_ADDONS
 
 
 @pytest.fixture(params=[*available_environments(), "all-addons"])
@@ -116,10 +34,12 @@ def cluster(request, rendered) -> Cluster:
     return Cluster(rendered[request.param].env, rendered[request.param].templates)
 
 
-def check(node: Node, decisions: list[tuple[str, Request, bool]]) -> None:
+def check(node: Node | tuple[str, list[dict]], decisions: list[tuple[str, Request, bool]]) -> None:
+    """A node, or (who, policies) of a service account's role."""
+    who, policies = (f"{node.stack_id} ({node.role})", node.policies) if isinstance(node, Node) else node
     wrong = [f"{what}: expected {'allowed' if want else 'denied'}" for what, request, want in decisions
-             if allowed(node.policies, request) != want]
-    assert not wrong, f"{node.stack_id} ({node.role}): " + "; ".join(wrong)
+             if allowed(policies, request) != want]
+    assert not wrong, f"{who}: " + "; ".join(wrong)
 
 
 def secret_read(arn: str) -> Request:
@@ -135,12 +55,16 @@ def test_every_node_reads_its_tokens_and_nothing_else(cluster):
                      ("read an unrelated secret", secret_read(other), False),
                      ("write an unrelated secret", Request("secretsmanager:PutSecretValue", other), False)]
         if node.role == "agent":
-            decisions += [("agent reads the server token", secret_read(server_token), False),
-                          ("agent reads the kubeconfig", secret_read(kubeconfig), False),
-                          ("agent rewrites its token",
-                           Request("secretsmanager:PutSecretValue", node.boot["TOKEN_SECRET"]), False)]
+            decisions += [("agent reads the server token", secret_read(server_token), False)]
         else:
             decisions.append(("read the agent token", secret_read(node.boot["AGENT_TOKEN_SECRET"]), True))
+        if node.role != "server-init":
+            # Only the first server publishes the tokens (whose K10<CA hash> pins the cluster CA
+            # for every later join) and the kubeconfig.
+            decisions += [(f"{node.role} reads the kubeconfig", secret_read(kubeconfig), False),
+                          *((f"{node.role} rewrites {arn}", Request("secretsmanager:PutSecretValue", arn), False)
+                            for arn in (server_token, node.boot["TOKEN_SECRET"], kubeconfig,
+                                        cluster.of_role("server-init")[0].boot["AGENT_TOKEN_SECRET"]))]
         check(node, decisions)
 
 
@@ -168,21 +92,49 @@ def test_the_first_server_owns_the_marker_and_the_restore_request_only(cluster):
         ("write a restore request", Request("ssm:PutParameter", restore), True),
         ("read another cluster's marker", Request("ssm:GetParameter", elsewhere), False),
     ])
-    for node in cluster.of_role("agent"):
-        check(node, [("agent reads the marker", Request("ssm:GetParameter", marker), False),
-                     ("agent writes a restore request", Request("ssm:PutParameter", restore), False)])
+    for node in cluster.of_role("server", "agent"):
+        check(node, [(f"{node.role} reads the marker", Request("ssm:GetParameter", marker), False),
+                     (f"{node.role} writes the marker", Request("ssm:PutParameter", marker), False),
+                     (f"{node.role} writes a restore request", Request("ssm:PutParameter", restore), False),
+                     (f"{node.role} deletes the restore request", Request("ssm:DeleteParameter", restore), False)])
+
+
+def test_only_the_first_server_writes_the_issuer_documents_and_nothing_else_there(cluster):
+    """The two documents of service account issuer discovery, at the paths the API server
+    serves them below the issuer (https://kubernetes.io/docs/tasks/configure-pod-container/
+    configure-service-account/#service-account-issuer-discovery); the bucket is the first
+    server's boot.env ISSUER_BUCKET."""
+    (first,) = cluster.of_role("server-init")
+    bucket = first.boot["ISSUER_BUCKET"]
+    obj = lambda key: f"arn:aws:s3:::{bucket}/{key}"  # noqa: E731
+    documents = (".well-known/openid-configuration", "openid/v1/jwks")
+    assert (first.boot["DISCOVERY_KEY"], first.boot["JWKS_KEY"]) == documents
+    for node in cluster.nodes:
+        first_server = node.role == "server-init"
+        check(node, [*((f"publish {key}", Request("s3:PutObject", obj(key)), first_server) for key in documents),
+                     ("write another object there", Request("s3:PutObject", obj("index.html")), False),
+                     ("write beside the JWKS", Request("s3:PutObject", obj("openid/v1/jwks2")), False),
+                     ("write the JWKS in another bucket", Request("s3:PutObject", "arn:aws:s3:::other/openid/v1/jwks"),
+                      False),
+                     *((f"delete {key}", Request("s3:DeleteObject", obj(key)), False) for key in documents),
+                     ("change the bucket policy", Request("s3:PutBucketPolicy", f"arn:aws:s3:::{bucket}"), False)])
 
 
 def test_each_server_reads_its_own_bundle_and_nothing_writes_one(cluster):
     """A server reads the bundle its boot.env names (BUNDLE_PARAMETER); only CloudFormation
     writes it; agents have none; another cluster's is out of reach."""
     foreign = cluster.arn("ssm", "parameter/k3s-infra/another-cluster/node-bundle/server")
+    bundles = {n.stack_id: n.boot["BUNDLE_PARAMETERS"].split() for n in cluster.of_role("server-init", "server")}
     for node in cluster.of_role("server-init", "server"):
-        own = cluster.arn("ssm", "parameter" + node.boot["BUNDLE_PARAMETER"])
-        check(node, [("read its bundle", Request("ssm:GetParameter", own), True),
-                     ("overwrite its bundle", Request("ssm:PutParameter", own), False),
-                     ("read another cluster's bundle", Request("ssm:GetParameter", foreign), False)])
-    bundles = {n.boot["BUNDLE_PARAMETER"] for n in cluster.of_role("server-init", "server")}
+        others = [name for stack_id, names in bundles.items() if stack_id != node.stack_id for name in names]
+        for name in bundles[node.stack_id]:
+            own = cluster.arn("ssm", "parameter" + name)
+            check(node, [("read its bundle", Request("ssm:GetParameter", own), True),
+                         ("overwrite its bundle", Request("ssm:PutParameter", own), False)])
+        check(node, [("read another cluster's bundle", Request("ssm:GetParameter", foreign), False),
+                     *((f"read {name}", Request("ssm:GetParameter", cluster.arn("ssm", "parameter" + name)), False)
+                       for name in others)])
+    bundles = {name for names in bundles.values() for name in names}
     for node in cluster.of_role("agent"):
         check(node, [(f"agent reads {name}", Request("ssm:GetParameter", cluster.arn("ssm", "parameter" + name)), False)
                      for name in bundles])
@@ -266,22 +218,53 @@ def test_the_cluster_key_is_usable_only_through_secrets_manager(cluster):
         check(node, [("decrypt via Secrets Manager", Request("kms:Decrypt", key, via("secretsmanager")), True),
                      ("decrypt directly", Request("kms:Decrypt", key), False),
                      ("decrypt via SSM", Request("kms:Decrypt", key, via("ssm")), False),
+                     # Only the first server writes secrets (PutSecretValue needs a data key).
                      ("encrypt with a new data key via Secrets Manager",
-                      Request("kms:GenerateDataKey", key, via("secretsmanager")), node.role != "agent")])
+                      Request("kms:GenerateDataKey", key, via("secretsmanager")), node.role == "server-init")])
 
 
-def test_add_on_values_and_the_drain_queue_reach_servers_only(cluster):
+def test_add_on_values_reach_servers_only_and_the_drain_queue_only_the_handler(cluster):
     arns = [entry.split("=", 2)[2] for n in cluster.of_role("server-init")
             for entry in n.boot.get("ADDON_SECRETS", "").split()]
-    queue = cluster.root_values["Draining.Outputs.DrainQueueArn"] if cluster.env.draining else None
+    queue = cluster.root_values["Draining.Outputs.DrainQueueArn"]
+    other = cluster.arn("sqs", "someone-else")
     for node in cluster.nodes:
-        decisions = [(f"read add-on secret {arn}", secret_read(arn), node.role != "agent") for arn in arns]
-        if queue:
-            decisions += [("receive drain messages", Request("sqs:ReceiveMessage", queue), node.role != "agent"),
-                          ("delete drain messages", Request("sqs:DeleteMessage", queue), node.role != "agent")]
-        decisions.append(("receive from another queue", Request("sqs:ReceiveMessage",
-                                                                cluster.arn("sqs", "someone-else")), False))
-        check(node, decisions)
+        check(node, [*((f"read add-on secret {arn}", secret_read(arn), node.role != "agent") for arn in arns),
+                     *((f"{verb} drain messages", Request(f"sqs:{verb}", queue), False)
+                       for verb in ("ReceiveMessage", "DeleteMessage")),
+                     ("receive from another queue", Request("sqs:ReceiveMessage", other), False)])
+    handler = cluster.policies_of(NTH_SERVICE_ACCOUNT)
+    assert (handler is not None) == cluster.env.draining
+    if handler:
+        check((NTH_SERVICE_ACCOUNT, handler), [
+            ("receive drain messages", Request("sqs:ReceiveMessage", queue), True),
+            ("delete drain messages", Request("sqs:DeleteMessage", queue), True),
+            ("receive from another queue", Request("sqs:ReceiveMessage", other), False),
+            ("send to its queue", Request("sqs:SendMessage", queue), False),
+            ("purge its queue", Request("sqs:PurgeQueue", queue), False),
+            ("read a secret", secret_read(cluster.of_role("server-init")[0].boot["TOKEN_SECRET"]), False)])
+
+
+def test_the_handler_completes_lifecycle_actions_of_this_clusters_groups_only(cluster):
+    """Queue-processor mode completes the termination hook of the node's group (its README);
+    Auto Scaling authorises it per group with autoscaling:ResourceTag/<key>."""
+    handler = cluster.policies_of(NTH_SERVICE_ACCOUNT)
+    if handler is None:
+        return
+    decisions = []
+    for group in cluster.nodes:
+        foreign = dict(group.group_tags, **{"k3s-infra:cluster": "another-cluster"})
+        untagged = {k: v for k, v in group.group_tags.items() if k != "k3s-infra:cluster"}
+        decisions += [
+            (f"complete {group.stack_id}'s hook",
+             _group_request(cluster, "autoscaling:CompleteLifecycleAction", group), True),
+            (f"complete another cluster's {group.stack_id}",
+             _group_request(cluster, "autoscaling:CompleteLifecycleAction", group, foreign), False),
+            (f"complete an untagged {group.stack_id}",
+             _group_request(cluster, "autoscaling:CompleteLifecycleAction", group, untagged), False),
+            *((f"{action} {group.stack_id}", _group_request(cluster, f"autoscaling:{action}", group), False)
+              for action in ("SetInstanceHealth", "SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup"))]
+    check((NTH_SERVICE_ACCOUNT, handler), decisions)
 
 
 def test_the_cloud_controller_changes_only_its_own_resources(cluster):
@@ -321,15 +304,24 @@ def test_the_cloud_controller_changes_only_its_own_resources(cluster):
         ])
 
 
-def test_the_autoscaler_scales_only_groups_tagged_for_it(cluster):
-    for node in cluster.of_role("server-init", "server"):
+def test_only_the_autoscaler_scales_and_only_groups_tagged_for_it(cluster):
+    """No node scales anything; the autoscaler's role (when it is on) scales every agent pool,
+    which carries its discovery tag, and no server group nor another cluster's pool."""
+    scaling = ("SetDesiredCapacity", "TerminateInstanceInAutoScalingGroup")
+    for node in cluster.nodes:
+        check(node, [(f"{a} {g.stack_id}", _group_request(cluster, f"autoscaling:{a}", g), False)
+                     for g in cluster.nodes for a in scaling])
+    autoscaler = cluster.policies_of(AUTOSCALER_SERVICE_ACCOUNT)
+    assert (autoscaler is not None) == cluster.env.autoscaling
+    if autoscaler:
         decisions = []
         for group in cluster.nodes:
-            # With the autoscaler on, every agent pool is its to scale and no server group is.
-            scalable = cluster.env.autoscaling and group.role == "agent"
-            decisions.append((f"scale {group.stack_id}",
-                              _group_request(cluster, "autoscaling:SetDesiredCapacity", group), scalable))
-        check(node, decisions)
+            foreign = {k.replace(cluster.env.stack_name, "another-cluster"): v for k, v in group.group_tags.items()}
+            decisions += [*((f"{a} {group.stack_id}", _group_request(cluster, f"autoscaling:{a}", group),
+                             group.role == "agent") for a in scaling),
+                          (f"scale another cluster's {group.stack_id}",
+                           _group_request(cluster, "autoscaling:SetDesiredCapacity", group, foreign), False)]
+        check((AUTOSCALER_SERVICE_ACCOUNT, autoscaler), decisions)
 
 
 def test_every_policy_document_uses_the_current_language_version(cluster):

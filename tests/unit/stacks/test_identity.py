@@ -111,8 +111,8 @@ def test_the_webhook_runs_from_every_servers_manifests_and_only_the_first_server
     assert name_part == "public.ecr.aws/eks/amazon-eks-pod-identity-webhook" and len(digest) == 64
     assert f"--token-audience={STS}" in container["args"] and "--annotation-prefix=eks.amazonaws.com" in container["args"]
     (volume,) = pod["volumes"]
-    settings = dict(line.split("=", 1) for line in written_files(templates["ServerInit"])["/etc/k3s-infra/boot.env"]
-                    .splitlines())
+    # The first server's bundle settings (bundle.env, sourced before its scripts).
+    settings = dict(line.split("=", 1) for line in init["/usr/local/lib/k3s-infra/bundle.env"].splitlines())
     assert volume["secret"]["secretName"] == settings["WEBHOOK_TLS"].strip("'")
     port = next(p["containerPort"] for p in container["ports"])
     assert objects["Service"]["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": port}]
