@@ -217,6 +217,27 @@ issuer_current() {
   fi
 }
 
+# pod_roles_current (the watch): a controller's pod made while the webhook was away has no
+# AWS credentials (failure policy Ignore, model/pod_identity.py) and gets none by restarting
+# its containers. Once the webhook has a ready replica, such a pod is deleted: its controller
+# makes a new one, which the webhook mutates. Only the controllers k3s-infra installs.
+pod_roles_current() {
+  local entry ns sa ready name env k=(--kubeconfig "$kubeconfig_file")
+  [ -n "${POD_ROLE_ACCOUNTS:-}" ] || return 0
+  ready=$(kube "${k[@]}" -n "$WEBHOOK_NAMESPACE" get deployment "$WEBHOOK_DEPLOYMENT" --ignore-not-found \
+    -o 'jsonpath={.status.readyReplicas}') || return 0
+  [ "${ready:-0}" -gt 0 ] || return 0
+  for entry in $POD_ROLE_ACCOUNTS; do
+    ns=${entry%%/*} sa=${entry#*/}
+    kube "${k[@]}" -n "$ns" get pods -o "jsonpath={range .items[?(@.spec.serviceAccountName==\"$sa\")]}{.metadata.name}{\" \"}{.spec.containers[0].env[?(@.name==\"AWS_ROLE_ARN\")].name}{\"\\n\"}{end}" |
+      while read -r name env; do
+        [ -z "$env" ] || continue
+        log "pod $ns/$name runs without its AWS role (made while the webhook was away): deleting it"
+        kube "${k[@]}" -n "$ns" delete pod "$name" --wait=false >/dev/null || log "cannot delete pod $ns/$name"
+      done
+  done
+}
+
 # webhook_tls: the pod identity webhook's serving certificate, made once (an EC P-256 CA and
 # a certificate for its Service name, 10 years, kept in its Secret; a later boot reuses them),
 # and the MutatingWebhookConfiguration with that CA (caBundle: base64 PEM, as the Secret holds

@@ -125,7 +125,7 @@ watch() {
       terminating=true
     elif k3s_answers; then
       down_since=0
-      if [ "$ROLE" = server-init ]; then issuer_current; fi
+      if [ "$ROLE" = server-init ]; then issuer_current; pod_roles_current || log "cannot check the controllers' pods"; fi
     elif [ "$down_since" -eq 0 ]; then
       down_since=$(now)
     elif [ $(($(now) - down_since)) -ge "${K3S_INFRA_UNHEALTHY_AFTER:-$UNHEALTHY_AFTER}" ] && replacement_is_safe; then

@@ -169,3 +169,34 @@ def test_a_watch_that_cannot_publish_says_so_and_keeps_watching(sandbox, user_da
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("cannot publish the service account issuer") == 2  # tried again the next round
     assert _objects(run) == {}
+
+
+NTH = ("kube-system", "aws-node-termination-handler-7d9f-x2v4q", "aws-node-termination-handler", False)
+
+
+def test_the_watch_recreates_a_controller_pod_made_while_the_webhook_was_away(sandbox, user_data):
+    """The webhook's failure policy is Ignore (model/pod_identity.py): a pod created while it was
+    away has no AWS_ROLE_ARN, and a container restart does not change that (admission runs at
+    pod creation only: https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/).
+    Once the webhook has a ready replica, the first server's watch deletes such a pod of a
+    controller k3s-infra installs (prod: the termination handler and the autoscaler); a pod
+    that has its role, another service account's pod, or any pod while the webhook is not
+    ready, is left alone."""
+    pods = (NTH, ("kube-system", "cluster-autoscaler-5c6d-mm2kq", "cluster-autoscaler", True),
+            ("kube-system", "coredns-64f8-abcde", "coredns", False),
+            ("default", "aws-node-termination-handler-other", "aws-node-termination-handler", False))
+    waiting = sandbox.run(user_data("prod", "ServerInit"), mode="watch", watch_rounds=1, pods=pods,
+                          webhook_ready=None)
+    assert waiting.returncode == 0, waiting.stderr
+    assert waiting.state["deleted_pods"] == []
+    served = sandbox.run(user_data("prod", "ServerInit"), mode="watch", watch_rounds=1, pods=pods, webhook_ready=2)
+    assert served.returncode == 0, served.stderr
+    assert served.state["deleted_pods"] == [f"{NTH[0]}/{NTH[1]}"]
+    assert "runs without its AWS role" in served.stderr
+
+
+def test_an_environment_without_pod_roles_lists_no_pods(sandbox, user_data):
+    """dev runs no controller that calls AWS: its watch never looks at pods."""
+    run = sandbox.run(user_data("dev", "ServerInit"), mode="watch", watch_rounds=1, pods=(NTH,), webhook_ready=1)
+    assert run.returncode == 0, run.stderr
+    assert run.state["deleted_pods"] == []

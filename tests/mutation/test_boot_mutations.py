@@ -301,6 +301,12 @@ MUTATIONS = [
      [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
     ("a webhook configuration without its CA", '"s|$WEBHOOK_CA_PLACEHOLDER|$ca|"', '"s|x|x|"',
      [ISSUER + "test_the_webhook_gets_a_certificate_for_its_service_and_a_configuration_trusting_its_ca"]),
+    ("pods deleted while the webhook is away", '[ "${ready:-0}" -gt 0 ] || return 0', "true",
+     [ISSUER + "test_the_watch_recreates_a_controller_pod_made_while_the_webhook_was_away"]),
+    ("pods with their role deleted too", '[ -z "$env" ] || continue', "true",
+     [ISSUER + "test_the_watch_recreates_a_controller_pod_made_while_the_webhook_was_away"]),
+    ("controller pods never checked", "issuer_current; pod_roles_current", "issuer_current; true",
+     [ISSUER + "test_the_watch_recreates_a_controller_pod_made_while_the_webhook_was_away"]),
 ]
 
 

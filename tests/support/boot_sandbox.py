@@ -348,6 +348,7 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         "jwks_reads": 0, "issuer_bucket": PARAMETERS["IssuerBucketName"], "issuer_objects": {}, "issuer_puts": [],
         "issuer_keys": [pod_identity.DISCOVERY_KEY, pod_identity.JWKS_KEY],
         "cluster_secrets": {}, "applied": [],
+        "pods": [list(p) for p in s.pods], "deleted_pods": [], "webhook_ready": s.webhook_ready,
     }
     if s.shared is not None:
         state |= json.loads(json.dumps({key: s.shared[key] for key in SHARED}))

@@ -127,7 +127,9 @@ class Scenario:
     kubectl_hangs: `k3s kubectl` never answers (a black-holed API connection);
     service_account_keys: the sandbox's signing keys (service_accounts.signing_key numbers) whose
     JWKS the API serves; keys_after: (reads, keys): from JWKS read reads + 1 on, these instead
-    (a rotation: https://docs.k3s.io/cli/certificate).
+    (a rotation: https://docs.k3s.io/cli/certificate); pods: (namespace, name, service account,
+    has AWS_ROLE_ARN) the API lists; webhook_ready: the webhook Deployment's ready replicas
+    (None: no such Deployment).
 
     The run: mode "boot" (cloud-init's runcmd) or "watch" (the server's watch service, after a
     boot that completed: bundle installed, K3s installed and running) for watch_rounds rounds,
@@ -177,6 +179,8 @@ class Scenario:
     targets_after: tuple | None = None
     kubectl_hangs: bool = False
     service_account_keys: tuple[int, ...] = (0,)
+    pods: tuple[tuple[str, str, str, bool], ...] = ()
+    webhook_ready: int | None = None
     keys_after: tuple | None = None
     mode: str = "boot"
     watch_rounds: int = 2

@@ -92,6 +92,34 @@ def secrets(words, opts):
             print(f'{document["kind"].lower()}.admissionregistration.k8s.io/{document["metadata"]["name"]} created')
         save()
         sys.exit(0)
+# Pods and the webhook's Deployment (watch.sh pod_roles_current): the scenario's pods as
+# (namespace, name, service account, whether the webhook gave it AWS_ROLE_ARN); readyReplicas
+# as the API returns it (absent while none is ready: kubectl's jsonpath then prints nothing).
+# Only the two jsonpath queries the script makes are understood; anything else is refused.
+def pods_and_deployments(words, opts):
+    namespace, output = opts.get("-n") or opts.get("--namespace") or "default", opts.get("-o", "")
+    if words[1] == "deployment":
+        if output != "jsonpath={.status.readyReplicas}":
+            refuse(f"stub kubectl: unexpected output {output!r}")
+        if state["webhook_ready"] is None and not opts.get("--ignore-not-found"):
+            refuse(f'Error from server (NotFound): deployments.apps "{words[2]}" not found')
+        print(state["webhook_ready"] or "", end=""); sys.exit(0)
+    if words[0] == "delete":
+        found = [p for p in state["pods"] if p[:2] == [namespace, words[2]]]
+        if not found:
+            refuse(f'Error from server (NotFound): pods "{words[2]}" not found')
+        state["pods"] = [p for p in state["pods"] if p not in found]
+        state["deleted_pods"].append(f"{namespace}/{words[2]}"); save()
+        print(f'pod "{words[2]}" deleted'); sys.exit(0)
+    match = re.fullmatch(r'jsonpath=\{range \.items\[\?\(@\.spec\.serviceAccountName=="([^"]+)"\)\]\}'
+                         r'\{\.metadata\.name\}\{" "\}\{\.spec\.containers\[0\]\.env\[\?\(@\.name=="AWS_ROLE_ARN"\)\]'
+                         r'\.name\}\{"\\n"\}\{end\}', output)
+    if not match:
+        refuse(f"stub kubectl: unexpected output {output!r}")
+    for pod_namespace, name, account, has_role in state["pods"]:
+        if pod_namespace == namespace and account == match.group(1):
+            print(f"{name} {'AWS_ROLE_ARN' if has_role else ''}")
+    sys.exit(0)
 def kubectl(argv):
     if state["kubectl_hangs"]:  # no answer, ever: only a bound ends the call
         time.sleep(600)
@@ -134,6 +162,10 @@ def kubectl(argv):
         print(jwks(), end=""); sys.exit(0)
     if words[:2] in (["get", "secret"], ["create", "secret"]) or words == ["apply"]:
         secrets(words, opts)
+    if words[:2] == ["get", "deployment"] and len(words) == 3:
+        pods_and_deployments(words, opts)
+    if words in (["get", "pods"], ["get", "pod"]) or words[:2] == ["delete", "pod"]:
+        pods_and_deployments(words, opts)
     if len(words) == 3 and words[:2] in (["get", "node"], ["get", "nodes"]):
         if words[2] not in nodes:
             refuse(f'Error from server (NotFound): nodes "{words[2]}" not found')
