@@ -195,8 +195,11 @@ def test_the_watch_recreates_a_controller_pod_made_while_the_webhook_was_away(sa
     assert "runs without its AWS role" in served.stderr
 
 
-def test_an_environment_without_pod_roles_lists_no_pods(sandbox, user_data):
-    """dev runs no controller that calls AWS: its watch never looks at pods."""
-    run = sandbox.run(user_data("dev", "ServerInit"), mode="watch", watch_rounds=1, pods=(NTH,), webhook_ready=1)
+def test_only_the_controllers_the_environment_installs_are_looked_at(sandbox, user_data):
+    """dev runs the autoscaler but no termination handler: a pod of the handler's service
+    account is none of its business, the autoscaler's without its role is made again."""
+    autoscaler = ("kube-system", "cluster-autoscaler-5c6d-zz9kq", "cluster-autoscaler", False)
+    run = sandbox.run(user_data("dev", "ServerInit"), mode="watch", watch_rounds=1, pods=(NTH, autoscaler),
+                      webhook_ready=1)
     assert run.returncode == 0, run.stderr
-    assert run.state["deleted_pods"] == []
+    assert run.state["deleted_pods"] == [f"{autoscaler[0]}/{autoscaler[1]}"]

@@ -160,5 +160,6 @@ def test_an_instance_in_service_is_left_alone(sandbox, rendered):
                       targets=((OLD, "healthy"),), groups=(node_group(template, "k3s-dev-ServerInit-1AB", [OLD]),))
     assert run.returncode == 0, run.stderr
     assert run.state["lifecycle_actions"] == [] and run.health_reports == []
-    # Its only K3s calls read the service account issuer (first_server.sh issuer_current).
-    assert run.k3s_calls and all(c[-2] == "--raw" and c[-1].startswith("/") for c in run.k3s_calls)
+    # Its only K3s calls are reads: the service account issuer (first_server.sh issuer_current)
+    # and the pod identity webhook's readiness (pod_roles_current).
+    assert run.k3s_calls and all(c[0] == "kubectl" and "get" in c and "delete" not in c for c in run.k3s_calls)
