@@ -26,6 +26,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -151,8 +152,17 @@ def test_moto_does_not_check_the_token(moto_endpoint, identity, role):
 
 
 def test_destroy_removes_the_provider_the_distribution_and_the_role(cli, config, aws, identity, role):
+    """The first server has published the two documents: CloudFormation cannot delete a bucket
+    that holds objects (https://docs.aws.amazon.com/AmazonS3/latest/userguide/delete-bucket.html),
+    so destroy empties the issuer's bucket first."""
+    bucket = identity["IssuerBucketName"]
+    for key in (".well-known/openid-configuration", "openid/v1/jwks"):
+        aws.s3.put_object(Bucket=bucket, Key=key, Body=b"{}", ContentType="application/json")
     result = cli("destroy", "--config", config, "--yes")
     assert result.code == 0, result
+    assert f"emptied the OIDC issuer bucket s3://{bucket} (2 object versions" in result.out, result
+    with pytest.raises(ClientError):
+        aws.s3.head_bucket(Bucket=bucket)
     assert identity["OidcProviderArn"] not in [p["Arn"] for p in aws.iam.list_open_id_connect_providers()[
         "OpenIDConnectProviderList"]]
     host = identity["IssuerUrl"].removeprefix("https://")
