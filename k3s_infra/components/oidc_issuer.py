@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs.aws import Allow, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
-from awacs.aws import Bool as BoolCondition
-from awacs.s3 import Action as S3Action
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals
 from awacs.s3 import GetObject
 from troposphere import GetAtt, Join, Ref, Sub
 from troposphere.cloudfront import (
@@ -28,17 +26,9 @@ from troposphere.cloudfront import (
     S3OriginConfig,
 )
 from troposphere.iam import OIDCProvider
-from troposphere.s3 import (
-    Bucket,
-    BucketEncryption,
-    BucketPolicy,
-    OwnershipControls,
-    OwnershipControlsRule,
-    PublicAccessBlockConfiguration,
-    ServerSideEncryptionByDefault,
-    ServerSideEncryptionRule,
-)
+from troposphere.s3 import BucketPolicy, OwnershipControls, OwnershipControlsRule
 
+from k3s_infra.components import buckets
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import defaults
 from k3s_infra.model import pod_identity
@@ -55,13 +45,8 @@ class IssuerRefs:
 
 
 def build(t: StackTemplate, access_control_name: str) -> IssuerRefs:
-    bucket = t.add(Bucket(
+    bucket = t.add(buckets.private_bucket(
         "IssuerBucket",
-        BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(
-            ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
-            BucketKeyEnabled=True)]),
-        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True),
         OwnershipControls=OwnershipControls(Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
     ), name_tag=False)
     for check, reason in (
@@ -99,9 +84,7 @@ def build(t: StackTemplate, access_control_name: str) -> IssuerRefs:
                       Principal=Principal("Service", "cloudfront.amazonaws.com"), Action=[GetObject],
                       Resource=[Join("", [bucket_arn, "/*"])],
                       Condition=Condition(StringEquals("AWS:SourceArn", distribution_arn))),
-            Statement(Sid="DenyInsecureTransport", Effect=Deny, Principal=Principal("*"), Action=[S3Action("*")],
-                      Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
-                      Condition=Condition(BoolCondition("aws:SecureTransport", False)))])))
+            buckets.deny_insecure_transport(bucket_arn)])))
     host = GetAtt(distribution, "DomainName")
     url = Sub("https://${Host}", Host=host)
     # No ThumbprintList: optional in the resource schema, and IAM trusts its own root CA

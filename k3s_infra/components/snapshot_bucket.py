@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs.aws import Bool as BoolCondition
-from awacs.aws import Condition, Deny, PolicyDocument, Principal, Statement
-from awacs.s3 import Action as S3Action
-from troposphere import GetAtt, Join, Ref
+from awacs.aws import PolicyDocument
+from troposphere import GetAtt, Ref
 from troposphere.s3 import (
     AbortIncompleteMultipartUpload,
-    Bucket,
-    BucketEncryption,
     BucketPolicy,
     LifecycleConfiguration,
     LifecycleRule,
     NoncurrentVersionExpiration,
-    PublicAccessBlockConfiguration,
-    ServerSideEncryptionByDefault,
-    ServerSideEncryptionRule,
     VersioningConfiguration,
 )
 
+from k3s_infra.components import buckets
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import EtcdSnapshots
 
@@ -33,13 +27,8 @@ class BucketRefs:
 
 
 def build(t: StackTemplate, snapshots: EtcdSnapshots, retain: bool) -> BucketRefs:
-    bucket = t.add(Bucket(
+    bucket = t.add(buckets.private_bucket(
         "SnapshotBucket",
-        BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(
-            ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
-            BucketKeyEnabled=True)]),
-        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True),
         VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
         LifecycleConfiguration=LifecycleConfiguration(Rules=[LifecycleRule(
             Id="expire-snapshots", Status="Enabled", ExpirationInDays=snapshots.expire_days,
@@ -52,9 +41,6 @@ def build(t: StackTemplate, snapshots: EtcdSnapshots, retain: bool) -> BucketRef
     bucket_arn = GetAtt(bucket, "Arn")
     t.add(BucketPolicy("SnapshotBucketPolicy", Bucket=Ref(bucket), PolicyDocument=PolicyDocument(
         Version="2012-10-17",
-        Statement=[Statement(
-            Sid="DenyInsecureTransport", Effect=Deny, Principal=Principal("*"), Action=[S3Action("*")],
-            Resource=[bucket_arn, Join("", [bucket_arn, "/*"])],
-            Condition=Condition(BoolCondition("aws:SecureTransport", False)))])))
+        Statement=[buckets.deny_insecure_transport(bucket_arn)])))
     return BucketRefs(name=Ref(bucket), arn=bucket_arn)
 
