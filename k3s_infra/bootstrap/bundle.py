@@ -54,10 +54,25 @@ def parts(role: Role) -> tuple[str, ...]:
     return ("first_server.sh", "watch.sh") if role.initialises else ("watch.sh",)
 
 
+# The last environment's files per role: one render asks for a role's bundle (its value, parts,
+# names, digest) from several stacks, and the manifests are the costly part. Keyed by the
+# environment object itself (held here), never by an id that a new object could reuse.
+_last_files: dict[str, tuple[Environment, dict[str, str]]] = {}
+
+
 def files(env: Environment, role: Role) -> dict[str, str]:
     """Path on the node -> text, for a server; empty for an agent."""
     if not role.is_server:
         return {}
+    cached = _last_files.get(role.name)
+    if cached is not None and cached[0] is env:
+        return dict(cached[1])
+    found = _files(env, role)
+    _last_files[role.name] = (env, found)
+    return dict(found)
+
+
+def _files(env: Environment, role: Role) -> dict[str, str]:
     found = {f"{BUNDLE_DIR}/{part}": script.part(part) for part in parts(role)}
     found[BUNDLE_ENV] = k3s_config.env_file(settings(env, role))
     found[CCM_MANIFEST] = k3s_config.dump(k3s_config.cloud_controller_manifest(env))
