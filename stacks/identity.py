@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from k3s_infra.components import oidc_issuer, workload_iam
 from k3s_infra.components.template import StackTemplate
-from k3s_infra.config import Environment
+from k3s_infra.config import Environment, defaults, rules
 from k3s_infra.model import naming, workload_identity
 from k3s_infra.model import outputs as o
 from stacks.parameters import declare_all
@@ -15,7 +15,8 @@ def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: OIDC issuer and IAM roles for service accounts",
                       naming.cluster_tags(env))
     p = declare_all(t, *((o.DRAIN_QUEUE_ARN,) if env.draining else ()))
-    issuer = oidc_issuer.build(t, naming.issuer_access_control_name(env))
+    issuer = oidc_issuer.build(t, naming.issuer_access_control_name(env),
+                               rules.partition_of(env.region)[0] in defaults.CLOUDFRONT_PARTITIONS)
     controllers = {
         "node_termination_handler": lambda: workload_iam.termination_handler_statements(
             naming.cluster_name(env), p[o.DRAIN_QUEUE_ARN]),

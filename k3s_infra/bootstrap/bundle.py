@@ -99,6 +99,8 @@ def settings(env: Environment, role: Role) -> dict[str, str]:
             "REQUEST_LIFETIME": str(defaults.PRE_TERMINATION_REQUEST_SECONDS),
             # The OIDC issuer's documents below ISSUER_URL (first_server.sh publish_issuer).
             "DISCOVERY_KEY": pod_identity.DISCOVERY_KEY, "JWKS_KEY": pod_identity.JWKS_KEY,
+            # accept: the API still signs as K3s, so there is nothing of the issuer to publish.
+            "ISSUER_SIGNS": str(env.k3s.service_account_issuer == "sign").lower(),
             # The pod identity webhook's serving certificate (first_server.sh webhook_tls).
             "WEBHOOK_NAMESPACE": pod_identity.NAMESPACE, "WEBHOOK_TLS": pod_identity.TLS_SECRET,
             "WEBHOOK_HOST": pod_identity.SERVICE_HOST, "WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION,

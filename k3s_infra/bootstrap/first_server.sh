@@ -190,6 +190,7 @@ put_issuer() {
 }
 publish_issuer() {
   local issuer uri key
+  if [ "$ISSUER_SIGNS" != true ]; then log "the API accepts the issuer's tokens but signs as K3s: nothing to publish yet"; return 0; fi
   for key in "$DISCOVERY_KEY" "$JWKS_KEY"; do
     mkdir -p "$(dirname "$work/$key")"
     retry "$FETCH_ATTEMPTS" raw_get "$key" "$work/$key" || die "cannot read /$key from the API"
@@ -210,6 +211,7 @@ publish_issuer() {
 # rotate, https://docs.k3s.io/cli/certificate): copied again, so STS knows them within a round.
 # In a subshell with a minute's deadline: never the watch's end, nor a long hold on its round.
 issuer_current() {
+  [ "$ISSUER_SIGNS" = true ] || return 0
   raw_get "$JWKS_KEY" "$work/jwks" || return 0
   if [ "$(sha256sum <"$work/jwks")" != "$(cat "$issuer_jwks_sum" 2>/dev/null)" ]; then
     log "the service account keys changed: publishing them"

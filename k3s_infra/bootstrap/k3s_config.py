@@ -127,15 +127,16 @@ def _snapshots(env: Environment, bucket: str) -> dict[str, Any]:
     }
 
 
-def service_account_issuer(issuer_url: str) -> list[str]:
+def service_account_issuer(issuer_url: str, sign: bool = True) -> list[str]:
     """kube-apiserver flags of the cluster's OIDC issuer (stacks/identity.py), the same on every
     server. ``key-=value`` puts the value before K3s's default (k3s-io/k3s pkg/util/args.go
     GetArgs: "Prepend value to initial args"), and Kubernetes signs with the first issuer and
     accepts them all (kube-apiserver --service-account-issuer), so tokens issued before keep
     working. The JWKS URI is where the discovery document sends STS (the issuer's own copy,
     published by the first server). api-audiences stays K3s's: a token minted for STS must not
-    also be accepted by the Kubernetes API."""
-    return [f"service-account-issuer-={issuer_url}",
+    also be accepted by the Kubernetes API. ``sign`` False (k3s.service_account_issuer accept):
+    ``key+=value`` puts it after K3s's default, accepted but not signing with."""
+    return [f"service-account-issuer{'-' if sign else '+'}={issuer_url}",
             f"service-account-jwks-uri={issuer_url}/{pod_identity.JWKS_KEY}"]
 
 
@@ -146,7 +147,7 @@ def server(env: Environment, *, init: bool, api_host: str, snapshot_bucket: str,
     start = {"cluster-init": True} if init else {"server": join_url(api_host)}
     return {
         **start,
-        "kube-apiserver-arg": service_account_issuer(issuer_url),
+        "kube-apiserver-arg": service_account_issuer(issuer_url, env.k3s.service_account_issuer == "sign"),
         "token-file": TOKEN_FILE,
         "agent-token-file": AGENT_TOKEN_FILE,
         **cluster_wide(env),

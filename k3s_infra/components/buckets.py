@@ -15,14 +15,16 @@ from troposphere.s3 import (
 )
 
 
-def private_bucket(logical: str, **properties) -> Bucket:
+def private_bucket(logical: str, public_policy: bool = False, **properties) -> Bucket:
+    """``public_policy``: a bucket policy may still grant public reads (ACLs stay blocked)."""
     return Bucket(
         logical,
         BucketEncryption=BucketEncryption(ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(
             ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
             BucketKeyEnabled=True)]),
         PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True),
+            BlockPublicAcls=True, BlockPublicPolicy=not public_policy, IgnorePublicAcls=True,
+            RestrictPublicBuckets=not public_policy),
         **properties)
 
 

@@ -44,7 +44,13 @@ class IssuerRefs:
     provider_arn: Ref
 
 
-def build(t: StackTemplate, access_control_name: str) -> IssuerRefs:
+def build(t: StackTemplate, access_control_name: str, behind_cloudfront: bool = True) -> IssuerRefs:
+    """The issuer; where CloudFront with origin access control does not exist (the aws-us-gov
+    and aws-cn partitions: "Amazon CloudFront is not available in the AWS GovCloud (US)
+    partition", AWS GovCloud (US) User Guide; no AWS::CloudFront::OriginAccessControl in
+    aws-cn's resource types) the bucket serves its two documents itself (public_issuer)."""
+    if not behind_cloudfront:
+        return public_issuer(t)
     bucket = t.add(buckets.private_bucket(
         "IssuerBucket",
         OwnershipControls=OwnershipControls(Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
@@ -87,8 +93,34 @@ def build(t: StackTemplate, access_control_name: str) -> IssuerRefs:
             buckets.deny_insecure_transport(bucket_arn)])))
     host = GetAtt(distribution, "DomainName")
     url = Sub("https://${Host}", Host=host)
-    # No ThumbprintList: optional in the resource schema, and IAM trusts its own root CA
-    # library for the issuer's certificate (IAM User Guide, "Create an OpenID Connect (OIDC)
-    # identity provider in IAM").
-    provider = t.add(OIDCProvider("IssuerProvider", Url=url, ClientIdList=[defaults.TOKEN_AUDIENCE]))
-    return IssuerRefs(url=url, host=host, bucket=Ref(bucket), provider_arn=Ref(provider))
+    return IssuerRefs(url=url, host=host, bucket=Ref(bucket), provider_arn=_provider(t, url))
+
+
+def public_issuer(t: StackTemplate) -> IssuerRefs:
+    """The bucket's regional HTTPS endpoint as the issuer, as amazon-eks-pod-identity-webhook's
+    SELF_HOSTED_SETUP.md does: a bucket policy lets anyone read exactly the two documents; ACLs
+    stay blocked, and nothing else in the bucket is readable. Account-wide S3 Block Public
+    Access refuses that policy: such an account needs an exception for this bucket."""
+    bucket = t.add(buckets.private_bucket("IssuerBucket", public_policy=True, OwnershipControls=OwnershipControls(
+        Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")])), name_tag=False)
+    bucket_arn = GetAtt(bucket, "Arn")
+    t.add(BucketPolicy("IssuerBucketPolicy", Bucket=Ref(bucket), PolicyDocument=PolicyDocument(
+        Version="2012-10-17",
+        Statement=[
+            Statement(Sid="StsReadsTheIssuerDocuments", Effect=Allow, Principal=Principal("*"), Action=[GetObject],
+                      Resource=[Join("", [bucket_arn, "/" + key]) for key in (DISCOVERY_KEY, JWKS_KEY)]),
+            buckets.deny_insecure_transport(bucket_arn)])))
+    host = GetAtt(bucket, "RegionalDomainName")
+    url = Sub("https://${Host}", Host=host)
+    return IssuerRefs(url=url, host=host, bucket=Ref(bucket), provider_arn=_provider(t, url))
+
+
+def _provider(t: StackTemplate, url: Sub) -> Ref:
+    """The IAM OIDC provider of the issuer, for the STS audience. With a thumbprint IAM needs
+    nothing from the issuer when the provider is created (before the first server has
+    published anything); for a certificate that chains to a CA IAM trusts (CloudFront's and
+    S3's do) it is not used ("IAM uses its library of trusted root certificate authorities"
+    and then does not use the thumbprints: IAM User Guide, "Obtain the thumbprint for an OpenID
+    Connect identity provider"). This one is the value AWS's own EKS examples give."""
+    return Ref(t.add(OIDCProvider("IssuerProvider", Url=url, ClientIdList=[defaults.TOKEN_AUDIENCE],
+                                  ThumbprintList=[defaults.OIDC_THUMBPRINT])))

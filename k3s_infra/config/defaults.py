@@ -99,6 +99,12 @@ TOKEN_AUDIENCE = "sts.amazonaws.com"
 # CloudFront's managed cache policy "CachingDisabled": a rotated key is served at once
 # (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-cache-policies.html).
 CLOUDFRONT_CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# Partitions where the issuer sits behind CloudFront with origin access control; elsewhere the
+# bucket serves it (components/oidc_issuer.py public_issuer).
+CLOUDFRONT_PARTITIONS = ("aws",)
+# A thumbprint for AWS::IAM::OIDCProvider (components/oidc_issuer.py _provider: not used for
+# certificates from CAs IAM trusts; given so that creating the provider reads nothing).
+OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 # aws/amazon-eks-pod-identity-webhook v0.6.17, pinned by the digest of its multi-arch manifest
 # list. AWS publishes it at public.ecr.aws/eks/amazon-eks-pod-identity-webhook (its issue
 # #273: Docker Hub stopped at v0.6.7); the digest is as resolved with `docker buildx

@@ -88,6 +88,10 @@ class K3s(Strict):
     tls_san: list[SubjectName] = Field(default_factory=list, max_length=100, description="Extra API server certificate names.")
     etcd_snapshots: EtcdSnapshots = Field(default_factory=EtcdSnapshots)
     cloud_controller: CloudController = Field(default_factory=CloudController)
+    service_account_issuer: Literal["sign", "accept"] = Field("sign", description=(
+        "sign: servers sign service account tokens as the cluster's OIDC issuer (pod IAM). accept: they "
+        "only accept its tokens, still signing as K3s: the first deploy of a cluster made before pod IAM, "
+        "so no server rejects tokens another already signs (README 'Pod IAM', upgrading)."))
 
     _cidrs = field_validator("cluster_cidr", "service_cidr")(network_cidr)
 

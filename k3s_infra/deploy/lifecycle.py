@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import DeployError, changeset, images, quorum, readiness, restore_request, retained
+from k3s_infra.deploy import DeployError, Refused, changeset, images, quorum, readiness, restore_request, retained
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
@@ -73,6 +73,7 @@ def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_los
     aws.check_account()
     root = changeset.stack_state(aws.cloudformation, env.stack_name)
     retained.check_first_deploy(aws, root)
+    check_issuer_upgrade(env, root)
     current = quorum.current_servers(aws, root)
     if allow_quorum_loss and current is not None and env.servers.count < quorum.majority(current):
         on_progress(QuorumLossAllowed(current, env.servers.count))
@@ -82,6 +83,22 @@ def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_los
     if choices:
         on_progress(ImagesChosen(tuple(choices)))
     return root, images.stack_parameters(choices)
+
+
+def check_issuer_upgrade(env, root: dict | None) -> None:
+    """A cluster deployed before pod IAM has no issuer output. Its servers, rolled one at a time
+    to sign as the new issuer, would meet servers that accept only K3s's: in-cluster clients
+    holding a new token get 401 from those until the roll ends (kube-apiserver accepts only
+    its --service-account-issuer values). So the first such deploy only adds the issuer as
+    accepted (k3s.service_account_issuer: accept), the next one signs with it."""
+    if root is None or env.k3s.service_account_issuer != "sign":
+        return
+    outputs = {output["OutputKey"] for output in root.get("Outputs", [])}
+    # A stack never created (REVIEW_IN_PROGRESS) or rolled back has no outputs and no servers.
+    if outputs and o.ISSUER_URL not in outputs:
+        raise Refused(f"{env.stack_name} was deployed before pod IAM: deploy it once with "
+                      "k3s.service_account_issuer: accept (every server then accepts the new issuer's tokens), "
+                      "then remove that line and deploy again (they sign with it); README 'Pod IAM'")
 
 
 def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False) -> PlanResult:

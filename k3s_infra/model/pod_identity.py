@@ -51,13 +51,19 @@ def objects(env: Environment) -> list[dict[str, Any]]:
         f"--annotation-prefix={ROLE_ARN_ANNOTATION.split('/')[0]}",
         f"--token-audience={defaults.TOKEN_AUDIENCE}",
         f"--tls-cert={_CERTS}/tls.crt", f"--tls-key={_CERTS}/tls.key",
-        f"--aws-default-region={env.region}", "--sts-regional-endpoint=true", "--logtostderr"]
+        f"--aws-default-region={env.region}", "--sts-regional-endpoint=true", "--logtostderr",
+        # A pod made together with its service account (one Helm release) would otherwise find
+        # the account missing from the webhook's cache and go unmutated (its handler waits for
+        # the informer only with a grace period: pkg/handler/handler.go at v0.6.17).
+        "--service-account-lookup-grace-period=500ms"]
     container = {
         "name": NAME, "image": defaults.POD_IDENTITY_WEBHOOK_IMAGE, "command": ["/webhook"], "args": args,
         "ports": [{"name": "https", "containerPort": PORT}],
         "volumeMounts": [{"name": "certs", "mountPath": _CERTS, "readOnly": True}],
+        # The image sets no USER: run it as a non-root one (port 8443 needs no capability).
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
+                            "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     }
     pod = {

@@ -203,3 +203,27 @@ def test_only_the_controllers_the_environment_installs_are_looked_at(sandbox, us
                       webhook_ready=1)
     assert run.returncode == 0, run.stderr
     assert run.state["deleted_pods"] == [f"{autoscaler[0]}/{autoscaler[1]}"]
+
+
+def test_a_server_that_only_accepts_the_issuer_boots_and_publishes_nothing(sandbox, env_document):
+    """k3s.service_account_issuer accept (the first deploy of a cluster made before pod IAM):
+    K3s puts the issuer after its own (`+=`, k3s-io/k3s pkg/util/args.go GetArgs), so the API
+    still signs and describes itself as K3s's issuer; the first server publishes nothing and
+    neither does its watch, and the boot succeeds."""
+    from k3s_infra.config import validate
+    from k3s_infra.render import build_templates
+    from tests.support.boot_sandbox import expand
+
+    document = env_document("dev")
+    document.setdefault("k3s", {})["service_account_issuer"] = "accept"
+    template = build_templates(validate(document, "dev.yaml"))["ServerInit"].to_dict()
+    template = json.loads(json.dumps(template))
+    run = sandbox.run(expand(template))
+    assert run.returncode == 0, run.stderr
+    assert run.statuses == ["SUCCESS"]
+    assert [a for a in run.config()["kube-apiserver-arg"] if a.startswith("service-account-issuer")] == [
+        f"service-account-issuer+={ISSUER}"]
+    assert _objects(run) == {}
+    watched = sandbox.run(expand(template), mode="watch", watch_rounds=2)
+    assert watched.returncode == 0, watched.stderr
+    assert _objects(watched) == {}

@@ -42,11 +42,11 @@ def _longest_value(r, stack_id: str, parameter: str) -> str:
         return wired
     (stack, output) = wired["Fn::GetAtt"]
     value = templates[stack]["Outputs"][output.removeprefix("Outputs.")]["Value"]
-    if "Fn::Sub" in value:  # the issuer URL: https://${Host}, Host the distribution's DNS name
+    if "Fn::Sub" in value:  # the issuer URL: https://${Host}, the distribution's (or bucket's) DNS name
         text, variables = value["Fn::Sub"]
         ((name, host),) = variables.items()
-        assert (templates[stack]["Resources"][host["Fn::GetAtt"][0]]["Type"], host["Fn::GetAtt"][1]) == (
-            "AWS::CloudFront::Distribution", "DomainName"), (stack, output)
+        assert (templates[stack]["Resources"][host["Fn::GetAtt"][0]]["Type"], host["Fn::GetAtt"][1]) in (
+            ("AWS::CloudFront::Distribution", "DomainName"), ("AWS::S3::Bucket", "RegionalDomainName")), (stack, output)
         return text.replace("${" + name + "}", "x" * 253)  # the longest DNS name
     if "Fn::GetAtt" in value:
         resource, attribute = value["Fn::GetAtt"]

@@ -151,3 +151,44 @@ def test_a_controllers_service_account_names_the_role_the_identity_stack_makes(r
     assert autoscaler["annotations"]["eks.amazonaws.com/role-arn"] == \
         roles[f"system:serviceaccount:kube-system:{autoscaler['name']}"]
     assert len(roles) == 2 + len(r.env.workload_roles)
+
+
+@pytest.mark.parametrize("region", ["us-gov-west-1", "cn-north-1"])
+def test_without_cloudfront_the_bucket_serves_exactly_the_two_documents(env_document, region, tmp_path, linter):
+    """CloudFront is not available in the AWS GovCloud (US) partition (AWS GovCloud (US) User
+    Guide, "Amazon CloudFront") and aws-cn has no origin access control: there the bucket's
+    regional HTTPS endpoint is the issuer, as in amazon-eks-pod-identity-webhook's
+    SELF_HOSTED_SETUP.md, readable by anyone for the two documents only; the template passes
+    cfn-lint against that region's resource types."""
+    from k3s_infra.config import validate
+    from k3s_infra.render import render, write
+
+    document = env_document("dev")
+    document["region"] = region
+    for subnet in document["network"]["subnets"]:
+        subnet["az"] = region + subnet["az"][-1]
+    rendering = render(validate(document, "dev.yaml"))
+    folder = write(rendering, tmp_path / region)
+    identity = yaml.safe_load((folder / "identity.yaml").read_text())
+    kinds = {r["Type"] for r in identity["Resources"].values()}
+    assert not {k for k in kinds if k.startswith("AWS::CloudFront::")}
+    assert linter.lint_file(folder / "identity.yaml", region) == []
+    ((bucket_id, bucket),) = _of_type(identity, "AWS::S3::Bucket").items()
+    block = bucket["Properties"]["PublicAccessBlockConfiguration"]
+    assert block["BlockPublicAcls"] is True and block["IgnorePublicAcls"] is True
+    ((_, policy),) = _of_type(identity, "AWS::S3::BucketPolicy").items()
+    (allow,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Action"] == ["s3:GetObject"] and allow["Principal"] == "*"
+    assert [r["Fn::Join"][1][1] for r in allow["Resource"]] == ["/.well-known/openid-configuration",
+                                                                "/openid/v1/jwks"]
+    ((_, provider),) = _of_type(identity, "AWS::IAM::OIDCProvider").items()
+    assert provider["Properties"]["Url"]["Fn::Sub"][1]["Host"] == {"Fn::GetAtt": [bucket_id, "RegionalDomainName"]}
+
+
+def test_the_provider_needs_nothing_from_the_issuer_when_it_is_created(rendered):
+    """A thumbprint: without one IAM fetches the issuer's certificate chain at creation
+    (IAM API Reference, CreateOpenIDConnectProvider, ThumbprintList), before the first server
+    has published anything; with one it does not, and for a CA it trusts it never uses it."""
+    ((_, provider),) = _of_type(rendered["prod"].templates["Identity"], "AWS::IAM::OIDCProvider").items()
+    (thumbprint,) = provider["Properties"]["ThumbprintList"]
+    assert len(thumbprint) == 40 and int(thumbprint, 16) >= 0
