@@ -23,8 +23,7 @@ import tarfile
 
 from k3s_infra.bootstrap import k3s_config, script
 from k3s_infra.config import Environment, defaults
-from k3s_infra.config.catalog import CATALOG
-from k3s_infra.model import addons, limits, naming, pod_identity
+from k3s_infra.model import addons, limits, naming, pod_identity, workload_identity
 from k3s_infra.model.roles import ROLES, Role
 
 # Where a server keeps the bundle's scripts: the boot sources them, and so does the watch.
@@ -105,8 +104,8 @@ def settings(env: Environment, role: Role) -> dict[str, str]:
             "WEBHOOK_NAMESPACE": pod_identity.NAMESPACE, "WEBHOOK_TLS": pod_identity.TLS_SECRET,
             "WEBHOOK_HOST": pod_identity.SERVICE_HOST, "WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION,
             "WEBHOOK_CA_PLACEHOLDER": pod_identity.CA_PLACEHOLDER, "WEBHOOK_DEPLOYMENT": pod_identity.NAME}
-        controllers = [CATALOG[name].service_account for name in addons.enabled(env)
-                       if CATALOG[name].service_account]
+        controllers = [identity.service_account for identity in workload_identity.identities(env)
+                       if identity.addon]
         if controllers:
             # Controllers whose pods need their role (namespace/service account): a pod made
             # before the webhook served is made again (watch.sh).

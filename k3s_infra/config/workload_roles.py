@@ -116,19 +116,6 @@ class WorkloadRole(Strict):
             raise ValueError(f"{path}: {reason}")
         return statements
 
-    @property
-    def namespace(self) -> str:
-        return self.service_account.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.service_account.split("/", 1)[1]
-
-    @property
-    def subject(self) -> str:
-        """The `sub` claim of this service account's tokens (Kubernetes service account tokens)."""
-        return f"system:serviceaccount:{self.namespace}:{self.name}"
-
 
 def inline_policy(statements: list[PolicyStatement]) -> dict:
     return {"Version": "2012-10-17", "Statement": [s.document() for s in statements]}
