@@ -28,9 +28,9 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
     group = auto_scaling_group.build(t, AGENT.signal_resource, auto_scaling_group.GroupSpec(
         min_size=p[o.MIN_SIZE], max_size=p[o.MAX_SIZE], desired=p[o.DESIRED_CAPACITY],
         subnet_ids=p[o.SUBNET_IDS], tags={**tags, **naming.autoscaler_tags(env, pool)},
-        instance_types=list(pool.instance_types), spot=pool.spot,
+        instance_types=list(pool.instance_types), drain_hook=naming.drain_hook_name(env), spot=pool.spot,
         rolling=auto_scaling_group.agent_rolling_update(pool.desired, pool.max_size),
-        size_set_at_run_time=env.autoscaling), launch)
+        size_set_at_run_time=env.autoscaling, starts_empty=pool.desired == 0), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this agent pool")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this agent pool")
     return t

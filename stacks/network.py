@@ -1,6 +1,6 @@
 """Network stack (``network.create`` only): the VPC and subnets the other stacks receive
 as the same Parameters a brought network fills from config (VpcId, VpcCidr, SubnetIds,
-PublicSubnetIds and the server groups' FirstServerSubnetIds, JoiningServerSubnetIds), so a
+PublicSubnetIds, LoadBalancerSubnetIds and the server groups' FirstServerSubnetIds, JoiningServerSubnetIds), so a
 managed and a brought network render the same children."""
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: VPC {spec.cidr} over {spec.availability_zones} zones, "
                       f"NAT {spec.nat_gateways}", naming.cluster_tags(env))
     # The node termination handler polls its SQS queue.
-    refs = network.build(t, spec, ("sqs",) if env.draining else ())
+    refs = network.build(t, spec, ("sqs",) if env.draining else (),
+                         {public: naming.subnet_discovery_tags(env, public) for public in (True, False)})
     t.output(o.VPC_ID, refs.vpc_id, "VPC of the cluster")
     t.output(o.VPC_CIDR, refs.vpc_cidr, "CIDR block of the VPC")
-    t.output(o.SUBNET_IDS, refs.private_subnet_ids, "Private subnets: nodes and the internal API load balancer")
+    t.output(o.SUBNET_IDS, refs.private_subnet_ids, "Private subnets of the nodes")
+    t.output(o.LOAD_BALANCER_SUBNET_IDS, refs.private_subnet_ids,
+             "Private subnets of the internal API load balancer (one per zone already)")
     t.output(o.PUBLIC_SUBNET_IDS, refs.public_subnet_ids, "Public subnets: the internet-facing API load balancer")
     # The n-th private subnet is in zone Fn::Select(n, Fn::GetAZs): its index is its zone.
     split = placement.server_subnets(list(enumerate(refs.private_subnets)), lambda s: s[0], env.servers.count)

@@ -62,6 +62,8 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
             o.VPC_ID: env.network.vpc_id,
             o.VPC_CIDR: env.network.vpc_cidr,
             o.SUBNET_IDS: Join(",", [s.id for s in env.network.subnets]),
+            o.LOAD_BALANCER_SUBNET_IDS: Join(",", [s.id for s in placement.one_per_zone(env.network.subnets,
+                                                                                       lambda s: s.az)]),
             o.PUBLIC_SUBNET_IDS: Join(",", [s.id for s in env.network.public_subnets]),
             o.FIRST_SERVER_SUBNET_IDS: Join(",", [s.id for s in split.first]),
             o.JOINING_SERVER_SUBNET_IDS: Join(",", [s.id for s in split.joining]),

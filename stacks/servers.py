@@ -50,9 +50,10 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
     sizes = (p[o.MIN_SIZE], p[o.MAX_SIZE], p[o.DESIRED_CAPACITY]) if sized_by_parameter else (1, 1, 1)
     group = auto_scaling_group.build(t, role.signal_resource, auto_scaling_group.GroupSpec(
         min_size=sizes[0], max_size=sizes[1], desired=sizes[2], subnet_ids=p[subnets], tags=tags,
-        instance_types=[env.servers.instance_type],
+        instance_types=[env.servers.instance_type], drain_hook=naming.drain_hook_name(env),
         target_group_arns=[p[o.API_TARGET_GROUP], *([p[o.PUBLIC_API_TARGET_GROUP]] if public else [])],
-        rolling=auto_scaling_group.server_rolling_update(), snapshot_hook=True), launch)
+        rolling=auto_scaling_group.server_rolling_update(), snapshot_hook=True,
+        starts_empty=sized_by_parameter and joining_count(env) == 0), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")
     return t

@@ -27,8 +27,6 @@ from k3s_infra.components.launch_template import LaunchTemplateRefs
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Spot, defaults
 
-TERMINATION_HOOK = "drain-before-terminate"
-
 
 @dataclass(frozen=True)
 class RollingUpdate:
@@ -57,12 +55,16 @@ class GroupSpec:
     subnet_ids: Ref
     tags: dict[str, str]
     instance_types: list[str]
+    drain_hook: str  # naming.drain_hook_name: the node termination handler completes it
     spot: Spot | None = None
     target_group_arns: list[Ref] = field(default_factory=list)
     rolling: RollingUpdate | None = None
     # Servers: their watch completes this second termination hook once a lone server's
     # on-demand etcd snapshot is in S3 (bootstrap/watch.sh before_termination).
     snapshot_hook: bool = False
+    # Created with no instance (one server's empty Servers group, a pool of desired 0): no
+    # CreationPolicy, which would wait for zero signals (see build).
+    starts_empty: bool = False
     # The cluster autoscaler moves the group's size between min and max: a deploy must not
     # reset it to the template's DesiredCapacity.
     size_set_at_run_time: bool = False
@@ -116,10 +118,14 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
     # CREATE_COMPLETE only once `desired` nodes have K3s up and joined. A Ref to the
     # DesiredCapacity parameter is valid here (AWS's sample templates do it:
     # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-creationpolicy.html).
+    # An empty group gets none: the CreationPolicy reference gives Count no meaning at 0 (no
+    # minimum, no statement that zero signals complete the resource), so nothing relies on it;
+    # an empty group is CREATE_COMPLETE once it exists and has nothing to wait for.
     partial = {"MinSuccessfulInstancesPercent": defaults.SPOT_MIN_SUCCESSFUL_PERCENT} if spec.spot else {}
-    group.CreationPolicy = CreationPolicy(
-        ResourceSignal=ResourceSignal(Count=spec.desired, Timeout=defaults.NODE_SIGNAL_TIMEOUT),
-        **({"AutoScalingCreationPolicy": AutoScalingCreationPolicy(**partial)} if partial else {}))
+    if not spec.starts_empty:
+        group.CreationPolicy = CreationPolicy(
+            ResourceSignal=ResourceSignal(Count=spec.desired, Timeout=defaults.NODE_SIGNAL_TIMEOUT),
+            **({"AutoScalingCreationPolicy": AutoScalingCreationPolicy(**partial)} if partial else {}))
     if spec.rolling:
         group.UpdatePolicy = UpdatePolicy(AutoScalingRollingUpdate=AutoScalingRollingUpdate(
             MaxBatchSize=spec.rolling.max_batch, MinInstancesInService=spec.rolling.min_in_service,
@@ -145,7 +151,7 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
 
 
 def _hooks(spec: GroupSpec) -> list[tuple[str, int]]:
-    hooks = [(TERMINATION_HOOK, defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)]
+    hooks = [(spec.drain_hook, defaults.TERMINATION_HOOK_TIMEOUT_SECONDS)]
     if spec.snapshot_hook:
         hooks.append((defaults.SNAPSHOT_HOOK, defaults.SNAPSHOT_HOOK_TIMEOUT_SECONDS))
     return hooks

@@ -32,5 +32,9 @@ def build(t: StackTemplate, cluster: str, retain: bool) -> KeyRefs:
                       Action=[kms.Action("*")], Resource=["*"]),
         ])))
     t.set_retention(key, retain)
-    t.add(Alias("ClusterKeyAlias", AliasName=f"alias/{naming.TAG_PREFIX}/{cluster}", TargetKeyId=Ref(key)))
+    # Kept with a kept key: the alias is how a person finds it again (the key's ID is generated),
+    # and so the retained secrets stay readable by name (deploy/retained.py refuses a new CREATE
+    # while the alias still holds the name).
+    alias = t.add(Alias("ClusterKeyAlias", AliasName=naming.cluster_key_alias(cluster), TargetKeyId=Ref(key)))
+    t.set_retention(alias, retain)
     return KeyRefs(arn=GetAtt(key, "Arn"), id=Ref(key))

@@ -31,15 +31,23 @@ class DrainQueueRefs:
     rules: dict[str, Rule]
 
 
-def event_patterns(asg_name_prefix: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
+def event_patterns(drain_hook: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
     """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue.
     Rebalance recommendations only when they should drain (queue-mode NTH drains whatever
-    it receives; see model.addons.rebalance_draining)."""
+    it receives; see model.addons.rebalance_draining).
+
+    Lifecycle actions match this cluster's hook name exactly (naming.drain_hook_name): the event's
+    detail carries LifecycleHookName (EC2 Auto Scaling User Guide, "Amazon EC2 Auto Scaling event
+    reference", scale-in lifecycle action). A prefix of the generated group names would also match
+    a cluster whose stack name extends this one's (k3s-prod- and k3s-prod-eu-...).
+    The EC2 and Health events carry an instance ID, no tag or group, so no pattern can narrow them
+    to this cluster; the handler acts only on instances wearing its managed tag that are nodes of
+    this cluster, and deletes the others' messages (catalog: checkTagBeforeDraining,
+    deleteSqsMsgIfNodeNotFound)."""
     patterns = {
         "AsgTerminateRule": ("ASG termination lifecycle actions of this cluster's groups", {
             "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
-            # Nested stacks, and so their groups, are named <root stack>-<child>-...
-            "detail": {"AutoScalingGroupName": [{"prefix": asg_name_prefix}]}}),
+            "detail": {"LifecycleHookName": [drain_hook]}}),
         "SpotInterruptionRule": ("EC2 spot interruption warnings", {
             "source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}),
         "RebalanceRule": ("EC2 instance rebalance recommendations", {
@@ -56,14 +64,14 @@ def event_patterns(asg_name_prefix: str, rebalance: bool = False) -> dict[str, t
     return patterns
 
 
-def build(t: StackTemplate, asg_name_prefix: str, rebalance: bool = False) -> DrainQueueRefs:
+def build(t: StackTemplate, drain_hook: str, rebalance: bool = False) -> DrainQueueRefs:
     queue = t.add(Queue("DrainQueue", MessageRetentionPeriod=MESSAGE_RETENTION_SECONDS, SqsManagedSseEnabled=True))
     t.skip_check(queue, "CKV_AWS_27", "encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which the check does "
                                       "not recognise; a KMS key would need a key policy for EventBridge and decrypt "
                                       "rights for the servers without narrowing who reads the queue")
     queue_arn = GetAtt(queue, "Arn")
     rules = {}
-    for logical, (description, pattern) in event_patterns(asg_name_prefix, rebalance).items():
+    for logical, (description, pattern) in event_patterns(drain_hook, rebalance).items():
         rules[logical] = t.add(Rule(
             logical, Description=f"Node termination handler: {description}", EventPattern=pattern,
             State="ENABLED", Targets=[Target(Id="DrainQueue", Arn=queue_arn)]))

@@ -11,9 +11,8 @@ import ipaddress
 import math
 from dataclasses import dataclass
 
-from awacs import logs
-from awacs.aws import Allow, PolicyDocument, Statement
-from awacs.helpers.trust import make_simple_assume_policy
+from awacs import logs, sts
+from awacs.aws import Allow, ArnLike, Condition, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import GetAtt, GetAZs, Join, Ref, Select, Sub
 from troposphere.ec2 import (
     EIP,
@@ -61,7 +60,11 @@ def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return [str(n) for n in pieces[:zones]], [str(n) for n in pieces[zones:2 * zones]]
 
 
-def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...] = ()) -> NetworkRefs:
+def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...] = (),
+          subnet_tags: dict[bool, dict[str, str]] | None = None) -> NetworkRefs:
+    """``subnet_tags``: public (True) and private (False) subnets' extra tags
+    (naming.subnet_discovery_tags: where Service load balancers go)."""
+    tags = subnet_tags or {True: {}, False: {}}
     # DNS hostnames and support: interface endpoints' private DNS names need both.
     vpc = t.add(VPC("Vpc", CidrBlock=spec.cidr, EnableDnsSupport=True, EnableDnsHostnames=True))
     gateway = t.add(InternetGateway("InternetGateway"))
@@ -76,9 +79,9 @@ def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...
         zone, n = Select(index, GetAZs("")), index + 1
         # No public IPs on launch, even in public subnets: only the NLB and the NAT live there.
         public.append(t.add(Subnet(f"PublicSubnet{n}", VpcId=Ref(vpc), CidrBlock=public_cidrs[index],
-                                   AvailabilityZone=zone, MapPublicIpOnLaunch=False)))
+                                   AvailabilityZone=zone, MapPublicIpOnLaunch=False), tags=tags[True]))
         private.append(t.add(Subnet(f"PrivateSubnet{n}", VpcId=Ref(vpc), CidrBlock=private_cidrs[index],
-                                    AvailabilityZone=zone, MapPublicIpOnLaunch=False)))
+                                    AvailabilityZone=zone, MapPublicIpOnLaunch=False), tags=tags[False]))
         t.add(SubnetRouteTableAssociation(f"PublicSubnet{n}RouteTable", SubnetId=Ref(public[-1]),
                                           RouteTableId=Ref(public_table)))
         if spec.nat_gateways == "per-az" or (spec.nat_gateways == "one" and index == 0):
@@ -128,8 +131,15 @@ def _flow_logs(t: StackTemplate, vpc: VPC) -> None:
     group = t.add(LogGroup("FlowLogGroup", RetentionInDays=FLOW_LOG_RETENTION_DAYS))
     t.skip_check(group, "CKV_AWS_158", "flow records carry no secrets; CloudWatch Logs encrypts them at rest "
                                        "with its own keys")
+    # Confused deputy: only flow logs of this account may assume it (the same page's trust
+    # policy: aws:SourceAccount and aws:SourceArn of vpc-flow-log/*).
+    trust = PolicyDocument(Version="2012-10-17", Statement=[Statement(
+        Effect=Allow, Principal=Principal("Service", "vpc-flow-logs.amazonaws.com"), Action=[sts.AssumeRole],
+        Condition=Condition([
+            StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+            ArnLike("aws:SourceArn", Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"))]))])
     role = t.add(Role(
-        "FlowLogRole", AssumeRolePolicyDocument=make_simple_assume_policy("vpc-flow-logs.amazonaws.com"),
+        "FlowLogRole", AssumeRolePolicyDocument=trust,
         Policies=[Policy(PolicyName="deliver-flow-logs", PolicyDocument=PolicyDocument(
             Version="2012-10-17", Statement=[Statement(
                 Effect=Allow, Action=[logs.CreateLogStream, logs.PutLogEvents, logs.DescribeLogStreams],

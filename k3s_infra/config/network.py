@@ -55,6 +55,19 @@ def _spread(field: str, subnets: list[Subnet], required: bool) -> None:
         raise ValueError(f"{field}: need at least two distinct availability zones for HA")
 
 
+def _one_per_zone(field: str, subnets: list[Subnet]) -> None:
+    """Public subnets serve only the internet-facing load balancer, which takes one subnet per
+    zone (ELB API Reference, CreateLoadBalancer, Subnets): a second one in a zone is a mistake.
+    Node subnets may share a zone (the internal load balancer gets the first of each)."""
+    first: dict[str, str] = {}
+    for index, subnet in enumerate(subnets):
+        if subnet.az and subnet.az in first:
+            raise ValueError(f"{field}[{index}].az: {subnet.az} already has {first[subnet.az]}; the internet-facing "
+                             f"load balancer takes one subnet per availability zone")
+        if subnet.az:
+            first[subnet.az] = subnet.id
+
+
 # Zones three or more servers need: the first server gets one zone, the others the rest, and
 # with three zones no zone holds a majority, so an AZ outage keeps etcd quorum.
 # k3s_infra/model/placement.py derives it (zones_needed); its test pins that the two agree.
@@ -118,6 +131,7 @@ class Network(Strict):
             raise ValueError("subnets: at least two subnets are needed (or give network.create)")
         _spread("subnets", self.subnets, required=True)
         _spread("public_subnets", self.public_subnets, required=False)
+        _one_per_zone("public_subnets", self.public_subnets)
         if {s.id for s in self.subnets} & {s.id for s in self.public_subnets}:
             raise ValueError("public_subnets: a subnet cannot be both private (subnets) and public")
         return self

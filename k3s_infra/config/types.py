@@ -47,7 +47,15 @@ CronSchedule = shape(r"^(@[a-z]+|(\S+\s+){4}\S+)$", "a five-field cron schedule 
 TagKey = shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
 TagValue = shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256)
 Url = shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL")
-StackName = shape(r"^[A-Za-z][A-Za-z0-9-]{0,100}$", "a CloudFormation stack name")
+# At most 80 characters, so no nested stack's generated name <root>-<child ID>-<suffix> ever
+# reaches CloudFormation's 128-character stack name limit (AWS::CloudFormation::Stack, "StackName"
+# / CreateStack API: "no longer than 128 characters"), where the generated name would be cut and
+# the node roles' SignalResource ARNs (stack/<root>-<child ID>-*) and the names derived from the
+# root stop matching: 128 - len("-AgentPool<24-character pool>-") 35 - suffix 13 = 80 (pinned by
+# tests/unit/config/test_stack_name_limit.py against model/naming.py).
+STACK_NAME_MAX = 80
+StackName = shape(rf"^[A-Za-z][A-Za-z0-9-]{{0,{STACK_NAME_MAX - 1}}}$",
+                  f"a CloudFormation stack name of at most {STACK_NAME_MAX} characters")
 BucketName = shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name", rules.bucket_name)
 SemVer = shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
 ImageTag = shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")

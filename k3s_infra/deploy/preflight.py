@@ -155,9 +155,35 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                                                 f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
             elif no_route_out:
                 problems += _without_internet(env, f"{where}.id")
-    problems += _server_spread(env, {s["SubnetId"]: s["AvailabilityZone"] for s in found.values()
-                                     if s["VpcId"] == network.vpc_id})
+    real_zones = {s["SubnetId"]: s["AvailabilityZone"] for s in found.values() if s["VpcId"] == network.vpc_id}
+    problems += _server_spread(env, real_zones)
+    problems += _load_balancer_zones(env, real_zones)
     return sorted(set(zones))
+
+
+def _load_balancer_zones(env: Environment, real_zones: dict[str, str]) -> list[Problem]:
+    """A load balancer takes one subnet per zone (ELB API Reference, CreateLoadBalancer:
+    "You can specify only one subnet per Availability Zone"); CloudFormation would fail the
+    ApiEndpoint stack midway. The internal one gets the first node subnet of each zone the
+    file names (placement.one_per_zone), the public one every public subnet: their REAL zones
+    must differ. Subnets not found are reported by the caller."""
+    network, problems = env.network, []
+    given = (("subnets", placement.one_per_zone(network.subnets, lambda s: s.az)),
+             ("public_subnets", network.public_subnets))
+    for field, chosen in given:
+        seen: dict[str, str] = {}
+        for subnet in chosen:
+            zone = real_zones.get(subnet.id)
+            if zone in seen:
+                index = next(i for i, s in enumerate(getattr(network, field)) if s.id == subnet.id)
+                fix = ("give every subnet its az, so the load balancer gets one per zone" if field == "subnets"
+                       else "list one public subnet per zone")
+                problems.append((f"network.{field}[{index}].az", f"{subnet.id} is in {zone} like {seen[zone]}, "
+                                                                 f"and a load balancer takes one subnet per zone: "
+                                                                 f"{fix}"))
+            elif zone:
+                seen[zone] = subnet.id
+    return problems
 
 
 def _server_spread(env: Environment, real_zones: dict[str, str]) -> list[Problem]:

@@ -1,9 +1,9 @@
 """Named data a protected environment keeps after 'destroy --allow-protected'
 (DeletionPolicy RetainExceptOnCreate): the K3s token, agent-token and kubeconfig
-secrets and the add-on secrets. A new stack cannot create secrets under those names
-("already exists"), so a first deploy looks for them BEFORE uploading anything and
-tells the user what to do. The retained KMS key and snapshot bucket have generated
-names and never collide."""
+secrets, the add-on secrets and the cluster key's alias. A new stack cannot create
+those names again ("already exists"), so a first deploy looks for them BEFORE uploading
+anything and tells the user what to do. The retained KMS key and snapshot bucket have
+generated names and never collide."""
 
 from __future__ import annotations
 
@@ -33,18 +33,33 @@ def existing(aws) -> list[tuple[str, bool]]:
     return found
 
 
+def existing_alias(aws) -> str | None:
+    """The cluster key's alias, if a kept key still holds it."""
+    alias = naming.cluster_key_alias(naming.cluster_name(aws.env))
+    try:
+        aws.client("kms").describe_key(KeyId=alias)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NotFoundException":
+            return None
+        raise
+    return alias
+
+
 def check_first_deploy(aws, root: dict | None) -> None:
     """Refuse a CREATE whose secret names are still taken by retained (or deleting) secrets."""
     if root is not None and root.get("StackStatus") != "REVIEW_IN_PROGRESS":
         return
     taken = existing(aws)
-    if not taken:
+    alias = existing_alias(aws)
+    if not taken and alias is None:
         return
-    lines = [f"{aws.env.stack_name}: secrets kept from an earlier deployment still hold the names this stack "
+    lines = [f"{aws.env.stack_name}: data kept from an earlier deployment still holds the names this stack "
              f"creates, so its CREATE would fail ('already exists'):"]
     lines += [f"  {name}" + ("  (scheduled for deletion)" if deleting else "") for name, deleting in taken]
+    if alias:
+        lines.append(f"  {alias}  (KMS alias of the kept cluster key)")
     lines.append("to start a NEW cluster: delete them (aws secretsmanager delete-secret --secret-id NAME "
-                 "--force-delete-without-recovery), or deploy under another deploy.stack_name, which names "
-                 "new secrets. Keep them (and the old token) if you mean to restore the old cluster's etcd "
-                 "snapshots: K3s needs the same token to read them")
+                 "--force-delete-without-recovery; aws kms delete-alias --alias-name NAME), or deploy under "
+                 "another deploy.stack_name, which names new ones. Keep the secrets (and the old token) if you "
+                 "mean to restore the old cluster's etcd snapshots: K3s needs the same token to read them")
     raise Refused("\n".join(lines))

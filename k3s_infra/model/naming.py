@@ -69,6 +69,17 @@ def cluster_name(env: Environment) -> str:
     return env.stack_name
 
 
+def drain_hook_name(env: Environment) -> str:
+    """The termination hook the node termination handler completes, named after this cluster
+    (unique per account and region): the draining rule matches it exactly
+    (components/drain_queue.py), so another cluster's groups never reach this queue."""
+    return f"drain-before-terminate-{cluster_name(env)}"
+
+
+def cluster_key_alias(cluster: str) -> str:
+    return f"alias/{TAG_PREFIX}/{cluster}"
+
+
 def secret_name(env: Environment, what: str) -> str:
     return f"{TAG_PREFIX}/{cluster_name(env)}/{what}"
 
@@ -183,6 +194,21 @@ def ccm_discovery_tags(env: Environment) -> dict[str, str]:
     IAM mutations need `owned`, which it puts on what it creates itself: CloudFormation's
     resources stay out of its reach, and the API load balancer carries no cluster tag."""
     return {ccm_cluster_tag_key(env): "shared"}
+
+
+# Subnet roles Service load balancers are placed by: the AWS cloud controller
+# (cloud-provider-aws pkg/providers/v1/aws.go, findELBSubnets) and the AWS Load Balancer
+# Controller (docs: "Subnet auto-discovery") read the same keys, value "1" or empty.
+ELB_SUBNET_ROLE_TAG = "kubernetes.io/role/elb"
+INTERNAL_ELB_SUBNET_ROLE_TAG = "kubernetes.io/role/internal-elb"
+
+
+def subnet_discovery_tags(env: Environment, public: bool) -> dict[str, str]:
+    """Tags of a managed network's subnets: public ones for internet-facing Service load
+    balancers, private ones for internal ones, both this cluster's (`shared`: the subnet
+    is CloudFormation's, never the controller's to change)."""
+    role = ELB_SUBNET_ROLE_TAG if public else INTERNAL_ELB_SUBNET_ROLE_TAG
+    return {**ccm_discovery_tags(env), role: "1"}
 
 
 def name_tag(logical: str) -> str:

@@ -26,6 +26,8 @@ PUBLIC_SUBNET_IDS = "PublicSubnetIds"
 # zone, and every other zone for the joining servers
 FIRST_SERVER_SUBNET_IDS = "FirstServerSubnetIds"
 JOINING_SERVER_SUBNET_IDS = "JoiningServerSubnetIds"
+# One node subnet per zone: the internal API load balancer's (model/placement.py one_per_zone).
+LOAD_BALANCER_SUBNET_IDS = "LoadBalancerSubnetIds"
 
 # Cluster data stack
 TOKEN_SECRET = "TokenSecretArn"

@@ -93,3 +93,19 @@ def zones_needed(count: int) -> int:
         if not crowded(worst_case(split.first, split.joining, count), count):
             return zones
     raise AssertionError(f"no spread keeps quorum for {count} servers")  # pragma: no cover
+
+
+def one_per_zone(subnets: Sequence[S], zone_of: Callable[[S], Z | None]) -> tuple[S, ...]:
+    """The subnets a load balancer gets: the first of each zone, in the given order. A load
+    balancer takes at most one subnet per Availability Zone (Elastic Load Balancing API
+    Reference, CreateLoadBalancer: "You can specify only one subnet per Availability Zone").
+    A subnet whose zone is unknown (None) is kept; pre-flight checks its real zone."""
+    seen: set[Z] = set()
+    chosen = []
+    for subnet in subnets:
+        zone = zone_of(subnet)
+        if zone is None or zone not in seen:
+            chosen.append(subnet)
+        if zone is not None:
+            seen.add(zone)
+    return tuple(chosen)

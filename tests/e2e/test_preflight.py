@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+import yaml
 
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import preflight
@@ -179,3 +180,34 @@ def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_
         assert preflight.pinned_images(Aws(env), update_image=True) == {}
     finally:
         cfn.delete_stack(StackName=env.stack_name)
+
+
+def test_two_node_subnets_in_one_zone_give_the_load_balancer_one_per_zone(write_env, network, aws, moto_endpoint):
+    """Issue 23: a load balancer takes one subnet per Availability Zone (ELB API Reference,
+    CreateLoadBalancer, Subnets). With each subnet's az given, the internal API load balancer
+    gets the first node subnet of each zone (nodes still use all); without it, pre-flight finds
+    the real zones and names the subnet that shares one, before CloudFormation fails midway."""
+    from k3s_infra.render import render
+    from tests.support.oracle_helpers import resolve
+
+    session = boto3.Session(region_name=REGION)
+    second_a = aws.ec2.create_subnet(VpcId=network["vpc_id"], CidrBlock="10.0.4.0/24",
+                                     AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    env = load_environment(path=networked(write_env, "preflight-lb-zones.yaml"))
+    known = env.network.subnets + [env.network.subnets[0].model_copy(update={"id": second_a})]
+    env = env.model_copy(update={"network": env.network.model_copy(update={"subnets": known})})
+    assert [p for p in preflight.check(env, session) if "load balancer" in p[1]] == []
+    root = yaml.safe_load(render(env).root.body)
+    given = resolve(root["Resources"]["ApiEndpoint"]["Properties"]["Parameters"]["LoadBalancerSubnetIds"],
+                    {}).split(",")
+    zones = [aws.ec2.describe_subnets(SubnetIds=[s])["Subnets"][0]["AvailabilityZone"] for s in given]
+    assert second_a not in given and len(zones) == len(set(zones)) == 2
+    nodes = resolve(root["Resources"]["AgentPoolGeneral"]["Properties"]["Parameters"]["SubnetIds"], {}).split(",")
+    assert second_a in nodes
+
+    unknown = known[:2] + [known[2].model_copy(update={"az": None})]
+    env = env.model_copy(update={"network": env.network.model_copy(update={"subnets": unknown})})
+    problems = dict(preflight.check(env, session))
+    assert problems["network.subnets[2].az"] == (
+        f"{second_a} is in {REGION}a like {known[0].id}, and a load balancer takes one subnet per zone: "
+        "give every subnet its az, so the load balancer gets one per zone")

@@ -80,7 +80,10 @@ def test_the_first_start_is_bounded_inside_the_signal_timeout(nodes):
         ((section, key, value),) = _unit_lines(next(iter(drop_ins.values())))
         assert section == "Service", stack_id  # systemd.service(5): TimeoutStartSec= is a [Service] setting
         (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"]
-        minutes = int(re.fullmatch(r"PT(\d+)M", group["CreationPolicy"]["ResourceSignal"]["Timeout"]).group(1))
+        # A group created empty waits for signals only while it rolls (UpdatePolicy PauseTime).
+        timeout = (group["CreationPolicy"]["ResourceSignal"]["Timeout"] if "CreationPolicy" in group
+                   else group["UpdatePolicy"]["AutoScalingRollingUpdate"]["PauseTime"])
+        minutes = int(re.fullmatch(r"PT(\d+)M", timeout).group(1))
         assert key == "TimeoutStartSec" and 0 < int(value.removesuffix("s")) < minutes * 60, stack_id
 
 

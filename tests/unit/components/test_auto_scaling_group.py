@@ -40,19 +40,45 @@ ROOT = Path(__file__).resolve().parents[3]
 
 # --- signals and health -------------------------------------------------------------
 
+def _created_empty(env, stack_id: str) -> bool:
+    """From the file: one server leaves the Servers group empty; a pool may start at desired 0."""
+    if stack_id == naming.STACK_SERVERS:
+        return env.servers.count == 1
+    return any(stack_id == naming.agent_pool_stack(p.name) and p.desired == 0 for p in env.agent_pools)
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_empty_groups_wait_for_no_signal(rendered, name):
+    """Issue 23: a CreationPolicy counting 0 signals has no documented meaning (the CreationPolicy
+    reference sets no minimum and says nothing of zero), so a group created empty has none;
+    every other group waits for one signal per desired instance."""
+    r = rendered[name]
+    document = r.env.model_dump(mode="json")
+    for pool in document["agent_pools"]:
+        pool.update(desired=0, min_size=0)
+    from k3s_infra.render import render
+    env = validate(document, "test")
+    children = {c.stack_id: yaml.safe_load(c.body) for c in render(env).children}
+    empty = [s for s in children if _created_empty(env, s)]
+    assert len(empty) == len(env.agent_pools) + (env.servers.count == 1), empty
+    for stack_id, _, group in _groups(children):
+        assert ("CreationPolicy" in group) == (stack_id not in empty), stack_id
+
 def test_every_group_waits_for_its_nodes_signals(templates):
     env, children = templates
     groups = list(_groups(children))
     assert len(groups) == 2 + len(env.agent_pools)
     for stack_id, logical, group in groups:
+        rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+        assert rolling["WaitOnResourceSignals"] is True, stack_id
+        assert rolling["PauseTime"] == defaults.NODE_SIGNAL_TIMEOUT
+        if _created_empty(env, stack_id):  # nothing to wait for (test_empty_groups_wait_for_no_signal)
+            continue
         signal = group["CreationPolicy"]["ResourceSignal"]
         # One SUCCESS per desired instance (the same value or parameter as DesiredCapacity).
         desired = group["Properties"]["DesiredCapacity"]
         assert signal["Count"] == (int(desired) if isinstance(desired, str) else desired), stack_id
         assert signal["Timeout"] == defaults.NODE_SIGNAL_TIMEOUT
-        rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
-        assert rolling["WaitOnResourceSignals"] is True, stack_id
-        assert rolling["PauseTime"] == signal["Timeout"]
         # The group's own logical ID is the one boot.sh signals.
         assert logical == (naming.SERVER_GROUP if stack_id.startswith(("ServerInit", "Servers"))
                            else naming.AGENT_GROUP)
@@ -74,18 +100,19 @@ def test_no_group_is_judged_by_a_load_balancer_so_one_failing_check_cannot_repla
 def test_server_groups_hold_a_terminating_server_for_its_snapshot_agents_only_for_draining(templates):
     """A lone server's roll loses nothing: its group holds it in Terminating:Wait until its
     watch has put an on-demand snapshot in S3 and completes the hook by this name."""
-    _, children = templates
+    env, children = templates
     for stack_id, _, group in _groups(children):
         hooks = {h["LifecycleHookName"]: h for h in group["Properties"]["LifecycleHookSpecificationList"]}
-        assert "drain-before-terminate" in hooks, stack_id  # the node termination handler's (catalog)
+        drain = naming.drain_hook_name(env)
+        assert drain in hooks, stack_id  # the node termination handler's (catalog)
         if stack_id in ("ServerInit", "Servers"):
             # The hook the server's watch completes is the one its group holds it by.
             # The watch reads the hook's name from its bundle's settings (bundle.env).
             settings = dict(line.split("=", 1) for line in
                             bundle_files(children[stack_id])["/usr/local/lib/k3s-infra/bundle.env"].splitlines())
-            assert set(hooks) == {"drain-before-terminate", settings["SNAPSHOT_HOOK"].strip("'")}, stack_id
+            assert set(hooks) == {drain, settings["SNAPSHOT_HOOK"].strip("'")}, stack_id
         else:
-            assert set(hooks) == {"drain-before-terminate"}, stack_id
+            assert set(hooks) == {drain}, stack_id
         for hook in hooks.values():
             assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
             assert hook["DefaultResult"] == "CONTINUE"  # a dead watch delays, never blocks, a termination
@@ -95,6 +122,8 @@ def test_spot_pools_tolerate_partial_capacity_on_demand_pools_do_not(templates):
     env, children = templates
     spot = {naming.agent_pool_stack(p.name) for p in env.agent_pools if p.spot}
     for stack_id, _, group in _groups(children):
+        if _created_empty(env, stack_id):
+            continue
         creation = group["CreationPolicy"].get("AutoScalingCreationPolicy")
         if stack_id in spot:
             assert creation == {"MinSuccessfulInstancesPercent": defaults.SPOT_MIN_SUCCESSFUL_PERCENT}

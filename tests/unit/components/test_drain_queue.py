@@ -7,7 +7,13 @@ retention of the aws-node-termination-handler README (queue-processor setup).
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from moto.events.models import EventPattern
+
 from k3s_infra.components import drain_queue
+from k3s_infra.config import defaults
 from k3s_infra.model import naming
 
 
@@ -23,11 +29,44 @@ def test_rules_cover_lifecycle_spot_rebalance_and_target_the_queue(rendered):
     for rule in rules.values():
         assert rule["State"] == "ENABLED"
         assert rule["Targets"] == [{"Id": "DrainQueue", "Arn": {"Fn::GetAtt": ["DrainQueue", "Arn"]}}]
-    # Lifecycle actions only of this cluster's groups (named after the root stack).
-    lifecycle = rules["AsgTerminateRule"]["EventPattern"]
-    assert lifecycle["source"] == ["aws.autoscaling"]
-    assert lifecycle["detail"]["AutoScalingGroupName"] == [{"prefix": f"{naming.cluster_name(r.env)}-"}]
-    assert set(rules) == set(drain_queue.event_patterns("x-"))
+    assert set(rules) == set(drain_queue.event_patterns("x"))
+
+
+def _lifecycle_event(group: str, hook: str) -> dict:
+    """A scale-in lifecycle action event as EC2 Auto Scaling sends it (User Guide, "Amazon EC2
+    Auto Scaling event reference", Scale-in lifecycle action)."""
+    return {"version": "0", "id": "1", "detail-type": "EC2 Instance-terminate Lifecycle Action",
+            "source": "aws.autoscaling", "account": "123456789012", "time": "2026-12-04T00:00:00Z",
+            "region": "eu-west-1", "resources": [f"arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:"
+                                                 f"1:autoScalingGroupName/{group}"],
+            "detail": {"LifecycleActionToken": "t", "AutoScalingGroupName": group, "LifecycleHookName": hook,
+                       "EC2InstanceId": "i-0123456789abcdef0",
+                       "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}}
+
+
+@pytest.mark.parametrize("name", ["prod", "dev"])
+def test_lifecycle_rule_matches_this_clusters_drain_hook_only(rendered, name):
+    """Issue 23: a prefix of generated group names (k3s-prod-) also matched k3s-prod-eu-...'s groups,
+    and the servers' snapshot hook: the handler would have completed that hook before the
+    watch's snapshot was in S3. Matched with EventBridge's own semantics as moto models them."""
+    r = rendered[name]
+    resources = r.templates["Draining"]["Resources"] if "Draining" in r.templates else None
+    if resources is None:
+        pytest.skip(f"{name} has no draining")
+    pattern = EventPattern.load(json.dumps(resources["AsgTerminateRule"]["Properties"]["EventPattern"]))
+    cluster = naming.cluster_name(r.env)
+    hooks = {h["LifecycleHookName"] for stack in r.templates.values() for res in stack["Resources"].values()
+             if res["Type"] == "AWS::AutoScaling::AutoScalingGroup"
+             for h in res["Properties"]["LifecycleHookSpecificationList"]}
+    drain = hooks - {defaults.SNAPSHOT_HOOK}
+    assert len(drain) == 1, hooks
+    (hook,) = drain
+    assert pattern.matches_event(_lifecycle_event(f"{cluster}-Servers-1A2B-ServerGroup-3C4D", hook))
+    other = f"{cluster}-eu"  # a stack whose name extends this one's
+    assert not pattern.matches_event(_lifecycle_event(f"{other}-Servers-1A2B-ServerGroup-3C4D",
+                                                      hook.replace(cluster, other)))
+    assert not pattern.matches_event(_lifecycle_event(f"{cluster}-Servers-1A2B-ServerGroup-3C4D",
+                                                      defaults.SNAPSHOT_HOOK))
 
 
 def test_queue_is_encrypted_and_only_the_rules_may_send(rendered):

@@ -113,3 +113,43 @@ def test_managed_network_routes(env_document, tmp_path, linter, nat, zones):
         assert templates["Root"]["Resources"][stack_id]["Properties"]["Parameters"][name] == \
             {"Fn::GetAtt": ["Network", f"Outputs.{name}"]}
     assert linter.lint_rendering(rendering, folder) == []
+
+
+def test_flow_log_role_trusts_only_this_accounts_flow_logs(env_document, tmp_path):
+    """Issue 23: the delivery role's trust names aws:SourceAccount and aws:SourceArn, as the VPC
+    User Guide's flow-logs IAM role page gives it (confused deputy): the flow-logs service acting
+    for another account cannot assume it."""
+    from tests.support.iam_eval import Request, trusted
+    from tests.support.iam_policies import roles_of
+
+    rendering, _, templates = _variant(env_document, tmp_path, "one")
+    account, region = rendering.env.account_id, rendering.env.region
+    values = {"AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": "aws",
+              "FlowLogGroup.Arn": f"arn:aws:logs:{region}:{account}:log-group:flows"}
+    trust = roles_of(templates["Network"], values)["FlowLogRole"]["trust"]
+
+    def assume(source_account: str) -> Request:
+        return Request("sts:AssumeRole", "*", principal=("Service", "vpc-flow-logs.amazonaws.com"), context={
+            "aws:SourceAccount": source_account,
+            "aws:SourceArn": f"arn:aws:ec2:{region}:{source_account}:vpc-flow-log/fl-0123456789abcdef0"})
+
+    assert trusted(trust, assume(account))
+    assert not trusted(trust, assume("210987654321"))
+    assert not trusted(trust, Request("sts:AssumeRole", "*", principal=("Service", "vpc-flow-logs.amazonaws.com")))
+
+
+def test_managed_subnets_are_discoverable_for_service_load_balancers(env_document, tmp_path):
+    """Issue 23: Service load balancers land in subnets tagged for them: public ones
+    kubernetes.io/role/elb=1, private ones kubernetes.io/role/internal-elb=1, both with the
+    cluster's kubernetes.io/cluster/<name> (cloud-provider-aws findELBSubnets; AWS Load Balancer
+    Controller docs, "Subnet auto-discovery"). `shared`: the controller never owns them."""
+    rendering, _, templates = _variant(env_document, tmp_path, "one")
+    cluster_key = f"kubernetes.io/cluster/{rendering.env.stack_name}"
+    subnets = {k: {t["Key"]: t["Value"] for t in v["Tags"]}
+               for k, v in _by_type(templates["Network"], "AWS::EC2::Subnet").items()}
+    assert len(subnets) == 2 * rendering.env.network.create.availability_zones
+    for logical, tags in subnets.items():
+        public = logical.startswith("Public")
+        assert tags[cluster_key] == "shared", logical
+        assert tags.get("kubernetes.io/role/elb") == ("1" if public else None), logical
+        assert tags.get("kubernetes.io/role/internal-elb") == (None if public else "1"), logical

@@ -67,6 +67,21 @@ def test_zone_spread_is_not_checked_when_zones_are_unknown(dev):
     assert len(validate(dev, "env.yaml").network.subnets) == 2
 
 
+def test_two_public_subnets_in_one_zone_are_refused(dev):
+    """The internet-facing load balancer takes every public subnet, and at most one per zone
+    (ELB API Reference, CreateLoadBalancer, Subnets); node subnets may share a zone."""
+    dev["api"] = {**dev.get("api", {}), "scheme": "internet-facing", "allowed_cidrs": ["203.0.113.0/24"]}
+    dev["network"]["public_subnets"] = [{"id": "subnet-0a1b2c3d4e5f60711", "az": "eu-west-1a"},
+                                        {"id": "subnet-0a1b2c3d4e5f60712", "az": "eu-west-1b"},
+                                        {"id": "subnet-0a1b2c3d4e5f60713", "az": "eu-west-1a"}]
+    error = refused(dev)
+    assert paths(error) == ["network.public_subnets[2].az"], error
+    assert "subnet-0a1b2c3d4e5f60711" in str(error) and "one subnet per availability zone" in str(error)
+    dev["network"]["public_subnets"].pop()
+    dev["network"]["subnets"].append({"id": "subnet-0a1b2c3d4e5f60714", "az": dev["network"]["subnets"][0]["az"]})
+    assert len(validate(dev, "env.yaml").network.subnets) == 3
+
+
 # --- three or more servers: no zone may hold a majority (k3s_infra/model/placement.py) -----
 
 def test_three_servers_in_two_zones_are_refused(dev):

@@ -46,7 +46,7 @@ def test_every_node_joins_through_the_internal_load_balancer(r):
         assert len(urls) == 1, stack_id
         (variable,) = re.fullmatch(r"https://\$\{(\w+)\}:6443", urls.pop()).groups()
         lb = _resolve_to_load_balancer(r, stack_id, variable)["Properties"]
-        assert lb["Scheme"] == "internal" and lb["Subnets"] == {"Ref": "SubnetIds"}, stack_id
+        assert lb["Scheme"] == "internal" and lb["Subnets"] == {"Ref": "LoadBalancerSubnetIds"}, stack_id
 
 
 def test_servers_certificate_names_both_doors_and_kubeconfig_uses_the_public_one(r):

@@ -38,10 +38,11 @@ def test_cluster_data_is_retained_exactly_in_protected_environments(r):
 
 def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
     """From the environment files: protected ones keep every secret (add-on secrets included),
-    the cluster key and the snapshot bucket; others delete them. The OIDC issuer's bucket holds
+    the cluster key with its alias (issue 23: how a person finds the kept key) and the snapshot
+    bucket; others delete them. The OIDC issuer's bucket holds
     only two public documents the first server rewrites at every boot: never kept (a new
     stack gets a new distribution and issuer anyway)."""
-    kinds = {"AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::S3::Bucket"}
+    kinds = {"AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::KMS::Alias", "AWS::S3::Bucket"}
     for path in DEPLOYABLE:
         protected = plain_document(path).get("protected", False)
         rendering = render(load_environment(path=path))
@@ -54,7 +55,7 @@ def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
                     assert (policy in KEEPS_ON_DELETE) is protected, (path.name, logical, policy)
                     if protected:
                         assert resource.get("UpdateReplacePolicy") == "Retain", (path.name, logical)
-        assert found >= 5, path.name
+        assert found >= 6, path.name
 
 
 def test_the_only_ssm_parameters_in_templates_are_the_server_bundles(templates):
