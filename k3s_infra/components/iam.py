@@ -156,7 +156,10 @@ def _cloud_controller_statements(cluster: str) -> list[Statement]:
         # Tag-on-create condition keys: ec2:CreateAction
         # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html),
         # elasticloadbalancing:CreateAction
-        # (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/security_iam_service-with-iam.html).
+        # (https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/security_iam_service-with-iam.html,
+        # .../userguide/tagging-resources-during-creation.html: AddTags is evaluated only when the
+        # create call carries tags). The resource tagged is the one being created (a listener for
+        # CreateListener); what it is created on is authorized by the create action's own statement.
         tagging.append(Statement(
             Sid=f"CloudControllerTagsOnCreate{camel(service)}", Effect=Allow, Action=[action],
             Resource=[resource], Condition=Condition([

@@ -47,12 +47,19 @@ CLOUD_CONTROLLER_CREATE: tuple[Action, ...] = (
 )
 
 # Tagging, only what is being created (ec2:CreateAction / elasticloadbalancing:CreateAction)
-# and only with the cluster tag set to `owned` (components/iam.py): the controller tags its
-# load balancer security groups (CreateSecurityGroup's TagSpecifications) and its load
-# balancers and target groups, never an existing, foreign resource.
+# and only with the cluster tag set to `owned` (components/iam.py), never an existing, foreign
+# resource. Every create call of kubernetes/cloud-provider-aws v1.33.0 (pkg/providers/v1) sends
+# its tags (kubernetes.io/cluster/<cluster>=owned and the Service's additional tags, plus
+# kubernetes.io/service-name on ELB resources): CreateSecurityGroup's TagSpecifications
+# (aws.go ensureSecurityGroup), Tags on CreateLoadBalancer (aws_loadbalancer.go
+# ensureLoadBalancer, ensureLoadBalancerv2), CreateTargetGroup (ensureTargetGroup) and
+# CreateListener (createListenerV2). Tags in an ELB create call are authorized as
+# elasticloadbalancing:AddTags with CreateAction = that call
+# (ELB User Guide, "API permissions to tag resources during creation"; Service Authorization
+# Reference, Elastic Load Balancing V2: CreateListener authorizes AddTags too).
 CLOUD_CONTROLLER_TAG_ON_CREATE: dict[Action, tuple[str, ...]] = {
     ec2.CreateTags: ("CreateSecurityGroup",),
-    elb.AddTags: ("CreateLoadBalancer", "CreateTargetGroup"),
+    elb.AddTags: ("CreateListener", "CreateLoadBalancer", "CreateTargetGroup"),
 }
 
 # Load balancer rules on the node security groups (tagged `shared` by CloudFormation, see
@@ -67,7 +74,9 @@ CLOUD_CONTROLLER_NODE_INGRESS: tuple[Action, ...] = (
 # Not granted, though the cloud-provider-aws policy lists them: ec2:ModifyInstanceAttribute,
 # ec2:CreateRoute, ec2:DeleteRoute (routes only, aws_routes.go; we run
 # --configure-cloud-routes=false) and the EBS volume and KMS actions (the in-tree volume
-# code is gone from the external controller).
+# code is gone from the external controller). CreateListener is here: IAM authorizes it on the
+# load balancer it adds to (Service Authorization Reference, Elastic Load Balancing V2, resource
+# loadbalancer/net), which must be the controller's; the listener's own tags are AddTags above.
 CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES: tuple[Action, ...] = (
     ec2.DeleteSecurityGroup,
     elb.AddTags,

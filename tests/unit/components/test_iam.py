@@ -255,5 +255,8 @@ def test_cloud_controller_tags_only_what_it_creates(env_rendering):
             continue
         assert equals[f"aws:RequestTag/{cluster_key}"] == "owned", statement["Sid"]
         (create_key,) = [k for k in equals if k.endswith(":CreateAction")]
-        assert set(as_list(equals[create_key])) <= {"CreateSecurityGroup", "CreateLoadBalancer", "CreateTargetGroup"}
+        # The create calls the controller sends tags with at v1.33.0 (tests/unit/components/test_ccm_calls.py):
+        # CreateListener too (aws_loadbalancer.go createListenerV2, issue 23).
+        assert set(as_list(equals[create_key])) <= {"CreateSecurityGroup", "CreateLoadBalancer", "CreateTargetGroup",
+                                                    "CreateListener"}
         assert statement["Condition"]["ForAnyValue:StringEquals"]["aws:TagKeys"] == [cluster_key]

@@ -12,3 +12,14 @@ def test_the_listed_unscoped_actions_are_only_reads_or_creates():
     for action in iam_actions.UNSCOPED:
         verb = action.split(":", 1)[1]
         assert verb.startswith(("Describe", "List", "Get", "Create", "AddTags")), action
+
+
+def test_tags_at_creation_only_for_create_calls_the_controller_may_make():
+    """Each CreateAction of CLOUD_CONTROLLER_TAG_ON_CREATE names a create call granted to the
+    controller: on "*" (CLOUD_CONTROLLER_CREATE), or on its own load balancers (CreateListener).
+    Which calls send tags is tests/unit/components/test_ccm_calls.py."""
+    granted = {a.JSONrepr() for a in iam_actions.CLOUD_CONTROLLER_CREATE
+               + iam_actions.CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES}
+    for action, creates in iam_actions.CLOUD_CONTROLLER_TAG_ON_CREATE.items():
+        service = action.JSONrepr().split(":", 1)[0]
+        assert creates and all(f"{service}:{create}" in granted for create in creates), action.JSONrepr()
