@@ -29,6 +29,8 @@ def build(env: Environment) -> StackTemplate:
         addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
         + tuple(value.arn for value in addons.user_secrets(env)),
         issuer_bucket=p[o.ISSUER_BUCKET])
+    if bundle.addons_object(env):
+        access = dataclasses.replace(access, addons_objects=f"{env.artifact_bucket}/{naming.addons_prefix(env)}")
     first = iam.build(t, roles.SERVER_INIT.identity, iam.first_server_statements(
         _own_bundle(env, access, roles.SERVER_INIT), roles.SERVER_INIT), cloud_controller=True)
     server = iam.build(t, roles.SERVER.identity, iam.server_statements(

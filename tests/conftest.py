@@ -18,6 +18,7 @@ pytest.register_assert_rewrite("tests.support")
 
 from k3s_infra.config import ENVIRONMENTS_DIR, available_environments, load_environment  # noqa: E402
 from k3s_infra.render import Rendering, render, write  # noqa: E402
+from tests.support.published import publish  # noqa: E402
 from tests.support.fixture_scope import shared  # noqa: E402
 from tests.support.oracle_helpers import ALL_ADDONS  # noqa: E402
 
@@ -54,6 +55,7 @@ class RenderedEnvironments(Mapping):
             raise KeyError(name)
         if name not in self._done:
             rendering = render(load_environment(name))
+            publish(rendering.env)  # the add-ons' object a deploy uploads (deploy/package.py)
             self._done[name] = Rendered(rendering, write(rendering, self._factory.mktemp("build") / name))
         return self._done[name]
 
@@ -74,6 +76,7 @@ def everything(tmp_path_factory):
     """The all-add-ons test environment, rendered to disk and parsed back."""
     env = load_environment(path=ALL_ADDONS)
     rendering = render(env)
+    publish(env)
     folder = write(rendering, tmp_path_factory.mktemp("addons") / env.name)
     templates = {s.stack_id: yaml.safe_load((folder / s.file).read_text()) for s in rendering.stacks}
     return env, rendering, folder, templates

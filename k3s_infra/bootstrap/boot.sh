@@ -327,7 +327,7 @@ main() {
   deadline=$(($(now) + ${K3S_INFRA_BOOT_DEADLINE:-$BOOT_DEADLINE}))
   trap on_exit EXIT
   discover
-  if [ "$ROLE" != agent ]; then install_bundle; fi
+  if [ "$ROLE" != agent ]; then install_bundle; install_addons; fi
   install_packages
   write_addon_values
   if [ "$ROLE" = server-init ]; then decision=$(decide_mode); else decision="join "; fi

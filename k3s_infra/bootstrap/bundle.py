@@ -3,13 +3,17 @@
 EC2 takes at most 16 KB of user data. Besides the node script's core (boot_lib.sh,
 boot.sh: in the user data, so every failure still signals), a server needs the first
 server's logic (first_server.sh, first server only), its watch (watch.sh) and the
-cluster's manifests (the AWS cloud controller, the enabled add-ons). They travel as one
-gzip-compressed tar, base64-encoded, as the value of an SSM parameter of the server's node
+cluster's own manifests (the AWS cloud controller, the pod identity webhook). They travel as
+one gzip-compressed tar, base64-encoded, as the value of an SSM parameter of the server's node
 stack (``naming.node_bundle_parameter``; Intelligent-Tiering, so up to the Advanced tier's
 8 KB). The user data pins the bundle's SHA-256 and the boot checks it before it extracts
 anything (boot.sh install_bundle): the parameter can only deliver exactly what this launch
-template was rendered with. The manifests hold no secret values (those reach the charts
-through Secrets the boot writes), as before when they travelled in the user data.
+template was rendered with. Nothing in it comes from the user's add-on values.
+
+The enabled add-ons' manifests (the user's chart values) are in neither the user data nor any
+template: the deployer puts them in the artifact bucket as one SSE-KMS object
+(``addons_object``, deploy/package.py), the server roles alone may read that key
+(components/iam.py), and the bundle pins its key and SHA-256 (addons.sh install_addons).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+from dataclasses import dataclass
 
 from k3s_infra.bootstrap import k3s_config, script
 from k3s_infra.config import Environment, defaults
@@ -50,7 +55,33 @@ def parts(role: Role) -> tuple[str, ...]:
     """The script parts a role's bundle carries (agents have none)."""
     if not role.is_server:
         return ()
-    return ("first_server.sh", "watch.sh") if role.initialises else ("watch.sh",)
+    return ("addons.sh", "first_server.sh", "watch.sh") if role.initialises else ("addons.sh", "watch.sh")
+
+
+@dataclass(frozen=True)
+class AddonsObject:
+    """The enabled add-ons' manifests as the deployer uploads them."""
+    bucket: str
+    key: str
+    body: str
+    sha256: str
+
+
+_last_addons: list[tuple[Environment, AddonsObject | None]] = []
+
+
+def addons_object(env: Environment) -> AddonsObject | None:
+    """None when no add-on is on. Content-addressed (naming.addons_key): a changed value is a new
+    key, so a server never reads manifests its launch template was not rendered with."""
+    if _last_addons and _last_addons[0][0] is env:
+        return _last_addons[0][1]
+    body = addons.bundle(env)
+    found = None
+    if body:
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        found = AddonsObject(env.artifact_bucket, naming.addons_key(env, digest), body, digest)
+    _last_addons[:] = [(env, found)]
+    return found
 
 
 # The last environment's files per role: one render asks for a role's bundle (its value, parts,
@@ -78,9 +109,6 @@ def _files(env: Environment, role: Role) -> dict[str, str]:
     found[WEBHOOK_MANIFEST] = pod_identity.manifest(env)
     if role.initialises:
         found[WEBHOOK_CONFIGURATION] = pod_identity.configuration_template()
-    charts = addons.bundle(env)
-    if charts:
-        found[ADDONS_MANIFEST] = charts
     return found
 
 
@@ -92,6 +120,10 @@ def settings(env: Environment, role: Role) -> dict[str, str]:
         "SERVER_ROLES": ",".join(r.name for r in ROLES if r.is_server),
         "WATCH_INTERVAL": str(defaults.WATCH_INTERVAL_SECONDS), "UNHEALTHY_AFTER": str(defaults.UNHEALTHY_AFTER_SECONDS),
         "SNAPSHOT_HOOK": defaults.SNAPSHOT_HOOK, "SNAPSHOT_TIMEOUT": str(defaults.SNAPSHOT_TIMEOUT_SECONDS)}
+    charts = addons_object(env)
+    if charts:  # addons.sh install_addons
+        found |= {"ADDONS_BUCKET": charts.bucket, "ADDONS_KEY": charts.key, "ADDONS_SHA256": charts.sha256,
+                  "ADDONS_MANIFEST": ADDONS_MANIFEST}
     if role.initialises:
         found |= {
             "PRE_TERMINATION_SNAPSHOT": defaults.PRE_TERMINATION_SNAPSHOT,
@@ -136,7 +168,7 @@ def value(env: Environment, role: Role) -> str:
     text = base64.b64encode(archive(env, role)).decode()
     if len(text) > MAX_PARTS * MAX_PARAMETER_BYTES:
         raise limits.LimitError(f"environment {env.name}", [(
-            "addons", f"the {role.name} bundle (scripts and manifests) would be {len(text):,} bytes; "
+            "servers", f"the {role.name} bundle (scripts and manifests) would be {len(text):,} bytes; "
                       f"{MAX_PARTS} SSM parameters hold at most {MAX_PARTS * MAX_PARAMETER_BYTES:,}")])
     return text
 

@@ -2,8 +2,8 @@
 
 Every node runs the core (boot_lib.sh, then boot.sh: settings, retries, the signal, the
 boot's phases and the entry point), carried in its user data. Servers also source the
-parts of their bundle (bundle.py: first_server.sh on the first server, watch.sh on every
-server). Full-line comments are for readers of the repository: nodes get the parts
+parts of their bundle (bundle.py: first_server.sh on the first server, addons.sh and
+watch.sh on every server). Full-line comments are for readers of the repository: nodes get the parts
 without them (a third of the script's bytes).
 """
 
@@ -13,7 +13,7 @@ import functools
 from importlib import resources
 
 CORE = ("boot_lib.sh", "boot.sh")
-EXTRAS = ("first_server.sh", "watch.sh")
+EXTRAS = ("addons.sh", "first_server.sh", "watch.sh")
 
 
 @functools.lru_cache(maxsize=8)

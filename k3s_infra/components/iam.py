@@ -50,6 +50,11 @@ class NodeAccess:
     # and the user's own secrets by ARN (addons.<name>.secret_values).
     addon_secrets: tuple[Ref | str, ...] = ()
     issuer_bucket: Ref | None = None  # where the first server publishes the OIDC issuer's documents
+    # bucket/prefix of this cluster's add-ons' manifests (bootstrap/bundle.py addons_object):
+    # content-addressed objects, pinned by SHA-256 in the bundle; servers only. The prefix, not
+    # the one key: a server of the previous template (a rollback, a replacement mid-roll) still
+    # reads its own object while IAM already names the next.
+    addons_objects: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ def _every_server(access: NodeAccess, role: roles.Role, stack_id: str) -> list[S
         Statement(Sid="ReadNodeBundle", Effect=Allow, Action=[ssm.GetParameter],
                   Resource=[_parameter_arn(naming_bundle) for naming_bundle in access.node_bundles]),
         _signal_statement(access, stack_id),
+        # The add-ons' manifests (the user's chart values): this cluster's objects, not the bucket.
+        *([Statement(Sid="ReadAddonManifests", Effect=Allow, Action=[s3.GetObject],
+                     Resource=[Sub("arn:${AWS::Partition}:s3:::" + access.addons_objects + "/*")])]
+          if access.addons_objects else []),
         Statement(Sid="EtcdSnapshotObjects", Effect=Allow,
                   Action=[s3.GetObject, s3.PutObject, s3.DeleteObject],
                   Resource=[Sub("${Arn}/" + folder + "/*", Arn=bucket_arn)]),

@@ -1,6 +1,8 @@
 """Packaging: every child template into the artifact bucket under its
 content-addressed key (unchanged children are not uploaded again); the bucket is
-created encrypted, private and owner-enforced when it does not exist."""
+created encrypted, private and owner-enforced when it does not exist. The enabled
+add-ons' manifests go there too (bootstrap/bundle.py addons_object), SSE-KMS, since
+they hold the user's chart values and are in no template."""
 
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from k3s_infra.bootstrap import bundle
 from k3s_infra.model import naming
 from k3s_infra.render import Rendering
 
+# How the add-ons' manifests appear among the uploaded files.
+ADDONS_FILE = "addons (manifests)"
 # CloudFormation accepts at most this many bytes inline (TemplateBody); more needs S3.
 MAX_INLINE_BODY = 51_200
 
@@ -81,6 +86,17 @@ def package(aws, rendering: Rendering) -> Package:
         aws.s3.put_object(Bucket=bucket, Key=child.key, Body=child.body.encode(),
                           ContentType="text/yaml" if rendering.fmt == "yaml" else "application/json")
         uploaded.append(child.file)
+    charts = bundle.addons_object(env)
+    if charts:
+        if _exists(aws.s3, bucket, charts.key):
+            reused.append(ADDONS_FILE)
+        else:
+            # aws:kms with the account's AWS managed key for S3 (aws/s3): its key policy lets
+            # principals of this account use it only through S3 (AWS KMS Developer Guide, "AWS
+            # managed keys"), so the server roles' s3:GetObject on this key is all they need.
+            aws.s3.put_object(Bucket=bucket, Key=charts.key, Body=charts.body.encode(), ContentType="text/yaml",
+                              ServerSideEncryption="aws:kms")
+            uploaded.append(ADDONS_FILE)
     result = Package(rendering, uploaded, reused)
     root = rendering.root
     if len(root.body.encode()) <= MAX_INLINE_BODY:

@@ -157,6 +157,15 @@ def artifact_key(env: Environment, file_name: str, digest: str) -> str:
     return f"{cluster_name(env)}/templates/{digest[:20]}/{file_name}"
 
 
+def addons_prefix(env: Environment) -> str:
+    return f"{cluster_name(env)}/addons"
+
+
+def addons_key(env: Environment, digest: str) -> str:
+    """Content-addressed key of the enabled add-ons' manifests in the artifact bucket."""
+    return f"{addons_prefix(env)}/{digest}.yaml"
+
+
 def template_url(env: Environment, key: str) -> str:
     """The bucket's regional virtual-hosted endpoint: the global one (bucket.s3.amazonaws.com)
     answers 307 Temporary Redirect for up to 24 hours after a bucket is created outside

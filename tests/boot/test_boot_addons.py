@@ -18,6 +18,7 @@ from k3s_infra.bootstrap import k3s_config
 from k3s_infra.bootstrap import bundle as server_bundle
 from k3s_infra.config import load_environment
 from k3s_infra.render import render
+from tests.support.published import publish
 from tests.support.fixture_scope import shared
 
 ALL_ADDONS = Path(__file__).resolve().parents[1] / "environments" / "all-addons.yaml"
@@ -26,6 +27,7 @@ ALL_ADDONS = Path(__file__).resolve().parents[1] / "environments" / "all-addons.
 @pytest.fixture(scope=shared("module"))
 def addon_templates():
     env = load_environment(path=ALL_ADDONS)
+    publish(env)  # the add-ons' object the deploy uploads
     return env, {s.stack_id: yaml.safe_load(s.body) for s in render(env).stacks}
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import tarfile
 
 import pytest
+import yaml
 from tests.support.boot_sandbox import expand
+from tests.support.published import addons_manifest
 
 from k3s_infra import bootstrap
 from k3s_infra.bootstrap import bundle
@@ -29,7 +32,8 @@ def _packed(files: dict[str, str]) -> str:
     return base64.b64encode(gzip.compress(raw.getvalue())).decode()
 
 
-@pytest.mark.parametrize("stack_id,parts", [("ServerInit", ["first_server.sh", "watch.sh"]), ("Servers", ["watch.sh"])])
+@pytest.mark.parametrize("stack_id,parts", [("ServerInit", ["addons.sh", "first_server.sh", "watch.sh"]),
+                                             ("Servers", ["addons.sh", "watch.sh"])])
 def test_a_server_installs_exactly_its_rendered_bundle(sandbox, rendered, stack_id, parts):
     user_data = expand(rendered["prod"].templates[stack_id])
     run = sandbox.run(user_data, api_up_after=None if stack_id == "ServerInit" else 0)
@@ -61,3 +65,46 @@ def test_an_agent_reads_no_bundle(sandbox, rendered):
     run = sandbox.run(user_data, api_up_after=0)
     assert run.returncode == 0, run.stderr
     assert not [c for c in run.aws_calls if "ssm" in c]
+
+
+# --- the add-ons' manifests: an object in the artifact bucket (issue 24) ---------------------
+
+def test_a_server_installs_exactly_the_addons_object_its_bundle_pins(sandbox, rendered):
+    template = rendered["prod"].templates["Servers"]
+    user_data = expand(template)
+    published = addons_manifest(template)
+    run = sandbox.run(user_data, api_up_after=0)
+    assert run.returncode == 0, run.stderr
+    manifest = run.path(bootstrap.ADDONS_MANIFEST)
+    assert manifest.read_text() == published and manifest.stat().st_mode & 0o077 == 0
+    (read,) = run.state["addons_reads"]
+    assert read.endswith("/" + hashlib.sha256(published.encode()).hexdigest() + ".yaml")
+
+
+def test_a_tampered_addons_object_is_refused_and_nothing_of_it_is_written(sandbox, rendered):
+    """The object is the user's chart values: someone who may write the artifact bucket must not
+    get other manifests into K3s. The bundle pins its SHA-256 (the user data pins the bundle)."""
+    template = rendered["prod"].templates["Servers"]
+    published = addons_manifest(template)
+    forged = published + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: planted}\n"
+    run = sandbox.run(expand(template), api_up_after=0, addons_body=forged)
+    assert run.returncode == 1
+    assert "the add-on manifests' sha256 is" in run.stderr and "refusing them" in run.stderr
+    assert not run.path(bootstrap.ADDONS_MANIFEST).exists()
+    assert not run.installed and run.statuses == ["FAILURE"]
+
+
+def test_a_server_that_may_not_read_the_addons_object_fails_its_boot(sandbox, env_document):
+    """An object that is not there (never uploaded) or not readable: AccessDenied, and the
+    boot gives up (FAILURE) rather than start a cluster without its add-ons."""
+    from k3s_infra.config import validate
+    from k3s_infra.render import render
+
+    document = env_document("prod")
+    document["addons"] = {**document.get("addons", {}), "grafana": {"enabled": True}}
+    rendering = render(validate(document, "prod.yaml"))  # never published: no such object
+    template = yaml.safe_load(next(s.body for s in rendering.children if s.stack_id == "Servers"))
+    run = sandbox.run(expand(template), api_up_after=0)
+    assert run.returncode == 1
+    assert "cannot read the add-on manifests s3://" in run.stderr
+    assert not run.path(bootstrap.ADDONS_MANIFEST).exists() and run.statuses == ["FAILURE"]

@@ -73,6 +73,30 @@ def test_deploy_creates_every_stack(cli, config, aws):
         assert value not in result.out + result.err
 
 
+def test_the_addons_manifests_were_uploaded_encrypted_and_are_in_no_template(config, aws):
+    """Issue 24: the deploy put the add-ons' manifests (the user's chart values) in the artifact
+    bucket, SSE-KMS, under the key the servers' bundle pins; no deployed template holds them."""
+    from k3s_infra.bootstrap import bundle
+    from k3s_infra.config import load_environment
+
+    env = load_environment(path=config)
+    charts = bundle.addons_object(env)
+    assert charts is not None  # the cluster autoscaler: this file's pool can grow
+    head = aws.s3.head_object(Bucket=charts.bucket, Key=charts.key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    body = aws.s3.get_object(Bucket=charts.bucket, Key=charts.key)["Body"].read().decode()
+    assert body == charts.body and "cluster-autoscaler" in body
+    # the servers' bundles as deployed (their SSM parameters, decoded) carry none of it
+    from k3s_infra.model import roles
+    for role in (roles.SERVER_INIT, roles.SERVER):
+        value = "".join(aws.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+                        for name in bundle.parameter_names(env, role))
+        files = bundle.unpack(value)
+        assert bundle.ADDONS_MANIFEST not in files and not any("kind: HelmChart\n" in text and "autoscaler" in text
+                                                               for text in files.values()), role.name
+        assert charts.key in files[bundle.BUNDLE_ENV]
+
+
 def test_every_group_runs_its_instances_with_launch_template_user_data(aws):
     ec2 = aws.ec2
     found = groups(aws)

@@ -18,6 +18,7 @@ from k3s_infra.config import load_environment, validate
 from k3s_infra.render import render, write
 
 from tests.support.fixture_scope import shared
+from tests.support.published import addons_manifest, publish
 from tests.support.oracle_helpers import (
     DEPLOYABLE,
     K3S_DOCUMENTED_DEFAULTS,
@@ -198,9 +199,12 @@ CCM_CHART = ("https://kubernetes.github.io/cloud-provider-aws", "aws-cloud-contr
 
 def _charts(templates: dict[str, dict], stack_file: str) -> dict[str, dict]:
     charts = {}
-    # Servers get their manifests in their bundle (k3s_infra/bootstrap/bundle.py).
-    for path, text in node_files(templates[stack_file]).items():
-        if path.startswith("/var/lib/rancher/k3s/server/manifests/"):
+    # Servers get their own manifests in their bundle, the add-ons' in the object the bundle
+    # names (k3s_infra/bootstrap/bundle.py).
+    files = dict(node_files(templates[stack_file]))
+    files["addons"] = addons_manifest(templates[stack_file]) or ""
+    for path, text in files.items():
+        if path.startswith("/var/lib/rancher/k3s/server/manifests/") or path == "addons":
             for doc in yaml.safe_load_all(text):
                 if doc and doc.get("kind") == "HelmChart":
                     charts[doc["metadata"]["name"]] = doc["spec"]
@@ -209,7 +213,9 @@ def _charts(templates: dict[str, dict], stack_file: str) -> dict[str, dict]:
 
 def test_every_chart_a_server_installs_has_reviewed_coordinates(tmp_path):
     path = next(p for p in DEPLOYABLE if p.stem == "all-addons")
-    templates = _templates(_render_to_disk(load_environment(path=path), tmp_path / "all"))
+    env = load_environment(path=path)
+    publish(env)  # the add-ons' object a deploy uploads
+    templates = _templates(_render_to_disk(env, tmp_path / "all"))
     expected = {**KNOWN_GOOD_CHARTS, **FILE_PINNED, "aws-cloud-controller-manager": CCM_CHART}
     for stack_file in ("server-init.yaml", "servers.yaml"):
         charts = _charts(templates, stack_file)

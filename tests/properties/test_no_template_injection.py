@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.oracle_helpers import bundle_files, user_data_sub as _user_data
+from tests.support.published import addons_manifest, publish
 
 
 FORGED = ("x__cfn_TokenSecret__x", "${AWS::AccountId}", "${TokenSecret}", "__cfn_AgentTokenSecret__")
@@ -29,6 +30,7 @@ def test_user_strings_never_become_deploy_time_substitutions(env_document):
     document["addons"] = {"grafana": {"enabled": True, "values": {
         "forged": list(FORGED), "env": {"GF_FORGED": "__cfn_KubeconfigSecret__"}}}}
     rendering = render(validate(document, "dev.yaml"))
+    publish(rendering.env)  # the add-ons' object a deploy uploads
     templates = {s.stack_id: json.loads(json.dumps(yaml.safe_load(s.body))) for s in rendering.stacks}
     agent_stack = next(s for s in templates if s.startswith("AgentPool"))
     text, variables = _user_data(templates[agent_stack])
@@ -43,7 +45,7 @@ def test_user_strings_never_become_deploy_time_substitutions(env_document):
     parameters = [r["Properties"] for r in templates["ServerInit"]["Resources"].values()
                   if r["Type"] == "AWS::SSM::Parameter"]
     assert parameters and all(isinstance(parameter["Value"], str) for parameter in parameters)
-    charts = bundle_files(templates["ServerInit"])[bootstrap.ADDONS_MANIFEST]
+    charts = addons_manifest(templates["ServerInit"])
     grafana = next(d for d in yaml.safe_load_all(charts) if d["metadata"]["name"] == "grafana")
     values = yaml.safe_load(grafana["spec"]["valuesContent"])
     assert values["forged"] == list(FORGED)

@@ -8,7 +8,8 @@ import yaml
 from k3s_infra import bootstrap
 from k3s_infra.config import validate
 from k3s_infra.model import addons
-from tests.support.oracle_helpers import bundle_files, user_data_text
+from tests.support.oracle_helpers import user_data_text
+from tests.support.published import addons_manifest
 
 
 def write_files(template: dict) -> dict[str, dict]:
@@ -17,9 +18,9 @@ def write_files(template: dict) -> dict[str, dict]:
 
 
 def charts_of(template: dict) -> dict[str, dict]:
-    """HelmCharts a node stack's servers write into the manifests dir (from their bundle,
-    k3s_infra/bootstrap/bundle.py, read with the standard library), by name."""
-    text = bundle_files(template).get(bootstrap.ADDONS_MANIFEST)
+    """HelmCharts a node stack's servers write into the manifests dir (the add-ons' object their
+    bundle names, k3s_infra/bootstrap/bundle.py, as the deploy uploaded it), by name."""
+    text = addons_manifest(template)
     if text is None:
         return {}
     documents = [d for d in yaml.safe_load_all(text) if d is not None]

@@ -58,8 +58,14 @@ SYNOPSES = {
                               "--content-type", "--checksum-algorithm", "--expires", "--metadata",
                               "--server-side-encryption", "--storage-class", "--tagging", "--if-match",
                               "--if-none-match", "--expected-bucket-owner", "--request-payer"}, set()),
+    # https://awscli.amazonaws.com/v2/documentation/api/latest/reference/s3api/get-object.html:
+    # the output file is a positional argument (outfile), required.
+    ("s3api", "get-object"): ({"--bucket", "--key"}, {"--if-match", "--if-modified-since", "--if-none-match",
+                              "--if-unmodified-since", "--range", "--version-id", "--part-number",
+                              "--expected-bucket-owner", "--request-payer", "--checksum-mode"}, set()),
     **FLEET_SYNOPSES,  # aws_stub_fleet
 }
+POSITIONALS = {("s3api", "get-object"): 1}
 def usage(message):
     print(f"usage: aws [options] <command> <subcommand> [<subcommand> ...] [parameters]\naws: error: {message}",
           file=sys.stderr)
@@ -86,7 +92,11 @@ operation = "".join(part.title() for part in command.split("-"))
 if (service, command) not in SYNOPSES:
     print(f"stub aws: unexpected {args}", file=sys.stderr); sys.exit(252)
 required, values, switches = SYNOPSES[(service, command)]
-unknown = words[2:] + [o for o in opts if o not in GLOBAL | GLOBAL_FLAGS | required | values | switches]
+positionals = words[2:2 + POSITIONALS.get((service, command), 0)]
+if len(positionals) < POSITIONALS.get((service, command), 0):
+    usage("the following arguments are required: outfile")
+unknown = words[2 + len(positionals):] + [o for o in opts
+                                          if o not in GLOBAL | GLOBAL_FLAGS | required | values | switches]
 if unknown:
     usage(f"Unknown options: {', '.join(unknown)}")
 if opts.get("--output", "json") not in ("json", "text", "table", "yaml", "yaml-stream"):
@@ -243,6 +253,20 @@ if (service, command) == ("s3api", "list-objects-v2"):
                 **({"Contents": items} if items else {})}
     pages = [listing(contents[start:start + 1000]) for start in range(0, max(len(contents), 1), 1000)]
     answer(listing(contents), pages)
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html: the body goes to outfile, the
+# response's other members are printed. A server role may read exactly its add-ons' object
+# (components/iam.py ReadAddonManifests); S3 answers AccessDenied for a key the caller may not
+# read (and for one that does not exist when it may not list the bucket).
+if (service, command) == ("s3api", "get-object"):
+    location = f"{opts['--bucket']}/{opts['--key']}"
+    if location not in state["addons_objects"]:
+        fail("AccessDenied", "Access Denied")
+    data = state["addons_objects"][location].encode()
+    with open(positionals[0], "wb") as out:
+        out.write(data)
+    state["addons_reads"].append(location); save()
+    answer({"AcceptRanges": "bytes", "ContentLength": len(data), "ETag": f'"{hashlib.md5(data).hexdigest()}"',
+            "ContentType": "text/yaml", "ServerSideEncryption": "aws:kms", "Metadata": {}})
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html: --body is a file path (a
 # streaming blob, not file://); without --content-type S3 stores binary/octet-stream. The
 # first server's role may put exactly the issuer's two keys (components/iam.py).

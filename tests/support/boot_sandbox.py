@@ -33,6 +33,7 @@ from tests.support.boot_imds import _Imds  # noqa: F401  (tests name it)
 from tests.support.boot_run import BootRun, effective_config  # noqa: F401
 from tests.support.boot_scenario import SHARED, Scenario, lone_group, member
 from tests.support import service_accounts, stub_server
+from tests.support.published import PUBLISHED, addons_location
 from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SLEEP_STUB,
                                       SYSTEMCTL_STUB, UNAME_STUB)
 
@@ -348,11 +349,24 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         "jwks_reads": 0, "issuer_bucket": PARAMETERS["IssuerBucketName"], "issuer_objects": {}, "issuer_puts": [],
         "issuer_keys": [pod_identity.DISCOVERY_KEY, pod_identity.JWKS_KEY],
         "cluster_secrets": {}, "applied": [],
+        # The add-ons' manifests the deployer uploaded (deploy/package.py), by bucket/key.
+        "addons_objects": _addons_objects(user_data, s), "addons_reads": [],
         "pods": [list(p) for p in s.pods], "deleted_pods": [], "webhook_ready": s.webhook_ready,
     }
     if s.shared is not None:
         state |= json.loads(json.dumps({key: s.shared[key] for key in SHARED}))
     return state
+
+
+def _addons_objects(user_data, s) -> dict[str, str]:
+    """The object this server's bundle names, as uploaded (absent: never published); a scenario's
+    ``addons_body`` replaces its bytes (a tampered object)."""
+    if not getattr(user_data, "bundle", None):
+        return {}
+    location = addons_location(server_bundle.unpack(user_data.bundle[1]).get(server_bundle.BUNDLE_ENV, ""))
+    if location is None or location not in PUBLISHED:
+        return {}
+    return {location: PUBLISHED[location] if s.addons_body is None else s.addons_body}
 
 
 def _booted(root: Path, state: dict, user_data: str) -> None:

@@ -129,7 +129,8 @@ class Scenario:
     JWKS the API serves; keys_after: (reads, keys): from JWKS read reads + 1 on, these instead
     (a rotation: https://docs.k3s.io/cli/certificate); pods: (namespace, name, service account,
     has AWS_ROLE_ARN) the API lists; webhook_ready: the webhook Deployment's ready replicas
-    (None: no such Deployment).
+    (None: no such Deployment); addons_body: the bytes the add-ons' object holds instead of
+    what the deployer uploaded (a tampered object).
 
     The run: mode "boot" (cloud-init's runcmd) or "watch" (the server's watch service, after a
     boot that completed: bundle installed, K3s installed and running) for watch_rounds rounds,
@@ -181,6 +182,7 @@ class Scenario:
     service_account_keys: tuple[int, ...] = (0,)
     pods: tuple[tuple[str, str, str, bool], ...] = ()
     webhook_ready: int | None = None
+    addons_body: str | None = None
     keys_after: tuple | None = None
     mode: str = "boot"
     watch_rounds: int = 2

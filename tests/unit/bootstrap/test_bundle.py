@@ -20,7 +20,7 @@ from k3s_infra import bootstrap
 from k3s_infra.bootstrap import bundle
 from k3s_infra.config import available_environments, load_environment
 from k3s_infra.model import limits, roles
-from tests.support.oracle_helpers import ALL_ADDONS, bundle_files, node_role, written_files
+from tests.support.oracle_helpers import ALL_ADDONS, bundle_files, node_role, plain_document, written_files
 
 ENVIRONMENTS = [load_environment(name) for name in available_environments()] + [load_environment(path=ALL_ADDONS)]
 SSM_ADVANCED_VALUE_BYTES = 8 * 1024
@@ -76,15 +76,50 @@ def test_manifests_left_the_user_data_for_the_bundle(rendered):
     templates = rendered["prod"].templates
     for stack_id in ("ServerInit", "Servers"):
         assert not [p for p in written_files(templates[stack_id]) if p.startswith(bootstrap.MANIFESTS_DIR)]
-        assert {bootstrap.CCM_MANIFEST, bootstrap.ADDONS_MANIFEST} <= set(bundle_files(templates[stack_id]))
+        assert bootstrap.CCM_MANIFEST in bundle_files(templates[stack_id])
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, path)
+    else:
+        yield path, value
+
+
+def test_addon_values_are_in_no_template_only_in_the_object_the_servers_read(everything):
+    """Issue 24: the user's add-on values are in neither user data nor any template (nor the
+    bundle's SSM parameters, whose values are in the templates): only in the add-ons object the
+    deployer uploads, which the bundle pins by key and SHA-256 and only server roles may read."""
+    env, rendering, _, templates = everything
+    document = plain_document(ALL_ADDONS)
+    given = [(path, str(value)) for name, spec in document["addons"].items() if isinstance(spec, dict)
+             for path, value in _leaves(spec.get("values", {})) if len(str(value)) >= 6]
+    assert given, "the all-add-ons file sets values"
+    charts = bundle.addons_object(env)
+    everything_rendered = "\n".join(stack.body for stack in rendering.stacks) + "\n".join(
+        "\n".join(bundle_files(t).values()) for t in templates.values())
+    for path, value in given:
+        assert value in charts.body, path
+        assert value not in everything_rendered, path
+    assert charts.key.endswith(f"{hashlib.sha256(charts.body.encode()).hexdigest()}.yaml")
+    for stack_id in ("ServerInit", "Servers"):
+        settings = bundle_files(templates[stack_id])[bundle.BUNDLE_ENV]
+        assert f"ADDONS_SHA256='{hashlib.sha256(charts.body.encode()).hexdigest()}'" in settings.splitlines() or \
+            f"ADDONS_SHA256={hashlib.sha256(charts.body.encode()).hexdigest()}" in settings.splitlines()
+        assert f"ADDONS_KEY" in settings and charts.key in settings and charts.bucket in settings
 
 
 def test_a_bundle_beyond_its_ssm_parameters_is_refused_at_render(monkeypatch):
-    """Incompressible manifests past three parameters of 8 KB: a clear limit error naming the
+    """Incompressible manifests past three parameters of 8 KB (the add-ons are no longer in the
+    bundle: the project's own manifests grow here): a clear limit error naming the
     add-ons, not a failed deploy."""
     env = load_environment(path=ALL_ADDONS)
     noise = base64.b64encode(random.Random(21).randbytes(20000)).decode()
-    monkeypatch.setattr(bundle.addons, "bundle", lambda _env: f"# {noise}\n")
+    monkeypatch.setattr(bundle.pod_identity, "manifest", lambda _env: f"# {noise}\n")
     bundle._archive.cache_clear()
     with pytest.raises(limits.LimitError, match=r"server-init bundle .* at most 24,576"):
         bundle.value(env, roles.SERVER_INIT)

@@ -39,7 +39,7 @@ from tests.support.iam_policies import (
     server_ccm_statements,
     subject,
 )
-from tests.support.oracle_helpers import DEPLOYABLE, written_files
+from tests.support.oracle_helpers import bundle_files, DEPLOYABLE, written_files
 
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -139,12 +139,39 @@ def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
         for policy in resource["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if statement.get("Sid") == "ReadAddonManifests":  # test_only_servers_read_the_addon_manifests
+                    continue
                 if any(a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:*") for a in actions):
                     object_resources += [_flatten_sub(r) for r in statement["Resource"]
                                          if issuer not in _flatten_sub(r)]
     assert object_resources
     for arn in object_resources:
         assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}/" + re.escape(folder) + r"/\*", arn), arn
+
+
+def test_only_servers_read_the_addon_manifests(everything):
+    """Issue 24: the add-ons' object (the user's chart values, in no template) is readable by the
+    server roles alone, and only under this cluster's add-ons prefix of the artifact bucket,
+    which holds the object the bundle pins."""
+    from tests.support.iam_eval import Request, allowed
+    from tests.support.iam_policies import roles_of
+
+    env, _, _, templates = everything
+    values = {"AWS::Partition": "aws", "AWS::Region": env.region, "AWS::AccountId": env.account_id}
+    values |= {name: f"x-{name}" for name in templates["NodeIam"].get("Parameters", {})}
+    node_roles = roles_of(templates["NodeIam"], values)
+    settings = dict(line.split("=", 1) for line in
+                    bundle_files(templates["ServerInit"])["/usr/local/lib/k3s-infra/bundle.env"].splitlines())
+    bucket, key = settings["ADDONS_BUCKET"].strip("'"), settings["ADDONS_KEY"].strip("'")
+    assert bucket == env.artifact_bucket  # where the deployer uploads (deploy/package.py)
+
+    def reads(role: str, object_key: str) -> bool:
+        return allowed(node_roles[role]["policies"], Request("s3:GetObject", f"arn:aws:s3:::{bucket}/{object_key}"))
+
+    assert reads("FirstServerRole", key) and reads("ServerRole", key)
+    assert not reads("AgentRole", key)
+    other_cluster = key.replace(f"{env.stack_name}/", "k3s-other/", 1)
+    assert not reads("ServerRole", other_cluster) and not reads("ServerRole", f"{env.stack_name}/templates/x.yaml")
 
 
 def test_only_the_server_roles_read_the_addon_secrets(everything):

@@ -29,6 +29,7 @@ from tests.support.autoscaler import CONTROL_PLANE, PREFIX, SCALING, cluster_of,
 from tests.support.iam_policies import allow_statements, as_list
 from tests.support.oracle_helpers import bundle_files, user_data_sub as _user_data
 from tests.support.rendering import rendered_templates
+from tests.support.published import addons_manifest, publish
 
 
 SERVER_STACKS = ("ServerInit", "Servers")
@@ -54,7 +55,8 @@ def test_addons_are_off_unless_asked_for(env_document):
     env = validate(document, "dev.yaml")
     assert addons.enabled(env) == []
     assert addons.bundle(env) == ""
-    assert bootstrap.ADDONS_MANIFEST not in bundle.unpack(bundle.value(env, roles.SERVER_INIT))
+    assert bundle.addons_object(env) is None
+    assert "ADDONS_KEY" not in bundle.unpack(bundle.value(env, roles.SERVER_INIT))[bundle.BUNDLE_ENV]
 
 
 def test_one_line_enables_an_addon_with_the_catalog_defaults(env_document):
@@ -93,8 +95,7 @@ def test_an_addon_brings_what_it_requires(env_document):
 def test_disabled_addons_are_absent(env_document):
     env = with_addons(env_document, vault={"enabled": True}, gatekeeper={"enabled": False})
     document = yaml.safe_load(bootstrap.cloud_config(env, roles.SERVER))
-    manifests = bundle.unpack(bundle.value(env, roles.SERVER))
-    names = [d["metadata"]["name"] for d in yaml.safe_load_all(manifests[bootstrap.ADDONS_MANIFEST]) if d]
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(bundle.addons_object(env).body) if d]
     assert names == ["vault"]
     boot_env = document["write_files"][0]["content"]
     assert "PACKAGES=" not in boot_env and "ADDON_SECRETS=" not in boot_env
@@ -251,6 +252,7 @@ def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
     document = env_document("dev")
     document["addons"] = {"grafana": {"enabled": True, "secret_values": {"adminPassword": USER_ARN}}}
     rendering = render(validate(document, "dev.yaml"))
+    publish(rendering.env)  # the add-ons' object a deploy uploads
     templates = {s.stack_id: yaml.safe_load(s.body) for s in rendering.stacks}
     # No generated secret for the value the user supplies.
     assert not [r for r in templates["ClusterData"]["Resources"].values()
@@ -267,6 +269,6 @@ def test_users_own_secret_is_read_at_boot_and_granted_exactly(env_document):
     expanded = bootstrap.resolve(text, {name: f"<{name}>" for name in variables})
     files = {f["path"]: bootstrap.unpacked(f) for f in yaml.safe_load(expanded)["write_files"]}
     assert f"=adminPassword={USER_ARN}" in files[bootstrap.BOOT_ENV]
-    charts = bundle_files(templates["ServerInit"])[bootstrap.ADDONS_MANIFEST]
+    charts = addons_manifest(templates["ServerInit"])
     grafana = next(d for d in yaml.safe_load_all(charts) if d["metadata"]["name"] == "grafana")
     assert any("admin-password" in v["name"] for v in grafana["spec"]["valuesSecrets"])

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.support.oracle_helpers import bundle_files, written_files
+from tests.support.published import addons_manifest
 
 STS = "sts.amazonaws.com"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -143,7 +144,7 @@ def test_a_controllers_service_account_names_the_role_the_identity_stack_makes(r
         roles[subject] = f"arn:aws:iam::{r.env.account_id}:role{role['Properties']['Path']}" \
                          f"{role['Properties']['RoleName']}"
     charts = {c["metadata"]["name"]: yaml.safe_load(c["spec"]["valuesContent"]) for c in yaml.safe_load_all(
-        bundle_files(r.templates["Servers"])["/var/lib/rancher/k3s/server/manifests/k3s-infra-addons.yaml"]) if c}
+        addons_manifest(r.templates["Servers"])) if c}
     nth = charts["node-termination-handler"]["serviceAccount"]
     autoscaler = charts["cluster-autoscaler"]["rbac"]["serviceAccount"]
     assert nth["annotations"]["eks.amazonaws.com/role-arn"] == \
