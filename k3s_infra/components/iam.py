@@ -268,7 +268,9 @@ def _decrypt_statement(access: NodeAccess, *actions) -> Statement:
     # The secrets are encrypted with the cluster key; use it only through Secrets Manager.
     return Statement(
         Sid="ClusterKeyThroughSecretsManager", Effect=Allow, Action=list(actions), Resource=[access.cluster_key],
-        Condition=Condition(StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))))
+        # The service's endpoint name, whose suffix is the partition's (amazonaws.com.cn in China):
+        # AWS::URLSuffix (CloudFormation pseudo parameters).
+        Condition=Condition(StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.${AWS::URLSuffix}"))))
 
 
 def _lifecycle_statement(access: NodeAccess, *role_names: str) -> Statement:

@@ -60,10 +60,11 @@ def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return [str(n) for n in pieces[:zones]], [str(n) for n in pieces[zones:2 * zones]]
 
 
-def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...] = (),
+def build(t: StackTemplate, spec: ManagedNetwork, service_prefix: str, extra_services: tuple[str, ...] = (),
           subnet_tags: dict[bool, dict[str, str]] | None = None) -> NetworkRefs:
     """``subnet_tags``: public (True) and private (False) subnets' extra tags
-    (naming.subnet_discovery_tags: where Service load balancers go)."""
+    (naming.subnet_discovery_tags: where Service load balancers go). ``service_prefix``: the
+    region's VPC endpoint service names' prefix (naming.endpoint_service_prefix)."""
     tags = subnet_tags or {True: {}, False: {}}
     # DNS hostnames and support: interface endpoints' private DNS names need both.
     vpc = t.add(VPC("Vpc", CidrBlock=spec.cidr, EnableDnsSupport=True, EnableDnsHostnames=True))
@@ -98,10 +99,10 @@ def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...
             t.add(Route(f"PrivateDefaultRoute{n}", RouteTableId=Ref(table), DestinationCidrBlock="0.0.0.0/0",
                         NatGatewayId=Ref(nat)))
     t.add(VPCEndpoint("S3Endpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
-                      ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+                      ServiceName=f"{service_prefix}.s3",
                       RouteTableIds=[Ref(table) for table in private_tables]))
     if spec.nat_gateways == "none":
-        _interface_endpoints(t, vpc, private, (*INTERFACE_SERVICES, *extra_services))
+        _interface_endpoints(t, vpc, private, (*INTERFACE_SERVICES, *extra_services), service_prefix)
     _flow_logs(t, vpc)
     return NetworkRefs(vpc_id=Ref(vpc), vpc_cidr=GetAtt(vpc, "CidrBlock"),
                        private_subnet_ids=Join(",", [Ref(s) for s in private]),
@@ -109,7 +110,8 @@ def build(t: StackTemplate, spec: ManagedNetwork, extra_services: tuple[str, ...
                        private_subnets=tuple(Ref(s) for s in private))
 
 
-def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], services: tuple[str, ...]) -> None:
+def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], services: tuple[str, ...],
+                         service_prefix: str) -> None:
     group = t.add(SecurityGroup(
         "EndpointSecurityGroup", GroupDescription=Sub("${AWS::StackName} VPC interface endpoints"),
         VpcId=Ref(vpc),
@@ -121,7 +123,7 @@ def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], serv
     for service in services:
         t.add(VPCEndpoint(
             "".join(part.capitalize() for part in service.split(".")) + "Endpoint", VpcId=Ref(vpc),
-            VpcEndpointType="Interface", ServiceName=Sub(f"com.amazonaws.${{AWS::Region}}.{service}"),
+            VpcEndpointType="Interface", ServiceName=f"{service_prefix}.{service}",
             PrivateDnsEnabled=True, SubnetIds=[Ref(s) for s in subnets], SecurityGroupIds=[Ref(group)]))
 
 

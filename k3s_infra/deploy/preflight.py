@@ -19,6 +19,7 @@ import os
 from botocore.exceptions import ClientError
 
 from k3s_infra.config import ConfigError, Environment, architectures, defaults
+from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
 from k3s_infra.model import placement
 from k3s_infra.components.network import INTERFACE_SERVICES
@@ -223,7 +224,7 @@ def default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
 
 def _endpoint_services(ec2, vpc_id: str, region: str) -> set[str]:
     """Short names (e.g. 'ssm') of the VPC's endpoint services."""
-    prefix = f"com.amazonaws.{region}."
+    prefix = naming.endpoint_service_prefix(region) + "."
     found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
     return {e["ServiceName"].removeprefix(prefix) for e in found if e.get("State", "available").lower() == "available"}
 

@@ -157,6 +157,13 @@ def artifact_key(env: Environment, file_name: str, digest: str) -> str:
     return f"{cluster_name(env)}/templates/{digest[:20]}/{file_name}"
 
 
+def endpoint_service_prefix(region: str) -> str:
+    """VPC endpoint service names are <reversed DNS suffix>.<region>.<service>: com.amazonaws.eu-west-1.s3,
+    cn.com.amazonaws.cn-north-1.s3 in China (DescribeVpcEndpointServices there), the ISO partitions'
+    likewise from their suffix (botocore's partition data, config/rules.partition_of)."""
+    return ".".join(reversed(rules.partition_of(region)[1].split("."))) + "." + region
+
+
 def addons_prefix(env: Environment) -> str:
     return f"{cluster_name(env)}/addons"
 
@@ -172,7 +179,7 @@ def template_url(env: Environment, key: str) -> str:
     us-east-1, and CloudFormation does not follow it
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html#VirtualHostingBackwardsCompatibility,
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingRouting.html#Redirects)."""
-    return f"https://{env.artifact_bucket}.s3.{env.region}.amazonaws.com/{key}"
+    return f"https://{env.artifact_bucket}.s3.{env.region}.{rules.partition_of(env.region)[1]}/{key}"
 
 
 def cluster_tags(env: Environment) -> dict[str, str]:

@@ -84,7 +84,10 @@ def test_managed_network_routes(env_document, tmp_path, linter, nat, zones):
             zone = subnets[nats[target]["SubnetId"]["Ref"]]["AvailabilityZone"]
             assert zone == subnets[subnet]["AvailabilityZone"]
     endpoints = _by_type(network, "AWS::EC2::VPCEndpoint")
-    services = {p["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]: p for p in endpoints.values()}
+    # com.amazonaws.<region>.<service> (DescribeVpcEndpointServices; tests/unit/stacks/test_partitions.py)
+    prefix = f"com.amazonaws.{rendering.env.region}."
+    assert all(p["ServiceName"].startswith(prefix) for p in endpoints.values())
+    services = {p["ServiceName"].removeprefix(prefix): p for p in endpoints.values()}
     assert services["s3"]["VpcEndpointType"] == "Gateway"
     assert {t["Ref"] for t in services["s3"]["RouteTableIds"]} == {_table_of(network, s) for s in private}
     interface = {name for name, p in services.items() if p["VpcEndpointType"] == "Interface"}
