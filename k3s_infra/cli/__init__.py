@@ -24,7 +24,7 @@ _collecting = gc.isenabled()
 gc.disable()
 try:
     from k3s_infra.cli import arguments
-    from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment
+    from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment, validate
     from k3s_infra.config.text import printable
 finally:
     if _collecting:
@@ -43,9 +43,25 @@ class UsageError(Exception):
     """A user mistake outside config files (bad flag combination, missing build): exit 2."""
 
 
+def region_override(args: argparse.Namespace) -> str | None:
+    """``--region`` as given, checked as the file's region field is (same message, naming
+    the flag): an empty or malformed value is an error, never taken as "no override"."""
+    region = getattr(args, "region", None)
+    if region is None:
+        return None
+    try:
+        validate({"region": region}, "--region")  # the other fields' problems are the file's, later
+    except ConfigError as exc:
+        problems = [(path, message) for path, message in exc.problems if path == "region"]
+        if problems:
+            raise ConfigError("--region", [("", problems[0][1])]) from None
+    return region
+
+
 def load(args: argparse.Namespace) -> Environment:
     # --region replaces the file's region (validated again: subnets' AZs must match it)
-    overrides = {"region": args.region} if getattr(args, "region", None) else None
+    region = region_override(args)
+    overrides = {"region": region} if region is not None else None
     return load_environment(args.env, path=args.config, overrides=overrides)
 
 

@@ -7,16 +7,20 @@ caller's account: STS GetCallerIdentity, EC2 DescribeVpcs and DescribeSubnets.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import boto3
 
-from k3s_infra.cli import UsageError
-from k3s_infra.config import read_document, validate
+from k3s_infra.cli import UsageError, region_override
+from k3s_infra.config import ConfigError, read_document, validate
+from k3s_infra.config.text import shown
 from k3s_infra.deploy.aws import client_config
 from k3s_infra.deploy.preflight import default_route_targets
+from k3s_infra.render.safe_output import error_about, write_file
 
 # Placeholders in the shapes the config accepts (the same as environments/dev.yaml).
 PLACEHOLDER_ACCOUNT = "123456789012"
@@ -61,10 +65,14 @@ deploy:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every refusal (bad NAME or --region, a path that exists or is not a file, a file on
+    the way to it) comes before anything is written or any AWS call is made, and leaves the disk
+    as it was: the text is checked in a temporary file that is always removed, and
+    missing folders (environments/) are made only once the file is about to be written."""
+    _check_name(args.name)
+    region = region_override(args) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     path = Path(args.out) if args.out else Path("environments") / f"{args.name}.yaml"
-    if path.exists() and not args.force:
-        raise UsageError(f"{path.resolve()} exists; pass --force to replace it")
-    region = getattr(args, "region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    folders = _check_target(path, args.force)
     if args.from_account:
         values = _from_account(args, region)
     else:
@@ -76,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                   "network_note": "  # PLACEHOLDER: your VPC and its private subnets (or: k3s-infra init --from-account)",
                   "marker": "# Placeholders are marked PLACEHOLDER: replace them before deploying."}
     text = TEMPLATE.format(name=args.name, file=path, network=_network(values), **values)
-    _write_checked(path, text)
+    _check_text(path, text)
+    _write(path, text, folders)
     print(f"wrote {path.resolve()}")
     print(f"  next: k3s-infra render --config {path}   (then lint, plan, deploy)")
     return 0
@@ -92,18 +101,92 @@ def _network(values: dict) -> str:
                       "  subnets:", *(f"    - {{id: {sid}, az: {az}}}" for sid, az in subnets)])
 
 
-def _write_checked(path: Path, text: str) -> None:
-    """Validate the text as an environment file first: nothing is written unless it loads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
+def _check_name(name: str) -> None:
+    """NAME as the file's name field checks it, before it becomes a path (``../x``) or
+    text in the YAML (a newline would add keys)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        validate(read_document(tmp), str(path))  # a ConfigError (bad NAME, say) names the field; exit 2
-        os.replace(tmp, path)
-    finally:
-        if Path(tmp).exists():
-            os.unlink(tmp)
+        validate({"name": name}, "NAME")  # the other fields' problems are the template's, checked later
+    except ConfigError as exc:
+        problems = [(path, message) for path, message in exc.problems if path == "name"]
+        if problems:
+            raise ConfigError("init NAME", [("", problems[0][1])]) from None
+
+
+def _check_target(path: Path, force: bool) -> list[Path]:
+    """Refuse, before anything is made: a path with control characters, an existing path
+    that is not a regular file (a folder, FIFO, socket, device or symlink such as
+    /dev/stdout: never opened), an existing file without --force, the shared
+    defaults.yaml, a folder on the way that is a file or not writable. Returns the
+    missing folders to make (outermost first), made only when the file is written."""
+    if not str(path).isprintable():  # it is quoted in the file's header comment
+        raise UsageError(f"--out {shown(str(path))}: the path contains a control character")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # e.g. a file where a folder of the path should be
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UsageError(f"{path}: exists and is not a regular file; name a new file for the environment")
+    if mode is not None and not force:
+        raise UsageError(f"{path.resolve()} exists; pass --force to replace it")
+    if path.name == "defaults.yaml":
+        raise UsageError(f"{path}: defaults.yaml holds the settings environments extend; name the environment's file")
+    missing, folder = [], path.parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{path}: the folder {folder} is not writable")
+    return missing[::-1]
+
+
+def _check_text(path: Path, text: str) -> None:
+    """Validate the text as an environment file at ``path`` would be: in a temporary file
+    beside it (``extends`` finds the same parent), or in a private temporary folder when
+    its folder is still to be made. Problems name ``path``, never the temporary file."""
+    with contextlib.ExitStack() as stack:
+        folder = path.parent if path.parent.is_dir() else \
+            Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="k3s-infra-init.")))
+        try:
+            fd, trial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=folder)
+        except OSError as exc:
+            raise error_about(exc, path) from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            validate(read_document(trial), str(path))  # a ConfigError names the field; exit 2
+        except ConfigError as exc:
+            if exc.source != trial:
+                raise
+            raise ConfigError(str(path), exc.problems) from None
+        except OSError as exc:
+            raise error_about(exc, path) from None
+        finally:
+            Path(trial).unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str, folders: list[Path]) -> None:
+    """Make the missing ``folders`` (environments/, or those of --out), then write the file
+    atomically (safe_output.write_file); a failure removes the folders it made."""
+    made: list[Path] = []
+    try:
+        for folder in folders:
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made meanwhile (a file there fails below)
+                continue
+            except OSError as exc:
+                raise error_about(exc, folder) from None
+            made.append(folder)
+        write_file(path, text)
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def _from_account(args: argparse.Namespace, region: str | None) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from troposphere import Template
 
 from k3s_infra.config import Environment, yaml_text
+from k3s_infra.config.text import kebab
 from k3s_infra.model import limits, naming
 from k3s_infra.render import safe_output
 from stacks import build_children, root
@@ -105,16 +107,40 @@ def render(env: Environment, fmt: str = "yaml") -> Rendering:
     return Rendering(env, fmt, root_stack, rendered)
 
 
+# The stacks whose file names are fixed (naming.STACK_*), and the agent pools' stacks
+# ('AgentPool' + the pool's name): every file a render can write, in either format.
+_FIXED_STACKS = frozenset(naming.template_file(value, fmt) for key, value in vars(naming).items()
+                          if (key.startswith("STACK_") or key == "ROOT") and isinstance(value, str)
+                          for fmt in FORMATS)
+_POOL_STACK = re.compile(re.escape(kebab(naming.agent_pool_stack("x")).removesuffix("x"))
+                         + r"[a-z0-9]+(?:-[a-z0-9]+)*\.(?:" + "|".join(FORMATS) + ")")
+
+
+def is_template_file(name: str) -> bool:
+    """Whether ``name`` is one a render writes beside its manifest (``write`` checks its own
+    files against this, so a new kind of stack cannot slip past it). A manifest in an
+    output folder is trusted to name files to replace or remove only as far as this says."""
+    return name in _FIXED_STACKS or _POOL_STACK.fullmatch(name) is not None
+
+
 def write(rendering: Rendering, out_dir: Path, *, create_parents: bool = True,
           protected: tuple[Path, ...] = ()) -> Path:
     """Write into a temporary folder beside ``out_dir``, then move the files in.
 
     ``out_dir`` must be new, empty or hold a previous render (see ``safe_output``):
-    only that render's files are replaced or removed, anything else stays. A new
-    folder appears whole, in one rename."""
+    only that render's files are replaced or removed, anything else stays, and a manifest
+    naming anything but template files makes the folder no previous render. A new folder
+    appears whole, in one rename; into an existing one, a first manifest lists the old
+    and the new files (so a run stopped half-way leaves a folder the next render accepts),
+    then the files move in, the final manifest last, then the old render's leftovers go."""
     out_dir = Path(out_dir)
+    written = [stack.file for stack in rendering.stacks]
+    unknown = [name for name in written if not is_template_file(name)]
+    if unknown:  # a new stack whose file name is_template_file does not know yet
+        raise ValueError(f"render writes {', '.join(unknown)}: teach render.is_template_file these names")
     parent = safe_output.check_parent(out_dir, create=create_parents)
-    previous = safe_output.check_render_folder(out_dir, MANIFEST, protected)
+    previous = safe_output.check_render_folder(out_dir, MANIFEST, protected, writes=[*written, MANIFEST],
+                                               ours=is_template_file)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     except OSError as exc:
@@ -122,15 +148,19 @@ def write(rendering: Rendering, out_dir: Path, *, create_parents: bool = True,
     try:
         for stack in rendering.stacks:
             (staging / stack.file).write_text(stack.body, encoding="utf-8")
-        (staging / MANIFEST).write_text(json.dumps(rendering.manifest(), indent=2) + "\n", encoding="utf-8")
+        manifest = rendering.manifest()
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.chmod(staging, 0o755)
         if not out_dir.exists():
             os.replace(staging, out_dir)
             return out_dir
-        written = [stack.file for stack in rendering.stacks]
+        leftovers = sorted(previous - set(written) - {MANIFEST})
+        interim = {**manifest, "children": [*manifest["children"], *({"file": name} for name in leftovers)]}
+        (staging / ".interim").write_text(json.dumps(interim, indent=2) + "\n", encoding="utf-8")
+        os.replace(staging / ".interim", out_dir / MANIFEST)
         for name in written + [MANIFEST]:  # the manifest last: it vouches for the files before it
             os.replace(staging / name, out_dir / name)
-        for name in sorted(previous - set(written) - {MANIFEST}):
+        for name in leftovers:
             (out_dir / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -16,27 +16,79 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from k3s_infra.config.text import shown
+
 
 class OutputError(Exception):
     """An output path the command refuses to write to."""
 
 
+# A render's manifest is a few hundred bytes per stack; anything near this is not one.
+MANIFEST_LIMIT = 1024 * 1024
+
+
+class _NotARender(Exception):
+    """Why a folder's manifest is not one a previous render wrote."""
+
+
 def _plain_name(name: object) -> bool:
     return isinstance(name, str) and bool(name) and "/" not in name and "\\" not in name \
-        and name not in (".", "..") and not name.startswith(".")
+        and name not in (".", "..") and not name.startswith(".") and name.isprintable()
 
 
-def previous_render_files(folder: Path, manifest: str) -> set[str] | None:
+def _read_manifest(path: Path) -> bytes:
+    """The manifest's bytes: a regular file (not a symlink, FIFO or device: opened without
+    following links and without blocking) of at most MANIFEST_LIMIT bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _NotARender("is a symbolic link" if path.is_symlink() else f"cannot be read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _NotARender("is not a regular file")
+        if info.st_size > MANIFEST_LIMIT:
+            raise _NotARender(f"is larger than {MANIFEST_LIMIT // 1024} KiB")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MANIFEST_LIMIT:  # grew since fstat
+                raise _NotARender(f"is larger than {MANIFEST_LIMIT // 1024} KiB")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _NotARender(f"cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _manifest_names(folder: Path, manifest: str, ours: Callable[[str], bool]) -> set[str]:
+    """The files the render that wrote ``folder/manifest`` lists; ``_NotARender`` says why
+    the manifest is not one (unreadable, not the shape render writes, or naming a file
+    that ``ours`` says render never writes: a path, a hidden file, the environment file)."""
+    try:
+        data = json.loads(_read_manifest(folder / manifest).decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _NotARender("is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("environment"), str):
+        raise _NotARender("is not a render manifest")
+    children = data.get("children")
+    if not isinstance(children, list) or not all(isinstance(child, dict) for child in children):
+        raise _NotARender("has no list of children")
+    names = [data.get("root"), *(child.get("file") for child in children)]
+    for name in names:
+        if not (_plain_name(name) and ours(name)):
+            raise _NotARender(f"lists {shown(name)}, not a file name render writes")
+    return set(names)
+
+
+def previous_render_files(folder: Path, manifest: str, ours: Callable[[str], bool] = _plain_name) -> set[str] | None:
     """The files a previous render wrote into ``folder`` (manifest included), or None
     when ``folder`` holds no render manifest."""
     try:
-        data = json.loads((folder / manifest).read_text(encoding="utf-8"))
-        names = {data["root"], *(child["file"] for child in data["children"])}
-    except (OSError, ValueError, KeyError, TypeError):
+        return _manifest_names(folder, manifest, ours) | {manifest}
+    except _NotARender:
         return None
-    if not isinstance(data.get("environment"), str) or not all(_plain_name(n) for n in names):
-        return None
-    return names | {manifest}
 
 
 def check_parent(path: Path, create: bool) -> Path:
@@ -54,9 +106,28 @@ def check_parent(path: Path, create: bool) -> Path:
     return parent
 
 
-def check_render_folder(out_dir: Path, manifest: str, protected: Iterable[Path] = ()) -> set[str]:
+def _is_protected(path: Path, protected: Iterable[Path]) -> bool:
+    for other in protected:
+        try:
+            if os.path.samefile(path, other):
+                return True
+        except OSError:  # a protected path that does not exist
+            continue
+    return False
+
+
+def check_render_folder(out_dir: Path, manifest: str, protected: Iterable[Path] = (), *,
+                        writes: Iterable[str] = (), ours: Callable[[str], bool] = _plain_name) -> set[str]:
     """Files of a previous render in ``out_dir`` ({} for a new or empty folder); refuses
-    anything else. ``protected`` files (the environment file) are never written over."""
+    anything else. ``protected`` files (the environment file) are never written over.
+
+    A manifest is trusted only as far as render itself could have written it: every name
+    it lists must be a plain file name that ``ours`` accepts (the template names render
+    writes), else the folder holds no previous render. The files that are then replaced
+    (``writes``, the new render's names) or removed (the previous render's other files)
+    must be regular files (not symlinks, folders or devices) that the manifest lists and
+    that are not a ``protected`` file. Nothing is touched before every check passed."""
+    protected = tuple(protected)
     resolved = out_dir.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -74,10 +145,21 @@ def check_render_folder(out_dir: Path, manifest: str, protected: Iterable[Path] 
         raise OutputError(f"{out_dir}: cannot list the folder: {exc.strerror}") from None
     if not entries:
         return set()
-    previous = previous_render_files(out_dir, manifest)
-    if previous is None:
-        raise OutputError(f"{out_dir}: the folder is not empty and holds no previous render ({manifest}); "
-                          "refusing to write into it")
+    try:
+        previous = _manifest_names(out_dir, manifest, ours) | {manifest}
+    except _NotARender as exc:
+        detail = f"{manifest} {exc}" if manifest in entries else manifest
+        raise OutputError(f"{out_dir}: the folder is not empty and holds no previous render ({detail}); "
+                          "refusing to write into it") from None
+    for name in sorted((previous | {manifest, *writes}) & entries):
+        target = out_dir / name
+        if not stat.S_ISREG(target.lstat().st_mode):
+            raise OutputError(f"{target}: is not a regular file; refusing to replace or remove it")
+        if name not in previous:
+            raise OutputError(f"{target}: exists and is not listed in {manifest} (render did not write it); "
+                              "refusing to overwrite it")
+        if _is_protected(target, protected):
+            raise OutputError(f"{target}: is the environment file itself; refusing to replace or remove it")
     return previous & entries
 
 
@@ -103,13 +185,28 @@ def check_output_file(out: Path, looks_like: Callable[[str], bool], protected: I
 
 
 def write_file(out: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``out``, then rename it into place."""
-    handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    """Write ``text`` to a temporary file beside ``out``, then rename it into place. A
+    failure (disk full, permissions) removes the temporary file and names ``out``: the
+    temporary name is never the user's to see."""
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as exc:
+        raise error_about(exc, out) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.chmod(staging, 0o644)
         os.replace(staging, out)
-    except BaseException:
+    except BaseException as exc:
         Path(staging).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise error_about(exc, out) from None
         raise
+
+
+def error_about(exc: OSError, path: Path) -> OSError:
+    """``exc`` about ``path`` (the CLI prints an OSError's file name): for failures on a
+    temporary file the user never named."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))

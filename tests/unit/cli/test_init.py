@@ -38,8 +38,8 @@ def test_init_refuses_a_bad_name_and_writes_nothing(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["init", "Bad_Name"]) == 2
     err = capsys.readouterr().err
-    assert "environments/Bad_Name.yaml: name:" in err and "Traceback" not in err
-    assert list((tmp_path / "environments").iterdir()) == []
+    assert "init NAME: 'Bad_Name' is not valid" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # not even the environments/ folder
 
 
 def test_from_account_without_private_subnets_proposes_a_managed_network(tmp_path, monkeypatch):
