@@ -23,14 +23,14 @@ def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: K3s API network load balancers ({doors})", naming.cluster_tags(env))
     p = declare_all(t, o.VPC_ID, o.LOAD_BALANCER_SUBNET_IDS, o.API_LB_SECURITY_GROUP)
     endpoint = load_balancer.build(t, load_balancer.INTERNAL, p[o.VPC_ID], p[o.LOAD_BALANCER_SUBNET_IDS],
-                                   p[o.API_LB_SECURITY_GROUP], protected=env.protected)
+                                   p[o.API_LB_SECURITY_GROUP])
     t.output(o.API_DNS_NAME, endpoint.dns_name, "DNS name of the internal K3s API (nodes join through it)")
     t.output(o.API_TARGET_GROUP, endpoint.target_group, "Target group the servers register in")
     t.output(o.API_LOAD_BALANCER, endpoint.load_balancer, "ARN of the internal API load balancer")
     if public:
         q = declare_all(t, o.PUBLIC_SUBNET_IDS, o.PUBLIC_API_LB_SECURITY_GROUP)
         door = load_balancer.build(t, load_balancer.PUBLIC, p[o.VPC_ID], q[o.PUBLIC_SUBNET_IDS],
-                                   q[o.PUBLIC_API_LB_SECURITY_GROUP], protected=env.protected)
+                                   q[o.PUBLIC_API_LB_SECURITY_GROUP])
         t.output(o.PUBLIC_API_DNS_NAME, door.dns_name, "DNS name of the internet-facing K3s API")
         t.output(o.PUBLIC_API_TARGET_GROUP, door.target_group, "Public target group the servers register in")
         t.output(o.PUBLIC_API_LOAD_BALANCER, door.load_balancer, "ARN of the internet-facing API load balancer")

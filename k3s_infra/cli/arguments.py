@@ -113,7 +113,10 @@ def _destroy(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--yes", "-y", action="store_true", help="delete without asking")
     parser.add_argument("--allow-protected", action="store_true",
-                        help="override: destroy an environment marked protected (and lift termination protection)")
+                        help="override: destroy an environment marked protected (and lift termination protection "
+                             "and the API load balancers' deletion protection)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read-only: list what destroy would delete, empty, lift and keep; delete nothing")
 
 
 def _init(parser: argparse.ArgumentParser) -> None:

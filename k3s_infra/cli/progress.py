@@ -117,12 +117,22 @@ def lines(message: msg.Message) -> list[str]:
             return [f"warning: cannot list the resources of {stack} ({error}); deleting it anyway"]
         case msg.ProtectionRemoved(stack_name=stack):
             return [f"{stack}: termination protection removed"]
+        case msg.LoadBalancerProtectionRemoved(names=names):
+            return [f"deletion protection removed from the load balancers {', '.join(names)}"]
+        case msg.LeftoversFound(leftovers=found):
+            if not found:
+                return [f"nothing left by the cloud controller (tagged {found.tag})"]
+            return [f"deleting what the cloud controller made (tagged {found.tag}):", *leftover_rows(found.resources)]
+        case msg.LeftoversWaiting(pending=pending, waited=waited):
+            return [f"  waiting for {', '.join(r.name or r.id for r in pending)}: still in use  ({_clock(waited)})"]
+        case msg.LeftoversDeleted(cleanup=cleanup):
+            return cleanup_lines(cleanup)
         case msg.SnapshotBucketEmptied(bucket=bucket, removed=removed, what=what):
             return [f"emptied the {what} bucket s3://{bucket} ({removed} object versions and delete markers)"]
         case msg.Deleting(stack_name=stack):
             return [f"delete {stack}: streaming events"]
         case msg.DeleteRetry(stack_name=stack, attempt=attempt, retries=retries):
-            return [f"{stack}: DELETE_FAILED; emptying the snapshot bucket again and retrying ({attempt}/{retries})"]
+            return [f"{stack}: DELETE_FAILED; cleaning up again and retrying ({attempt}/{retries})"]
         case msg.StackDeleted(stack_name=stack):
             return [f"{stack}: DELETE_COMPLETE"]
         case msg.NodeParametersDeleted(names=names):
@@ -163,6 +173,25 @@ def lines(message: msg.Message) -> list[str]:
         case msg.RestoreRequestPending(pending=pending):
             return [f"warning: {restore_request_line(pending.as_dict(), pending.region)}"]
     raise TypeError(f"no text for {type(message).__name__}")
+
+
+def leftover_rows(resources, indent: str = "  ") -> list[str]:
+    """One aligned row per controller-made resource: kind, name, ID (and the rules naming it)."""
+    rows = [(r.kind, r.name, (r.id if r.id != r.name else "")
+             + (f" (rules of {', '.join(r.referenced_by)} name it: revoked first)" if r.referenced_by else ""))
+            for r in resources]
+    return aligned(rows, indent=indent) if rows else []
+
+
+def cleanup_lines(cleanup) -> list[str]:
+    """How the deletion of the controller's resources ended (deploy/leftovers.py Cleanup)."""
+    revoked = f", revoked {len(cleanup.revoked)} rules naming them" if cleanup.revoked else ""
+    result = [f"deleted {len(cleanup.deleted)} resources of the cloud controller{revoked}  ({_clock(cleanup.waited)})"]
+    if cleanup.failed:
+        result.append("warning: not deleted (the stack delete may fail on them; destroy cleans up again before "
+                      "a retry):")
+        result += aligned([(r.kind, r.name, r.id if r.id != r.name else "", code) for r, code in cleanup.failed])
+    return result
 
 
 def span(seconds: int) -> str:

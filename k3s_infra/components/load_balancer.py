@@ -38,18 +38,16 @@ class ApiEndpointRefs:
     load_balancer: Ref
 
 
-def build(t: StackTemplate, scheme: str, vpc_id: Ref, subnet_ids: Ref, security_group_id: Ref,
-          protected: bool = False) -> ApiEndpointRefs:
+def build(t: StackTemplate, scheme: str, vpc_id: Ref, subnet_ids: Ref, security_group_id: Ref) -> ApiEndpointRefs:
     """``subnet_ids``: one per Availability Zone (a load balancer takes at most one per zone:
-    ELB API Reference, CreateLoadBalancer, Subnets). ``protected``: deletion protection on, so
-    nothing but `destroy --allow-protected` (which lifts it) deletes the cluster's API."""
+    ELB API Reference, CreateLoadBalancer, Subnets). Deletion protection is not set here:
+    deploy sets it for protected environments once the stack is up (deploy/protection.py)."""
     prefix = _PREFIX[scheme]
     nlb = t.add(LoadBalancer(
         naming.logical_id(prefix, "LoadBalancer"), Type="network", Scheme=scheme, Subnets=subnet_ids,
         SecurityGroups=[security_group_id],
         LoadBalancerAttributes=[
             LoadBalancerAttributes(Key="load_balancing.cross_zone.enabled", Value="true"),
-            LoadBalancerAttributes(Key="deletion_protection.enabled", Value=str(protected).lower()),
         ]))
     t.skip_check(nlb, "CKV_AWS_91", "NLB access logs exist only for TLS listeners; 6443 is TCP pass-through "
                                     "(TLS ends at K3s, whose audit log records API access)")

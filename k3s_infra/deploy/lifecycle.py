@@ -17,15 +17,18 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import DeployError, Refused, changeset, images, quorum, readiness, restore_request, retained
+from k3s_infra.deploy import (DeployError, Refused, changeset, images, leftovers, protection, quorum, readiness,
+                              restore_request, retained)
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
 from k3s_infra.deploy.progress import (ArtifactsCleaned, ChangeSetDiscarded, ChangeSetReady, DeleteRetry,
                                        Deleting, EventsUnavailable, Executing, ExecutionFailed, ImagesChosen,
-                                       NestedStacksUnlisted, NodeParametersDeleted, NothingToDestroy, Packaged,
-                                       PlanUploads, Progress, ProtectionRemoved, QuorumLossAllowed,
-                                       RestoreRequestPending, Retained, SnapshotBucketEmptied, StackDeleted, ignore)
+                                       LeftoversDeleted, LeftoversFound, LeftoversWaiting,
+                                       LoadBalancerProtectionRemoved, NestedStacksUnlisted, NodeParametersDeleted,
+                                       NothingToDestroy, Packaged, PlanUploads, Progress, ProtectionRemoved,
+                                       QuorumLossAllowed, RestoreRequestPending, Retained, SnapshotBucketEmptied,
+                                       StackDeleted, ignore)
 from k3s_infra.render import render
 
 DELETE_ATTEMPTS = 3
@@ -57,6 +60,22 @@ class DestroyRequest:
 
 
 DestroyOutcome = Literal["destroyed", "absent", "declined", "failed"]
+
+
+@dataclass(frozen=True)
+class DestroyPlan:
+    """What ``destroy`` would do (``destroy_plan``; ``destroy --dry-run`` prints it)."""
+    request: DestroyRequest
+    status: str | None  # the root's; None: no such stack, only templates would be removed
+    artifacts: str      # s3://bucket/<cluster>/: this cluster's templates
+    termination_protection: bool = False
+    protected_load_balancers: tuple[str, ...] = ()  # ARNs whose deletion protection is lifted
+    leftovers: leftovers.Leftovers | None = None    # what the cloud controller made, deleted first
+    buckets: tuple[tuple[str, str], ...] = ()       # (what, bucket) emptied before the delete
+    parameters: tuple[str, ...] = ()                # node-owned SSM parameters, deleted where present
+    retained: tuple[tuple[str, str, str], ...] = ()  # (stack, resource type, physical ID) kept
+    retained_listed: bool = True
+    protected: bool = False
 
 
 def root_outputs(cfn, stack_name: str) -> dict[str, str]:
@@ -169,10 +188,7 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     if status not in OK_STATES:
         on_progress(watcher.failure(status))
         return DeployResult(env.stack_name, "failed", status)
-    # Change sets cannot set termination protection: set it afterwards, only when it differs.
-    current = cfn.describe_stacks(StackName=stack_arn)["Stacks"][0]
-    if bool(current.get("EnableTerminationProtection")) != env.protected:
-        cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=env.protected)
+    protection.apply(aws, stack_arn, env.protected)  # termination and deletion protection, as the file says
     # CloudFormation waits for nodes only on create and on a rolling update: wait for the nodes
     # of a size change too (deploy/readiness.py). The deploy started at its first stack event
     # in AWS's clock, or earlier by this machine's.
@@ -225,12 +241,15 @@ def empty_bucket(s3, bucket: str, prefix: str = "") -> int:
     return removed
 
 
+def _node_parameters(env) -> tuple[str, ...]:
+    return naming.cluster_state_parameter(env), naming.restore_request_parameter(env)
+
+
 def _delete_node_parameters(aws) -> NodeParametersDeleted:
     """The SSM parameters nodes and 'restore' create belong to no stack: delete them here, or
     a redeploy's first server would find 'initialised' and wait to join a cluster that is gone."""
-    names = [naming.cluster_state_parameter(aws.env), naming.restore_request_parameter(aws.env)]
     deleted = []
-    for name in names:
+    for name in _node_parameters(aws.env):
         try:
             aws.ssm.delete_parameter(Name=name)
             deleted.append(name)
@@ -263,10 +282,59 @@ def _empty_artifacts(aws) -> ArtifactsCleaned:
     return ArtifactsCleaned(bucket, existed=True, removed=removed, bucket_deleted=True)
 
 
+def _nested(aws, root: dict, on_progress: Progress) -> list[tuple[str, dict]] | None:
+    try:
+        return nested_stacks(aws.cloudformation, root["StackId"])
+    except READ_ERRORS as exc:  # e.g. a half-created stack that does not list: delete it all the same
+        on_progress(NestedStacksUnlisted(aws.env.stack_name, type(exc).__name__))
+        return None
+
+
+def _buckets(env, root: dict) -> tuple[tuple[str, str], ...]:
+    """(what, bucket) emptied before the delete. Unprotected: the snapshot bucket goes with the
+    stack, so it must be empty first. The OIDC issuer's bucket always goes (never retained)."""
+    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
+    found = (("snapshot", None if env.protected else outputs.get(o.SNAPSHOT_BUCKET)),
+             ("OIDC issuer", outputs.get(o.ISSUER_BUCKET)))
+    return tuple((what, bucket) for what, bucket in found if bucket)
+
+
+def destroy_plan(aws) -> DestroyPlan:
+    """What ``destroy`` would do, read without changing anything (``destroy --dry-run``)."""
+    env = aws.env
+    aws.check_account()
+    root = changeset.stack_state(aws.cloudformation, env.stack_name)
+    artifacts = f"s3://{env.artifact_bucket}/{naming.cluster_name(env)}/"
+    if root is None:  # nothing is looked for, as destroy does nothing but the templates
+        return DestroyPlan(DestroyRequest(env.stack_name, 0, env.account_id, env.region), None, artifacts)
+    nested = _nested(aws, root, ignore)
+    return DestroyPlan(
+        DestroyRequest(env.stack_name, None if nested is None else len(nested), env.account_id, env.region),
+        root["StackStatus"], artifacts, bool(root.get("EnableTerminationProtection")),
+        protection.protected_load_balancers(aws, root["StackId"]), leftovers.find(aws), _buckets(env, root),
+        _node_parameters(env), tuple(_retained(aws, render(env), nested or [])), nested is not None, env.protected)
+
+
+def _clean(aws, found: leftovers.Leftovers, on_progress: Progress) -> None:
+    """Delete what the cloud controller made (deploy/leftovers.py), reporting it."""
+    on_progress(LeftoversFound(found))
+    if found:
+        on_progress(LeftoversDeleted(leftovers.delete(
+            aws, found, on_wait=lambda pending, waited: on_progress(LeftoversWaiting(pending, waited)))))
+
+
+def _lift(aws, guarded: tuple[str, ...], on_progress: Progress) -> None:
+    """Deletion protection off on these API load balancers (--allow-protected), reported."""
+    if guarded:
+        protection.lift(aws, guarded)
+        on_progress(LoadBalancerProtectionRemoved(tuple(map(protection.load_balancer_name, guarded))))
+
+
 def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: bool = False,
             on_progress: Progress = ignore, poll: float = 2.0) -> DestroyOutcome:
     """Delete the root stack (and so every nested stack) once ``confirm`` agrees, following
-    its events; then the node-owned parameters and this cluster's templates."""
+    its events: first what the cloud controller made (again before a retry, and after); then
+    the node-owned parameters and this cluster's templates."""
     env = aws.env
     cfn = aws.cloudformation
     aws.check_account()
@@ -276,46 +344,52 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         on_progress(_empty_artifacts(aws))
         return "absent"
     stack_arn = root["StackId"]
-    try:
-        nested = nested_stacks(cfn, stack_arn)
-    except READ_ERRORS as exc:  # e.g. a half-created stack that does not list: delete it all the same
-        nested = None
-        on_progress(NestedStacksUnlisted(env.stack_name, type(exc).__name__))
-    rendering = render(env)
-    kept = _retained(aws, rendering, nested or [])
+    nested = _nested(aws, root, on_progress)
+    kept = _retained(aws, render(env), nested or [])
     if not confirm(DestroyRequest(env.stack_name, None if nested is None else len(nested), env.account_id,
                                   env.region)):
         return "declined"
+    if root.get("EnableTerminationProtection") and not allow_protected:
+        raise DeployError(f"stack {env.stack_name} has termination protection; "
+                          f"pass --allow-protected to remove it and delete")
+    guarded = protection.protected_load_balancers(aws, stack_arn)
+    if guarded and not allow_protected:
+        raise DeployError(f"the load balancers of {env.stack_name} have deletion protection; "
+                          f"pass --allow-protected to remove it and delete")
+    found = leftovers.find(aws)  # before changing anything: a read that fails stops here
     if root.get("EnableTerminationProtection"):
-        if not allow_protected:
-            raise DeployError(f"stack {env.stack_name} has termination protection; "
-                              f"pass --allow-protected to remove it and delete")
         cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=False)
         on_progress(ProtectionRemoved(env.stack_name))
-    # Unprotected: the snapshot bucket goes with the stack, so it must be empty first. The OIDC
-    # issuer's bucket always goes (two public documents, never retained).
-    outputs = {i["OutputKey"]: i["OutputValue"] for i in root.get("Outputs", [])}
-    bucket = None if env.protected else outputs.get(o.SNAPSHOT_BUCKET)
-    issuer_bucket = outputs.get(o.ISSUER_BUCKET)
+    _lift(aws, guarded, on_progress)
+    buckets = _buckets(env, root)
     watcher = Watcher(cfn, stack_arn, env.stack_name, on_progress=on_progress)
     watcher.prime()
     watcher.discovering = False
     for attempt in range(1, DELETE_ATTEMPTS + 1):
-        if bucket:
-            on_progress(SnapshotBucketEmptied(bucket, empty_bucket(aws.s3, bucket)))
-        if issuer_bucket:
-            on_progress(SnapshotBucketEmptied(issuer_bucket, empty_bucket(aws.s3, issuer_bucket), "OIDC issuer"))
+        if attempt == 1 or found:
+            _clean(aws, found, on_progress)
+        for what, bucket in buckets:
+            on_progress(SnapshotBucketEmptied(bucket, empty_bucket(aws.s3, bucket), what))
         on_progress(Deleting(env.stack_name))
         cfn.delete_stack(StackName=stack_arn)
         final = watcher.wait(poll=poll)
-        # A snapshot uploaded while the nodes were still going (BucketNotEmpty): empty it again.
-        if final != "DELETE_FAILED" or not (bucket or issuer_bucket) or attempt == DELETE_ATTEMPTS:
+        if final != "DELETE_FAILED" or attempt == DELETE_ATTEMPTS:
+            break
+        # A snapshot uploaded while the nodes were still going (BucketNotEmpty), a load balancer
+        # a Service got again meanwhile, or a protected one not listed before: again, and retry.
+        found = leftovers.find(aws)
+        guarded = protection.protected_load_balancers(aws, stack_arn) if allow_protected else ()
+        if not (buckets or found or guarded):
             break
         on_progress(DeleteRetry(env.stack_name, attempt, DELETE_ATTEMPTS - 1))
+        _lift(aws, guarded, on_progress)
     if final != "DELETE_COMPLETE":
         on_progress(watcher.failure(final))
         return "failed"
     on_progress(StackDeleted(env.stack_name))
+    swept = leftovers.find(aws)  # made by a controller still running while its nodes went down
+    if swept:
+        _clean(aws, swept, on_progress)
     on_progress(_delete_node_parameters(aws))
     on_progress(Retained(tuple(kept), listed=nested is not None, protected=env.protected))
     on_progress(_empty_artifacts(aws))

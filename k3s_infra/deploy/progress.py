@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from k3s_infra.deploy.changeset import ChangeSet
 from k3s_infra.deploy.images import ImageChoice
+from k3s_infra.deploy.leftovers import Cleanup, Leftover, Leftovers
 from k3s_infra.deploy.package import Package
 from k3s_infra.deploy.restore_request import Pending, RestoreRequest, Withdrawal
 
@@ -179,6 +180,31 @@ class NestedStacksUnlisted(Message):
 @dataclass(frozen=True)
 class ProtectionRemoved(Message):
     stack_name: str
+
+
+@dataclass(frozen=True)
+class LoadBalancerProtectionRemoved(Message):
+    """Deletion protection lifted from the stack's API load balancers (--allow-protected)."""
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LeftoversFound(Message):
+    """What the cloud controller made for this cluster (deploy/leftovers.py): deleted next.
+    Before the first delete attempt it is reported even when nothing was found."""
+    leftovers: Leftovers
+
+
+@dataclass(frozen=True)
+class LeftoversWaiting(Message):
+    """Some are still in use (a deleted load balancer's network interfaces linger)."""
+    pending: tuple[Leftover, ...]
+    waited: float
+
+
+@dataclass(frozen=True)
+class LeftoversDeleted(Message):
+    cleanup: Cleanup
 
 
 @dataclass(frozen=True)

@@ -34,15 +34,13 @@ def existing(aws) -> list[tuple[str, bool]]:
 
 
 def existing_alias(aws) -> str | None:
-    """The cluster key's alias, if a kept key still holds it."""
+    """The cluster key's alias, if a kept key still holds it (ListAliases: the alias names of
+    the account and region, each with its TargetKeyId)."""
     alias = naming.cluster_key_alias(naming.cluster_name(aws.env))
-    try:
-        aws.client("kms").describe_key(KeyId=alias)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NotFoundException":
-            return None
-        raise
-    return alias
+    for page in aws.client("kms").get_paginator("list_aliases").paginate():
+        if any(entry.get("AliasName") == alias for entry in page.get("Aliases", [])):
+            return alias
+    return None
 
 
 def check_first_deploy(aws, root: dict | None) -> None:

@@ -88,3 +88,88 @@ def test_a_nested_stack_stuck_in_rollback_fails_its_parents_rollback():
     stack = _stack(resource_map)
     moto_shims._roll_back(stack, ["ClusterData"], stuck=("ClusterData",))
     assert stack.status == "ROLLBACK_FAILED" and "[ClusterData]" in _events(stack)[-1][2]
+
+
+# --- moto_shims_elb: refusals while load balancers and security groups are in use -------------
+
+def _code(call, **kwargs) -> str | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+    return None
+
+
+@pytest.fixture
+def vpc(aws):
+    """A VPC of its own with two subnets (the session network's must stay deletable)."""
+    ec2 = aws.ec2
+    vpc_id = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.99.{i}.0/24", AvailabilityZone=f"eu-west-1{z}")
+               ["Subnet"]["SubnetId"] for i, z in enumerate("ab")]
+    return vpc_id, subnets
+
+
+def test_a_load_balancer_with_deletion_protection_is_not_deleted(aws, vpc):
+    elbv2 = aws.elbv2
+    arn = elbv2.create_load_balancer(Name="shim-guarded", Subnets=vpc[1], Type="network")["LoadBalancers"][0][
+        "LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"}])
+    assert _code(elbv2.delete_load_balancer, LoadBalancerArn=arn) == "OperationNotPermitted"
+    assert elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    assert _code(elbv2.delete_load_balancer, LoadBalancerArn=arn) is None
+
+
+def test_subnets_groups_and_vpcs_in_use_are_not_deleted(aws, vpc):
+    ec2, elb = aws.ec2, aws.elb
+    vpc_id, subnets = vpc
+    lb_group = ec2.create_security_group(GroupName="shim-elb", Description="d", VpcId=vpc_id)["GroupId"]
+    node_group = ec2.create_security_group(GroupName="shim-node", Description="d", VpcId=vpc_id)["GroupId"]
+    rule = {"IpProtocol": "tcp", "FromPort": 30080, "ToPort": 30080, "UserIdGroupPairs": [{"GroupId": lb_group}]}
+    ec2.authorize_security_group_ingress(GroupId=node_group, IpPermissions=[rule])
+    elb.create_load_balancer(LoadBalancerName="shim-classic", Subnets=subnets, SecurityGroups=[lb_group],
+                             Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 30080}])
+    assert _code(ec2.delete_subnet, SubnetId=subnets[0]) == "DependencyViolation"      # the ELB's interfaces
+    assert _code(ec2.delete_security_group, GroupId=lb_group) == "DependencyViolation"  # the ELB uses it
+    elb.delete_load_balancer(LoadBalancerName="shim-classic")
+    assert _code(ec2.delete_security_group, GroupId=lb_group) == "DependencyViolation"  # the node rule names it
+    assert _code(ec2.delete_vpc, VpcId=vpc_id) == "DependencyViolation"                  # groups left in it
+    ec2.revoke_security_group_ingress(GroupId=node_group, IpPermissions=[rule])
+    for group in (lb_group, node_group):
+        assert _code(ec2.delete_security_group, GroupId=group) is None
+    for subnet in subnets:
+        assert _code(ec2.delete_subnet, SubnetId=subnet) is None
+    assert _code(ec2.delete_vpc, VpcId=vpc_id) is None
+
+
+def test_a_stack_whose_resource_cannot_go_ends_delete_failed_and_a_retry_finishes_it(aws, vpc):
+    """CloudFormation keeps the stack DELETE_FAILED with what it could not delete; its template's
+    LoadBalancerAttributes (deletion protection) are set as real CloudFormation sets them."""
+    import json
+
+    cfn, elbv2 = aws.cloudformation, aws.elbv2
+    body = {"Resources": {"Nlb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
+        "Type": "network", "Subnets": vpc[1], "LoadBalancerAttributes": [
+            {"Key": "deletion_protection.enabled", "Value": "true"}]}}}}
+    stack = cfn.create_stack(StackName="shim-delete-failed", TemplateBody=json.dumps(body))["StackId"]
+    (resource,) = cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
+    arn = resource["PhysicalResourceId"]
+    assert {"Key": "deletion_protection.enabled", "Value": "true"} in \
+        elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    cfn.delete_stack(StackName=stack)  # accepted, as CloudFormation accepts it
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+    failed = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in cfn.describe_stack_events(StackName=stack)[
+        "StackEvents"] if e["ResourceStatus"] == "DELETE_FAILED"]
+    assert ("Nlb", "DELETE_FAILED") in failed and ("shim-delete-failed", "DELETE_FAILED") in failed
+    assert [r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]] \
+        == ["Nlb"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    cfn.delete_stack(StackName=stack)
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    assert _code(elbv2.describe_load_balancers, LoadBalancerArns=[arn]) == "LoadBalancerNotFound"

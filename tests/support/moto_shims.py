@@ -12,7 +12,7 @@ from moto.elbv2 import models as elbv2_models
 from moto.kms import models as kms_models
 from moto.ssm import models as ssm_models
 
-from tests.support import moto_shims_identity, moto_shims_secrets
+from tests.support import moto_shims_elb, moto_shims_identity, moto_shims_secrets
 from tests.support.moto_shims_secrets import generated_secret_string  # noqa: F401 (tests use it from here)
 
 MOTO_VERSION = "5.2.5"
@@ -359,4 +359,5 @@ def apply() -> None:
     shim_ssm_parameter_values()
     shim_network_deletion()
     moto_shims_identity.apply()  # the Identity stack's resources
+    moto_shims_elb.apply()  # refusals while load balancers and security groups are in use
     _applied = True

@@ -14,6 +14,7 @@ from k3s_infra.cli.progress import Console, lines, restore_request_line
 from k3s_infra.deploy import progress as msg
 from k3s_infra.deploy.changeset import Change, ChangeSet
 from k3s_infra.deploy.images import ImageChoice
+from k3s_infra.deploy.leftovers import Cleanup, Leftover, Leftovers
 from k3s_infra.deploy.restore_request import Pending, RestoreRequest
 
 EVENT = {"EventId": "e1", "StackName": "k3s-dev", "LogicalResourceId": "ServerGroup", "ResourceStatus": "CREATE_FAILED",
@@ -25,6 +26,10 @@ PARAMETER = "/k3s-infra/k3s-dev/restore-request"
 NOW = 1_800_000_000
 REQUEST = RestoreRequest("snap", ("i-0123456789abcdef0", "i-0a1b2c3d"), NOW)
 CHANGES = ChangeSet("k3s-dev", "cs", "UPDATE", [Change("Root", "Modify", "Servers", "AWS::CloudFormation::Stack", "")])
+NLB = Leftover("load balancer", "arn:aws:elasticloadbalancing:eu-west-1:1:loadbalancer/net/a1b2/9f", "a1b2")
+ELB = Leftover("classic load balancer", "c3d4", "c3d4")
+SG = Leftover("security group", "sg-0c3d4", "k8s-elb-c3d4", "vpc-1", ("sg-0node",))
+FOUND = Leftovers("kubernetes.io/cluster/k3s-dev=owned", (NLB, ELB, SG))
 
 SAMPLES = [
     msg.StackEvent(EVENT, "ServerInit"), msg.Waiting("k3s-dev", "UPDATE_IN_PROGRESS", 65, 3),
@@ -36,7 +41,9 @@ SAMPLES = [
     msg.Packaged(PACKAGE), msg.ChangeSetReady(CHANGES), msg.ChangeSetDiscarded(), msg.Executing("UPDATE", "k3s-dev"),
     msg.ExecutionFailed("executing the change set failed"), msg.EventsUnavailable("ClientError"),
     msg.NothingToDestroy("k3s-dev", "eu-west-1"), msg.NestedStacksUnlisted("k3s-dev", "ClientError"),
-    msg.ProtectionRemoved("k3s-dev"), msg.SnapshotBucketEmptied("snaps", 9), msg.Deleting("k3s-dev"),
+    msg.ProtectionRemoved("k3s-dev"), msg.LoadBalancerProtectionRemoved(("k3s-dev-ApiLoadBalancer",)),
+    msg.LeftoversFound(FOUND), msg.LeftoversWaiting((SG,), 30), msg.LeftoversDeleted(Cleanup((NLB,), (), (), 1)),
+    msg.SnapshotBucketEmptied("snaps", 9), msg.Deleting("k3s-dev"),
     msg.DeleteRetry("k3s-dev", 1, 2), msg.StackDeleted("k3s-dev"), msg.NodeParametersDeleted(()),
     msg.Retained((("ClusterData", "AWS::KMS::Key", "key-1"),), listed=True, protected=True),
     msg.ArtifactsCleaned("bucket", existed=False), msg.RestoreRequested(PARAMETER, REQUEST),
@@ -133,3 +140,23 @@ def test_waiting_for_nodes_reads_as_one_line_per_group():
     assert lines(msg.WaitingForNodes("Servers", 2, 3, 5)) == ["  waiting for Servers: 2/3 nodes ready  (0m05s)"]
     assert lines(msg.NodesReady(4, ("i-0a1b2c3d",), 70)) == ["nodes ready: 1 new (i-0a1b2c3d) in 4 node groups  (1m10s)"]
     assert lines(msg.NodesReady(4, (), 0.4)) == ["nodes ready: 4 node groups, none launched by this deploy"]
+
+
+def test_controller_leftovers_read_as_aligned_rows_and_a_summary():
+    """deploy/leftovers.py (issue 23.4): what destroy deletes before the stacks, and how it ended."""
+    assert lines(msg.LeftoversFound(Leftovers("kubernetes.io/cluster/k3s-dev=owned"))) == [
+        "nothing left by the cloud controller (tagged kubernetes.io/cluster/k3s-dev=owned)"]
+    found = lines(msg.LeftoversFound(FOUND))
+    assert found[0] == "deleting what the cloud controller made (tagged kubernetes.io/cluster/k3s-dev=owned):"
+    assert found[1:] == [
+        f"  load balancer          a1b2          {NLB.id}",
+        "  classic load balancer  c3d4",
+        "  security group         k8s-elb-c3d4  sg-0c3d4 (rules of sg-0node name it: revoked first)"]
+    cleanup = Cleanup((NLB, ELB), ((SG, "DependencyViolation"),), (("sg-0node", "sg-0c3d4"),), 605)
+    assert lines(msg.LeftoversDeleted(cleanup)) == [
+        "deleted 2 resources of the cloud controller, revoked 1 rules naming them  (10m05s)",
+        "warning: not deleted (the stack delete may fail on them; destroy cleans up again before a retry):",
+        "  security group  k8s-elb-c3d4  sg-0c3d4  DependencyViolation"]
+    assert lines(msg.LeftoversWaiting((SG,), 30)) == ["  waiting for k8s-elb-c3d4: still in use  (0m30s)"]
+    assert lines(msg.LoadBalancerProtectionRemoved(("a", "b"))) == [
+        "deletion protection removed from the load balancers a, b"]

@@ -33,11 +33,23 @@ def _client(service):
 
 def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
     cfn, s3_client, ssm_client = _client("cloudformation"), _client("s3"), _client("ssm")
+    elbv2_client, elb_client, ec2_client = _client("elbv2"), _client("elb"), _client("ec2")
     root = {"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0, "StackStatus": "CREATE_FAILED"}
-    with Stubber(cfn) as c, Stubber(s3_client) as s, Stubber(ssm_client) as m:
+    with Stubber(cfn) as c, Stubber(s3_client) as s, Stubber(ssm_client) as m, Stubber(elbv2_client) as v2, \
+            Stubber(elb_client) as v1, Stubber(ec2_client) as e:
         c.add_response("describe_stacks", {"Stacks": [root]}, {"StackName": "k3s-dev"})
         c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
                            expected_params={"StackName": ROOT})
+        # no API endpoint stack (deploy/protection.py), and nothing the cloud controller made,
+        # before the delete and after (deploy/leftovers.py)
+        c.add_client_error("describe_stack_resource", "ValidationError", expected_params={
+            "StackName": ROOT, "LogicalResourceId": "ApiEndpoint"})
+        for _ in range(2):
+            v2.add_response("describe_load_balancers", {"LoadBalancers": []}, {})
+            v1.add_response("describe_load_balancers", {"LoadBalancerDescriptions": []}, {})
+            v2.add_response("describe_target_groups", {"TargetGroups": []}, {})
+            e.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": [
+                {"Name": "tag:kubernetes.io/cluster/k3s-dev", "Values": ["owned"]}]})
         # Watcher.prime: discovery fails the same way, the root's history is marked as seen
         c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
                            expected_params={"StackName": ROOT})
@@ -58,6 +70,11 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
         class Aws:
             env = load_environment("dev")
             cloudformation, s3, ssm = cfn, s3_client, ssm_client
+            ec2, elbv2 = ec2_client, elbv2_client
+
+            @staticmethod
+            def client(service):
+                return {"elb": elb_client}[service]
 
             @staticmethod
             def check_account():
