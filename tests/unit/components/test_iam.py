@@ -157,7 +157,8 @@ def test_only_servers_read_the_addon_manifests(everything):
     from tests.support.iam_policies import roles_of
 
     env, _, _, templates = everything
-    values = {"AWS::Partition": "aws", "AWS::Region": env.region, "AWS::AccountId": env.account_id}
+    values = {"AWS::Partition": "aws", "AWS::Region": env.region, "AWS::AccountId": env.account_id,
+              "AWS::URLSuffix": "amazonaws.com"}
     values |= {name: f"x-{name}" for name in templates["NodeIam"].get("Parameters", {})}
     node_roles = roles_of(templates["NodeIam"], values)
     settings = dict(line.split("=", 1) for line in
