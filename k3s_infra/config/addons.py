@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from k3s_infra.config import catalog, rules, secret_scan
+from k3s_infra.config import catalog, rules, secret_scan, yaml_load
 from k3s_infra.config.types import ChartVersion, Strict, Url, shape
 
 # A top-level chart value key: it also names the Kubernetes Secret that carries it (kebab-case).
@@ -24,13 +24,24 @@ class AddOn(Strict):
     enabled: bool = False
     version: ChartVersion | None = Field(None, description="Pinned chart version (default: the catalog's).")
     repo: Url | None = Field(None, description="Chart repository, e.g. a mirror (default: the catalog's).")
-    values: dict[str, Any] = Field(default_factory=dict,
-                                   description="Chart values, merged over the catalog's defaults; never secrets.")
+    values: dict[str, Any] = Field(default_factory=dict, description=(
+        "Chart values, merged over the catalog's defaults; never secrets. JSON values only: a date "
+        "(2024-01-05) is kept as the text written, as Helm reads it; sets, binary, ordered maps, .inf and "
+        ".nan are refused."))
     secret_values: dict[ValueKey, SecretArn] = Field(
         default_factory=dict, max_length=20,
         description="Top-level chart value -> ARN of a Secrets Manager secret in the cluster's region whose "
                     "value the servers read at boot (never in user data). A customer-managed KMS key must "
                     "let the server role decrypt.")
+
+    @field_validator("values")
+    @classmethod
+    def _json(cls, values: dict[str, Any]) -> dict[str, Any]:
+        # The YAML reader refuses these with their line; this holds for documents built in Python.
+        found = yaml_load.first_problem(values)
+        if found:
+            raise ValueError(f"{found[0] + ': ' if found[0] else ''}{found[1]}")
+        return values
 
 
 class NodeTerminationHandler(AddOn):
@@ -74,14 +85,14 @@ class Addons(Strict):
             for key in addon.secret_values:
                 if key in addon.values:
                     raise ValueError(f"{name}.secret_values.{key}: is also set in {name}.values")
-            hostname = addon.values.get("hostname")
-            if isinstance(hostname, str):  # e.g. Rancher's: its ingress host and certificate name
+            if "hostname" in addon.values:  # e.g. Rancher's: its ingress host and certificate name
                 try:
-                    rules.dns_name(hostname)
+                    rules.hostname(addon.values["hostname"])
                 except ValueError as exc:
                     raise ValueError(f"{name}.values.hostname: {exc}") from None
-            for path, reason in secret_scan.findings(addon.values):
-                raise ValueError(f"{name}.values.{path}: {reason}; values reach the user data, so keep it in "
+            for path, reason in secret_scan.scan(addon.values):
+                where = f"{name}.values.{path}" if path else f"{name}.values"
+                raise ValueError(f"{where}: {reason}; values reach the user data, so keep it in "
                                  f"Secrets Manager and name it in {name}.secret_values")
             if addon.enabled:
                 for key in entry.required_values:
@@ -93,6 +104,33 @@ class Addons(Strict):
 def kubernetes_minor(k3s_version: str) -> str:
     """'v1.33.5+k3s1' -> '1.33'."""
     return ".".join(k3s_version.lstrip("v").split(".")[:2])
+
+
+def enabled(env: Any) -> list[str]:
+    """Add-ons switched on, with the ones they require (as model.addons.enabled)."""
+    wanted: set[str] = set()
+    defaults = {"node_termination_handler": env.draining, "cluster_autoscaler": env.autoscaling}
+    pending = [n for n in catalog.CATALOG if defaults.get(n, getattr(env.addons, n).enabled)]
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(catalog.CATALOG[name].requires)
+    return [name for name in catalog.CATALOG if name in wanted]
+
+
+def check_chart_kube_versions(env: Any) -> None:
+    """Refuse a catalog chart whose Chart.yaml kubeVersion excludes k3s.version's Kubernetes:
+    Helm would refuse to install it and K3s's helm controller retry forever. A version the
+    environment pins itself (addons.<name>.version) is its own to vouch for."""
+    for name in enabled(env):
+        entry, pinned = catalog.CATALOG[name], getattr(env.addons, name).version
+        if entry.kube_version and pinned in (None, entry.version) \
+                and not rules.kube_version_allows(entry.kube_version, env.k3s.version):
+            raise ValueError(f"k3s.version: {env.k3s.version} is Kubernetes {kubernetes_minor(env.k3s.version)}, but "
+                             f"the {entry.chart} chart {entry.version} (addons.{name}) requires kubeVersion "
+                             f"{entry.kube_version!r}: Helm would refuse to install it; pin a chart that supports "
+                             f"it in addons.{name}.version or choose another k3s.version")
 
 
 def check_cluster_autoscaler(env: Any) -> None:

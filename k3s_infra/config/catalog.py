@@ -41,6 +41,9 @@ class CatalogEntry:
     # Where the chart's values configure that service account ({name, annotations} below it).
     service_account_values: tuple[str, ...] = ()
     kernel_modules: tuple[str, ...] = ()  # loaded at every boot on every node (cloud-init)
+    # The pinned chart's Chart.yaml kubeVersion, verbatim (None: the chart states none): Helm
+    # refuses to install it on another Kubernetes version, so config refuses the pair first.
+    kube_version: str | None = None
 
 
 # The ASG/instance tag the handler acts on (its managedTag).
@@ -57,11 +60,15 @@ _CONTROL_PLANE = {
 CATALOG: dict[str, CatalogEntry] = {
     "cert_manager": CatalogEntry(
         chart="cert-manager", repo="https://charts.jetstack.io", version="v1.18.2", namespace="cert-manager",
+        # cert-manager deploy/charts/cert-manager/Chart.template.yaml @ v1.18.2
+        kube_version=">= 1.22.0-0",
         description="certificates for Rancher and other ingresses",
         values={"crds": {"enabled": True}}),
     "rancher": CatalogEntry(
         chart="rancher", repo="https://releases.rancher.com/server-charts/stable", version="2.12.1",
         namespace="cattle-system",
+        # rancher/rancher chart/Chart.yaml @ v2.12.1: Rancher 2.12 runs on Kubernetes up to 1.33.
+        kube_version="< 1.34.0-0",
         description="access management; identity providers are configured in Rancher after install",
         # auditLog.level alone logs nothing: the chart only adds the audit sidecar and
         # AUDIT_LEVEL when auditLog.enabled (rancher/rancher chart/templates/deployment.yaml @ v2.12.1).
@@ -72,6 +79,8 @@ CATALOG: dict[str, CatalogEntry] = {
     "victoria_metrics": CatalogEntry(
         chart="victoria-metrics-single", repo="https://victoriametrics.github.io/helm-charts",
         version="0.24.5", namespace="monitoring",
+        # VictoriaMetrics/helm-charts charts/victoria-metrics-single/Chart.yaml @ victoria-metrics-single-0.24.5
+        kube_version=">=1.25.0-0",
         description="metrics store, scraping the cluster itself",
         values={"server": {"retentionPeriod": "30d",
                            "persistentVolume": {"enabled": True, "size": "50Gi"},
@@ -79,11 +88,14 @@ CATALOG: dict[str, CatalogEntry] = {
     "victoria_logs": CatalogEntry(
         chart="victoria-logs-single", repo="https://victoriametrics.github.io/helm-charts",
         version="0.11.8", namespace="monitoring",
+        # VictoriaMetrics/helm-charts charts/victoria-logs-single/Chart.yaml @ victoria-logs-single-0.11.8
+        kube_version=">=1.25.0-0",
         description="log store; accepts the Loki push API Alloy ships to",
         values={"server": {"retentionPeriod": "14d",
                            "persistentVolume": {"enabled": True, "size": "50Gi"}}}),
     "grafana": CatalogEntry(
         chart="grafana", repo="https://grafana.github.io/helm-charts", version="9.3.1", namespace="monitoring",
+        kube_version="^1.8.0-0",  # grafana/helm-charts charts/grafana/Chart.yaml @ grafana-9.3.1
         description="dashboards over VictoriaMetrics",
         values={"persistence": {"enabled": True, "size": "10Gi"},
                 "datasources": {"datasources.yaml": {"apiVersion": 1, "datasources": [{
@@ -91,7 +103,8 @@ CATALOG: dict[str, CatalogEntry] = {
                     "url": "http://victoria-metrics-victoria-metrics-single-server.monitoring.svc:8428"}]}}},
         secret_values={"adminPassword": "Grafana admin password"},
         requires=("victoria_metrics",)),
-    # Grafana Alloy succeeds Promtail (end of life in 2026) as the log shipper.
+    # Grafana Alloy succeeds Promtail (its chart, grafana/alloy operations/helm/charts/alloy/Chart.yaml @
+# helm-chart/1.2.1, states no kubeVersion; nor does gatekeeper's charts/gatekeeper/Chart.yaml @ v3.20.0) (end of life in 2026) as the log shipper.
     "alloy": CatalogEntry(
         chart="alloy", repo="https://grafana.github.io/helm-charts", version="1.2.1", namespace="monitoring",
         description="log shipper (Promtail's successor): pod logs to VictoriaLogs",
@@ -113,6 +126,7 @@ CATALOG: dict[str, CatalogEntry] = {
         requires=("victoria_logs",)),
     "longhorn": CatalogEntry(
         chart="longhorn", repo="https://charts.longhorn.io", version="1.9.1", namespace="longhorn-system",
+        kube_version=">=1.25.0-0",  # longhorn/longhorn chart/Chart.yaml @ v1.9.1
         description="replicated block storage on the nodes' disks",
         # Longhorn's StorageClass is the cluster default (persistence.defaultClass becomes its
         # storageclass.kubernetes.io/is-default-class annotation: longhorn/longhorn
@@ -126,6 +140,7 @@ CATALOG: dict[str, CatalogEntry] = {
         packages=("iscsi-initiator-utils", "nfs-utils"), services=("iscsid",), kernel_modules=("iscsi_tcp",)),
     "vault": CatalogEntry(
         chart="vault", repo="https://helm.releases.hashicorp.com", version="0.30.1", namespace="vault",
+        kube_version=">= 1.20.0-0",  # hashicorp/vault-helm Chart.yaml @ v0.30.1
         description="secrets; initialise and unseal after install (or configure auto-unseal)",
         values={"server": {"ha": {"enabled": True, "replicas": 3, "raft": {"enabled": True}},
                            "dataStorage": {"size": "10Gi"}},
@@ -139,6 +154,8 @@ CATALOG: dict[str, CatalogEntry] = {
     "node_termination_handler": CatalogEntry(
         chart="oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", repo=None, version="0.27.2",
         namespace="kube-system", description="drains nodes before ASG termination, spot interruption or rebalance",
+        # aws/aws-node-termination-handler config/helm/aws-node-termination-handler/Chart.yaml @ v1.25.2
+        kube_version=">= 1.16-0",
         # Chart 0.27.2 (NTH v1.25.2), config/helm/aws-node-termination-handler/values.yaml:
         # - useProviderId: nodes are named by instance ID (boot.sh node-name), not by the
         #   private DNS name NTH looks up by default; NTH builds aws:///<zone>/<instance-id>

@@ -32,6 +32,10 @@ def _shipped_environments() -> Path:  # pragma: no mutate block
 
 
 ENVIRONMENTS_DIR = _shipped_environments()
+# Files in one extends chain, the environment file included: an environment, its shared
+# defaults and a team's layer in between need three. Deeper is a mistake, and bounding it
+# keeps a chain of 1,000 files from exhausting Python's recursion.
+MAX_EXTENDS = 10
 
 
 def _merge(parent: Any, child: Any) -> Any:
@@ -48,7 +52,7 @@ def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     try:
         document = yaml_load.load(yaml_load.read_text(path))
     except yaml_load.YamlRefusal as exc:
-        raise ConfigError(shown, [("", str(exc))]) from None
+        raise ConfigError(shown, [(exc.path, str(exc))]) from None
     if document is None:
         document = {}
     if not isinstance(document, dict):
@@ -69,15 +73,30 @@ class Document:
 
     def origin(self, location: tuple[Any, ...]) -> str | None:
         """The file that set the value at ``location`` (the deepest key path it set)."""
-        keys: list[str] = []
-        for part in location:
-            if not isinstance(part, str):
-                break  # a list is set whole by one file
-            keys.append(part)
+        keys = _keys(location)
         for end in range(len(keys), 0, -1):
-            if tuple(keys[:end]) in self.origins:
-                return self.origins[tuple(keys[:end])]
+            if keys[:end] in self.origins:
+                return self.origins[keys[:end]]
         return None
+
+    def exact(self, location: tuple[Any, ...]) -> str | None:
+        """The file that set exactly ``location`` (up to a list, set whole), or None when
+        the value is a default or derived."""
+        return self.origins.get(_keys(location))
+
+
+def _keys(location: tuple[Any, ...]) -> tuple[str, ...]:
+    """The key path of a location up to its first list index ('agent_pools[web]' included:
+    a list is set whole by one file)."""
+    keys: list[str] = []
+    for part in location:
+        if not isinstance(part, str):
+            break
+        name, bracket, _ = part.partition("[")
+        keys.append(name)
+        if bracket:
+            break
+    return tuple(keys)
 
 
 def _origins(document: Any, source: str, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
@@ -89,9 +108,10 @@ def _origins(document: Any, source: str, prefix: tuple[str, ...] = ()) -> dict[t
     return found
 
 
-def read_document(path: str | Path) -> dict[str, Any]:
-    """An environment file with its ``extends`` chain merged, before validation."""
-    return _load_chain(Path(path), str(path)).data
+def read_document(path: str | Path, shown: str | None = None) -> dict[str, Any]:
+    """An environment file with its ``extends`` chain merged, before validation; problems
+    name the file ``shown`` (default: ``path``), e.g. the file a temporary copy becomes."""
+    return _load_chain(Path(path), shown or str(path)).data
 
 
 def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> Document:
@@ -99,6 +119,9 @@ def _load_chain(path: Path, shown: str, seen: tuple[Path, ...] = ()) -> Document
     parent_name = document.pop("extends", None)
     if parent_name is None:
         return Document(document, _origins(document, shown))
+    if len(seen) + 1 >= MAX_EXTENDS:
+        raise ConfigError(shown, [("extends", f"the extends chain is more than {MAX_EXTENDS} files deep; "
+                                              "an environment needs its file and a shared parent or two")])
     parent = _find_parent(path, parent_name, shown)
     if parent in seen or parent == path.resolve():
         raise ConfigError(shown, [("extends", f"circular: {parent_name} extends back to this file")])
@@ -171,18 +194,43 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
             path, message = _field_path(location, document), _message(error)
             # Rules across fields say which field they are about: "subnets: need ...".
-            about = re.match(r"^([a-z_][A-Za-z0-9_.\[\]-]*): (.+)$", message, re.S)
+            about = re.match(r"^([a-z_][^\s:]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
                 field, message = about.groups()
                 location = location + tuple(field.split("."))
                 path = field if field.startswith(path + ".") or not path else f"{path}.{field}"
-            origin = (origins.origin(location) if origins else None) or source
+            origin, message = _blame(origins, location, path, message, source)
             files.add(origin)
             problems.append((path, message, origin))
         if len(files) == 1:  # all from one file (a parent's mistake is blamed on the parent)
             raise ConfigError(files.pop(), [(path, message) for path, message, _ in problems]) from None
         raise ConfigError(source, [(path, message if origin == source else f"{message} (set in {origin})")
                                    for path, message, origin in problems]) from None
+
+
+# A field named inside a message ("overlaps network.vpc_cidr 10.0.0.0/16").
+_MENTIONED = re.compile(r"\b(?:" + "|".join(sorted(Environment.model_fields, key=len, reverse=True))
+                        + r")(?:\.[a-z_]+)+")
+
+
+def _blame(origins: Document | None, location: tuple[Any, ...], path: str, message: str,
+           source: str) -> tuple[str, str]:
+    """The file a problem is blamed on, and its message naming the files of the other fields
+    it mentions: a rule across fields (k3s.cluster_cidr overlaps network.vpc_cidr) is blamed
+    on the file that set the field it is about, or, when that field is a default, on the file
+    that set the other one."""
+    if origins is None:
+        return source, message
+    others = {}
+    for mentioned in _MENTIONED.findall(message):
+        keys = tuple(mentioned.split("."))
+        if not path.startswith(mentioned) and origins.origin(keys):
+            others[mentioned] = origins.origin(keys)
+    origin = origins.exact(location)
+    if origin is None:
+        origin = next(iter(others.values()), None) or origins.origin(location) or source
+    elsewhere = [f"{field} is set in {file}" for field, file in others.items() if file != origin]
+    return origin, message + (f" ({'; '.join(elsewhere)})" if elsewhere else "")
 
 
 def _is_tag(part: str) -> bool:

@@ -7,6 +7,7 @@ builds a VPC with a public and a private subnet per availability zone).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -20,6 +21,20 @@ from k3s_infra.config.types import (
 )
 
 WORLD = ("0.0.0.0/0", "::/0")
+_WORLDS = tuple(ipaddress.ip_network(w) for w in WORLD)
+
+
+def covers_the_world(cidrs: list[str]) -> str | None:
+    """'0.0.0.0/0' or '::/0' when the union of ``cidrs`` is every address of that family,
+    however it is split (0.0.0.0/1 + 128.0.0.0/1, 256 /8s). Only the whole space counts: a
+    range that leaves out even one address (0.0.0.0/1 alone, everything but 10.0.0.0/8) is
+    the user's explicit choice and is accepted; a threshold below the whole would be
+    arbitrary, and the whole space is what open_to_world names."""
+    for world in _WORLDS:
+        family = [n for n in map(ipaddress.ip_network, cidrs) if n.version == world.version]
+        if family and list(ipaddress.collapse_addresses(family)) == [world]:  # type: ignore[arg-type]
+            return str(world)
+    return None
 
 
 class Subnet(Strict):
@@ -104,7 +119,16 @@ class Network(Strict):
     public_subnets: list[Subnet] = Field(
         default_factory=list, description="Public subnets of the internet-facing NLB (api.scheme internet-facing).")
 
-    _cidr = field_validator("vpc_cidr")(network_cidr)
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        # A VPC's primary CIDR is IPv4, from /16 to /28 (Amazon VPC User Guide, "VPC CIDR blocks":
+        # "The allowed block size is between a /16 netmask ... and /28 netmask"); IPv6 blocks are
+        # only ever associated in addition.
+        network = ipaddress.ip_network(network_cidr(value))
+        if network.version != 4 or not 16 <= network.prefixlen <= 28:
+            raise ValueError(f"a VPC's CIDR is IPv4 from /16 to /28, got {network}")
+        return str(network)
 
     @model_validator(mode="before")
     @classmethod
@@ -169,4 +193,15 @@ class Api(Strict):
         if world and not self.open_to_world:
             raise ValueError(f"allowed_cidrs: {world[0]} opens the K3s API to the whole internet; "
                              "set api.open_to_world: true if that is really meant")
+        union = covers_the_world(self.allowed_cidrs)
+        if union and not self.open_to_world:
+            raise ValueError(f"allowed_cidrs: together these ranges cover all of {union}, which opens the K3s API "
+                             "to the whole internet; set api.open_to_world: true if that is really meant")
+        # Both API load balancers are IPv4 (no IpAddressType is set: ELBv2 CreateLoadBalancer's
+        # default is ipv4) in an IPv4 VPC: an IPv6 source never reaches them, so an IPv6 range
+        # would only look like access.
+        ipv6 = [c for c in self.allowed_cidrs if ":" in c]
+        if ipv6:
+            raise ValueError(f"allowed_cidrs: {ipv6[0]} is an IPv6 range, but the API load balancers are IPv4 "
+                             "only: it would never match; list IPv4 ranges")
         return self

@@ -1,4 +1,4 @@
-"""Rules of values that Kubernetes, K3s or AWS would reject later (at boot or deploy),
+"""Rules of values that Kubernetes, K3s or AWS would reject later (cron schedules: ``cron``) (at boot or deploy),
 checked at render so the mistake is reported with its field. Each function returns
 the value or raises ValueError with a short reason; each rule cites its source.
 """
@@ -12,6 +12,8 @@ from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 
+from k3s_infra.config.text import shown
+
 # --- DNS names: RFC 1123 labels -----------------------------------------------------------------
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -19,7 +21,10 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 def dns_name(value: str) -> str:
     """RFC 1123 host name: labels of 1-63 letters, digits and '-', not starting or ending with '-',
-    253 characters in all (https://datatracker.ietf.org/doc/html/rfc1123#section-2.1)."""
+    253 characters in all (https://datatracker.ietf.org/doc/html/rfc1123#section-2.1). Its last
+    label is not all digits: "a valid host name can never have the dotted-decimal form #.#.#.#,
+    since at least the highest-level component label will be alphabetic" (same section), so
+    '300.1.1.1' or '010.000.000.001' is a mistyped address, not a name."""
     if len(value) > 253:
         raise ValueError(f"a DNS name is at most 253 characters, got {len(value)}")
     labels = value.lower().split(".")
@@ -27,11 +32,33 @@ def dns_name(value: str) -> str:
         if not _DNS_LABEL.match(label):
             raise ValueError(f"{label[:70]!r} is not a DNS label (1-63 letters, digits and '-', "
                              "not starting or ending with '-')")
+    if labels[-1].isdigit():
+        raise ValueError(f"{value[:80]!r} is neither an IP address (each of 4 parts 0-255, no leading zeros) "
+                         "nor a DNS name (whose last label is not all digits)")
     return value
 
 
+def hostname(value: str) -> str:
+    """An Ingress host (Rancher's hostname): a lowercase RFC 1123 subdomain, never an IP address
+    (k8s.io/kubernetes pkg/apis/networking/validation/validation.go validateIngressRules:
+    "must be a DNS name, not an IP address"; apimachinery IsDNS1123Subdomain is lowercase)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a DNS name, got {type(value).__name__} {shown(value, 40)}")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{value!r} is an IP address; an ingress host must be a DNS name")
+    if value != value.lower():
+        raise ValueError(f"{value[:80]!r}: an ingress host is lowercase")
+    return dns_name(value)
+
+
 def dns_name_or_ip(value: str) -> str:
-    """A certificate subject alternative name: an IP address or a DNS name (K3s tls-san)."""
+    """A certificate subject alternative name: an IP address or a DNS name (K3s tls-san). K3s
+    reads an entry with Go's net.ParseIP, which, like Python's ipaddress, refuses leading zeros
+    ('010.0.0.1' would silently become a DNS name that matches nothing): dns_name refuses it."""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -113,49 +140,42 @@ def taint_identity(value: str) -> tuple[str, str]:
     return key_value.split("=", 1)[0], effect
 
 
-# --- cron schedules (K3s etcd-snapshot-schedule-cron: robfig/cron v3 standard parser) -------------
+# --- AWS tags -------------------------------------------------------------------------------
 
-_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
-_DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
-# (name, lowest, highest, names) of the five fields; '?' means '*' in day fields (robfig/cron parser.go).
-_FIELDS = (("minute", 0, 59, {}), ("hour", 0, 23, {}), ("day of month", 1, 31, {}),
-           ("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS))
-_DESCRIPTORS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+# The project's own tag prefix; model/naming.py TAG_PREFIX must equal it (config imports
+# nothing of the model; tests/unit/config/test_reserved_tags.py pins that they agree).
+TAG_PREFIX = "k3s-infra"
+# Tag keys something else acts on, as prefixes (lowercase), with who reads them:
+RESERVED_TAG_PREFIXES = {
+    # AWS: "Do not use aws:, AWS:, or any upper or lowercase combination of such as a prefix
+    # for either keys or values" (e.g. Amazon ECS API Reference, Tag).
+    "aws:": "AWS reserves the aws: prefix",
+    # cloud-provider-aws pkg/providers/v1/tags.go: kubernetes.io/cluster/<cluster> marks what
+    # the cloud controller owns; other kubernetes.io/ tags place load balancers.
+    "kubernetes.io/": "the AWS cloud controller reads kubernetes.io/ tags",
+    # kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md (Auto-Discovery):
+    # a group tagged k8s.io/cluster-autoscaler/enabled and .../<cluster> is scaled (etcd
+    # servers scaled in), node-template tags describe its nodes.
+    "k8s.io/cluster-autoscaler": "the cluster autoscaler scales groups by k8s.io/cluster-autoscaler tags",
+    # aws-node-termination-handler's managedTag (catalog.NTH_MANAGED_TAG): drained groups.
+    "aws-node-termination-handler/": "the node termination handler drains groups by this tag",
+}
 
 
-def cron(value: str) -> str:
-    if value.strip() in _DESCRIPTORS:
-        return value
-    fields = value.split()
-    if len(fields) != 5:
-        raise ValueError(f"{value[:80]!r}: a cron schedule has 5 fields (minute hour day month weekday), "
-                         f"got {len(fields)}")
-    for text, (name, low, high, names) in zip(fields, _FIELDS):
-        for item in text.split(","):
-            _cron_item(item, name, low, high, names)
-    return value
-
-
-def _cron_item(item: str, name: str, low: int, high: int, names: dict[str, int]) -> None:
-    span, _, step = item.partition("/")
-    if step and (not step.isdigit() or not 1 <= int(step) <= high):
-        raise ValueError(f"the {name} field: step {step[:20]!r} must be a number from 1 to {high}")
-    if span in ("*", "?") and (span == "*" or name.startswith("day")):
-        return
-    start, _, end = span.partition("-")
-
-    def number(text: str) -> int:
-        found = names.get(text.lower()) if names else None
-        if found is None and not text.isdigit():
-            raise ValueError(f"the {name} field: {item[:20]!r} is not a number{' or name' if names else ''}")
-        found = int(text) if found is None else found
-        if not low <= found <= high:
-            raise ValueError(f"the {name} field: {found} is outside {low}-{high}")
-        return found
-
-    first = number(start)
-    if end and number(end) < first:
-        raise ValueError(f"the {name} field: range {span[:20]!r} runs backwards")
+def user_tag(key: str, value: str) -> None:
+    """Refuse a user tag (deploy.tags, put on every resource) that AWS reserves or that
+    k3s-infra, the cloud controller, the autoscaler or the termination handler act on."""
+    lowered = key.lower()
+    if key == "Name":
+        raise ValueError("the Name tag is set per resource by k3s-infra (naming.name_tag)")
+    if lowered == TAG_PREFIX or (lowered.startswith(TAG_PREFIX) and not lowered[len(TAG_PREFIX)].isalnum()):
+        raise ValueError(f"the key uses k3s-infra's own prefix ({TAG_PREFIX}): k3s-infra sets and reads those "
+                         "tags itself")
+    for prefix, why in RESERVED_TAG_PREFIXES.items():
+        if lowered.startswith(prefix):
+            raise ValueError(f"the key uses a reserved prefix ({prefix}): {why}")
+    if value.lower().startswith("aws:"):
+        raise ValueError("the value starts with aws:, which AWS reserves for its own tag values")
 
 
 # --- AWS names ---------------------------------------------------------------------------------
@@ -216,3 +236,36 @@ def region(value: str) -> str:
         raise ValueError(f"{value!r} is not an AWS region known to botocore (an older botocore may not "
                          "know a new region: upgrade boto3)")
     return value
+
+
+# --- Helm chart kubeVersion constraints --------------------------------------------------------
+# Helm refuses to install a chart whose Chart.yaml kubeVersion the cluster's version does not
+# satisfy ("chart requires kubeVersion: ... which is incompatible with Kubernetes ..."); K3s's
+# helm controller then retries the install job forever. The syntax is Masterminds/semver's; the
+# charts in the catalog use comparisons joined by spaces or commas, '||' and '^' / '~'.
+_TERM = re.compile(r"^(>=|<=|!=|>|<|=|\^|~)?v?([0-9]+)(?:\.([0-9]+))?(?:\.([0-9]+))?(-[0-9A-Za-z.-]+)?$")
+
+
+def kube_version_allows(constraint: str, k3s_version: str) -> bool:
+    """Whether K3s ``k3s_version`` ('v1.33.5+k3s1', Kubernetes 1.33.5) satisfies ``constraint``."""
+    major, minor, patch = (int(p) for p in k3s_version.lstrip("v").split("+")[0].split(".")[:3])
+    version = (major, minor, patch, 1)  # a release sorts after every pre-release of itself
+    for alternative in constraint.split("||"):
+        terms = re.sub(r"(>=|<=|!=|>|<|=|\^|~)\s+", r"\1", alternative.strip()).replace(",", " ").split()
+        if terms and all(_satisfies(term, version) for term in terms):
+            return True
+    return False
+
+
+def _satisfies(term: str, version: tuple[int, int, int, int]) -> bool:
+    match = _TERM.match(term)
+    if not match:
+        raise ValueError(f"unsupported kubeVersion term {term!r}")
+    op, major, minor, patch, pre = match.groups()
+    bound = (int(major), int(minor or 0), int(patch or 0), 0 if pre else 1)
+    upper = {"^": (bound[0] + 1, 0, 0, 0) if bound[0] else (0, bound[1] + 1, 0, 0),
+             "~": (bound[0], bound[1] + 1, 0, 0)}
+    if op in upper:
+        return bound <= version < upper[op]
+    return {">=": version >= bound, ">": version > bound, "<": version < bound, "<=": version <= bound,
+            "!=": version[:3] != bound[:3]}.get(op or "=", version[:3] == bound[:3])

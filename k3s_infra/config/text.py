@@ -27,6 +27,9 @@ def shown(value: object, limit: int = 60) -> str:
     """A value quoted in a message: repr of at most ``limit`` characters of it."""
     if isinstance(value, str) and len(value) > limit:
         return repr(value[:limit]) + f"… ({len(value):,} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        # repr of an int past sys.get_int_max_str_digits() raises; no one reads 1,000 digits anyway
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
     text = repr(value)
     return text if len(text) <= limit + 2 else text[:limit] + "…"
 

@@ -7,11 +7,25 @@ are counted as the values they expand to (``&a [*a, *a]`` nine levels deep is a
 billion strings for whatever walks the result), before anything is built.
 Every failure is a ``YamlRefusal`` with a one-line reason that never quotes the
 file's content, which may not be an environment file at all.
+
+Typed values are read the way the cluster's own tools read them, or refused by field:
+- A timestamp (``2024-01-05``, ``2024-13-45``) stays the text as written: YAML 1.2 has no
+  timestamp type, and Helm reads values through go-yaml, which keeps a timestamp decoded
+  into ``interface{}`` as its string (gopkg.in/yaml.v2 decode.go, ``d.scalar``: "for
+  backward compatibility reasons we set it as a string"). So ``date: 2024-01-05`` in
+  add-on values is written as the string "2024-01-05", as Helm would read it.
+- A base-60 number (``1:30``) stays text too: go-yaml has no sexagesimal numbers.
+- A scalar its tag cannot build (``!!bool maybe``, ``!!int abc``, ``!!timestamp x``, an
+  integer of more digits than Python converts) is refused naming its field and line.
+- Values JSON cannot carry (``!!set``, ``!!binary``, ``!!omap``/``!!pairs``, ``.inf``,
+  ``.nan``, integers beyond 64 bits) are refused naming the field: Helm values, tags and
+  templates are JSON.
 """
 
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import stat
 from pathlib import Path
@@ -28,7 +42,22 @@ MAX_DEPTH = 32
 
 
 class YamlRefusal(Exception):
-    """Why a file cannot be read as an environment file (one line, no file content)."""
+    """Why a file cannot be read as an environment file (one line, no file content);
+    ``path`` is the field it concerns, when there is one."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+class _Unreadable:
+    """A scalar its tag could not build: refused with its field path once the document is
+    built (the constructor does not know the path)."""
+
+    __slots__ = ("line", "reason")
+
+    def __init__(self, reason: str, line: int):
+        self.reason, self.line = reason, line
 
 
 # libyaml's parser where PyYAML has it; the safe constructors either way.
@@ -53,6 +82,35 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
                 raise YamlRefusal(f"line {key_node.start_mark.line + 1}, column {key_node.start_mark.column + 1}: "
                                   f"duplicate key {str(key)[:60]!r} (YAML keys are unique)")
         return super().construct_mapping(node, deep=deep)
+
+
+_BAD_SCALAR = (ArithmeticError, LookupError, ValueError, TypeError, AttributeError)
+_DESCRIBED = {"bool": "a boolean (true or false)", "int": "an integer", "float": "a number",
+              "timestamp": "a timestamp", "binary": "base64 data"}
+
+
+def _scalar(tag: str, build: Any) -> Any:
+    def construct(loader: _Loader, node: ScalarNode) -> Any:
+        value = node.value if isinstance(node.value, str) else ""
+        if tag in ("int", "float") and ":" in value:
+            return value  # base 60 in YAML 1.1 only; go-yaml (Helm) reads text
+        if tag == "timestamp":
+            if not yaml.constructor.SafeConstructor.timestamp_regexp.match(value):
+                return _Unreadable(f"{value[:40]!r} is not {_DESCRIBED[tag]}", node.start_mark.line + 1)
+            return value
+        try:
+            return build(loader, node)
+        except _BAD_SCALAR as exc:
+            if tag == "int" and "digits" in str(exc):
+                return _Unreadable(f"an integer of {len(value):,} digits is not a setting",
+                                   node.start_mark.line + 1)
+            return _Unreadable(f"{value[:40]!r} is not {_DESCRIBED[tag]} (tag !!{tag})", node.start_mark.line + 1)
+    return construct
+
+
+for _tag in ("bool", "int", "float", "timestamp", "binary"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}",
+                            _scalar(_tag, yaml.constructor.SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]))
 
 
 def read_text(path: Path) -> str:
@@ -109,7 +167,7 @@ def load(text: str) -> Any:
         raise YamlRefusal("invalid YAML") from None
     finally:
         loader.dispose()
-    _check_strings(document)
+    _check_values(document)
     return document
 
 
@@ -148,19 +206,53 @@ def _check_size(root: Node) -> None:
     walk(root, 0)
 
 
-def _check_strings(document: Any) -> None:
-    """Refuse control characters (other than newline and tab) in keys and values: written
-    by a YAML escape such as "\\x1b" or "\\0", they have no place in a cluster setting."""
-    stack = [(document, "")]
+INT64 = 2 ** 63
+
+
+def _problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a setting (JSON, as Helm, tags and templates read it), or None."""
+    if isinstance(value, _Unreadable):
+        return f"{value.reason} (line {value.line})"
+    if isinstance(value, str):
+        return "contains a control character (only newline and tab are allowed)" if has_control(value) else None
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    if isinstance(value, int):
+        return None if -INT64 <= value < INT64 else "an integer beyond 64 bits is not a setting"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a number JSON can carry (no .inf or .nan)"
+    kinds = {bytes: "binary data (!!binary)", set: "a set (!!set)", tuple: "an ordered map or pairs (!!omap, !!pairs)"}
+    return f"{kinds.get(type(value), type(value).__name__)} is not a setting; write a list, a mapping or text"
+
+
+def first_problem(document: Any) -> tuple[str, str] | None:
+    """(field path, reason) of the first value in ``document`` no setting can be: a control
+    character (written by a YAML escape such as "\\x1b" or "\\0"), an unreadable tagged
+    scalar, a value JSON cannot carry; keys are held to the same rules. None when all is well."""
+    stack: list[tuple[Any, str]] = [(document, "")]
     while stack:
         value, path = stack.pop()
         if isinstance(value, dict):
+            entries = []
             for key, item in value.items():
-                where = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str) and has_control(key):
-                    raise YamlRefusal(f"{path or 'top level'}: a key contains a control character")
-                stack.append((item, where))
+                    return path, "a key contains a control character"
+                problem = None if isinstance(key, str) else _problem(key)
+                if problem or isinstance(key, (dict, list)):
+                    return path, f"a key is {problem or 'not a plain value'}"
+                entries.append((item, f"{path}.{key}" if path else str(key)))
+            stack.extend(reversed(entries))
         elif isinstance(value, list):
-            stack.extend((item, f"{path}[{index}]") for index, item in enumerate(value))
-        elif isinstance(value, str) and has_control(value):
-            raise YamlRefusal(f"{path}: contains a control character (only newline and tab are allowed)")
+            stack.extend(reversed([(item, f"{path}[{index}]") for index, item in enumerate(value)]))
+        else:
+            problem = _problem(value)
+            if problem:
+                return path, problem
+    return None
+
+
+def _check_values(document: Any) -> None:
+    found = first_problem(document)
+    if found:
+        path, problem = found
+        raise YamlRefusal(problem, path or "top level")

@@ -148,8 +148,12 @@ def test_world_open_api_needs_open_to_world(env_document, world):
     prod["api"]["allowed_cidrs"] = [world]
     error = _refused(prod)
     assert [p for p, _ in error.problems] == ["api.allowed_cidrs"] and "open_to_world" in str(error)
-    prod["api"]["open_to_world"] = True
-    assert validate(prod, "env.yaml").api.allowed_cidrs == [world]
+
+
+def test_an_api_open_to_the_world_on_purpose_is_accepted(env_document):
+    prod = env_document("prod")
+    prod["api"].update(allowed_cidrs=["0.0.0.0/0"], open_to_world=True)
+    assert validate(prod, "env.yaml").api.allowed_cidrs == ["0.0.0.0/0"]
 
 
 def test_world_open_api_exits_2_from_the_cli(env_document, tmp_path):

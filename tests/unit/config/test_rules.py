@@ -6,7 +6,8 @@ the code:
 - Kubelet self-labels: kubernetes/kubernetes staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go
   (only kubelet.kubernetes.io / node.kubernetes.io namespaces; node-role.* refused).
 - kube-apiserver: an IPv4 service range is at most /12; its first host is the `kubernetes` Service.
-- robfig/cron v3 (K3s etcd-snapshot-schedule-cron): 5 fields, minute 0-59 ... weekday 0-7, names.
+- robfig/cron v3.0.1 (K3s etcd-snapshot-schedule-cron): 5 fields, minute 0-59 ... weekday 0-6 (spec.go
+  bounds: dow is {0, 6}; 7 is not Sunday there), names (more in test_cron.py).
 - S3 bucket naming rules: https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 - Regions: botocore data/partitions.json.
 """
@@ -57,7 +58,9 @@ REFUSED = {
     "dns is the API service": (lambda d: k3s(d).update(cluster_dns="10.43.0.1"), "k3s.cluster_dns", "API service"),
     "dns is the network": (lambda d: k3s(d).update(cluster_dns="10.43.0.0"), "k3s.cluster_dns", "network or broadcast"),
     "dns is broadcast": (lambda d: k3s(d).update(cluster_dns="10.43.255.255"), "k3s.cluster_dns", "broadcast"),
-    "mixed families": (lambda d: k3s(d).update(cluster_cidr="fd00:10:42::/56"), "k3s.cluster_cidr", "one address family"),
+    # The nodes have IPv4 addresses only: an IPv6 pod range needs IPv6 node addresses (docs.k3s.io
+    # networking, "Single-stack IPv6"), so it is refused, not half-configured.
+    "IPv6 pod range": (lambda d: k3s(d).update(cluster_cidr="fd00:10:42::/56"), "k3s.cluster_cidr", "IPv4 addresses only"),
     "public pod range": (lambda d: k3s(d).update(cluster_cidr="8.8.0.0/16"), "k3s.cluster_cidr", "not a private range"),
     "pod range too small": (lambda d: k3s(d).update(cluster_cidr="10.42.0.0/23"), "k3s.cluster_cidr", "holds 2 nodes"),
     "cron minute out of range": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "60 * * * *"}),
@@ -68,6 +71,9 @@ REFUSED = {
                        "k3s.etcd_snapshots.schedule", "step"),
     "cron backwards": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 5-2 * * *"}),
                        "k3s.etcd_snapshots.schedule", "backwards"),
+    # robfig/cron v3 spec.go: dow bounds{0, 6}; K3s would drop the schedule and never snapshot.
+    "cron sunday as 7": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 3 * * 7"}),
+                         "k3s.etcd_snapshots.schedule", "outside 0-6"),
     "cron six fields": (lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 0 * * * *"}),
                         "k3s.etcd_snapshots.schedule", "five-field"),
     "dns label too long": (lambda d: k3s(d).update(tls_san=["a" * 64 + ".example.com"]), "k3s.tls_san[0]", "DNS label"),
@@ -118,7 +124,7 @@ ACCEPTED = {
     "cron names, ranges, steps, lists": lambda d: k3s(d).update(
         etcd_snapshots={"schedule": "5,35 1-23/2 ? jan-jun MON-FRI"}),
     "cron descriptor": lambda d: k3s(d).update(etcd_snapshots={"schedule": "@daily"}),
-    "cron sunday as 7": lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 3 * * 7"}),
+    "cron sunday as 0 and by name": lambda d: k3s(d).update(etcd_snapshots={"schedule": "0 3 * * 0,sun"}),
     "tls_san IP": lambda d: k3s(d).update(tls_san=["10.0.0.5", "api.example.com"]),
     "dotted bucket": lambda d: d["deploy"].update(artifact_bucket="my.bucket-1"),
     "china region": lambda d: d.update(region="cn-north-1", network=dict(d["network"], subnets=[

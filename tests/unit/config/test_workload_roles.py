@@ -26,7 +26,6 @@ import yaml
 
 from k3s_infra.config import ConfigError, validate
 from k3s_infra.render import build_templates
-
 from tests.support.iam_eval import action_matches
 from tests.support.oracle_helpers import plain_document
 
@@ -193,3 +192,17 @@ def test_a_valid_entry_renders_a_role_with_that_subject_its_policies_and_stateme
     assert role["ManagedPolicyArns"] == policy_arns
     (policy,) = role["Policies"]
     assert policy["PolicyDocument"] == {"Version": "2012-10-17", "Statement": statements}
+
+
+def test_condition_keys_are_iams_names_but_credentials_in_a_statement_are_refused():
+    """secretsmanager:SecretId is an IAM condition key (Secrets Manager's service authorization
+    reference), not a secret; an access key ID pasted into a condition is one."""
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:payments-db-AbCdEf"
+    named = _statement(Action=["secretsmanager:GetSecretValue"], Resource=arn,
+                       Condition={"StringEquals": {"secretsmanager:SecretId": arn,
+                                                   "secretsmanager:ResourceTag/team": "payments"}})
+    env = validate(_document(_role(policy_arns=[], statements=[named])), "env.yaml")
+    assert env.workload_roles[0].statements[0].Condition
+    pasted = _statement(Condition={"StringEquals": {"aws:PrincipalTag/key": "AKIAIOSFODNN7EXAMPLE"}})
+    problems = _problems(_role(policy_arns=[], statements=[pasted]))
+    assert any(p.startswith("workload_roles[0].statements") for p in problems), problems
