@@ -9,7 +9,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from k3s_infra.cli import UsageError, load
+from k3s_infra.cli import UsageError, load, source_of
+from k3s_infra.config import addons as addons_config
 from k3s_infra.cli.output import document, print_json, wants_json, write_rendering
 from k3s_infra.render import checkov, render
 from k3s_infra.render.lint import Finding, Linter
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="k3s-infra-lint-") as scratch:
         folder = write_rendering(rendering, Path(scratch) / env.name)
         started = time.perf_counter()
-        findings = Linter().lint_rendering(rendering, folder)
+        findings = _secret_shaped(args, env) + Linter().lint_rendering(rendering, folder)
         elapsed = time.perf_counter() - started
         count = len(rendering.stacks)
         summary = [f"cfn-lint  {count} templates in {elapsed:.2f}s ({elapsed / count * 1000:.0f} ms per template)"]
@@ -51,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"{env.name}: {'no findings' if not findings else f'{len(findings)} finding(s)'}")
     return 1 if findings else 0
+
+
+def _secret_shaped(args: argparse.Namespace, env) -> list[Finding]:
+    """Add-on values that look like secrets: a warning each, naming the field, never the value."""
+    return [Finding(file=source_of(args), rule="k3s-infra:secret-shaped-value", severity="warning", resource=field,
+                    message=f"{reason}; put it in Secrets Manager and name it in "
+                            f"{field.split('.values', 1)[0]}.secret_values", line=0)
+            for field, reason in addons_config.secret_shaped_values(env.addons)]
 
 
 def _print(findings: list[Finding]) -> None:

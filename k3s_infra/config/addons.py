@@ -90,10 +90,6 @@ class Addons(Strict):
                     rules.hostname(addon.values["hostname"])
                 except ValueError as exc:
                     raise ValueError(f"{name}.values.hostname: {exc}") from None
-            for path, reason in secret_scan.scan(addon.values):
-                where = f"{name}.values.{path}" if path else f"{name}.values"
-                raise ValueError(f"{where}: {reason}; values reach the user data, so keep it in "
-                                 f"Secrets Manager and name it in {name}.secret_values")
             if addon.enabled:
                 for key in entry.required_values:
                     if key not in addon.values:
@@ -151,3 +147,15 @@ def check_cluster_autoscaler(env: Any) -> None:
             raise ValueError(f"agent_pools[{pool.name}].taints: {key} is listed twice; the autoscaler's "
                              "node-template tags hold one taint per key (drop one, or set "
                              "addons.cluster_autoscaler.enabled: false)")
+
+
+def secret_shaped_values(addons: Addons) -> list[tuple[str, str]]:
+    """(field path, reason) of every add-on value that looks like a secret (config/secret_scan.py).
+    A lint-time warning, not a refusal: the values travel in an SSE-KMS object only the server
+    roles read, never in user data or templates (bootstrap/bundle.py), so the scanner is a second
+    guard; a secret belongs in Secrets Manager all the same, named in ``secret_values``."""
+    found = []
+    for name in catalog.CATALOG:
+        for path, reason in secret_scan.scan(getattr(addons, name).values):
+            found.append((f"addons.{name}.values" + (f".{path}" if path else ""), reason))
+    return found

@@ -153,6 +153,10 @@ class Environment(Strict):
                 if arn.split(":")[3] != self.region:
                     raise ValueError(f"addons.{name}.secret_values.{key}: the secret is in {arn.split(':')[3]}; "
                                      f"the servers read secrets in the cluster's region {self.region}")
+                partition = rules.partition_of(self.region)[0]
+                if arn.split(":")[1] != partition:
+                    raise ValueError(f"addons.{name}.secret_values.{key}: the ARN's partition is {arn.split(':')[1]}, "
+                                     f"not {partition}, the partition of {self.region}")
         for field in ("subnets", "public_subnets"):
             for subnet in getattr(self.network, field):
                 if subnet.az and not subnet.az.startswith(self.region):

@@ -48,6 +48,9 @@ def test_bad_addon_settings_are_refused_with_the_field(env_document, settings, p
     (USER_ARN.replace("eu-west-1", "us-east-1"), "cluster's region"),
     (USER_ARN.removesuffix("-AbC123"), "full Secrets Manager secret ARN"),
     ("arn:aws:ssm:eu-west-1:123456789012:parameter/x", "full Secrets Manager secret ARN"),
+    # issue 24: an ARN of another partition than the region's (eu-west-1 is in aws)
+    (USER_ARN.replace("arn:aws:", "arn:aws-evil:"), "not aws, the partition of eu-west-1"),
+    (USER_ARN.replace("arn:aws:", "arn:aws-cn:"), "not aws, the partition of eu-west-1"),
 ])
 def test_users_secret_arn_is_checked(env_document, arn, reason):
     from k3s_infra.config import ConfigError, validate
