@@ -19,7 +19,8 @@ def build(env: Environment) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: VPC {spec.cidr} over {spec.availability_zones} zones, "
                       f"NAT {spec.nat_gateways}", naming.cluster_tags(env))
     # The node termination handler polls its SQS queue.
-    refs = network.build(t, spec, naming.endpoint_service_prefix(env.region), ("sqs",) if env.draining else (),
+    refs = network.build(t, spec, lambda service, gateway: naming.endpoint_service_name(env.region, service, gateway),
+                         ("sqs",) if env.draining else (),
                          {public: naming.subnet_discovery_tags(env, public) for public in (True, False)})
     t.output(o.VPC_ID, refs.vpc_id, "VPC of the cluster")
     t.output(o.VPC_CIDR, refs.vpc_cidr, "CIDR block of the VPC")

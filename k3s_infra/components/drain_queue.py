@@ -31,7 +31,13 @@ class DrainQueueRefs:
     rules: dict[str, Rule]
 
 
-def event_patterns(drain_hook: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
+# The hook's name before it was named after the cluster. For one release the rule also takes it
+# from groups named after this stack: during the upgrade deploy the rule changes before the
+# groups' hooks do, and a termination under the old name must still drain.
+LEGACY_DRAIN_HOOK = "drain-before-terminate"
+
+
+def event_patterns(drain_hook: str, cluster: str, rebalance: bool = False) -> dict[str, tuple[str, dict]]:
     """Logical ID -> (description, EventBridge pattern) of every rule feeding the queue.
     Rebalance recommendations only when they should drain (queue-mode NTH drains whatever
     it receives; see model.addons.rebalance_draining).
@@ -47,7 +53,9 @@ def event_patterns(drain_hook: str, rebalance: bool = False) -> dict[str, tuple[
     patterns = {
         "AsgTerminateRule": ("ASG termination lifecycle actions of this cluster's groups", {
             "source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
-            "detail": {"LifecycleHookName": [drain_hook]}}),
+            "detail": {"$or": [{"LifecycleHookName": [drain_hook]},
+                               {"LifecycleHookName": [LEGACY_DRAIN_HOOK],
+                                "AutoScalingGroupName": [{"prefix": f"{cluster}-"}]}]}}),
         "SpotInterruptionRule": ("EC2 spot interruption warnings", {
             "source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}),
         "RebalanceRule": ("EC2 instance rebalance recommendations", {
@@ -64,14 +72,14 @@ def event_patterns(drain_hook: str, rebalance: bool = False) -> dict[str, tuple[
     return patterns
 
 
-def build(t: StackTemplate, drain_hook: str, rebalance: bool = False) -> DrainQueueRefs:
+def build(t: StackTemplate, drain_hook: str, cluster: str, rebalance: bool = False) -> DrainQueueRefs:
     queue = t.add(Queue("DrainQueue", MessageRetentionPeriod=MESSAGE_RETENTION_SECONDS, SqsManagedSseEnabled=True))
     t.skip_check(queue, "CKV_AWS_27", "encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which the check does "
                                       "not recognise; a KMS key would need a key policy for EventBridge and decrypt "
                                       "rights for the servers without narrowing who reads the queue")
     queue_arn = GetAtt(queue, "Arn")
     rules = {}
-    for logical, (description, pattern) in event_patterns(drain_hook, rebalance).items():
+    for logical, (description, pattern) in event_patterns(drain_hook, cluster, rebalance).items():
         rules[logical] = t.add(Rule(
             logical, Description=f"Node termination handler: {description}", EventPattern=pattern,
             State="ENABLED", Targets=[Target(Id="DrainQueue", Arn=queue_arn)]))

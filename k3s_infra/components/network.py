@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from awacs import logs, sts
@@ -60,11 +61,11 @@ def subnet_cidrs(cidr: str, zones: int) -> tuple[list[str], list[str]]:
     return [str(n) for n in pieces[:zones]], [str(n) for n in pieces[zones:2 * zones]]
 
 
-def build(t: StackTemplate, spec: ManagedNetwork, service_prefix: str, extra_services: tuple[str, ...] = (),
-          subnet_tags: dict[bool, dict[str, str]] | None = None) -> NetworkRefs:
+def build(t: StackTemplate, spec: ManagedNetwork, service_name: Callable[[str, bool], str],
+          extra_services: tuple[str, ...] = (), subnet_tags: dict[bool, dict[str, str]] | None = None) -> NetworkRefs:
     """``subnet_tags``: public (True) and private (False) subnets' extra tags
     (naming.subnet_discovery_tags: where Service load balancers go). ``service_prefix``: the
-    region's VPC endpoint service names' prefix (naming.endpoint_service_prefix)."""
+    region's VPC endpoint service name of a service, gateway or not (naming.endpoint_service_name)."""
     tags = subnet_tags or {True: {}, False: {}}
     # DNS hostnames and support: interface endpoints' private DNS names need both.
     vpc = t.add(VPC("Vpc", CidrBlock=spec.cidr, EnableDnsSupport=True, EnableDnsHostnames=True))
@@ -99,10 +100,10 @@ def build(t: StackTemplate, spec: ManagedNetwork, service_prefix: str, extra_ser
             t.add(Route(f"PrivateDefaultRoute{n}", RouteTableId=Ref(table), DestinationCidrBlock="0.0.0.0/0",
                         NatGatewayId=Ref(nat)))
     t.add(VPCEndpoint("S3Endpoint", VpcId=Ref(vpc), VpcEndpointType="Gateway",
-                      ServiceName=f"{service_prefix}.s3",
+                      ServiceName=service_name("s3", True),
                       RouteTableIds=[Ref(table) for table in private_tables]))
     if spec.nat_gateways == "none":
-        _interface_endpoints(t, vpc, private, (*INTERFACE_SERVICES, *extra_services), service_prefix)
+        _interface_endpoints(t, vpc, private, (*INTERFACE_SERVICES, *extra_services), service_name)
     _flow_logs(t, vpc)
     return NetworkRefs(vpc_id=Ref(vpc), vpc_cidr=GetAtt(vpc, "CidrBlock"),
                        private_subnet_ids=Join(",", [Ref(s) for s in private]),
@@ -111,7 +112,7 @@ def build(t: StackTemplate, spec: ManagedNetwork, service_prefix: str, extra_ser
 
 
 def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], services: tuple[str, ...],
-                         service_prefix: str) -> None:
+                         service_name: Callable[[str, bool], str]) -> None:
     group = t.add(SecurityGroup(
         "EndpointSecurityGroup", GroupDescription=Sub("${AWS::StackName} VPC interface endpoints"),
         VpcId=Ref(vpc),
@@ -123,7 +124,7 @@ def _interface_endpoints(t: StackTemplate, vpc: VPC, subnets: list[Subnet], serv
     for service in services:
         t.add(VPCEndpoint(
             "".join(part.capitalize() for part in service.split(".")) + "Endpoint", VpcId=Ref(vpc),
-            VpcEndpointType="Interface", ServiceName=f"{service_prefix}.{service}",
+            VpcEndpointType="Interface", ServiceName=service_name(service, False),
             PrivateDnsEnabled=True, SubnetIds=[Ref(s) for s in subnets], SecurityGroupIds=[Ref(group)]))
 
 

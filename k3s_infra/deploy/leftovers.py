@@ -93,38 +93,71 @@ def _owned(tags: list[dict], key: str) -> bool:
     return values.get(key) == OWNED and not any(str(k).startswith(CLOUDFORMATION_TAGS) for k in values)
 
 
+def _descriptions(describe_tags, field: str, batch: list[str]) -> list[dict]:
+    """DescribeTags of a batch; one resource deleted meanwhile fails the whole call
+    (LoadBalancerNotFound, TargetGroupNotFound): then one at a time, skipping what is gone."""
+    try:
+        return describe_tags(**{field: batch})["TagDescriptions"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in GONE:
+            raise
+        if len(batch) == 1:
+            return []
+    return [d for one in batch for d in _descriptions(describe_tags, field, [one])]
+
+
 def _tagged(describe_tags, ids: list[str], field: str, id_key: str, key: str) -> set[str]:
     """The ids among ``ids`` tagged ``key`` = owned, asked TAGS_PER_CALL at a time."""
     owned = set()
     for start in range(0, len(ids), TAGS_PER_CALL):
-        for description in describe_tags(**{field: ids[start:start + TAGS_PER_CALL]})["TagDescriptions"]:
+        for description in _descriptions(describe_tags, field, ids[start:start + TAGS_PER_CALL]):
             if _owned(description.get("Tags", []), key):
                 owned.add(description[id_key])
     return owned
 
 
-def find(aws) -> Leftovers:
-    """This cluster's controller-made resources in the environment's region, in deletion order."""
+def cluster_vpc(aws, root_id: str) -> str | None:
+    """The cluster's VPC: the file's, or the managed Network stack's VpcId output (None when
+    that cannot be read: then the whole region is searched, by the tag alone)."""
+    env = aws.env
+    if not env.network.managed:
+        return env.network.vpc_id
+    cfn = aws.cloudformation
+    try:
+        network = cfn.describe_stack_resource(StackName=root_id, LogicalResourceId=naming.STACK_NETWORK)
+        stack = cfn.describe_stacks(StackName=network["StackResourceDetail"]["PhysicalResourceId"])["Stacks"][0]
+    except (ClientError, KeyError):
+        return None
+    return next((out["OutputValue"] for out in stack.get("Outputs", []) if out["OutputKey"] == "VpcId"), None)
+
+
+def find(aws, vpc_id: str | None = None) -> Leftovers:
+    """This cluster's controller-made resources in the environment's region (in ``vpc_id`` when
+    given: a cluster of another tool with the same name elsewhere is never touched), in deletion order."""
     key = tag_key(aws.env)
     elbv2, elb, ec2 = aws.elbv2, aws.client("elb"), aws.ec2
     found: list[Leftover] = []
+
+    def ours(item: dict, field: str) -> bool:
+        return vpc_id is None or item.get(field) == vpc_id
+
     balancers = {b["LoadBalancerArn"]: b for page in elbv2.get_paginator("describe_load_balancers").paginate()
-                 for b in page["LoadBalancers"]}
+                 for b in page["LoadBalancers"] if ours(b, "VpcId")}
     owned = _tagged(elbv2.describe_tags, list(balancers), "ResourceArns", "ResourceArn", key)
     found += [Leftover(LOAD_BALANCER, arn, b["LoadBalancerName"], b.get("VpcId", ""))
               for arn, b in balancers.items() if arn in owned]
     classic = {b["LoadBalancerName"]: b for page in elb.get_paginator("describe_load_balancers").paginate()
-               for b in page["LoadBalancerDescriptions"]}
+               for b in page["LoadBalancerDescriptions"] if ours(b, "VPCId")}
     owned = _tagged(elb.describe_tags, list(classic), "LoadBalancerNames", "LoadBalancerName", key)
     found += [Leftover(CLASSIC_LOAD_BALANCER, name, name, b.get("VPCId", "")) for name, b in classic.items()
               if name in owned]
     targets = {t["TargetGroupArn"]: t for page in elbv2.get_paginator("describe_target_groups").paginate()
-               for t in page["TargetGroups"]}
+               for t in page["TargetGroups"] if ours(t, "VpcId")}
     owned = _tagged(elbv2.describe_tags, list(targets), "ResourceArns", "ResourceArn", key)
     found += [Leftover(TARGET_GROUP, arn, t["TargetGroupName"], t.get("VpcId", ""))
               for arn, t in targets.items() if arn in owned]
     pages = ec2.get_paginator("describe_security_groups").paginate(
-        Filters=[{"Name": f"tag:{key}", "Values": [OWNED]}])
+        Filters=[{"Name": f"tag:{key}", "Values": [OWNED]}, *([{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id else [])])
     groups = [g for page in pages for g in page["SecurityGroups"] if _owned(g.get("Tags", []), key)]
     references = _references(ec2, {g["GroupId"]: g.get("VpcId", "") for g in groups})
     found += [Leftover(SECURITY_GROUP, g["GroupId"], g.get("GroupName", ""), g.get("VpcId", ""),

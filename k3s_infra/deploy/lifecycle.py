@@ -22,6 +22,7 @@ from k3s_infra.deploy import (DeployError, Refused, changeset, images, leftovers
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
+from k3s_infra.deploy.upgrades import check_issuer_upgrade
 from k3s_infra.deploy.progress import (ArtifactsCleaned, ChangeSetDiscarded, ChangeSetReady, DeleteRetry,
                                        Deleting, EventsUnavailable, Executing, ExecutionFailed, ImagesChosen,
                                        LeftoversDeleted, LeftoversFound, LeftoversWaiting,
@@ -104,22 +105,6 @@ def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_los
     return root, images.stack_parameters(choices)
 
 
-def check_issuer_upgrade(env, root: dict | None) -> None:
-    """A cluster deployed before pod IAM has no issuer output. Its servers, rolled one at a time
-    to sign as the new issuer, would meet servers that accept only K3s's: in-cluster clients
-    holding a new token get 401 from those until the roll ends (kube-apiserver accepts only
-    its --service-account-issuer values). So the first such deploy only adds the issuer as
-    accepted (k3s.service_account_issuer: accept), the next one signs with it."""
-    if root is None or env.k3s.service_account_issuer != "sign":
-        return
-    outputs = {output["OutputKey"] for output in root.get("Outputs", [])}
-    # A stack never created (REVIEW_IN_PROGRESS) or rolled back has no outputs and no servers.
-    if outputs and o.ISSUER_URL not in outputs:
-        raise Refused(f"{env.stack_name} was deployed before pod IAM: deploy it once with "
-                      "k3s.service_account_issuer: accept (every server then accepts the new issuer's tokens), "
-                      "then remove that line and deploy again (they sign with it); README 'Pod IAM'")
-
-
 def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False) -> PlanResult:
     """Package and describe the change set of the root stack, then delete it: nothing runs."""
     env = aws.env
@@ -157,6 +142,7 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     try:
         if cs.empty:
             changeset.discard(aws, cs)
+            protection.apply(aws, root["StackId"], env.protected)  # put back what someone changed by hand
             return DeployResult(env.stack_name, "up to date")
         if root is not None and not allow_quorum_loss:
             quorum.check_servers_ready(aws, root, cs.changes)
@@ -174,21 +160,22 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     watcher.prime()
     on_progress(Executing(cs.change_set_type, env.stack_name))
     started = datetime.now(timezone.utc)
-    try:
-        changeset.execute(aws, cs)
-    except DeployError as exc:
-        on_progress(ExecutionFailed(str(exc)))
-        try:  # best effort: whatever the stacks recorded before the API gave up
-            watcher.poll()
-            on_progress(watcher.failure(changeset.stack_state(cfn, stack_arn)["StackStatus"]))
-        except Exception as detail:  # noqa: BLE001 - the execution error above is the news
-            on_progress(EventsUnavailable(type(detail).__name__))
-        return DeployResult(env.stack_name, "failed")
-    status = watcher.wait(poll=poll)
+    with protection.lifted_during_update(aws, root, env.protected):
+        try:
+            changeset.execute(aws, cs)
+        except DeployError as exc:
+            on_progress(ExecutionFailed(str(exc)))
+            try:  # best effort: whatever the stacks recorded before the API gave up
+                watcher.poll()
+                on_progress(watcher.failure(changeset.stack_state(cfn, stack_arn)["StackStatus"]))
+            except Exception as detail:  # noqa: BLE001 - the execution error above is the news
+                on_progress(EventsUnavailable(type(detail).__name__))
+            return DeployResult(env.stack_name, "failed")
+        status = watcher.wait(poll=poll)
     if status not in OK_STATES:
         on_progress(watcher.failure(status))
         return DeployResult(env.stack_name, "failed", status)
-    protection.apply(aws, stack_arn, env.protected)  # termination and deletion protection, as the file says
+    protection.apply(aws, stack_arn, env.protected)  # a new stack's; an update's is set back above
     # CloudFormation waits for nodes only on create and on a rolling update: wait for the nodes
     # of a size change too (deploy/readiness.py). The deploy started at its first stack event
     # in AWS's clock, or earlier by this machine's.
@@ -311,7 +298,8 @@ def destroy_plan(aws) -> DestroyPlan:
     return DestroyPlan(
         DestroyRequest(env.stack_name, None if nested is None else len(nested), env.account_id, env.region),
         root["StackStatus"], artifacts, bool(root.get("EnableTerminationProtection")),
-        protection.protected_load_balancers(aws, root["StackId"]), leftovers.find(aws), _buckets(env, root),
+        protection.protected_load_balancers(aws, root["StackId"]),
+        leftovers.find(aws, leftovers.cluster_vpc(aws, root["StackId"])), _buckets(env, root),
         _node_parameters(env), tuple(_retained(aws, render(env), nested or [])), nested is not None, env.protected)
 
 
@@ -356,7 +344,8 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
     if guarded and not allow_protected:
         raise DeployError(f"the load balancers of {env.stack_name} have deletion protection; "
                           f"pass --allow-protected to remove it and delete")
-    found = leftovers.find(aws)  # before changing anything: a read that fails stops here
+    vpc = leftovers.cluster_vpc(aws, stack_arn)  # read while the Network stack still exists
+    found = leftovers.find(aws, vpc)  # before changing anything: a read that fails stops here
     if root.get("EnableTerminationProtection"):
         cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=False)
         on_progress(ProtectionRemoved(env.stack_name))
@@ -377,7 +366,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
             break
         # A snapshot uploaded while the nodes were still going (BucketNotEmpty), a load balancer
         # a Service got again meanwhile, or a protected one not listed before: again, and retry.
-        found = leftovers.find(aws)
+        found = leftovers.find(aws, vpc)
         guarded = protection.protected_load_balancers(aws, stack_arn) if allow_protected else ()
         if not (buckets or found or guarded):
             break
@@ -387,7 +376,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         on_progress(watcher.failure(final))
         return "failed"
     on_progress(StackDeleted(env.stack_name))
-    swept = leftovers.find(aws)  # made by a controller still running while its nodes went down
+    swept = leftovers.find(aws, vpc)  # made by a controller still running while its nodes went down
     if swept:
         _clean(aws, swept, on_progress)
     on_progress(_delete_node_parameters(aws))

@@ -224,9 +224,11 @@ def default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
 
 def _endpoint_services(ec2, vpc_id: str, region: str) -> set[str]:
     """Short names (e.g. 'ssm') of the VPC's endpoint services."""
-    prefix = naming.endpoint_service_prefix(region) + "."
     found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
-    return {e["ServiceName"].removeprefix(prefix) for e in found if e.get("State", "available").lower() == "available"}
+    names = {e["ServiceName"] for e in found if e.get("State", "available").lower() == "available"}
+    services = set(INTERFACE_SERVICES) | {"s3", "sqs"}
+    return {service for service in services
+            if names & {naming.endpoint_service_name(region, service, gateway) for gateway in (False, True)}}
 
 
 def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: list[Problem]) -> None:

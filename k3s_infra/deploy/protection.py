@@ -1,7 +1,8 @@
 """What keeps a protected environment's stack from being deleted by accident: termination
 protection on the root stack and deletion protection on its API load balancers.
 
-Both are set by ``deploy`` once the stack is up (``apply``), never in the templates: change
+Both are set by ``deploy`` once the stack is up (``apply``; lifted while an update runs:
+``lifted_during_update``), never in the templates: change
 sets cannot set termination protection, and a load balancer created with deletion protection
 could not be deleted by the rollback of a failed first create (``DeleteLoadBalancer``: "You
 can't delete a load balancer if deletion protection is enabled",
@@ -12,6 +13,9 @@ turns it back off. ``destroy --allow-protected`` lifts both (``lift``).
 Functions return data; they never print."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
@@ -91,3 +95,18 @@ def apply(aws, root_id: str, protected: bool) -> tuple[str, ...]:
     changed = tuple(arn for arn in api_load_balancers(aws, root_id) if _protected(aws, arn) not in (None, protected))
     _set(aws, changed, protected)
     return tuple(map(load_balancer_name, changed))
+
+
+@contextmanager
+def lifted_during_update(aws, root: dict | None, protected: bool) -> Iterator[None]:
+    """While an update of an existing stack runs, its API load balancers have no deletion
+    protection, so a change that removes or replaces one (api.scheme public to internal) can
+    delete it rather than leave it behind, failed and forgotten, outside every stack. After the
+    update, however it ended, ``apply`` sets the protection the file asks for."""
+    guarded = protected_load_balancers(aws, root["StackId"]) if root is not None else ()
+    lift(aws, guarded)
+    try:
+        yield
+    finally:
+        if root is not None:
+            apply(aws, root["StackId"], protected)

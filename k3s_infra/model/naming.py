@@ -157,11 +157,19 @@ def artifact_key(env: Environment, file_name: str, digest: str) -> str:
     return f"{cluster_name(env)}/templates/{digest[:20]}/{file_name}"
 
 
-def endpoint_service_prefix(region: str) -> str:
-    """VPC endpoint service names are <reversed DNS suffix>.<region>.<service>: com.amazonaws.eu-west-1.s3,
-    cn.com.amazonaws.cn-north-1.s3 in China (DescribeVpcEndpointServices there), the ISO partitions'
-    likewise from their suffix (botocore's partition data, config/rules.partition_of)."""
-    return ".".join(reversed(rules.partition_of(region)[1].split("."))) + "." + region
+# In China some interface endpoint services are named cn.com.amazonaws.<region>.<service>, the
+# others (and the S3 gateway) com.amazonaws.<region>.<service> (DescribeVpcEndpointServices in
+# cn-north-1; the AWS CDK's InterfaceVpcEndpointAwsService keeps the same list). Data, not a rule:
+# only the services the managed network uses.
+CHINA_PREFIXED_ENDPOINT_SERVICES = frozenset({"ec2", "sts", "autoscaling", "cloudformation", "sqs"})
+
+
+def endpoint_service_name(region: str, service: str, gateway: bool = False) -> str:
+    """The VPC endpoint service name of ``service`` in ``region``."""
+    china = rules.partition_of(region)[0] == "aws-cn"
+    prefix = "cn.com.amazonaws" if china and not gateway and service in CHINA_PREFIXED_ENDPOINT_SERVICES \
+        else "com.amazonaws"
+    return f"{prefix}.{region}.{service}"
 
 
 def addons_prefix(env: Environment) -> str:

@@ -86,7 +86,10 @@ def test_destroy_deletes_what_the_cloud_controller_made_and_nothing_else(cli, co
         "IpProtocol": "tcp", "FromPort": 30081, "ToPort": 30081, "UserIdGroupPairs": [{"GroupId": owned["group"]}]}])
     decoys = [_controller_made(aws, network["vpc_id"], network["public_subnets"], [tag], f"decoy{i}")
               for i, tag in enumerate(DECOY_TAGS)]
-    # the API load balancer of a protected environment has deletion protection (components/load_balancer.py)
+    # this cluster's exact tag, but in another VPC: another tool's cluster of the same name
+    # (an EKS or kops cluster tags the same key) is never this destroy's to delete
+    decoys.append(_controller_made(aws, network["vpc_id"], network["public_subnets"], [OWNED], "elsewhere"))
+    # the API load balancer of a protected environment has deletion protection (deploy/protection.py)
     api = _nested_outputs(aws, "ApiEndpoint")["PublicApiLoadBalancerArn"]
     attributes = aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=api)["Attributes"]
     assert {"Key": "deletion_protection.enabled", "Value": "true"} in attributes

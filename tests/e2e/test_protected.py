@@ -6,9 +6,9 @@ from __future__ import annotations
 STACK = "k3s-guarded-life"
 
 
-def _api_load_balancers(aws) -> list[str]:
+def _api_load_balancers(aws, stack: str = STACK) -> list[str]:
     cfn = aws.cloudformation
-    api = cfn.describe_stack_resource(StackName=STACK, LogicalResourceId="ApiEndpoint")
+    api = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="ApiEndpoint")
     outputs = cfn.describe_stacks(StackName=api["StackResourceDetail"]["PhysicalResourceId"])["Stacks"][0]["Outputs"]
     return [o["OutputValue"] for o in outputs if o["OutputKey"] in ("ApiLoadBalancerArn", "PublicApiLoadBalancerArn")]
 
@@ -71,3 +71,4 @@ def test_protected_environment_lifecycle(cli, write_env, aws):
     for arn in kept_secrets:  # tidy the shared server
         sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
     kms.delete_alias(AliasName=alias)
+

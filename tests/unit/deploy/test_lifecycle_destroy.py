@@ -48,8 +48,10 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
             v2.add_response("describe_load_balancers", {"LoadBalancers": []}, {})
             v1.add_response("describe_load_balancers", {"LoadBalancerDescriptions": []}, {})
             v2.add_response("describe_target_groups", {"TargetGroups": []}, {})
+            # only in the cluster's VPC (dev brings vpc-0a1b2c3d4e5f60718)
             e.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": [
-                {"Name": "tag:kubernetes.io/cluster/k3s-dev", "Values": ["owned"]}]})
+                {"Name": "tag:kubernetes.io/cluster/k3s-dev", "Values": ["owned"]},
+                {"Name": "vpc-id", "Values": ["vpc-0a1b2c3d4e5f60718"]}]})
         # Watcher.prime: discovery fails the same way, the root's history is marked as seen
         c.add_client_error("list_stack_resources", "InternalFailure", http_status_code=500,
                            expected_params={"StackName": ROOT})

@@ -1,8 +1,8 @@
 """Issue 24: a cluster outside the commercial partition. In China the endpoint domain is
 amazonaws.com.cn ("The endpoint domain for both the Beijing and Ningxia Regions is
 .amazonaws.com.cn": Amazon Web Services in China, Beijing Region Endpoints) and VPC endpoint
-services are named cn.com.amazonaws.<region>.<service> (DescribeVpcEndpointServices in
-cn-north-1). Templates therefore come from the S3 endpoint of that domain, interface endpoints
+services are named cn.com.amazonaws.<region>.<service> for some services, com.amazonaws for the
+others and the S3 gateway (DescribeVpcEndpointServices in cn-north-1). Templates therefore come from the S3 endpoint of that domain, interface endpoints
 use that naming, and kms:ViaService names Secrets Manager's endpoint through AWS::URLSuffix
 (CloudFormation pseudo parameters: "amazonaws.com.cn" in China). Service principals keep their
 global form (service.amazonaws.com): AWS standardised them (AWS CDK docs, ServicePrincipal,
@@ -19,8 +19,14 @@ from k3s_infra.config import validate
 from k3s_infra.render import render, write
 
 DOMAIN = {"cn-north-1": "amazonaws.com.cn", "eu-west-1": "amazonaws.com", "us-gov-west-1": "amazonaws.com"}
-ENDPOINT_PREFIX = {"cn-north-1": "cn.com.amazonaws.cn-north-1", "eu-west-1": "com.amazonaws.eu-west-1",
-                   "us-gov-west-1": "com.amazonaws.us-gov-west-1"}
+# DescribeVpcEndpointServices in cn-north-1 (and the AWS CDK's InterfaceVpcEndpointAwsService):
+# these interface services carry a cn. prefix there, the others and the S3 gateway do not.
+CHINA_PREFIXED = {"ec2", "sts", "autoscaling", "cloudformation", "sqs"}
+
+
+def _expected(region: str, service: str, gateway: bool) -> str:
+    china = region.startswith("cn-") and not gateway and service in CHINA_PREFIXED
+    return f"{'cn.' if china else ''}com.amazonaws.{region}.{service}"
 
 
 @pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1", "eu-west-1"])
@@ -38,9 +44,11 @@ def test_urls_and_endpoint_names_follow_the_regions_partition(env_document, regi
         assert child["Properties"]["TemplateURL"].startswith(
             f"https://{env.artifact_bucket}.s3.{region}.{DOMAIN[region]}/"), child["Properties"]["TemplateURL"]
     network = yaml.safe_load(next(s.body for s in rendering.children if s.stack_id == "Network"))
-    names = [r["Properties"]["ServiceName"] for r in network["Resources"].values()
-             if r["Type"] == "AWS::EC2::VPCEndpoint"]
-    assert names and all(n.startswith(ENDPOINT_PREFIX[region] + ".") for n in names), names
+    endpoints = [r["Properties"] for r in network["Resources"].values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    assert len(endpoints) > 5
+    for endpoint in endpoints:
+        service = endpoint["ServiceName"].split(f".{region}.", 1)[1]
+        assert endpoint["ServiceName"] == _expected(region, service, endpoint["VpcEndpointType"] == "Gateway")
     node_iam = next(s.body for s in rendering.children if s.stack_id == "NodeIam")
     via = [s["Condition"]["StringEquals"]["kms:ViaService"] for r in yaml.safe_load(node_iam)["Resources"].values()
            if r["Type"] == "AWS::IAM::Role" for p in r["Properties"].get("Policies", [])
