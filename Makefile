@@ -46,8 +46,10 @@ render: $(BASE_STAMP)
 lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/k3s-infra lint --env $(ENV)
 
+# One worker per core (pytest-xdist); a test file stays in one worker, in order (its tests may
+# build on each other), each worker with its own moto server.
 test: $(STAMP) $(CHECKOV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 plan: $(BASE_STAMP)
 	$(BIN)/k3s-infra plan --env $(ENV)
