@@ -282,9 +282,11 @@ def user_data(env: Environment, role: Role, refs: BootRefs, pool: AgentPool | No
     size = len(resolve(text, worst_case_values(env)).encode())
     if size > limits.MAX_USER_DATA_BYTES:
         where = f"agent pool {pool.name}" if pool else role.name
+        # What a server's user data grows with: the SANs, labels and taints it carries.
         raise limits.LimitError(f"environment {env.name}", [(
-            f"agent_pools[{pool.name}]" if pool else "k3s",
-            f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,}")])
+            f"agent_pools[{pool.name}]" if pool else "k3s.tls_san",
+            f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,} "
+            f"(fewer or shorter SANs, labels or taints)")])
     variables = {camel(field): getattr(refs, field) for field in role.needs}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
     if role.public_api(env):

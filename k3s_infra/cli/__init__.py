@@ -43,6 +43,10 @@ class UsageError(Exception):
     """A user mistake outside config files (bad flag combination, missing build): exit 2."""
 
 
+class AwsFailure(Exception):
+    """AWS could not be reached or refused a call outside ``cli/aws.run`` (init --from-account): exit 1."""
+
+
 def region_override(args: argparse.Namespace) -> str | None:
     """``--region`` as given, checked as the file's region field is (same message, naming
     the flag): an empty or malformed value is an error, never taken as "no override"."""
@@ -124,8 +128,14 @@ def _run(args: argparse.Namespace) -> int:
         command = importlib.import_module(arguments.COMMANDS[args.command].module)
         return command.run(args)
     except (ConfigError, UsageError) as exc:
+        if isinstance(exc, ConfigError) and exc.source.startswith("environment ") and \
+                (getattr(args, "env", None) or getattr(args, "config", None)):
+            exc = ConfigError(source_of(args), exc.problems)  # a limit met at render: name the file
         _error(str(exc))
         return EXIT_USAGE
+    except AwsFailure as exc:
+        _error(str(exc))
+        return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (``k3s-infra render ... | head``): stop quietly, and point
         # stdout at /dev/null so the interpreter's last flush cannot fail again.

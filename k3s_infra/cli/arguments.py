@@ -100,12 +100,23 @@ def _snapshots(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser)
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse turns the error into exit 2 before any AWS call)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
 def _restore(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--snapshot", metavar="NAME", help="snapshot name as 'k3s-infra snapshots' lists it "
                                                           "(default: the newest)")
     parser.add_argument("--yes", "-y", action="store_true", help="restore without asking")
-    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_seconds, default=1800.0, metavar="SECONDS",
                         help="how long to wait for each step (default 1800)")
 
 

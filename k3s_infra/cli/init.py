@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from k3s_infra.cli import UsageError, region_override
+from k3s_infra.cli import AwsFailure, UsageError, region_override
 from k3s_infra.config import ConfigError, read_document, validate
 from k3s_infra.config.text import shown
 from k3s_infra.deploy.aws import client_config
@@ -74,7 +75,15 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.out) if args.out else Path("environments") / f"{args.name}.yaml"
     folders = _check_target(path, args.force)
     if args.from_account:
-        values = _from_account(args, region)
+        try:
+            values = _from_account(args, region)
+        except (NoCredentialsError, NoRegionError) as exc:
+            raise UsageError(f"{exc} (configure credentials, e.g. AWS_PROFILE)") from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise AwsFailure(f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}") from None
+        except BotoCoreError as exc:  # no connection, a bad endpoint: one line, nothing written
+            raise AwsFailure(str(exc)) from None
     else:
         region = region or "eu-west-1"
         values = {"region": region, "account": PLACEHOLDER_ACCOUNT, "vpc_id": PLACEHOLDER_VPC["vpc_id"],

@@ -70,6 +70,7 @@ class Rendering:
             "region": self.env.region,
             "artifact_bucket": self.env.artifact_bucket,
             "root": self.root.file,
+            "root_sha256": self.root.sha256,
             "children": [{"stack": c.stack_id, "file": c.file, "key": c.key, "sha256": c.sha256}
                          for c in self.children],
         }
@@ -154,8 +155,12 @@ def write(rendering: Rendering, out_dir: Path, *, create_parents: bool = True,
         if not out_dir.exists():
             os.replace(staging, out_dir)
             return out_dir
-        leftovers = sorted(previous - set(written) - {MANIFEST})
-        interim = {**manifest, "children": [*manifest["children"], *({"file": name} for name in leftovers)]}
+        # Removed only when their bytes are what the old manifest recorded: a forged manifest
+        # cannot name a file of yours into deletion.
+        leftovers = safe_output.vouched(out_dir, MANIFEST, sorted(previous - set(written) - {MANIFEST}))
+        interim = {**manifest, "children": [*manifest["children"], *(
+            {"file": name, "sha256": hashlib.sha256((out_dir / name).read_bytes()).hexdigest()}
+            for name in leftovers)]}
         (staging / ".interim").write_text(json.dumps(interim, indent=2) + "\n", encoding="utf-8")
         os.replace(staging / ".interim", out_dir / MANIFEST)
         for name in written + [MANIFEST]:  # the manifest last: it vouches for the files before it

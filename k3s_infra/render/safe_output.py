@@ -9,6 +9,7 @@ Every refusal is an ``OutputError`` (exit 2) saying why; nothing is written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -80,6 +81,27 @@ def _manifest_names(folder: Path, manifest: str, ours: Callable[[str], bool]) ->
         if not (_plain_name(name) and ours(name)):
             raise _NotARender(f"lists {shown(name)}, not a file name render writes")
     return set(names)
+
+
+def vouched(folder: Path, manifest: str, names: Iterable[str]) -> list[str]:
+    """The ``names`` whose content is what the manifest in ``folder`` records for them (its
+    ``sha256``, the root's ``root_sha256``): only those may be removed. A file the manifest names
+    without a digest, or whose bytes differ, is not known to be render's and is left alone."""
+    try:
+        data = json.loads(_read_manifest(folder / manifest).decode("utf-8"))
+    except (OSError, ValueError, RecursionError, _NotARender):
+        return []
+    digests = {child.get("file"): child.get("sha256") for child in data.get("children", []) if isinstance(child, dict)}
+    digests[data.get("root")] = data.get("root_sha256")
+    found = []
+    for name in names:
+        try:
+            actual = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        except OSError:
+            continue
+        if isinstance(digests.get(name), str) and digests[name] == actual:
+            found.append(name)
+    return found
 
 
 def previous_render_files(folder: Path, manifest: str, ours: Callable[[str], bool] = _plain_name) -> set[str] | None:

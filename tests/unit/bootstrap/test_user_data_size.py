@@ -151,9 +151,9 @@ def test_literal_dollar_braces_survive_fn_sub_and_the_size_count():
 
 def test_exactly_the_limit_is_allowed_and_the_refusal_names_the_field(rendered, monkeypatch):
     """EC2 takes user data up to 16 KB inclusive; a refusal points at the pool (its labels and
-    taints) or, for servers, at the k3s settings."""
+    taints) or, for servers, at the SANs they carry (k3s.tls_san, the field that grows)."""
     env = rendered["dev"].env
-    for stack_id, field in (("ServerInit", "k3s"), ("AgentPoolGeneral", "agent_pools[general]")):
+    for stack_id, field in (("ServerInit", "k3s.tls_san"), ("AgentPoolGeneral", "agent_pools[general]")):
         size = size_the_guard_counts(env, stack_id, monkeypatch)
         monkeypatch.setattr(limits, "MAX_USER_DATA_BYTES", size)
         _user_data(env, stack_id)  # exactly at the limit: accepted

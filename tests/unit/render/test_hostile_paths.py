@@ -229,6 +229,29 @@ def test_a_rerender_stopped_half_way_leaves_a_folder_the_next_render_accepts(dev
     assert {p.name for p in site.iterdir()} == {s.file for s in dev.stacks} | {MANIFEST}
 
 
+def test_a_forged_manifest_cannot_name_a_file_of_yours_into_deletion(dev, tmp_path):
+    """Adversarial pass of issue 24: the manifest lists agent-pool-notes.yaml with a digest its
+    bytes do not have (or none): render never wrote it, so it is left alone; a file whose bytes are
+    what the manifest recorded (a real leftover) is removed."""
+    import hashlib
+
+    out = tmp_path / "out"
+    write(dev, out)
+    (out / "agent-pool-notes.yaml").write_text("my notes\n")
+    (out / "agent-pool-old.yaml").write_text("an old pool's template\n")
+    data = json.loads((out / MANIFEST).read_text())
+    data["children"] += [{"file": "agent-pool-notes.yaml", "sha256": "0" * 64},
+                         {"file": "agent-pool-unhashed.yaml"},
+                         {"file": "agent-pool-old.yaml",
+                          "sha256": hashlib.sha256(b"an old pool's template\n").hexdigest()}]
+    (out / "agent-pool-unhashed.yaml").write_text("mine too\n")
+    (out / MANIFEST).write_text(json.dumps(data))
+    write(dev, out)
+    assert (out / "agent-pool-notes.yaml").read_text() == "my notes\n"
+    assert (out / "agent-pool-unhashed.yaml").read_text() == "mine too\n"
+    assert not (out / "agent-pool-old.yaml").exists()
+
+
 def test_every_file_a_render_writes_is_a_template_file_name(dev):
     """is_template_file is the whitelist a manifest is judged by: it must know every stack
     (write refuses to write a name it does not know, so a new stack fails here first)."""
