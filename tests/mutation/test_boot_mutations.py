@@ -3,8 +3,8 @@
 Each mutation below is a plausible regression of a safety property of the boot or of the
 servers' watch; the boot sandbox tests named with it must fail when the nodes carry the mutated
 script, and pass with the genuine one (the control run). A mutation names text that occurs
-exactly once in the script's four parts as nodes get them (script.part: boot_lib.sh, boot.sh in
-every user data; first_server.sh, watch.sh in the servers' bundle). Each run is a pytest
+exactly once in the script's parts as nodes get them (script.part: boot_lib.sh, boot.sh in
+every user data; addons.sh, first_server.sh, watch.sh in the servers' bundle). Each run is a pytest
 subprocess with the ``boot_mutant`` plugin (tests/mutation/boot_mutant.py) swapping that part.
 Slow (a few minutes): part of ``make mutate``, skipped by ``make test`` unless K3S_INFRA_BOOT_MUTATIONS=1.
 """
@@ -233,6 +233,16 @@ MUTATIONS = [
     # The bundle (boot.sh install_bundle): only the pinned bytes.
     ("bundle digest not compared", 'if [ "$actual" != "$BUNDLE_SHA256" ]; then', "if false; then",
      [BOOT + "test_boot_bundle.py::test_a_tampered_bundle_is_refused_and_nothing_of_it_is_extracted"]),
+    # The add-ons' manifests (addons.sh install_addons): only the pinned object, private, or no boot.
+    ("add-ons digest not compared", 'if [ "$actual" != "$ADDONS_SHA256" ]; then', "if false; then",
+     [BOOT + "test_boot_bundle.py::test_a_tampered_addons_object_is_refused_and_nothing_of_it_is_written"]),
+    ("add-ons never installed", "then install_bundle; install_addons; fi", "then install_bundle; fi",
+     [BOOT + "test_boot_bundle.py::test_a_server_installs_exactly_the_addons_object_its_bundle_pins"]),
+    ("an unreadable add-ons object ignored", '|| die "cannot read the add-on manifests',
+     '|| return 0 "cannot read the add-on manifests',
+     [BOOT + "test_boot_bundle.py::test_a_server_that_may_not_read_the_addons_object_fails_its_boot"]),
+    ("add-on values world-readable", 'install -D -m 0600 "$work/addons.yaml"', 'install -D -m 0644 "$work/addons.yaml"',
+     [BOOT + "test_boot_bundle.py::test_a_server_installs_exactly_the_addons_object_its_bundle_pins"]),
     # Readiness and etcd's members (boot.sh agent_ready, members_settled, servers_healthy,
     # leave_cluster, on_exit, mark_ready).
     ("agent ready without its Node", 'kubelet_healthy && kube --kubeconfig "$root$KUBELET_KUBECONFIG"',
