@@ -15,7 +15,7 @@ ValueKey = shape(r"^[A-Za-z][A-Za-z0-9]{0,62}$", "a top-level chart value key li
 # servers' GetSecretValue can be granted on exactly this secret
 # (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html).
 SecretArn = shape(r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
-                   r"-[A-Za-z0-9]{6}$", "a full Secrets Manager secret ARN, ending in -<6 characters>")
+                   r"-[A-Za-z0-9]{6}$", "a full Secrets Manager secret ARN, ending in -<6 characters>", scanned=True)
 
 
 class AddOn(Strict):

@@ -60,10 +60,35 @@ def cron(value: str) -> str:
     if len(fields) != 5:
         raise ValueError(f"{value[:80]!r}: a cron schedule has 5 fields (minute hour day month weekday), "
                          f"got {len(fields)}")
+    parsed = []
     for text, (name, low, high, names) in zip(fields, FIELDS):
-        for item in text.split(","):
-            _item(item, name, low, high, names)
+        items = [_item(item, name, low, high, names) for item in text.split(",")]
+        parsed.append((set().union(*(found for found, _ in items)), any(star for _, star in items)))
+    _fires(parsed)
     return value
+
+
+# Days of each month in a leap year: February 29 comes every four years, and robfig looks five
+# years ahead for the next time (spec.go Next: "yearLimit := t.Year() + 5").
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December")
+
+
+def _fires(parsed: list[tuple[set[int], bool]]) -> None:
+    """Refuse a schedule whose days never come. robfig/cron v3 spec.go ``dayMatches``: when day
+    of month or day of week is a star (``*`` or ``?``, not ``*/2``: parser.go getRange clears the
+    star bit for a step above 1), a day must match both; else either. So '0 0 31 2 *' never fires,
+    while '0 0 31 2 1' fires on February's Mondays."""
+    (days, day_star), (months, _), (_, weekday_star) = parsed[2], parsed[3], parsed[4]
+    if not (day_star or weekday_star):
+        return
+    if any(day <= MONTH_DAYS[month - 1] for month in months for day in days):
+        return
+    shown_days = ", ".join(map(str, sorted(days)[:8])) + (", ..." if len(days) > 8 else "")
+    shown_months = ", ".join(_MONTH_NAMES[m - 1] for m in sorted(months))
+    raise ValueError(f"day of month {shown_days} never occurs in {shown_months}: no such date, so K3s would "
+                     "never take a snapshot")
 
 
 def _descriptor(spec: str, value: str) -> str:
@@ -111,12 +136,15 @@ def _known_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def _item(item: str, name: str, low: int, high: int, names: dict[str, int]) -> None:
+def _item(item: str, name: str, low: int, high: int, names: dict[str, int]) -> tuple[set[int], bool]:
+    """The values one list item of a field matches, and whether it is a star (robfig parser.go
+    getRange: ``*`` or ``?`` with no step above 1; ``N/step`` runs from N to the field's end)."""
     span, _, step = item.partition("/")
     if step and (not re.fullmatch(r"[0-9]+", step) or not 1 <= _bounded(step) <= high):
         raise ValueError(f"the {name} field: step {step[:20]!r} must be a number from 1 to {high}")
+    every = _bounded(step) if step else 1
     if span in ("*", "?") and (span == "*" or name.startswith("day")):
-        return
+        return set(range(low, high + 1, every)), every == 1
     start, _, end = span.partition("-")
 
     def number(text: str) -> int:
@@ -131,8 +159,10 @@ def _item(item: str, name: str, low: int, high: int, names: dict[str, int]) -> N
         return found
 
     first = number(start)
-    if end and number(end) < first:
+    last = number(end) if end else high if step else first
+    if last < first:
         raise ValueError(f"the {name} field: range {span[:20]!r} runs backwards")
+    return set(range(first, last + 1, every)), False
 
 
 def _bounded(digits: str) -> int:

@@ -1,7 +1,13 @@
-"""The one error type of a user mistake in an environment file."""
+"""The one error type of a user mistake in an environment file.
+
+No line of one can echo a credential: every file name, field path and message is passed
+through ``secret_shapes.redact`` (the shapes the secret scanner refuses), whichever check
+built it and however it quoted the value (a pattern mismatch, a duplicate YAML key, a
+parent file name, a type error)."""
 
 from __future__ import annotations
 
+from k3s_infra.config.secret_shapes import redact
 from k3s_infra.config.text import printable
 
 
@@ -9,12 +15,12 @@ class ConfigError(Exception):
     """A user mistake in an environment file: file, field path and problem."""
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
+        self.source = redact(source)
+        self.problems = [(redact(path), redact(message)) for path, message in problems]
         # One line per problem, bounded, control characters escaped (see config_text).
-        source = printable(source, keep_newlines=False)
+        source = printable(self.source, keep_newlines=False)
         lines = [printable(f"{path}: {message}" if path else message, limit=500, keep_newlines=False)
-                 for path, message in problems]
+                 for path, message in self.problems]
         if len(lines) == 1:
             super().__init__(f"{source}: {lines[0]}")
         else:

@@ -8,13 +8,14 @@ A child's mappings merge key by key with its parent's; the child wins everywhere
 from __future__ import annotations
 
 import re
+from itertools import groupby
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from k3s_infra.config import yaml_load
+from k3s_infra.config import secret_shapes, yaml_load
 from k3s_infra.config.errors import ConfigError
 from k3s_infra.config.model import Environment
 from k3s_infra.config.text import shown as shown_value
@@ -192,7 +193,7 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
         for error in exc.errors(include_url=False):
             # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
-            path, message = _field_path(location, document), _message(error)
+            path, message = _field_path(location, document), _without_secret(_message(error), error.get("input"))
             # Rules across fields say which field they are about: "subnets: need ...".
             about = re.match(r"^([a-z_][^\s:]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
@@ -206,6 +207,21 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
             raise ConfigError(files.pop(), [(path, message) for path, message, _ in problems]) from None
         raise ConfigError(source, [(path, message if origin == source else f"{message} (set in {origin})")
                                    for path, message, origin in problems]) from None
+
+
+def _without_secret(message: str, value: Any) -> str:
+    """``message`` without any piece (8 characters or more) of ``value`` when the value is shaped
+    like a credential: a rule that quotes part of it ('step 'K7MDENG/bPxRfiCY'', a label cut to
+    70 characters) leaves nothing ConfigError's redaction could still recognise."""
+    if not isinstance(value, str) or not secret_shapes.value_kind(value):
+        return message
+    grams = {value[i:i + 8] for i in range(min(len(value), 100_000) - 7)}
+    hidden = [False] * len(message)
+    for i in range(len(message) - 7):
+        if message[i:i + 8] in grams:
+            hidden[i:i + 8] = [True] * 8
+    runs = groupby(zip(message, hidden), key=lambda pair: pair[1])
+    return "".join(secret_shapes.HIDDEN if hide else "".join(c for c, _ in run) for hide, run in runs)
 
 
 # A field named inside a message ("overlaps network.vpc_cidr 10.0.0.0/16").

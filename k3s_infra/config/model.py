@@ -21,7 +21,7 @@ from k3s_infra.config.addons import (
     check_cluster_autoscaler,
 )
 from k3s_infra.config.k3s import K3s
-from k3s_infra.config.network import Api, Network, check_server_zones
+from k3s_infra.config.network import Api, Network, check_capacity, check_server_zones
 from k3s_infra.config.pools import AgentPool, check_pool_names
 from k3s_infra.config.text import shown as shown_value
 from k3s_infra.config.types import (
@@ -165,6 +165,14 @@ class Environment(Strict):
         check_workload_roles(self.workload_roles, rules.partition_of(self.region)[0], self.account_id,
                              catalog.reserved_service_accounts())
         check_server_zones(self.network, self.servers.count)
+        if self.network.create:
+            check_capacity(self.network.create, nodes, self.draining,
+                           f"servers.count {self.servers.count} + agent_pools max_size {nodes - self.servers.count}")
+        for arch in ("x86_64", "arm64"):
+            too_long = rules.ssm_arn_too_long(getattr(self.nodes.ami_parameter, arch),
+                                              rules.partition_of(self.region)[0], self.region, self.account_id)
+            if too_long:
+                raise ValueError(f"nodes.ami_parameter.{arch}: {too_long}")
         vpc = ipaddress.ip_network(self.network.vpc_cidr)
         for field in ("cluster_cidr", "service_cidr"):
             if ipaddress.ip_network(getattr(self.k3s, field)).overlaps(vpc):

@@ -8,6 +8,7 @@ builds a VPC with a public and a private subnet per availability zone).
 from __future__ import annotations
 
 import ipaddress
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -81,6 +82,40 @@ def _one_per_zone(field: str, subnets: list[Subnet]) -> None:
                              f"load balancer takes one subnet per availability zone")
         if subnet.az:
             first[subnet.az] = subnet.id
+
+
+# What takes addresses in each private subnet of a created network besides the nodes: the
+# internal API load balancer, one per zone subnet (ELB, "Network Load Balancers": a node per
+# enabled zone), and when nat_gateways is none one interface endpoint per service per subnet
+# (components/network.py INTERFACE_SERVICES, 7, and sqs when draining; a test pins the count).
+# AWS keeps 5 addresses of every subnet (Amazon VPC User Guide, "Subnet CIDR blocks": the first
+# four and the last). Service load balancers the cloud controller adds for the cluster's own
+# Services are not counted: their number is not in this file.
+AWS_RESERVED_PER_SUBNET = 5
+LOAD_BALANCER_ADDRESSES = 1
+INTERFACE_ENDPOINTS = 7
+
+
+def subnet_prefix(cidr: str, zones: int) -> int:
+    """Prefix length of a created network's subnets: the VPC split into 2 * zones equal blocks
+    (a power of two), as components/network.py subnet_cidrs splits it."""
+    return ipaddress.ip_network(cidr).prefixlen + math.ceil(math.log2(2 * zones))
+
+
+def check_capacity(create: ManagedNetwork, nodes: int, draining: bool, sizes: str) -> None:
+    """Refuse a created network whose private subnets cannot hold ``nodes`` (every server and
+    every pool at max_size) besides what else takes their addresses."""
+    zones = create.availability_zones
+    prefix = subnet_prefix(create.cidr, zones)
+    usable = 2 ** (32 - prefix) - AWS_RESERVED_PER_SUBNET
+    endpoints = INTERFACE_ENDPOINTS + (1 if draining else 0) if create.nat_gateways == "none" else 0
+    room = zones * max(0, usable - LOAD_BALANCER_ADDRESSES - endpoints)
+    if nodes > room:
+        taken = f"1 for the internal API load balancer{f' and {endpoints} for interface endpoints' * bool(endpoints)}"
+        raise ValueError(f"network.create.cidr: {create.cidr} over {zones} zones makes /{prefix} private subnets of "
+                         f"{usable} usable addresses (AWS keeps {AWS_RESERVED_PER_SUBNET}); after {taken} in each "
+                         f"they hold {room} nodes, but the cluster can grow to {nodes} ({sizes}); give a larger "
+                         "cidr or fewer zones")
 
 
 # Zones three or more servers need: the first server gets one zone, the others the rest, and

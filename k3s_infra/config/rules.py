@@ -164,8 +164,12 @@ RESERVED_TAG_PREFIXES = {
 
 def user_tag(key: str, value: str) -> None:
     """Refuse a user tag (deploy.tags, put on every resource) that AWS reserves or that
-    k3s-infra, the cloud controller, the autoscaler or the termination handler act on."""
+    k3s-infra, the cloud controller, the autoscaler or the termination handler act on, or whose
+    key CloudFormation would read as a function (the tags are a plain map in some templates)."""
     lowered = key.lower()
+    reason = template_key(key)
+    if reason:
+        raise ValueError(f"{reason}; no AWS tag needs this key")
     if key == "Name":
         raise ValueError("the Name tag is set per resource by k3s-infra (naming.name_tag)")
     if lowered == TAG_PREFIX or (lowered.startswith(TAG_PREFIX) and not lowered[len(TAG_PREFIX)].isalnum()):
@@ -178,7 +182,60 @@ def user_tag(key: str, value: str) -> None:
         raise ValueError("the value starts with aws:, which AWS reserves for its own tag values")
 
 
+# --- keys of maps written into templates ------------------------------------------------------
+
+def template_key(key: object) -> str | None:
+    """Why CloudFormation would not read ``key`` of a user's map as data, or None. A map whose one
+    key is ``Ref`` or ``Fn::<name>`` is an intrinsic function, and ``Condition`` names a template
+    condition (CloudFormation User Guide, "Intrinsic function reference" and "Condition
+    functions"): a tag map {"Ref": "x"} becomes a reference to resource x. Case matters there, as
+    here ('ref' is data)."""
+    if key in ("Ref", "Condition") or (isinstance(key, str) and key.startswith("Fn::")):
+        return (f"the key {key} is read by CloudFormation as an intrinsic function or a condition "
+                "reference, not as data")
+    return None
+
+
 # --- AWS names ---------------------------------------------------------------------------------
+
+# Parameter Store (Systems Manager User Guide, "Parameter Store requirements and constraints" /
+# "Working with parameter hierarchies"): "a maximum depth of fifteen levels", and at most 1,011
+# characters for a name "including the full length of the parameter ARN"
+# (arn:<partition>:ssm:<region>:<account>:parameter/<name>).
+SSM_NAME_MAX = 1011
+SSM_LEVELS_MAX = 15
+
+
+def ssm_parameter_name(value: str) -> str:
+    levels = [part for part in value.split("/") if part]
+    if len(levels) > SSM_LEVELS_MAX:
+        raise ValueError(f"an SSM parameter name has at most {SSM_LEVELS_MAX} levels, got {len(levels)}")
+    return value
+
+
+def ssm_arn_too_long(name: str, partition: str, region: str, account_id: str) -> str | None:
+    """Why ``name`` is too long for Parameter Store in this account and region, or None."""
+    arn = f"arn:{partition}:ssm:{region}:{account_id}:parameter{name}"
+    if len(arn) > SSM_NAME_MAX:
+        return (f"an SSM parameter name is at most {SSM_NAME_MAX:,} characters with its ARN "
+                f"({len(arn) - len(name)} here), got {len(name):,} + {len(arn) - len(name)}")
+    return None
+
+
+def url_host(value: str) -> str:
+    """The host of an https URL: an RFC 1123 host name (``dns_name``: labels of 1-63 letters,
+    digits and '-', not starting or ending with '-', 253 in all) or an IPv4 address (a mirror
+    reached by address; the URL pattern has no [IPv6] form), and a port from 1 to 65535."""
+    host, _, port = value.removeprefix("https://").split("/", 1)[0].partition(":")
+    if port and not 1 <= int(port[:6]) <= 65535:
+        raise ValueError(f"port {port[:10]} is outside 1-65535")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        dns_name(host)
+    return value
+
+
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html

@@ -1,7 +1,9 @@
 """What a secret looks like, as data: key names that name one and value shapes that are one.
 
 The one place of these patterns: ``secret_scan`` walks add-on values and single fields
-(tags, labels, stack names, URLs) with them. Two questions, answered separately:
+(tags, labels, stack names, URLs, names, SSM paths and ARNs that land in templates) with them,
+and ``redact`` clears them from every error message (config/errors.py). Two questions,
+answered separately:
 
 - ``key_kind(key)``: does a key name a secret? ``STRONG`` names (``password``,
   ``apiToken``) make everything under them a secret, lists and maps included; ``WEAK``
@@ -221,3 +223,34 @@ def _decoded(text: str) -> str:
         return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return ""
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+HIDDEN = "<credential-shaped value hidden>"
+# Beginnings of key material as an error may quote them: cut to a few dozen characters
+# ('ghp_0123456789…', a JSON Web Token's first two parts), no longer matching PATTERNS whole.
+_PREFIXES = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{8,}|K10[0-9a-fA-F]{16,}(?:::\S*)?"
+    r"|(?:ghp|gho|ghu|ghs|ghr|github_pat)_[A-Za-z0-9_]{8,}|glpat-[A-Za-z0-9_-]{8,}|xox[abprs]-[A-Za-z0-9-]{8,}"
+    r"|AIza[0-9A-Za-z_-]{8,}|[sr]k_live_[0-9A-Za-z]{8,}|hv[sb]\.[A-Za-z0-9_-]{8,}|npm_[A-Za-z0-9]{8,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_.-]*)")
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential-shaped part (``value_kind``'s shapes, and the beginnings
+    of well-known tokens an error cut short) replaced by ``HIDDEN``: for error messages, which
+    may quote a value, so none can echo one. Placeholders ('password=...') are left alone."""
+    if not text or not isinstance(text, str):
+        return text
+
+    def hide(match: re.Match[str]) -> str:
+        tail = re.split(r"[=:\s]", match[0], maxsplit=1)[-1]
+        return HIDDEN if re.search(r"[A-Za-z0-9]", tail) else match[0]
+
+    for pattern, _ in PATTERNS:
+        text = pattern.sub(hide, text)
+    text = _PREFIXES.sub(HIDDEN, text)
+    for header in (_BEARER, _BASIC):
+        text = header.sub(lambda m: m[0] if HIDDEN in m[0] or value_kind(m[0]) is None else HIDDEN, text)
+    return _TOKEN.sub(lambda m: HIDDEN if _random_kind(m[0]) else m[0], text)

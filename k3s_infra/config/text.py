@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from k3s_infra.config.secret_shapes import HIDDEN, value_kind
+
 # C0 and C1 controls, DEL, and the Unicode bidirectional controls (Trojan Source, CVE-2021-42574).
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_NEWLINE = re.compile(_CONTROL.pattern[:-1] + "\n]")
@@ -24,7 +26,10 @@ def printable(text: str, limit: int = 300, keep_newlines: bool = True) -> str:
 
 
 def shown(value: object, limit: int = 60) -> str:
-    """A value quoted in a message: repr of at most ``limit`` characters of it."""
+    """A value quoted in a message: repr of at most ``limit`` characters of it; a value shaped
+    like a credential (secret_shapes.value_kind, judged whole, before any cut) is never quoted."""
+    if isinstance(value, str) and value_kind(value):
+        return HIDDEN
     if isinstance(value, str) and len(value) > limit:
         return repr(value[:limit]) + f"… ({len(value):,} characters)"
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:

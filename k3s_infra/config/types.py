@@ -25,10 +25,12 @@ def shape(pattern: str, hint: str, *rules: object, scanned: bool = False, **cons
     """A string of this pattern (for editors' JSON Schema and short messages), then the
     ``rules`` a pattern cannot say (lengths per part, reserved names, ranges). ``scanned``:
     a field anyone who can list the resources reads (a tag, a label, a stack name, a URL)
-    refuses a value shaped like a secret first, before a pattern message could quote it."""
+    refuses a value shaped like a secret first, before a pattern message could quote it; so does
+    every field that lands in a template (names, paths, ARNs), readable by anyone who can read the stack."""
     HINTS[pattern] = hint
     before = (BeforeValidator(no_secret),) if scanned else ()
-    return Annotated[str, *before, StringConstraints(pattern=pattern, **constraints), *map(AfterValidator, rules)]
+    # Last, so it wraps the rest and runs first, and the pattern stays in the JSON Schema.
+    return Annotated[str, StringConstraints(pattern=pattern, **constraints), *map(AfterValidator, rules), *before]
 
 
 def no_secret(value: object) -> object:
@@ -37,7 +39,7 @@ def no_secret(value: object) -> object:
         kind = secret_scan.value_kind(value)
         if kind:
             raise ValueError(f"looks like {kind}; this field is readable by anyone who can list the resources "
-                             "(the value is not shown)")
+                             "or read the templates (the value is not shown)")
     return value
 
 
@@ -55,7 +57,8 @@ def no_url_credentials(value: object) -> object:
     return no_secret(value)
 
 
-Name = shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters")
+Name = shape(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$", "lowercase letters, digits and '-', 2-24 characters",
+             scanned=True)
 VpcId = shape(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0a1b2c3d4e5f60718")
 SubnetId = shape(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0a1b2c3d4e5f60701")
 AccountId = shape(r"^[0-9]{12}$", "a 12-digit AWS account ID, quoted")
@@ -64,7 +67,8 @@ Region = shape(r"^[a-z]{2,4}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", "an AWS region li
 AvailabilityZone = shape(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$", "an availability zone like eu-west-1a")
 InstanceType = shape(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", "an EC2 instance type like t3.medium")
 K3sVersion = shape(r"^v1\.[0-9]{2,}\.[0-9]+\+k3s[0-9]+$", "a K3s release like v1.33.5+k3s1")
-SsmPath = shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /")
+SsmPath = shape(r"^/[A-Za-z0-9_.\-/]+$", "an SSM parameter path starting with /", rules.ssm_parameter_name,
+                 scanned=True, max_length=rules.SSM_NAME_MAX)
 AmiId = shape(r"^ami-[0-9a-f]{8,17}$", "an AMI ID like ami-0a1b2c3d4e5f60718")
 LabelKey = shape(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
                   "a Kubernetes label key like example.com/tier", rules.node_label_key)
@@ -84,7 +88,7 @@ CronSchedule = shape(r"^((CRON_TZ|TZ)=\S* +)?(@\S+( \S+)?|\S+(\s+\S+){4})$",
 TagKey = shape(r"^[\w .:/=+\-@]+$", "a tag key (letters, digits, spaces and _.:/=+-@)", min_length=1, max_length=128)
 TagValue = shape(r"^[\w .:/=+\-@]*$", "a tag value (letters, digits, spaces and _.:/=+-@)", max_length=256,
                   scanned=True)
-Url = Annotated[shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL"),
+Url = Annotated[shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an https:// URL", rules.url_host),
                 BeforeValidator(no_url_credentials)]
 # At most 80 characters, so no nested stack's generated name <root>-<child ID>-<suffix> ever
 # reaches CloudFormation's 128-character stack name limit (AWS::CloudFormation::Stack, "StackName"
@@ -95,7 +99,7 @@ Url = Annotated[shape(r"^https://[A-Za-z0-9.\-]+(:[0-9]+)?(/[\w.\-/~%]*)?$", "an
 STACK_NAME_MAX = 80
 StackName = shape(rf"^[A-Za-z][A-Za-z0-9-]{{0,{STACK_NAME_MAX - 1}}}$",
                   f"a CloudFormation stack name of at most {STACK_NAME_MAX} characters", scanned=True)
-BucketName = shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name", rules.bucket_name)
+BucketName = shape(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name", rules.bucket_name, scanned=True)
 SemVer = shape(r"^[0-9]+\.[0-9]+\.[0-9]+$", "a version like 1.2.3")
 ImageTag = shape(r"^v[0-9]+\.[0-9]+\.[0-9]+$", "an image tag like v1.33.0")
 ChartVersion = shape(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.\-]+)?$", "a pinned chart version like 1.2.3")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from k3s_infra.config import secret_scan
+from k3s_infra.config import rules, secret_scan
 from k3s_infra.config.types import Strict, shape
 
 # Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
@@ -34,10 +34,12 @@ def _kubernetes_names(value: str) -> str:
 
 ServiceAccountRef = shape(r"^[a-z0-9][-a-z0-9]*/[a-z0-9][-a-z0-9.]*$",
                           "<namespace>/<service account name>, lowercase, e.g. payments/api", _kubernetes_names,
-                          max_length=317)
+                          scanned=True, max_length=317)
 ManagedPolicyArn = shape(r"^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]{1,512}$",
-                         "a managed policy ARN like arn:aws:iam::123456789012:policy/payments-api")
-ActionName = shape(r"^[a-z0-9-]+:[A-Za-z0-9*?]+$", "an IAM action like s3:GetObject")
+                         "a managed policy ARN like arn:aws:iam::123456789012:policy/payments-api", scanned=True)
+# "The prefix and the action name are case insensitive. For example, iam:ListAccessKeys is the
+# same as IAM:listaccesskeys." (IAM User Guide, "IAM JSON policy elements: Action").
+ActionName = shape(r"^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$", "an IAM action like s3:GetObject")
 StatementId = shape(r"^[A-Za-z0-9]{1,100}$", "letters and digits")
 
 # IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
@@ -48,9 +50,12 @@ MAX_ROLES = 50
 # IAM and STS actions an inline statement may name: reads only. Any other (or a wildcard that
 # could match one: IAM matches `*` and `?` anywhere in the name) could let a workload pass,
 # assume, create or rewrite roles and so become more than its role. A guardrail on what the
-# environment file says, not a boundary: policy_arns are not inspected.
+# environment file says, not a boundary: policy_arns are not inspected. Judged ignoring case, as
+# IAM matches actions (see ActionName): iam:getrole is iam:GetRole. A read is a name that starts
+# with Get or List before any wildcard, so every action it matches does too (iam:Get*Role,
+# iam:List*); iam:*, iam:?etRole or iam:G* could match a write and are refused.
 _IDENTITY_SERVICES = ("iam", "sts")
-_READ = re.compile(r"(Get|List)[A-Za-z0-9]*\*?")
+_READ = re.compile(r"(get|list)[a-z0-9*?]*", re.IGNORECASE)
 
 
 def _escalates(action: str) -> bool:
@@ -75,6 +80,18 @@ class PolicyStatement(Strict):
             if _escalates(action):
                 raise ValueError(f"{action}: IAM and STS actions other than Get*/List* reads could let the "
                                  "workload take other roles; grant them through policy_arns after review")
+        return value
+
+    @field_validator("Condition")
+    @classmethod
+    def _data_keys(cls, value: dict | None) -> dict | None:
+        # The statement is written into the template as a JSON object (stacks/identity.py):
+        # a key CloudFormation reads as a function would turn the condition into one.
+        for operator, keys in (value or {}).items():
+            for key in (operator, *keys):
+                reason = rules.template_key(key)
+                if reason:
+                    raise ValueError(f"{reason}; write IAM condition operators and keys here")
         return value
 
     @field_validator("Resource")
