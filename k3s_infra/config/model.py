@@ -100,10 +100,7 @@ class Deploy(Strict):
     @classmethod
     def _no_secrets(cls, tags: Any) -> Any:
         # Tags go on every resource: anyone who can describe one reads them.
-        for path, reason in secret_scan.scan(tags, by_name=False) if isinstance(tags, dict) else ():
-            raise ValueError(f"{path + ': ' if path else ''}{reason}; tags are readable by anyone who can "
-                             "describe the resources")
-        return tags
+        return secret_scan.refuse_credentials(tags, "tags are readable by anyone who can describe the resources")
 
     @field_validator("tags")
     @classmethod

@@ -49,10 +49,7 @@ class AgentPool(Strict):
     @classmethod
     def _no_secrets(cls, labels: Any) -> Any:
         # Node labels are readable by anyone who can list nodes (and become autoscaler tags).
-        for path, reason in secret_scan.scan(labels, by_name=False) if isinstance(labels, dict) else ():
-            raise ValueError(f"{path + ': ' if path else ''}{reason}; node labels are readable by anyone who can "
-                             "list nodes")
-        return labels
+        return secret_scan.refuse_credentials(labels, "node labels are readable by anyone who can list nodes")
 
     @model_validator(mode="after")
     def _sizes(self) -> AgentPool:

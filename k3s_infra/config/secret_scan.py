@@ -177,3 +177,11 @@ def _env_entry(item: dict) -> bool:
     """Kubernetes env entries ({name: API_TOKEN, value: ...}) and key/value pairs."""
     name = item.get("name", item.get("key"))
     return isinstance(name, str) and "value" in item and _plain(item["value"]) and key_kind(name) not in (None, REFERENCE)
+
+
+def refuse_credentials(mapping: Any, why: str) -> Any:
+    """``mapping`` unchanged, or ValueError at its first credential-shaped entry (judged by shape,
+    not key name: tag and label keys are descriptions), saying ``why`` it must not be there."""
+    for path, reason in scan(mapping, by_name=False) if isinstance(mapping, dict) else ():
+        raise ValueError(f"{path + ': ' if path else ''}{reason}; {why}")
+    return mapping
