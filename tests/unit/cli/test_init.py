@@ -5,6 +5,7 @@ from __future__ import annotations
 import yaml
 
 from k3s_infra.cli import main
+from tests.support.isolated import in_child
 
 
 def test_init_writes_a_file_that_renders_and_finds_the_shipped_defaults(tmp_path, monkeypatch, capsys):
@@ -42,6 +43,7 @@ def test_init_refuses_a_bad_name_and_writes_nothing(tmp_path, monkeypatch, capsy
     assert list(tmp_path.iterdir()) == []  # not even the environments/ folder
 
 
+@in_child  # mock_aws resets moto's backends: not those of this process's e2e server
 def test_from_account_without_private_subnets_proposes_a_managed_network(tmp_path, monkeypatch):
     """moto's account has only its default VPC, whose subnets give instances public IPs
     (as AWS's default VPC does): nodes belong in private subnets, so init writes a managed

@@ -15,8 +15,10 @@ from moto import mock_aws
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import DeployError, lifecycle
 from k3s_infra.deploy.aws import Aws
+from tests.support.isolated import in_child
 
 
+@in_child  # mock_aws resets moto's backends: not those of this process's e2e server
 @mock_aws
 def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
     """The library refuses, not only the CLI: CloudFormation itself would also refuse
