@@ -54,6 +54,7 @@ def test_from_account_without_private_subnets_proposes_a_managed_network(tmp_pat
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # a worker's e2e moto server: not this test's account
     with mock_aws():
         assert main(["init", "fresh", "--from-account", "--region", "eu-west-1"]) == 0
     doc = yaml.safe_load((tmp_path / "environments" / "fresh.yaml").read_text())
