@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
 from k3s_infra.deploy.events import STACK_TYPE
 
@@ -55,6 +56,14 @@ def nested_stacks(cfn, stack: str) -> list[tuple[str, dict]]:
 
 def outputs(stack: dict | None) -> dict[str, str]:
     return {i["OutputKey"]: i["OutputValue"] for i in (stack or {}).get("Outputs", [])}
+
+
+def cluster_vpc(aws, root_id: str) -> str | None:
+    """The cluster's VPC: the file's, or the managed Network stack's VpcId output (None when
+    that cannot be read: deploy/leftovers.py then searches the region by the tag alone)."""
+    if not aws.env.network.managed:
+        return aws.env.network.vpc_id
+    return outputs(nested_stack(aws.cloudformation, root_id, naming.STACK_NETWORK)).get(o.VPC_ID)
 
 
 def parameters(stack: dict | None) -> dict[str, str]:

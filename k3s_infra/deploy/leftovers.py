@@ -116,21 +116,6 @@ def _tagged(describe_tags, ids: list[str], field: str, id_key: str, key: str) ->
     return owned
 
 
-def cluster_vpc(aws, root_id: str) -> str | None:
-    """The cluster's VPC: the file's, or the managed Network stack's VpcId output (None when
-    that cannot be read: then the whole region is searched, by the tag alone)."""
-    env = aws.env
-    if not env.network.managed:
-        return env.network.vpc_id
-    cfn = aws.cloudformation
-    try:
-        network = cfn.describe_stack_resource(StackName=root_id, LogicalResourceId=naming.STACK_NETWORK)
-        stack = cfn.describe_stacks(StackName=network["StackResourceDetail"]["PhysicalResourceId"])["Stacks"][0]
-    except (ClientError, KeyError):
-        return None
-    return next((out["OutputValue"] for out in stack.get("Outputs", []) if out["OutputKey"] == "VpcId"), None)
-
-
 def find(aws, vpc_id: str | None = None) -> Leftovers:
     """This cluster's controller-made resources in the environment's region (in ``vpc_id`` when
     given: a cluster of another tool with the same name elsewhere is never touched), in deletion order."""

@@ -20,6 +20,7 @@ from k3s_infra.model import outputs as o
 from k3s_infra.deploy import (DeployError, Refused, changeset, images, leftovers, protection, quorum, readiness,
                               restore_request, retained)
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
+from k3s_infra.deploy import groups
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
 from k3s_infra.deploy.upgrades import check_issuer_upgrade
@@ -299,7 +300,7 @@ def destroy_plan(aws) -> DestroyPlan:
         DestroyRequest(env.stack_name, None if nested is None else len(nested), env.account_id, env.region),
         root["StackStatus"], artifacts, bool(root.get("EnableTerminationProtection")),
         protection.protected_load_balancers(aws, root["StackId"]),
-        leftovers.find(aws, leftovers.cluster_vpc(aws, root["StackId"])), _buckets(env, root),
+        leftovers.find(aws, groups.cluster_vpc(aws, root["StackId"])), _buckets(env, root),
         _node_parameters(env), tuple(_retained(aws, render(env), nested or [])), nested is not None, env.protected)
 
 
@@ -344,7 +345,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
     if guarded and not allow_protected:
         raise DeployError(f"the load balancers of {env.stack_name} have deletion protection; "
                           f"pass --allow-protected to remove it and delete")
-    vpc = leftovers.cluster_vpc(aws, stack_arn)  # read while the Network stack still exists
+    vpc = groups.cluster_vpc(aws, stack_arn)  # read while the Network stack still exists
     found = leftovers.find(aws, vpc)  # before changing anything: a read that fails stops here
     if root.get("EnableTerminationProtection"):
         cfn.update_termination_protection(StackName=stack_arn, EnableTerminationProtection=False)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
+from k3s_infra.deploy import groups
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
 
@@ -38,22 +39,17 @@ def api_load_balancers(aws, root_id: str) -> tuple[str, ...]:
     """ARNs of the API load balancers (the ApiEndpoint nested stack's), found by the stack's
     resources and outputs; () when that stack does not exist (yet)."""
     cfn = aws.cloudformation
-    try:
-        detail = cfn.describe_stack_resource(StackName=root_id, LogicalResourceId=naming.STACK_API_ENDPOINT)
-        stack_id = detail["StackResourceDetail"].get("PhysicalResourceId")
-        if not stack_id:
-            return ()
-        arns = {r["PhysicalResourceId"] for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
-                for r in page["StackResourceSummaries"]
-                if r.get("ResourceType") == LOAD_BALANCER_TYPE and r.get("PhysicalResourceId")}
-    except _UNREADABLE:  # no such nested stack (a stack that never got that far)
+    stack = groups.nested_stack(cfn, root_id, naming.STACK_API_ENDPOINT)
+    if stack is None:  # no such nested stack (a stack that never got that far)
         return ()
+    found = groups.outputs(stack)
+    arns = {found[name] for name in (o.API_LOAD_BALANCER, o.PUBLIC_API_LOAD_BALANCER) if name in found}
     try:
-        stack = cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
-        arns |= {out["OutputValue"] for out in stack.get("Outputs", [])
-                 if out["OutputKey"] in (o.API_LOAD_BALANCER, o.PUBLIC_API_LOAD_BALANCER)}
+        arns |= {r["PhysicalResourceId"] for page in cfn.get_paginator("list_stack_resources").paginate(
+                     StackName=stack["StackId"]) for r in page["StackResourceSummaries"]
+                 if r.get("ResourceType") == LOAD_BALANCER_TYPE and r.get("PhysicalResourceId")}
     except _UNREADABLE:
-        pass  # its resources named them
+        pass  # its outputs named them
     return tuple(sorted(a for a in arns if a.startswith("arn:")))
 
 

@@ -30,13 +30,13 @@ def _api_stack(c, v2, arns, protected):
         "LogicalResourceId": "ApiEndpoint", "PhysicalResourceId": API, "ResourceType": "AWS::CloudFormation::Stack",
         "LastUpdatedTimestamp": "2026-12-04T00:00:00Z", "ResourceStatus": "UPDATE_COMPLETE"}},
         {"StackName": ROOT, "LogicalResourceId": "ApiEndpoint"})
+    c.add_response("describe_stacks", {"Stacks": [{"StackName": "k3s-prod-ApiEndpoint-X", "StackId": API,
+                                                   "CreationTime": "2026-12-04T00:00:00Z",
+                                                   "StackStatus": "UPDATE_COMPLETE"}]}, {"StackName": API})
     c.add_response("list_stack_resources", {"StackResourceSummaries": [
         {"LogicalResourceId": f"Lb{n}", "PhysicalResourceId": arn, "ResourceType": protection.LOAD_BALANCER_TYPE,
          "LastUpdatedTimestamp": "2026-12-04T00:00:00Z", "ResourceStatus": "CREATE_COMPLETE"}
         for n, arn in enumerate(arns)]}, {"StackName": API})
-    c.add_response("describe_stacks", {"Stacks": [{"StackName": "k3s-prod-ApiEndpoint-X", "StackId": API,
-                                                   "CreationTime": "2026-12-04T00:00:00Z",
-                                                   "StackStatus": "UPDATE_COMPLETE"}]}, {"StackName": API})
     for arn in sorted(protected):
         v2.add_response("describe_load_balancer_attributes", {"Attributes": [
             {"Key": "deletion_protection.enabled", "Value": str(protected[arn]).lower()}]}, {"LoadBalancerArn": arn})
