@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.emulated_account import REGION
+from tests.support.emulated_account import REGION, nested_outputs
 
 STACK = "k3s-leftovers"
 OWNED = {"Key": f"kubernetes.io/cluster/{STACK}", "Value": "owned"}
@@ -31,11 +31,7 @@ def config(write_env):
 
 
 def _nested_outputs(aws, logical: str) -> dict[str, str]:
-    cfn = aws.cloudformation
-    (resource,) = [r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
-                   if r["LogicalResourceId"] == logical]
-    stack = cfn.describe_stacks(StackName=resource["PhysicalResourceId"])["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return nested_outputs(aws, STACK, logical)
 
 
 def _controller_made(aws, vpc: str, subnets: list[str], tags: list[dict], label: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ the Network stack creates the VPC, nodes land in its private subnets, destroy re
 from __future__ import annotations
 
 import pytest
+from tests.support.emulated_account import nested_outputs
 
 STACK = "k3s-managed"
 POOL = {"name": "general", "instance_types": ["t3.small"], "min_size": 1, "desired": 1, "max_size": 2,
@@ -24,11 +25,7 @@ def _vpcs(aws) -> list[str]:
 
 
 def _nested_outputs(aws, logical: str) -> dict[str, str]:
-    cfn = aws.cloudformation
-    (resource,) = [r for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
-                   if r["LogicalResourceId"] == logical]
-    stack = cfn.describe_stacks(StackName=resource["PhysicalResourceId"])["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return nested_outputs(aws, STACK, logical)
 
 
 def _nested_resources(aws, logical: str, type_: str) -> dict[str, str]:
