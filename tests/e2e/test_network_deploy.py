@@ -5,6 +5,7 @@ the Network stack creates the VPC, nodes land in its private subnets, destroy re
 from __future__ import annotations
 
 import pytest
+
 from tests.support.emulated_account import nested_outputs
 
 STACK = "k3s-managed"
