@@ -11,6 +11,7 @@ from stacks import (
     cluster_data,
     draining,
     identity,
+    issuer_access,
     network,
     node_iam,
     security,
@@ -27,6 +28,7 @@ def build_children(env: Environment) -> dict[str, StackTemplate]:
         naming.STACK_CLUSTER_DATA: cluster_data.build(env),
         naming.STACK_NODE_IAM: node_iam.build(env),
         naming.STACK_IDENTITY: identity.build(env),
+        naming.STACK_ISSUER_ACCESS: issuer_access.build(env),
         naming.STACK_SERVER_INIT: servers.build_init(env),
         naming.STACK_SERVERS: servers.build_joining(env),
     }

@@ -17,9 +17,11 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
     t = StackTemplate(f"k3s-infra {env.name}: agent pool {pool.name} ({kind}, {', '.join(pool.instance_types)})",
                       naming.cluster_tags(env))
     p = declare_all(t, o.SUBNET_IDS, o.IMAGE_ID, o.AGENT_SECURITY_GROUP, o.AGENT_INSTANCE_PROFILE,
-                    o.API_DNS_NAME, o.AGENT_TOKEN_SECRET, o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY)
+                    o.AGENT_TOKEN_SECRET, o.K3S_BINARY_SHA256, o.K3S_IMAGES_SHA256,
+                    o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY)
     tags = AGENT.tags(env, pool)
-    refs = bootstrap.BootRefs(api_dns_name=p[o.API_DNS_NAME], agent_token_secret=p[o.AGENT_TOKEN_SECRET])
+    refs = bootstrap.BootRefs(agent_token_secret=p[o.AGENT_TOKEN_SECRET],
+                              k3s_binary_sha256=p[o.K3S_BINARY_SHA256], k3s_images_sha256=p[o.K3S_IMAGES_SHA256])
     launch = launch_template.build(t, "AgentLaunchTemplate", launch_template.LaunchSpec(
         instance_type=pool.instance_types[0], root_volume_gb=pool.root_volume_gb,
         image_id=p[o.IMAGE_ID], security_group_id=p[o.AGENT_SECURITY_GROUP],
@@ -30,7 +32,8 @@ def build(env: Environment, pool: AgentPool) -> StackTemplate:
         subnet_ids=p[o.SUBNET_IDS], tags={**tags, **naming.autoscaler_tags(env, pool)},
         instance_types=list(pool.instance_types), drain_hook=naming.drain_hook_name(env), spot=pool.spot,
         rolling=auto_scaling_group.agent_rolling_update(pool.desired, pool.max_size),
-        size_set_at_run_time=env.autoscaling, starts_empty=pool.desired == 0), launch)
+        size_set_at_run_time=env.autoscaling, starts_empty=pool.desired == 0,
+        signal_timeout_seconds=AGENT.signal_timeout_seconds), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this agent pool")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this agent pool")
     return t

@@ -1,9 +1,13 @@
 """Identity stack: the cluster's OIDC issuer and the IAM role of every service account that
-calls AWS (the add-ons' controllers and the environment's ``workload_roles``)."""
+calls AWS (the add-ons' controllers and the environment's ``workload_roles``).
+
+Its CloudFront distribution takes minutes to deploy, so no node stack waits for this one: the
+first server reads the issuer's URL and bucket at boot from the SSM parameters it writes
+(roles.Role.late), and its right to publish there is the IssuerAccess stack's."""
 
 from __future__ import annotations
 
-from k3s_infra.components import oidc_issuer, workload_iam
+from k3s_infra.components import boot_facts, oidc_issuer, workload_iam
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment, defaults, rules
 from k3s_infra.model import naming, workload_identity
@@ -27,6 +31,8 @@ def build(env: Environment) -> StackTemplate:
                       else [statement.document() for statement in identity.statements])
         workload_iam.build(t, identity.logical_id, naming.workload_role_name(env, identity.service_account),
                            identity.subject, issuer.provider_arn, issuer.host, statements, identity.policy_arns)
+    boot_facts.publish(t, env, "issuer_url", issuer.url)
+    boot_facts.publish(t, env, "issuer_bucket", issuer.bucket)
     t.output(o.ISSUER_URL, issuer.url, "OIDC issuer of the cluster's service account tokens")
     t.output(o.ISSUER_BUCKET, issuer.bucket, "Bucket the first server publishes the issuer's documents to")
     t.output(o.OIDC_PROVIDER, issuer.provider_arn, "IAM OIDC provider trusted by the service account roles")

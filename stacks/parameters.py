@@ -23,6 +23,8 @@ _TYPES: dict[str, tuple[str, str]] = {
     o.JOINING_SERVER_SUBNET_IDS: ("List<AWS::EC2::Subnet::Id>",
                                   "Subnets of the joining servers: every zone but the first server's with 3+ servers"),
     o.IMAGE_ID: ("AWS::EC2::Image::Id", "AMI of the nodes (pinned by the deployer, see stacks/root.py)"),
+    o.K3S_BINARY_SHA256: ("String", "SHA-256 of the K3s binary the nodes install (staged by the deployer)"),
+    o.K3S_IMAGES_SHA256: ("String", "SHA-256 of the K3s airgap images the nodes import (staged by the deployer)"),
     o.SERVER_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s servers"),
     o.AGENT_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of K3s agents"),
     o.API_LB_SECURITY_GROUP: ("AWS::EC2::SecurityGroup::Id", "Security group of the API load balancer"),
@@ -46,8 +48,8 @@ _TYPES: dict[str, tuple[str, str]] = {
     **{spec.output: ("String", f"ARN of the secret: {spec.description}") for spec in addons.all_secret_specs()},
     o.FIRST_SERVER_INSTANCE_PROFILE: ("String", "ARN of the first server's instance profile"),
     o.SERVER_INSTANCE_PROFILE: ("String", "ARN of the joining servers' instance profile"),
-    o.ISSUER_URL: ("String", "OIDC issuer URL of the cluster's service account tokens"),
     o.ISSUER_BUCKET: ("String", "Name of the bucket holding the OIDC issuer's documents"),
+    o.FIRST_SERVER_ROLE_NAME: ("String", "Name of the first server's IAM role"),
     o.AGENT_INSTANCE_PROFILE: ("String", "ARN of the agent instance profile"),
     o.MIN_SIZE: ("Number", "Minimum number of instances"),
     o.MAX_SIZE: ("Number", "Maximum number of instances"),
@@ -55,9 +57,14 @@ _TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+SHA256_PATTERN = "^[0-9a-f]{64}$"
+
+
 def declare(t: StackTemplate, name: str) -> Ref:
     type_, description = _TYPES[name]
     kwargs = {"MinValue": 0} if type_ == "Number" else {}
+    if name in (o.K3S_BINARY_SHA256, o.K3S_IMAGES_SHA256):  # boot.env sources it: hex digits only
+        kwargs["AllowedPattern"] = SHA256_PATTERN
     return Ref(t.parameter(name, type_, description, **kwargs))
 
 

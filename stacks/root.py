@@ -15,6 +15,7 @@ from k3s_infra.config import Environment, architectures
 from k3s_infra.model import naming, placement
 from k3s_infra.model import outputs as o
 from stacks import servers
+from stacks.parameters import SHA256_PATTERN
 
 # Outputs of the root: what a person needs after a deploy.
 ROOT_OUTPUTS = {
@@ -56,6 +57,9 @@ def config_values(env: Environment, stack_id: str) -> dict[str, object]:
     arch = stack_architecture(env, stack_id)
     if arch:  # each node stack's ImageId is the root's image of its architecture
         values[o.IMAGE_ID] = Ref(o.IMAGE_IDS[arch])
+        # ... and its K3s files' digests (staged by the deployer: deploy/artifacts.py)
+        values[o.K3S_BINARY_SHA256] = Ref(o.K3S_BINARY_SHA256S[arch])
+        values[o.K3S_IMAGES_SHA256] = Ref(o.K3S_IMAGES_SHA256S[arch])
     if not env.network.managed:  # a created network: the Network stack's outputs of the same names
         split = placement.server_subnets(env.network.subnets, lambda s: s.az, env.servers.count)
         values.update({
@@ -104,9 +108,16 @@ def wiring(env: Environment, children: dict[str, StackTemplate]) -> dict[str, di
 
 
 def roll_order(stack_id: str) -> list[str]:
-    """Stacks that must finish first, so version upgrades roll servers before agents
-    (K3s supports agents older than servers, never newer) and the two server groups
-    never replace a member at the same time."""
+    """Stacks that must finish first in an update, so version upgrades roll servers before
+    agents (K3s supports agents older than servers, never newer) and the two server groups
+    never replace a member at the same time. A stack's first create has no such order (the
+    ``creating`` root): joining servers and agents start with the first server and their boot
+    waits, bounded, for its published token and API (boot.sh prepare_join, fetch_tokens), and a
+    joiner never initialises (roles.SERVER), so starting early cannot make a second cluster.
+    CloudFormation orders an update by the template it is given
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html:
+    a dependent resource is created or updated after the one it depends on), and every update
+    sends the ordered root."""
     if stack_id == naming.STACK_SERVERS:
         return [naming.STACK_SERVER_INIT]
     if stack_id.startswith(naming.agent_pool_stack("")):
@@ -114,7 +125,9 @@ def roll_order(stack_id: str) -> list[str]:
     return []
 
 
-def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str]) -> StackTemplate:
+def build(env: Environment, children: dict[str, StackTemplate], template_urls: dict[str, str],
+          creating: bool = False) -> StackTemplate:
+    """The root; ``creating``: the one for the stack's first create (no roll order)."""
     t = StackTemplate(f"k3s-infra {env.name}: highly available K3s cluster {naming.cluster_name(env)}",
                       naming.cluster_tags(env))
     images = image_parameters(env)
@@ -122,9 +135,13 @@ def build(env: Environment, children: dict[str, StackTemplate], template_urls: d
         if name in images:
             who = "the nodes" if len(images) == 1 else f"the {arch} nodes"
             t.parameter(name, "AWS::EC2::Image::Id", f"AMI of {who}, resolved from {images[name]} by the deployer")
+    for arch in architectures.in_use(env):  # plain digests, pinned by the deployer like the images
+        for name, what in ((o.K3S_BINARY_SHA256S[arch], "binary"), (o.K3S_IMAGES_SHA256S[arch], "airgap images")):
+            t.parameter(name, "String", f"SHA-256 of the K3s {what} of the {arch} nodes, staged in the artifact "
+                        "bucket by the deployer", AllowedPattern=SHA256_PATTERN)
     for stack_id, parameters in wiring(env, children).items():
         stack = Stack(stack_id, TemplateURL=template_urls[stack_id], Parameters=parameters, TimeoutInMinutes=60)
-        order = roll_order(stack_id)
+        order = [] if creating else roll_order(stack_id)
         if order:
             stack.DependsOn = order
         t.add(stack)

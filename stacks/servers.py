@@ -14,12 +14,12 @@ from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import Role
 from stacks.parameters import declare_all
 
-_SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.API_DNS_NAME, o.API_TARGET_GROUP, o.TOKEN_SECRET,
-           o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET, o.ISSUER_URL)
-# Only the first server publishes the kubeconfig and the issuer's keys, and keeps the
-# cluster-state marker; it has a role of its own.
+_SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.API_TARGET_GROUP, o.TOKEN_SECRET,
+           o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET, o.K3S_BINARY_SHA256, o.K3S_IMAGES_SHA256)
+# Only the first server publishes the kubeconfig and the issuer's keys (to the bucket it reads
+# at boot, roles.Role.late), and keeps the cluster-state marker; it has a role of its own.
 _INIT_ONLY = (o.FIRST_SERVER_INSTANCE_PROFILE, o.KUBECONFIG_SECRET, o.CLUSTER_STATE_PARAMETER,
-              o.RESTORE_REQUEST_PARAMETER, o.ISSUER_BUCKET)
+              o.RESTORE_REQUEST_PARAMETER)
 
 
 def _build(env: Environment, role: Role, description: str, sized_by_parameter: bool) -> StackTemplate:
@@ -29,16 +29,15 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
     subnets = o.FIRST_SERVER_SUBNET_IDS if role.initialises else o.JOINING_SERVER_SUBNET_IDS
     p = declare_all(t, subnets, *_SHARED, *(_INIT_ONLY if role.initialises else (o.SERVER_INSTANCE_PROFILE,)),
                     *((o.MIN_SIZE, o.MAX_SIZE, o.DESIRED_CAPACITY) if sized_by_parameter else ()),
-                    *((o.PUBLIC_API_DNS_NAME, o.PUBLIC_API_TARGET_GROUP) if public else ()),
+                    *((o.PUBLIC_API_TARGET_GROUP,) if public else ()),
                     *bootstrap.addon_parameters(env, role))
     tags = role.tags(env)
     refs = bootstrap.BootRefs(
-        api_dns_name=p[o.API_DNS_NAME], token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
+        token_secret=p[o.TOKEN_SECRET], agent_token_secret=p[o.AGENT_TOKEN_SECRET],
         kubeconfig_secret=p.get(o.KUBECONFIG_SECRET), cluster_state_parameter=p.get(o.CLUSTER_STATE_PARAMETER),
         restore_request_parameter=p.get(o.RESTORE_REQUEST_PARAMETER), api_target_group=p[o.API_TARGET_GROUP],
         snapshot_bucket=p[o.SNAPSHOT_BUCKET], addon={name: p[name] for name in bootstrap.addon_parameters(env, role)},
-        public_api_dns_name=p.get(o.PUBLIC_API_DNS_NAME), issuer_url=p[o.ISSUER_URL],
-        issuer_bucket=p.get(o.ISSUER_BUCKET))
+        k3s_binary_sha256=p[o.K3S_BINARY_SHA256], k3s_images_sha256=p[o.K3S_IMAGES_SHA256])
     # The rest of the server's boot; its user data pins the digest (bootstrap/bundle.py).
     bundle_ids = node_bundle.build(t, bundle.parameter_names(env, role), bundle.chunks(env, role))
     launch = launch_template.build(t, "ServerLaunchTemplate", launch_template.LaunchSpec(
@@ -53,6 +52,7 @@ def _build(env: Environment, role: Role, description: str, sized_by_parameter: b
         instance_types=[env.servers.instance_type], drain_hook=naming.drain_hook_name(env),
         target_group_arns=[p[o.API_TARGET_GROUP], *([p[o.PUBLIC_API_TARGET_GROUP]] if public else [])],
         rolling=auto_scaling_group.server_rolling_update(), snapshot_hook=True,
+        signal_timeout_seconds=role.signal_timeout_seconds,
         starts_empty=sized_by_parameter and joining_count(env) == 0), launch)
     t.output(o.AUTO_SCALING_GROUP, group.name, "Auto scaling group of this server set")
     t.output(o.LAUNCH_TEMPLATE, launch.id, "Launch template of this server set")

@@ -6,7 +6,7 @@ node's boot reads, so it never downloads its own logic from anywhere unpinned:
 * ``/etc/rancher/k3s/config.yaml``: the role's K3s configuration, built as data
   in ``k3s_config`` and dumped as YAML here;
 * ``/etc/k3s-infra/boot.env``: everything the boot script reads (role, API host, secret
-  ARNs, K3s version, release and checksum URLs, pinned checksums; and the ports, paths
+  ARNs, K3s version, where the deployer staged its files and their digests; and the ports, paths
   and wait bounds of ``boot_constants``, so the script holds none of its own; never a
   secret value);
 * the K3s systemd unit of the role (rendered in ``k3s_config``) and a runtime drop-in
@@ -24,8 +24,11 @@ Static text (the script, the systemd unit) travels gzip-compressed and base64-en
 (``encoding: gz+b64``, decoded by cloud-init's write_files); everything carrying a
 deploy-time parameter stays plain text for ``Fn::Sub``.
 
-Deploy-time values (the load balancer's DNS name, secret ARNs, the snapshot
-bucket) are node-stack parameters, substituted by ``Fn::Sub``.
+Deploy-time values (secret ARNs, the snapshot bucket) are node-stack parameters, substituted
+by ``Fn::Sub``. What slow stacks make (the load balancers' DNS names, the OIDC issuer's URL
+and bucket)
+are facts the boot reads from SSM (``roles.Role.late``): their files carry a marker
+(``fact_marker``) that boot.sh bind_facts replaces, so no node stack waits for those stacks.
 """
 
 from __future__ import annotations
@@ -63,7 +66,6 @@ MODULES_LOAD = "/etc/modules-load.d/k3s-infra.conf"
 class BootRefs:
     """Node-stack parameters the boot script needs (None where a role has no use for one)."""
 
-    api_dns_name: Ref
     agent_token_secret: Ref
     token_secret: Ref | None = None
     kubeconfig_secret: Ref | None = None
@@ -78,12 +80,14 @@ class BootRefs:
     stack_id: AWSHelperFn = field(default_factory=lambda: Ref("AWS::StackId"))
     # Add-on parameters by name (see addon_parameters): drain queue URL, add-on secret ARNs.
     addon: dict[str, Ref] = field(default_factory=dict)
-    # Servers with api.scheme internet-facing: the public NLB's name (certificate, kubeconfig).
-    public_api_dns_name: Ref | None = None
-    # The OIDC issuer of service account tokens (every server), and the bucket the first
-    # server publishes its documents to.
-    issuer_url: Ref | None = None
-    issuer_bucket: Ref | None = None
+    # Every node: the digests of the K3s binary and airgap images its architecture installs
+    # (K3S_FILES; the deployer staged both: deploy/artifacts.py).
+    k3s_binary_sha256: Ref | None = None
+    k3s_images_sha256: Ref | None = None
+
+
+# BootRefs every role reads besides Role.needs: every node installs K3s.
+K3S_FILES = ("k3s_binary_sha256", "k3s_images_sha256")
 
 
 def addon_parameters(env: Environment, role: Role) -> tuple[str, ...]:
@@ -105,14 +109,28 @@ def _placeholder(field: str) -> str:
     return f"__cfn{_TOKEN}_{camel(field)}__"
 
 
+def fact_marker(field: str) -> str:
+    """Stands for a fact the boot reads from SSM (roles.Role.late) in the files it writes;
+    boot.sh bind_facts replaces it with a value it checked (https://<DNS name> or a DNS name)."""
+    return f"@@K3S_INFRA_FACT_{field.upper()}@@"
+
+
+def _value(role: Role, field: str) -> str:
+    """Where a deploy-time value goes in a role's files: a parameter, or a fact read at boot."""
+    return fact_marker(field) if field in role.late else _placeholder(field)
+
+
 def _boot_env(env: Environment, role: Role) -> dict[str, str]:
     p = _placeholder
-    settings = {**boot_constants(), "ROLE": role.name, "K3S_SERVICE": role.unit, "API_HOST": p("api_dns_name"),
-                "K3S_VERSION": env.k3s.version, "RELEASE_URL": env.k3s.release_url,
-                # Checksums from the official release even when the binary comes from a mirror
-                # (boot_lib.sh takes RELEASE_URL when this is absent: it is the official one).
-                **({"CHECKSUM_URL": defaults.K3S_OFFICIAL_RELEASE_URL}
-                   if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL else {}),
+    settings = {**boot_constants(), "BOOT_DEADLINE": str(role.boot_deadline_seconds), "ROLE": role.name,
+                "K3S_SERVICE": role.unit,
+                "API_HOST": _value(role, "api_dns_name"),
+                "K3S_VERSION": env.k3s.version,
+                # The K3s binary and airgap images, staged in the artifact bucket by the deployer
+                # (deploy/artifacts.py) and read by digest (naming.k3s_artifact_key): nodes never
+                # fetch them from the internet (boot.sh install_k3s).
+                "ARTIFACT_BUCKET": env.artifact_bucket, "ARTIFACT_PREFIX": naming.k3s_artifacts_prefix(env),
+                "K3S_BINARY_SHA256": p("k3s_binary_sha256"), "K3S_IMAGES_SHA256": p("k3s_images_sha256"),
                 # SignalResource target: this node stack's group (CreationPolicy / UpdatePolicy).
                 "SIGNAL_STACK": p("stack_name"),
                 "SIGNAL_RESOURCE": role.signal_resource}
@@ -133,7 +151,7 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
         settings |= {"TARGET_GROUP": p("api_target_group"), "BOOT_SCRIPT": BOOT_SCRIPT}
     if role.initialises:
         # The published kubeconfig points at the public NLB when there is one (people use it).
-        host = p("public_api_dns_name") if role.public_api(env) else p("api_dns_name")
+        host = _value(role, "public_api_dns_name" if role.public_api(env) else "api_dns_name")
         settings |= {"REJOIN_CONFIG": REJOIN_CONFIG, "KUBECONFIG_SECRET": p("kubeconfig_secret"),
                      "STATE_PARAMETER": p("cluster_state_parameter"), "KUBECONFIG_HOST": host,
                      "CLUSTER_STACK_ID": p("stack_id"),
@@ -141,10 +159,11 @@ def _boot_env(env: Environment, role: Role) -> dict[str, str]:
                      # Where K3s uploads etcd snapshots: a lone server heals from the newest.
                      "SNAPSHOT_BUCKET": p("snapshot_bucket"), "SNAPSHOT_FOLDER": naming.snapshot_folder(env),
                      # The OIDC issuer's documents, copied from the API (first_server.sh publish_issuer).
-                     "ISSUER_URL": p("issuer_url"), "ISSUER_BUCKET": p("issuer_bucket")}
-    for arch, digest in env.k3s.binary_sha256.model_dump().items():
-        if digest:
-            settings[f"K3S_SHA256_{arch.upper()}"] = digest
+                     "ISSUER_URL": _value(role, "issuer_url"), "ISSUER_BUCKET": _value(role, "issuer_bucket")}
+    if role.facts(env):
+        # NAME=<SSM parameter> per fact: boot.sh bind_facts waits for each (bounded).
+        settings["FACTS"] = " ".join(f"{field.upper()}={naming.fact_parameter(env, field)}"
+                                     for field in role.facts(env))
     packages, services = addons.node_packages(env)
     if packages:
         settings |= {"PACKAGES": " ".join(packages), "SERVICES": " ".join(services)}
@@ -163,6 +182,7 @@ def boot_constants() -> dict[str, str]:
     (plain text in boot.env: packed apart, their gzip+base64 would be as long)."""
     return {"API_PORT": str(ports.API_PORT), "KUBELET_HEALTHZ_PORT": str(ports.KUBELET_HEALTHZ_PORT),
             "K3S_BINARY": k3s_config.K3S_BINARY, "K3S_CONFIG": K3S_CONFIG,
+            "K3S_IMAGES_DIR": k3s_config.AIRGAP_IMAGES_DIR,
             "START_TIMEOUT": str(defaults.K3S_FIRST_START_TIMEOUT),
             "BOOT_DEADLINE": str(defaults.BOOT_DEADLINE_SECONDS),
             "SIGNAL_ALLOWANCE": str(defaults.SIGNAL_ALLOWANCE_SECONDS),
@@ -179,14 +199,14 @@ def files(env: Environment, role: Role, pool: AgentPool | None = None) -> list[d
         raise ValueError(f"unknown node role {role!r}")
     if role.is_server == (pool is not None):
         raise ValueError("an agent needs its pool, and only an agent has one")
-    api = _placeholder("api_dns_name")
+    api = _value(role, "api_dns_name")
     if not role.is_server:
         config = k3s_config.agent(pool, api_host=api)
     else:
         config = k3s_config.server(env, init=role.initialises, api_host=api,
                                    snapshot_bucket=_placeholder("snapshot_bucket"),
-                                   issuer_url=_placeholder("issuer_url"),
-                                   public_host=_placeholder("public_api_dns_name") if role.public_api(env) else None)
+                                   issuer_url=_value(role, "issuer_url"),
+                                   public_host=_value(role, "public_api_dns_name") if role.public_api(env) else None)
     entries = [
         {"path": BOOT_ENV, "permissions": "0600", "content": _env_file(_boot_env(env, role))},
         {"path": K3S_CONFIG, "permissions": "0600", "content": k3s_config.dump(config)},
@@ -251,8 +271,6 @@ def worst_case_values(env: Environment) -> dict[str, str]:
     secret = lambda what: arn.format(region=env.region, account=env.account_id,  # noqa: E731
                                      name=naming.secret_name(env, what))
     return {
-        camel("api_dns_name"): "x" * 253,  # longest DNS name
-        camel("public_api_dns_name"): "x" * 253,
         camel("token_secret"): secret("token"),
         camel("agent_token_secret"): secret("agent-token"),
         camel("kubeconfig_secret"): secret("kubeconfig"),
@@ -266,8 +284,7 @@ def worst_case_values(env: Environment) -> dict[str, str]:
         camel("stack_id"): f"arn:{partition}:cloudformation:{env.region}:{env.account_id}:stack/{'x' * 128}/"
                            f"{'0' * 36}",
         camel("snapshot_bucket"): "x" * 63,  # longest bucket name
-        camel("issuer_bucket"): "x" * 63,
-        camel("issuer_url"): "https://" + "x" * 253,  # https://<the distribution's DNS name>
+        **{camel(field): "0" * 64 for field in K3S_FILES},  # SHA-256 hex digests
         # https://sqs.<region>.<suffix>/<account>/<queue name of at most 80 characters>, or the
         # legacy host <region>.queue.<suffix> (botocore endpoints.json), 2 characters longer.
         o.DRAIN_QUEUE_URL: f"https://{env.region}.queue.{dns_suffix}/{env.account_id}/" + "x" * 80,
@@ -287,10 +304,8 @@ def user_data(env: Environment, role: Role, refs: BootRefs, pool: AgentPool | No
             f"agent_pools[{pool.name}]" if pool else "k3s.tls_san",
             f"user data of {where} would be {size:,} bytes; EC2 allows at most {limits.MAX_USER_DATA_BYTES:,} "
             f"(fewer or shorter SANs, labels or taints)")])
-    variables = {camel(field): getattr(refs, field) for field in role.needs}
+    variables = {camel(field): getattr(refs, field) for field in (*role.needs, *K3S_FILES)}
     variables |= {name: refs.addon.get(name) for name in addon_parameters(env, role)}
-    if role.public_api(env):
-        variables[camel("public_api_dns_name")] = refs.public_api_dns_name
     missing = [name for name, ref in variables.items() if ref is None]
     if missing:
         raise ValueError(f"{role.name} user data needs parameters {missing}")

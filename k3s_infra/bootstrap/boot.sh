@@ -135,14 +135,45 @@ prepare_join() {
   retry "$join_attempts" api_answers || die "the API at $api_url never answered"
 }
 
+# bind_facts [NAME...]: the facts this role reads at boot (FACTS: NAME=<SSM parameter>
+# each; the NAMEs given, else all), written by stacks no node stack waits for (the API load
+# balancers' DNS names once they exist, the OIDC issuer's URL once CloudFront deployed it:
+# stacks/api_endpoint.py, identity.py). Each still marked in the files cloud-init wrote is
+# waited for (bounded) and put in place of its marker, and this shell reads them again. Only
+# an https URL or a DNS name is taken, so no value can add a line or a key to the K3s config.
+bind_facts() {
+  local facts fact name parameter value host files
+  read -ra facts <<<"${FACTS:-}"
+  files=("$root/etc/k3s-infra/boot.env" "$root$K3S_CONFIG")
+  if [ -n "${REJOIN_CONFIG:-}" ]; then files+=("$root$REJOIN_CONFIG"); fi
+  for fact in "${facts[@]}"; do
+    name=${fact%%=*} parameter=${fact#*=}
+    if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
+    grep -qF "@@K3S_INFRA_FACT_${name}@@" "${files[@]}" || continue  # bound already (decide_mode)
+    log "waiting for $parameter"
+    value=$(retry "$fact_attempts" read_parameter "$parameter") || die "$parameter never appeared"
+    # A URL fact (NAME_URL) is https://<DNS name>, every other fact a bare DNS name.
+    host=$value
+    if [[ $name == *_URL ]]; then host=${value#https://} && [ "$host" != "$value" ] || host=; fi
+    [[ $host =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] ||
+      die "$parameter holds no DNS name or https URL: refusing it"
+    sed -i "s#@@K3S_INFRA_FACT_${name}@@#${value}#g" "${files[@]}" || die "cannot write $parameter's value"
+  done
+  # shellcheck source=/dev/null
+  . "$root/etc/k3s-infra/boot.env"
+  api_url=https://$API_HOST:$API_PORT
+}
+
 # fetch_secret ARN PATH: the secret into a root-only file; it never passes through stdout.
 fetch_secret() {
   mkdir -p "$(dirname "$root$2")"
   awscli secretsmanager get-secret-value --secret-id "$1" --query SecretString >"$root$2"
 }
 
-# secure_token PATH: the file holds a secure token (read by grep, never an argument).
-secure_token() { grep -Eq '^K10[0-9a-f]{64}::.' "$root$1"; }
+# secure_token PATH: the file holds a secure token (read by grep, never an argument). K3s reads
+# the file whole (k3s-io/k3s pkg/token/read.go): only a first line that starts K10<CA hash>:: pins
+# the CA, whatever lines follow; the C locale keeps [0-9a-f] to lower-case hex.
+secure_token() { head -n 1 "$root$1" | LC_ALL=C grep -Eq '^K10[0-9a-f]{64}::.'; }
 
 # fetch_secure_token ARN PATH: the secret, only if it holds a secure token.
 fetch_secure_token() {
@@ -171,40 +202,45 @@ fetch_tokens() {
   fi
 }
 
-# The pinned release binary, run only once its SHA-256 matches: pinned in config (boot.env)
-# or published with the release (sha256sum-<arch>.txt), always from the official release
-# even when the binary comes from a mirror (as k3s-io/k3s:install.sh, download_hash/verify).
+# install_k3s: from the artifact bucket, never the internet (deploy/artifacts.py staged them),
+# the release's binary and airgap images of this node's architecture (k3s-io/k3s install.sh,
+# setup_verify_arch), each by the SHA-256 its node stack pins; nothing is installed before both
+# match. K3s imports the images when it starts (https://docs.k3s.io/installation/airgap,
+# "Manually Deploy Images Method"): its own images need no registry.
 install_k3s() {
-  local arch name version expected actual sums binary link
+  local arch name binary images link
   log "installing K3s $K3S_VERSION"
   case $(uname -m) in
-    x86_64 | amd64) arch=amd64 name=k3s expected=${K3S_SHA256_AMD64:-} ;;
-    aarch64 | arm64) arch=arm64 name=k3s-arm64 expected=${K3S_SHA256_ARM64:-} ;;
+    x86_64 | amd64) arch=amd64 name=k3s ;;
+    aarch64 | arm64) arch=arm64 name=k3s-arm64 ;;
     *) die "unsupported architecture $(uname -m)" ;;
   esac
-  version=${K3S_VERSION//+/%2B}
-  if [ -z "$expected" ]; then
-    sums=$(mktemp -p "$work")
-    retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60 -o "$sums" "$CHECKSUM_URL/$version/sha256sum-$arch.txt" ||
-      die "cannot download the published checksums of K3s $K3S_VERSION"
-    expected=$(awk -v n="$name" '$2 == n { print $1 }' "$sums")
-    rm -f "$sums"
-    [ -n "$expected" ] || die "no checksum for $name in sha256sum-$arch.txt of K3s $K3S_VERSION"
-  fi
-  binary=$(mktemp -p "$work")
-  retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 300 -o "$binary" "$RELEASE_URL/$version/$name" ||
-    die "cannot download K3s $K3S_VERSION from $RELEASE_URL"
-  actual=$(sha256sum "$binary")
-  actual=${actual%% *}
-  log "K3s $K3S_VERSION $name sha256: expected $expected, actual $actual"
-  if [ "$actual" != "$expected" ]; then
-    rm -f "$binary"
-    die "checksum mismatch: refusing to install K3s $K3S_VERSION"
-  fi
+  binary=$work/$name images=$work/k3s-airgap-images-$arch.tar.zst
+  fetch_artifact "$K3S_BINARY_SHA256" "$name" "$binary"
+  fetch_artifact "$K3S_IMAGES_SHA256" "${images##*/}" "$images"
   mkdir -p "$(dirname "$k3s_bin")"
   install -m 0755 "$binary" "$k3s_bin"
-  rm -f "$binary"
   for link in kubectl crictl ctr; do ln -sf k3s "$(dirname "$k3s_bin")/$link"; done
+  install -D -m 0600 "$images" "$root$K3S_IMAGES_DIR/${images##*/}"
+  rm -f "$binary" "$images"
+  log "K3s $K3S_VERSION installed, its images in $K3S_IMAGES_DIR"
+}
+
+# fetch_artifact SHA256 NAME FILE: <bucket>/<prefix>/SHA256/NAME (naming.k3s_artifact_key) into
+# FILE (S3 gateway endpoint), refused unless it hashes to SHA256. timeout (bounded) runs the aws
+# program, not boot_lib.sh's aws function: the CLI's bounds are spelled here.
+fetch_artifact() {
+  local expected=$1 key=$ARTIFACT_PREFIX/$1/$2 actual
+  retry "$FETCH_ATTEMPTS" bounded 600 aws --cli-connect-timeout 5 --cli-read-timeout 30 --region "$region" \
+    s3api get-object --bucket "$ARTIFACT_BUCKET" --key "$key" "$3" >/dev/null ||
+    die "cannot read $2 of K3s $K3S_VERSION from s3://$ARTIFACT_BUCKET/$key"
+  actual=$(sha256sum "$3")
+  actual=${actual%% *}
+  log "K3s $K3S_VERSION $2 sha256: expected $expected, actual $actual"
+  if [ "$actual" != "$expected" ]; then
+    rm -f "$3"
+    die "checksum mismatch: refusing $2 of K3s $K3S_VERSION"
+  fi
 }
 
 # kube ARGS...: K3s's kubectl, bounded (it has no request timeout of its own).
@@ -330,16 +366,22 @@ main() {
   if [ "$ROLE" != agent ]; then install_bundle; install_addons; fi
   install_packages
   write_addon_values
+  # Everything up to here overlaps the stacks still being made (the load balancers, the OIDC
+  # issuer's distribution); the facts they write are read only where they are used.
+  install_k3s
   if [ "$ROLE" = server-init ]; then decision=$(decide_mode); else decision="join "; fi
   mode=${decision%% *} snapshot=${decision#* }
   case $mode in
     init) log "no cluster yet: initialising embedded etcd" ;;
-    join) prepare_join ;;
+    join)
+      bind_facts API_DNS_NAME PUBLIC_API_DNS_NAME
+      prepare_join
+      ;;
     restore | requested) log "restoring the cluster from snapshot $snapshot" ;;
     *) die "unknown boot mode '$mode'" ;;
   esac
   fetch_tokens "$mode"
-  install_k3s
+  bind_facts
   start_k3s "$mode" "$snapshot"
   if [ "$ROLE" != agent ] && [ "$mode" = join ]; then
     retry "$ready_attempts" members_settled || die "etcd's members did not settle"

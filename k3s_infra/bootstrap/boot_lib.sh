@@ -3,7 +3,7 @@
 # watch.sh, boot.sh; nodes get them as one script): settings, logging, bounded retries,
 # the CloudFormation signal, instance metadata and the AWS reads the other parts share.
 # Test hooks: K3S_INFRA_ROOT prefixes every path, K3S_INFRA_IMDS_URL replaces the metadata
-# endpoint, K3S_INFRA_RETRY_BASE/_MAX, _JOIN/_PROBE/_READY/_TOKEN_ATTEMPTS,
+# endpoint, K3S_INFRA_RETRY_BASE/_MAX, _JOIN/_PROBE/_READY/_TOKEN/_FACT_ATTEMPTS,
 # K3S_INFRA_START_TIMEOUT, K3S_INFRA_BOOT_DEADLINE and K3S_INFRA_WATCH_* shorten the waits.
 set -euo pipefail
 # Command substitutions fail like any other command: outside POSIX mode bash clears -e in
@@ -19,10 +19,7 @@ imds=${K3S_INFRA_IMDS_URL:-http://169.254.169.254}
 # the script knows. Unset constants fail at first use (set -u).
 # shellcheck source=/dev/null
 . "$root/etc/k3s-infra/boot.env"
-: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${K3S_VERSION:?}" "${RELEASE_URL:?}"
-# Checksums always come from the official release: boot.env names it only when the binary
-# comes from a mirror (k3s.release_url), else it is RELEASE_URL.
-CHECKSUM_URL=${CHECKSUM_URL:-$RELEASE_URL}
+: "${ROLE:?}" "${K3S_SERVICE:?}" "${API_HOST:?}" "${K3S_VERSION:?}"
 : "${TOKEN_SECRET:?}" "${TOKEN_FILE:?}" "${SIGNAL_STACK:?}" "${SIGNAL_RESOURCE:?}"
 # Every wait is bounded (defaults.BOOT_WAITS), and the boot as a whole by BOOT_DEADLINE,
 # shorter than the group's signal timeout; the test hooks shorten them.
@@ -33,6 +30,7 @@ probe_attempts=${K3S_INFRA_PROBE_ATTEMPTS:-$PROBE_ATTEMPTS}
 ready_attempts=${K3S_INFRA_READY_ATTEMPTS:-$READY_ATTEMPTS}
 start_timeout=${K3S_INFRA_START_TIMEOUT:-$START_TIMEOUT}
 token_attempts=${K3S_INFRA_TOKEN_ATTEMPTS:-$TOKEN_ATTEMPTS}
+fact_attempts=${K3S_INFRA_FACT_ATTEMPTS:-$FACT_ATTEMPTS}
 # No wait may start past this moment (epoch seconds); main sets it, the watch has none.
 deadline=
 k3s_dir=$root${K3S_CONFIG%/*}

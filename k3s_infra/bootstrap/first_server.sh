@@ -46,11 +46,29 @@ request_snapshot() {
   printf '%s\n' "$snapshot"
 }
 
+# probe_worthwhile MARKER OTHERS: whether, with no healthy target, an API could still answer
+# through the load balancer (health checks lag or fail while the servers run; an NLB with no
+# healthy target forwards to all). Not without another server registered: the load balancer
+# forwards to registered targets only (a lone server's replacement). Not when neither the
+# marker nor a secure token exists: the first server publishes the secure tokens, which every
+# joiner needs, only once its cluster is up, so no cluster of this stack ever formed (a first
+# create, which then need not wait for the load balancer's name); a marker deleted by hand
+# leaves the token, and the probe runs. Then the API's name is bound here (a subshell:
+# bind_facts in main finds it bound in the files).
+probe_worthwhile() {
+  [ "$2" -gt 0 ] || return 1
+  if [ "$1" = absent ]; then
+    retry "$AWS_ATTEMPTS" fetch_secret "$TOKEN_SECRET" "$TOKEN_FILE" || die "cannot read the token secret"
+    secure_token "$TOKEN_FILE" || return 1
+  fi
+  bind_facts API_DNS_NAME PUBLIC_API_DNS_NAME || die "cannot read the API's name"
+}
+
 # decide_mode: prints "MODE SNAPSHOT", MODE one of join, init, restore (a lone server healed
 # from the newest snapshot) or requested (the snapshot a restore request names); every
-# other server joins. Never two clusters: "init" only when the marker is absent AND
-# no API answers AND the API target group has no healthy target; "requested" and "restore"
-# only with no other server registered either.
+# other server joins. Never two clusters: "init" only when the marker is absent AND the API
+# target group has no healthy target (and no API answers where one could: probe_worthwhile);
+# "requested" and "restore" only with no other server registered either.
 decide_mode() {
   local mode=join snapshot='' status=0 request='' requested='' marker targets healthy others
   request=$(read_parameter "$RESTORE_PARAMETER") || status=$?
@@ -70,12 +88,12 @@ decide_mode() {
     marker=absent
   fi
   log "cluster-state marker $STATE_PARAMETER: $marker"
-  if retry "$probe_attempts" api_answers; then
-    log "an API answers at $api_url"
-  elif ! targets=$(api_targets); then
-    die "cannot read the health of the API target group"
-  elif read -r healthy others _ <<<"$targets" && [ "$healthy" -gt 0 ]; then
+  targets=$(api_targets) || die "cannot read the health of the API target group"
+  read -r healthy others _ <<<"$targets"
+  if [ "$healthy" -gt 0 ]; then
     log "$healthy healthy API target(s): a cluster is up"
+  elif probe_worthwhile "$marker" "$others" && retry "$probe_attempts" api_answers; then
+    log "an API answers at $api_url"
   else
     status=0
     # Only a lone server's replacement may act on a request: with another server registered

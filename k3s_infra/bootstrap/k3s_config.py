@@ -25,6 +25,10 @@ K3S_BINARY = "/usr/local/bin/k3s"
 # The kubelet's own kubeconfig on an agent (K3s writes it under <data-dir>/agent): an agent
 # reads its own Node with it before it signals.
 KUBELET_KUBECONFIG = "/var/lib/rancher/k3s/agent/kubelet.kubeconfig"
+# K3s imports the image tarballs it finds here when it starts: the airgap images the boot places
+# (https://docs.k3s.io/installation/airgap, "Manually Deploy Images Method";
+# https://docs.k3s.io/import-images).
+AIRGAP_IMAGES_DIR = "/var/lib/rancher/k3s/agent/images"
 SYSTEMD_DIR = "/etc/systemd/system"
 # Runtime drop-ins live in /run: gone after a reboot, so they bound only the first start.
 FIRST_START_DROP_IN_DIR = "/run/systemd/system"

@@ -31,6 +31,12 @@ def _skip_preflight(parser: argparse.ArgumentParser) -> None:
                         help="skip the read-only checks of network, instance types and image (e.g. on an emulator)")
 
 
+def _artifacts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--artifacts", metavar="DIR",
+                        help="take the K3s release files (k3s[-arm64], k3s-airgap-images-<arch>.tar.zst, "
+                             "sha256sum-<arch>.txt) from DIR instead of downloading them; checked all the same")
+
+
 def _render(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--out", metavar="DIR", help="output folder (default: build/<env>)")
@@ -63,11 +69,14 @@ def _plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
     _skip_preflight(parser)
+    _artifacts(parser)
 
 
 def _deploy(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     _skip_preflight(parser)
+    add_output_argument(parser)
+    _artifacts(parser)
     parser.add_argument("--yes", "-y", action="store_true", help="execute the change set without asking")
     parser.add_argument("--update-image", action="store_true",
                         help="re-resolve nodes.ami_parameter and take the newest image (replaces the nodes); "
@@ -75,6 +84,15 @@ def _deploy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-quorum-loss", action="store_true",
                         help="override the quorum guards: remove more servers at once than etcd can lose "
                              "(then 'k3s-infra restore' from a snapshot), or change the servers while one is down")
+
+
+def _estimate(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--roll", action="store_true",
+                        help="also estimate a rolling update of every node group (a new K3s version or image)")
+    parser.add_argument("--sources", action="store_true",
+                        help="list every duration the model uses and where it comes from")
+    add_output_argument(parser)
 
 
 def _status(parser: argparse.ArgumentParser) -> None:
@@ -164,6 +182,9 @@ COMMANDS: dict[str, Command] = {
                     "package and show the change set of the root stack (adds, modifies, replacements)", _plan),
     "deploy": Command("k3s_infra.cli.deploy",
                       "package, create the change set, confirm, execute and stream stack events", _deploy),
+    "estimate": Command("k3s_infra.cli.estimate",
+                        "how long a create (or --roll) should take: the critical path of the nested stacks; "
+                        "no AWS call", _estimate),
     "status": Command("k3s_infra.cli.status",
                       "stack states of root and nested stacks, outputs, node group counts", _status),
     "kubeconfig": Command("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret",

@@ -1,38 +1,52 @@
-"""k3s-infra deploy: package, change set, confirm, execute, stream events, outputs."""
+"""k3s-infra deploy: package, change set, confirm, execute, stream events, outputs, the time
+each nested stack took (``--output json``: one document, the rest on stderr)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from k3s_infra.cli import EXIT_FAILED, EXIT_OK, UsageError, source_of
 from k3s_infra.cli import aws as cli_aws
-from k3s_infra.cli.output import aligned, say
+from k3s_infra.cli.estimate import clock
+from k3s_infra.cli.output import aligned, document, print_json, say, wants_json
 from k3s_infra.cli.progress import Console
 from k3s_infra.deploy import lifecycle, preflight
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.deploy.changeset import ChangeSet
+from k3s_infra.deploy.timings import Measured
 
 
 def run(args: argparse.Namespace) -> int:
     # Refuse before anything is uploaded or created: there will be nobody to answer.
     if not args.yes and not sys.stdin.isatty():
         raise UsageError("deploy: no terminal to ask on; pass --yes to execute the change set")
+    if wants_json(args) and not args.yes:
+        raise UsageError("deploy --output json: pass --yes (a question would mix with the JSON document)")
 
     def confirm(change_set: ChangeSet) -> bool:
         return cli_aws.ask(f"execute this {change_set.change_set_type} change set", args.yes)
 
     def action(aws: Aws) -> int:
-        preflight.gate(aws, source=source_of(args), update_image=args.update_image, skip=args.skip_preflight)
-        result = lifecycle.deploy(aws, confirm=confirm, on_progress=Console(), update_image=args.update_image,
-                                  allow_quorum_loss=args.allow_quorum_loss)
-        return report(result)
+        console = Console(sys.stderr if wants_json(args) else sys.stdout)
+        preflight.gate(aws, source=source_of(args), update_image=args.update_image, skip=args.skip_preflight,
+                       on_progress=console)
+        result = lifecycle.deploy(aws, confirm=confirm, on_progress=console, update_image=args.update_image,
+                                  allow_quorum_loss=args.allow_quorum_loss,
+                                  artifacts_dir=Path(args.artifacts) if args.artifacts else None)
+        return report(result, as_json=wants_json(args))
 
     return cli_aws.run(args, action)
 
 
-def report(result: lifecycle.DeployResult) -> int:
+def report(result: lifecycle.DeployResult, *, as_json: bool = False) -> int:
     """The last lines of a deploy (what happened on the way was reported as it happened)."""
+    if as_json:
+        print_json(document("deploy", stack_name=result.stack_name, outcome=result.outcome, status=result.status,
+                            termination_protection=result.protected, outputs=result.outputs,
+                            **timings_json(result.timings)))
+        return EXIT_OK if result.outcome in ("deployed", "up to date") else EXIT_FAILED
     if result.outcome == "up to date":
         say(f"{result.stack_name} is up to date: nothing to deploy")
         return EXIT_OK
@@ -43,5 +57,28 @@ def report(result: lifecycle.DeployResult) -> int:
         say("outputs:")
         for line in aligned(sorted(result.outputs.items())):
             say(line)
+    for line in timing_lines(result.timings):
+        say(line)
     say("admin kubeconfig, once the first server has published it: k3s-infra kubeconfig (same --env or --config)")
     return EXIT_OK
+
+
+def timing_lines(measured: Measured | None) -> list[str]:
+    """Each nested stack's wave as CloudFormation's events timed it (deploy/timings.py)."""
+    if measured is None or not measured.stacks:
+        return []
+    rows = [("STACK", "START", "TOOK", "STATUS")]
+    rows += [(s.stack, clock(measured.offset(s.started)), clock(s.seconds), s.status) for s in measured.stacks]
+    total = f" (total {clock(measured.seconds)})" if measured.seconds is not None else ""
+    return [f"time per nested stack, from the stack events{total}; 'k3s-infra estimate' has the model's:",
+            *aligned(rows)]
+
+
+def timings_json(measured: Measured | None) -> dict:
+    """``started``/``ended``/``total_seconds`` of the root and its ``waves``, for the deploy document."""
+    if measured is None:
+        return {"started": None, "ended": None, "total_seconds": None, "waves": []}
+    return {"started": measured.started, "ended": measured.ended, "total_seconds": measured.seconds,
+            "waves": [{"stack": s.stack, "started": s.started, "ended": s.ended,
+                       "start_seconds": measured.offset(s.started), "seconds": s.seconds, "status": s.status}
+                      for s in measured.stacks]}

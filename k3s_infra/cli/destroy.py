@@ -9,7 +9,7 @@ from k3s_infra.cli import EXIT_FAILED, EXIT_OK, UsageError, load
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli.output import aligned, say
 from k3s_infra.cli.progress import Console, leftover_rows
-from k3s_infra.deploy import lifecycle
+from k3s_infra.deploy import DeployError, lifecycle, stack_states
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.deploy.protection import load_balancer_name
 
@@ -51,6 +51,10 @@ def plan_lines(plan: lifecycle.DestroyPlan, *, allow_protected: bool = False) ->
     needs = "" if allow_protected else " (needs --allow-protected)"
     if plan.protected and not allow_protected:
         lines.insert(0, f"note: {request.stack_name} is protected: destroy refuses without --allow-protected")
+    try:
+        stack_states.check_destroyable(request.stack_name, plan.status)
+    except DeployError as exc:  # another operation runs: destroy would refuse before any step below
+        lines.insert(0, f"note: destroy refuses now: {exc}")
     if plan.termination_protection:
         lines.append(f"  lift the stack's termination protection{needs}")
     if plan.protected_load_balancers:

@@ -60,6 +60,10 @@ class Console:
             self._status_shown = False
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
 def _clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 60}m{whole % 60:02d}s"
@@ -88,8 +92,21 @@ def lines(message: msg.Message) -> list[str]:
         case msg.ImagesChosen(choices=choices):
             return [image_line(choice) for choice in choices]
         case msg.PlanUploads(bucket=bucket):
-            return [f"plan uploads the templates to s3://{bucket} and creates (then deletes) a change "
-                    f"set; 'k3s-infra diff' compares without writing anything"]
+            return [f"plan uploads the templates (and the K3s files) to s3://{bucket} and creates (then deletes) "
+                    f"a change set; 'k3s-infra diff' compares without writing anything"]
+        case msg.RegistryNeeded(field=field, needs=needs):
+            return [f"warning: {field}: the nodes have no way to the internet; K3s and its own images come from "
+                    "the artifact bucket, but these need a registry or chart repository in reach (README "
+                    "'Without NAT'), or they never run:", *(f"  {need}" for need in needs)]
+        case msg.ArtifactTransfer(name=name, action=action, done=done, total=total):
+            return [f"  {action} {name}: {_megabytes(done)}" + (f" of {_megabytes(total)}" if total else "")]
+        case msg.ArtifactVerified(name=name, sha256=sha256, source=source):
+            return [f"K3s {name}: sha256 {sha256} verified ({source})"]
+        case msg.ArtifactCacheRejected(path=path, actual=actual, expected=expected):
+            return [f"warning: {path} has sha256 {actual}, not {expected}: removed, downloading it again"]
+        case msg.ArtifactsStaged(bucket=bucket, prefix=prefix, uploaded=uploaded, reused=reused):
+            return [f"staged the K3s files in s3://{bucket}/{prefix}/ ({len(uploaded)} uploaded, "
+                    f"{len(reused)} already there)"]
         case msg.Packaged(package=pkg):
             return [f"packaged {len(pkg.rendering.children)} templates into s3://{pkg.rendering.env.artifact_bucket} "
                     f"({len(pkg.uploaded)} uploaded, {len(pkg.reused)} unchanged)"]
@@ -99,6 +116,11 @@ def lines(message: msg.Message) -> list[str]:
             return ["not deployed: change set discarded"]
         case msg.Executing(change_set_type=kind, stack_name=stack):
             return [f"{kind.lower()} {stack}: streaming events"]
+        case msg.RollOrderRecorded(problem=str() as problem):
+            return [f"warning: the roll order (servers first, one group at a time) is not recorded: {problem}; "
+                    "the next deploy sends it with its update"]
+        case msg.RollOrderRecorded():
+            return ["recorded the roll order for later updates (servers first, one group at a time)"]
         case msg.ExecutionFailed(error=error):
             return [f"error: {error}"]
         case msg.EventsUnavailable(error=error):
@@ -149,8 +171,9 @@ def lines(message: msg.Message) -> list[str]:
             if not existed:
                 return ["artifact bucket already gone"]
             if deleted:
-                return [f"removed {removed} template objects and the artifact bucket s3://{bucket}"]
-            return [f"removed {removed} template objects from s3://{bucket} (bucket kept: other clusters use it)"]
+                return [f"removed {removed} template and K3s objects and the artifact bucket s3://{bucket}"]
+            return [f"removed {removed} template and K3s objects from s3://{bucket} (bucket kept: other clusters "
+                    "use it)"]
         # restore
         case msg.JoiningServersStopping(group=group):
             return [f"1/5 scaled the joining servers ({group}) to 0"]

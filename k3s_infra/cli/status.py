@@ -1,6 +1,6 @@
 """k3s-infra status: root and nested stack states, outputs, node group counts, a pending
-restore request; exit 1 when not deployed or when a stack failed or rolled back, so a
-pipeline can gate on it."""
+restore request; exit 1 unless the root's last operation succeeded (not deployed, failed,
+rolled back, still running: deploy/stack_states.py healthy), so a pipeline can gate on it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from k3s_infra.cli import EXIT_FAILED, EXIT_OK
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli.output import aligned, document, print_json, say, wants_json
 from k3s_infra.cli.progress import Console, restore_request_line
-from k3s_infra.deploy import status
+from k3s_infra.deploy import stack_states, status
 from k3s_infra.deploy.aws import Aws
-from k3s_infra.deploy.events import failed
+from k3s_infra.model import naming
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +57,19 @@ def format_text(found: dict[str, Any]) -> str:
         lines.append("node groups:")
         lines += aligned(rows)
     if not found["healthy"]:
-        bad = [s["stack"] for s in found["stacks"] if failed(s["status"])]
-        lines.append(f"error: failed or rolled back: {', '.join(bad)}")
+        lines += _unhealthy(found["stacks"])
     return "\n".join(lines)
+
+
+def _unhealthy(stacks: list[dict[str, Any]]) -> list[str]:
+    """Why 'status' exits 1 for a deployed stack, one line per kind of reason."""
+    bad = [s for s in stacks if not stack_states.healthy(s["status"], root=s["stack"] == naming.ROOT)]
+    running = [f"{s['stack']} ({s['status']})" for s in bad if stack_states.running(s["status"])]
+    review = [s["stack"] for s in bad if s["status"] == stack_states.REVIEW_IN_PROGRESS]
+    other = [s["stack"] for s in bad if not stack_states.running(s["status"]) and s["stack"] not in review]
+    lines = [f"error: failed or rolled back: {', '.join(other)}"] if other else []
+    if running:
+        lines.append(f"error: not settled: {', '.join(running)}; 'k3s-infra status --watch' follows it to the end")
+    if review:
+        lines.append(f"error: {', '.join(review)}: a change set was created and never executed: nothing is deployed")
+    return lines

@@ -65,6 +65,9 @@ class GroupSpec:
     # Created with no instance (one server's empty Servers group, a pool of desired 0): no
     # CreationPolicy, which would wait for zero signals (see build).
     starts_empty: bool = False
+    # How long CloudFormation waits for the nodes' signals (roles.Role.signal_timeout_seconds),
+    # and the health-check grace: a booting node is never judged before it could signal.
+    signal_timeout_seconds: int = defaults.NODE_SIGNAL_TIMEOUT_SECONDS
     # The cluster autoscaler moves the group's size between min and max: a deploy must not
     # reset it to the template's DesiredCapacity.
     size_set_at_run_time: bool = False
@@ -92,6 +95,12 @@ def _launch(spec: GroupSpec, launch: LaunchTemplateRefs) -> dict:
             Overrides=[LaunchTemplateOverrides(InstanceType=kind) for kind in spec.instance_types]))}
 
 
+def _duration(seconds: int) -> str:
+    """ISO 8601, as CreationPolicy Timeout and PauseTime take it (PT20M)."""
+    minutes, rest = divmod(seconds, 60)
+    return f"PT{minutes}M{f'{rest}S' if rest else ''}"
+
+
 def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplateRefs) -> GroupRefs:
     group = t.add(AutoScalingGroup(
         logical,
@@ -102,7 +111,7 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
         # rule), and ELB health would then replace every etcd member. A server's watch asks
         # for its own replacement only when that cannot take quorum (bootstrap/watch.sh).
         HealthCheckType="EC2",
-        HealthCheckGracePeriod=defaults.HEALTH_CHECK_GRACE_SECONDS,
+        HealthCheckGracePeriod=spec.signal_timeout_seconds,
         CapacityRebalance=spec.spot is not None,
         # A hook holds a terminating instance in Terminating:Wait until it is completed or
         # its timeout ends (then DefaultResult CONTINUE): the drain (the node termination
@@ -124,14 +133,14 @@ def build(t: StackTemplate, logical: str, spec: GroupSpec, launch: LaunchTemplat
     partial = {"MinSuccessfulInstancesPercent": defaults.SPOT_MIN_SUCCESSFUL_PERCENT} if spec.spot else {}
     if not spec.starts_empty:
         group.CreationPolicy = CreationPolicy(
-            ResourceSignal=ResourceSignal(Count=spec.desired, Timeout=defaults.NODE_SIGNAL_TIMEOUT),
+            ResourceSignal=ResourceSignal(Count=spec.desired, Timeout=_duration(spec.signal_timeout_seconds)),
             **({"AutoScalingCreationPolicy": AutoScalingCreationPolicy(**partial)} if partial else {}))
     if spec.rolling:
         group.UpdatePolicy = UpdatePolicy(AutoScalingRollingUpdate=AutoScalingRollingUpdate(
             MaxBatchSize=spec.rolling.max_batch, MinInstancesInService=spec.rolling.min_in_service,
             # Each batch must signal SUCCESS within PauseTime, else the update fails and
             # CloudFormation rolls the group back to the previous launch template.
-            WaitOnResourceSignals=True, PauseTime=defaults.NODE_SIGNAL_TIMEOUT, **partial,
+            WaitOnResourceSignals=True, PauseTime=_duration(spec.signal_timeout_seconds), **partial,
             # Keep the ASG from fighting the roll (replacing or rebalancing mid-update). While
             # HealthCheck/ReplaceUnhealthy are suspended a node reported Unhealthy is not
             # replaced; its FAILURE signal fails the roll instead, and the rollback resumes them.

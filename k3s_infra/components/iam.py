@@ -23,6 +23,7 @@ from awacs.aws import (
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Sub
 from troposphere.iam import InstanceProfile, Policy, Role
+from troposphere.iam import PolicyType as IamPolicy
 
 from k3s_infra.components import iam_actions, oidc_issuer
 from k3s_infra.components.template import StackTemplate
@@ -46,21 +47,26 @@ class NodeAccess:
     cluster: str
     # The server bundles' SSM parameters (bootstrap/bundle.py), by name.
     node_bundles: tuple[str, ...] = ()
+    # The facts its boot reads from SSM (roles.Role.late: naming.fact_parameter), by name.
+    facts: tuple[str, ...] = ()
     # Add-on values read at boot: generated secrets (Refs, e.g. Rancher's bootstrap password)
     # and the user's own secrets by ARN (addons.<name>.secret_values).
     addon_secrets: tuple[Ref | str, ...] = ()
-    issuer_bucket: Ref | None = None  # where the first server publishes the OIDC issuer's documents
     # bucket/prefix of this cluster's add-ons' manifests (bootstrap/bundle.py addons_object):
     # content-addressed objects, pinned by SHA-256 in the bundle; servers only. The prefix, not
     # the one key: a server of the previous template (a rollback, a replacement mid-roll) still
     # reads its own object while IAM already names the next.
     addons_objects: str | None = None
+    # bucket/prefix of the K3s release files every node installs (deploy/artifacts.py stages them,
+    # content-addressed: boot.sh install_k3s reads them by the digests its stack pins).
+    k3s_artifacts: str | None = None
 
 
 @dataclass(frozen=True)
 class NodeIdentityRefs:
     role_arn: GetAtt
     instance_profile_arn: GetAtt
+    role_name: Ref
 
 
 def _document(statements: list[Statement]) -> PolicyDocument:
@@ -90,11 +96,6 @@ def first_server_statements(access: NodeAccess, role: roles.Role) -> list[Statem
         Statement(Sid="RestoreRequest", Effect=Allow, Action=[ssm.GetParameter, ssm.PutParameter,
                                                               ssm.DeleteParameter],
                   Resource=[_parameter_arn(access.restore_request_parameter)]),
-        # The issuer's two documents, copied from its own API (first_server.sh publish_issuer).
-        *([Statement(Sid="PublishIssuerDocuments", Effect=Allow, Action=[s3.PutObject],
-                     Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/" + key, Bucket=access.issuer_bucket)
-                               for key in (oidc_issuer.DISCOVERY_KEY, oidc_issuer.JWKS_KEY)])]
-          if access.issuer_bucket is not None else []),
         _decrypt_statement(access, kms.Decrypt, kms.GenerateDataKey),
         *_every_server(access, role, naming.STACK_SERVER_INIT),
     ]
@@ -118,6 +119,8 @@ def _every_server(access: NodeAccess, role: roles.Role, stack_id: str) -> list[S
         # The rest of its boot (bootstrap/bundle.py), read and checked against its digest.
         Statement(Sid="ReadNodeBundle", Effect=Allow, Action=[ssm.GetParameter],
                   Resource=[_parameter_arn(naming_bundle) for naming_bundle in access.node_bundles]),
+        *_facts_statement(access),
+        *_k3s_artifacts_statement(access),
         _signal_statement(access, stack_id),
         # The add-ons' manifests (the user's chart values): this cluster's objects, not the bucket.
         *([Statement(Sid="ReadAddonManifests", Effect=Allow, Action=[s3.GetObject],
@@ -201,6 +204,8 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
         Statement(Sid="ReadAgentToken", Effect=Allow, Action=[secretsmanager.GetSecretValue],
                   Resource=[access.agent_token_secret]),
         _decrypt_statement(access, kms.Decrypt),
+        *_facts_statement(access),
+        *_k3s_artifacts_statement(access),
         _signal_statement(access, naming.agent_pool_stack("") + "*"),
         _lifecycle_statement(access, *roles.named_by_identity("agent")),
         _health_statement(access, *roles.named_by_identity("agent")),
@@ -226,6 +231,31 @@ def ready_tag_statement() -> Statement:
             ArnEquals("ec2:SourceInstanceARN", Sub(instance + "${!ec2:InstanceID}")),
             StringEquals(f"aws:RequestTag/{naming.READY_TAG}", naming.READY_VALUE),
             ForAllValuesStringEquals("aws:TagKeys", [naming.READY_TAG])]))
+
+
+def issuer_publisher(t: StackTemplate, role_name: Ref, issuer_bucket: Ref) -> None:
+    """The first server's right to write the OIDC issuer's two documents, copied from its own
+    API (first_server.sh publish_issuer): a policy of its own, attached to its role by the
+    IssuerAccess stack once both the role and the Identity stack's bucket exist, so neither
+    the role's stack nor the first server's waits for the issuer's distribution."""
+    t.add(IamPolicy("PublishIssuerDocuments", PolicyName="publish-oidc-issuer-documents", Roles=[role_name],
+                    PolicyDocument=_document([Statement(
+                        Sid="PublishIssuerDocuments", Effect=Allow, Action=[s3.PutObject],
+                        Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/" + key, Bucket=issuer_bucket)
+                                  for key in (oidc_issuer.DISCOVERY_KEY, oidc_issuer.JWKS_KEY)])])))
+
+
+def _facts_statement(access: NodeAccess) -> list[Statement]:
+    """Read the facts a stack wrote for the boot (stacks/identity.py), and only those."""
+    return ([Statement(Sid="ReadBootFacts", Effect=Allow, Action=[ssm.GetParameter],
+                       Resource=[_parameter_arn(name) for name in access.facts])] if access.facts else [])
+
+
+def _k3s_artifacts_statement(access: NodeAccess) -> list[Statement]:
+    """Read the staged K3s binary and airgap images: this cluster's objects, not the bucket."""
+    return ([Statement(Sid="ReadK3sArtifacts", Effect=Allow, Action=[s3.GetObject],
+                       Resource=[Sub("arn:${AWS::Partition}:s3:::" + access.k3s_artifacts + "/*")])]
+            if access.k3s_artifacts else [])
 
 
 def _parameter_arn(name: Ref) -> Sub:
@@ -297,4 +327,5 @@ def build(t: StackTemplate, identity: str, statements: list[Statement], cloud_co
                                                "to resources tagged with the cluster")
     profile = t.add(InstanceProfile(f"{prefix}InstanceProfile", Path=f"/{naming.TAG_PREFIX}/",
                                     Roles=[Ref(node_role)]))
-    return NodeIdentityRefs(role_arn=GetAtt(node_role, "Arn"), instance_profile_arn=GetAtt(profile, "Arn"))
+    return NodeIdentityRefs(role_arn=GetAtt(node_role, "Arn"), instance_profile_arn=GetAtt(profile, "Arn"),
+                            role_name=Ref(node_role))

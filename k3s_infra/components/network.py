@@ -38,8 +38,9 @@ from k3s_infra.config.network import ManagedNetwork
 
 # Interface endpoints nodes in private subnets without NAT need: token and add-on secrets,
 # the cluster-state marker (SSM), CloudFormation signals, the AWS cloud controller
-# (EC2, ELB, STS for its identity) and the ASG lifecycle calls. S3 (snapshots, the
-# artifact templates) goes through the gateway endpoint, which every managed network has.
+# (EC2, ELB, STS for its identity) and the ASG lifecycle calls. S3 (snapshots, the K3s
+# binary and airgap images the deployer staged: deploy/artifacts.py) goes through the gateway
+# endpoint, which every managed network has, routed from every private subnet's table.
 INTERFACE_SERVICES = ("secretsmanager", "ssm", "cloudformation", "ec2", "elasticloadbalancing", "sts",
                       "autoscaling")
 FLOW_LOG_RETENTION_DAYS = 365

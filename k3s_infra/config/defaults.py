@@ -1,11 +1,11 @@
 """Default versions and settings, as data. Environment files override them."""
 
 K3S_VERSION = "v1.33.5+k3s1"
-# Where nodes download the K3s release binary (a mirror may replace it; same layout:
-# <release_url>/<version, "+" as %2B>/<k3s | k3s-arm64>).
+# Where the deployer downloads the K3s release files it stages for the nodes (a mirror may
+# replace it; same layout: <release_url>/<version, "+" as %2B>/<file>: deploy/artifacts.py).
 K3S_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
-# The published checksums (sha256sum-<arch>.txt) always come from the official release,
-# never from a mirror, unless k3s.binary_sha256 pins them (k3s-io/k3s:install.sh, download_hash).
+# The published checksums (sha256sum-<arch>.txt) always come from the official release, never
+# from a mirror (k3s-io/k3s:install.sh, download_hash), unless --artifacts DIR brings them.
 K3S_OFFICIAL_RELEASE_URL = "https://github.com/k3s-io/k3s/releases/download"
 # TimeoutStartSec of a node's first K3s start (a runtime drop-in; later boots keep the
 # official unit's TimeoutStartSec=0): install + etcd join fit well inside it.
@@ -50,16 +50,19 @@ TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 # the boot gives up by BOOT_DEADLINE_SECONDS, inside the signal timeout, and the ASG
 # health-check grace equals it so a booting node is never judged before it has had the
 # chance to signal.
-NODE_SIGNAL_TIMEOUT = "PT20M"
 # The boot's bounded waits (boot.sh reads them from boot.env): back-off doubles from
 # RETRY_BASE to RETRY_MAX seconds (jittered) between attempts. Each is bounded on its own
-# (the API wait <= ~8 min (JOIN_ATTEMPTS), the first start K3S_FIRST_START_TIMEOUT,
-# readiness ~5 min (READY_ATTEMPTS); a joiner waits for the first server's published token
-# TOKEN_ATTEMPTS times; AWS API calls (and the IMDS token) get AWS_ATTEMPTS, metadata reads,
-# downloads, packages and the signal FETCH_ATTEMPTS), and all of them together by
-# BOOT_DEADLINE_SECONDS: their worst cases add up to more than the signal timeout.
-BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 20, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
-              "TOKEN_ATTEMPTS": 12, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5}
+# (the API wait JOIN_ATTEMPTS, ~20 min: a first create starts joiners and agents together
+# with the first server (stacks/root.py), so they wait as long as its own boot may take and
+# the deadline decides; the first start K3S_FIRST_START_TIMEOUT, readiness ~5 min
+# (READY_ATTEMPTS); a joiner waits for the first server's published token TOKEN_ATTEMPTS
+# times, a fact another stack writes (the OIDC issuer's URL, once CloudFront deployed it:
+# boot.sh bind_facts) FACT_ATTEMPTS times (~20 min: the deadline decides); AWS API calls (and
+# the IMDS token) get AWS_ATTEMPTS, metadata reads, downloads, packages and the signal
+# FETCH_ATTEMPTS), and all of them together by BOOT_DEADLINE_SECONDS: their worst cases add
+# up to more than the signal timeout.
+BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 40, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
+              "TOKEN_ATTEMPTS": 12, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5, "FACT_ATTEMPTS": 40}
 NODE_SIGNAL_TIMEOUT_SECONDS = 1200
 # One deadline bounds the whole boot (no wait starts past it), so a node that gives up
 # still signals FAILURE before CloudFormation's signal timeout runs out: 3 minutes short of
@@ -67,6 +70,11 @@ NODE_SIGNAL_TIMEOUT_SECONDS = 1200
 # (SIGNAL_ALLOWANCE past the deadline).
 BOOT_DEADLINE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS - 180
 SIGNAL_ALLOWANCE_SECONDS = 90
+# Joining servers and agents start together with the first server on a first create
+# (stacks/root.py) and their boot waits for its API and token: their budget is the first
+# server's whole budget plus their own, for the signal timeout, the boot's deadline (the
+# same 3 minutes short) and the health-check grace alike.
+JOINER_SIGNAL_TIMEOUT_SECONDS = 2 * NODE_SIGNAL_TIMEOUT_SECONDS
 
 # The servers' watch (bootstrap/watch.sh): how often it looks, and how long K3s must be
 # down before a server asks to be replaced (long enough for a K3s restart or upgrade,
@@ -83,13 +91,12 @@ SNAPSHOT_TIMEOUT_SECONDS = 240
 PRE_TERMINATION_SNAPSHOT = "pre-termination"
 # A restore request a lone server leaves for its replacement expires after this long.
 PRE_TERMINATION_REQUEST_SECONDS = 3600
-HEALTH_CHECK_GRACE_SECONDS = NODE_SIGNAL_TIMEOUT_SECONDS
 # Spot pools may come up short of capacity: CloudFormation accepts the group when at
 # least this share of its instances signalled SUCCESS (rounded up by CloudFormation).
 SPOT_MIN_SUCCESSFUL_PERCENT = 50
 
 # Rolling updates of launch template changes (e.g. a new K3s version) wait for each
-# batch's signals (PauseTime = NODE_SIGNAL_TIMEOUT). Servers go one at a time (etcd
+# batch's signals (PauseTime = the group's signal timeout: roles.Role.signal_timeout_seconds). Servers go one at a time (etcd
 # keeps quorum); agents go in batches of about a quarter of the pool.
 AGENT_ROLL_BATCH_FRACTION = 4
 

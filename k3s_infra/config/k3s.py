@@ -55,8 +55,8 @@ Sha256 = shape(r"^[0-9a-f]{64}$", "a SHA-256 hex digest (64 lowercase hex charac
 
 
 class BinarySha256(Strict):
-    """Pinned SHA-256 of the K3s release binary per node architecture; a pinned value wins
-    over the release's published sha256sum-<arch>.txt (air-gapped mirrors need no GitHub)."""
+    """Pinned SHA-256 of the K3s release binary per node architecture: the deployer refuses a
+    binary (and a sha256sum-<arch>.txt) that disagrees with it (deploy/artifacts.py)."""
 
     amd64: Sha256 | None = None
     arm64: Sha256 | None = None
@@ -65,9 +65,12 @@ class BinarySha256(Strict):
 class K3s(Strict):
     version: K3sVersion = defaults.K3S_VERSION
     release_url: Url = Field(defaults.K3S_RELEASE_URL, description=(
-        "Base URL of the K3s release binaries (<release_url>/<version>/k3s[-arm64]); a mirror may replace "
-        "GitHub. The checksums still come from the official release unless binary_sha256 pins them."))
-    binary_sha256: BinarySha256 = Field(default_factory=BinarySha256)
+        "Base URL the deployer downloads the K3s release files from (<release_url>/<version>/<file>: the "
+        "binary and the airgap images) to stage them in the artifact bucket, where the nodes read them; a "
+        "mirror may replace GitHub. The checksums still come from the official release (or --artifacts DIR)."))
+    binary_sha256: BinarySha256 = Field(default_factory=BinarySha256, description=(
+        "Pinned SHA-256 of the K3s binary per architecture (amd64, arm64): deploy refuses a binary, or a "
+        "release checksum file, that disagrees."))
     cluster_cidr: str = defaults.CLUSTER_CIDR
     service_cidr: str = defaults.SERVICE_CIDR
     cluster_dns: str = defaults.CLUSTER_DNS

@@ -50,8 +50,8 @@ class ManagedNetwork(Strict):
     availability_zones: int = Field(3, ge=2, le=6, description="How many of the region's AZs to use.")
     nat_gateways: Literal["one", "per-az", "none"] = Field(
         "one", description="NAT for the private subnets: one shared, one per AZ, or none (VPC endpoints only: "
-                           "pre-flight then needs k3s.release_url on a mirror in reach and k3s.binary_sha256 "
-                           "pinned, and container images must come from a registry in reach).")
+                           "K3s comes from the artifact bucket, but charts and container images other than "
+                           "K3s's own must come from a registry in reach: README 'Without NAT').")
 
     @field_validator("cidr")
     @classmethod

@@ -10,13 +10,11 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from k3s_infra.model import naming
-from k3s_infra.deploy import DeployError
+from k3s_infra.deploy import DeployError, stack_states
 from k3s_infra.deploy.package import Package
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
-# A stack in one of these states cannot take a change set until it is deleted.
-DEAD_STATES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED")
 
 
 @dataclass
@@ -47,7 +45,7 @@ def stack_state(cfn, stack_name: str) -> dict | None:
         if "does not exist" in str(exc):
             return None
         raise
-    return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+    return stacks[0] if stacks and stacks[0]["StackStatus"] != stack_states.DELETE_COMPLETE else None
 
 
 def _wait_created(cfn, change_set_id: str, poll: float, timeout: float) -> dict:
@@ -86,21 +84,17 @@ def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None,
     builds it, the change set (and the empty stack a CREATE made) is deleted again."""
     env = pkg.rendering.env
     cfn = aws.cloudformation
-    if current and current["StackStatus"] in DEAD_STATES:
-        raise DeployError(f"stack {env.stack_name} is {current['StackStatus']} from an earlier failure; "
-                          f"run 'k3s-infra destroy' for this environment, then deploy again")
-    if current and current["StackStatus"].endswith("_IN_PROGRESS") and current["StackStatus"] != "REVIEW_IN_PROGRESS":
-        raise DeployError(f"stack {env.stack_name} is busy ({current['StackStatus']}); wait for it to finish")
-    kind = "UPDATE" if current and current["StackStatus"] != "REVIEW_IN_PROGRESS" else "CREATE"
+    kind = stack_states.change_set_type(env.stack_name, current)  # DeployError: none can run now
     name = f"k3s-infra-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
     response = cfn.create_change_set(
         StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
         Capabilities=CAPABILITIES, IncludeNestedStacks=True, Parameters=parameters or [],
         Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
-        Description=f"k3s-infra {env.name}", **pkg.template_args())
+        Description=f"k3s-infra {env.name}", **pkg.template_args(kind))
     # Followed by the StackId CloudFormation returned, never by name: a stack of the same
-    # name created or deleted meanwhile is another stack.
-    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=kind == "CREATE",
+    # name created or deleted meanwhile is another stack. Only a stack this run made is its
+    # to delete again: a REVIEW_IN_PROGRESS stack found may hold another run's change set.
+    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=current is None,
                        stack_arn=response.get("StackId") or env.stack_name)
     try:
         described = _wait_created(cfn, response["Id"], poll, timeout)
@@ -126,7 +120,7 @@ def discard(aws, change_set: ChangeSet) -> None:
         pass
     if change_set.created_review_stack:
         state = stack_state(cfn, change_set.stack_arn or change_set.stack_name)
-        if state and state["StackStatus"] == "REVIEW_IN_PROGRESS":
+        if state and stack_states.discard_review_stack(state["StackStatus"]):
             cfn.delete_stack(StackName=state["StackId"])
 
 

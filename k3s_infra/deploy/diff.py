@@ -124,7 +124,8 @@ def _as_value(default: Any) -> str:
 def diff(aws, rendering) -> dict:
     """The README's "diff" JSON shape (without its envelope)."""
     env = aws.env
-    rendered = {s.stack_id: parse(s.body) for s in rendering.stacks}
+    # The root of a first create is never what a deployed stack holds (deploy/roll_order.py).
+    rendered = {s.stack_id: parse(s.body) for s in rendering.stacks if s is not rendering.create_root}
     found = deployed(aws.cloudformation, env.stack_name)
     templates, values = found if found else ({}, {})
     children = rendered[naming.ROOT].get("Resources", {})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
+from k3s_infra.deploy import stack_states
 from k3s_infra.deploy.progress import (Failed, Heartbeat, Interrupted, Progress, Settled, StackEvent, Waiting,
                                        ignore)
 
@@ -30,14 +31,6 @@ _CONSEQUENTIAL = ("Resource creation cancelled", "Resource update cancelled", "E
 _EMBEDDED = re.compile(r"Embedded stack (arn:\S+?) was not successfully")
 # What a node group records when an instance's boot signalled FAILURE (boot.sh).
 _FAILED_SIGNAL = re.compile(r"UniqueId (i-[0-9a-f]+)")
-
-
-def terminal(status: str) -> bool:
-    return not status.endswith("_IN_PROGRESS")
-
-
-def failed(status: str) -> bool:
-    return status.endswith("_FAILED") or status.startswith("ROLLBACK") or "ROLLBACK" in status
 
 
 def first_failure(events: list[dict]) -> dict | None:
@@ -221,7 +214,7 @@ class Watcher:
             while True:
                 fresh = self.poll()
                 status = root_status(self.cfn, self.root_id)
-                if terminal(status):
+                if stack_states.settled(status):
                     self.poll()  # events written just before the status flipped
                     self.on_progress(Settled(self.root_label, status))
                     return status
@@ -243,5 +236,5 @@ def root_status(cfn, stack_arn: str) -> str:
         return cfn.describe_stacks(StackName=stack_arn)["Stacks"][0]["StackStatus"]
     except ClientError as exc:
         if "does not exist" in str(exc):
-            return "DELETE_COMPLETE"
+            return stack_states.DELETE_COMPLETE
         raise

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
+from k3s_infra.deploy import stack_states
 from k3s_infra.deploy.events import STACK_TYPE
 
 MAX_NAMES_PER_CALL = 50
@@ -35,7 +36,7 @@ def nested_stack(cfn, root_id: str, logical_id: str) -> dict | None:
     if not physical:
         return None
     stacks = cfn.describe_stacks(StackName=physical)["Stacks"]
-    return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+    return stacks[0] if stacks and stacks[0]["StackStatus"] != stack_states.DELETE_COMPLETE else None
 
 
 def nested_stacks(cfn, stack: str) -> list[tuple[str, dict]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 
 from k3s_infra.config import architectures
+from k3s_infra.deploy import stack_states
 from k3s_infra.model import outputs as o
 
 
@@ -25,7 +26,7 @@ class ImageChoice:
 
 def deployed_parameters(root: dict | None) -> dict[str, str]:
     """Parameter values of a deployed root (an empty REVIEW_IN_PROGRESS stack has none)."""
-    if not root or root.get("StackStatus") == "REVIEW_IN_PROGRESS":
+    if stack_states.creates(root):
         return {}
     return {p["ParameterKey"]: p["ParameterValue"] for p in root.get("Parameters", [])
             if "ParameterValue" in p}

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Literal
 
 import yaml
@@ -17,13 +18,14 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import (DeployError, Refused, changeset, images, leftovers, protection, quorum, readiness,
-                              restore_request, retained)
+from k3s_infra.deploy import (DeployError, Refused, artifacts, changeset, images, leftovers, protection, quorum, readiness,
+                              restore_request, retained, roll_order, stack_states)
 from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy import groups
 from k3s_infra.deploy.groups import nested_stacks
 from k3s_infra.deploy.package import Package, package
 from k3s_infra.deploy.upgrades import check_issuer_upgrade
+from k3s_infra.deploy.timings import Measured, measure
 from k3s_infra.deploy.progress import (ArtifactsCleaned, ChangeSetDiscarded, ChangeSetReady, DeleteRetry,
                                        Deleting, EventsUnavailable, Executing, ExecutionFailed, ImagesChosen,
                                        LeftoversDeleted, LeftoversFound, LeftoversWaiting,
@@ -34,7 +36,6 @@ from k3s_infra.deploy.progress import (ArtifactsCleaned, ChangeSetDiscarded, Cha
 from k3s_infra.render import render
 
 DELETE_ATTEMPTS = 3
-OK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class DeployResult:
     status: str | None = None  # the root's final status, once executed
     protected: bool = False    # termination protection is on
     outputs: dict[str, str] = field(default_factory=dict)
+    timings: Measured | None = None  # each nested stack's wave, from the stack events followed
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,15 @@ def root_outputs(cfn, stack_name: str) -> dict[str, str]:
 
 # --- plan / deploy ----------------------------------------------------------------
 
-def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_loss: bool = False):
-    """Checks and choices made before anything is uploaded: account, pinned images, quorum.
+def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_loss: bool = False,
+             artifacts_dir: Path | None = None):
+    """Checks and choices made before the templates are uploaded: account, pinned images, quorum;
+    then the K3s files, checked and staged (deploy/artifacts.py; from ``artifacts_dir`` if given).
     Returns (the described root or None, change set parameters)."""
     env = aws.env
     aws.check_account()
     root = changeset.stack_state(aws.cloudformation, env.stack_name)
+    stack_states.change_set_type(env.stack_name, root)  # a stack no change set can take: refused before any upload
     retained.check_first_deploy(aws, root)
     check_issuer_upgrade(env, root)
     current = quorum.current_servers(aws, root)
@@ -103,13 +108,15 @@ def _prepare(aws, on_progress: Progress, *, update_image: bool, allow_quorum_los
     choices = images.choose(aws, root, update_image=update_image)
     if choices:
         on_progress(ImagesChosen(tuple(choices)))
-    return root, images.stack_parameters(choices)
+    return root, images.stack_parameters(choices) + artifacts.prepare(aws, directory=artifacts_dir,
+                                                                      on_progress=on_progress)
 
 
-def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False) -> PlanResult:
+def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False,
+         artifacts_dir: Path | None = None) -> PlanResult:
     """Package and describe the change set of the root stack, then delete it: nothing runs."""
     env = aws.env
-    root, parameters = _prepare(aws, on_progress, update_image=update_image)
+    root, parameters = _prepare(aws, on_progress, update_image=update_image, artifacts_dir=artifacts_dir)
     on_progress(PlanUploads(env.artifact_bucket))
     pkg = package(aws, render(env))
     on_progress(Packaged(pkg))
@@ -130,12 +137,14 @@ def _report_restore_request(aws, on_progress: Progress) -> None:
 
 
 def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: Progress = ignore,
-           poll: float = 2.0, update_image: bool = False, allow_quorum_loss: bool = False) -> DeployResult:
+           poll: float = 2.0, update_image: bool = False, allow_quorum_loss: bool = False,
+           artifacts_dir: Path | None = None) -> DeployResult:
     """Package, create the change set, ``confirm`` it, execute it and follow its events, then
     wait for the nodes it asked for (deploy/readiness.py: DeployError when they never get ready)."""
     env = aws.env
     cfn = aws.cloudformation
-    root, parameters = _prepare(aws, on_progress, update_image=update_image, allow_quorum_loss=allow_quorum_loss)
+    root, parameters = _prepare(aws, on_progress, update_image=update_image, allow_quorum_loss=allow_quorum_loss,
+                                artifacts_dir=artifacts_dir)
     _report_restore_request(aws, on_progress)
     pkg = package(aws, render(env))
     on_progress(Packaged(pkg))
@@ -173,16 +182,19 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
                 on_progress(EventsUnavailable(type(detail).__name__))
             return DeployResult(env.stack_name, "failed")
         status = watcher.wait(poll=poll)
-    if status not in OK_STATES:
+    if not stack_states.succeeded(status):  # a rollback is never a success
         on_progress(watcher.failure(status))
-        return DeployResult(env.stack_name, "failed", status)
+        return DeployResult(env.stack_name, "failed", status, timings=measure(watcher.events, stack_arn))
     protection.apply(aws, stack_arn, env.protected)  # a new stack's; an update's is set back above
     # CloudFormation waits for nodes only on create and on a rolling update: wait for the nodes
     # of a size change too (deploy/readiness.py). The deploy started at its first stack event
     # in AWS's clock, or earlier by this machine's.
     since = min([started, *(event["Timestamp"] for event in watcher.events)])
     readiness.wait_for_nodes(aws, stack_arn, since=since, on_progress=on_progress)
-    return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_arn))
+    timings = measure(watcher.events, stack_arn)
+    if cs.change_set_type == "CREATE":  # the create root had no roll order: record it (never fatal)
+        roll_order.record(aws, pkg, parameters, stack_arn, on_progress, poll)
+    return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_arn), timings)
 
 
 # --- destroy ------------------------------------------------------------------------
@@ -332,6 +344,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         on_progress(NothingToDestroy(env.stack_name, env.region))
         on_progress(_empty_artifacts(aws))
         return "absent"
+    stack_states.check_destroyable(env.stack_name, root["StackStatus"])  # before asking or changing anything
     stack_arn = root["StackId"]
     nested = _nested(aws, root, on_progress)
     kept = _retained(aws, render(env), nested or [])
@@ -363,7 +376,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
         on_progress(Deleting(env.stack_name))
         cfn.delete_stack(StackName=stack_arn)
         final = watcher.wait(poll=poll)
-        if final != "DELETE_FAILED" or attempt == DELETE_ATTEMPTS:
+        if final != stack_states.DELETE_FAILED or attempt == DELETE_ATTEMPTS:
             break
         # A snapshot uploaded while the nodes were still going (BucketNotEmpty), a load balancer
         # a Service got again meanwhile, or a protected one not listed before: again, and retry.
@@ -373,7 +386,7 @@ def destroy(aws, *, confirm: Callable[[DestroyRequest], bool], allow_protected: 
             break
         on_progress(DeleteRetry(env.stack_name, attempt, DELETE_ATTEMPTS - 1))
         _lift(aws, guarded, on_progress)
-    if final != "DELETE_COMPLETE":
+    if final != stack_states.DELETE_COMPLETE:
         on_progress(watcher.failure(final))
         return "failed"
     on_progress(StackDeleted(env.stack_name))

@@ -6,8 +6,7 @@ they hold the user's chart values and are in no template."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
@@ -26,12 +25,14 @@ class Package:
     rendering: Rendering
     uploaded: list[str]
     reused: list[str]
-    root_body: str | None = None
-    root_url: str | None = None
+    # The root CloudFormation gets, by change set type: CREATE takes the root of a first create
+    # (node stacks together), UPDATE the ordered one (stacks/root.py roll_order). A body, or
+    # the URL of a root too large to send inline.
+    roots: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def template_args(self) -> dict[str, str]:
+    def template_args(self, change_set_type: str = "UPDATE") -> dict[str, str]:
         """TemplateBody or TemplateURL for the root, whichever CloudFormation accepts."""
-        return {"TemplateURL": self.root_url} if self.root_url else {"TemplateBody": self.root_body}
+        return self.roots[change_set_type]
 
 
 def _error_code(exc: ClientError) -> str:
@@ -98,13 +99,12 @@ def package(aws, rendering: Rendering) -> Package:
                               ServerSideEncryption="aws:kms")
             uploaded.append(ADDONS_FILE)
     result = Package(rendering, uploaded, reused)
-    root = rendering.root
-    if len(root.body.encode()) <= MAX_INLINE_BODY:
-        result.root_body = root.body
-    else:
-        digest = hashlib.sha256(root.body.encode()).hexdigest()
-        key = naming.artifact_key(env, root.file, digest)
+    for kind, root in (("UPDATE", rendering.root), ("CREATE", rendering.create_root or rendering.root)):
+        if len(root.body.encode()) <= MAX_INLINE_BODY:
+            result.roots[kind] = {"TemplateBody": root.body}
+            continue
+        key = naming.artifact_key(env, root.file, root.sha256)
         if not _exists(aws.s3, bucket, key):
             aws.s3.put_object(Bucket=bucket, Key=key, Body=root.body.encode())
-        result.root_url = naming.template_url(env, key)
+        result.roots[kind] = {"TemplateURL": naming.template_url(env, key)}
     return result

@@ -19,23 +19,29 @@ import os
 from botocore.exceptions import ClientError
 
 from k3s_infra.config import ConfigError, Environment, architectures, defaults
-from k3s_infra.model import naming
+from k3s_infra.model import addons, naming
 from k3s_infra.model import outputs as o
 from k3s_infra.model import placement
 from k3s_infra.components.network import INTERFACE_SERVICES
 from k3s_infra.deploy import changeset
 from k3s_infra.deploy.images import deployed_parameters
+from k3s_infra.deploy.progress import Progress, RegistryNeeded, ignore
 
 Problem = tuple[str, str]
 
 
-def gate(aws, *, source: str, update_image: bool = False, skip: bool = False) -> None:
+def gate(aws, *, source: str, update_image: bool = False, skip: bool = False,
+         on_progress: Progress = ignore) -> None:
     """Refuse (ConfigError naming ``source``, the environment file; exit 2) on any problem
-    ``check`` finds, checking the images a deploy will really use (``pinned_images``).
-    ``skip``: check nothing (emulators that cannot answer)."""
+    ``check`` finds, checking the images a deploy will really use (``pinned_images``); warn
+    (RegistryNeeded) when the nodes have no way to the internet. ``skip``: check nothing
+    (emulators that cannot answer)."""
     if skip:
         return
-    problems = check(aws.env, aws, image_ids=pinned_images(aws, update_image=update_image))
+    offline: list[str] = []
+    problems = check(aws.env, aws, image_ids=pinned_images(aws, update_image=update_image), offline=offline)
+    if offline and not problems:
+        on_progress(RegistryNeeded(", ".join(offline), registry_needs(aws.env)))
     if problems:
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         hint = f"; against an emulator ({endpoint}) that does not model routes or offerings, " \
@@ -53,10 +59,13 @@ def pinned_images(aws, *, update_image: bool = False) -> dict[str, str]:
             for arch in architectures.in_use(aws.env) if o.IMAGE_IDS[arch] in pinned}
 
 
-def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None = None) -> list[Problem]:
+def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None = None,
+          offline: list[str] | None = None) -> list[Problem]:
     """Every problem found, as (field path, message). ``session_or_clients``: anything with
     ``client(service)`` (a boto3 Session, ``deploy.aws.Aws``). ``image_ids``: SSM parameter
-    name -> image ID already resolved (pinned) by the caller; others are read from SSM."""
+    name -> image ID already resolved (pinned) by the caller; others are read from SSM. ``offline``:
+    receives the fields whose node subnets reach only VPC endpoints (no problem: see registry_needs)."""
+    offline = [] if offline is None else offline
     client = session_or_clients.client
     ec2 = client("ec2")
     problems: list[Problem] = []
@@ -65,10 +74,10 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
         problems.append(("account_id", f"credentials are for account {account}, not {env.account_id}"))
     if env.network.managed:
         zones = _managed_zones(ec2, env, problems)
-        if env.network.create.nat_gateways == "none":
-            problems += _without_internet(env, "network.create.nat_gateways")
+        if env.network.create.nat_gateways == "none":  # its S3 gateway endpoint serves every private table
+            offline.append("network.create.nat_gateways")
     else:
-        zones = _brought_network(ec2, env, problems)
+        zones = _brought_network(ec2, env, problems, offline)
     types = _instance_types(env)
     if zones:
         _offerings(ec2, types, zones, problems)
@@ -76,20 +85,19 @@ def check(env: Environment, session_or_clients, image_ids: dict[str, str] | None
     return problems
 
 
-def _without_internet(env: Environment, field: str) -> list[Problem]:
-    """Nodes that reach only AWS endpoints (PrivateLink reaches AWS services only) cannot fetch
-    the K3s binary or its published checksums from GitHub. They boot only from a release mirror
-    in reach with every checksum pinned; container images and charts must then come from a
-    registry in reach as well (not configured by k3s-infra: README, A managed network)."""
-    names = [architectures.K3S_NAMES[a] for a in architectures.in_use(env)]
-    unpinned = [name for name in names if not getattr(env.k3s.binary_sha256, name)]
-    if env.k3s.release_url != defaults.K3S_OFFICIAL_RELEASE_URL and not unpinned:
-        return []
-    return [(field, "the nodes would have no way to the internet (only VPC endpoints), so they could not fetch "
-                    "K3s from GitHub: set k3s.release_url to a mirror in reach and k3s.binary_sha256."
-                    f"{'/'.join(unpinned) or 'amd64'}, and serve container images from a registry in reach, "
-                    "or give the subnets a NAT gateway")]
-
+def registry_needs(env: Environment) -> tuple[str, ...]:
+    """What nodes without a way to the internet still cannot fetch. K3s, and the images of its
+    packaged components (the airgap tarball), come from the artifact bucket through the S3 gateway
+    endpoint (deploy/artifacts.py); charts and other images come from their registries, which VPC
+    endpoints do not reach (AWS PrivateLink serves AWS services only). Not refused: a registry
+    mirror in reach may serve them (README "Without NAT"); k3s-infra cannot see one."""
+    needs = [f"the AWS cloud controller: chart from {defaults.CCM_CHART_REPO}, image from registry.k8s.io "
+             "(until it runs, every node keeps the node.cloudprovider.kubernetes.io/uninitialized taint)",
+             f"the pod identity webhook: image {defaults.POD_IDENTITY_WEBHOOK_IMAGE.split('@')[0]}"]
+    for name in addons.enabled(env):
+        spec = addons.helm_chart(env, name)["spec"]
+        needs.append(f"add-on {name}: chart from {spec.get('repo') or spec['chart']}, and the images it names")
+    return tuple(needs)
 
 def _instance_types(env: Environment) -> dict[str, list[str]]:
     """Instance type -> the fields that name it."""
@@ -113,7 +121,7 @@ def _managed_zones(ec2, env: Environment, problems: list[Problem]) -> list[str]:
     return zones[:wanted]
 
 
-def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str]:
+def _brought_network(ec2, env: Environment, problems: list[Problem], offline: list[str]) -> list[str]:
     network = env.network
     try:
         (vpc,) = ec2.describe_vpcs(VpcIds=[network.vpc_id])["Vpcs"]
@@ -145,17 +153,20 @@ def _brought_network(ec2, env: Environment, problems: list[Problem]) -> list[str
                 problems.append((f"{where}.az", f"{subnet.id} is in {actual['AvailabilityZone']}, not {subnet.az}"))
             if field == "subnets":
                 zones.append(actual["AvailabilityZone"])
-            targets = default_route_targets(ec2, network.vpc_id, subnet.id)
+            table = _route_table(ec2, network.vpc_id, subnet.id)
+            targets = _default_targets(table)
             if field == "public_subnets" and not any(t.startswith("igw-") for t in targets):
                 problems.append((f"{where}.id", f"{subnet.id} has no route 0.0.0.0/0 to an internet gateway: "
                                                 "an internet-facing load balancer there is unreachable"))
-            missing = sorted((set(INTERFACE_SERVICES) | {"s3"}) - endpoints)
-            no_route_out = field == "subnets" and not any(not t.startswith("igw-") for t in targets)
+            served = {s for s, tables in endpoints.items() if tables is None or table.get("RouteTableId") in tables}
+            missing = sorted((set(INTERFACE_SERVICES) | {"s3"}) - served)
+            public_ip = bool(actual.get("MapPublicIpOnLaunch"))  # the launch templates leave it to the subnet
+            no_route_out = field == "subnets" and not any(_way_out(t, public_ip) for t in targets)
             if no_route_out and missing:
                 problems.append((f"{where}.id", f"{subnet.id} has no route out (0.0.0.0/0 to a NAT gateway) and "
                                                 f"the VPC lacks endpoints nodes need to boot: {', '.join(missing)}"))
             elif no_route_out:
-                problems += _without_internet(env, f"{where}.id")
+                offline.append(f"{where}.id")
     real_zones = {s["SubnetId"]: s["AvailabilityZone"] for s in found.values() if s["VpcId"] == network.vpc_id}
     problems += _server_spread(env, real_zones)
     problems += _load_balancer_zones(env, real_zones)
@@ -208,27 +219,71 @@ def _server_spread(env: Environment, real_zones: dict[str, str]) -> list[Problem
             for zone, held in sorted(crowded.items())]
 
 
+# The members of an EC2 Route that name its target (botocore's EC2 model, shape Route; an
+# InstanceOwnerId is an account, no target). Decided per target in tests/unit/deploy/test_preflight_routes.py.
+ROUTE_TARGETS = ("GatewayId", "NatGatewayId", "TransitGatewayId", "VpcPeeringConnectionId", "NetworkInterfaceId",
+                 "InstanceId", "EgressOnlyInternetGatewayId", "CarrierGatewayId", "LocalGatewayId", "CoreNetworkArn",
+                 "OdbNetworkArn")
+# 0.0.0.0/0 targets that never take a node's traffic to the internet: a peered VPC's internet or NAT
+# gateway is not usable across the peering (VPC Peering Guide, "edge to edge routing"), an egress-only
+# internet gateway carries IPv6 only, a carrier gateway only instances with a carrier IP, "local" stays
+# in the VPC. Others (NAT, transit gateway, VPN, Cloud WAN, appliances) may: given the benefit of the doubt.
+_NO_WAY_OUT = ("pcx-", "eigw-", "cagw-", "local")
+
+
+def _way_out(target: str, public_ip: bool) -> bool:
+    """Whether a 0.0.0.0/0 route to ``target`` can take a node to the internet: an internet gateway
+    only with a public IPv4 address on the node (VPC User Guide, "Internet gateways")."""
+    if target.startswith("igw-"):
+        return public_ip
+    return not target.startswith(_NO_WAY_OUT)
+
+
 def default_route_targets(ec2, vpc_id: str, subnet_id: str) -> list[str]:
     """Targets of the 0.0.0.0/0 routes of a subnet's route table (the VPC's main table if none)."""
+    return _default_targets(_route_table(ec2, vpc_id, subnet_id))
+
+
+def _route_table(ec2, vpc_id: str, subnet_id: str) -> dict:
+    """The subnet's route table: the one associated with it, else the VPC's main table, which every
+    subnet without an explicit association uses (VPC User Guide, "Subnet route tables"); {} if none."""
     tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])
     if not tables["RouteTables"]:
         tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
                                                     {"Name": "association.main", "Values": ["true"]}])
+    return next(iter(tables["RouteTables"]), {})
+
+
+def _default_targets(table: dict) -> list[str]:
+    """Targets of a table's active 0.0.0.0/0 route (a blackhole route's target is gone: EC2 API, Route.State)."""
     targets = []
-    for table in tables["RouteTables"]:
-        for route in table.get("Routes", []):
-            if route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("State", "active") == "active":
-                targets += [value for key, value in route.items() if key.endswith("Id") and value]
+    for route in table.get("Routes", []):
+        if route.get("DestinationCidrBlock") == "0.0.0.0/0" and route.get("State", "active") == "active":
+            targets += [route[key] for key in ROUTE_TARGETS if route.get(key)]
     return targets
 
 
-def _endpoint_services(ec2, vpc_id: str, region: str) -> set[str]:
-    """Short names (e.g. 'ssm') of the VPC's endpoint services."""
+def _endpoint_services(ec2, vpc_id: str, region: str) -> dict[str, frozenset[str] | None]:
+    """Short names (e.g. 'ssm') of the VPC's endpoint services nodes can use -> None when every
+    subnet reaches it, else the route tables that do. Nodes call each service by its default name,
+    which resolves to an interface endpoint only with private DNS (and not only for inbound
+    resolver endpoints); a gateway endpoint serves only the route tables associated with it
+    (AWS PrivateLink Guide, "DNS attributes for your VPC" / "Gateway endpoints")."""
     found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
-    names = {e["ServiceName"] for e in found if e.get("State", "available").lower() == "available"}
-    services = set(INTERFACE_SERVICES) | {"s3", "sqs"}
-    return {service for service in services
-            if names & {naming.endpoint_service_name(region, service, gateway) for gateway in (False, True)}}
+    names = {naming.endpoint_service_name(region, service, gateway): service
+             for service in (*INTERFACE_SERVICES, "s3", "sqs") for gateway in (False, True)}
+    served: dict[str, frozenset[str] | None] = {}
+    for endpoint in found:
+        service = names.get(endpoint["ServiceName"])
+        if service is None or endpoint.get("State", "available").lower() != "available":
+            continue
+        if endpoint.get("VpcEndpointType") == "Gateway":
+            if served.get(service, frozenset()) is not None:
+                served[service] = served.get(service, frozenset()) | frozenset(endpoint.get("RouteTableIds", []))
+        elif endpoint.get("PrivateDnsEnabled") and \
+                not endpoint.get("DnsOptions", {}).get("PrivateDnsOnlyForInboundResolverEndpoint"):
+            served[service] = None
+    return served
 
 
 def _offerings(ec2, types: dict[str, list[str]], zones: list[str], problems: list[Problem]) -> None:

@@ -100,6 +100,49 @@ class ImagesChosen(Message):
 
 
 @dataclass(frozen=True)
+class RegistryNeeded(Message):
+    """Pre-flight: the nodes have no way to the internet. K3s and its own images come from the
+    artifact bucket (deploy/artifacts.py); these still need a registry or chart repository in reach."""
+    field: str
+    needs: tuple[str, ...]
+
+
+# --- the K3s release files (deploy/artifacts.py) --------------------------------------
+
+@dataclass(frozen=True)
+class ArtifactTransfer(Message):
+    """A release file on its way: when it starts, every artifacts.REPORT_EVERY bytes, when done."""
+    name: str
+    action: str        # "download" | "upload"
+    done: int          # bytes so far
+    total: int | None  # None: the server did not say
+
+
+@dataclass(frozen=True)
+class ArtifactVerified(Message):
+    """A file matched the release's checksum file (and the pin): it may go to the nodes."""
+    name: str
+    sha256: str
+    source: str  # its URL, "cache <path>" or the path --artifacts named
+
+
+@dataclass(frozen=True)
+class ArtifactCacheRejected(Message):
+    """A cached file no longer matches its checksum: removed, and downloaded again."""
+    path: str
+    actual: str
+    expected: str
+
+
+@dataclass(frozen=True)
+class ArtifactsStaged(Message):
+    bucket: str
+    prefix: str                # <stack>/k3s: every key is <prefix>/<sha256>/<name>
+    uploaded: tuple[str, ...]  # file names
+    reused: tuple[str, ...]    # already there (content-addressed)
+
+
+@dataclass(frozen=True)
 class PlanUploads(Message):
     """plan writes to S3 (templates, a change set it deletes again)."""
     bucket: str
@@ -131,6 +174,13 @@ class RestoreRequestPending(Message):
 class Executing(Message):
     change_set_type: str
     stack_name: str
+
+
+@dataclass(frozen=True)
+class RollOrderRecorded(Message):
+    """After a first create: the stack holds the ordered root (deploy/roll_order.py)."""
+    changed: bool  # False: CloudFormation found nothing to change, or the update failed (problem)
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

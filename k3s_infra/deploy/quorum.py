@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import Refused
+from k3s_infra.deploy import Refused, stack_states
 from k3s_infra.deploy.groups import group_of, parameters
 
 
@@ -51,7 +51,7 @@ def check(current: int | None, target: int) -> None:
 def current_servers(aws, root: dict | None) -> int | None:
     """Servers running now: the joining group's desired capacity (its stack parameter when
     the group cannot be read) + the cluster-init server. None before the first deploy."""
-    if not root or root.get("StackStatus") == "REVIEW_IN_PROGRESS":
+    if stack_states.creates(root):
         return None
     stack, group = group_of(aws, root["StackId"], naming.STACK_SERVERS)
     if group is not None:

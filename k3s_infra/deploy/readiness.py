@@ -27,7 +27,7 @@ from k3s_infra.deploy.progress import NodesReady, Progress, WaitingForNodes, ign
 
 POLL_SECONDS = 10.0
 # A bit above the node signal timeout: a node as slow as CloudFormation accepts still counts.
-TIMEOUT_SECONDS = defaults.NODE_SIGNAL_TIMEOUT_SECONDS + 300
+TIMEOUT_SECONDS = defaults.JOINER_SIGNAL_TIMEOUT_SECONDS + 300
 # Auto Scaling lifecycle states of an instance that is, or is becoming, part of its group
 # (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html).
 LIVE_STATES = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")

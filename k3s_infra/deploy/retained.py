@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import addons
 from k3s_infra.model import naming
-from k3s_infra.deploy import Refused
+from k3s_infra.deploy import Refused, stack_states
 
 
 def secret_names(env) -> list[str]:
@@ -45,7 +45,7 @@ def existing_alias(aws) -> str | None:
 
 def check_first_deploy(aws, root: dict | None) -> None:
     """Refuse a CREATE whose secret names are still taken by retained (or deleting) secrets."""
-    if root is not None and root.get("StackStatus") != "REVIEW_IN_PROGRESS":
+    if not stack_states.creates(root):
         return
     taken = existing(aws)
     alias = existing_alias(aws)

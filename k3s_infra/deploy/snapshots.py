@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import DeployError, changeset, restore_request
+from k3s_infra.deploy import DeployError, changeset, restore_request, stack_states
 from k3s_infra.deploy.groups import describe_groups, group_of, outputs, parameters
 from k3s_infra.deploy.progress import (FirstServerReplaced, JoiningServersRestarted, JoiningServersStopping,
                                        Progress, RestoreRequested, RestoreWithdrawn, SnapshotRestored,
@@ -87,6 +87,7 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], o
     (only if it still holds this run's request). Returns False when not confirmed."""
     env = aws.env
     root = _root(aws)
+    stack_states.check_restorable(env.stack_name, root["StackStatus"])  # before anything is read or changed
     snapshots = list_snapshots(aws, root)
     if not snapshots:
         raise DeployError(f"no etcd snapshot in s3://{snapshot_bucket(aws, root)}/{naming.snapshot_folder(env)}/")

@@ -9,8 +9,8 @@ from typing import Any
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from k3s_infra.deploy import changeset, restore_request
-from k3s_infra.deploy.events import READ_ERRORS, Watcher, failed, terminal
+from k3s_infra.deploy import changeset, restore_request, stack_states
+from k3s_infra.deploy.events import READ_ERRORS, Watcher
 from k3s_infra.deploy.groups import describe_groups, nested_stacks
 from k3s_infra.deploy.progress import Following, Progress, ignore
 
@@ -41,7 +41,7 @@ def collect(aws) -> dict[str, Any]:
         found["stacks"].append({"stack": logical, "status": stack["StackStatus"],
                                 "updated": stack.get("LastUpdatedTime") or stack.get("CreationTime")})
     found["node_groups"] = _node_groups(aws, nested)
-    found["healthy"] = not any(failed(s["status"]) for s in found["stacks"])
+    found["healthy"] = all(stack_states.healthy(s["status"], root=s["stack"] == naming.ROOT) for s in found["stacks"])
     return found
 
 
@@ -81,8 +81,8 @@ def watch(aws, *, on_progress: Progress = ignore, poll: float = 2.0) -> str | No
     env = aws.env
     cfn = aws.cloudformation
     root = changeset.stack_state(cfn, env.stack_name)
-    if root is None or terminal(root["StackStatus"]):
-        return None
+    if root is None or not stack_states.running(root["StackStatus"]):
+        return None  # nothing runs (REVIEW_IN_PROGRESS included: it waits for an execute, maybe forever)
     started = root.get("DeletionTime") or root.get("LastUpdatedTime") or root.get("CreationTime")
     watcher = Watcher(cfn, root["StackId"], env.stack_name, since=started, on_progress=on_progress)
     on_progress(Following(env.stack_name, root["StackStatus"]))

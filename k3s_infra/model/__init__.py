@@ -8,4 +8,6 @@ above shares, each with one home.
     outputs   names of stack Outputs and Parameters (the interface between stacks)
     limits    CloudFormation, EC2 and tag limits, checked at render
     addons    the enabled add-ons: their HelmCharts, secrets and boot-time values
+    timing    the time-to-ready model: critical path of a create or a roll (durations: its numbers,
+              node_timing: a node group's boot); imported by the CLI only, never on the render path
 """

@@ -37,10 +37,13 @@ STACK_SERVER_INIT = "ServerInit"
 STACK_SERVERS = "Servers"
 STACK_DRAINING = "Draining"
 STACK_IDENTITY = "Identity"  # the OIDC issuer and the pods' IAM roles
+STACK_ISSUER_ACCESS = "IssuerAccess"  # the first server's right to publish the issuer's documents
 # The auto scaling group of each node stack (nodes signal it by this logical ID).
 SERVER_GROUP = "ServerGroup"
 AGENT_GROUP = "AgentGroup"
 ROOT = "Root"
+# The root of a stack's first create: no roll order between the node stacks (stacks/root.py).
+ROOT_CREATE = "RootCreate"
 
 
 def logical_id(*parts: str | int) -> str:
@@ -103,6 +106,14 @@ def restore_request_parameter(env: Environment) -> str:
     replacing first server that finds it valid restores that snapshot (cluster-reset), then
     deletes it; the CLI waits for it to disappear. Never a CloudFormation resource."""
     return f"/{TAG_PREFIX}/{cluster_name(env)}/restore-request"
+
+
+def fact_parameter(env: Environment, fact: str) -> str:
+    """SSM parameter a stack writes (an AWS::SSM::Parameter resource) with a fact nodes read at
+    boot instead of as a node-stack parameter ('issuer_url' -> .../facts/issuer-url): a node
+    stack that would wait for that stack's slow resources (a CloudFront distribution) starts
+    with the others, and the boot waits, bounded, only where it uses the fact (roles.Role.late)."""
+    return f"/{TAG_PREFIX}/{cluster_name(env)}/facts/{fact.replace('_', '-')}"
 
 
 def node_bundle_parameter(env: Environment, role_name: str) -> str:
@@ -179,6 +190,35 @@ def addons_prefix(env: Environment) -> str:
 def addons_key(env: Environment, digest: str) -> str:
     """Content-addressed key of the enabled add-ons' manifests in the artifact bucket."""
     return f"{addons_prefix(env)}/{digest}.yaml"
+
+
+def k3s_artifacts_prefix(env: Environment) -> str:
+    """Where the deployer stages the K3s release files the nodes install (deploy/artifacts.py)."""
+    return f"{cluster_name(env)}/k3s"
+
+
+def k3s_artifact_key(env: Environment, digest: str, file_name: str) -> str:
+    """<stack>/k3s/<sha256>/<release file name>: content-addressed, so a node finds its file from
+    the digest its stack pins (boot.sh install_k3s) and an upload is skipped when present; the
+    name keeps a listing readable. No version in the key: its '+' is among the characters S3
+    says may need special handling (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html)."""
+    return f"{k3s_artifacts_prefix(env)}/{digest}/{file_name}"
+
+
+def k3s_binary_name(k3s_arch: str) -> str:
+    """The release's binary for a K3s architecture name (amd64 -> k3s, arm64 -> k3s-arm64):
+    k3s-io/k3s install.sh, setup_verify_arch."""
+    return "k3s" if k3s_arch == "amd64" else f"k3s-{k3s_arch}"
+
+
+def k3s_checksums_name(k3s_arch: str) -> str:
+    """The release's checksum file of an architecture (sha256sum-amd64.txt)."""
+    return f"sha256sum-{k3s_arch}.txt"
+
+
+def k3s_images_name(k3s_arch: str) -> str:
+    """The release's airgap images tarball, zstd (https://docs.k3s.io/installation/airgap)."""
+    return f"k3s-airgap-images-{k3s_arch}.tar.zst"
 
 
 def template_url(env: Environment, key: str) -> str:

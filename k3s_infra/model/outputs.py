@@ -59,6 +59,7 @@ FIRST_SERVER_INSTANCE_PROFILE = "FirstServerInstanceProfileArn"
 SERVER_INSTANCE_PROFILE = "ServerInstanceProfileArn"
 AGENT_INSTANCE_PROFILE = "AgentInstanceProfileArn"
 FIRST_SERVER_ROLE = "FirstServerRoleArn"
+FIRST_SERVER_ROLE_NAME = "FirstServerRoleName"  # IssuerAccess attaches the issuer's publish policy to it
 SERVER_ROLE = "ServerRoleArn"
 AGENT_ROLE = "AgentRoleArn"
 
@@ -74,6 +75,14 @@ IMAGE_ID = "ImageId"  # every node stack's image; the root passes the one of the
 # Root parameters: the pinned image per architecture in use. x86_64 keeps the name of
 # before Graviton support, so deployed roots keep their pinned value (deploy/images.py).
 IMAGE_IDS = {"x86_64": IMAGE_ID, "arm64": "ImageIdArm64"}
+# Every node stack's K3s release files (deploy/artifacts.py): the SHA-256 of the binary and of
+# the airgap images tarball its nodes install from the artifact bucket, where the key names the
+# digest (naming.k3s_artifact_key); the root passes the ones of the stack's architecture.
+K3S_BINARY_SHA256 = "K3sBinarySha256"
+K3S_IMAGES_SHA256 = "K3sImagesSha256"
+# Root parameters per architecture in use, resolved by the deployer as IMAGE_IDS are.
+K3S_BINARY_SHA256S = {"x86_64": "K3sBinarySha256Amd64", "arm64": "K3sBinarySha256Arm64"}
+K3S_IMAGES_SHA256S = {"x86_64": "K3sImagesSha256Amd64", "arm64": "K3sImagesSha256Arm64"}
 MIN_SIZE = "MinSize"
 MAX_SIZE = "MaxSize"
 DESIRED_CAPACITY = "DesiredCapacity"

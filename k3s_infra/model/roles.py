@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3s_infra.config import AgentPool, Environment
+from k3s_infra.config import AgentPool, Environment, defaults
 from k3s_infra.config.catalog import NTH_MANAGED_TAG
 from k3s_infra.model import naming
 
@@ -23,6 +23,9 @@ class Role:
     signal_resource: str  # logical ID of its auto scaling group: the boot signals it (SignalResource)
     initialises: bool  # may start a new cluster (cluster-init) when none exists
     needs: tuple[str, ...]  # the bootstrap.BootRefs it reads: its node stack declares exactly these
+    # Facts it reads at boot from SSM (naming.fact_parameter) instead of as node-stack
+    # parameters, so its stack does not wait for the slow stack that makes them.
+    late: tuple[str, ...]
     # An IAM identity per kind of node: the NodeIam stack's role name prefix. The first server
     # has its own (only it publishes tokens, the kubeconfig and the OIDC keys), joining servers
     # share one, agents share one.
@@ -36,6 +39,21 @@ class Role:
     def public_api(self, env: Environment) -> bool:
         """Whether the role carries the public API name: servers, when there is a public NLB."""
         return self.is_server and env.api.scheme == "internet-facing"
+
+    @property
+    def signal_timeout_seconds(self) -> int:
+        """How long CloudFormation waits for its signals: a joiner's boot may first wait for the
+        first server's whole boot (a first create starts them together)."""
+        return defaults.NODE_SIGNAL_TIMEOUT_SECONDS if self.initialises else defaults.JOINER_SIGNAL_TIMEOUT_SECONDS
+
+    @property
+    def boot_deadline_seconds(self) -> int:
+        """Its boot gives up by then, as far inside its signal timeout as the first server's."""
+        return self.signal_timeout_seconds - (defaults.NODE_SIGNAL_TIMEOUT_SECONDS - defaults.BOOT_DEADLINE_SECONDS)
+
+    def facts(self, env: Environment) -> tuple[str, ...]:
+        """Its late facts in ``env``: the public API's name only where there is a public API."""
+        return tuple(fact for fact in self.late if fact != "public_api_dns_name" or self.public_api(env))
 
     def tags(self, env: Environment, pool: AgentPool | None = None) -> dict[str, str]:
         """Tags of this role's nodes (launch template, instances, volumes, group)."""
@@ -53,18 +71,16 @@ class Role:
 
 SERVER_INIT = Role(
     name="server-init", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=True,
-    needs=("api_dns_name", "token_secret", "agent_token_secret", "kubeconfig_secret", "cluster_state_parameter",
-           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name", "stack_id",
-           "issuer_url", "issuer_bucket"),
-    identity="first-server")
+    needs=("token_secret", "agent_token_secret", "kubeconfig_secret", "cluster_state_parameter",
+           "restore_request_parameter", "api_target_group", "snapshot_bucket", "stack_name", "stack_id"),
+    late=("api_dns_name", "public_api_dns_name", "issuer_url", "issuer_bucket"), identity="first-server")
 SERVER = Role(
     name="server", k3s_command="server", unit="k3s", signal_resource=naming.SERVER_GROUP, initialises=False,
-    needs=("api_dns_name", "token_secret", "agent_token_secret", "api_target_group", "snapshot_bucket",
-           "stack_name", "issuer_url"),
-    identity="server")
+    needs=("token_secret", "agent_token_secret", "api_target_group", "snapshot_bucket", "stack_name"),
+    late=("api_dns_name", "public_api_dns_name", "issuer_url"), identity="server")
 AGENT = Role(
     name="agent", k3s_command="agent", unit="k3s-agent", signal_resource=naming.AGENT_GROUP, initialises=False,
-    needs=("api_dns_name", "agent_token_secret", "stack_name"), identity="agent")
+    needs=("agent_token_secret", "stack_name"), late=("api_dns_name",), identity="agent")
 
 ROLES: tuple[Role, ...] = (SERVER_INIT, SERVER, AGENT)
 

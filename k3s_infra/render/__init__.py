@@ -50,10 +50,12 @@ class Rendering:
     fmt: str
     root: RenderedStack
     children: list[RenderedStack] = field(default_factory=list)
+    # The root of the stack's first create: the node stacks start together (stacks/root.py).
+    create_root: RenderedStack | None = None
 
     @property
     def stacks(self) -> list[RenderedStack]:
-        return [self.root, *self.children]
+        return [self.root, *([self.create_root] if self.create_root else []), *self.children]
 
     def root_with_local_urls(self) -> str:
         """The root's body pointing at the child files beside it (for cross-stack linting).
@@ -71,6 +73,8 @@ class Rendering:
             "artifact_bucket": self.env.artifact_bucket,
             "root": self.root.file,
             "root_sha256": self.root.sha256,
+            **({"create_root": self.create_root.file, "create_root_sha256": self.create_root.sha256}
+               if self.create_root else {}),
             "children": [{"stack": c.stack_id, "file": c.file, "key": c.key, "sha256": c.sha256}
                          for c in self.children],
         }
@@ -101,17 +105,19 @@ def render(env: Environment, fmt: str = "yaml") -> Rendering:
         key = naming.artifact_key(env, file_name, digest)
         rendered.append(RenderedStack(stack_id, file_name, body, digest, key))
         urls[stack_id] = naming.template_url(env, key)
-    root_file = naming.template_file(naming.ROOT, fmt)
-    root_body = serialise(root.build(env, children, urls).template, fmt)
-    limits.check_body(env.name, root_file, root_body)
-    root_stack = RenderedStack(naming.ROOT, root_file, root_body, hashlib.sha256(root_body.encode()).hexdigest())
-    return Rendering(env, fmt, root_stack, rendered)
+    roots = []
+    for stack_id, creating in ((naming.ROOT, False), (naming.ROOT_CREATE, True)):
+        root_file = naming.template_file(stack_id, fmt)
+        root_body = serialise(root.build(env, children, urls, creating=creating).template, fmt)
+        limits.check_body(env.name, root_file, root_body)
+        roots.append(RenderedStack(stack_id, root_file, root_body, hashlib.sha256(root_body.encode()).hexdigest()))
+    return Rendering(env, fmt, roots[0], rendered, create_root=roots[1])
 
 
 # The stacks whose file names are fixed (naming.STACK_*), and the agent pools' stacks
 # ('AgentPool' + the pool's name): every file a render can write, in either format.
 _FIXED_STACKS = frozenset(naming.template_file(value, fmt) for key, value in vars(naming).items()
-                          if (key.startswith("STACK_") or key == "ROOT") and isinstance(value, str)
+                          if (key.startswith("STACK_") or key in ("ROOT", "ROOT_CREATE")) and isinstance(value, str)
                           for fmt in FORMATS)
 _POOL_STACK = re.compile(re.escape(kebab(naming.agent_pool_stack("x")).removesuffix("x"))
                          + r"[a-z0-9]+(?:-[a-z0-9]+)*\.(?:" + "|".join(FORMATS) + ")")

@@ -76,7 +76,9 @@ def _manifest_names(folder: Path, manifest: str, ours: Callable[[str], bool]) ->
     children = data.get("children")
     if not isinstance(children, list) or not all(isinstance(child, dict) for child in children):
         raise _NotARender("has no list of children")
-    names = [data.get("root"), *(child.get("file") for child in children)]
+    # The root of a first create (render writes it beside the root) is listed when present.
+    names = [data.get("root"), *([data["create_root"]] if "create_root" in data else []),
+             *(child.get("file") for child in children)]
     for name in names:
         if not (_plain_name(name) and ours(name)):
             raise _NotARender(f"lists {shown(name)}, not a file name render writes")
@@ -93,6 +95,8 @@ def vouched(folder: Path, manifest: str, names: Iterable[str]) -> list[str]:
         return []
     digests = {child.get("file"): child.get("sha256") for child in data.get("children", []) if isinstance(child, dict)}
     digests[data.get("root")] = data.get("root_sha256")
+    if "create_root" in data:
+        digests[data["create_root"]] = data.get("create_root_sha256")
     found = []
     for name in names:
         try:

@@ -64,7 +64,9 @@ def test_an_agent_reads_no_bundle(sandbox, rendered):
     assert user_data.bundle is None  # its node stack has none
     run = sandbox.run(user_data, api_up_after=0)
     assert run.returncode == 0, run.stderr
-    assert not [c for c in run.aws_calls if "ssm" in c]
+    # Its one SSM read is the API's name (boot.sh bind_facts), no bundle.
+    assert [c[c.index("--name") + 1] for c in run.aws_calls if "ssm" in c] == [
+        f"/k3s-infra/{rendered['prod'].env.stack_name}/facts/api-dns-name"]
 
 
 # --- the add-ons' manifests: an object in the artifact bucket (issue 24) ---------------------

@@ -34,8 +34,12 @@ def test_server_role_scopes_boot_writes_to_their_one_resource(r):
     assert _actions(s["PublishClusterTokens"]) == {"secretsmanager:PutSecretValue"}
     writers = {sid for sid, st in s.items() if "secretsmanager:PutSecretValue" in _actions(st)}
     assert writers == {"PublishClusterTokens", "PublishKubeconfig"}
-    # The OIDC issuer's documents (first_server.sh publish_issuer): put only, exactly its two keys.
-    issuer = s["PublishIssuerDocuments"]
+    # The OIDC issuer's documents (first_server.sh publish_issuer): put only, exactly its two keys,
+    # by a policy of its own on this role (stacks/issuer_access.py).
+    assert "PublishIssuerDocuments" not in s
+    attached = r.resources("IssuerAccess", "AWS::IAM::Policy")["PublishIssuerDocuments"]["Properties"]
+    assert attached["Roles"] == [{"Ref": "FirstServerRoleName"}]
+    (issuer,) = attached["PolicyDocument"]["Statement"]
     assert _actions(issuer) == {"s3:PutObject"}
     assert [(res["Fn::Sub"][0].rsplit("}/", 1)[1], res["Fn::Sub"][1]) for res in issuer["Resource"]] == [
         (key, {"Bucket": {"Ref": "IssuerBucketName"}}) for key in (".well-known/openid-configuration", "openid/v1/jwks")]
@@ -75,4 +79,9 @@ def test_agent_role_reads_only_the_agent_token(r):
     assert list(secret_actions) == ["ReadAgentToken"]
     assert secret_actions["ReadAgentToken"]["Resource"] == [{"Ref": "AgentTokenSecretArn"}]
     assert _actions(secret_actions["ReadAgentToken"]) == {"secretsmanager:GetSecretValue"}  # never a writer
-    assert not any(a.startswith(("ssm:", "s3:")) for st in s.values() for a in _actions(st))
+    # Its one SSM read: the internal API's name, a fact the ApiEndpoint stack writes (bind_facts).
+    reads = {sid: st for sid, st in s.items() if any(a.startswith("ssm:") for a in _actions(st))}
+    assert list(reads) == ["ReadBootFacts"] and _actions(reads["ReadBootFacts"]) == {"ssm:GetParameter"}
+    (arn,) = reads["ReadBootFacts"]["Resource"]
+    assert arn["Fn::Sub"][1]["Name"] == f"/k3s-infra/{r.env.stack_name}/facts/api-dns-name"
+    assert not any(a.startswith("s3:") and a != "s3:GetObject" for st in s.values() for a in _actions(st))

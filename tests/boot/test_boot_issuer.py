@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from joserfc.errors import JoseError
 
+from k3s_infra import bootstrap
 from k3s_infra.model import pod_identity
 from tests.support import service_accounts as sa
 from tests.support.boot_sandbox import PARAMETERS
@@ -29,7 +30,8 @@ MODES = {
     "init": {"marker": None, "api_up_after": None, "targets": ("unhealthy",), "secure_tokens": False},
     "restore": {"marker": "initialised", "api_up_after": None, "targets": (),
                 "objects": ((f"{FOLDER}/etcd-snapshot-i-0aaa-1735711200", "2025-01-01T06:00:00+00:00"),)},
-    "rejoin": {"marker": "initialised", "api_up_after": 0},
+    # Another server registered (the load balancer reaches only those), healthy once it looks again.
+    "rejoin": {"marker": "initialised", "api_up_after": 0, "targets": ("unhealthy",), "targets_after": (1, ("healthy",))},
 }
 
 
@@ -80,7 +82,9 @@ def test_an_api_serving_another_issuer_fails_the_boot_before_the_cluster_is_publ
     """The API's discovery document names another issuer or keys elsewhere (a flag lost or
     stale): STS would reject every pod's token, silently."""
     given = user_data("dev", "ServerInit")
-    configured = {"service-account-issuer-": ISSUER, "service-account-jwks-uri": f"{ISSUER}/{JWKS}"}[flag]
+    # The user data carries the issuer as a fact the boot reads from SSM (bind_facts).
+    marker = bootstrap.fact_marker("issuer_url")
+    configured = {"service-account-issuer-": marker, "service-account-jwks-uri": f"{marker}/{JWKS}"}[flag]
     changed = given.replace(f"{flag}={configured}", f"{flag}={served}")
     assert changed != given
     run = sandbox.run(given.derived(changed), **MODES["init"])

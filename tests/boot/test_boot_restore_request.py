@@ -93,13 +93,15 @@ def test_a_request_whose_instance_never_goes_fails_the_boot_and_restores_nothing
     assert "not deciding while a restore request waits for the instances it replaces" in run.stderr
     # No fallback: neither the request's snapshot nor the newest, nor a new cluster.
     assert _restored(run) is None and not [c for c in run.aws_calls if "list-objects-v2" in c]
-    assert not run.installed and run.state["parameters"][REQUEST]
+    assert not run.state["started"] and run.state["parameters"][REQUEST]
     assert run.statuses == ["FAILURE"]
 
 
 def test_a_request_while_an_api_answers_is_ignored(sandbox, rendered):
     # The replaced instance still runs: a boot that looked at the request would wait for it.
-    run = _boot(sandbox, rendered, request(), api_up_after=0, instances={REPLACED: "running"})
+    # An API answers only through a registered server (first_server.sh probe_worthwhile).
+    run = _boot(sandbox, rendered, request(), api_up_after=0, targets=("unhealthy",),
+                targets_after=(1, ("healthy",)), instances={REPLACED: "running"})
     assert run.returncode == 0, run.stderr
     assert _restored(run) is None and run.config()["cluster-init"] is False  # it joined
     assert _lookups(run) == []  # without even looking at the request's instances

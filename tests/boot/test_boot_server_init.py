@@ -56,8 +56,11 @@ def test_first_server_initialises_the_cluster(sandbox, user_data, rendered):
     assert config["token-file"] == k3s_config.TOKEN_FILE
     assert config["agent-token-file"] == k3s_config.AGENT_TOKEN_FILE
 
-    # Tokens: read with the instance role into root-only files, and nowhere else.
-    assert run.secrets_read() == [PARAMETERS["TokenSecretArn"], PARAMETERS["AgentTokenSecretArn"]]
+    # Tokens: read with the instance role into root-only files, and nowhere else. Without the
+    # marker and with another server registered, the token is read first to decide whether to
+    # probe (a published one means a cluster formed: first_server.sh probe_worthwhile).
+    assert run.secrets_read() == [PARAMETERS["TokenSecretArn"], PARAMETERS["TokenSecretArn"],
+                                  PARAMETERS["AgentTokenSecretArn"]]
     assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SERVER_TOKEN
     assert run.path(k3s_config.AGENT_TOKEN_FILE).read_text().strip() == AGENT_TOKEN
     for token_file in (k3s_config.TOKEN_FILE, k3s_config.AGENT_TOKEN_FILE):
@@ -121,7 +124,7 @@ def test_metadata_comes_from_imdsv2_with_a_session_token(sandbox, user_data):
 def test_an_unreadable_marker_stops_the_boot_rather_than_risking_a_second_cluster(sandbox, user_data):
     run = sandbox.run(user_data("dev", "ServerInit"), unreachable=("ssm",), api_up_after=None)
     assert run.returncode != 0
-    assert not run.installed
+    assert not run.state["started"]
     # SSM is read first for the server's bundle (boot.sh install_bundle): without it, no boot.
     assert "error: cannot read the server bundle" in run.stderr
     assert sum(call[:2] == ["--region", REGION] and "get-parameter" in call for call in run.aws_calls) == 10
@@ -133,7 +136,7 @@ def test_an_unreadable_restore_request_stops_the_boot_rather_than_being_taken_as
     # ParameterNotFound means absent: API_GetParameter.html).
     run = sandbox.run(user_data("dev", "ServerInit"), api_up_after=None,
                       denied_parameters=(PARAMETERS["RestoreRequestParameterName"],))
-    assert run.returncode == 1 and not run.installed
+    assert run.returncode == 1 and not run.state["started"]
     assert "error: cannot read the restore request" in run.stderr
     assert sum(PARAMETERS["RestoreRequestParameterName"] in call for call in run.aws_calls) == 10
     assert run.statuses == ["FAILURE"]
@@ -146,7 +149,7 @@ def test_a_marker_the_role_may_not_read_stops_the_boot_rather_than_initialising(
                       denied_parameters=(PARAMETERS["ClusterStateParameterName"],))
     assert run.returncode == 1
     assert "error: cannot read the cluster-state marker" in run.stderr
-    assert not run.installed and not run.state["started"] and run.state["writes"] == []
+    assert not run.state["started"] and run.state["writes"] == []
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
@@ -156,7 +159,7 @@ def test_an_unreadable_target_group_stops_the_boot_rather_than_initialising(sand
     run = sandbox.run(user_data("dev", "ServerInit"), marker=None, api_up_after=None, unreachable=("elbv2",))
     assert run.returncode == 1
     assert any("describe-target-health" in call for call in run.aws_calls)
-    assert not run.installed and not run.state["started"] and run.state["writes"] == []
+    assert not run.state["started"] and run.state["writes"] == []
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 

@@ -25,9 +25,14 @@ def test_joining_server_retries_until_the_api_answers_then_joins(sandbox, user_d
     assert run.installed and ["start", "k3s"] in run.systemctl_calls
     # It joins with the secure token: the CA it is shown must hash to the pinned value.
     assert run.path(k3s_config.TOKEN_FILE).read_text().strip() == SECURE_SERVER_TOKEN
-    # No marker, no kubeconfig: only the first server owns those. Its one SSM read is its bundle.
+    # No marker, no kubeconfig: only the first server owns those. Its SSM reads are its bundle
+    # and the facts the ApiEndpoint and Identity stacks wrote (bind_facts): the API's names
+    # (prod has a public door too) and the issuer's URL, which the K3s config now names.
     bundle_name, _ = user_data("prod", "Servers").bundle  # the node stack's SSM parameter
-    assert [c[c.index("--name") + 1] for c in run.aws_calls if c[4] == "ssm"] == [bundle_name]
+    facts = f"/k3s-infra/{env.stack_name}/facts"
+    assert [c[c.index("--name") + 1] for c in run.aws_calls if c[4] == "ssm"] == [
+        bundle_name, f"{facts}/api-dns-name", f"{facts}/public-api-dns-name", f"{facts}/issuer-url"]
+    assert f"service-account-issuer-={PARAMETERS['IssuerUrl']}" in config["kube-apiserver-arg"]
     assert run.state["writes"] == []
     assert run.secrets_read() == [PARAMETERS["TokenSecretArn"], PARAMETERS["AgentTokenSecretArn"]]
     assert token_leaks(run, {k3s_config.TOKEN_FILE: SERVER_TOKEN, k3s_config.AGENT_TOKEN_FILE: AGENT_TOKEN}) == []
@@ -43,7 +48,7 @@ def test_joining_server_gives_up_when_the_api_never_answers(sandbox, user_data):
     run = sandbox.run(user_data("dev", "Servers"), api_up_after=None, join_attempts=4)
     assert run.returncode != 0
     assert run.state["api_probes"] == 4
-    assert not run.installed
+    assert not run.state["started"]
     assert "never answered" in run.stderr
 
 

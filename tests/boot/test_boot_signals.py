@@ -71,20 +71,22 @@ def test_api_never_answering_signals_failure(sandbox, user_data):
     run = sandbox.run(user_data("prod", "Servers"), api_up_after=None, join_attempts=3)
     assert run.returncode == 1
     assert run.state["api_probes"] == 3  # bounded
-    assert not run.installed
+    assert not run.state["started"]
     assert [s[3] for s in run.signals] == ["FAILURE"]
 
 
-def _release_downloads(run) -> list[str]:
-    return [url for url in run.urls if "/releases/download/" in url]
+def _k3s_reads(run) -> list[str]:
+    """Keys of every read of a staged K3s file (deploy/artifacts.py), failed ones included."""
+    return [key.split("/", 1)[1] for key in run.state["k3s_reads"]]
 
 
 def test_downloads_are_retried_then_k3s_starts(sandbox, user_data):
     run = sandbox.run(user_data("prod", "Servers"), api_up_after=0, download_failures=2)
     assert run.returncode == 0, run.stderr
-    # The checksum file failed twice, then it and the binary came.
-    downloads = _release_downloads(run)
-    assert len(downloads) == 4 and len(set(downloads[:3])) == 1 and downloads[0].endswith("/sha256sum-amd64.txt")
+    # The binary's read found no connection twice, then it and the images came.
+    reads = _k3s_reads(run)
+    assert len(reads) == 4 and len(set(reads[:3])) == 1 and reads[0].endswith("/k3s")
+    assert reads[3].endswith("/k3s-airgap-images-amd64.tar.zst")
     assert run.installed
     assert [s[3] for s in run.signals] == ["SUCCESS"]
 
@@ -92,8 +94,8 @@ def test_downloads_are_retried_then_k3s_starts(sandbox, user_data):
 def test_downloads_failing_every_time_signal_failure(sandbox, user_data):
     run = sandbox.run(user_data("prod", "AgentPoolGeneral"), api_up_after=0, download_failures=99)
     assert run.returncode == 1
-    assert len(_release_downloads(run)) == 5  # bounded
-    assert "error: cannot download the published checksums" in run.stderr
+    assert len(_k3s_reads(run)) == 5  # bounded (FETCH_ATTEMPTS)
+    assert "error: cannot read k3s of K3s" in run.stderr
     assert not run.installed and not run.state["started"]
     assert [s[3] for s in run.signals] == ["FAILURE"]
 

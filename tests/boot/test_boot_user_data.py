@@ -48,7 +48,8 @@ def test_every_server_template_carries_the_server_settings(r):
         assert config["disable-cloud-controller"] is True
         assert config["etcd-s3"] is True and config["etcd-s3-bucket"] == PARAMETERS["SnapshotBucketName"]
         assert config["etcd-s3-region"] == r.env.region
-        assert config["tls-san"][0] == PARAMETERS["ApiDnsName"]
+        # The internal API's name, which the boot reads from SSM (bind_facts: test_boot_facts).
+        assert config["tls-san"][0] == "@@K3S_INFRA_FACT_API_DNS_NAME@@"
         assert config["write-kubeconfig-mode"] == "0600"
         assert config["kubelet-arg"] == ["cloud-provider=external"]
 
@@ -114,10 +115,12 @@ def test_every_group_has_a_termination_hook_for_draining(r):
 
 
 def test_largest_pool_config_still_fits(env_document):
-    # A pool near the config's limits: many labels and taints, many extra TLS names.
+    # A large pool: many labels and taints, many extra TLS names (the config sets no count: the
+    # 16 KB guard does). Since issue 25 an agent's user data also carries its K3s digests and
+    # facts (about 300 bytes): 55 such labels fit, 60 no longer do (a LimitError naming the pool).
     document = env_document("prod")
     pool = document["agent_pools"][0]
-    pool["labels"] = {f"example.com/label-{i:02d}": "v" * 40 for i in range(60)}
+    pool["labels"] = {f"example.com/label-{i:02d}": "v" * 40 for i in range(55)}
     pool["taints"] = [f"example.com/taint-{i:02d}=value:NoSchedule" for i in range(30)]
     document.setdefault("k3s", {})["tls_san"] = [f"api-{i}.k3s.prod.example.com" for i in range(40)]
     # So many labels exceed AWS's 50 tags per group once the autoscaler tags them (refused, see

@@ -17,6 +17,7 @@ import yaml
 from k3s_infra.config import read_document
 from tests.support import moto_shims, node_boot
 from tests.support.emulated_account import ACCOUNT, AMI_PARAMETER, AMI_PARAMETER_ARM64, REGION
+from tests.support.k3s_release import write_release
 
 
 
@@ -26,8 +27,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _k3s_cache(tmp_path_factory) -> Path:
+    """Every deploy stages the K3s release files (deploy/artifacts.py) and no test may reach
+    GitHub: a cache holding a stand-in release of the default version, as an earlier download
+    would have left it (tests/support/k3s_release.py; checked on reuse like any cache)."""
+    cache = tmp_path_factory.mktemp("k3s-cache")
+    version = read_document(Path(__file__).resolve().parents[2] / "environments" / "defaults.yaml")["k3s"]["version"]
+    write_release(cache / "k3s" / version)
+    return cache
+
+
 @pytest.fixture(scope="session")
-def moto_endpoint():
+def moto_endpoint(tmp_path_factory):
     from moto.server import ThreadedMotoServer
 
     moto_shims.apply()
@@ -45,6 +56,7 @@ def moto_endpoint():
             mp.delenv(name, raising=False)
         mp.setenv("AWS_CONFIG_FILE", os.devnull)
         mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        mp.setenv("K3S_INFRA_CACHE", str(_k3s_cache(tmp_path_factory)))
         yield endpoint
     server.stop()
 

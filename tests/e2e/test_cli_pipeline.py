@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from k3s_infra.deploy.aws import Aws
+from tests.support.emulated_account import FIRST_DEPLOY_STATUS
 
 STACK = "k3s-cli-ops"
 POOL = {"name": "general", "instance_types": ["t3.small"], "min_size": 1, "desired": 1, "max_size": 3,
@@ -53,6 +54,7 @@ def test_plan_detailed_exitcode_is_2_before_the_first_deploy(cli, config, aws):
     assert {"stack": "Root", "action": "Add", "logical_id": "AgentPoolGeneral",
             "resource_type": "AWS::CloudFormation::Stack", "replacement": ""} in doc["changes"]
     assert "plan uploads the templates" in result.err  # people still read what happened, on stderr
+    assert doc["estimate"]["kind"] == "create" and doc["estimate"]["total_seconds"] > 0  # model/timing.py
 
 
 def test_diff_before_the_first_deploy_says_everything_is_new(cli, config, calls):
@@ -75,7 +77,7 @@ def test_status_output_json(cli, config):
     assert result.code == 0, result
     doc = json.loads(result.out)
     assert doc["kind"] == "status" and doc["deployed"] is True and doc["healthy"] is True
-    assert doc["stack_name"] == STACK and doc["status"] == "CREATE_COMPLETE"
+    assert doc["stack_name"] == STACK and doc["status"] == FIRST_DEPLOY_STATUS
     assert {s["stack"]: s["status"] for s in doc["stacks"]}["AgentPoolGeneral"] == "CREATE_COMPLETE"
     assert "KubeconfigSecretArn" in doc["outputs"]
     (pool,) = [g for g in doc["node_groups"] if g["stack"] == "AgentPoolGeneral"]
@@ -84,7 +86,7 @@ def test_status_output_json(cli, config):
 
 def test_status_watch_on_a_settled_stack_just_reports(cli, config):
     result = cli("status", "--config", config, "--watch")
-    assert result.code == 0 and result.out.startswith(f"{STACK}  CREATE_COMPLETE"), result
+    assert result.code == 0 and result.out.startswith(f"{STACK}  {FIRST_DEPLOY_STATUS}"), result
 
 
 def test_diff_right_after_deploy_finds_nothing_and_writes_nothing(cli, config, calls):
@@ -112,7 +114,7 @@ def test_diff_shows_the_changed_resource_and_parameter(cli, changed_config, call
     text = cli("diff", "--config", changed_config)
     assert "~ AgentPoolGeneral (AWS::CloudFormation::Stack): Properties.Parameters.MaxSize" in text.out, text
     assert "~ parameter MaxSize: '3' -> '5'" in text.out, text
-    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == FIRST_DEPLOY_STATUS
 
 
 def test_diff_shows_a_changed_resource_inside_a_child(cli, write_env):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.emulated_account import REGION, nested_outputs
+from tests.support.emulated_account import REGION, nested_outputs, FIRST_DEPLOY_STATUS
 
 STACK = "k3s-leftovers"
 OWNED = {"Key": f"kubernetes.io/cluster/{STACK}", "Value": "owned"}
@@ -103,7 +103,7 @@ def test_destroy_deletes_what_the_cloud_controller_made_and_nothing_else(cli, co
     assert not any(ident in plan.out for decoy in decoys for ident in decoy.values()), plan
     assert "empty the OIDC issuer bucket" in plan.out and "keep (DeletionPolicy Retain)" in plan.out
     assert all(_exists(aws, kind, ident) for kind, ident in owned.items())  # nothing deleted
-    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == FIRST_DEPLOY_STATUS
 
     destroyed = cli("destroy", "--config", config, "--yes", "--allow-protected")
     assert destroyed.code == 0, destroyed

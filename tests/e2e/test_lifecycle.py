@@ -9,6 +9,7 @@ import stat
 
 import pytest
 import yaml
+from tests.support.emulated_account import FIRST_DEPLOY_STATUS
 
 STACK = "k3s-life"
 POOL = {"name": "general", "instance_types": ["t3.small"], "min_size": 1, "desired": 1, "max_size": 3,
@@ -58,11 +59,14 @@ def test_deploy_creates_every_stack(cli, config, aws):
     result = cli("deploy", "--config", config, "--yes")
     assert result.code == 0, result
     root = aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
-    assert root["StackStatus"] == "CREATE_COMPLETE"
+    assert root["StackStatus"] == FIRST_DEPLOY_STATUS
     children = nested(aws)
-    assert set(children) == {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "ServerInit", "Servers",
-                             "AgentPoolGeneral"}
+    assert set(children) == {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "IssuerAccess",
+                             "ServerInit", "Servers", "AgentPoolGeneral"}
+    # The recording changes no nested stack (same templates, same parameters).
     assert {c["StackStatus"] for c in children.values()} == {"CREATE_COMPLETE"}
+    # Created without roll order, then the ordered root recorded (deploy/roll_order.py).
+    assert "recorded the roll order for later updates" in result.out
     # stack tags from config and naming.cluster_tags
     tags = {t["Key"]: t["Value"] for t in root["Tags"]}
     assert tags["k3s-infra:cluster"] == STACK and tags["managed-by"] == "k3s-infra"
@@ -121,8 +125,9 @@ def test_every_group_runs_its_instances_with_launch_template_user_data(aws):
 def test_status_shows_stacks_outputs_and_groups(cli, config, aws):
     result = cli("status", "--config", config)
     assert result.code == 0, result
-    for logical in ("Root", "Security", "ClusterData", "AgentPoolGeneral"):
-        assert any(line.split()[:2] == [logical, "CREATE_COMPLETE"] for line in result.out.splitlines()), result
+    for logical, status in (("Root", FIRST_DEPLOY_STATUS), ("Security", "CREATE_COMPLETE"),
+                            ("ClusterData", "CREATE_COMPLETE"), ("AgentPoolGeneral", "CREATE_COMPLETE")):
+        assert any(line.split()[:2] == [logical, status] for line in result.out.splitlines()), result
     assert any(line.split() == ["AgentPoolGeneral", "1", "1", "1", "3"] for line in result.out.splitlines()), result
     assert "KubeconfigSecretArn" in result.out
     for value in secret_values(aws):
@@ -137,7 +142,7 @@ def test_plan_shows_the_update_and_executes_nothing(cli, updated_config, aws):
     assert any(line.startswith(f"update {STACK}") for line in lines), result
     assert any(line.split()[:3] == ["Root", "Modify", "AgentPoolGeneral"] for line in result.out.splitlines()), result
     assert groups(aws)["AgentPoolGeneral"]["DesiredCapacity"] == 1  # nothing executed
-    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert aws.cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == FIRST_DEPLOY_STATUS
 
 
 def test_deploy_update(cli, updated_config, aws):

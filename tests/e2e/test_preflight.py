@@ -145,22 +145,35 @@ def test_skip_preflight_lets_plan_reach_cloudformation(cli, write_env, network):
     assert result.code != 2 and "pre-flight" not in result.err, result
 
 
-def test_a_network_without_nat_needs_a_release_mirror_and_pinned_checksums(moto_endpoint):
-    """Interface endpoints reach AWS services only (AWS PrivateLink), not GitHub: nodes behind
-    nat_gateways: none cannot fetch K3s or its published checksums unless a mirror in reach
-    serves the binary and every checksum is pinned."""
+def test_a_network_without_nat_is_no_problem_but_a_warning_naming_what_needs_a_registry(moto_endpoint):
+    """Interface endpoints reach AWS services only (AWS PrivateLink), not GitHub nor any registry.
+    K3s and its own images come from the artifact bucket through the S3 gateway endpoint
+    (deploy/artifacts.py), so nat_gateways: none is not refused; what still needs a registry in
+    reach is named: the AWS cloud controller's chart (kubernetes/cloud-provider-aws README: helm
+    repo https://kubernetes.github.io/cloud-provider-aws) and the pod identity webhook's image
+    (public.ecr.aws), and each add-on's chart repository (cert-manager: https://charts.jetstack.io)."""
     from k3s_infra.config import ENVIRONMENTS_DIR, read_document, validate
+    from k3s_infra.deploy.aws import Aws
+    from k3s_infra.deploy.progress import RegistryNeeded
 
     document = read_document(ENVIRONMENTS_DIR / "staging.yaml")  # a managed network
     document["network"]["create"]["nat_gateways"] = "none"
     env = validate(document, "staging.yaml")
-    problems = dict(preflight.check(env, boto3.Session(region_name=REGION)))
-    assert "could not fetch K3s from GitHub" in problems["network.create.nat_gateways"]
-    document["k3s"] = {**document.get("k3s", {}), "release_url": "https://k3s-mirror.internal.example.com/k3s",
-                       "binary_sha256": {"amd64": "a" * 64, "arm64": "b" * 64}}
-    problems = dict(preflight.check(validate(document, "staging.yaml"), boto3.Session(region_name=REGION)))
-    assert "network.create.nat_gateways" not in problems
-
+    offline = []
+    assert preflight.check(env, boto3.Session(region_name=REGION), offline=offline) == []
+    assert offline == ["network.create.nat_gateways"]
+    needs = preflight.registry_needs(env)
+    assert any("https://kubernetes.github.io/cloud-provider-aws" in need for need in needs), needs
+    assert any("public.ecr.aws/eks/amazon-eks-pod-identity-webhook" in need for need in needs), needs
+    seen = []
+    preflight.gate(Aws(env), source="staging.yaml", on_progress=seen.append)
+    assert seen == [RegistryNeeded("network.create.nat_gateways", needs)]
+    document["addons"] = {**document.get("addons", {}), "cert_manager": {"enabled": True}}
+    assert any("https://charts.jetstack.io" in need for need in preflight.registry_needs(validate(document, "x.yaml")))
+    document["network"]["create"]["nat_gateways"] = "one"  # a way out: nothing to warn about
+    seen.clear()
+    preflight.gate(Aws(validate(document, "staging.yaml")), source="staging.yaml", on_progress=seen.append)
+    assert seen == []
 
 def test_pre_flight_checks_the_image_a_deploy_keeps_pinned(write_env, aws, moto_endpoint):
     """After a deploy the root pins its image; a newer value of the SSM parameter is not what

@@ -2,6 +2,7 @@
 without the override, and with it: protection lifted, stacks deleted, retained data named."""
 
 from __future__ import annotations
+from tests.support.emulated_account import FIRST_DEPLOY_STATUS
 
 STACK = "k3s-guarded-life"
 
@@ -36,7 +37,7 @@ def test_protected_environment_lifecycle(cli, write_env, aws):
 
     refused = cli("destroy", "--config", path, "--yes")
     assert refused.code == 2 and "--allow-protected" in refused.err, refused
-    assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == FIRST_DEPLOY_STATUS
 
     status = cli("status", "--config", path)
     assert "termination protection on" in status.out.splitlines()[0], status

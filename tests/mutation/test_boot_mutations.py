@@ -30,6 +30,8 @@ pytestmark = pytest.mark.skipif(os.environ.get("K3S_INFRA_BOOT_MUTATIONS") != "1
 FAILURE_SIGNAL = BOOT + "test_boot_signals.py::test_readiness_never_reached_signals_failure_once_and_reports_unhealthy"
 FIRST_SERVER = BOOT + "test_boot_server_init.py::test_first_server_initialises_the_cluster"
 TAMPERED = BOOT + "test_boot_install.py::test_a_tampered_binary_fails_the_boot_and_starts_nothing"
+INSTALLED = (BOOT + "test_boot_install.py::test_the_node_installs_k3s_and_its_images_from_the_artifact_bucket_never_"
+             "the_internet[x86_64-amd64-k3s]")
 IMDSV2 = BOOT + "test_boot_server_init.py::test_metadata_comes_from_imdsv2_with_a_session_token"
 NEVER_READY = BOOT + "test_boot_server_init.py::test_a_first_server_that_never_gets_ready_publishes_nothing"
 IMDS_RETRIED = BOOT + "test_boot_imds.py::test_a_briefly_unavailable_metadata_service_is_retried_and_the_boot_completes"
@@ -77,21 +79,26 @@ MUTATIONS = [
     ("parameter read without --query", '--name "$1" --query Parameter.Value', '--name "$1"', [REQUEST]),
     # The checksum comparison is what keeps an unverified binary from running as root.
     ("checksum never compared", 'if [ "$actual" != "$expected" ]; then', "if false; then", [TAMPERED]),
-    ("arm64 node checks amd64 sums", "aarch64 | arm64) arch=arm64", "aarch64 | arm64) arch=amd64",
+    ("arm64 node takes the amd64 images", "aarch64 | arm64) arch=arm64", "aarch64 | arm64) arch=amd64",
      [BOOT + "test_boot_graviton.py::test_the_graviton_pool_of_prod_installs_the_arm64_binary"]),
-    ("checksums from the mirror", '"$CHECKSUM_URL/$version/sha256sum-$arch.txt"',
-     '"$RELEASE_URL/$version/sha256sum-$arch.txt"',
-     [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
-    ("the official checksum URL ignored", "CHECKSUM_URL=${CHECKSUM_URL:-$RELEASE_URL}", "CHECKSUM_URL=$RELEASE_URL",
-     [BOOT + "test_boot_install.py::test_with_a_mirror_the_checksums_still_come_from_the_official_release"]),
-    # Without -f curl saves an HTTP error page as the download and exits 0: nothing retries.
-    ("download without curl -f", 'retry "$FETCH_ATTEMPTS" curl -fsSL --max-time 60', 'retry "$FETCH_ATTEMPTS" curl -sSL --max-time 60',
+    # K3s comes from the artifact bucket by the digest the node stack pins, both files checked
+    # before anything is installed, the images where K3s imports them (boot.sh install_k3s).
+    ("a key without the pinned digest", "key=$ARTIFACT_PREFIX/$1/$2", "key=$ARTIFACT_PREFIX/$2", [INSTALLED]),
+    ("images never placed", '  install -D -m 0600 "$images" "$root$K3S_IMAGES_DIR/${images##*/}"\n', "",
+     [INSTALLED]),
+    ("binary installed before the images are checked",
+     '  fetch_artifact "$K3S_IMAGES_SHA256" "${images##*/}" "$images"\n  mkdir -p "$(dirname "$k3s_bin")"\n'
+     '  install -m 0755 "$binary" "$k3s_bin"\n',
+     '  mkdir -p "$(dirname "$k3s_bin")"\n  install -m 0755 "$binary" "$k3s_bin"\n'
+     '  fetch_artifact "$K3S_IMAGES_SHA256" "${images##*/}" "$images"\n',
+     [BOOT + "test_boot_install.py::test_tampered_images_are_refused_before_anything_is_installed"]),
+    ("staged files read once", 'retry "$FETCH_ATTEMPTS" bounded 600 aws', "retry 1 bounded 600 aws",
      [BOOT + "test_boot_signals.py::test_downloads_are_retried_then_k3s_starts"]),
     # Token files must be root-only (0600): the umask is what makes the shell's redirections so.
     ("umask widened", "umask 077\n", "umask 022\n", [FIRST_SERVER]),
     ("token echoed to the log", '--query SecretString >"$root$2"', '--query SecretString | tee "$root$2" >&2',
      [FIRST_SERVER]),
-    ("joiner takes a short token", "secure_token() { grep -Eq '^K10[0-9a-f]{64}::.'", "secure_token() { grep -Eq '.'",
+    ("joiner takes a short token", "LC_ALL=C grep -Eq '^K10[0-9a-f]{64}::.'", "LC_ALL=C grep -Eq '.'",
      [SHORT_TOKEN]),
     # IMDSv2: every metadata read carries the session token (HttpTokens=required refuses others).
     ("IMDSv1 reads", '-H "X-aws-ec2-metadata-token: $1" ', "", [IMDSV2]),

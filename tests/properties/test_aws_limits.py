@@ -33,8 +33,8 @@ def big(env_document) -> dict:
 
 def test_thirty_pools_and_five_servers_stay_within_limits(big):
     rendering = render(validate(big, "big.yaml"))
-    # security, API endpoint, cluster data, node IAM, identity, draining, two server stacks
-    assert len(rendering.children) == 7 + 30
+    # security, API endpoint, cluster data, node IAM, identity, issuer access, two server stacks
+    assert len(rendering.children) == 8 + 30
     for stack in rendering.stacks:
         document = yaml.safe_load(stack.body)
         assert len(document["Resources"]) <= limits.MAX_RESOURCES

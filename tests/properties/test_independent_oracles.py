@@ -130,9 +130,9 @@ def test_agent_config_has_its_pools_labels_and_taints(environment_file):
         assert "kubelet-arg" in cfg and "cloud-provider=external" in cfg["kubelet-arg"]
 
 
-def _child_urls(templates: dict[str, dict]) -> dict[str, str]:
+def _child_urls(templates: dict[str, dict], root: str = "root.yaml") -> dict[str, str]:
     """child file name -> its TemplateURL in the root."""
-    stacks = [r for r in templates["root.yaml"]["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack"]
+    stacks = [r for r in templates[root]["Resources"].values() if r["Type"] == "AWS::CloudFormation::Stack"]
     return {s["Properties"]["TemplateURL"].rsplit("/", 1)[1]: s["Properties"]["TemplateURL"] for s in stacks}
 
 
@@ -143,7 +143,9 @@ def test_child_url_carries_the_hash_of_the_bytes_written(environment_file, tmp_p
     env = validate(document, "plain.yaml")
     files = _render_to_disk(env, tmp_path / "h")
     urls = _child_urls(_templates(files))
-    assert urls and set(urls) == set(files) - {"root.yaml"}
+    # The two roots (an update's and a first create's) are not children.
+    assert urls and set(urls) == set(files) - {"root.yaml", "root-create.yaml"}
+    assert _child_urls(_templates(files), "root-create.yaml") == urls
     for name, url in urls.items():
         digest = hashlib.sha256(files[name]).hexdigest()
         assert re.search(rf"/{digest[:16]}[0-9a-f]*/", url), (name, url)
@@ -163,7 +165,7 @@ def test_a_child_url_changes_exactly_when_its_bytes_change(tmp_path, change, aff
     before = _render_to_disk(validate(document, "dev.yaml"), tmp_path / "before")
     change(document)
     after = _render_to_disk(validate(document, "dev.yaml"), tmp_path / "after")
-    changed_bytes = {n for n in before if n != "root.yaml" and before[n] != after[n]}
+    changed_bytes = {n for n in before if n not in ("root.yaml", "root-create.yaml") and before[n] != after[n]}
     assert changed_bytes == affected
     urls_before, urls_after = _child_urls(_templates(before)), _child_urls(_templates(after))
     changed_urls = {n for n in urls_before if urls_before[n] != urls_after[n]}

@@ -254,11 +254,22 @@ if (service, command) == ("s3api", "list-objects-v2"):
     pages = [listing(contents[start:start + 1000]) for start in range(0, max(len(contents), 1), 1000)]
     answer(listing(contents), pages)
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html: the body goes to outfile, the
-# response's other members are printed. A server role may read exactly its add-ons' object
-# (components/iam.py ReadAddonManifests); S3 answers AccessDenied for a key the caller may not
-# read (and for one that does not exist when it may not list the bucket).
+# response's other members are printed. A node may read the staged K3s files, a server role its
+# add-ons' object (components/iam.py ReadAddonManifests); S3 answers AccessDenied for a key the
+# caller may not read (and for one that does not exist when it may not list the bucket).
 if (service, command) == ("s3api", "get-object"):
     location = f"{opts['--bucket']}/{opts['--key']}"
+    if location in state["k3s_objects"]:  # the K3s files the deployer staged (components/iam.py ReadK3sArtifacts)
+        state["k3s_reads"].append(location)
+        if state["download_failures"] > 0:  # no connection this time (exit 255, as for unreachable above)
+            state["download_failures"] -= 1; save()
+            print(f"\nCould not connect to the endpoint URL: \"https://{opts['--bucket']}.s3."
+                  f"{opts.get('--region')}.amazonaws.com/{opts['--key']}\"", file=sys.stderr)
+            sys.exit(255)
+        data = state["k3s_objects"][location].encode()
+        open(positionals[0], "wb").write(data); save()
+        answer({"AcceptRanges": "bytes", "ContentLength": len(data), "ETag": f'"{hashlib.md5(data).hexdigest()}"',
+                "ContentType": "application/octet-stream", "ServerSideEncryption": "AES256", "Metadata": {}})
     if location not in state["addons_objects"]:
         fail("AccessDenied", "Access Denied")
     data = state["addons_objects"][location].encode()

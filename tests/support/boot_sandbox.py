@@ -3,12 +3,12 @@
 Nothing leaves the machine: a loopback HTTP server plays the instance metadata
 service (IMDSv2 token flow enforced, boot_imds.py), and stub executables first on PATH play
 ``aws`` (Secrets Manager, SSM, CloudFormation, ELB, S3, EC2 and Auto Scaling, state in a JSON
-file: aws_stub.py), ``curl``, ``uname`` and ``systemctl`` (boot_stubs.py). The ``curl`` stub
-hands loopback URLs to the real curl, serves the K3s release: the "binary" is a stub ``k3s``
-(k3s_stub.py) that records its calls, its published ``sha256sum-<arch>.txt`` only from the
-official release URL; answers the API endpoint's ``/ping`` and the local K3s's ``/ping`` and
-``/db/info`` as the scenario says (boot_scenario.Scenario), and refuses every other URL. The
-boot verifies and installs that stub as it would K3s, then runs it. Paths are redirected with
+file: aws_stub.py; S3 holds the K3s files the deployer staged, k3s_release.py: the "binary" is a
+stub ``k3s``, k3s_stub.py, that records its calls), ``curl``, ``uname`` and ``systemctl``
+(boot_stubs.py). The ``curl`` stub hands loopback URLs to the real curl, answers the API
+endpoint's ``/ping`` and the local K3s's ``/ping`` and ``/db/info`` as the scenario says
+(boot_scenario.Scenario), and refuses every other URL (no internet). The boot verifies and
+installs that stub as it would K3s, then runs it. Paths are redirected with
 K3S_INFRA_ROOT and waits shortened with K3S_INFRA_RETRY_* and the other test hooks the script
 documents. A run is a boot (cloud-init's runcmd) or the server's watch (``<script> watch``).
 """
@@ -32,7 +32,7 @@ import yaml
 from tests.support.boot_imds import _Imds  # noqa: F401  (tests name it)
 from tests.support.boot_run import BootRun, effective_config  # noqa: F401
 from tests.support.boot_scenario import SHARED, Scenario, lone_group, member
-from tests.support import service_accounts, stub_server
+from tests.support import k3s_release, service_accounts, stub_server
 from tests.support.published import PUBLISHED, addons_location
 from tests.support.boot_stubs import (AWS_STUB, CURL_STUB, K3S_KUBECONFIG, K3S_STUB, RECORDER_STUB, SLEEP_STUB,
                                       SYSTEMCTL_STUB, UNAME_STUB)
@@ -62,6 +62,7 @@ PARAMETERS = {
     # The Identity stack's OIDC issuer (components/oidc_issuer.py): its CloudFront URL and bucket.
     "IssuerUrl": "https://d111111abcdef8.cloudfront.net",
     "IssuerBucketName": "k3s-identity-issuerbucket-0a1b2c3d4e5f",
+    **k3s_release.sandbox_parameters(),  # the digests of the K3s files staged for the nodes
 }
 # What Secrets Manager generated for the add-ons.
 ADDON_SECRETS = {
@@ -98,9 +99,6 @@ SECURE_AGENT_TOKEN = f"K10{CA_HASH}::node:{AGENT_TOKEN}"
 # Where K3s writes them (same source); the boot publishes them from there.
 K3S_TOKEN_FILES = {"token": "/var/lib/rancher/k3s/server/token",
                    "agent-token": "/var/lib/rancher/k3s/server/agent-token"}
-OFFICIAL_RELEASES = "https://github.com/k3s-io/k3s/releases/download"
-# Release asset name per `uname -m` (k3s-io/k3s:install.sh, setup_verify_arch).
-ASSETS = {"x86_64": ("amd64", "k3s"), "aarch64": ("arm64", "k3s-arm64")}
 
 
 def launch_template_user_data(template: dict) -> tuple[str, dict]:
@@ -241,7 +239,7 @@ class Sandbox:
             "K3S_INFRA_JOIN_ATTEMPTS": str(scenario.join_attempts), "K3S_INFRA_PROBE_ATTEMPTS": "3",
             "K3S_INFRA_READY_ATTEMPTS": str(READY_ATTEMPTS),
             "K3S_INFRA_START_TIMEOUT": str(scenario.start_timeout),
-            "K3S_INFRA_TOKEN_ATTEMPTS": str(scenario.token_attempts),
+            "K3S_INFRA_TOKEN_ATTEMPTS": str(scenario.token_attempts), "K3S_INFRA_FACT_ATTEMPTS": "3",
             "STUB_LOG": str(logs), "STUB_STATE": str(state_path), "STUB_ARCH": scenario.arch,
             "STUB_CA_HASH": CA_HASH, "STUB_KUBECONFIG": K3S_KUBECONFIG,
             "REAL_CURL": REAL_CURL,
@@ -280,15 +278,6 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
     s = scenario
     own = s.instance_id or INSTANCE_ID
     secure_tokens = s.secure_tokens and s.publish_after is None
-    genuine = genuine_k3s()
-    version = boot_env["K3S_VERSION"].replace("+", "%2B")  # URL-encoded, as GitHub names the tag
-    downloads = {}
-    for arch_name, asset in ASSETS.values():
-        downloads[f"{boot_env['RELEASE_URL']}/{version}/{asset}"] = genuine if s.binary is None else s.binary
-        # Published with the release, as sha256sum(1) prints it; only the official release has it.
-        downloads[f"{OFFICIAL_RELEASES}/{version}/sha256sum-{arch_name}.txt"] = (
-            f"{hashlib.sha256(genuine.encode()).hexdigest()}  {asset}\n"
-            f"{'0' * 64}  k3s-airgap-images-{arch_name}.tar\n")
     bundle = list(getattr(user_data, "bundle_parts", ()))
     if bundle and s.bundle is not None:  # the given value, cut across the same parameters
         size = -(-len(s.bundle) // len(bundle))
@@ -315,9 +304,11 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
         "parameters": {name: value for name, value in (
             (PARAMETERS["ClusterStateParameterName"], s.marker),
             (PARAMETERS["RestoreRequestParameterName"], s.restore_request),
-            *bundle) if value is not None},
+            *bundle, *_facts(s, boot_env)) if value is not None},
         "writes": [], "unreachable": list(s.unreachable),
-        "downloads": downloads, "download_failures": s.download_failures,
+        "k3s_objects": k3s_release.staged_objects(boot_env, s.binary, s.images),
+        "download_failures": s.download_failures,
+        "k3s_reads": [],
         "publish_after": s.publish_after, "token_reads": 0,
         "secure": {PARAMETERS["TokenSecretArn"]: SECURE_SERVER_TOKEN,
                    PARAMETERS["AgentTokenSecretArn"]: SECURE_AGENT_TOKEN},
@@ -358,6 +349,17 @@ def _state(scenario: Scenario, user_data: str, boot_env: dict[str, str]) -> dict
     return state
 
 
+# The stack parameter each boot fact (boot.env FACTS) stands in for: its value, as the stack wrote it.
+FACT_VALUES = {"ISSUER_URL": PARAMETERS["IssuerUrl"], "API_DNS_NAME": PARAMETERS["ApiDnsName"],
+               "PUBLIC_API_DNS_NAME": PARAMETERS["PublicApiDnsName"], "ISSUER_BUCKET": PARAMETERS["IssuerBucketName"]}
+
+
+def _facts(s: Scenario, boot_env: dict[str, str]) -> list[tuple[str, str | None]]:
+    """(SSM name, value) of every fact the boot reads, as the scenario says."""
+    pairs = [fact.split("=", 1) for fact in boot_env.get("FACTS", "").split()]
+    return [(parameter, (s.facts or {}).get(name, FACT_VALUES[name])) for name, parameter in pairs]
+
+
 def _addons_objects(user_data, s) -> dict[str, str]:
     """The object this server's bundle names, as uploaded (absent: never published); a scenario's
     ``addons_body`` replaces its bytes (a tampered object)."""
@@ -382,6 +384,13 @@ def _booted(root: Path, state: dict, user_data: str) -> None:
     binary.write_text(genuine_k3s())
     binary.chmod(0o755)
     (root / "etc/rancher/k3s/k3s.yaml").write_text(K3S_KUBECONFIG)
+    for path in (bootstrap.BOOT_ENV, bootstrap.K3S_CONFIG, bootstrap.REJOIN_CONFIG):  # its facts bound (bind_facts)
+        written = root / path.lstrip("/")
+        if written.exists():
+            text = written.read_text()
+            for name, value in FACT_VALUES.items():
+                text = text.replace(f"@@K3S_INFRA_FACT_{name}@@", value)
+            written.write_text(text)
     state["started"] = True
     state["members"].append(member(state["instance_id"]))
 

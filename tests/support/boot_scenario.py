@@ -101,7 +101,8 @@ class Scenario:
     metadata: the launch template's MetadataOptions (default: IMDSv2 required); secure_tokens:
     the token secrets hold what the first server published (else the short values Secrets
     Manager generated); publish_after: they hold short values for that many reads, then the
-    secure ones; binary: what the release URL serves instead of the genuine (stub) K3s;
+    secure ones; binary: what the artifact bucket's K3s object holds instead of the genuine
+    (stub) K3s, images: its airgap images object's; download_failures: reads of the staged K3s files that find no connection first;
     denied_parameters: SSM names the instance role may not read; denied_secrets: secret ARNs it
     may not write; unreachable: AWS services that do not answer; restore_hangs: K3s's
     --cluster-reset never returns; systemctl_failures: systemctl verbs that fail;
@@ -154,6 +155,7 @@ class Scenario:
     token_attempts: int = 3
     arch: str = "x86_64"
     binary: str | None = None
+    images: str | None = None
     download_failures: int = 0
     publish_after: int | None = None
     own_target: str | None = None
@@ -193,6 +195,9 @@ class Scenario:
     boot_deadline: int | None = None
     shared: dict | None = None
     timeout: int = 60
+    # Facts the stacks wrote for the boot (boot.env FACTS), by name: the value read, None for
+    # a parameter that does not exist (yet); unnamed facts hold their PARAMETERS value.
+    facts: dict | None = None
 
 
 # What a later run continues from an earlier one's state (Scenario.shared).

@@ -83,17 +83,6 @@ if url == "http://127.0.0.1:10248/healthz":  # the kubelet's local health endpoi
     sys.exit(7)
 if url.startswith("http://127.0.0.1:"):
     os.execv(os.environ["REAL_CURL"], ["curl", *args])
-if url in state["downloads"]:  # release assets: the binary and its published checksums
-    body = state["downloads"][url]
-    if state["download_failures"] > 0:  # HTTP 503 from the release host
-        state["download_failures"] -= 1
-        save()
-        if fail:
-            refuse("curl: (22) The requested URL returned error: 503", 22)
-        body = "<html><body><h1>503 Service Unavailable</h1></body></html>\n"
-    with open(args[args.index("-o") + 1], "w") as out:
-        out.write(body)
-    sys.exit(0)
 if url == state["api_url"] + "/ping":
     state["api_probes"] += 1
     save()

@@ -3,6 +3,9 @@ builds it in a moto server)."""
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account, as in environments/dev.yaml
+# The root's status after a first deploy: the create, then the update that records the roll
+# order (deploy/roll_order.py), which the emulator carries out as an update.
+FIRST_DEPLOY_STATUS = "UPDATE_COMPLETE"
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 AMI_PARAMETER_ARM64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 

@@ -206,6 +206,9 @@ class Cluster:
         # The user data as the instance gets it: Fn::Sub applied, then its plain write_files.
         user_data = resolve(launch_template_data(template)["UserData"]["Fn::Base64"], values)
         filled = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"] if "encoding" not in f}
+        # The facts its boot reads from SSM (boot.sh bind_facts), as the stacks wrote them.
+        for marker, value in self._facts(filled["/etc/k3s-infra/boot.env"]).items():
+            filled = {path: text.replace(marker, value) for path, text in filled.items()}
         # What its scripts read: boot.env, and a server's bundle.env (sourced with the bundle).
         env_text = filled["/etc/k3s-infra/boot.env"] + bundle_files(template).get(
             "/usr/local/lib/k3s-infra/bundle.env", "")
@@ -214,8 +217,43 @@ class Cluster:
         tags = {t["Key"]: resolve(t["Value"], values) for t in group["Properties"]["Tags"]}
         role = self._role(stack_id, launch_template_data(template))
         policies = [resolve(p["PolicyDocument"], self.stack_values("NodeIam")) for p in role["Policies"]]
+        policies += self._attached(role)
         return Node(stack_id, boot["ROLE"], boot, yaml.safe_load(filled["/etc/rancher/k3s/config.yaml"]), tags,
                     policies, role)
+
+    def _facts(self, boot_env: str) -> dict[str, str]:
+        """Marker -> value of every fact boot.env's FACTS names: the SSM parameter of that name a
+        stack writes, its value resolved in that stack."""
+        (line,) = [line for line in boot_env.splitlines() if line.startswith("FACTS=")] or [""]
+        found = {}
+        for pair in line.removeprefix("FACTS=").strip("'").split():
+            name, parameter = pair.split("=", 1)
+            ((stack, value),) = [(stack, r["Properties"]["Value"]) for stack, t in self.templates.items()
+                                 for r in t.get("Resources", {}).values()
+                                 if r["Type"] == "AWS::SSM::Parameter" and r["Properties"]["Name"] == parameter]
+            # The same value as the stack's output of it, when it has one (the made-up values are
+            # per output: tests/support/iam_policies.py Outputs).
+            outputs = [key for key, o in self.templates[stack].get("Outputs", {}).items() if o["Value"] == value]
+            found[f"@@K3S_INFRA_FACT_{name}@@"] = (
+                resolve({"Fn::GetAtt": [stack, f"Outputs.{outputs[0]}"]}, self.root_values) if outputs
+                else resolve(value, self.stack_values(stack)))
+        return found
+
+    def _attached(self, role: dict) -> list[dict]:
+        """Policies another stack attaches to the role (AWS::IAM::Policy Roles: the role's name, an
+        output of the NodeIam stack wired through the root), resolved in their stack."""
+        found = []
+        for stack, template in self.templates.items():
+            wiring = self.templates["Root"]["Resources"].get(stack, {}).get("Properties", {}).get("Parameters", {})
+            for resource in template.get("Resources", {}).values():
+                if resource["Type"] != "AWS::IAM::Policy":
+                    continue
+                for ref in resource["Properties"]["Roles"]:
+                    producer, output = wiring[ref["Ref"]]["Fn::GetAtt"]
+                    named = self.templates[producer]["Outputs"][output.removeprefix("Outputs.")]["Value"]
+                    if self.templates[producer]["Resources"][named["Ref"]]["Properties"] is role:
+                        found.append(resolve(resource["Properties"]["PolicyDocument"], self.stack_values(stack)))
+        return found
 
     def _role(self, stack_id: str, launch: dict) -> dict:
         """The role behind the launch template's instance profile, followed through the root."""

@@ -12,7 +12,7 @@ from moto.elbv2 import models as elbv2_models
 from moto.kms import models as kms_models
 from moto.ssm import models as ssm_models
 
-from tests.support import moto_shims_elb, moto_shims_identity, moto_shims_secrets
+from tests.support import moto_shims_elb, moto_shims_identity, moto_shims_kms, moto_shims_secrets
 from tests.support.moto_shims_secrets import generated_secret_string  # noqa: F401 (tests use it from here)
 
 MOTO_VERSION = "5.2.5"
@@ -347,6 +347,8 @@ def apply() -> None:
     shim_nested_stack_outputs()
     shim_network_load_balancer()
     shim_kms_key_tags()
+    moto_shims_kms.shim_kms_key_policy()  # these two wrap the create above
+    moto_shims_kms.shim_kms_key_deletion()
     shim_ssm_parameter_tags()
     moto_shims_secrets.shim_secrets_manager_secret()
     shim_failure_and_rollback()

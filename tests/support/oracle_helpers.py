@@ -86,9 +86,10 @@ def written_files(template: dict) -> dict[str, str]:
 def bundle_files(template: dict) -> dict[str, str]:
     """path -> text of a server node stack's bundle (its AWS::SSM::Parameters' values joined in
     the order its boot.env's BUNDLE_PARAMETERS names them: a base64-encoded gzip-compressed
-    tar, read here with base64, gzip and tarfile); empty for a node stack without one (agents)."""
+    tar, read here with base64, gzip and tarfile); empty for a stack without one (agents; the
+    stacks whose parameters are boot facts, named .../facts/...)."""
     by_name = {r["Properties"]["Name"]: r["Properties"]["Value"] for r in template["Resources"].values()
-               if r["Type"] == "AWS::SSM::Parameter"}
+               if r["Type"] == "AWS::SSM::Parameter" and "/facts/" not in r["Properties"]["Name"]}
     if not by_name:
         return {}
     order = _boot_env_value(template, "BUNDLE_PARAMETERS").split()

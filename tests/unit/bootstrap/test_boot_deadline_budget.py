@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from k3s_infra.config import defaults
 from tests.support.boot_sandbox import boot_env, expand
 from tests.support.oracle_helpers import node_stack_ids
 
@@ -36,3 +37,19 @@ def test_the_boot_deadline_and_its_signal_end_before_cloudformation_stops_waitin
             assert CLOUD_INIT_START + deadline + allowance < min(timeouts), (name, stack_id)
             # ...and the first start of K3s alone fits inside it many times over.
             assert int(settings["START_TIMEOUT"]) < deadline
+
+
+def test_a_joiner_waits_longer_than_the_first_server_may_take(rendered):
+    """A first create starts every node group together (stacks/root.py): a joining server or an
+    agent waits at boot for the first server's API and token, so it may not give up while the
+    first server can still signal (review of issue 25: else every joiner fails a slow create)."""
+    for name in ("dev", "prod"):
+        templates = rendered[name].templates
+        first = [r for r in templates["ServerInit"]["Resources"].values()
+                 if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"][0]
+        first_signal = _seconds(first["CreationPolicy"]["ResourceSignal"]["Timeout"])
+        for stack_id in node_stack_ids(templates):
+            if stack_id == "ServerInit":
+                continue
+            deadline = int(boot_env(expand(templates[stack_id]))["BOOT_DEADLINE"])
+            assert deadline > first_signal + int(defaults.BOOT_WAITS["RETRY_MAX"]), (name, stack_id)

@@ -109,7 +109,8 @@ def test_a_replaced_first_server_rejoins_through_the_servers_endpoint(nodes):
     assert len(rejoin_paths) == 1
     rejoin = yaml.safe_load(written_files(first)[rejoin_paths[0]])
     assert rejoin == {"cluster-init": False, "server": next(iter(joins))} and len(joins) == 1
-    assert re.fullmatch(r"https://\$\{ApiDnsName\}:6443", rejoin["server"])
+    # The internal API's name, read at boot (boot.sh bind_facts: tests/unit/stacks/test_api_endpoint.py).
+    assert re.fullmatch(r"https://@@K3S_INFRA_FACT_API_DNS_NAME@@:6443", rejoin["server"])
 
 
 def test_the_cloud_controller_chart_runs_before_a_cloud_provider_exists(nodes):

@@ -87,11 +87,11 @@ def test_misuse_of_the_user_data_builders_is_a_clear_build_error(rendered):
         bootstrap.packed("/x", "0600", f"host: {bootstrap._placeholder('api_dns_name')}")
 
 
-@pytest.mark.parametrize("bad", ["https://mirror.example.com/k3s'; reboot; '", "https://mirror.example.com/\nk3s"])
+@pytest.mark.parametrize("bad", ["k3s-artifacts'; reboot; '", "k3s-artifacts\nx"])
 def test_a_boot_setting_that_cannot_be_shell_quoted_is_never_written(rendered, bad):
     """boot.env is sourced by the boot script as KEY='value': a quote or a newline in a value
     would run as shell. Validation refuses such values first; this is the last line behind it."""
     env = rendered["dev"].env
-    unchecked = env.model_copy(update={"k3s": env.k3s.model_copy(update={"release_url": bad})})
-    with pytest.raises(ValueError, match=r"^boot setting RELEASE_URL cannot be shell-quoted: "):
-        bootstrap.files(unchecked, roles.SERVER)
+    unchecked = env.model_copy(update={"deploy": env.deploy.model_copy(update={"artifact_bucket": bad})})
+    with pytest.raises(ValueError, match=r"^boot setting ARTIFACT_BUCKET cannot be shell-quoted: "):
+        bootstrap.files(unchecked, roles.AGENT, env.agent_pools[0])  # an agent: no server bundle names it first

@@ -39,6 +39,7 @@ SAMPLES = [
     msg.Following("k3s-dev", "UPDATE_IN_PROGRESS"), msg.QuorumLossAllowed(3, 1),
     msg.ImagesChosen((ImageChoice("ImageId", "/aws/service/x", None, "ami-1", "ami-1"),)), msg.PlanUploads("bucket"),
     msg.Packaged(PACKAGE), msg.ChangeSetReady(CHANGES), msg.ChangeSetDiscarded(), msg.Executing("UPDATE", "k3s-dev"),
+    msg.RollOrderRecorded(changed=True),
     msg.ExecutionFailed("executing the change set failed"), msg.EventsUnavailable("ClientError"),
     msg.NothingToDestroy("k3s-dev", "eu-west-1"), msg.NestedStacksUnlisted("k3s-dev", "ClientError"),
     msg.ProtectionRemoved("k3s-dev"), msg.LoadBalancerProtectionRemoved(("k3s-dev-ApiLoadBalancer",)),
@@ -53,6 +54,9 @@ SAMPLES = [
     msg.RestoreWithdrawn(PARAMETER, "eu-west-1", "deleted", None, "servers", "2", "2", "2"),
     msg.RestoreRequestPending(Pending(PARAMETER, "eu-west-1", REQUEST.format(), NOW - 3 * 3600 - 59, REQUEST)),
     msg.WaitingForNodes("Servers", 1, 3, 65, ("i-0a1b2c3d", "i-0e1f2a3b")), msg.NodesReady(4, ("i-0a1b2c3d",), 70),
+    msg.RegistryNeeded("network.create.nat_gateways", ("the AWS cloud controller: chart from https://x",)),
+    msg.ArtifactTransfer("k3s", "download", 32_000_000, 72_000_000), msg.ArtifactVerified("k3s", "a" * 64, "cache /c/k3s"),
+    msg.ArtifactCacheRejected("/c/k3s", "b" * 64, "a" * 64), msg.ArtifactsStaged("bucket", "k3s-dev/k3s", ("k3s",), ()),
 ]
 
 
@@ -160,3 +164,18 @@ def test_controller_leftovers_read_as_aligned_rows_and_a_summary():
     assert lines(msg.LeftoversWaiting((SG,), 30)) == ["  waiting for k8s-elb-c3d4: still in use  (0m30s)"]
     assert lines(msg.LoadBalancerProtectionRemoved(("a", "b"))) == [
         "deletion protection removed from the load balancers a, b"]
+
+
+def test_the_k3s_files_read_as_what_happened_to_them():
+    """deploy/artifacts.py: sizes in MB, the digest in full (to compare with the release's
+    sha256sum-<arch>.txt), where each file came from, what the bucket already held."""
+    assert lines(msg.ArtifactTransfer("k3s-airgap-images-amd64.tar.zst", "upload", 32_000_000, 171_300_000)) == [
+        "  upload k3s-airgap-images-amd64.tar.zst: 32.0 MB of 171.3 MB"]
+    assert lines(msg.ArtifactTransfer("k3s", "download", 0, None)) == ["  download k3s: 0.0 MB"]
+    assert lines(msg.ArtifactVerified("k3s", "a" * 64, "/offline/k3s")) == [f"K3s k3s: sha256 {'a' * 64} verified "
+                                                                         "(/offline/k3s)"]
+    assert lines(msg.ArtifactsStaged("bucket", "k3s-dev/k3s", ("k3s",), ("sha256sum-amd64.txt", "x"))) == [
+        "staged the K3s files in s3://bucket/k3s-dev/k3s/ (1 uploaded, 2 already there)"]
+    warning = lines(msg.RegistryNeeded("network.create.nat_gateways", ("one", "two")))
+    assert warning[0].startswith("warning: network.create.nat_gateways: the nodes have no way to the internet")
+    assert warning[1:] == ["  one", "  two"]

@@ -28,7 +28,8 @@ def test_render_twice_gives_byte_identical_output(tmp_path, env):
     assert first.returncode == second.returncode == 0, first.stderr
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    files = {"root.yaml", "manifest.json", *(c["file"] for c in manifest["children"])}
+    files = {"root.yaml", manifest["create_root"], "manifest.json", *(c["file"] for c in manifest["children"])}
+    assert manifest["create_root"] == "root-create.yaml"  # the root of a first create (stacks/root.py)
     assert set(tree(tmp_path / "a")) == files
     assert len(manifest["children"]) >= 6
 

@@ -68,17 +68,20 @@ def test_every_group_waits_for_its_nodes_signals(templates):
     env, children = templates
     groups = list(_groups(children))
     assert len(groups) == 2 + len(env.agent_pools)
+    # The first server 20 minutes; joiners and agents, which a first create starts together
+    # with it and whose boot waits for it, 20 more (its whole budget, then their own).
+    timeout = {"ServerInit": "PT20M"}
     for stack_id, logical, group in groups:
         rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
         assert rolling["WaitOnResourceSignals"] is True, stack_id
-        assert rolling["PauseTime"] == defaults.NODE_SIGNAL_TIMEOUT
+        assert rolling["PauseTime"] == timeout.get(stack_id, "PT40M"), stack_id
         if _created_empty(env, stack_id):  # nothing to wait for (test_empty_groups_wait_for_no_signal)
             continue
         signal = group["CreationPolicy"]["ResourceSignal"]
         # One SUCCESS per desired instance (the same value or parameter as DesiredCapacity).
         desired = group["Properties"]["DesiredCapacity"]
         assert signal["Count"] == (int(desired) if isinstance(desired, str) else desired), stack_id
-        assert signal["Timeout"] == defaults.NODE_SIGNAL_TIMEOUT
+        assert signal["Timeout"] == timeout.get(stack_id, "PT40M"), stack_id
         # The group's own logical ID is the one boot.sh signals.
         assert logical == (naming.SERVER_GROUP if stack_id.startswith(("ServerInit", "Servers"))
                            else naming.AGENT_GROUP)
@@ -92,7 +95,8 @@ def test_no_group_is_judged_by_a_load_balancer_so_one_failing_check_cannot_repla
     for stack_id, _, group in _groups(children):
         properties = group["Properties"]
         assert properties["HealthCheckType"] == "EC2", stack_id
-        assert properties["HealthCheckGracePeriod"] >= defaults.NODE_SIGNAL_TIMEOUT_SECONDS
+        # Never judged before it could signal (its whole signal timeout).
+        assert properties["HealthCheckGracePeriod"] == {"ServerInit": 1200}.get(stack_id, 2400), stack_id
         if stack_id in ("ServerInit", "Servers"):  # still registered: the API load balancers route to them
             assert {"Ref": "ApiTargetGroupArn"} in properties["TargetGroupARNs"]
 

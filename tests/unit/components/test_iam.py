@@ -139,8 +139,8 @@ def test_snapshot_object_grant_is_the_folder_k3s_writes_to(path):
         for policy in resource["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if statement.get("Sid") == "ReadAddonManifests":  # test_only_servers_read_the_addon_manifests
-                    continue
+                if statement.get("Sid") in ("ReadAddonManifests", "ReadK3sArtifacts"):  # the artifact bucket:
+                    continue  # test_only_servers_read_the_addon_manifests, test_every_node_reads_the_staged_k3s_files
                 if any(a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:*") for a in actions):
                     object_resources += [_flatten_sub(r) for r in statement["Resource"]
                                          if issuer not in _flatten_sub(r)]
@@ -175,6 +175,42 @@ def test_only_servers_read_the_addon_manifests(everything):
     assert not reads("ServerRole", other_cluster) and not reads("ServerRole", f"{env.stack_name}/templates/x.yaml")
 
 
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_every_node_reads_the_staged_k3s_files_and_nothing_else_new(rendered, env_name):
+    """Issue 25: every node reads the K3s binary and airgap images the deployer staged in the
+    artifact bucket (deploy/artifacts.py, <stack>/k3s/<sha256>/<file>; boot.sh install_k3s), and
+    only them: this cluster's prefix, GetObject alone; no other key, cluster, action or listing."""
+    from tests.support.iam_eval import Request, allowed
+    from tests.support.iam_policies import roles_of
+
+    r = rendered[env_name]
+    env, template = r.env, r.templates["NodeIam"]
+    values = {"AWS::Partition": "aws", "AWS::Region": env.region, "AWS::AccountId": env.account_id,
+              "AWS::URLSuffix": "amazonaws.com"} | {name: f"x-{name}" for name in template.get("Parameters", {})}
+    node_roles = roles_of(template, values)
+    bucket, stack = env.artifact_bucket, env.stack_name  # deploy.artifact_bucket's default, deploy.stack_name
+
+    def can(role: str, action: str, resource: str) -> bool:
+        return allowed(node_roles[f"{role}Role"]["policies"], Request(action, f"arn:aws:s3:::{resource}"))
+
+    staged = [f"{bucket}/{stack}/k3s/{'a' * 64}/{name}" for name in ("k3s", "k3s-arm64",
+                                                                      "k3s-airgap-images-amd64.tar.zst")]
+    for role in ("FirstServer", "Server", "Agent"):
+        assert all(can(role, "s3:GetObject", key) for key in staged), role
+        assert not any(can(role, action, staged[0]) for action in ("s3:PutObject", "s3:DeleteObject")), role
+        for other in (f"{bucket}/k3s-other/k3s/{'a' * 64}/k3s", f"{bucket}/{stack}/templates/0123/root.yaml",
+                      f"{bucket}/{stack}/k3s-other/x", f"another-bucket/{stack}/k3s/{'a' * 64}/k3s"):
+            assert not can(role, "s3:GetObject", other), (role, other)
+        assert not can(role, "s3:ListBucket", bucket), role
+        statement = _statements(r, role)["ReadK3sArtifacts"]
+        assert statement["Action"] == ["s3:GetObject"]
+        assert statement["Resource"] == [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}/{stack}/k3s/*"}]
+        # The artifact bucket appears in no other new statement (servers also read the add-ons' object).
+        naming_bucket = [sid for sid, s in _statements(r, role).items() if bucket in json.dumps(s)]
+        allowed_too = {"ReadAddonManifests"} if role != "Agent" else set()
+        assert "ReadK3sArtifacts" in naming_bucket and set(naming_bucket) - allowed_too == {"ReadK3sArtifacts"}, role
+
+
 def test_only_the_server_roles_read_the_addon_secrets(everything):
     env, _, _, templates = everything
     roles = {k: r for k, r in templates["NodeIam"]["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
@@ -191,15 +227,21 @@ def test_only_the_first_server_publishes_the_issuer_documents(rendered):
     serves them (https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/
     #service-account-issuer-discovery): /.well-known/openid-configuration and /openid/v1/jwks."""
     templates = rendered["prod"].templates
-    writes = [(logical, s) for stack, logical, s in allow_statements(templates)
+    writes = [(stack, logical, s) for stack, logical, s in allow_statements(templates)
               if "IssuerBucket" in json.dumps(s["Resource"])]
-    (logical, statement), = writes
-    assert logical == "FirstServerRole" and statement["Action"] == ["s3:PutObject"]
+    (stack, logical, statement), = writes
+    # A policy of its own (stacks/issuer_access.py), attached to the first server's role: the
+    # role's stack and the first server never wait for the Identity stack's distribution.
+    assert (stack, logical, statement["Action"]) == ("IssuerAccess", "PublishIssuerDocuments", ["s3:PutObject"])
     assert sorted(_flatten_sub(r) for r in statement["Resource"]) == [
         "arn:${AWS::Partition}:s3:::${IssuerBucketName}/.well-known/openid-configuration",
         "arn:${AWS::Partition}:s3:::${IssuerBucketName}/openid/v1/jwks"]
-    assert templates["Root"]["Resources"]["NodeIam"]["Properties"]["Parameters"]["IssuerBucketName"] == \
-        {"Fn::GetAtt": ["Identity", "Outputs.IssuerBucketName"]}
+    policy = templates["IssuerAccess"]["Resources"]["PublishIssuerDocuments"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "FirstServerRoleName"}]
+    wired = templates["Root"]["Resources"]["IssuerAccess"]["Properties"]["Parameters"]
+    assert wired["FirstServerRoleName"] == {"Fn::GetAtt": ["NodeIam", "Outputs.FirstServerRoleName"]}
+    assert templates["NodeIam"]["Outputs"]["FirstServerRoleName"]["Value"] == {"Ref": "FirstServerRole"}
+    assert wired["IssuerBucketName"] == {"Fn::GetAtt": ["Identity", "Outputs.IssuerBucketName"]}
 
 
 def test_no_node_role_drains_the_queue_the_handler_has_its_own_role(rendered, switched):

@@ -130,7 +130,7 @@ def test_change_set_table_includes_nested_changes_and_replacements(cfn, monkeypa
 
     class Pkg:
         rendering = type("R", (), {"env": __import__("k3s_infra.config", fromlist=["x"]).load_environment("dev")})
-        template_args = staticmethod(lambda: {"TemplateBody": "{}"})
+        template_args = staticmethod(lambda kind="UPDATE": {"TemplateBody": "{}"})
 
     monkeypatch.setattr("time.sleep", lambda s: None)
     cs = changeset.create(Aws, Pkg, parameters=image, current=None, poll=0)
@@ -156,7 +156,7 @@ def test_no_change_change_set_is_empty(cfn, monkeypatch):
 
     class Pkg:
         rendering = type("R", (), {"env": __import__("k3s_infra.config", fromlist=["x"]).load_environment("dev")})
-        template_args = staticmethod(lambda: {"TemplateBody": "{}"})
+        template_args = staticmethod(lambda kind="UPDATE": {"TemplateBody": "{}"})
 
     cs = changeset.create(Aws, Pkg, current=current, poll=0)
     assert cs.empty and cs.change_set_type == "UPDATE"

@@ -58,10 +58,15 @@ def test_every_secret_key_and_bucket_of_a_protected_environment_is_retained():
         assert found >= 6, path.name
 
 
-def test_the_only_ssm_parameters_in_templates_are_the_server_bundles(templates):
+# The stacks that write the facts the nodes read at boot: the API's names, the OIDC issuer's URL.
+FACT_STACKS = {"ApiEndpoint": ("api_dns_name", "public_api_dns_name"), "Identity": ("issuer_url", "issuer_bucket")}
+
+
+def test_the_only_ssm_parameters_in_templates_are_the_server_bundles_and_boot_facts(templates):
     """The marker and the restore request belong to the nodes and the CLI, never to
     CloudFormation (an update would rewrite them). The only CloudFormation-owned parameters
-    are the server bundles, one per server stack, named for it and pinned by its user data."""
+    are the server bundles, one per server stack, named for it and pinned by its user data,
+    and the facts the boot reads (boot.sh bind_facts), each named as the role's boot.env says."""
     env, children = templates
     for stack_id, template in children.items():
         parameters = [r["Properties"] for r in template.get("Resources", {}).values()
@@ -80,5 +85,9 @@ def test_the_only_ssm_parameters_in_templates_are_the_server_bundles(templates):
             ids = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SSM::Parameter"]
             (launch,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"]
             assert set(ids) <= set(launch.get("DependsOn", [])), stack_id
+        elif stack_id in FACT_STACKS:
+            facts = {naming.fact_parameter(env, fact) for fact in FACT_STACKS[stack_id]
+                     if fact != "public_api_dns_name" or env.api.scheme == "internet-facing"}
+            assert names == facts and all(p["Type"] == "String" for p in parameters), stack_id
         else:
             assert parameters == [], stack_id

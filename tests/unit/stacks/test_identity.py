@@ -79,14 +79,25 @@ def test_every_server_signs_with_the_issuer_and_publishes_its_keys_below_it(rend
     templates = rendered[name].templates
     root = templates["Root"]["Resources"]
     configs = []
+    # The servers read the issuer's URL (the first server also its bucket) at boot from the SSM
+    # parameters the Identity stack writes (boot.sh bind_facts): no server stack waits for CloudFront.
+    env = rendered[name].env
+    facts = {r["Properties"]["Name"]: r["Properties"]["Value"] for r in templates["Identity"]["Resources"].values()
+             if r["Type"] == "AWS::SSM::Parameter"}
+    url, bucket = (f"/k3s-infra/{env.stack_name}/facts/{fact}" for fact in ("issuer-url", "issuer-bucket"))
+    assert facts == {url: templates["Identity"]["Outputs"]["IssuerUrl"]["Value"],
+                     bucket: templates["Identity"]["Outputs"]["IssuerBucketName"]["Value"]}
+    marker = "@@K3S_INFRA_FACT_ISSUER_URL@@"
     for stack_id in ("ServerInit", "Servers"):
-        assert root[stack_id]["Properties"]["Parameters"]["IssuerUrl"] == {
-            "Fn::GetAtt": ["Identity", "Outputs.IssuerUrl"]}
-        config = yaml.safe_load(written_files(templates[stack_id])["/etc/rancher/k3s/config.yaml"])
+        assert "Identity" not in str(root[stack_id]["Properties"]["Parameters"]), stack_id
+        files = written_files(templates[stack_id])
+        (read,) = [line for line in files["/etc/k3s-infra/boot.env"].splitlines() if line.startswith("FACTS=")]
+        assert f"ISSUER_URL={url}" in read and (f"ISSUER_BUCKET={bucket}" in read) is (stack_id == "ServerInit")
+        config = yaml.safe_load(files["/etc/rancher/k3s/config.yaml"])
         configs.append(config["kube-apiserver-arg"])
         args = config["kube-apiserver-arg"]
-        assert args[0] == "service-account-issuer-=${IssuerUrl}"  # before K3s's own issuer
-        assert "service-account-jwks-uri=${IssuerUrl}/openid/v1/jwks" in args
+        assert args[0] == f"service-account-issuer-={marker}"  # before K3s's own issuer
+        assert f"service-account-jwks-uri={marker}/openid/v1/jwks" in args
         # A token for STS must not also pass as one for the Kubernetes API.
         assert not [a for a in args if a.startswith("api-audiences")]
     assert configs[0] == configs[1]  # identical on every server

@@ -20,7 +20,8 @@ from tests.support.rendered import pool_stack as _pool_stack
 
 def test_root_has_one_nested_stack_per_building_block(r):
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
-    expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "ServerInit", "Servers"} | {
+    expected = {"Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "IssuerAccess",
+                "ServerInit", "Servers"} | {
         "AgentPool" + "".join(w.capitalize() for w in p.name.split("-")) for p in r.env.agent_pools} | (
         {"Draining"} if r.env.draining else set()) | ({"Network"} if r.env.network.managed else set())
     assert set(stacks) == expected
@@ -55,10 +56,11 @@ def test_node_stacks_receive_the_sibling_outputs_they_need(r):
     assert "ServerInstanceProfileArn" not in init
     joining = r.resources("Root", "AWS::CloudFormation::Stack")["Servers"]["Properties"]["Parameters"]
     assert joining["ServerInstanceProfileArn"] == {"Fn::GetAtt": ["NodeIam", "Outputs.ServerInstanceProfileArn"]}
-    # Every server runs with the cluster's OIDC issuer; only the first server publishes to it.
+    # Every server runs with the cluster's OIDC issuer and the first server publishes to its
+    # bucket, both read at boot (test_identity): no node stack waits for Identity.
     for params in (init, joining):
-        assert params["IssuerUrl"] == {"Fn::GetAtt": ["Identity", "Outputs.IssuerUrl"]}
-    assert init["IssuerBucketName"] == {"Fn::GetAtt": ["Identity", "Outputs.IssuerBucketName"]}
+        assert not {"IssuerUrl", "IssuerBucketName", "ApiDnsName"} & set(params)
+        assert not [v for v in params.values() if isinstance(v, dict) and v.get("Fn::GetAtt", [""])[0] == "Identity"]
     assert "IssuerBucketName" not in joining
     assert init["ImageId"] == {"Ref": "ImageId"}  # pinned at deploy (k3s_infra/deploy/images.py)
     stacks = r.resources("Root", "AWS::CloudFormation::Stack")
@@ -103,6 +105,25 @@ def test_root_rolls_server_groups_in_turn_and_agents_after_servers(r):
             assert stack["DependsOn"] == ["Servers"]
 
 
+def test_a_first_create_starts_every_node_group_together(r):
+    """The root of a first create (issue 25): the same stacks, parameters and outputs as the
+    ordered root, with no roll order, so no agent pool waits for Servers and no joining server
+    for ServerInit; each waits at boot for what it needs (boot.sh prepare_join, fetch_tokens,
+    bind_facts). Nothing else differs: an update sends the ordered root."""
+    create, update = r.templates["RootCreate"], r.templates["Root"]
+    for stack_id, stack in create["Resources"].items():
+        assert "DependsOn" not in stack, stack_id
+        assert {k: v for k, v in update["Resources"][stack_id].items() if k != "DependsOn"} == stack, stack_id
+    assert {k: v for k, v in create.items() if k != "Resources"} == {
+        k: v for k, v in update.items() if k != "Resources"}
+    # No node stack waits for another, nor for the OIDC issuer (its CloudFront distribution).
+    for stack_id, stack in create["Resources"].items():
+        if stack_id in ("ServerInit", "Servers") or stack_id.startswith("AgentPool"):
+            producers = {v["Fn::GetAtt"][0] for v in stack["Properties"]["Parameters"].values()
+                         if isinstance(v, dict) and "Fn::GetAtt" in v}
+            assert not producers & {"Identity", "IssuerAccess", "ServerInit", "Servers"}, stack_id
+
+
 def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
     document = env_document("prod")
     before = render(validate(document, "prod.yaml"))
@@ -134,7 +155,7 @@ def test_a_new_k3s_version_rolls_every_node_group_servers_first(env_document):
     for stack_id in (s for s in node_stacks if s.startswith("AgentPool")):
         assert root[stack_id]["DependsOn"] == ["Servers"]
     # Nothing but the node stacks changes: data, IAM and the queue stay as they are.
-    for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "Draining"):
+    for stack_id in ("Security", "ApiEndpoint", "ClusterData", "NodeIam", "Identity", "IssuerAccess", "Draining"):
         assert old[stack_id] == new[stack_id], stack_id
 
 

@@ -93,3 +93,34 @@ def test_graviton_servers_and_pool_use_only_the_arm64_image(tmp_path):
     assert [n for n in root["Parameters"] if n.startswith("ImageId")] == ["ImageIdArm64"]
     assert {s["Properties"]["Parameters"]["ImageId"]["Ref"] for s in root["Resources"].values()
             if "ImageId" in s["Properties"]["Parameters"]} == {"ImageIdArm64"}
+
+
+# The root's K3s digests per architecture (the deployer stages the files and resolves them:
+# deploy/artifacts.py), named after K3s's architecture names (k3s-io/k3s install.sh: amd64, arm64).
+ROOT_K3S = {"x86_64": ("K3sBinarySha256Amd64", "K3sImagesSha256Amd64"),
+            "arm64": ("K3sBinarySha256Arm64", "K3sImagesSha256Arm64")}
+
+
+def test_each_node_stack_gets_the_k3s_digests_of_its_architecture(r):
+    """As with the images: plain values the deployer passes, one pair per architecture in use;
+    each node stack gets its architecture's pair, and only hex digests pass (they reach boot.env,
+    which the boot script sources)."""
+    nested = r.resources("Root", "AWS::CloudFormation::Stack")
+    stacks = node_stacks(r)
+    used = set()
+    for stack, types in stacks.items():
+        (arch,) = {architecture(t) for t in types}
+        used.add(arch)
+        parameters = nested[stack]["Properties"]["Parameters"]
+        assert (parameters["K3sBinarySha256"], parameters["K3sImagesSha256"]) == tuple(
+            {"Ref": name} for name in ROOT_K3S[arch]), stack
+        for name in ("K3sBinarySha256", "K3sImagesSha256"):
+            assert r.templates[stack]["Parameters"][name]["AllowedPattern"] == "^[0-9a-f]{64}$"
+    for stack, resource in nested.items():
+        if stack not in stacks:
+            assert not [n for n in resource["Properties"]["Parameters"] if n.startswith("K3s")], stack
+    declared = {name: p for name, p in r.root["Parameters"].items() if name.startswith("K3s")}
+    assert set(declared) == {name for arch in used for name in ROOT_K3S[arch]}
+    for parameter in declared.values():
+        assert (parameter["Type"], parameter["AllowedPattern"]) == ("String", "^[0-9a-f]{64}$")
+        assert "Default" not in parameter

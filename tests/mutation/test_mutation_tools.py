@@ -1,0 +1,88 @@
+"""The mutation tools themselves (py_mutate.py, sh_mutate.py): each operator makes the edit it
+names on a small snippet, and a mutant reaches the importing process without the file on disk
+ever changing. Fast; part of make test (the mutation runs are not)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from tests.mutation import py_mutate, sh_mutate
+
+SNIPPET = b'''"""Docstring: never mutated."""
+from __future__ import annotations
+
+LIMIT = 50
+
+
+def pick(a: int, names: list[str]) -> str | None:
+    """Docstring."""
+    if a < LIMIT and not names:
+        log("empty")
+        return "none"
+    return names[0] if a in ("x", "y") else None
+'''
+
+
+def _edits(source: bytes) -> set[tuple[str, str, str]]:
+    return {(m.ident.split(":", 3)[3], " ".join(m.before.split()), m.after) for m in py_mutate.mutants("s.py", source)}
+
+
+def test_each_python_operator_makes_its_edit_and_nothing_else():
+    assert _edits(SNIPPET) == {
+        ("int:+1", "50", "51"), ("int:-1", "50", "49"),
+        ("negate-if", "a < LIMIT and not names", "not (a < LIMIT and not names)"),
+        ("boolop", "a < LIMIT and not names", "(a < LIMIT or not names)"),
+        ("compare:0", "a < LIMIT", "(a <= LIMIT)"),
+        ("not", "not names", "(names)"),
+        ("no-call", 'log("empty")', "pass"),
+        ("return-none", 'return "none"', "return None"),
+        ("return-none", 'return names[0] if a in ("x", "y") else None', "return None"),
+        ("int:+1", "0", "1"),  # no [0] -> [-1]: the same item of a one-item list
+        ("compare:0", 'a in ("x", "y")', "(a not in ('x', 'y'))"),
+        ("drop:0", '("x", "y")', "('y',)"), ("drop:1", '("x", "y")', "('x',)"),
+    }
+
+
+def test_code_that_runs_at_import_is_told_apart_from_function_bodies():
+    at_import = {m.before for m in py_mutate.mutants("s.py", SNIPPET) if m.at_import}
+    assert at_import == {"50"}
+
+
+def test_a_sample_is_capped_and_the_same_every_time():
+    found = py_mutate.mutants("s.py", SNIPPET)
+    first = py_mutate.sample(found, "s.py", cap=5)
+    assert len(first) == 5 and first == py_mutate.sample(found, "s.py", cap=5)
+    assert py_mutate.sample(found, "s.py", cap=100) == found
+
+
+def test_the_mutant_is_imported_while_the_file_on_disk_stays_genuine(tmp_path, monkeypatch):
+    package = tmp_path / "mutation_probe_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    genuine = b"def same(a, b):\n    return a == b\n"
+    (package / "probe.py").write_bytes(genuine)
+    mutant = next(m for m in py_mutate.mutants("probe.py", genuine) if m.ident.endswith("compare:0"))
+    (tmp_path / "mutant.py").write_text(mutant.text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PY_MUTATE_MODULE", "mutation_probe_pkg.probe")
+    monkeypatch.setenv("PY_MUTATE_SOURCE", str(tmp_path / "mutant.py"))
+    monkeypatch.setattr(sys, "meta_path", [py_mutate._MutantFinder(), *sys.meta_path])
+    try:
+        probe = importlib.import_module("mutation_probe_pkg.probe")
+        assert probe.same(1, 1) is False and probe.__file__ == str(package / "probe.py")
+    finally:
+        for name in ("mutation_probe_pkg.probe", "mutation_probe_pkg"):
+            sys.modules.pop(name, None)
+    assert (package / "probe.py").read_bytes() == genuine
+
+
+def test_each_shell_operator_makes_its_edit_and_here_documents_are_data():
+    text = ('f() {\n  [ "$a" -gt 1 ] || die "x"\n  if ! g; then return 0; fi\n  [ "$b" = y ] && h\n'
+            '  cat <<EOF\n[ "$c" -lt 2 ]\nEOF\n}\n')
+    assert {m.after.strip() for m in sh_mutate.mutants("t.sh", text)} == {
+        '[ "$a" -ge 1 ] || die "x"', '[ "$a" -gt 1 ] && die "x"', '[ "$a" -gt 1 ] || log "x"',
+        '[ "$a" -gt 2 ] || die "x"',
+        "if g; then return 0; fi", "if ! g; then return 1; fi", "if ! g; then return 1; fi",
+        '[ "$b" != y ] && h', '[ "$b" = y ] || h',
+    }
