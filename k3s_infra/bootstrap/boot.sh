@@ -208,21 +208,26 @@ fetch_tokens() {
 # match. K3s imports the images when it starts (https://docs.k3s.io/installation/airgap,
 # "Manually Deploy Images Method"): its own images need no registry.
 install_k3s() {
-  local arch name binary images link
+  local arch name binary images link staging
   log "installing K3s $K3S_VERSION"
   case $(uname -m) in
     x86_64 | amd64) arch=amd64 name=k3s ;;
     aarch64 | arm64) arch=arm64 name=k3s-arm64 ;;
     *) die "unsupported architecture $(uname -m)" ;;
   esac
-  binary=$work/$name images=$work/k3s-airgap-images-$arch.tar.zst
+  # Downloaded beside the images' folder, on disk: /tmp is a tmpfs on Amazon Linux 2023 and the
+  # images are a few hundred MB (https://docs.aws.amazon.com/linux/al2023/ug/tmp.html).
+  staging=$root$K3S_IMAGES_DIR.download
+  mkdir -p "$staging" && chmod 0700 "$staging"
+  binary=$staging/$name images=$staging/k3s-airgap-images-$arch.tar.zst
   fetch_artifact "$K3S_BINARY_SHA256" "$name" "$binary"
   fetch_artifact "$K3S_IMAGES_SHA256" "${images##*/}" "$images"
-  mkdir -p "$(dirname "$k3s_bin")"
+  mkdir -p "$(dirname "$k3s_bin")" "$root$K3S_IMAGES_DIR"
   install -m 0755 "$binary" "$k3s_bin"
   for link in kubectl crictl ctr; do ln -sf k3s "$(dirname "$k3s_bin")/$link"; done
-  install -D -m 0600 "$images" "$root$K3S_IMAGES_DIR/${images##*/}"
-  rm -f "$binary" "$images"
+  chmod 0600 "$images"
+  mv "$images" "$root$K3S_IMAGES_DIR/${images##*/}"
+  rm -rf "$staging"
   log "K3s $K3S_VERSION installed, its images in $K3S_IMAGES_DIR"
 }
 

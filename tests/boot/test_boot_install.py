@@ -60,6 +60,11 @@ def test_the_node_installs_k3s_and_its_images_from_the_artifact_bucket_never_the
     placed = run.path(f"{IMAGES_DIR}/{images}")
     assert placed.read_text() == SANDBOX_IMAGES and placed.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in placed.parent.iterdir()) == [images]
+    # Downloaded on disk beside the images' folder, never into /tmp (a tmpfs on Amazon Linux
+    # 2023: a few hundred MB of RAM), and that folder gone once they are in place.
+    outfiles = [call[-1] for call in run.aws_calls if "get-object" in call and "/k3s/" in " ".join(call)]
+    assert outfiles and all(f.startswith(str(run.path(IMAGES_DIR + ".download"))) for f in outfiles), outfiles
+    assert not run.path(IMAGES_DIR + ".download").exists()
     for digest in (BINARY_SHA, IMAGES_SHA):
         assert f"sha256: expected {digest}, actual {digest}" in run.stderr  # the boot log shows both
     # Both read and checked before K3s was enabled or started.

@@ -259,6 +259,12 @@ if (service, command) == ("s3api", "list-objects-v2"):
 # caller may not read (and for one that does not exist when it may not list the bucket).
 if (service, command) == ("s3api", "get-object"):
     location = f"{opts['--bucket']}/{opts['--key']}"
+    if os.environ.get("STUB_S3_ENDPOINT") and "/k3s/" in opts["--key"]:  # bench/boot_phases.py: from moto
+        import boto3
+        s3 = boto3.client("s3", endpoint_url=os.environ["STUB_S3_ENDPOINT"], region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.download_file(opts["--bucket"], opts["--key"], positionals[0])
+        answer({"AcceptRanges": "bytes", "ContentType": "application/octet-stream", "Metadata": {}})
     if location in state["k3s_objects"]:  # the K3s files the deployer staged (components/iam.py ReadK3sArtifacts)
         state["k3s_reads"].append(location)
         if state["download_failures"] > 0:  # no connection this time (exit 255, as for unreachable above)

@@ -246,6 +246,13 @@ class Sandbox:
         }
         if scenario.boot_deadline is not None:
             environment["K3S_INFRA_BOOT_DEADLINE"] = str(scenario.boot_deadline)
+        if scenario.s3_endpoint:
+            environment["STUB_S3_ENDPOINT"] = scenario.s3_endpoint
+        if scenario.xtrace:  # every command with the time and the functions it runs in
+            trace_setup = base / "xtrace.sh"
+            trace_setup.write_text(f"case $0 in */k3s-infra-boot) exec 9>>'{scenario.xtrace}'; BASH_XTRACEFD=9\n"
+                                   "PS4='+${EPOCHREALTIME} ${FUNCNAME[*]:-} '; set -x ;; esac\n")
+            environment["BASH_ENV"] = str(trace_setup)
         arguments = []
         if scenario.mode == "watch":
             arguments = ["watch"]

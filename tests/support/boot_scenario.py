@@ -198,6 +198,10 @@ class Scenario:
     # Facts the stacks wrote for the boot (boot.env FACTS), by name: the value read, None for
     # a parameter that does not exist (yet); unnamed facts hold their PARAMETERS value.
     facts: dict | None = None
+    # bench/boot_phases.py: the staged K3s files from this S3 endpoint (a moto server) instead
+    # of the stub's state, and bash's trace (with times) into this file.
+    s3_endpoint: str | None = None
+    xtrace: str | None = None
 
 
 # What a later run continues from an earlier one's state (Scenario.shared).
