@@ -116,11 +116,12 @@ def test_every_group_has_a_termination_hook_for_draining(r):
 
 def test_largest_pool_config_still_fits(env_document):
     # A large pool: many labels and taints, many extra TLS names (the config sets no count: the
-    # 16 KB guard does). Since issue 25 an agent's user data also carries its K3s digests and
-    # facts (about 300 bytes): 55 such labels fit, 60 no longer do (a LimitError naming the pool).
+    # 16 KB guard does). Since issue 25 an agent's user data also carries its K3s digests, the
+    # facts it reads and the steps that install K3s from S3 (about 350 bytes): 50 such labels
+    # fit, 60 no longer do (a LimitError naming the pool).
     document = env_document("prod")
     pool = document["agent_pools"][0]
-    pool["labels"] = {f"example.com/label-{i:02d}": "v" * 40 for i in range(55)}
+    pool["labels"] = {f"example.com/label-{i:02d}": "v" * 40 for i in range(50)}
     pool["taints"] = [f"example.com/taint-{i:02d}=value:NoSchedule" for i in range(30)]
     document.setdefault("k3s", {})["tls_san"] = [f"api-{i}.k3s.prod.example.com" for i in range(40)]
     # So many labels exceed AWS's 50 tags per group once the autoscaler tags them (refused, see
