@@ -118,6 +118,12 @@ def roll_order(stack_id: str) -> list[str]:
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-dependson.html:
     a dependent resource is created or updated after the one it depends on), and every update
     sends the ordered root."""
+    if stack_id == naming.STACK_SERVER_INIT:
+        # Its boot publishes the OIDC issuer's documents (first_server.sh publish_issuer) with
+        # the IssuerAccess stack's policy: a role's user waits for its external policies (IAM
+        # AWS::IAM::Role, Policies: "use the DependsOn attribute"). Updates only: on a first
+        # create the first server publishes only after the issuer exists.
+        return [naming.STACK_ISSUER_ACCESS]
     if stack_id == naming.STACK_SERVERS:
         return [naming.STACK_SERVER_INIT]
     if stack_id.startswith(naming.agent_pool_stack("")):

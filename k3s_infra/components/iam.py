@@ -238,7 +238,8 @@ def issuer_publisher(t: StackTemplate, role_name: Ref, issuer_bucket: Ref) -> No
     API (first_server.sh publish_issuer): a policy of its own, attached to its role by the
     IssuerAccess stack once both the role and the Identity stack's bucket exist, so neither
     the role's stack nor the first server's waits for the issuer's distribution."""
-    t.add(IamPolicy("PublishIssuerDocuments", PolicyName="publish-oidc-issuer-documents", Roles=[role_name],
+    # Unique to this stack: a replacement is created before the old one is deleted by its name.
+    t.add(IamPolicy("PublishIssuerDocuments", PolicyName=Sub("${AWS::StackName}-publish-issuer"), Roles=[role_name],
                     PolicyDocument=_document([Statement(
                         Sid="PublishIssuerDocuments", Effect=Allow, Action=[s3.PutObject],
                         Resource=[Sub("arn:${AWS::Partition}:s3:::${Bucket}/" + key, Bucket=issuer_bucket)

@@ -52,17 +52,17 @@ TERMINATION_HOOK_TIMEOUT_SECONDS = 300
 # chance to signal.
 # The boot's bounded waits (boot.sh reads them from boot.env): back-off doubles from
 # RETRY_BASE to RETRY_MAX seconds (jittered) between attempts. Each is bounded on its own
-# (the API wait JOIN_ATTEMPTS, ~20 min: a first create starts joiners and agents together
-# with the first server (stacks/root.py), so they wait as long as its own boot may take and
-# the deadline decides; the first start K3S_FIRST_START_TIMEOUT, readiness ~5 min
-# (READY_ATTEMPTS); a joiner waits for the first server's published token TOKEN_ATTEMPTS
-# times, a fact another stack writes (the OIDC issuer's URL, once CloudFront deployed it:
-# boot.sh bind_facts) FACT_ATTEMPTS times (~20 min: the deadline decides); AWS API calls (and
+# (a first create starts joiners and agents together with the first server (stacks/root.py),
+# so the waits that depend on it — the API (JOIN_ATTEMPTS), its published token
+# (TOKEN_ATTEMPTS), a fact another stack writes (FACT_ATTEMPTS: the OIDC issuer's URL once
+# CloudFront deployed it, boot.sh bind_facts) — have attempts for over 30 minutes and the
+# boot's deadline decides; the first start K3S_FIRST_START_TIMEOUT, readiness ~5 min
+# (READY_ATTEMPTS); AWS API calls (and
 # the IMDS token) get AWS_ATTEMPTS, metadata reads, downloads, packages and the signal
 # FETCH_ATTEMPTS), and all of them together by BOOT_DEADLINE_SECONDS: their worst cases add
 # up to more than the signal timeout.
-BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 40, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
-              "TOKEN_ATTEMPTS": 12, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5, "FACT_ATTEMPTS": 40}
+BOOT_WAITS = {"RETRY_BASE": 5, "RETRY_MAX": 30, "JOIN_ATTEMPTS": 80, "PROBE_ATTEMPTS": 6, "READY_ATTEMPTS": 20,
+              "TOKEN_ATTEMPTS": 80, "AWS_ATTEMPTS": 10, "FETCH_ATTEMPTS": 5, "FACT_ATTEMPTS": 80}
 NODE_SIGNAL_TIMEOUT_SECONDS = 1200
 # One deadline bounds the whole boot (no wait starts past it), so a node that gives up
 # still signals FAILURE before CloudFormation's signal timeout runs out: 3 minutes short of

@@ -190,10 +190,10 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
     # of a size change too (deploy/readiness.py). The deploy started at its first stack event
     # in AWS's clock, or earlier by this machine's.
     since = min([started, *(event["Timestamp"] for event in watcher.events)])
-    readiness.wait_for_nodes(aws, stack_arn, since=since, on_progress=on_progress)
     timings = measure(watcher.events, stack_arn)
     if cs.change_set_type == "CREATE":  # the create root had no roll order: record it (never fatal)
         roll_order.record(aws, pkg, parameters, stack_arn, on_progress, poll)
+    readiness.wait_for_nodes(aws, stack_arn, since=since, on_progress=on_progress)
     return DeployResult(env.stack_name, "deployed", status, env.protected, root_outputs(cfn, stack_arn), timings)
 
 

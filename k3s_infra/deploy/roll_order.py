@@ -16,6 +16,7 @@ from k3s_infra.deploy import DeployError, changeset, stack_states
 from k3s_infra.deploy.events import Watcher
 from k3s_infra.deploy.package import Package
 from k3s_infra.deploy.progress import Progress, RollOrderRecorded
+from k3s_infra.model import naming
 
 
 def record(aws, pkg: Package, parameters: list[dict[str, str]], stack_arn: str, on_progress: Progress,
@@ -34,14 +35,22 @@ def record(aws, pkg: Package, parameters: list[dict[str, str]], stack_arn: str, 
         changeset.discard(aws, cs)
         on_progress(RollOrderRecorded(changed=False))
         return None
+    # Only the nested stacks, as CloudFormation always lists them: anything else is not this.
+    unexpected = [c for c in cs.changes if (c.stack, c.action, c.resource_type) !=
+                  (naming.ROOT, "Modify", "AWS::CloudFormation::Stack")]
+    if unexpected:
+        changeset.discard(aws, cs)
+        on_progress(RollOrderRecorded(changed=False, problem=f"{unexpected[0].action} {unexpected[0].logical_id} "
+                                                             "would change: not executed"))
+        return None
     watcher = Watcher(aws.cloudformation, stack_arn, aws.env.stack_name, on_progress=on_progress)
     watcher.prime()
     try:
         changeset.execute(aws, cs)
-    except (DeployError, ClientError) as exc:
+        status = watcher.wait(poll=poll)
+    except (DeployError, ClientError, TimeoutError) as exc:
         on_progress(RollOrderRecorded(changed=False, problem=str(exc)))
         return None
-    status = watcher.wait(poll=poll)
     on_progress(RollOrderRecorded(changed=True) if stack_states.succeeded(status)
                 else RollOrderRecorded(changed=False, problem=f"the update ended {status}"))
     return status

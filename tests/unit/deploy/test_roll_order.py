@@ -78,3 +78,33 @@ def test_a_failed_recording_is_a_warning_not_a_failed_deploy():
     assert status is None
     (message,) = seen
     assert message.changed is False and "Rate exceeded" in message.problem
+
+
+def test_a_change_set_that_would_change_a_resource_is_not_executed():
+    """The recording changes no resource: a change set that would (a parameter resolved anew,
+    anything but the nested stacks CloudFormation always lists) is discarded with a warning."""
+    env = load_environment("dev")
+    rendering = render(env)
+    pkg = Package(rendering, [], [], roots={"CREATE": {"TemplateBody": rendering.create_root.body},
+                                           "UPDATE": {"TemplateBody": rendering.root.body}})
+    cfn = boto3.client("cloudformation", region_name=env.region, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(cfn) as stub:
+        stub.add_response("describe_stacks", _described("CREATE_COMPLETE"), {"StackName": STACK_ID})
+        stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID}, {
+            "StackName": env.stack_name, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Capabilities": ANY,
+            "IncludeNestedStacks": True, "Parameters": [], "Tags": ANY, "Description": ANY, "TemplateBody": ANY})
+        stub.add_response("describe_change_set", {
+            "ChangeSetId": CHANGE_SET, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [
+                {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Servers",
+                                                        "ResourceType": "AWS::CloudFormation::Stack"}},
+                {"Type": "Resource", "ResourceChange": {"Action": "Remove", "LogicalResourceId": "Draining",
+                                                        "ResourceType": "AWS::CloudFormation::Stack"}}]},
+            {"ChangeSetName": CHANGE_SET})
+        stub.add_response("delete_change_set", {}, {"ChangeSetName": CHANGE_SET})
+        seen = []
+        status = roll_order.record(SimpleNamespace(cloudformation=cfn, env=env), pkg, [], STACK_ID, seen.append,
+                                   poll=0)
+        stub.assert_no_pending_responses()  # never executed
+    assert status is None
+    (message,) = seen
+    assert message.changed is False and "Remove Draining would change" in message.problem
