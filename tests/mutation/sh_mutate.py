@@ -12,6 +12,7 @@ control run) are left out. The part's file changing during the run stops it.
 
     .venv/bin/python tests/mutation/sh_mutate.py [boot.sh|boot_lib.sh|first_server.sh|...]
     .venv/bin/python tests/mutation/sh_mutate.py --list boot.sh
+    .venv/bin/python tests/mutation/sh_mutate.py --report boot.sh   # the table of docs/testing.md
 
 Results: build/mutation/<part>.jsonl (one line per mutant), a summary at the end.
 """
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from k3s_infra.bootstrap import script  # noqa: E402
-from tests.mutation.py_mutate import CAP, OUT, SEED, sample  # noqa: E402
+from tests.mutation.py_mutate import CAP, OUT, SEED, report, sample  # noqa: E402
 
 BOOT_TESTS = ["tests/boot", "--deselect", "tests/boot/test_boot_shellcheck.py"]
 HEREDOC = r"<<-?'?(\w+)"
@@ -103,15 +104,17 @@ def run_boot_tests(name: str, text: str, folder: Path, args: list[str], timeout:
 
 
 def main(argv: list[str]) -> int:
-    listing = argv[:1] == ["--list"]
-    name = (argv[1:] if listing else argv)[:1] or ["boot.sh"]
-    name = name[0]
+    flag = argv[0] if argv[:1] in (["--list"], ["--report"]) else None
+    name = ((argv[1:] if flag else argv)[:1] or ["boot.sh"])[0]
+    if flag == "--report":
+        report(OUT / f"{name}.jsonl", "bootstrap/")
+        return 0
     cap, seed = int(os.environ.get("PY_MUTATE_CAP", CAP)), int(os.environ.get("PY_MUTATE_SEED", SEED))
     path = ROOT / "k3s_infra" / "bootstrap" / name
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     found = mutants(name, script.part(name))
     chosen = sample(found, name, cap, seed)
-    if listing:
+    if flag == "--list":
         print("\n".join(m.diff() for m in chosen), f"\n{len(chosen)} of {len(found)}")
         return 0
     OUT.mkdir(parents=True, exist_ok=True)

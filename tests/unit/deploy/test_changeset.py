@@ -125,3 +125,22 @@ def test_a_stack_that_does_not_exist_is_absent_and_other_errors_are_raised(cfn):
     cfn.stub.add_client_error("describe_stacks", "AccessDenied", "not authorized to perform DescribeStacks", 403)
     with pytest.raises(Exception, match="AccessDenied"):
         changeset.stack_state(cfn, "k3s-dev")
+
+
+@pytest.mark.parametrize("looks_at, raised", [((0, 1800), False), ((0, 1800, 1801), True)])
+def test_a_change_set_not_built_within_30_minutes_is_given_up_and_deleted(cfn, monkeypatch, looks_at, raised):
+    """README "Commands" (plan, deploy): one CloudFormation has not built after 30 minutes is
+    an error; at exactly 30 minutes it still waits. ``looks_at``: the clock at the start, then
+    after each look that found it still building."""
+    clock = iter(looks_at)
+    monkeypatch.setattr(changeset.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(changeset.time, "sleep", lambda s: None)
+    pending = [{"Status": "CREATE_IN_PROGRESS"}] * (len(looks_at) - 1)
+    if raised:
+        _created(cfn, *pending)
+        cfn.stub.add_response("delete_change_set", {}, {"ChangeSetName": CS})
+        with pytest.raises(DeployError, match="still CREATE_IN_PROGRESS after 1800s"):
+            changeset.create(SimpleNamespace(cloudformation=cfn), PKG, current=CURRENT, poll=2.0)
+    else:
+        _created(cfn, *pending, {"Status": "CREATE_COMPLETE"})
+        assert changeset.create(SimpleNamespace(cloudformation=cfn), PKG, current=CURRENT, poll=2.0).changes == []

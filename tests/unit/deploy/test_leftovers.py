@@ -175,3 +175,75 @@ def test_when_a_load_balancer_refuses_the_rest_is_tried_once_without_waiting():
     ("not-an-arn", "not-an-arn")])
 def test_load_balancer_names_come_from_their_arn(arn, name):
     assert protection.load_balancer_name(arn) == name
+
+
+def _nothing_else(v2, v1, ec2, vpc=None):
+    """find's remaining listings, all empty."""
+    v1.add_response("describe_load_balancers", {"LoadBalancerDescriptions": []}, {})
+    v2.add_response("describe_target_groups", {"TargetGroups": []}, {})
+    filters = [{"Name": f"tag:{KEY}", "Values": ["owned"]}] + ([{"Name": "vpc-id", "Values": [vpc]}] if vpc else [])
+    ec2.add_response("describe_security_groups", {"SecurityGroups": []}, {"Filters": filters})
+
+
+def test_find_in_a_vpc_asks_only_about_what_is_in_that_vpc():
+    aws = FakeAws()
+    mine, theirs = _nlb(1), _nlb(2)
+    with Stubber(aws.elbv2) as v2, Stubber(aws.elb) as v1, Stubber(aws.ec2) as ec2:
+        v2.add_response("describe_load_balancers", {"LoadBalancers": [
+            {"LoadBalancerArn": mine, "LoadBalancerName": "a1", "VpcId": "vpc-1"},
+            {"LoadBalancerArn": theirs, "LoadBalancerName": "a2", "VpcId": "vpc-2"}]}, {})
+        v2.add_response("describe_tags", {"TagDescriptions": [{"ResourceArn": mine, "Tags": OWNED}]},
+                        {"ResourceArns": [mine]})
+        _nothing_else(v2, v1, ec2, vpc="vpc-1")
+        found = leftovers.find(aws, vpc_id="vpc-1")
+        for stub in (v2, v1, ec2):
+            stub.assert_no_pending_responses()
+    assert [r.id for r in found.resources] == [mine]
+
+
+def test_a_load_balancer_deleted_while_tags_are_read_is_skipped_and_other_errors_are_raised():
+    """DescribeTags fails the whole call when one ARN is gone (LoadBalancerNotFound)."""
+    aws = FakeAws()
+    kept, deleted = _nlb(1), _nlb(2)
+    listing = {"LoadBalancers": [{"LoadBalancerArn": kept, "LoadBalancerName": "a1", "VpcId": "vpc-1"},
+                                 {"LoadBalancerArn": deleted, "LoadBalancerName": "a2", "VpcId": "vpc-1"}]}
+    with Stubber(aws.elbv2) as v2, Stubber(aws.elb) as v1, Stubber(aws.ec2) as ec2:
+        v2.add_response("describe_load_balancers", listing, {})
+        v2.add_client_error("describe_tags", "LoadBalancerNotFound", expected_params={"ResourceArns": [kept, deleted]})
+        v2.add_response("describe_tags", {"TagDescriptions": [{"ResourceArn": kept, "Tags": OWNED}]},
+                        {"ResourceArns": [kept]})
+        v2.add_client_error("describe_tags", "LoadBalancerNotFound", expected_params={"ResourceArns": [deleted]})
+        _nothing_else(v2, v1, ec2)
+        assert [r.id for r in leftovers.find(aws).resources] == [kept]
+        v2.add_response("describe_load_balancers", listing, {})
+        v2.add_client_error("describe_tags", "AccessDenied", expected_params={"ResourceArns": [kept, deleted]})
+        with pytest.raises(Exception, match="AccessDenied"):
+            leftovers.find(aws)
+
+
+def test_a_group_another_group_still_uses_is_waited_out_and_one_already_gone_counts_as_deleted():
+    """DeleteSecurityGroup: InvalidGroup.InUse while another group's rule names it,
+    InvalidGroup.NotFound once it is gone (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)."""
+    aws, clock = FakeAws(), Clock()
+    in_use, gone = Leftover("security group", "sg-a", "k8s-elb-a", "vpc-1"), Leftover("security group", "sg-b", "b", "vpc-1")
+    with Stubber(aws.ec2) as ec2:
+        for group, answer in (("sg-a", "InvalidGroup.InUse"), ("sg-b", "InvalidGroup.NotFound"), ("sg-a", None)):
+            ec2.add_response("describe_security_groups", {"SecurityGroups": []}, VPC)
+            if answer:
+                ec2.add_client_error("delete_security_group", answer, expected_params={"GroupId": group})
+            else:
+                ec2.add_response("delete_security_group", {}, {"GroupId": group})
+        cleanup = leftovers.delete(aws, Leftovers(FOUND.tag, (in_use, gone)), poll=10, now=lambda: clock.now,
+                                   sleep=clock.sleep)
+        ec2.assert_no_pending_responses()
+    assert set(cleanup.deleted) == {in_use, gone} and cleanup.failed == () and clock.slept == [10]
+
+
+def test_a_load_balancer_that_cannot_be_looked_at_after_its_delete_is_reported_not_counted():
+    aws, clock = FakeAws(), Clock()
+    with Stubber(aws.elbv2) as v2:
+        v2.add_response("delete_load_balancer", {}, {"LoadBalancerArn": NLB.id})
+        v2.add_client_error("describe_load_balancers", "AccessDenied", expected_params={"LoadBalancerArns": [NLB.id]})
+        cleanup = leftovers.delete(aws, Leftovers(FOUND.tag, (NLB,)), now=lambda: clock.now, sleep=clock.sleep)
+        v2.assert_no_pending_responses()
+    assert cleanup.deleted == () and cleanup.failed == ((NLB, "AccessDenied"),)

@@ -25,7 +25,8 @@ def _client(service):
                         endpoint_url=f"https://{service}.invalid")
 
 
-def _api_stack(c, v2, arns, protected):
+def _api_stack(c, v2, arns, protected, others=()):
+    """The ApiEndpoint stack holding load balancers ``arns`` (and ``others``: (type, physical ID))."""
     c.add_response("describe_stack_resource", {"StackResourceDetail": {
         "LogicalResourceId": "ApiEndpoint", "PhysicalResourceId": API, "ResourceType": "AWS::CloudFormation::Stack",
         "LastUpdatedTimestamp": "2026-12-04T00:00:00Z", "ResourceStatus": "UPDATE_COMPLETE"}},
@@ -36,7 +37,10 @@ def _api_stack(c, v2, arns, protected):
     c.add_response("list_stack_resources", {"StackResourceSummaries": [
         {"LogicalResourceId": f"Lb{n}", "PhysicalResourceId": arn, "ResourceType": protection.LOAD_BALANCER_TYPE,
          "LastUpdatedTimestamp": "2026-12-04T00:00:00Z", "ResourceStatus": "CREATE_COMPLETE"}
-        for n, arn in enumerate(arns)]}, {"StackName": API})
+        for n, arn in enumerate(arns)] + [
+        {"LogicalResourceId": f"Other{n}", "PhysicalResourceId": physical, "ResourceType": type_,
+         "LastUpdatedTimestamp": "2026-12-04T00:00:00Z", "ResourceStatus": "CREATE_COMPLETE"}
+        for n, (type_, physical) in enumerate(others)]}, {"StackName": API})
     for arn in sorted(protected):
         v2.add_response("describe_load_balancer_attributes", {"Attributes": [
             {"Key": "deletion_protection.enabled", "Value": str(protected[arn]).lower()}]}, {"LoadBalancerArn": arn})
@@ -80,3 +84,44 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_apply_names_what_it_changed_skipping_a_load_balancer_gone_meanwhile():
+    """DescribeLoadBalancerAttributes answers LoadBalancerNotFound for a deleted one; the API
+    stack's other resources (its target group, also an ARN) are not load balancers."""
+    cfn, elbv2 = _client("cloudformation"), _client("elbv2")
+    target_group = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k3s-Api/0123456789abcdef"
+    with Stubber(cfn) as c, Stubber(elbv2) as v2:
+        c.add_response("describe_stacks", {"Stacks": [{"StackName": "k3s-prod", "StackId": ROOT,
+                                                       "CreationTime": "2026-12-04T00:00:00Z",
+                                                       "StackStatus": "UPDATE_COMPLETE",
+                                                       "EnableTerminationProtection": False}]}, {"StackName": ROOT})
+        c.add_response("update_termination_protection", {"StackId": ROOT},
+                       {"StackName": ROOT, "EnableTerminationProtection": True})
+        _api_stack(c, v2, [INTERNAL, PUBLIC], {INTERNAL: False},
+                   [("AWS::ElasticLoadBalancingV2::TargetGroup", target_group)])
+        v2.add_client_error("describe_load_balancer_attributes", "LoadBalancerNotFound",
+                            expected_params={"LoadBalancerArn": PUBLIC})
+        v2.add_response("modify_load_balancer_attributes", {}, {"LoadBalancerArn": INTERNAL, "Attributes": [
+            {"Key": "deletion_protection.enabled", "Value": "true"}]})
+
+        class Aws:
+            cloudformation = cfn
+
+        Aws.elbv2 = elbv2
+        assert protection.apply(Aws, ROOT, protected=True) == ("k3s-Api-1",)
+        c.assert_no_pending_responses()
+        v2.assert_no_pending_responses()
+
+
+def test_a_load_balancer_whose_protection_cannot_be_read_is_an_error():
+    elbv2 = _client("elbv2")
+
+    class Aws:
+        pass
+
+    Aws.elbv2 = elbv2
+    with Stubber(elbv2) as v2:
+        v2.add_client_error("describe_load_balancer_attributes", "AccessDenied", expected_params={"LoadBalancerArn": INTERNAL})
+        with pytest.raises(Exception, match="AccessDenied"):
+            protection._protected(Aws, INTERNAL)

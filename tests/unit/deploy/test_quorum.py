@@ -123,3 +123,62 @@ def _change(logical, action):
     ([_change("Security", "Modify")], False), ([], False)])
 def test_only_changes_to_a_server_stack_are_held_to_it(changes, touched):
     assert quorum.touches_servers(changes) is touched
+
+
+def test_where_snapshots_are_the_only_way_the_steps_that_keep_a_majority_come_first():
+    """5 -> 3 keeps 3 of 5 (a majority); 3 -> 1 keeps 1 of 3 (none): from 5, first 3, then a restore."""
+    with pytest.raises(Refused) as caught:
+        check(5, 1)
+    assert "first go step by step: 5 -> 3 (one deploy per step)" in str(caught.value)
+    with pytest.raises(Refused) as caught:
+        check(3, 1)
+    assert "step by step" not in str(caught.value) and "then, from 3 to 1, only via a snapshot" in str(caught.value)
+
+
+ROOT = {"StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/1", "StackStatus": "UPDATE_COMPLETE"}
+
+
+def _stack(**parameters):
+    return {"Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]}
+
+
+@pytest.mark.parametrize("found, running", [
+    ((_stack(DesiredCapacity="4"), {"DesiredCapacity": 2}), 3),  # the group says 2 joining + the first server
+    ((_stack(DesiredCapacity="4"), None), 5),                     # unreadable group: its stack parameter
+    ((_stack(DesiredCapacity="{{resolve}}"), None), None), ((None, None), None)])
+def test_the_servers_running_now_are_the_joining_group_s_plus_the_first(monkeypatch, found, running):
+    monkeypatch.setattr(quorum, "group_of", lambda aws, root_id, logical: found)
+    assert quorum.current_servers(object(), ROOT) == running
+
+
+class _Elbv2:
+    def __init__(self, targets):
+        self.targets, self.asked = targets, []
+
+    def describe_target_health(self, TargetGroupArn):
+        self.asked.append(TargetGroupArn)
+        return {"TargetHealthDescriptions": self.targets}
+
+
+def _ready_check(monkeypatch, found: dict, changes, targets):
+    """check_servers_ready with each server stack's (stack, group) from ``found``."""
+    monkeypatch.setattr(quorum, "group_of", lambda aws, root_id, logical: found.get(logical, (None, None)))
+    aws = type("Aws", (), {"elbv2": _Elbv2(targets)})()
+    quorum.check_servers_ready(aws, ROOT, changes)
+    return aws.elbv2.asked
+
+
+def test_a_server_change_while_one_server_is_down_is_refused_and_other_changes_are_not_looked_at(monkeypatch):
+    found = {"ServerInit": (_stack(ApiTargetGroupArn="tg-1"), SERVERS[0]), "Servers": (_stack(), SERVERS[1])}
+    down = _targets(**{"i-a": "healthy", "i-b": "unhealthy", "i-c": "healthy"})
+    with pytest.raises(Refused, match="i-b is not healthy behind the API"):
+        _ready_check(monkeypatch, found, [_change("Servers", "Modify")], down)
+    assert _ready_check(monkeypatch, found, [_change("AgentPoolGeneral", "Modify")], down) == []
+    healthy = _targets(**{"i-a": "healthy", "i-b": "healthy", "i-c": "healthy"})
+    assert _ready_check(monkeypatch, found, [_change("ServerInit", "Modify")], healthy) == ["tg-1"]
+
+
+def test_without_server_groups_or_an_api_target_group_there_is_nothing_to_check(monkeypatch):
+    change = [_change("Servers", "Modify")]
+    assert _ready_check(monkeypatch, {"ServerInit": (_stack(ApiTargetGroupArn="tg-1"), None)}, change, []) == []
+    assert _ready_check(monkeypatch, {"Servers": (_stack(), SERVERS[1])}, change, []) == []

@@ -196,3 +196,58 @@ def test_a_spot_pool_needs_the_share_cloudformation_accepts(aws, clock):
     messages: list = []
     assert wait(aws, messages) == NodesReady(1, ("i-new1", "i-new2"), 5)  # 2 of 3: ceil(50 % of 3)
     assert messages[0] == WaitingForNodes("AgentPoolGeneral", 1, 3, 0, ("i-new2",))
+
+
+@pytest.mark.parametrize("poll, looks", [(2700, 3), (2701, 2)])
+def test_by_default_the_wait_gives_up_once_more_than_45_minutes_passed(aws, clock, poll, looks):
+    """README "Deploying": after 45 minutes (the joiners' 40-minute signal timeout, and 5 more)
+    it exits 1. A look at exactly 45 minutes still waits."""
+    for _ in range(looks):
+        expect_group(aws, 1, ("i-new", "Pending"))
+        expect_instances(aws, ("i-new", AFTER, []))
+    with pytest.raises(DeployError, match="not ready after 2700s"):
+        readiness.wait_for_nodes(aws, ROOT, since=SINCE, poll=poll)
+
+
+def test_an_instance_whose_launch_hook_is_proceeding_is_waited_for(aws, clock):
+    """Pending:Proceed: a lifecycle hook let it go on, it is not in service yet
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html)."""
+    expect_group(aws, 1, ("i-new", "Pending:Proceed"))
+    expect_instances(aws, ("i-new", AFTER, []))
+    expect_group(aws, 1, ("i-new", "InService"))
+    expect_instances(aws, ("i-new", AFTER, READY))
+    messages: list = []
+    assert wait(aws, messages) == NodesReady(1, ("i-new",), 5)
+    assert messages[0] == WaitingForNodes("AgentPoolGeneral", 0, 1, 0, ("i-new",))
+
+
+def _spot(on_demand_percent: int) -> dict:
+    return {"MixedInstancesPolicy": {"InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": on_demand_percent}}}
+
+
+@pytest.mark.parametrize("desired, in_service, on_demand, enough", [
+    (3, 2, 99, True),      # 1 % on spot is a spot pool: ceil(50 % of 3) = 2
+    (3, 2, 100, False),    # all on demand: all 3
+    (2, 1, 0, True),       # ceil(50 % of 2) = 1
+    (101, 50, 0, False),   # ceil(50 % of 101) = 51: rounded up, as CloudFormation rounds
+    (101, 51, 0, True),
+])
+def test_a_spot_pool_needs_half_its_desired_capacity_rounded_up(aws, clock, desired, in_service, on_demand, enough):
+    """MinSuccessfulInstancesPercent 50 for pools with any spot capacity (README "Agent pools");
+    instances from before the deploy count as they are, so one look decides."""
+    members = [(f"i-{n:03}", "InService") for n in range(in_service)]
+    expect_group(aws, desired, *members, **_spot(on_demand))
+    expect_instances(aws, *((i, BEFORE, []) for i, _ in members))
+    if enough:
+        assert wait(aws, [], timeout=-1) == NodesReady(1, (), 0)
+    else:
+        with pytest.raises(DeployError, match=f"{in_service} of {desired} ready"):
+            wait(aws, [], timeout=-1)
+
+
+def test_enough_instances_not_yet_ready_are_not_blamed_on_scaling(aws, clock):
+    expect_group(aws, 2, ("i-old", "InService"), ("i-new", "InService"))
+    expect_instances(aws, ("i-old", BEFORE, []), ("i-new", AFTER, []))
+    with pytest.raises(DeployError) as failure:
+        wait(aws, [], timeout=-1)
+    assert "1 of 2 ready" in str(failure.value) and "too few instances" not in str(failure.value)

@@ -5,8 +5,11 @@ against botocore's Stubber with strict expected parameters."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from k3s_infra.deploy.restore_request import RestoreRequest, RestoreRequestError, new, parse, read, withdraw
@@ -126,3 +129,13 @@ def test_withdraw_deletes_only_the_request_it_wrote(ssm):
     ssm.stub.add_client_error("get_parameter", "AccessDeniedException", "no", expected_params={"Name": NAME})
     outcome, error = withdraw(ssm, NAME, mine)
     assert outcome == "failed" and "AccessDeniedException" in error
+
+
+def test_withdraw_that_cannot_reach_ssm_says_why(ssm):
+    """A network failure (botocore's EndpointConnectionError, not an AWS answer) is reported too."""
+    def unreachable(**_):
+        raise EndpointConnectionError(endpoint_url="https://ssm.eu-west-1.amazonaws.com/")
+
+    offline = SimpleNamespace(exceptions=ssm.exceptions, get_parameter=unreachable)
+    assert withdraw(offline, NAME, RestoreRequest(SNAP, (LONG,), 1_800_000_600)) == (
+        "failed", 'Could not connect to the endpoint URL: "https://ssm.eu-west-1.amazonaws.com/"')

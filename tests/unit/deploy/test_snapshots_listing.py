@@ -69,3 +69,16 @@ def test_snapshots_are_listed_newest_first_by_time(row, pages, names):
         aws = SimpleNamespace(env=ENV, s3=s3, check_account=lambda: None)
         assert [s.name for s in snapshots.list_snapshots(aws, ROOT)] == names
         stub.assert_no_pending_responses()
+
+
+def test_another_account_is_refused_before_the_bucket_is_listed():
+    class Refused(Exception):
+        pass
+
+    def refuse():
+        raise Refused("credentials are for account 999999999999")
+
+    s3 = SESSION.client("s3")
+    with Stubber(s3):  # nothing queued: a listing fails the test
+        with pytest.raises(Refused):
+            snapshots.list_snapshots(SimpleNamespace(env=ENV, s3=s3, check_account=refuse), ROOT)

@@ -194,3 +194,55 @@ def test_no_request_without_a_first_server_to_replace(run):
     with pytest.raises(DeployError, match="no first server to replace.*no request was written"):
         run()
     assert "PutParameter" not in run.calls
+
+
+def test_a_restore_reports_each_step_and_each_look(run):
+    _stop_servers_and_write(run)
+    _request_is(run, _mine(), times=2)
+    run.ssm.add_client_error("get_parameter", "ParameterNotFound", expected_params={"Name": run.parameter})
+    run.autoscaling.add_response("update_auto_scaling_group", {}, {
+        "AutoScalingGroupName": SERVERS, "MinSize": 2, "MaxSize": 2, "DesiredCapacity": 2})
+    assert run() is True
+    kinds = [type(m).__name__ for m in run.seen]
+    assert kinds == ["JoiningServersStopping", "RestoreRequested", "FirstServerReplaced", "WaitingForRestore",
+                     "WaitingForRestore", "SnapshotRestored", "JoiningServersRestarted"]
+    assert [m.waited for m in run.seen if isinstance(m, msg.WaitingForRestore)] == [0, 400]
+    assert run.seen[-1] == msg.JoiningServersRestarted(SERVERS, "2", "2", "2")
+
+
+def test_a_look_at_exactly_the_timeout_still_waits(run):
+    _stop_servers_and_write(run)
+    _request_is(run, _mine(), times=3)  # looks at 0 s, 600 s (= timeout: waits on), 1200 s
+    _request_is(run, _mine())
+    run.ssm.add_response("delete_parameter", {}, {"Name": run.parameter})
+    with pytest.raises(DeployError, match="gave up after 600s"):
+        run(Clock(step=600.0))
+
+
+def test_not_confirmed_changes_nothing(run, monkeypatch):
+    """Nothing queued on either client: any call fails the test."""
+    monkeypatch.setattr(snapshots, "list_snapshots", lambda _aws, _root: [snapshots.Snapshot(
+        SNAP, f"etcd/dev/{SNAP}", 100, datetime(2026, 1, 1, tzinfo=timezone.utc))])
+    aws = SimpleNamespace(env=load_environment("dev"), ssm=None, autoscaling=None)
+    assert snapshots.restore(aws, snapshot=None, confirm=lambda chosen: False) is False
+
+
+def test_a_snapshot_name_a_boot_would_refuse_is_refused_before_anything_changes(run, monkeypatch):
+    """The restore request's snapshot field takes letters, digits and . _ + : @ - only
+    (deploy/restore_request.py, the line boot.sh parses)."""
+    odd = "etcd-snapshot;reboot"
+    monkeypatch.setattr(snapshots, "list_snapshots", lambda _aws, _root: [snapshots.Snapshot(
+        odd, f"etcd/dev/{odd}", 100, datetime(2026, 1, 1, tzinfo=timezone.utc))])
+    with pytest.raises(DeployError, match="cannot go into a restore request"):
+        snapshots.restore(SimpleNamespace(env=load_environment("dev")), snapshot=odd, confirm=lambda chosen: True)
+
+
+@pytest.mark.parametrize("missing", [naming.STACK_SERVER_INIT, naming.STACK_SERVERS])
+def test_without_either_server_group_nothing_is_changed(run, monkeypatch, missing):
+    groups = {naming.STACK_SERVER_INIT: ({}, {"AutoScalingGroupName": INIT}),
+              naming.STACK_SERVERS: ({"Parameters": SIZES}, {"AutoScalingGroupName": SERVERS})}
+    groups[missing] = ({}, None)
+    monkeypatch.setattr(snapshots, "group_of", lambda _aws, _root, logical: groups[logical])
+    with pytest.raises(DeployError, match="the server groups cannot be found"):
+        run()
+    assert run.calls == []

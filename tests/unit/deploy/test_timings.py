@@ -102,3 +102,42 @@ def test_the_watcher_collects_what_measure_reads(cfn):
     measured = measure(watcher.events, ROOT)
     assert [s.stack for s in measured.stacks] == ["ClusterData", "Security", "ServerInit"]
     assert measured.seconds == 430
+
+
+def test_waves_are_ordered_by_start_then_name_whatever_order_the_events_came_in():
+    assert [s.stack for s in measure(CREATE, ROOT).stacks] == ["ClusterData", "Security", "ServerInit"]
+
+
+def test_an_update_wave_ends_at_its_update_complete_and_a_rollback_after_it_does_not_move_the_end():
+    """During a rollback CloudFormation updates the nested stack resource again
+    (UPDATE_IN_PROGRESS, then UPDATE_COMPLETE): the wave is the forward update."""
+    update = [
+        event(30, 0, ROOT, "k3s-dev", "k3s-dev", "UPDATE_IN_PROGRESS"),
+        event(31, 1, ROOT, "k3s-dev", "Servers", "UPDATE_IN_PROGRESS"),
+        event(32, 90, ROOT, "k3s-dev", "Servers", "UPDATE_COMPLETE"),
+        event(33, 91, ROOT, "k3s-dev", "AgentPoolGeneral", "UPDATE_IN_PROGRESS"),
+        event(34, 200, ROOT, "k3s-dev", "AgentPoolGeneral", "UPDATE_FAILED"),
+        event(35, 201, ROOT, "k3s-dev", "k3s-dev", "UPDATE_ROLLBACK_IN_PROGRESS"),
+        event(36, 202, ROOT, "k3s-dev", "Servers", "UPDATE_IN_PROGRESS"),
+        event(37, 300, ROOT, "k3s-dev", "Servers", "UPDATE_COMPLETE"),
+        event(38, 310, ROOT, "k3s-dev", "k3s-dev", "UPDATE_ROLLBACK_COMPLETE"),
+    ]
+    waves = {s.stack: s for s in measure(update, ROOT).stacks}
+    assert (waves["Servers"].seconds, waves["Servers"].status) == (89, "UPDATE_COMPLETE")
+    assert waves["AgentPoolGeneral"].seconds == 109
+
+
+def test_a_create_wave_ends_at_its_failure():
+    create = [event(40, 0, ROOT, "k3s-dev", "k3s-dev", "CREATE_IN_PROGRESS"),
+              event(41, 1, ROOT, "k3s-dev", "ServerInit", "CREATE_IN_PROGRESS"),
+              event(42, 600, ROOT, "k3s-dev", "ServerInit", "CREATE_FAILED")]
+    (wave,) = measure(create, ROOT).stacks
+    assert (wave.seconds, wave.status) == (599, "CREATE_FAILED")
+
+
+def test_a_deploy_still_running_has_no_total_and_one_ending_in_its_first_second_took_zero():
+    running = measure(CREATE[:4], ROOT)
+    assert running.started == T0 and running.ended is None and running.seconds is None
+    instant = measure([event(50, 0, ROOT, "k3s-dev", "k3s-dev", "UPDATE_IN_PROGRESS"),
+                       event(51, 0, ROOT, "k3s-dev", "k3s-dev", "UPDATE_COMPLETE")], ROOT)
+    assert instant.seconds == 0
