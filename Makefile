@@ -14,7 +14,7 @@ CHECKOV_VERSION ?= 3.2.533
 
 PORT ?= 5000
 
-.PHONY: venv wheel checkov emulator render lint test plan deploy status destroy schema bench mutate clean
+.PHONY: venv wheel checkov emulator render lint test plan deploy status destroy schema bench mutate mutate-deploy mutate-boot clean
 
 $(BASE_STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,7 +73,7 @@ emulator: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-# Mutation testing (README: Testing), not part of make test or CI: long, run by hand.
+# Mutation testing (docs/testing.md), not part of make test or CI: long, run by hand.
 # make mutate MUTANTS='k3s_infra.model.ports*'  limits the run to one module's mutants.
 # boot.sh (shell, out of mutmut's reach): tests/mutation/test_boot_mutations.py, after mutmut.
 MUTANTS ?=
@@ -83,6 +83,21 @@ mutate: $(STAMP)
 	$(BIN)/mutmut results
 	$(BIN)/python tests/mutation/mutation_recheck.py $(if $(MUTANTS),"$(MUTANTS)")
 	K3S_INFRA_BOOT_MUTATIONS=1 $(BIN)/python -m pytest -q tests/mutation/test_boot_mutations.py
+
+# The deploy library (tests/mutation/py_mutate.py: trace which tests run which lines, then one
+# pytest per mutant, one at a time; hours) and the node script's mechanical mutants
+# (tests/mutation/sh_mutate.py, the boot sandbox per mutant). MODULES='groups.py quorum.py' or
+# PART=boot_lib.sh limit a run; results and the tables of docs/testing.md in build/mutation/.
+MODULES ?=
+PART ?= boot.sh
+mutate-deploy: $(STAMP)
+	$(BIN)/python tests/mutation/py_mutate.py trace
+	$(BIN)/python tests/mutation/py_mutate.py run $(MODULES)
+	$(BIN)/python tests/mutation/py_mutate.py report
+
+mutate-boot: $(STAMP)
+	$(BIN)/python tests/mutation/sh_mutate.py $(PART)
+	$(BIN)/python tests/mutation/sh_mutate.py --report $(PART)
 
 clean:
 	rm -rf build dist mutants $(VENV) $(CHECKOV_VENV) *.egg-info

@@ -6,8 +6,8 @@ one module: a comparison flipped (== !=, < <=, > >=, in / not in, is / is not), 
 swapped, a `not` removed, an int literal +1 or -1, one string dropped from a literal
 set/tuple/list of strings, `return X` made `return None`, a call statement removed, an if
 condition negated. The tree is never written: the mutant is served to the test process by an
-import hook (this module as a pytest plugin, ``-p tests.mutation.py_mutate``), so a session
-editing the tree meanwhile never sees a mutant, and an interrupted run leaves nothing behind.
+import hook (the pytest plugin tests/mutation/py_mutant.py), so a session editing the tree
+meanwhile never sees a mutant, and an interrupted run leaves nothing behind.
 
 Tests per mutant come from one traced run (``trace``): the tests that executed the mutated
 lines (any test that executed the module, for code run at import), without the tests that
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.machinery
 import json
 import os
 import random
@@ -38,7 +37,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +201,7 @@ def _with_earlier(chosen: list[str], trace: dict) -> list[str]:
 def _pytest(args: list[str], env: dict, timeout: float) -> tuple[int | str, str]:
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               "-p", "tests.mutation.py_mutate", *args], cwd=ROOT, env={**os.environ, **env},
+                               "-p", "tests.mutation.py_mutant", *args], cwd=ROOT, env={**os.environ, **env},
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", ""
@@ -246,9 +244,9 @@ def trace(paths: list[str]) -> None:
     print(f"trace: pytest exit {code} in {time.monotonic() - started:.0f} s -> {TRACE.relative_to(ROOT)}")
 
 
-def latest() -> dict[str, dict]:
+def latest(path: Path = RESULTS) -> dict[str, dict]:
     """The last result of each mutant run."""
-    lines = RESULTS.read_text().splitlines() if RESULTS.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
     return {r["mutant"]: r for r in map(json.loads, lines)}
 
 
@@ -311,22 +309,32 @@ def run(names: list[str], cap: int, seed: int, survivors: bool = False) -> None:
                 print(f"== {name}: {killed} killed of {len(chosen)} (sampled {len(chosen)} of {len(found)})", flush=True)
 
 
-def report() -> None:
-    """Per module: killed / non-equivalent, equivalent, sampled of total; then the survivors."""
-    results, equal = latest(), equivalent()
+def report(path: Path = RESULTS, folder: str = "deploy/") -> None:
+    """Per module: killed / non-equivalent, equivalent, sampled of total; then every mutant
+    that survived its first run, with what became of it (equivalent, killed by a test added
+    since, or still alive)."""
+    runs: dict[str, list[dict]] = {}
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        record = json.loads(line)
+        runs.setdefault(record["mutant"], []).append(record)
+    equal = equivalent()
+    killed = {m: r[-1]["verdict"].startswith("killed") and m not in equal for m, r in runs.items()}
     print("| module | killed / non-equivalent | equivalent | sampled of total | score |\n|---|---:|---:|---:|---:|")
-    for name in order(sorted({r["module"] for r in results.values()})):
-        rows = [r for r in results.values() if r["module"] == name]
-        killed = sum(r["verdict"].startswith("killed") for r in rows)
-        same = sum(r["mutant"] in equal for r in rows)
-        live = len(rows) - same
-        print(f"| `deploy/{name}` | {killed} / {live} | {same} | {len(rows)} of {rows[0]['total']} | "
-              f"{100 * killed / live if live else 100:.0f}% |")
+    for name in order(sorted({r[-1]["module"] for r in runs.values()})):
+        mine = [m for m, r in runs.items() if r[-1]["module"] == name]
+        same, dead = sum(m in equal for m in mine), sum(killed[m] for m in mine)
+        live = len(mine) - same
+        print(f"| `{folder}{name}` | {dead} / {live} | {same} | {len(mine)} of {runs[mine[0]][-1]['total']} | "
+              f"{100 * dead / live if live else 100:.0f}% |")
     print("\n| mutant | edit | triage |\n|---|---|---|")
-    for r in results.values():
-        if r["mutant"] in equal or not r["verdict"].startswith("killed"):
-            edit = f"`{' '.join(r['before'].split())[:70]}` -> `{' '.join(r['after'].split())[:70]}`"
-            print(f"| `{r['mutant']}` | {edit.replace('|', '¦')} | {equal.get(r['mutant'], r['verdict'].upper())} |")
+    for mutant, records in runs.items():
+        first, last = records[0], records[-1]
+        if first["verdict"].startswith("killed") and mutant not in equal:
+            continue
+        edit = f"`{' '.join(first['before'].split())[:60]}` -> `{' '.join(first['after'].split())[:60]}`"
+        triage = (f"equivalent: {equal[mutant]}" if mutant in equal else
+                  f"killed by `{(last.get('by') or ['?'])[0].split('::')[-1]}`" if killed[mutant] else last["verdict"].upper())
+        print(f"| `{mutant}` | {edit.replace('|', '¦')} | {triage} |")
 
 
 def show(ident: str) -> None:
@@ -357,82 +365,6 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     return 0
-
-
-# ---- the pytest plugin side (``-p tests.mutation.py_mutate``), inert without its variables ----
-
-class _MutantLoader(importlib.machinery.SourceFileLoader):
-    """Compiles the mutant's text under the genuine file's name, never through a .pyc."""
-
-    def get_code(self, fullname):
-        return compile(Path(os.environ["PY_MUTATE_SOURCE"]).read_bytes(), self.path, "exec", dont_inherit=True)
-
-
-class _MutantFinder:
-    @staticmethod
-    def find_spec(fullname, path=None, target=None):
-        if fullname != os.environ.get("PY_MUTATE_MODULE"):
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        spec.loader = _MutantLoader(fullname, spec.origin)
-        return spec
-
-
-if os.environ.get("PY_MUTATE_MODULE"):
-    assert os.environ["PY_MUTATE_MODULE"] not in sys.modules, "imported before the mutant could replace it"
-    sys.meta_path.insert(0, _MutantFinder())
-
-_runs: dict[str, dict] = {}
-_current: dict[str, set[int]] = {}
-_targets = {str(p): p.name for p in PACKAGE.glob("*.py")}
-
-
-def _tracer(frame, event, arg):
-    lines = _current.get(frame.f_code.co_filename)
-    if lines is None:
-        return None
-
-    def local(frame, event, arg):
-        if event == "line":
-            lines.add(frame.f_lineno)
-        return local
-    return local
-
-
-if os.environ.get("PY_MUTATE_TRACE"):
-    sys.settrace(_tracer)
-    threading.settrace(_tracer)
-
-
-def pytest_runtest_protocol(item, nextitem):
-    global _current
-    if os.environ.get("PY_MUTATE_TRACE"):
-        _current = {path: set() for path in _targets}  # read by _tracer at each call
-        _runs[item.nodeid] = {"outcome": "passed", "duration": 0.0, "lines": _current}
-
-
-def pytest_runtest_logreport(report):
-    run_ = _runs.get(report.nodeid)
-    if run_ is not None:
-        run_["duration"] += report.duration
-        if report.failed:
-            run_["outcome"] = "failed"
-
-
-def pytest_collection_modifyitems(config, items):
-    if os.environ.get("PY_MUTATE_SELECT"):
-        keep = set(Path(os.environ["PY_MUTATE_SELECT"]).read_text().split("\n"))
-        config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in keep])
-        items[:] = [i for i in items if i.nodeid in keep]
-
-
-def pytest_sessionfinish(session):
-    if os.environ.get("PY_MUTATE_TRACE"):
-        sys.settrace(None)
-        tests = {nodeid: {**r, "lines": {_targets[f]: sorted(s) for f, s in r["lines"].items() if s}}
-                 for nodeid, r in _runs.items()}
-        files = {p.name: _digest(p) for p in PACKAGE.glob("*.py")}
-        Path(os.environ["PY_MUTATE_TRACE"]).write_text(json.dumps({"files": files, "tests": tests}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from tests.mutation import py_mutate, sh_mutate
+from tests.mutation import py_mutant, py_mutate, sh_mutate
 
 SNIPPET = b'''"""Docstring: never mutated."""
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_the_mutant_is_imported_while_the_file_on_disk_stays_genuine(tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PY_MUTATE_MODULE", "mutation_probe_pkg.probe")
     monkeypatch.setenv("PY_MUTATE_SOURCE", str(tmp_path / "mutant.py"))
-    monkeypatch.setattr(sys, "meta_path", [py_mutate._MutantFinder(), *sys.meta_path])
+    monkeypatch.setattr(sys, "meta_path", [py_mutant.MutantFinder(), *sys.meta_path])
     try:
         probe = importlib.import_module("mutation_probe_pkg.probe")
         assert probe.same(1, 1) is False and probe.__file__ == str(package / "probe.py")

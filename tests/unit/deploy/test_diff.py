@@ -23,11 +23,13 @@ def test_a_yaml_template_deployed_by_other_means_reads_its_short_forms_as_the_lo
     body = ("Resources:\n  G:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties:\n"
             "      VPCZoneIdentifier: !Ref Subnets\n      LaunchTemplate:\n"
             "        Version: !GetAtt Template.LatestVersionNumber\n"
+            "      Vpc: !GetAtt Network.Outputs.VpcId\n"
             "      Name: !Join [\"-\", [!Ref AWS::StackName, g]]\n"
             "      Size: !If {Big: 5}\n")
     props = parse(body)["Resources"]["G"]["Properties"]
     assert props["VPCZoneIdentifier"] == {"Ref": "Subnets"}
     assert props["LaunchTemplate"]["Version"] == {"Fn::GetAtt": ["Template", "LatestVersionNumber"]}
+    assert props["Vpc"] == {"Fn::GetAtt": ["Network", "Outputs.VpcId"]}  # split at the first dot only
     assert props["Name"] == {"Fn::Join": ["-", [{"Ref": "AWS::StackName"}, "g"]]}
     assert props["Size"] == {"Fn::If": {"Big": 5}}
 
@@ -67,10 +69,13 @@ def test_only_nested_stacks_with_an_id_are_read_from_the_root():
 
 
 def test_paths_go_three_levels_deep_and_stop_where_a_value_changes_its_kind():
-    old = {"Resources": {"G": {**GROUP, "Properties": {"A": {"B": {"C": {"D": 1}}}, "Tags": [{"Key": "a"}]}}}}
-    new = {"Resources": {"G": {**GROUP, "Properties": {"A": {"B": {"C": {"D": 2}}}, "Tags": "none"}}}}
+    old = {"Resources": {"G": {**GROUP, "Properties": {"A": {"B": {"C": {"D": 1}}}, "Tags": [{"Key": "a"}],
+                                                       "LaunchTemplate": {"Version": "1"}}}}}
+    new = {"Resources": {"G": {**GROUP, "Properties": {"A": {"B": {"C": {"D": 2}}}, "Tags": "none",
+                                                       "LaunchTemplate": "lt-0123"}}}}
     (changed,) = compare_stack("Servers", old, new, None)["resources"]["changed"]
-    assert changed == {"logical_id": "G", "type": GROUP["Type"], "paths": ["Properties.A.B", "Properties.Tags"]}
+    assert changed == {"logical_id": "G", "type": GROUP["Type"],
+                       "paths": ["Properties.A.B", "Properties.LaunchTemplate", "Properties.Tags"]}
 
 
 def test_a_parameter_declared_otherwise_is_a_changed_declaration_with_its_paths():
@@ -88,6 +93,8 @@ def test_other_sections_are_named_when_they_differ_and_only_then():
     outputs = compare_stack("Servers", template, {**template, "Outputs": {"Group": {"Value": "h"}}}, None)
     assert outputs["other_sections"] == ["Outputs"] and outputs["state"] == "changed"
     assert compare_stack("Servers", template, template, None)["state"] == "unchanged"
+    declared = compare_stack("Servers", template, {**template, "Parameters": {"MaxSize": {"Type": "String"}}}, None)
+    assert declared["other_sections"] == [] and declared["parameters"]["added"] == ["MaxSize"]
 
 
 @pytest.mark.parametrize("old, new, state", [(None, {"Resources": {"G": GROUP}}, "added"),

@@ -96,3 +96,34 @@ def test_a_key_that_cannot_be_looked_at_is_an_error(s3, rendering, monkeypatch):
     s3.stub.add_client_error("head_object", "403", "Forbidden", 403)
     with pytest.raises(Exception, match="403"):
         package.package(SimpleNamespace(s3=s3), rendering)
+
+
+@pytest.mark.parametrize("fmt, content_type", [("yaml", "text/yaml"), ("json", "application/json")])
+def test_each_child_is_uploaded_with_the_content_type_of_its_format(s3, monkeypatch, fmt, content_type):
+    monkeypatch.setattr(package.bundle, "addons_object", lambda env: None)
+    rendering = render(ENV, fmt=fmt)
+    s3.stub.add_response("head_bucket", {}, {"Bucket": BUCKET})
+    for child in rendering.children:
+        s3.stub.add_client_error("head_object", "404", expected_params={"Bucket": BUCKET, "Key": child.key})
+        s3.stub.add_response("put_object", {}, {"Bucket": BUCKET, "Key": child.key, "Body": child.body.encode(),
+                                                "ContentType": content_type})
+    package.package(SimpleNamespace(s3=s3), rendering)
+
+
+def test_the_add_ons_manifests_go_up_once_encrypted_with_kms(s3, rendering, monkeypatch):
+    """README "Node boot": the manifests hold the user's chart values: SSE-KMS (aws/s3), and
+    content-addressed like the children (a key already there holds these bytes)."""
+    charts = SimpleNamespace(key=f"{ENV.stack_name}/addons/0a1b/addons.yaml", body="kind: HelmChart\n")
+    monkeypatch.setattr(package.bundle, "addons_object", lambda env: charts)
+    for present in (False, True):
+        s3.stub.add_response("head_bucket", {}, {"Bucket": BUCKET})
+        for child in rendering.children:
+            s3.stub.add_response("head_object", {"ContentLength": 1}, {"Bucket": BUCKET, "Key": child.key})
+        if present:
+            s3.stub.add_response("head_object", {"ContentLength": 1}, {"Bucket": BUCKET, "Key": charts.key})
+        else:
+            s3.stub.add_client_error("head_object", "404", expected_params={"Bucket": BUCKET, "Key": charts.key})
+            s3.stub.add_response("put_object", {}, {"Bucket": BUCKET, "Key": charts.key, "Body": charts.body.encode(),
+                                                    "ContentType": "text/yaml", "ServerSideEncryption": "aws:kms"})
+        done = package.package(SimpleNamespace(s3=s3), rendering)
+        assert (package.ADDONS_FILE in done.reused, package.ADDONS_FILE in done.uploaded) == (present, not present)

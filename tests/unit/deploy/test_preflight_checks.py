@@ -127,7 +127,13 @@ def test_a_managed_network_needs_as_many_standard_zones_as_it_asks_for(env_docum
     document = env_document("staging")
     document["network"]["create"]["availability_zones"] = wanted
     document["servers"]["count"] = 3 if wanted >= 3 else 1  # three servers need three zones (config)
-    env = validate(document, "staging.yaml")
+    problems, _ = _check_managed(validate(document, "staging.yaml"), zones, wanted)
+    expected = [("network.create.availability_zones", f"{REGION} has 2 availability zones, {wanted} asked for")]
+    assert problems == (expected if refused else []), (ZONES, GET_AZS)
+
+
+def _check_managed(env, zones: list[dict], wanted: int) -> tuple[list, list]:
+    """preflight.check of a managed network whose region has ``zones``: (problems, offline)."""
     stubbed = StubbedAccount(REGION)
     stubbed.expect("sts", "get_caller_identity", {"UserId": "AIDAEXAMPLE", "Account": env.account_id,
                                                   "Arn": f"arn:aws:iam::{env.account_id}:user/deployer"})
@@ -140,10 +146,20 @@ def test_a_managed_network_needs_as_many_standard_zones_as_it_asks_for(env_docum
         {"LocationType": "availability-zone", "Filters": [{"Name": "instance-type", "Values": types},
                                                            {"Name": "location", "Values": standard}]})
     expect_images(stubbed, env, types, {}, {})
-    problems = preflight.check(env, stubbed, image_ids=pinned(env))
+    offline: list = []
+    problems = preflight.check(env, stubbed, image_ids=pinned(env), offline=offline)
     stubbed.done()
-    expected = [("network.create.availability_zones", f"{REGION} has 2 availability zones, {wanted} asked for")]
-    assert problems == (expected if refused else []), (ZONES, GET_AZS)
+    return problems, offline
+
+
+@pytest.mark.parametrize("nat, offline", [("none", ["network.create.nat_gateways"]), ("one", []), ("per-az", [])])
+def test_a_managed_network_without_nat_gateways_is_offline_and_no_problem(env_document, nat, offline):
+    """README "Without NAT": its S3 gateway endpoint serves every private route table; what
+    nodes still cannot fetch is listed (registry_needs), not refused."""
+    document = env_document("staging")
+    document["network"]["create"]["nat_gateways"] = nat
+    problems, found = _check_managed(validate(document, "staging.yaml"), STANDARD, 3)
+    assert (problems, found) == ([], offline)
 
 
 # --- instance types offered in the nodes' zones ------------------------------------------------------
@@ -309,3 +325,16 @@ LOAD_BALANCER = [
 def test_a_load_balancer_gets_one_subnet_per_real_zone(row, real, expected):
     zones = {s: f"{REGION}{z}" for s, z in zip(PUBLIC, real)}
     assert check(brought(PROD, zones)) == expected, ELB
+
+
+def test_a_server_subnet_that_does_not_exist_is_named_and_its_spread_left_unjudged(env_document):
+    """Without a subnet's real zone the servers' spread cannot be told: the missing subnet is the problem."""
+    document = env_document("prod")
+    document["servers"]["count"] = 3
+    env = validate(document, "prod.yaml")
+    account = brought(env)
+    gone = env.network.subnets[2].id
+    account.subnets = [s for s in account.subnets if s.id != gone]
+    problems = check(account)
+    assert ("network.subnets[2].id", f"{gone} does not exist in {env.region}") in problems
+    assert not [message for field, message in problems if field == "network.subnets"]
