@@ -66,9 +66,9 @@ destroy: $(BASE_STAMP)
 schema: $(STAMP)
 	$(BIN)/k3s-infra schema --out environments/schema.json
 
-# moto with the test harness's CloudFormation shims, for deploying by hand (README: Deploying)
+# the emulator in the foreground (Ctrl-C stops it): k3s-infra emulator serve (README: Try it without AWS)
 emulator: $(STAMP)
-	$(BIN)/python -m tests.support.emulator --port $(PORT)
+	$(BIN)/k3s-infra emulator serve --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

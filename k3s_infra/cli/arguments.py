@@ -153,8 +153,32 @@ def _init(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-account", action="store_true",
                         help="read the account ID (STS) and a VPC with its subnets (EC2) from your credentials; "
                              "read-only")
+    parser.add_argument("--managed-network", action="store_true",
+                        help="give the cluster a VPC of its own (network.create: public and private subnets in "
+                             "three zones, a NAT gateway) instead of naming an existing one")
     parser.add_argument("--out", metavar="PATH", help="where to write it (default: environments/NAME.yaml)")
     parser.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a port number from 0 (any free port) to 65535")
+    return int(text)
+
+
+def _emulator(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("start", "start it in the background, seeded with a VPC, and print the exports to use"),
+                       ("serve", "run it in the foreground until Ctrl-C (what start runs in the background)")):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--port", type=port_number, metavar="PORT",
+                            help="port on 127.0.0.1 (default 5000, or $K3S_INFRA_EMULATOR_PORT; 0: any free one)")
+        action.add_argument("--region", metavar="REGION", default=argparse.SUPPRESS,
+                            help="region of the seeded VPC (default: $AWS_REGION, $AWS_DEFAULT_REGION or eu-west-1)")
+    actions.add_parser("env", help="print the running emulator's exports, for eval", description="print the running "
+                       "emulator's exports as shell lines: eval \"$(k3s-infra emulator env)\"")
+    actions.add_parser("stop", help="stop the running emulator (its resources are gone)")
 
 
 def _diff(parser: argparse.ArgumentParser) -> None:
@@ -198,6 +222,9 @@ COMMANDS: dict[str, Command] = {
     "init": Command("k3s_infra.cli.init", "write a commented environment file that renders as is", _init),
     "diff": Command("k3s_infra.cli.diff",
                     "read-only: rendered templates against the deployed ones, per resource", _diff),
+    "emulator": Command("k3s_infra.cli.emulator",
+                        "an AWS emulator on this machine (moto, seeded with a VPC) to try every command; "
+                        "needs the [emulator] extra", _emulator),
 }
 
 

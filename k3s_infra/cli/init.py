@@ -2,7 +2,8 @@
 
 Without ``--from-account`` the account, VPC and subnets are placeholders (marked) that
 validate, so ``render`` works at once; with it they are read, read-only, from the
-caller's account: STS GetCallerIdentity, EC2 DescribeVpcs and DescribeSubnets."""
+caller's account: STS GetCallerIdentity, EC2 DescribeVpcs, DescribeSubnets and
+DescribeRouteTables. ``--managed-network`` reads no network: the Network stack makes one."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from k3s_infra.render.safe_output import error_about, write_file
 PLACEHOLDER_ACCOUNT = "123456789012"
 PLACEHOLDER_VPC = {"vpc_id": "vpc-0a1b2c3d4e5f60718", "vpc_cidr": "10.0.0.0/16",
                    "subnets": [("subnet-0a1b2c3d4e5f60701", "a"), ("subnet-0a1b2c3d4e5f60702", "b")]}
+
+MANAGED_NOTE = "  # --managed-network: a VPC of the cluster's own, made and deleted with it"
 
 TEMPLATE = """\
 # k3s-infra environment {name!r}, written by `k3s-infra init`.
@@ -74,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     region = region_override(args) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     path = Path(args.out) if args.out else Path("environments") / f"{args.name}.yaml"
     folders = _check_target(path, args.force)
+    managed = args.managed_network
     if args.from_account:
         try:
-            values = _from_account(args, region)
+            values = _from_account(args, region, managed=managed)
         except (NoCredentialsError, NoRegionError) as exc:
             raise UsageError(f"{exc} (configure credentials, e.g. AWS_PROFILE)") from None
         except ClientError as exc:
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
                   "account_note": "   # PLACEHOLDER: your AWS account ID",
                   "network_note": "  # PLACEHOLDER: your VPC and its private subnets (or: k3s-infra init --from-account)",
                   "marker": "# Placeholders are marked PLACEHOLDER: replace them before deploying."}
+        if managed:
+            values |= {"vpc_id": None, "subnets": None, "network_note": MANAGED_NOTE}
     text = TEMPLATE.format(name=args.name, file=path, network=_network(values), **values)
     _check_text(path, text)
     _write(path, text, folders)
@@ -198,17 +204,19 @@ def _write(path: Path, text: str, folders: list[Path]) -> None:
         raise
 
 
-def _from_account(args: argparse.Namespace, region: str | None) -> dict:
+def _from_account(args: argparse.Namespace, region: str | None, *, managed: bool = False) -> dict:
     session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=region)
     region = session.region_name
     if not region:
         raise UsageError("no region: pass --region or configure one (AWS_REGION, ~/.aws/config)")
     account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
-    vpc, subnets = _pick_network(session.client("ec2", region_name=region, config=client_config()))
+    vpc, subnets = (None, []) if managed else \
+        _pick_network(session.client("ec2", region_name=region, config=client_config()))
     if vpc is None:
+        note = MANAGED_NOTE if managed else \
+            f"  # no VPC in {region} has private subnets in two zones: a managed network"
         return {"region": region, "account": account, "vpc_id": None, "vpc_cidr": "10.0.0.0/16", "subnets": None,
-                "account_note": "   # from your credentials (STS)",
-                "network_note": f"  # no VPC in {region} has private subnets in two zones: a managed network",
+                "account_note": "   # from your credentials (STS)", "network_note": note,
                 "marker": "# Account read from your account; the network is created by the Network stack."}
     return {"region": region, "account": account, "vpc_id": vpc["VpcId"], "vpc_cidr": vpc["CidrBlock"],
             "subnets": [(s["SubnetId"], s["AvailabilityZone"]) for s in subnets],

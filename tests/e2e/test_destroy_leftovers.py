@@ -5,7 +5,7 @@ type LoadBalancer: an NLB with a listener and target group, a classic ELB with i
 group, which a node group's rule names. All tagged kubernetes.io/cluster/<cluster>=owned.
 Decoys carry another cluster's key, a longer key sharing the prefix, or ``shared``.
 
-moto models none of the refusals that make this matter on AWS; tests/support/moto_shims_elb.py
+moto models none of the refusals that make this matter on AWS; k3s_infra/emulator/shims_elb.py
 adds them (subnets and security groups in use, deletion protection, DELETE_FAILED), so a
 destroy that skipped its cleanup or the protection lift fails here as it would on AWS."""
 

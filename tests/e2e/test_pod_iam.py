@@ -15,7 +15,7 @@ that). So the trust conditions are decided by tests/unit/components/test_workloa
 signature against, the JWKS and discovery document the first server publishes (exactly the
 API server's), by tests/boot/test_boot_issuer.py; no test here verifies a signature. The
 three CloudFormation resources moto does not model are created through its own backends by
-tests/support/moto_shims_identity.py.
+k3s_infra/emulator/shims_identity.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """moto 5.2.5 skips ``AWS::SecretsManager::Secret`` in CloudFormation: this shim creates it
-the way real CloudFormation does (split from moto_shims.py, which applies it)."""
+the way real CloudFormation does (split from shims.py, which applies it)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 does not make, and what CloudFormation does when a delete meets one. Without them a destroy that
 skipped its cleanup of the cloud controller's load balancers (deploy/leftovers.py), or the lift
 of the API load balancers' deletion protection, would pass here and fail on AWS.
-Applied by moto_shims.apply(). Seen with moto 5.2.5."""
+Applied by shims.apply(). Seen with moto 5.2.5."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from moto.ec2.models import vpcs as ec2_vpcs
 from moto.elb import models as elb_models
 from moto.elbv2 import models as elbv2_models
 from moto.elbv2.exceptions import ELBClientError
+
+from k3s_infra.emulator.cfn_events import record as _event
 
 MOTO_VERSION = "5.2.5"
 
@@ -51,7 +53,7 @@ def shim_load_balancer_deletion_protection() -> None:
 def shim_load_balancer_attributes() -> None:
     """moto 5.2.5: an ``AWS::ElasticLoadBalancingV2::LoadBalancer`` made through CloudFormation
     ignores ``LoadBalancerAttributes`` (``deletion_protection.enabled`` among them). Real
-    CloudFormation sets them. Wraps moto_shims.shim_network_load_balancer's create (applied first)."""
+    CloudFormation sets them. Wraps shims.shim_network_load_balancer's create (applied first)."""
     original = elbv2_models.FakeLoadBalancer.create_from_cloudformation_json.__func__
 
     @classmethod
@@ -175,8 +177,6 @@ def _record_delete_failure(stack) -> None:
     """The events CloudFormation records when a delete fails: each resource it could not delete
     (a nested stack: "Embedded stack ... was not successfully deleted"), then the stack. moto
     raises only the last error of its last pass, so every resource of one stack shows that one."""
-    from tests.support.moto_shims import _event
-
     failed = getattr(stack, "failed_resources", [])
     for logical in failed:
         resource = stack.resource_map._parsed_resources.get(logical)
@@ -206,7 +206,7 @@ def shim_stack_delete_failure() -> None:
     from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.responses import EmptyResult
 
-    original = cfn_models.CloudFormationBackend.delete_stack  # moto_shims.shim_termination_protection's
+    original = cfn_models.CloudFormationBackend.delete_stack  # shims.shim_termination_protection's
 
     def delete_stack(self, name_or_stack_id):
         stack = self.stacks.get(name_or_stack_id) or next(
@@ -244,7 +244,7 @@ def shim_stack_delete_failure() -> None:
 
 
 def apply() -> None:
-    """After moto_shims' own (this wraps its load balancer create and termination protection)."""
+    """After shims.py's own (this wraps its load balancer create and termination protection)."""
     import moto
 
     assert moto.__version__ == MOTO_VERSION, f"shims written for moto {MOTO_VERSION}, found {moto.__version__}"

@@ -5,7 +5,7 @@ Fn::GetAtt on them then fails. Each shim creates the resource through moto's own
 (its CloudFront and IAM APIs serve it afterwards) and answers Ref / GetAtt as the
 CloudFormation template reference documents them; one more makes a role's inline policies
 read back as JSON. None changes the product's templates.
-Applied by moto_shims.apply(). Seen with moto 5.2.5."""
+Applied by shims.apply(). Seen with moto 5.2.5."""
 
 from __future__ import annotations
 

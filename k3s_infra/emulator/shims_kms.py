@@ -1,4 +1,4 @@
-"""moto 5.2.5 gaps of ``AWS::KMS::Key`` made by CloudFormation (split from moto_shims.py,
+"""moto 5.2.5 gaps of ``AWS::KMS::Key`` made by CloudFormation (split from shims.py,
 which applies them after its tags shim): each wraps the create before it."""
 
 from __future__ import annotations

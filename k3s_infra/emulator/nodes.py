@@ -1,0 +1,179 @@
+"""Stand-ins for what the nodes' boot does on AWS, in the emulator. moto 5.2.5 launches an auto
+scaling group's instances but runs nothing on them: no K3s starts, no node tags itself ready,
+the first server publishes no kubeconfig.
+
+``apply()``: each instance a group launches tags itself ``k3s-infra:ready=true`` at once, as the
+last step of boot.sh does on AWS (deploy waits for it: k3s_infra/deploy/readiness.py);
+``silent()`` launches nodes whose boot never gets there, and ``finish_boot`` is that boot
+finishing later (the tests use both).
+
+``apply_kubeconfig()`` (the emulator command only; the tests check the unpublished secret
+too): once a change set has run, a running first server whose kubeconfig secret is still
+unpublished publishes one, as first_server.sh publish_kubeconfig does once K3s is ready. Its
+inputs are the node's own: the boot.env its user data carries (the secret's ARN, the API
+host, or the SSM fact holding the API load balancer's DNS name), and its cluster tag. No K3s
+ran, so it holds no credentials: its certificate fields say so, and an extension names it a
+stand-in. The product is unchanged."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Iterator
+
+import yaml
+
+MOTO_VERSION = "5.2.5"
+# The contract with boot.sh (its last step): the key and value a node tags its instance with.
+READY = {"k3s-infra:ready": "true"}
+# Where cloud-init writes the boot settings (k3s_infra/bootstrap BOOT_ENV) and the tag naming
+# the instance's cluster (k3s_infra/model/naming.py CLUSTER_TAG).
+BOOT_ENV = "/etc/k3s-infra/boot.env"
+CLUSTER_TAG = "k3s-infra:cluster"
+STAND_IN = ("published by the k3s-infra emulator's stand-in for the first server: no K3s runs in the "
+            "emulator, nothing answers at this server and these credentials are not real")
+
+_state = {"booting": True}
+_lock = threading.Lock()
+
+
+def apply() -> None:
+    """Wrap moto's launch of group instances (FakeAutoScalingGroup.replace_autoscaling_group_instances)."""
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    launch = FakeAutoScalingGroup.replace_autoscaling_group_instances
+    if getattr(launch, "node_boot_stand_in", False):
+        return
+
+    def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
+        before = {state.instance.id for state in self.instance_states}
+        launch(self, count_needed, propagated_tags)
+        new = [state.instance.id for state in self.instance_states if state.instance.id not in before]
+        with _lock:
+            booting = _state["booting"]
+        if new and booting:
+            self.autoscaling_backend.ec2_backend.create_tags(new, dict(READY))
+
+    replace_autoscaling_group_instances.node_boot_stand_in = True
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+
+
+@contextlib.contextmanager
+def silent() -> Iterator[None]:
+    """Nodes launched meanwhile never report ready (their boot does not finish)."""
+    with _lock:
+        _state["booting"] = False
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["booting"] = True
+
+
+def finish_boot(ec2, instance_ids: list[str]) -> None:
+    """What boot.sh's last step asks EC2 for (through the test's own client)."""
+    ec2.create_tags(Resources=instance_ids, Tags=[{"Key": k, "Value": v} for k, v in READY.items()])
+
+
+def apply_kubeconfig() -> None:
+    """After every executed change set, publish the kubeconfig of each first server that has not
+    (after the whole change set: the API's DNS name is a fact a later nested stack writes)."""
+    from moto.cloudformation import models as cfn_models
+
+    execute = cfn_models.CloudFormationBackend.execute_change_set
+    if getattr(execute, "kubeconfig_stand_in", False):
+        return
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        result = execute(self, change_set_name, stack_name)
+        try:
+            publish_kubeconfigs(self.account_id, self.region_name)
+        except Exception:  # noqa: BLE001 - a stand-in's failure is no failure of the change set
+            logging.getLogger(__name__).exception("the first server's stand-in published no kubeconfig")
+        return result
+
+    execute_change_set.kubeconfig_stand_in = True
+    cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
+def boot_settings(user_data: str | bytes | None) -> dict[str, str]:
+    """The KEY='value' lines of boot.env in an instance's user data (base64 cloud-config)."""
+    if not user_data:
+        return {}
+    try:
+        document = yaml.safe_load(base64.b64decode(user_data, validate=True).decode())
+    except (ValueError, yaml.YAMLError):
+        return {}
+    files = document.get("write_files", []) if isinstance(document, dict) else []
+    text = next((f.get("content", "") for f in files if isinstance(f, dict) and f.get("path") == BOOT_ENV), "")
+    return dict(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)='([^']*)'$", text, re.MULTILINE))
+
+
+def publish_kubeconfigs(account_id: str, region: str) -> list[str]:
+    """Publish the kubeconfig of every running first server whose secret holds no kubeconfig yet
+    (its generated placeholder). Returns the secrets' ARNs it wrote."""
+    from moto.ec2.models import ec2_backends
+    from moto.secretsmanager.models import secretsmanager_backends
+    from moto.ssm.models import ssm_backends
+
+    ec2 = ec2_backends[account_id][region]
+    secrets = secretsmanager_backends[account_id][region]
+    written = []
+    for instance in ec2.all_instances():
+        user_data = instance.user_data  # moto's Base64EncodedString
+        settings = boot_settings(user_data.as_bytes() if user_data is not None else None)
+        arn = settings.get("KUBECONFIG_SECRET")
+        if instance.state != "running" or not arn or not secrets._is_valid_identifier(arn):
+            continue
+        current = secrets.get_secret_value(arn, None, None).get("SecretString") or ""
+        if _is_kubeconfig(current):
+            continue
+        host = _bind_facts(settings.get("KUBECONFIG_HOST", ""), settings.get("FACTS", ""),
+                           ssm_backends[account_id][region])
+        if host is None:
+            continue  # its fact is not written yet: a later change set publishes it
+        cluster = ec2.tags.get(instance.id, {}).get(CLUSTER_TAG, "default")
+        text = kubeconfig(cluster, f"https://{host}:{settings.get('API_PORT', '6443')}")
+        secrets.put_secret_value(arn, text, None, None, ["AWSCURRENT"])
+        written.append(arn)
+    return written
+
+
+def _bind_facts(value: str, facts: str, ssm) -> str | None:
+    """``value`` with each fact marker replaced by its SSM parameter's value, as boot.sh
+    bind_facts does; None while one is missing."""
+    for fact in facts.split():
+        name, parameter = fact.split("=", 1)
+        marker = f"@@K3S_INFRA_FACT_{name}@@"
+        if marker in value:
+            found = ssm.get_parameter(parameter)
+            if found is None:
+                return None
+            value = value.replace(marker, found.value)
+    return None if re.search(r"@@K3S_INFRA_FACT_\w+@@", value) or not value else value
+
+
+def _is_kubeconfig(text: str) -> bool:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("clusters"), list)
+
+
+def kubeconfig(cluster: str, server: str) -> str:
+    """K3s's /etc/rancher/k3s/k3s.yaml as publish_kubeconfig rewrites it (server: the API
+    endpoint; cluster, user and context: the cluster's name), with no real credentials."""
+    fake = base64.b64encode(f"not a certificate: {STAND_IN}".encode()).decode()
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {
+            "server": server, "certificate-authority-data": fake,
+            "extensions": [{"name": "k3s-infra-emulator", "extension": {"stand-in": STAND_IN}}]}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+        "users": [{"name": cluster, "user": {"client-certificate-data": fake, "client-key-data": fake}}],
+    }, sort_keys=False)
