@@ -1,7 +1,7 @@
 """k3s-infra estimate: how long a create (``--roll``: a rolling update of every node group)
 of an environment should take, from its rendered templates and model/durations.py; no AWS
 call. ``plan`` prints the same estimate for its change set and ``deploy`` the measured time
-per wave (README "How long it takes")."""
+per wave (docs/performance.md "How long it takes")."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import yaml
 
 from k3s_infra.cli import load
 from k3s_infra.cli.output import aligned, document, print_json, say, wants_json
+from k3s_infra.config import Environment
+from k3s_infra.model import cost, naming, prices, timing
 from k3s_infra.model import durations as d
-from k3s_infra.model import naming, timing
 from k3s_infra.render import Rendering, render
 
 LAUNCH_TEMPLATE = "AWS::EC2::LaunchTemplate"
-HEAD = "a model, not a measurement: README \"How long it takes\"; 'estimate --sources' lists its numbers"
+HEAD = "a model, not a measurement: docs/performance.md \"How long it takes\"; 'estimate --sources' lists its numbers"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,9 +29,13 @@ def run(args: argparse.Namespace) -> int:
     estimates = [timing.estimate_create(templates_of(rendering, creating=True))]
     if args.roll:
         estimates.append(timing.estimate_roll(templates_of(rendering)))
+    bill = None
+    if args.cost or args.prices:
+        bill = cost_of(env, rendering, price_book(env, args.prices or "offline"))
     if wants_json(args):
+        extra = {"cost": cost_json(bill)} if bill else {}
         print_json(document("estimate", environment=env.name, stack_name=env.stack_name,
-                            estimates=[as_json(e) for e in estimates], assumptions=assumptions()))
+                            estimates=[as_json(e) for e in estimates], assumptions=assumptions(), **extra))
         return 0
     for estimate in estimates:
         for line in lines(estimate, env.stack_name):
@@ -40,7 +45,24 @@ def run(args: argparse.Namespace) -> int:
         for line in aligned([(what, f"{value:g} {unit}", "estimate" if guess else "stated", source)
                              for what, value, unit, guess, source in _assumptions()]):
             say(line)
+    if bill:
+        for line in cost_lines(bill, env.stack_name):
+            say(line)
     return 0
+
+
+def price_book(env: Environment, where: str) -> prices.PriceBook:
+    """``--prices offline`` (the default: no AWS call) or ``online`` (the Price List API,
+    falling back to the table)."""
+    if where == "online":
+        from k3s_infra.deploy import pricing  # boto3 only when asked for
+        return pricing.price_book(env)
+    return prices.offline(env.region)
+
+
+def cost_of(env: Environment, rendering: Rendering, book: prices.PriceBook) -> cost.Bill:
+    """The bill of a rendered environment (``plan`` calls it with its rendering)."""
+    return cost.for_environment(env, templates_of(rendering), book)
 
 
 def templates_of(rendering: Rendering, *, creating: bool = False) -> dict[str, dict]:
@@ -129,3 +151,79 @@ def _assumptions() -> Iterable[tuple[str, float, str, bool, str]]:
 def assumptions() -> list[dict[str, Any]]:
     return [{"what": what, "value": value, "unit": unit, "estimate": guess, "source": source}
             for what, value, unit, guess, source in _assumptions()]
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+def _money(usd: float) -> str:
+    return f"${usd:,.2f}"
+
+
+def _plural(count: float, unit: str) -> str:
+    if count == 1 or unit in ("GB", "NLCU"):
+        return unit
+    return unit + ("es" if unit.endswith("s") else "s")
+
+
+def _unit_price(price: prices.Price) -> str:
+    usd = f"${price.usd:,.2f}" if round(price.usd, 2) == price.usd else f"${price.usd:,.6g}"
+    return f"{usd} per {price.per:,} {_plural(price.per, price.unit)}" if price.per > 1 else f"{usd} per {price.unit}"
+
+
+def _count(item: cost.Item) -> str:
+    text = f"{item.count:,g} {_plural(item.count, item.unit)}"
+    if item.count_min is not None and (item.count_min, item.count_max) != (item.count, item.count):
+        text += f" ({item.count_min:,g}-{item.count_max:,g})"
+    return text
+
+
+def cost_lines(bill: cost.Bill, stack_name: str) -> list[str]:
+    """The bill as people read it: a head line, one aligned row per item, the total, then what
+    it assumes and what it leaves out."""
+    missing = f" and {len(bill.unpriced)} lines without a price" if bill.unpriced else ""
+    result = ["", f"monthly cost of {stack_name} in {bill.region}: about {_money(bill.total())}{missing} at the pools' "
+              f"desired sizes ({prices.HOURS_PER_MONTH} hours a month; prices: {bill.price_source})"]
+    if bill.note:
+        result.append(f"  note: {bill.note}")
+    rows = [("ITEM", "COUNT", "UNIT PRICE", "MONTHLY")]
+    for item in bill.items:
+        price = _unit_price(item.price) if item.price else "-"
+        monthly = item.monthly()
+        rows.append((f"{item.group}: {item.what}" if item.group else item.what, _count(item), price,
+                     "no price" if monthly is None else _money(monthly)))
+    rows.append(("total", "", "", _money(bill.total())))
+    result += aligned(rows)
+    result.append(f"at min_size {_money(bill.total('min'))}, at max_size {_money(bill.total('max'))} "
+                  "(counts in parentheses: min-max)")
+    if bill.unpriced:
+        result.append("no price (not in the offline table; try --prices online): "
+                      + ", ".join(f"{i.group + ': ' if i.group else ''}{i.what}" for i in bill.unpriced))
+    result.append("assumed:")
+    result += [f"  {a.value:,g} {a.unit}: {a.why}" for _, a in bill.assumptions]
+    result.append("not counted:")
+    result += [f"  {what}" for what in bill.not_counted]
+    return result
+
+
+def cost_json(bill: cost.Bill) -> dict[str, Any]:
+    def item(i: cost.Item) -> dict[str, Any]:
+        monthly = i.monthly()
+        fields = {"what": i.what, "group": i.group, "count": i.count, "unit": i.unit,
+                  "unit_price_usd": i.price.usd if i.price else None,
+                  "price_unit": (f"{i.price.per:,} {i.price.unit}s" if i.price.per > 1 else i.price.unit)
+                  if i.price else None,
+                  "monthly_usd": None if monthly is None else round(monthly, 2),
+                  "source": i.price.source if i.price else None}
+        if i.count_min is not None:
+            fields |= {"count_min": i.count_min, "count_max": i.count_max}
+        return fields
+
+    return {"region": bill.region, "hours_per_month": prices.HOURS_PER_MONTH, "price_source": bill.price_source,
+            "price_note": bill.note, "items": [item(i) for i in bill.items],
+            "total_monthly_usd": round(bill.total(), 2),
+            "total_monthly_usd_at_min_size": round(bill.total("min"), 2),
+            "total_monthly_usd_at_max_size": round(bill.total("max"), 2),
+            "unpriced": [i.what for i in bill.unpriced],
+            "assumptions": [{"name": name, "value": a.value, "unit": a.unit, "why": a.why}
+                            for name, a in bill.assumptions],
+            "not_counted": list(bill.not_counted)}
