@@ -34,19 +34,6 @@ from tests.support.k3s_release import write_release
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
-# Until the README carries the markers (the coordinator merges docs-drafts/ into it), a copy of
-# the README is made from the drafts and the agreed quick start; delete this once merged.
-DRAFTS = REPO / "docs-drafts" / "emulator.md"
-AGREED_QUICKSTART = """<!-- run-by-test: quickstart -->
-```sh
-k3s-infra init my-env --from-account
-k3s-infra render --env my-env
-k3s-infra plan --env my-env
-k3s-infra deploy --env my-env
-k3s-infra kubeconfig --env my-env
-k3s-infra destroy --env my-env
-```
-"""
 MARKER = re.compile(r"<!-- run-by-test: (?P<name>[\w-]+) -->\s*\n```(?:sh|shell|bash)\n(?P<body>.*?)\n```", re.S)
 INSTALL = re.compile(r"^(pipx?|python3? -m pip) ")
 # The extra an install line in each block must name (README: the emulator needs its extra).
@@ -66,13 +53,8 @@ def blocks(text: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def readme(tmp_path_factory) -> Path:
-    text = README.read_text(encoding="utf-8")
-    if {"quickstart", "emulator"} <= set(blocks(text)) or not DRAFTS.exists():
-        return README
-    copy = tmp_path_factory.mktemp("readme") / "README.md"
-    copy.write_text(text + "\n" + AGREED_QUICKSTART + "\n" + DRAFTS.read_text(encoding="utf-8"), encoding="utf-8")
-    return copy
+def readme() -> Path:
+    return README
 
 
 def test_readme_marks_both_blocks(readme):
