@@ -28,8 +28,10 @@ $(STAMP): $(BASE_STAMP)
 
 venv: $(STAMP)
 
-# the wheel pip/pipx users install (environments, defaults and schema inside)
+# the wheel pip/pipx users install (environments, defaults and schema inside); setuptools packs
+# whatever an earlier build left in build/lib (pypa/setuptools#1871), hence the clean start
 wheel: $(STAMP)
+	rm -rf build/lib
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 $(CHECKOV_STAMP):

@@ -8,7 +8,7 @@ moto server) at a realistic size.
 Every AWS call but the downloads, the instance metadata and K3s itself are the sandbox's
 stubs, answering at once: what is measured is the script's own work and its waits (retries,
 downloads from S3, checksums, files), not AWS's or K3s's (their times are the model's:
-k3s_infra/model/durations.py, README "How long it takes"). A phase is a top-level function
+k3s_infra/model/durations.py, docs/performance.md "How long it takes"). A phase is a top-level function
 of boot.sh main (bash's trace with $EPOCHREALTIME); "other" is main's own lines between them.
 
 The images tarball is random bytes of --images-mb (K3s v1.33's k3s-airgap-images-amd64.tar.zst

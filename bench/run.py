@@ -198,7 +198,7 @@ def main() -> int:
 
 
 def print_table(results: dict, per_pool: dict) -> None:
-    """A Markdown table (pastes into the README as it is)."""
+    """A Markdown table (pastes into docs/performance.md as it is)."""
     print("| command | median | min | peak RSS | x floor | note |")
     print("|---|--:|--:|--:|--:|---|")
     for name, r in results.items():

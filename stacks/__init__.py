@@ -5,7 +5,7 @@ from __future__ import annotations
 from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment
 from k3s_infra.model import naming
-from stacks import (
+from k3s_infra.stacks import (
     agent_pool,
     api_endpoint,
     cluster_data,

@@ -9,7 +9,7 @@ from k3s_infra.config import AgentPool, Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import AGENT
-from stacks.parameters import declare_all
+from k3s_infra.stacks.parameters import declare_all
 
 
 def build(env: Environment, pool: AgentPool) -> StackTemplate:

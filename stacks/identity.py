@@ -12,7 +12,7 @@ from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment, defaults, rules
 from k3s_infra.model import naming, workload_identity
 from k3s_infra.model import outputs as o
-from stacks.parameters import declare_all
+from k3s_infra.stacks.parameters import declare_all
 
 
 def build(env: Environment) -> StackTemplate:

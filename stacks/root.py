@@ -14,8 +14,8 @@ from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment, architectures
 from k3s_infra.model import naming, placement
 from k3s_infra.model import outputs as o
-from stacks import servers
-from stacks.parameters import SHA256_PATTERN
+from k3s_infra.stacks import servers
+from k3s_infra.stacks.parameters import SHA256_PATTERN
 
 # Outputs of the root: what a person needs after a deploy.
 ROOT_OUTPUTS = {

@@ -7,7 +7,7 @@ from k3s_infra.components.template import StackTemplate
 from k3s_infra.config import Environment
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
-from stacks.parameters import declare
+from k3s_infra.stacks.parameters import declare
 
 
 def build(env: Environment) -> StackTemplate:

@@ -12,7 +12,7 @@ from k3s_infra.config import Environment
 from k3s_infra.model import naming, roles
 from k3s_infra.model import outputs as o
 from k3s_infra.model.roles import Role
-from stacks.parameters import declare_all
+from k3s_infra.stacks.parameters import declare_all
 
 _SHARED = (o.IMAGE_ID, o.SERVER_SECURITY_GROUP, o.API_TARGET_GROUP, o.TOKEN_SECRET,
            o.AGENT_TOKEN_SECRET, o.SNAPSHOT_BUCKET, o.K3S_BINARY_SHA256, o.K3S_IMAGES_SHA256)

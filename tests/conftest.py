@@ -2,7 +2,7 @@
 add-on on, one cfn-lint rule set and the checkov executable.
 
 Test modules mirror the source (tests/unit/<package>/test_<module>.py), guarantees that span
-many modules are in tests/properties/, helpers in tests/support/ (README "Tests")."""
+many modules are in tests/properties/, helpers in tests/support/ (docs/contributing.md "Tests")."""
 
 from __future__ import annotations
 

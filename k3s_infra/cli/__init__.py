@@ -14,7 +14,9 @@ import argparse
 import contextlib
 import gc
 import importlib
+import io
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -24,14 +26,18 @@ _collecting = gc.isenabled()
 gc.disable()
 try:
     from k3s_infra.cli import arguments
-    from k3s_infra.config import ConfigError, Environment, environments_folder, load_environment, validate
+    from k3s_infra.config import (ConfigError, Environment, environment_file, environment_folders, load_environment,
+                                  validate)
     from k3s_infra.config.text import printable
+    from k3s_infra.deploy import HandedOver
+    from k3s_infra.deploy.stack_states import cancellable
 finally:
     if _collecting:
         gc.enable()
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_CHANGES = 2  # plan/diff --detailed-exitcode: there is something to change (as Terraform)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT (128 + 2)
 
 # Commands that finish in well under a second: building pydantic models and
 # templates allocates many objects and frees none before exit, so the cyclic
@@ -70,8 +76,11 @@ def load(args: argparse.Namespace) -> Environment:
 
 
 def source_of(args: argparse.Namespace) -> str:
-    """The environment file ``--env`` or ``--config`` names, as problems cite it."""
-    return args.config or str(environments_folder() / f"{args.env}.yaml")
+    """The environment file ``--env`` or ``--config`` names, as problems cite it: the file
+    read (./environments/NAME.yaml, else the example shipped with the package)."""
+    if args.config:
+        return args.config
+    return str(environment_file(args.env) or environment_folders()[0] / f"{args.env}.yaml")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = arguments.parser()
         _complete(parser)
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
         if collecting and args.command not in SHORT_LIVED:
             gc.enable()
         with contextlib.ExitStack() as stack:
@@ -103,7 +112,8 @@ def entry(argv: Sequence[str] | None = None) -> None:
 
 def _complete(parser: argparse.ArgumentParser) -> None:
     """Shell completion (bash, zsh, fish) through argcomplete, only while a shell asks for
-    completions (it sets _ARGCOMPLETE). README "Shell completion" shows the line each shell needs."""
+    completions (it sets _ARGCOMPLETE). docs/commands.md "Global options and shell completion"
+    shows the line each shell needs."""
     if "_ARGCOMPLETE" in os.environ:
         import argcomplete  # why: optional at run time and slow to import; only a completing shell needs it
 
@@ -122,7 +132,36 @@ def _settle_output(args: argparse.Namespace, stack: contextlib.ExitStack) -> Non
         stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed flags. A usage error argparse finds exits 2 with its message on stderr; when
+    the command line asks for --output json, the error document follows on stdout, and with
+    --detailed-exitcode the exit code is 1 (2 would read as "changes")."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    wants_json = any(w in ("-ojson", "--output=json") for w in words) or any(
+        a in ("-o", "--output") and b == "json" for a, b in zip(words, words[1:]))
+    detailed = "--detailed-exitcode" in words
+    if not (wants_json or detailed):
+        return parser.parse_args(words)
+    caught = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(caught):
+            return parser.parse_args(words)
+    except SystemExit as exc:
+        text = caught.getvalue()
+        sys.stderr.write(text)
+        if exc.code != EXIT_USAGE:
+            raise
+        code = EXIT_FAILED if detailed else EXIT_USAGE
+        if wants_json:
+            message = text.strip().splitlines()[-1] if text.strip() else "invalid arguments"
+            command = next((w for w in words if w in arguments.COMMANDS), None)
+            _print_error_document(command, code, [_problem(None, "", message.split(": error: ")[-1])])
+        raise SystemExit(code) from None
+
+
 def _run(args: argparse.Namespace) -> int:
+    """Run the command; an error is one message on stderr (and, with --output json, one error
+    document on stdout); with --detailed-exitcode every error exits 1."""
     try:
         # The lazy door: the chosen command's module, with everything it imports.
         command = importlib.import_module(arguments.COMMANDS[args.command].module)
@@ -130,25 +169,92 @@ def _run(args: argparse.Namespace) -> int:
     except (ConfigError, UsageError) as exc:
         if isinstance(exc, ConfigError) and exc.source.startswith("environment ") and \
                 (getattr(args, "env", None) or getattr(args, "config", None)):
-            exc = ConfigError(source_of(args), exc.problems)  # a limit met at render: name the file
+            exc = ConfigError(source_of(args), exc.problems, exc.hint)  # a limit met at render: name the file
         _error(str(exc))
-        return EXIT_USAGE
+        problems = [_problem(exc.source, path, message) for path, message in exc.problems] \
+            if isinstance(exc, ConfigError) else [_problem(None, "", str(exc))]
+        return _failed(args, EXIT_USAGE, problems, getattr(exc, "hint", "") or None)
     except AwsFailure as exc:
         _error(str(exc))
-        return EXIT_FAILED
+        return _failed(args, EXIT_FAILED, [_problem(None, "", str(exc))])
     except BrokenPipeError:
         # The reader went away (``k3s-infra render ... | head``): stop quietly, and point
         # stdout at /dev/null so the interpreter's last flush cannot fail again.
         _silence_stdout()
         _error("output closed before the command finished")
-        return EXIT_FAILED
+        return _exit_code(args, EXIT_FAILED)  # no document: nobody reads stdout any more
     except OSError as exc:  # disk full, permissions, a folder vanishing mid-write
         where = f"{exc.filename}: " if exc.filename else ""
         _error(f"{where}{exc.strerror or exc}")
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _failed(args, EXIT_FAILED, [_problem(exc.filename and str(exc.filename), "", str(exc.strerror or exc))])
+    except KeyboardInterrupt as exc:
+        text = handed_over(exc, args) if isinstance(exc, HandedOver) else "interrupted"
+        _say_error(text)
+        return _failed(args, EXIT_INTERRUPTED, [_problem(None, "", text)])
+
+
+def handed_over(exc: HandedOver, args: argparse.Namespace) -> str:
+    """What Ctrl-C left running in CloudFormation, and how to follow or cancel it (said once)."""
+    stack, status = exc.stack_name, exc.status or "status unknown"
+    watch = f"k3s-infra status {_environment_flags(args)} --watch"
+    if exc.operation is None:  # CloudFormation had finished: the deploy waited for its nodes
+        return (f"interrupted: {stack} is {status}; the nodes may still be joining: "
+                f"k3s-infra status {_environment_flags(args)}")
+    lines = [f"interrupted: CloudFormation carries on with the {exc.operation} of {stack} ({status}) without "
+             f"this process", f"  watch it:  {watch}"]
+    if exc.operation == "UPDATE":
+        cancel = f"aws cloudformation cancel-update-stack --stack-name {stack}" + \
+            (f" --region {exc.region}" if exc.region else "")
+        lines.append(f"  cancel it: {cancel}" if exc.status is None or cancellable(exc.status) else
+                     f"  it can no longer be cancelled ({exc.status}: only UPDATE_IN_PROGRESS can)")
+    elif exc.operation == "CREATE":
+        lines.append(f"  undo it:   once it settles, k3s-infra destroy {_environment_flags(args)}")
+    else:
+        lines.append("  a delete cannot be cancelled")
+    return "\n".join(lines)
+
+
+def _environment_flags(args: argparse.Namespace) -> str:
+    """--env/--config (and --region, --profile) as this run was given them, to repeat in a hint."""
+    flags = [f"--env {args.env}" if getattr(args, "env", None) else f"--config {shlex.quote(str(args.config))}"]
+    for name in ("region", "profile"):
+        if getattr(args, name, None):
+            flags.append(f"--{name} {shlex.quote(getattr(args, name))}")
+    return " ".join(flags)
+
+
+def _problem(source: str | None, path: str, message: str) -> dict[str, str | None]:
+    return {"source": source, "path": path, "message": message}
+
+
+def _exit_code(args: argparse.Namespace, code: int) -> int:
+    """--detailed-exitcode (plan, diff) keeps 2 for "changes": every error is 1, as Terraform's plan
+    (https://developer.hashicorp.com/terraform/cli/commands/plan, -detailed-exitcode)."""
+    return EXIT_FAILED if getattr(args, "detailed_exitcode", False) else code
+
+
+def _failed(args: argparse.Namespace, code: int, problems: list[dict], hint: str | None = None) -> int:
+    code = _exit_code(args, code)
+    if getattr(args, "output", "text") == "json":
+        _print_error_document(args.command, code, problems, hint)
+    return code
+
+
+def _print_error_document(command: str | None, code: int, problems: list[dict], hint: str | None = None) -> None:
+    """The one document of a command that failed (docs/commands.md "JSON output": kind "error")."""
+    from k3s_infra.cli.output import document, print_json  # why: errors only; output imports the renderer
+
+    try:
+        print_json(document("error", command=command, exit_code=code, problems=problems, hint=hint))
+    except (OSError, ValueError):
+        pass  # stdout closed: the exit code still says it
+
+
+def _say_error(text: str) -> None:
+    try:
+        print(printable(text, limit=4000), file=sys.stderr)
+    except OSError:
+        pass
 
 
 def _error(message: str) -> None:

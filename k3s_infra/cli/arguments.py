@@ -14,14 +14,23 @@ from dataclasses import dataclass
 from k3s_infra import __version__
 
 
-def add_environment_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--env", metavar="NAME", help="environment name: reads environments/NAME.yaml")
+def environment_names(**_) -> list[str]:
+    """``--env <TAB>``: the environments of ./environments and those shipped with k3s-infra
+    (argcomplete keeps the ones starting with what was typed)."""
+    from k3s_infra.config import environment_names  # why: cli/__init__.py loaded it already; --help never asks
+
+    return environment_names()
+
+
+def add_environment_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--env", metavar="NAME", help="environment name: reads environments/NAME.yaml"
+                       ).completer = environment_names  # type: ignore[attr-defined]  # argcomplete's hook
     group.add_argument("--config", metavar="PATH", help="path of an environment file")
 
 
 def add_output_argument(parser: argparse.ArgumentParser) -> None:
-    """``--output text|json``: README "JSON output" lists the documents (cli/output.py prints them)."""
+    """``--output text|json``: docs/commands.md "JSON output" lists the documents (cli/output.py prints them)."""
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text",
                         help="text for people (default) or one JSON document on stdout for pipelines")
 
@@ -68,12 +77,24 @@ def _plan(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser)
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="exit 0 when there is nothing to change, 2 when there is, 1 on error (as Terraform)")
+    parser.add_argument("--out", metavar="PLANFILE",
+                        help="keep the change set and write it to PLANFILE (JSON, mode 0600) for "
+                             "'k3s-infra deploy PLANFILE', which executes exactly it")
     _skip_preflight(parser)
     _artifacts(parser)
 
 
+def _force_unlock(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force-unlock", action="store_true",
+                        help="remove the stack's deploy lock first (left by a run that no longer runs)")
+
+
 def _deploy(parser: argparse.ArgumentParser) -> None:
-    add_environment_arguments(parser)
+    parser.add_argument("plan_file", nargs="?", metavar="PLANFILE",
+                        help="execute exactly the change set 'k3s-infra plan --out PLANFILE' kept (its environment "
+                             "is the plan's; refused if the stack or the environment file changed since)")
+    add_environment_arguments(parser, required=False)  # required without PLANFILE (cli/deploy.py)
+    _force_unlock(parser)
     _skip_preflight(parser)
     add_output_argument(parser)
     _artifacts(parser)
@@ -92,6 +113,12 @@ def _estimate(parser: argparse.ArgumentParser) -> None:
                         help="also estimate a rolling update of every node group (a new K3s version or image)")
     parser.add_argument("--sources", action="store_true",
                         help="list every duration the model uses and where it comes from")
+    parser.add_argument("--cost", action="store_true",
+                        help="also print what the environment costs a month (730 hours), line by line")
+    parser.add_argument("--prices", choices=("offline", "online"),
+                        help="where --cost takes its prices (implies --cost): offline, the table shipped with "
+                             "k3s-infra (default, no AWS call), or online, the AWS Price List API and EC2 spot "
+                             "prices (needs pricing:GetProducts; falls back to the table)")
     add_output_argument(parser)
 
 
@@ -136,6 +163,7 @@ def _restore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", "-y", action="store_true", help="restore without asking")
     parser.add_argument("--timeout", type=_seconds, default=1800.0, metavar="SECONDS",
                         help="how long to wait for each step (default 1800)")
+    _force_unlock(parser)
 
 
 def _destroy(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +174,8 @@ def _destroy(parser: argparse.ArgumentParser) -> None:
                              "and the API load balancers' deletion protection)")
     parser.add_argument("--dry-run", action="store_true",
                         help="read-only: list what destroy would delete, empty, lift and keep; delete nothing")
+    _force_unlock(parser)
+    add_output_argument(parser)
 
 
 def _init(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +218,30 @@ def _diff(parser: argparse.ArgumentParser) -> None:
                         help="exit 0 when nothing differs, 2 when something does, 1 on error")
 
 
+def _minutes(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of minutes, 1 or more")
+    return int(text)
+
+
+def _upgrade(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    parser.add_argument("--to", required=True, metavar="VERSION", help="the K3s release to roll to, e.g. v1.34.12+k3s1")
+    parser.add_argument("--yes", "-y", action="store_true", help="execute the change set without asking")
+    add_output_argument(parser)
+    parser.add_argument("--min-snapshot-age", type=_minutes, default=60, metavar="MINUTES",
+                        help="refuse unless the newest etcd snapshot is at most this old (default 60)")
+    # cli/upgrade.py SKIPPABLE (version-skew never is): test_upgrade checks the two agree
+    parser.add_argument("--skip-check", action="append", metavar="RULE", choices=(
+        "release-channel", "addon-charts", "etcd-health", "snapshot-age", "removed-apis"),
+        help="let this refused check pass (repeatable; printed on stderr): release-channel, addon-charts, "
+             "etcd-health, snapshot-age, removed-apis")
+    parser.add_argument("--write", action="store_true",
+                        help="after the deploy, set k3s.version in the environment file (comments kept)")
+    _skip_preflight(parser)
+    _artifacts(parser)
+
+
 @dataclass(frozen=True)
 class Command:
     module: str  # runs it: ``run(args) -> exit code``, imported only when the command runs
@@ -206,9 +260,11 @@ COMMANDS: dict[str, Command] = {
                     "package and show the change set of the root stack (adds, modifies, replacements)", _plan),
     "deploy": Command("k3s_infra.cli.deploy",
                       "package, create the change set, confirm, execute and stream stack events", _deploy),
+    "upgrade": Command("k3s_infra.cli.upgrade", "check an upgrade of K3s (skew, release, add-ons, etcd, snapshot, "
+                       "removed APIs), then roll to it as a deploy does", _upgrade),
     "estimate": Command("k3s_infra.cli.estimate",
                         "how long a create (or --roll) should take: the critical path of the nested stacks; "
-                        "no AWS call", _estimate),
+                        "--cost: what it costs a month; no AWS call unless --prices online", _estimate),
     "status": Command("k3s_infra.cli.status",
                       "stack states of root and nested stacks, outputs, node group counts", _status),
     "kubeconfig": Command("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret",

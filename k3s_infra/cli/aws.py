@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ConnectTimeoutError
 from botocore.parsers import ResponseParserError
 
-from k3s_infra.cli import EXIT_FAILED, EXIT_USAGE, UsageError, load
+from k3s_infra.cli import AwsFailure, UsageError, load
 from k3s_infra.deploy import AccountMismatch, DeployError, Refused
-from k3s_infra.deploy.aws import Aws, check_account
+from k3s_infra.deploy.aws import CONNECT_TIMEOUT, Aws, check_account
 from k3s_infra.deploy.kubeconfig import NotPublished
 
 
@@ -29,8 +32,8 @@ def ask(question: str, assume_yes: bool) -> bool:
 
 
 def run(args: argparse.Namespace, action: Callable[[Aws], int]) -> int:
-    """Load the environment, build clients, check the account, run ``action(aws)`` and map
-    failures to exit codes."""
+    """Load the environment, build clients, check the account, run ``action(aws)``; failures
+    become UsageError (exit 2) or AwsFailure (exit 1), which cli/__init__.py reports."""
     env = load(args)
     try:
         session = boto3.Session(profile_name=getattr(args, "profile", None), region_name=env.region)
@@ -45,15 +48,26 @@ def run(args: argparse.Namespace, action: Callable[[Aws], int]) -> int:
     except (AccountMismatch, Refused) as exc:
         raise UsageError(str(exc)) from None
     except (NoCredentialsError, NoRegionError) as exc:
-        print(f"error: {exc} (configure credentials, e.g. AWS_PROFILE)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{exc} (configure credentials, e.g. AWS_PROFILE)") from None
     except (DeployError, NotPublished) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise AwsFailure(str(exc)) from None
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        print(f"error: {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}", file=sys.stderr)
-        return EXIT_FAILED
+        raise AwsFailure(f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}") from None
+    except BotoConnectionError as exc:
+        raise AwsFailure(unreachable(exc)) from None
     except (BotoCoreError, ResponseParserError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        raise AwsFailure(str(exc)) from None
+
+
+def unreachable(exc: BotoConnectionError) -> str:
+    """One line naming the endpoint that did not answer and why (deploy/aws.py bounds the wait)."""
+    url = exc.kwargs.get("endpoint_url", "?")
+    # urllib3's reason ends in the system's words: "[Errno 111] Connection refused"
+    reason = re.search(r"\[Errno -?\d+\] ([^)'\"]+)", str(exc.kwargs.get("error", "")))
+    why = reason[1].strip() if reason else f"no answer within {CONNECT_TIMEOUT} s" \
+        if isinstance(exc, ConnectTimeoutError) else str(exc)
+    emulator = os.environ.get("AWS_ENDPOINT_URL")
+    hint = (f"AWS_ENDPOINT_URL is {emulator}: is the emulator running? ('k3s-infra emulator start')" if emulator
+            else "check the network and the region")
+    return f"cannot reach {url}: {why}; {hint}"

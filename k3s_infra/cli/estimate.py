@@ -205,6 +205,14 @@ def cost_lines(bill: cost.Bill, stack_name: str) -> list[str]:
     return result
 
 
+def cost_summary(bill: cost.Bill, stack_name: str) -> str:
+    """One line for ``plan``: the total and its range; ``estimate --cost`` itemises it."""
+    missing = f", {len(bill.unpriced)} lines without a price" if bill.unpriced else ""
+    return (f"monthly cost of {stack_name}: about {_money(bill.total())} at the pools' desired sizes "
+            f"({_money(bill.total('min'))} at min_size, {_money(bill.total('max'))} at max_size{missing}; "
+            f"prices: {bill.price_source}); 'k3s-infra estimate --cost' itemises it")
+
+
 def cost_json(bill: cost.Bill) -> dict[str, Any]:
     def item(i: cost.Item) -> dict[str, Any]:
         monthly = i.monthly()

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from k3s_infra.cli import AwsFailure, UsageError, region_override
+from k3s_infra.cli.aws import unreachable
 from k3s_infra.config import ConfigError, read_document, validate
 from k3s_infra.config.text import shown
-from k3s_infra.deploy.aws import client_config
+from k3s_infra.deploy.aws import PROBE_RETRIES, client_config
 from k3s_infra.deploy.preflight import default_route_targets
 from k3s_infra.render.safe_output import error_about, write_file
 
@@ -33,7 +35,7 @@ MANAGED_NOTE = "  # --managed-network: a VPC of the cluster's own, made and dele
 
 TEMPLATE = """\
 # k3s-infra environment {name!r}, written by `k3s-infra init`.
-# Every key is described in the README ("Config reference") and in the JSON schema
+# Every key is described in docs/configuration.md ("Config reference") and in the JSON schema
 # (`k3s-infra schema`); `k3s-infra render --config {file}` checks this file.
 {marker}
 # Shared settings (K3s version, etcd snapshots, tags) come from defaults.yaml: the one
@@ -86,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             raise AwsFailure(f"{exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', exc)}") from None
-        except BotoCoreError as exc:  # no connection, a bad endpoint: one line, nothing written
+        except BotoConnectionError as exc:  # no connection: the endpoint named, nothing written
+            raise AwsFailure(unreachable(exc)) from None
+        except BotoCoreError as exc:  # a bad endpoint: one line, nothing written
             raise AwsFailure(str(exc)) from None
     else:
         region = region or "eu-west-1"
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _network(values: dict) -> str:
     subnets = values.pop("subnets")
-    if subnets is None:  # no VPC fits: the Network stack creates one (README: A managed network)
+    if subnets is None:  # no VPC fits: the Network stack creates one (docs/network.md: A managed network)
         return (f"  # A VPC of your own: public and private subnets per zone, NAT gateway, flow logs.\n"
                 f"  create: {{cidr: {values['vpc_cidr']}, availability_zones: 3, nat_gateways: one}}")
     return "\n".join([f"  vpc_id: {values['vpc_id']}", f"  vpc_cidr: {values['vpc_cidr']}",
@@ -209,7 +213,7 @@ def _from_account(args: argparse.Namespace, region: str | None, *, managed: bool
     region = session.region_name
     if not region:
         raise UsageError("no region: pass --region or configure one (AWS_REGION, ~/.aws/config)")
-    account = session.client("sts", config=client_config()).get_caller_identity()["Account"]
+    account = session.client("sts", config=client_config(PROBE_RETRIES)).get_caller_identity()["Account"]
     vpc, subnets = (None, []) if managed else \
         _pick_network(session.client("ec2", region_name=region, config=client_config()))
     if vpc is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import tempfile
 import time
@@ -14,6 +15,15 @@ from k3s_infra.config import addons as addons_config
 from k3s_infra.cli.output import document, print_json, wants_json, write_rendering
 from k3s_infra.render import checkov, render
 from k3s_infra.render.lint import Finding, Linter
+
+# checkov pins an old boto3, so it gets an environment of its own (never a pip extra of the
+# deployer's): pipx outside a clone, `make checkov` inside one. The version is the Makefile's
+# CHECKOV_VERSION (tests/unit/cli/test_lint.py keeps the two equal).
+CHECKOV_VERSION = "3.2.533"
+CHECKOV_INSTALL = f"pipx install checkov=={CHECKOV_VERSION}, or make checkov in a clone"
+# cfn-lint's allowed-values messages list every choice (1,228 instance types): a count and this many
+EXAMPLES = 3
+
 
 def _cfn_lint_installed() -> bool:
     try:  # why: cfn-lint is an optional extra (k3s-infra[lint]), asked for when lint runs
@@ -41,10 +51,11 @@ def run(args: argparse.Namespace) -> int:
             findings += checkov.scan(folder, executable)
             summary.append(f"checkov   {count} templates in {time.perf_counter() - started:.2f}s")
         else:
-            summary.append("checkov   skipped (not installed: make checkov)" if not args.no_checkov
+            summary.append(f"checkov   skipped (not installed: {CHECKOV_INSTALL})" if not args.no_checkov
                            else "checkov   skipped (--no-checkov)")
     if wants_json(args):
-        print_json(document("lint", environment=env.name, findings=[asdict(f) for f in findings],
+        print_json(document("lint", environment=env.name,
+                            findings=[{**asdict(f), "message": concise(f.message)} for f in findings],
                             checkov=bool(executable)))
         return 1 if findings else 0
     _print(findings)
@@ -71,10 +82,21 @@ def _print(findings: list[Finding]) -> None:
         items = sorted(by_file[file_name], key=lambda f: (f.resource, f.rule))
         width = max(len(f.resource or "-") for f in items)
         for f in items:
-            print(f"  {f.resource or '-':<{width}}  {f.rule:<11} {f.severity:<7} line {f.line:<5} {_concise(f.message)}")
+            message = concise(f.message)
+            message = message if len(message) <= 240 else message[:237] + "..."
+            print(f"  {f.resource or '-':<{width}}  {f.rule:<11} {f.severity:<7} line {f.line:<5} {message}")
 
 
-def _concise(message: str, limit: int = 240) -> str:
-    """cfn-lint spells out every valid choice ('x' is not one of ['A', 'B', ...]): count them instead."""
-    message = re.sub(r"\[('[^'\n]*', ){5,}'[^'\n]*'\]", lambda m: f"[{m[0].count(',') + 1} choices]", message)
-    return message if len(message) <= limit else message[:limit - 3] + "..."
+def concise(message: str) -> str:
+    """cfn-lint spells out every valid choice ('x' is not one of ['A', 'B', ...]): their count and
+    the few closest to the value given (or the first few), in text and JSON alike."""
+    given = re.match(r"'([^'\n]*)' is not one of \[", message)
+
+    def shorten(choices_text: re.Match) -> str:
+        choices = re.findall(r"'([^'\n]*)'", choices_text[0])
+        if given:
+            shown = difflib.get_close_matches(given[1], choices, n=EXAMPLES, cutoff=0)
+            return f"{len(choices):,} allowed values (closest: {', '.join(map(repr, shown))})"
+        return f"{len(choices):,} allowed values (e.g. {', '.join(map(repr, choices[:EXAMPLES]))})"
+
+    return re.sub(r"\[('[^'\n]*', ){5,}'[^'\n]*'\]", shorten, message)

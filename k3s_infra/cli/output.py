@@ -1,23 +1,26 @@
 """Everything the CLI writes: lines people read, aligned columns, JSON documents and
 output files.
 
-The JSON documents (``--output json``) are an interface (README "JSON output" lists their
+The JSON documents (``--output json``) are an interface (docs/commands.md "JSON output" lists their
 shapes): keys are only ever added, never renamed or removed. Every document carries
 ``"kind"`` (the command) and ``"version"`` (of its shape), so a pipeline can check what
-it parses."""
+it parses. A command that fails prints the error document instead (kind "error", printed
+by cli/__init__.py), so stdout always holds exactly one."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from k3s_infra.cli import UsageError
 from k3s_infra.render import Rendering, write
-from k3s_infra.render.safe_output import OutputError, check_output_file, write_file
+from k3s_infra.render.safe_output import OutputError, check_output_file, error_about, write_file
 
 SHAPE_VERSION = 1
 
@@ -76,3 +79,32 @@ def write_rendering(rendering: Rendering, out: Path, **options: Any) -> Path:
         return write(rendering, out, **options)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
+
+
+def check_private_file(out: Path, looks_like: Callable[[str], bool], source: str | None = None) -> None:
+    """As ``emit`` checks its ``out`` (never the environment file ``source``), before any work:
+    a usage error (exit 2) names why."""
+    try:
+        check_output_file(out, looks_like, protected=(Path(source),) if source else ())
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def write_private(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` readable by its owner only (0600, as mkstemp makes it), all at
+    once: a temporary file beside it, flushed to disk, renamed into place."""
+    try:
+        handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as exc:
+        raise error_about(exc, out) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(staging, out)
+    except BaseException as exc:
+        Path(staging).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise error_about(exc, out) from None
+        raise

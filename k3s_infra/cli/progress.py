@@ -4,12 +4,15 @@ those lines use (stack events, change sets)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import IO
 
 from k3s_infra.config.text import printable
 from k3s_infra.model import outputs as o
 from k3s_infra.cli.output import aligned, say
+from k3s_infra.cli.lock_text import lock_lines
+from k3s_infra.deploy import lock
 from k3s_infra.deploy import progress as msg
 from k3s_infra.deploy.changeset import Change, ChangeSet
 from k3s_infra.deploy.images import ImageChoice
@@ -26,6 +29,11 @@ ROLLBACK_OUTCOMES = {
     "DELETE_FAILED": "delete failed: the resources listed above remain",
 }
 
+# The library reports a wait at every poll (restore: a few times a second): a wait's line shows
+# when it starts, when what it waits for changes, and then at most every REPEAT_EVERY seconds.
+REPEATED = (msg.WaitingForJoiningServers, msg.WaitingForRestore, msg.WaitingForNodes, msg.LeftoversWaiting)
+REPEAT_EVERY = 30.0
+
 
 class Console:
     """The CLI's ``on_progress``: prints each message's lines as it arrives. On a terminal
@@ -36,6 +44,7 @@ class Console:
         self.out = out or sys.stdout
         self.live = (hasattr(self.out, "isatty") and self.out.isatty()) if live is None else live
         self._status_shown = False
+        self._waits: dict[type, tuple[msg.Message, float]] = {}  # per kind of wait: what it waits for, when shown
 
     def __call__(self, message: msg.Message) -> None:
         if isinstance(message, msg.Waiting):
@@ -44,20 +53,50 @@ class Console:
             return
         if isinstance(message, msg.Heartbeat) and self.live:
             return  # the status line already says it
+        if self._nothing_new(message):
+            return
         self._clear_status()
         for line in lines(message):
             say(line, self.out)
 
     def _show_status(self, waiting: msg.Waiting) -> None:
         self._clear_status()
-        self.out.write(f"  … {waiting.root} {waiting.status}  {waiting.stacks} stacks  {_clock(waiting.elapsed)}")
+        self.out.write(f"  … {waiting.root} {waiting.status}  {counted(waiting.stacks, 'stack')}  "
+                       f"{_clock(waiting.elapsed)}")
         self.out.flush()
         self._status_shown = True
+
+    def _nothing_new(self, message: msg.Message) -> bool:
+        """A report of a wait already shown, waiting for the same thing, within REPEAT_EVERY."""
+        if not isinstance(message, REPEATED):
+            return False
+        what = dataclasses.replace(message, waited=0)
+        shown = self._waits.get(type(message))
+        if shown and shown[0] == what and shown[1] <= message.waited < shown[1] + REPEAT_EVERY:
+            return True
+        self._waits[type(message)] = (what, message.waited)
+        return False
 
     def _clear_status(self) -> None:
         if self._status_shown:
             self.out.write("\r\033[K")
             self._status_shown = False
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """'1 change', '2 changes'."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
+def binary_size(size: int) -> str:
+    """Bytes as people read them, 1024-based with one decimal: '512 B', '34.5 MiB'."""
+    if size < 1024:
+        return f"{size} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def _megabytes(size: int) -> str:
@@ -91,12 +130,15 @@ def lines(message: msg.Message) -> list[str]:
                     f"(--allow-quorum-loss); restore from a snapshot afterwards: 'k3s-infra restore'"]
         case msg.ImagesChosen(choices=choices):
             return [image_line(choice) for choice in choices]
+        case msg.PlanUploads(bucket=bucket, kept=True):
+            return [f"plan uploads the templates (and the K3s files) to s3://{bucket} and creates a change set, "
+                    f"kept for 'k3s-infra deploy PLANFILE'"]
         case msg.PlanUploads(bucket=bucket):
             return [f"plan uploads the templates (and the K3s files) to s3://{bucket} and creates (then deletes) "
                     f"a change set; 'k3s-infra diff' compares without writing anything"]
         case msg.RegistryNeeded(field=field, needs=needs):
             return [f"warning: {field}: the nodes have no way to the internet; K3s and its own images come from "
-                    "the artifact bucket, but these need a registry or chart repository in reach (README "
+                    "the artifact bucket, but these need a registry or chart repository in reach (docs/network.md "
                     "'Without NAT'), or they never run:", *(f"  {need}" for need in needs)]
         case msg.ArtifactTransfer(name=name, action=action, done=done, total=total):
             return [f"  {action} {name}: {_megabytes(done)}" + (f" of {_megabytes(total)}" if total else "")]
@@ -130,8 +172,9 @@ def lines(message: msg.Message) -> list[str]:
                     + (f", not yet: {', '.join(pending)}" if pending else "") + f"  ({_clock(waited)})"]
         case msg.NodesReady(groups=groups, new=new, waited=waited):
             if not new:
-                return [f"nodes ready: {groups} node groups, none launched by this deploy"]
-            return [f"nodes ready: {len(new)} new ({', '.join(new)}) in {groups} node groups  ({_clock(waited)})"]
+                return [f"nodes ready: {counted(groups, 'node group')}, none launched by this deploy"]
+            return [f"nodes ready: {len(new)} new ({', '.join(new)}) in {counted(groups, 'node group')}  "
+                    f"({_clock(waited)})"]
         # destroy
         case msg.NothingToDestroy(stack_name=stack, region=region):
             return [f"{stack}: nothing to destroy (no such stack in {region})"]
@@ -150,7 +193,8 @@ def lines(message: msg.Message) -> list[str]:
         case msg.LeftoversDeleted(cleanup=cleanup):
             return cleanup_lines(cleanup)
         case msg.SnapshotBucketEmptied(bucket=bucket, removed=removed, what=what):
-            return [f"emptied the {what} bucket s3://{bucket} ({removed} object versions and delete markers)"]
+            return [f"emptied the {what} bucket s3://{bucket} ({counted(removed, 'object version')} and delete "
+                    "markers)"]
         case msg.Deleting(stack_name=stack):
             return [f"delete {stack}: streaming events"]
         case msg.DeleteRetry(stack_name=stack, attempt=attempt, retries=retries):
@@ -195,6 +239,8 @@ def lines(message: msg.Message) -> list[str]:
             return withdrawn_lines(message)
         case msg.RestoreRequestPending(pending=pending):
             return [f"warning: {restore_request_line(pending.as_dict(), pending.region)}"]
+        case lock.LockTakenOver() | lock.LockRemoved() | lock.LockLost() | lock.LockNotReleased():
+            return lock_lines(message)
     raise TypeError(f"no text for {type(message).__name__}")
 
 
@@ -208,8 +254,9 @@ def leftover_rows(resources, indent: str = "  ") -> list[str]:
 
 def cleanup_lines(cleanup) -> list[str]:
     """How the deletion of the controller's resources ended (deploy/leftovers.py Cleanup)."""
-    revoked = f", revoked {len(cleanup.revoked)} rules naming them" if cleanup.revoked else ""
-    result = [f"deleted {len(cleanup.deleted)} resources of the cloud controller{revoked}  ({_clock(cleanup.waited)})"]
+    revoked = f", revoked {counted(len(cleanup.revoked), 'rule')} naming them" if cleanup.revoked else ""
+    result = [f"deleted {counted(len(cleanup.deleted), 'resource')} of the cloud controller{revoked}  "
+              f"({_clock(cleanup.waited)})"]
     if cleanup.failed:
         result.append("warning: not deleted (the stack delete may fail on them; destroy cleans up again before "
                       "a retry):")
@@ -315,7 +362,8 @@ def change_table(change_set: ChangeSet) -> str:
     for c in change_set.changes:
         rows.append((c.stack, c.action, c.logical_id, c.resource_type, _replacement(c)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    text = [f"{change_set.change_set_type.lower()} {change_set.stack_name}: {len(change_set.changes)} changes"]
+    changes = counted(len(change_set.changes), "change")
+    text = [f"{change_set.change_set_type.lower()} {change_set.stack_name}: {changes}"]
     text += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
     summary: dict[str, dict[str, int]] = {}
     for c in change_set.changes:

@@ -1,8 +1,8 @@
 """k3s-infra snapshots: the etcd snapshots in the cluster's S3 bucket, newest first.
 
 ``--output json`` prints {"kind": "snapshots", "version": 1, "stack_name", "bucket"?, "snapshots":
-[{"name", "key", "size", "last_modified"}]} (ISO 8601), newest first; ``name`` is what
-``k3s-infra restore --snapshot`` takes."""
+[{"name", "key", "size", "last_modified"}]} (size in bytes, the table's in KiB/MiB/GiB; ISO 8601),
+newest first; ``name`` is what ``k3s-infra restore --snapshot`` takes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import argparse
 from k3s_infra.cli import EXIT_OK
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli.output import document, print_json, wants_json
+from k3s_infra.cli.progress import binary_size
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.deploy.snapshots import Snapshot, list_snapshots
 
@@ -36,6 +37,6 @@ def as_json(snapshot: Snapshot) -> dict:
 
 def format_table(found: list[Snapshot]) -> str:
     rows = [("NAME", "SIZE", "LAST MODIFIED")] + [
-        (s.name, str(s.size), s.last_modified.strftime("%Y-%m-%d %H:%M:%S %Z").strip()) for s in found]
+        (s.name, binary_size(s.size), s.last_modified.strftime("%Y-%m-%d %H:%M:%S %Z").strip()) for s in found]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)

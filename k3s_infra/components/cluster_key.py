@@ -20,10 +20,14 @@ class KeyRefs:
     id: Ref
 
 
+# Days a deleted key waits before KMS deletes it (7-30), by retain: destroy's prompt says it.
+PENDING_WINDOW_DAYS = {False: 7, True: 30}
+
+
 def build(t: StackTemplate, cluster: str, retain: bool) -> KeyRefs:
     key = t.add(Key(
         "ClusterKey", Description=f"k3s-infra {cluster}: encrypts cluster secrets", EnableKeyRotation=True,
-        PendingWindowInDays=30 if retain else 7,
+        PendingWindowInDays=PENDING_WINDOW_DAYS[retain],
         KeyPolicy=PolicyDocument(Version="2012-10-17", Statement=[
             # The standard key policy: the account's IAM decides who uses the key; node roles
             # get kms:Decrypt on this key only, through Secrets Manager.

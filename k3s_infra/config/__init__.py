@@ -9,6 +9,7 @@ frozen ``Environment`` out. The bottom layer: it imports nothing else of k3s_inf
     cron         K3s snapshot schedules as robfig/cron v3 reads them
     defaults     default versions and settings, as data
     loading      files -> merged document -> Environment, errors naming file and field
+    suggest      'did you mean' for a mistyped key or environment name
     yaml_load    safe YAML reading; yaml_text: the one YAML writer
     text         user text shown safely, names spelled as identifiers
     architectures  instance-type architectures
@@ -21,6 +22,9 @@ from k3s_infra.config.k3s import EtcdSnapshots, K3s
 from k3s_infra.config.loading import (
     ENVIRONMENTS_DIR,
     available_environments,
+    environment_file,
+    environment_folders,
+    environment_names,
     environments_folder,
     json_schema,
     load_environment,
@@ -34,5 +38,5 @@ from k3s_infra.config.pools import AgentPool, Spot
 __all__ = [
     "ENVIRONMENTS_DIR", "AddOn", "Addons", "AgentPool", "Api", "ConfigError", "Deploy", "Environment",
     "EtcdSnapshots", "K3s", "Network", "Nodes", "Servers", "Spot", "Subnet", "available_environments",
-    "environments_folder", "json_schema", "load_environment", "read_document", "validate",
+    "environment_file", "environment_folders", "environment_names", "environments_folder", "json_schema", "load_environment", "read_document", "validate",
 ]

@@ -116,6 +116,6 @@ OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 # list. AWS publishes it at public.ecr.aws/eks/amazon-eks-pod-identity-webhook (its issue
 # #273: Docker Hub stopped at v0.6.7); the digest is as resolved with `docker buildx
 # imagetools inspect` in a public manifest (sivchari/fjord internal/cluster/irsa.go), not by
-# AWS: confirm with `crane digest <image>:v0.6.17` when bumping (README "Pod IAM").
+# AWS: confirm with `crane digest <image>:v0.6.17` when bumping (docs/pod-iam.md).
 POD_IDENTITY_WEBHOOK_IMAGE = ("public.ecr.aws/eks/amazon-eks-pod-identity-webhook@sha256:"
                               "3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50")

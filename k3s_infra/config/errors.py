@@ -12,16 +12,17 @@ from k3s_infra.config.text import printable
 
 
 class ConfigError(Exception):
-    """A user mistake in an environment file: file, field path and problem."""
+    """A user mistake in an environment file: file, field path and problem; ``hint`` (what was
+    not done, a way past) follows on a line of its own and is not counted as a problem."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
+    def __init__(self, source: str, problems: list[tuple[str, str]], hint: str = ""):
         self.source = redact(source)
         self.problems = [(redact(path), redact(message)) for path, message in problems]
+        self.hint = redact(hint)
         # One line per problem, bounded, control characters escaped (see config_text).
         source = printable(self.source, keep_newlines=False)
         lines = [printable(f"{path}: {message}" if path else message, limit=500, keep_newlines=False)
                  for path, message in self.problems]
-        if len(lines) == 1:
-            super().__init__(f"{source}: {lines[0]}")
-        else:
-            super().__init__(f"{source}: {len(lines)} problems\n" + "\n".join(f"  {line}" for line in lines))
+        text = f"{source}: {lines[0]}" if len(lines) == 1 else \
+            f"{source}: {len(lines)} problems\n" + "\n".join(f"  {line}" for line in lines)
+        super().__init__(text + (f"\n{printable(self.hint, limit=500, keep_newlines=False)}" if hint else ""))

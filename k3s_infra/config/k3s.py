@@ -86,7 +86,7 @@ class K3s(Strict):
     service_account_issuer: Literal["sign", "accept"] = Field("sign", description=(
         "sign: servers sign service account tokens as the cluster's OIDC issuer (pod IAM). accept: they "
         "only accept its tokens, still signing as K3s: the first deploy of a cluster made before pod IAM, "
-        "so no server rejects tokens another already signs (README 'Pod IAM', upgrading)."))
+        "so no server rejects tokens another already signs (docs/pod-iam.md, upgrading)."))
 
     _cidrs = field_validator("cluster_cidr", "service_cidr")(network_cidr)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from k3s_infra.config import secret_shapes, yaml_load
+from k3s_infra.config import secret_shapes, suggest, yaml_load
 from k3s_infra.config.errors import ConfigError
 from k3s_infra.config.model import Environment
 from k3s_infra.config.text import shown as shown_value
@@ -166,10 +166,12 @@ def _field_path(location: tuple[Any, ...], document: Any) -> str:
     return ".".join(parts)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: dict[str, Any], location: tuple[Any, ...]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        known = suggest.known_keys(Environment, location[:-1]) + (["extends"] if len(location) == 1 else [])
+        match = suggest.closest(str(location[-1]), known)
+        return f"unknown key; did you mean {match}?" if match else "unknown key"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_pattern_mismatch":
@@ -193,7 +195,8 @@ def validate(document: dict[str, Any], source: str, origins: Document | None = N
         for error in exc.errors(include_url=False):
             # Drop the union/choice tags pydantic adds (e.g. 'str', 'literal[...]', 'function-after').
             location = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_tag(p))
-            path, message = _field_path(location, document), _without_secret(_message(error), error.get("input"))
+            path = _field_path(location, document)
+            message = _without_secret(_message(error, location), error.get("input"))
             # Rules across fields say which field they are about: "subnets: need ...".
             about = re.match(r"^([a-z_][^\s:]*): (.+)$", message, re.S)
             if error["type"] == "value_error" and about:
@@ -271,15 +274,46 @@ def load_environment(env: str | None = None, *, path: str | Path | None = None,
             # A name, not a path: --env ../../etc/x must not read outside the environments folder.
             raise ConfigError(f"--env {shown_value(env)}", [("", "an environment name is letters, digits, "
                                                                  "'-', '_' and '.', without a path")])
-        if environments_dir is None:  # ./environments first, then the examples shipped with the package
-            folders = [environments_folder(), ENVIRONMENTS_DIR]
-            environments_dir = next((f for f in folders if (f / f"{env}.yaml").is_file()), folders[0])
-        path = environments_dir / f"{env}.yaml"
-        if not path.is_file():
-            known = ", ".join(available_environments(environments_dir)) or "none"
-            raise ConfigError(str(path), [("", f"unknown environment {env!r}; environments: {known}")])
+        folders = environment_folders() if environments_dir is None else [environments_dir]
+        path = environment_file(env, folders)
+        if path is None:
+            raise _unknown_environment(env, folders)
     document = _load_chain(Path(path), str(path))
     return validate({**document.data, **(overrides or {})}, str(path), document)
+
+
+def environment_folders() -> list[Path]:
+    """Where ``--env NAME`` looks, in order: ./environments (your own project), then the
+    examples shipped with the package (once, when they are the same folder: a clone)."""
+    local = Path.cwd() / "environments"
+    if local.is_dir() and local.resolve() != ENVIRONMENTS_DIR.resolve():
+        return [local, ENVIRONMENTS_DIR]
+    return [ENVIRONMENTS_DIR]
+
+
+def environment_file(env: str, folders: list[Path] | None = None) -> Path | None:
+    """The file ``--env NAME`` reads (the first folder that has it), or None."""
+    return next((f / f"{env}.yaml" for f in folders or environment_folders() if (f / f"{env}.yaml").is_file()), None)
+
+
+def environment_names() -> list[str]:
+    """Every name ``--env`` accepts, from every folder it looks in (shell completion)."""
+    return sorted({name for folder in environment_folders() for name in available_environments(folder)})
+
+
+def _unknown_environment(env: str, folders: list[Path]) -> ConfigError:
+    """'unknown environment', the closest name, and the names of each folder: yours and the
+    shipped examples, so an example is found even from a project with its own environments/."""
+    found = {folder: available_environments(folder) for folder in folders}
+    names = [name for listed in found.values() for name in listed]
+    if len(folders) == 1:
+        listed = ", ".join(names) or "none"
+    else:
+        where = {folders[0]: "in ./environments", ENVIRONMENTS_DIR: "shipped with k3s-infra"}
+        listed = "; ".join(f"{', '.join(found[f]) or 'none'} {where.get(f, f'in {f}')}" for f in folders)
+    match = suggest.closest(env, names)
+    return ConfigError("--env", [("", f"unknown environment {shown_value(env)}"
+                                      f"{f' (did you mean {match}?)' if match else ''}; environments: {listed}")])
 
 
 def available_environments(environments_dir: Path | None = None) -> list[str]:

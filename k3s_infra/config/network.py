@@ -51,7 +51,7 @@ class ManagedNetwork(Strict):
     nat_gateways: Literal["one", "per-az", "none"] = Field(
         "one", description="NAT for the private subnets: one shared, one per AZ, or none (VPC endpoints only: "
                            "K3s comes from the artifact bucket, but charts and container images other than "
-                           "K3s's own must come from a registry in reach: README 'Without NAT').")
+                           "K3s's own must come from a registry in reach: docs/network.md 'Without NAT').")
 
     @field_validator("cidr")
     @classmethod

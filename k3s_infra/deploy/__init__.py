@@ -23,3 +23,14 @@ class AccountMismatch(Exception):
 
 class Refused(Exception):
     """A request refused before anything changed, e.g. by the quorum guard (exit code 2)."""
+
+
+class HandedOver(KeyboardInterrupt):
+    """Ctrl-C once CloudFormation runs the operation: this process stops, CloudFormation goes
+    on. ``operation``: CREATE | UPDATE | DELETE, or None when CloudFormation had finished (a
+    deploy waiting for its nodes); ``status``: the root's last status seen. The CLI says how to
+    follow or cancel it."""
+
+    def __init__(self, stack_name: str, operation: str | None, status: str | None, region: str | None = None):
+        super().__init__(stack_name, operation, status, region)
+        self.stack_name, self.operation, self.status, self.region = stack_name, operation, status, region

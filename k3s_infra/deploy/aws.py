@@ -5,6 +5,15 @@ from the environment file, and the endpoint from ``AWS_ENDPOINT_URL`` (honoured 
 botocore itself), so the same commands run against an emulator. Throttling and
 transient errors are retried by botocore's ``standard`` retry mode (``adaptive``
 through ``AWS_RETRY_MODE``).
+
+An endpoint that cannot be reached fails in seconds, not after botocore's 60 s connect
+timeout times eleven attempts with backoff: connections time out after CONNECT_TIMEOUT, and
+the account check every command makes first (STS GetCallerIdentity) is retried PROBE_RETRIES
+times. Later calls keep RETRIES, so throttling or a network blip in a long deploy is still
+retried. Config options: https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+(connect_timeout, default 60 s; retries.max_attempts: retries after the first call); standard
+mode retries connection errors and timeouts as transient, with up to 20 s of backoff
+(https://docs.aws.amazon.com/boto3/latest/guide/retries.html).
 """
 
 from __future__ import annotations
@@ -19,13 +28,17 @@ from k3s_infra.config import Environment
 from k3s_infra.deploy import AccountMismatch
 
 USER_AGENT = "k3s-infra"
+CONNECT_TIMEOUT = 5  # seconds: an AWS endpoint answers a connection in well under one
+RETRIES = 10
+PROBE_RETRIES = 1    # the first call: one retry, at most a second of backoff before it
 
 
-def client_config() -> Config:
+def client_config(retries: int = RETRIES) -> Config:
     mode = os.environ.get("AWS_RETRY_MODE", "standard")
     if mode not in ("standard", "adaptive"):
         mode = "standard"
-    return Config(retries={"mode": mode, "max_attempts": 10}, user_agent_extra=USER_AGENT)
+    return Config(retries={"mode": mode, "max_attempts": retries}, connect_timeout=CONNECT_TIMEOUT,
+                  user_agent_extra=USER_AGENT)
 
 
 class Aws:
@@ -70,7 +83,9 @@ class Aws:
 
     @cached_property
     def sts(self):
-        return self.client("sts")
+        # only check_account's GetCallerIdentity, the first call of every command: it finds out
+        # whether the endpoint answers at all (PROBE_RETRIES)
+        return self.session.client("sts", region_name=self.env.region, config=client_config(PROBE_RETRIES))
 
     def check_account(self) -> str:
         """Refuse to touch an account other than the one the config names (asked once per Aws)."""

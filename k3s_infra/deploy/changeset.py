@@ -35,6 +35,7 @@ class ChangeSet:
     empty: bool = False
     created_review_stack: bool = False
     stack_arn: str = ""  # CloudFormation's StackId (an ARN); logical IDs are naming's
+    name: str = ""       # as created: found by it (with the stack) before CreateChangeSet answers
 
 
 def stack_state(cfn, stack_name: str) -> dict | None:
@@ -86,17 +87,28 @@ def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None,
     cfn = aws.cloudformation
     kind = stack_states.change_set_type(env.stack_name, current)  # DeployError: none can run now
     name = f"k3s-infra-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
-    response = cfn.create_change_set(
-        StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
-        Capabilities=CAPABILITIES, IncludeNestedStacks=True, Parameters=parameters or [],
-        Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
-        Description=f"k3s-infra {env.name}", **pkg.template_args(kind))
-    # Followed by the StackId CloudFormation returned, never by name: a stack of the same
-    # name created or deleted meanwhile is another stack. Only a stack this run made is its
-    # to delete again: a REVIEW_IN_PROGRESS stack found may hold another run's change set.
-    result = ChangeSet(env.stack_name, response["Id"], kind, created_review_stack=current is None,
-                       stack_arn=response.get("StackId") or env.stack_name)
+    # Only a stack this run made is its to delete again: a REVIEW_IN_PROGRESS stack found may
+    # hold another run's change set (discard checks that none is left either).
+    result = ChangeSet(env.stack_name, "", kind, created_review_stack=current is None, stack_arn=env.stack_name,
+                       name=name)
     try:
+        response = cfn.create_change_set(
+            StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
+            Capabilities=CAPABILITIES, IncludeNestedStacks=True, Parameters=parameters or [],
+            Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
+            Description=f"k3s-infra {env.name}", **pkg.template_args(kind))
+    except ClientError:
+        raise  # CloudFormation answered: it made nothing
+    except BaseException:
+        # No answer (Ctrl-C, a connection lost) may come after CloudFormation made the change
+        # set: without its ID, discard deletes it by name.
+        discard(aws, result)
+        raise
+    try:
+        # Followed by the StackId CloudFormation returned, never by name: a stack of the same
+        # name created or deleted meanwhile is another stack.
+        result.change_set_id = response["Id"]
+        result.stack_arn = response.get("StackId") or env.stack_name
         described = _wait_created(cfn, response["Id"], poll, timeout)
         if described["Status"] == "FAILED":
             reason = described.get("StatusReason", "")
@@ -112,16 +124,60 @@ def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None,
 
 
 def discard(aws, change_set: ChangeSet) -> None:
-    """Delete a change set that will not run (and the empty stack a CREATE change set made)."""
+    """Delete a change set that will not run (and the empty stack a CREATE change set made,
+    unless another change set waits on it: a plan kept for 'deploy PLANFILE')."""
     cfn = aws.cloudformation
     try:
-        cfn.delete_change_set(ChangeSetName=change_set.change_set_id)
+        if change_set.change_set_id:
+            cfn.delete_change_set(ChangeSetName=change_set.change_set_id)
+        else:  # a name needs its stack (API_DeleteChangeSet.html)
+            cfn.delete_change_set(ChangeSetName=change_set.name, StackName=change_set.stack_name)
     except ClientError:
-        pass
+        pass  # never made, or gone already
     if change_set.created_review_stack:
         state = stack_state(cfn, change_set.stack_arn or change_set.stack_name)
-        if state and stack_states.discard_review_stack(state["StackStatus"]):
+        if state and stack_states.discard_review_stack(state["StackStatus"]) and \
+                not _others_waiting(cfn, state["StackId"], change_set):
             cfn.delete_stack(StackName=state["StackId"])
+
+
+def _others_waiting(cfn, stack_id: str, mine: ChangeSet) -> bool:
+    """Another change set of the stack that is not being deleted (ListChangeSets: its Status
+    DELETE_PENDING | DELETE_IN_PROGRESS | DELETE_COMPLETE while it goes). Filtered by StackId
+    too: moto 5.2.5 answers with the change sets of every stack."""
+    pages = cfn.get_paginator("list_change_sets").paginate(StackName=stack_id)
+    return any(summary.get("StackId") == stack_id and summary.get("ChangeSetId") != mine.change_set_id
+               and summary.get("ChangeSetName") != mine.name and not summary.get("Status", "").startswith("DELETE_")
+               for page in pages for summary in page.get("Summaries", []))
+
+
+class ChangeSetGone(DeployError):
+    """DescribeChangeSet: ChangeSetNotFound (executed and cleaned up, deleted, or expired)."""
+
+
+def describe(aws, change_set_id: str, kind: str) -> tuple[ChangeSet, dict]:
+    """A ``kind`` change set made earlier (``plan --out``; DescribeChangeSet does not say its
+    type), as ``create`` returns one, with the answer (Status, ExecutionStatus); ChangeSetGone
+    when it no longer exists."""
+    cfn = aws.cloudformation
+    try:
+        described = cfn.describe_change_set(ChangeSetName=change_set_id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ChangeSetNotFound":
+            raise ChangeSetGone(f"change set {change_set_id} no longer exists") from None
+        raise
+    return ChangeSet(described["StackName"], described["ChangeSetId"], kind, _changes(cfn, described, naming.ROOT),
+                     stack_arn=described["StackId"], name=described.get("ChangeSetName", "")), described
+
+
+def available(aws, change_set: ChangeSet) -> bool:
+    """Whether the change set still waits to be executed (ExecutionStatus AVAILABLE), asked
+    after Ctrl-C interrupted ExecuteChangeSet; False when that cannot be read either."""
+    try:
+        described = aws.cloudformation.describe_change_set(ChangeSetName=change_set.change_set_id)
+    except (ClientError, ResponseParserError):
+        return False
+    return described.get("ExecutionStatus") == "AVAILABLE"
 
 
 def execute(aws, change_set: ChangeSet) -> None:

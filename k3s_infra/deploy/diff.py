@@ -122,7 +122,7 @@ def _as_value(default: Any) -> str:
 
 
 def diff(aws, rendering) -> dict:
-    """The README's "diff" JSON shape (without its envelope)."""
+    """The "diff" JSON shape of docs/commands.md (without its envelope)."""
     env = aws.env
     # The root of a first create is never what a deployed stack holds (deploy/roll_order.py).
     rendered = {s.stack_id: parse(s.body) for s in rendering.stacks if s is not rendering.create_root}

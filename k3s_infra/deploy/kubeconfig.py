@@ -41,7 +41,7 @@ class Written:
     servers: tuple[str, ...]    # API server URLs
     merged: bool                # added to an existing kubeconfig (else a file of its own)
     backup: Path | None = None  # the copy of the merged-into file made first
-    current_context_set: bool = False
+    current_context_set: bool = False  # after the merge, the cluster's context is the current one
 
 
 def _is_kubeconfig(text: str) -> dict | None:
@@ -159,5 +159,8 @@ def kubeconfig(aws, path: Path | None, *, merge_into: bool = False, force: bool 
         backup = target.with_name(f"{target.name}.bak-{time.strftime('%Y%m%d%H%M%S')}")
         shutil.copy2(target, backup)
         os.chmod(backup, 0o600)
-    write_private(target, yaml.safe_dump(merge(existing or {}, doc, set_context=set_context), sort_keys=False))
-    return Written(env.stack_name, target, name, servers, merged=True, backup=backup, current_context_set=set_context)
+    merged = merge(existing or {}, doc, set_context=set_context)
+    write_private(target, yaml.safe_dump(merged, sort_keys=False))
+    # what the file says now: one without a current context (a new file) gets the cluster's, asked or not
+    current = merged.get("current-context") == name
+    return Written(env.stack_name, target, name, servers, merged=True, backup=backup, current_context_set=current)

@@ -10,7 +10,7 @@ before a retry, and after: a controller still running may make new ones). Only `
 under exactly this cluster's key, never a resource CloudFormation made: ``shared`` marks
 what the cluster uses without owning it, another key another cluster.
 
-Functions return data; they never print (lifecycle.destroy reports them as progress)."""
+Functions return data; they never print (teardown.destroy reports them as progress)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def gate(aws, *, source: str, update_image: bool = False, skip: bool = False,
         endpoint = os.environ.get("AWS_ENDPOINT_URL")
         hint = f"; against an emulator ({endpoint}) that does not model routes or offerings, " \
                "--skip-preflight skips these checks" if endpoint else "; --skip-preflight skips it"
-        raise ConfigError(source, problems + [("", f"nothing was changed (pre-flight{hint})")])
+        raise ConfigError(source, problems, hint=f"nothing was changed (pre-flight{hint})")
 
 
 def pinned_images(aws, *, update_image: bool = False) -> dict[str, str]:
@@ -90,7 +90,7 @@ def registry_needs(env: Environment) -> tuple[str, ...]:
     packaged components (the airgap tarball), come from the artifact bucket through the S3 gateway
     endpoint (deploy/artifacts.py); charts and other images come from their registries, which VPC
     endpoints do not reach (AWS PrivateLink serves AWS services only). Not refused: a registry
-    mirror in reach may serve them (README "Without NAT"); k3s-infra cannot see one."""
+    mirror in reach may serve them (docs/network.md "Without NAT"); k3s-infra cannot see one."""
     needs = [f"the AWS cloud controller: chart from {defaults.CCM_CHART_REPO}, image from registry.k8s.io "
              "(until it runs, every node keeps the node.cloudprovider.kubernetes.io/uninitialized taint)",
              f"the pod identity webhook: image {defaults.POD_IDENTITY_WEBHOOK_IMAGE.split('@')[0]}"]

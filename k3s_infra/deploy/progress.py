@@ -144,8 +144,9 @@ class ArtifactsStaged(Message):
 
 @dataclass(frozen=True)
 class PlanUploads(Message):
-    """plan writes to S3 (templates, a change set it deletes again)."""
+    """plan writes to S3 (templates, a change set it deletes again unless ``kept``: plan --out)."""
     bucket: str
+    kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class NodesReady(Message):
     waited: float
 
 
-# --- destroy (deploy/lifecycle.py) ----------------------------------------------------
+# --- destroy (deploy/teardown.py) -----------------------------------------------------
 
 @dataclass(frozen=True)
 class NothingToDestroy(Message):

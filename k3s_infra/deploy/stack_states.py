@@ -106,6 +106,23 @@ def change_set_type(stack: str, root: dict | None) -> Literal["CREATE", "UPDATE"
     raise DeployError(f"stack {stack} is {status}: no change set can run on it")  # a status botocore adds later
 
 
+def check_executable(stack: str, kind: str, root: dict | None) -> None:
+    """Right before ExecuteChangeSet: the stack is still one a ``kind`` change set runs on. An
+    operation started meanwhile (the console, another tool: the deploy lock only stops
+    k3s-infra) refuses here rather than queue behind it or fail half-way."""
+    if root is None:
+        raise DeployError(f"stack {stack} no longer exists; run plan or deploy again")
+    if change_set_type(stack, root) != kind:  # DeployError itself when no change set can run now
+        raise DeployError(f"stack {stack} is {root['StackStatus']}: it changed since its {kind} change set was "
+                          f"made; run plan or deploy again")
+
+
+def cancellable(status: str | None) -> bool:
+    """CancelUpdateStack takes only a stack in UPDATE_IN_PROGRESS
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CancelUpdateStack.html)."""
+    return status == "UPDATE_IN_PROGRESS"
+
+
 def check_destroyable(stack: str, status: str) -> None:
     """Destroy deletes a stack at rest in any status, and follows a delete already running
     (an earlier destroy interrupted); it never deletes under another running operation."""

@@ -16,7 +16,7 @@ from k3s_infra.deploy.progress import Following, Progress, ignore
 
 
 def collect(aws) -> dict[str, Any]:
-    """Everything ``status`` shows: the fields of the README's "status" JSON shape (the
+    """Everything ``status`` shows: the fields of the "status" JSON shape (docs/commands.md) (the
     CLI adds the envelope, ``kind`` and ``version``)."""
     aws.check_account()
     env = aws.env

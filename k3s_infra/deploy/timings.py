@@ -1,4 +1,4 @@
-"""How long a deploy really took, per nested stack: read from the stack events the Watcher
+"""How long a deploy (or destroy) really took, per nested stack: read from the stack events the Watcher
 followed (deploy/events.py), so it costs no AWS call of its own. The root's own events give
 the start and the end; each nested stack's resource events in the root give its wave (its
 first CREATE_/UPDATE_IN_PROGRESS and the _COMPLETE or _FAILED after it). Set beside the
@@ -12,8 +12,8 @@ from datetime import datetime
 
 from k3s_infra.deploy.events import STACK_TYPE
 
-_STARTS = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS")
-_ENDS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "CREATE_FAILED", "UPDATE_FAILED")
+_STARTS = ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS")  # delete: destroy's waves
+_ENDS = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "CREATE_FAILED", "UPDATE_FAILED", "DELETE_COMPLETE", "DELETE_FAILED")
 
 
 @dataclass(frozen=True)

@@ -19,4 +19,4 @@ def check_issuer_upgrade(env, root: dict | None) -> None:
     if outputs and o.ISSUER_URL not in outputs:
         raise Refused(f"{env.stack_name} was deployed before pod IAM: deploy it once with "
                       "k3s.service_account_issuer: accept (every server then accepts the new issuer's tokens), "
-                      "then remove that line and deploy again (they sign with it); README 'Pod IAM'")
+                      "then remove that line and deploy again (they sign with it); docs/pod-iam.md")

@@ -4,7 +4,7 @@ Each number says where it comes from and whether it is an estimate. ``estimate=F
 only where a primary source fixes it: an AWS page that states it, a CloudFormation
 resource provider's code that waits it, or our own settings (the boot's waits, the API
 target group's health check). Everything else is an estimate from reports, to be replaced by
-measurements: ``deploy`` prints the real time per wave (deploy/timings.py), and the README
+measurements: ``deploy`` prints the real time per wave (deploy/timings.py), and docs/performance.md
 ("How long it takes") says how far to trust the model. Seconds, for a create unless named.
 """
 

@@ -192,6 +192,12 @@ def addons_key(env: Environment, digest: str) -> str:
     return f"{addons_prefix(env)}/{digest}.yaml"
 
 
+def lock_key(env: Environment) -> str:
+    """The deploy lock (deploy/lock.py): under the cluster's prefix, so destroy's cleanup of
+    the artifact bucket takes it too."""
+    return f"{cluster_name(env)}/lock.json"
+
+
 def k3s_artifacts_prefix(env: Environment) -> str:
     """Where the deployer stages the K3s release files the nodes install (deploy/artifacts.py)."""
     return f"{cluster_name(env)}/k3s"

@@ -10,7 +10,7 @@ makes the serving certificate and the MutatingWebhookConfiguration with its CA
 Failure policy Ignore, as upstream's deploy/mutatingwebhook.yaml: a pod created while the
 webhook is away starts without AWS credentials (and, with IMDS hop limit 1, with none at
 all) instead of every pod creation in the cluster failing; recreate such a pod once the
-webhook runs (README "Pod IAM").
+webhook runs (docs/pod-iam.md).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from k3s_infra.config import Environment, yaml_text
 from k3s_infra.config.text import kebab
 from k3s_infra.model import limits, naming
 from k3s_infra.render import safe_output
-from stacks import build_children, root
+from k3s_infra.stacks import build_children, root
 
 FORMATS = ("yaml", "json")
 MANIFEST = "manifest.json"

@@ -56,5 +56,5 @@ SOURCES = {
     "stack parameters": "AWS::SSM::Parameter resources of the server stacks (components/node_bundle.py), "
                         "DeletionPolicy Delete, the default (aws-attribute-deletionpolicy.html, as above)",
     "templates": "destroy removes this cluster's keys (every version and delete marker) from the shared artifact "
-                 "bucket once the stack is gone (deploy/lifecycle.py _empty_artifacts; README 'Deploying')",
+                 "bucket once the stack is gone (deploy/teardown.py _empty_artifacts; docs/commands.md, destroy)",
 }

@@ -108,7 +108,7 @@ def test_destroy_deletes_what_the_cloud_controller_made_and_nothing_else(cli, co
     destroyed = cli("destroy", "--config", config, "--yes", "--allow-protected")
     assert destroyed.code == 0, destroyed
     assert "deletion protection removed from the load balancers" in destroyed.out
-    assert "deleted 4 resources of the cloud controller, revoked 1 rules naming them" in destroyed.out
+    assert "deleted 4 resources of the cloud controller, revoked 1 rule naming them" in destroyed.out
     assert not any(_exists(aws, kind, ident) for kind, ident in owned.items()), destroyed
     assert all(_exists(aws, kind, ident) for decoy in decoys for kind, ident in decoy.items())
     assert _live_stacks(aws) == []

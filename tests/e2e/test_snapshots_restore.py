@@ -57,7 +57,7 @@ def test_snapshots_are_listed_newest_first(cli, config, aws):
     rows = [line.split() for line in table.out.splitlines()]
     assert rows[0][:2] == ["NAME", "SIZE"]
     assert [r[0] for r in rows[1:]] == NAMES[::-1]
-    assert [r[1] for r in rows[1:]] == ["102", "101", "100"]
+    assert [r[1:3] for r in rows[1:]] == [["102", "B"], ["101", "B"], ["100", "B"]]  # bytes below 1 KiB
     listed_doc = json.loads(cli("snapshots", "--config", config, "--output", "json").out)
     assert listed_doc["kind"] == "snapshots" and listed_doc["version"] == 1
     listed = listed_doc["snapshots"]

@@ -186,7 +186,7 @@ def tests_for(mutant: Mutant, trace: dict) -> list[str]:
 
 def _with_earlier(chosen: list[str], trace: dict) -> list[str]:
     """With every passing test run before them in their files (a file's tests may build on
-    the ones before them: README "Tests"), in the traced order."""
+    the ones before them: docs/contributing.md "Tests"), in the traced order."""
     last = {t.split("::")[0]: t for t in chosen}
     keep, done = [], set()
     for nodeid, run_ in trace["tests"].items():
@@ -313,10 +313,13 @@ def report(path: Path = RESULTS, folder: str = "deploy/") -> None:
     """Per module: killed / non-equivalent, equivalent, sampled of total; then every mutant
     that survived its first run, with what became of it (equivalent, killed by a test added
     since, or still alive)."""
+    records = [json.loads(line) for line in (path.read_text().splitlines() if path.exists() else [])]
+    # A module measured again after it changed: only its last measured version counts.
+    version = {r["module"]: r["sha256"] for r in records}
     runs: dict[str, list[dict]] = {}
-    for line in (path.read_text().splitlines() if path.exists() else []):
-        record = json.loads(line)
-        runs.setdefault(record["mutant"], []).append(record)
+    for record in records:
+        if record["sha256"] == version[record["module"]]:
+            runs.setdefault(record["mutant"], []).append(record)
     equal = equivalent()
     killed = {m: r[-1]["verdict"].startswith("killed") and m not in equal for m, r in runs.items()}
     print("| module | killed / non-equivalent | equivalent | sampled of total | score |\n|---|---:|---:|---:|---:|")

@@ -12,6 +12,7 @@ control run) are left out. The part's file changing during the run stops it.
 
     .venv/bin/python tests/mutation/sh_mutate.py [boot.sh|boot_lib.sh|first_server.sh|...]
     .venv/bin/python tests/mutation/sh_mutate.py --list boot.sh
+    .venv/bin/python tests/mutation/sh_mutate.py --survivors boot.sh   # again: not killed, not equivalent
     .venv/bin/python tests/mutation/sh_mutate.py --report boot.sh   # the table of docs/testing.md
 
 Results: build/mutation/<part>.jsonl (one line per mutant), a summary at the end.
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from k3s_infra.bootstrap import script  # noqa: E402
-from tests.mutation.py_mutate import CAP, OUT, SEED, report, sample  # noqa: E402
+from tests.mutation.py_mutate import CAP, OUT, SEED, equivalent, latest, report, sample  # noqa: E402
 
 BOOT_TESTS = ["tests/boot", "--deselect", "tests/boot/test_boot_shellcheck.py"]
 HEREDOC = r"<<-?'?(\w+)"
@@ -104,7 +105,7 @@ def run_boot_tests(name: str, text: str, folder: Path, args: list[str], timeout:
 
 
 def main(argv: list[str]) -> int:
-    flag = argv[0] if argv[:1] in (["--list"], ["--report"]) else None
+    flag = argv[0] if argv[:1] in (["--list"], ["--report"], ["--survivors"]) else None
     name = ((argv[1:] if flag else argv)[:1] or ["boot.sh"])[0]
     if flag == "--report":
         report(OUT / f"{name}.jsonl", "bootstrap/")
@@ -119,6 +120,10 @@ def main(argv: list[str]) -> int:
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     results = OUT / f"{name}.jsonl"
+    if flag == "--survivors":  # the sample's mutants whose last run did not kill them, unless equivalent
+        earlier, same = latest(results), equivalent()
+        chosen = [m for m in chosen if m.ident not in same and m.ident in earlier
+                  and not earlier[m.ident]["verdict"].startswith("killed")]
     with tempfile.TemporaryDirectory(prefix="sh-mutate-") as tmp:
         code, out = run_boot_tests(name, script.part(name), Path(tmp) / "control", BOOT_TESTS)
         failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)

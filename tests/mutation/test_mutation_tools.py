@@ -5,6 +5,7 @@ ever changing. Fast; part of make test (the mutation runs are not)."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 from tests.mutation import py_mutant, py_mutate, sh_mutate
@@ -86,3 +87,17 @@ def test_each_shell_operator_makes_its_edit_and_here_documents_are_data():
         "if g; then return 0; fi", "if ! g; then return 1; fi", "if ! g; then return 1; fi",
         '[ "$b" != y ] && h', '[ "$b" = y ] || h',
     }
+
+
+def test_a_module_measured_again_after_a_change_counts_its_last_version_only(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(py_mutate, "EQUIVALENT", tmp_path / "none.txt")
+    (tmp_path / "none.txt").write_text("")
+    rows = [("old", "m.py:1:0:not", "survived"), ("old", "m.py:2:0:not", "killed"),
+            ("new", "m.py:2:0:not", "killed"), ("new", "m.py:3:0:not", "killed")]
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps({"module": "m.py", "sha256": sha, "mutant": ident, "verdict": verdict,
+                                           "by": [], "before": "not x", "after": "x", "total": 9}) + "\n"
+                               for sha, ident, verdict in rows))
+    py_mutate.report(results)
+    out = capsys.readouterr().out
+    assert "| `deploy/m.py` | 2 / 2 | 0 | 2 of 9 | 100% |" in out and "m.py:1:0:not" not in out

@@ -29,7 +29,7 @@ def group_tags(template: dict) -> dict[str, str]:
 
 
 def expected_template_tags(pool: dict) -> dict[str, str]:
-    """Node-template tags of a pool as written in its environment file (README format:
+    """Node-template tags of a pool as written in its environment file (docs/node-pools.md format:
     label/<key> = value, taint/<key> = value:Effect)."""
     tags = {f"{PREFIX}/node-template/label/{k}": v for k, v in pool.get("labels", {}).items()}
     for taint in pool.get("taints", []):
@@ -40,7 +40,7 @@ def expected_template_tags(pool: dict) -> dict[str, str]:
 
 
 def cluster_of(document: dict) -> str:
-    # The cluster is the root stack's name: deploy.stack_name, else k3s-<name> (README: Naming).
+    # The cluster is the root stack's name: deploy.stack_name, else k3s-<name> (docs/configuration.md: deploy).
     return document.get("deploy", {}).get("stack_name") or f"k3s-{document['name']}"
 
 

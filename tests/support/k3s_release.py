@@ -74,7 +74,7 @@ def sandbox_parameters() -> dict[str, str]:
 
 def staged_objects(boot_env: dict[str, str], binary: str | None = None, images: str | None = None) -> dict[str, str]:
     """bucket/key -> content of every file the deployer staged for these nodes, at
-    <bucket>/<stack>/k3s/<sha256>/<file name> (README "Verified install"); ``binary``, ``images``:
+    <bucket>/<stack>/k3s/<sha256>/<file name> (docs/node-boot.md "Verified install"); ``binary``, ``images``:
     what those objects hold instead of the genuine bytes (tampered objects)."""
     where = f"{boot_env['ARTIFACT_BUCKET']}/{boot_env['ARTIFACT_PREFIX']}"
     pins = sandbox_parameters()

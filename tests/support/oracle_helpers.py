@@ -34,7 +34,7 @@ K3S_DOCUMENTED_DEFAULTS = {"cluster_cidr": "10.42.0.0/16", "service_cidr": "10.4
 
 
 def _merge(parent: Any, child: Any) -> Any:
-    """README "Environments": mappings merge key by key, lists and scalars of the child replace."""
+    """docs/configuration.md: mappings merge key by key, lists and scalars of the child replace."""
     if isinstance(parent, dict) and isinstance(child, dict):
         return {**parent, **{k: _merge(parent[k], v) if k in parent else v for k, v in child.items()}}
     return child
@@ -46,7 +46,7 @@ def plain_document(path: Path) -> dict:
     parent = document.pop("extends", None)
     if parent is None:
         return document
-    # A bare file name, beside the file or else in the project's environments/ (README: extends).
+    # A bare file name, beside the file or else in the project's environments/ (docs/configuration.md: extends).
     beside = Path(path).parent / parent
     return _merge(plain_document(beside if beside.is_file() else REPO / "environments" / parent), document)
 

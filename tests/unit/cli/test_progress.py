@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from k3s_infra.cli.progress import Console, lines, restore_request_line
+from k3s_infra.deploy import lock
 from k3s_infra.deploy import progress as msg
 from k3s_infra.deploy.changeset import Change, ChangeSet
 from k3s_infra.deploy.images import ImageChoice
@@ -30,6 +31,8 @@ NLB = Leftover("load balancer", "arn:aws:elasticloadbalancing:eu-west-1:1:loadba
 ELB = Leftover("classic load balancer", "c3d4", "c3d4")
 SG = Leftover("security group", "sg-0c3d4", "k8s-elb-c3d4", "vpc-1", ("sg-0node",))
 FOUND = Leftovers("kubernetes.io/cluster/k3s-dev=owned", (NLB, ELB, SG))
+HOLDER = lock.Holder("arn:aws:iam::123456789012:user/ci", "runner-1", 4242, "deploy",
+                     datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc), datetime(2026, 1, 2, 4, 0, tzinfo=timezone.utc))
 
 SAMPLES = [
     msg.StackEvent(EVENT, "ServerInit"), msg.Waiting("k3s-dev", "UPDATE_IN_PROGRESS", 65, 3),
@@ -57,6 +60,9 @@ SAMPLES = [
     msg.RegistryNeeded("network.create.nat_gateways", ("the AWS cloud controller: chart from https://x",)),
     msg.ArtifactTransfer("k3s", "download", 32_000_000, 72_000_000), msg.ArtifactVerified("k3s", "a" * 64, "cache /c/k3s"),
     msg.ArtifactCacheRejected("/c/k3s", "b" * 64, "a" * 64), msg.ArtifactsStaged("bucket", "k3s-dev/k3s", ("k3s",), ()),
+    msg.PlanUploads("bucket", kept=True),
+    lock.LockTakenOver(HOLDER, "s3://b/k3s-dev/lock.json"), lock.LockRemoved(HOLDER, True, "s3://b/k3s-dev/lock.json"),
+    lock.LockLost("s3://b/k3s-dev/lock.json"), lock.LockNotReleased("s3://b/k3s-dev/lock.json", "AccessDenied"),
 ]
 
 
@@ -158,7 +164,7 @@ def test_controller_leftovers_read_as_aligned_rows_and_a_summary():
         "  security group         k8s-elb-c3d4  sg-0c3d4 (rules of sg-0node name it: revoked first)"]
     cleanup = Cleanup((NLB, ELB), ((SG, "DependencyViolation"),), (("sg-0node", "sg-0c3d4"),), 605)
     assert lines(msg.LeftoversDeleted(cleanup)) == [
-        "deleted 2 resources of the cloud controller, revoked 1 rules naming them  (10m05s)",
+        "deleted 2 resources of the cloud controller, revoked 1 rule naming them  (10m05s)",
         "warning: not deleted (the stack delete may fail on them; destroy cleans up again before a retry):",
         "  security group  k8s-elb-c3d4  sg-0c3d4  DependencyViolation"]
     assert lines(msg.LeftoversWaiting((SG,), 30)) == ["  waiting for k8s-elb-c3d4: still in use  (0m30s)"]
@@ -179,3 +185,41 @@ def test_the_k3s_files_read_as_what_happened_to_them():
     warning = lines(msg.RegistryNeeded("network.create.nat_gateways", ("one", "two")))
     assert warning[0].startswith("warning: network.create.nat_gateways: the nodes have no way to the internet")
     assert warning[1:] == ["  one", "  two"]
+
+
+def test_one_of_a_thing_reads_in_the_singular():
+    one = ChangeSet("k3s-dev", "cs", "UPDATE", [Change("Root", "Modify", "Servers", "AWS::CloudFormation::Stack", "")])
+    two = ChangeSet("k3s-dev", "cs", "UPDATE", [*one.changes, Change("Root", "Add", "Draining",
+                                                                      "AWS::CloudFormation::Stack", "")])
+    assert lines(msg.ChangeSetReady(one))[0] == "update k3s-dev: 1 change"
+    assert lines(msg.ChangeSetReady(two))[0] == "update k3s-dev: 2 changes"
+    assert lines(msg.NodesReady(1, (), 0.4)) == ["nodes ready: 1 node group, none launched by this deploy"]
+    assert lines(msg.SnapshotBucketEmptied("snaps", 1)) == [
+        "emptied the snapshot bucket s3://snaps (1 object version and delete markers)"]
+
+
+def _shown(messages) -> list[str]:
+    out = io.StringIO()
+    console = Console(out, live=False)
+    for message in messages:
+        console(message)
+    return out.getvalue().splitlines()
+
+
+def test_a_wait_reported_at_every_poll_shows_once_then_on_change_or_every_30_seconds():
+    # restore --timeout 15 polls about five times a second: one line, not 75
+    polls = [i * 0.2 for i in range(76)]
+    assert _shown(msg.WaitingForJoiningServers(t) for t in polls) == [
+        "  waiting for the joining servers to terminate (0s)"]
+    # a long wait: a reminder at most every 30 s
+    assert _shown(msg.WaitingForRestore("snap", PARAMETER, t) for t in range(0, 95, 5)) == [
+        f"  waiting for the new first server to restore snap and delete {PARAMETER} ({t}s)" for t in (0, 30, 60, 90)]
+    # what it waits for changed (a node became ready): shown at once
+    nodes = [msg.WaitingForNodes("Servers", 1, 3, 10), msg.WaitingForNodes("Servers", 1, 3, 12),
+             msg.WaitingForNodes("Servers", 2, 3, 14), msg.WaitingForNodes("Servers", 2, 3, 16)]
+    assert _shown(nodes) == ["  waiting for Servers: 1/3 nodes ready  (0m10s)",
+                             "  waiting for Servers: 2/3 nodes ready  (0m14s)"]
+    # a second wait of the same kind (its clock starts again) is a new wait; other lines pass untouched
+    again = [msg.WaitingForJoiningServers(5), msg.StackDeleted("k3s-dev"), msg.WaitingForJoiningServers(1)]
+    assert _shown(again) == ["  waiting for the joining servers to terminate (5s)", "k3s-dev: DELETE_COMPLETE",
+                             "  waiting for the joining servers to terminate (1s)"]

@@ -28,14 +28,14 @@ def test_each_cluster_secret_is_generated_named_and_encrypted_for_this_cluster(n
     data = build_templates(env)["ClusterData"].to_dict()["Resources"]
     for logical, what in SECRETS.items():
         props = data[logical]["Properties"]
-        # The root stack's name is the cluster's identity (README: one cluster per stack name).
+        # The root stack's name is the cluster's identity (one cluster per stack name: docs/operations.md).
         assert props["Name"] == f"k3s-infra/{env.stack_name}/{what}", logical
         assert props["KmsKeyId"] == {"Fn::GetAtt": ["ClusterKey", "Arn"]}, logical
         generated = props["GenerateSecretString"]
         assert generated["ExcludePunctuation"] is True and generated["PasswordLength"] >= 32, logical
         assert props["Description"], logical
         # Kept through a delete and a replacement when the environment file protects the cluster
-        # (README: protected environments retain data).
+        # (docs/operations.md "Deploying": protected environments retain data).
         kept = (data[logical].get("DeletionPolicy"), data[logical].get("UpdateReplacePolicy"))
         if document.get("protected"):
             assert kept[0] in ("Retain", "RetainExceptOnCreate") and kept[1] == "Retain", logical

@@ -1,6 +1,6 @@
 """Reading an environment file (k3s_infra/config/loading.py): the shipped environments load,
 ``extends`` merges mappings key by key while the child's lists and values replace the
-parent's (README "Environments"), a mistake is blamed on the file that made it, unknown keys
+parent's (docs/configuration.md), a mistake is blamed on the file that made it, unknown keys
 are refused at every level, each problem names the field path as the user wrote it (pool
 names, label keys) and what is wrong, and the JSON Schema for editors matches the model.
 Expected values come from the files written here and the documents below, not from the code;
@@ -122,9 +122,9 @@ def test_unknown_keys_are_refused_at_every_level(dev, where):
     assert "unknown key" in str(error)
 
 
-def test_an_unknown_key_is_named_as_such(dev):
+def test_an_unknown_key_is_named_as_such_with_the_closest_known_one(dev):
     dev["k3s"]["versoin"] = "v1.30.1+k3s1"
-    assert _refusal(dev).problems == [("k3s.versoin", "unknown key")]
+    assert _refusal(dev).problems == [("k3s.versoin", "unknown key; did you mean version?")]
 
 
 def test_a_missing_required_field_is_named_as_such(dev):

@@ -4,7 +4,8 @@
 - a rule across fields (k3s.cluster_cidr overlaps network.vpc_cidr) is blamed on the file that
   set the value it is about, names the file of the other value when that is another, and, when
   the value it is about is a default, is blamed on the file that set the other one;
-- problems name the file the user gave, never a temporary copy (read_document's ``shown``).
+- problems name the file the user gave, never a temporary copy (read_document's ``shown``);
+- an unknown key names the closest field of its section (difflib), a hint is not a problem.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import copy
 import pytest
 import yaml
 
-from k3s_infra.config import ConfigError, load_environment, read_document
+from k3s_infra.config import ConfigError, load_environment, read_document, validate
 from k3s_infra.config.loading import MAX_EXTENDS
 
 
@@ -81,3 +82,40 @@ def test_problems_name_the_file_shown_not_a_temporary_copy(tmp_path):
     with pytest.raises(ConfigError) as caught:
         read_document(temporary, shown="environments/dev.yaml")
     assert caught.value.source == "environments/dev.yaml" and "k2j3h4" not in str(caught.value)
+
+
+# --- did you mean, and what a message counts -----------------------------------------
+
+@pytest.mark.parametrize("where, typo, known", [
+    ((), "extend", "extends"),                                   # the parent file key, read before validation
+    (("agent_pools", 0), "max_szie", "max_size"),                # inside a list item
+    (("network", "subnets", 0), "azz", "az"),                    # a list inside a section
+    (("addons",), "longhorm", "longhorn"),                       # the add-ons section's own fields
+    (("k3s", "etcd_snapshots"), "schedul", "schedule"),          # two levels down
+])
+def test_an_unknown_key_suggests_the_closest_field_of_its_section(env_document, where, typo, known):
+    document = env_document("prod")
+    node = document
+    for step in where:
+        node = node.setdefault(step, {}) if isinstance(step, str) else node[step]
+    node[typo] = "x"
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "prod.yaml")
+    ((path, message),) = caught.value.problems
+    assert path.endswith(typo) and message == f"unknown key; did you mean {known}?"
+
+
+def test_an_unknown_key_like_no_field_gets_no_guess(env_document):
+    document = env_document("dev")
+    document["servers"]["colour"] = "blue"
+    with pytest.raises(ConfigError) as caught:
+        validate(document, "dev.yaml")
+    assert caught.value.problems == [("servers.colour", "unknown key")]
+
+
+def test_a_hint_is_a_line_of_its_own_and_not_a_problem():
+    one = ConfigError("dev.yaml", [("network.vpc_id", "vpc-0abc does not exist")], hint="nothing was changed")
+    assert str(one) == "dev.yaml: network.vpc_id: vpc-0abc does not exist\nnothing was changed"
+    two = ConfigError("dev.yaml", [("a", "x"), ("b", "y")], hint="nothing was changed")
+    assert str(two).splitlines() == ["dev.yaml: 2 problems", "  a: x", "  b: y", "nothing was changed"]
+    assert two.problems == [("a", "x"), ("b", "y")] and two.hint == "nothing was changed"

@@ -20,7 +20,7 @@ from troposphere.ec2 import VPCEndpoint
 from k3s_infra.components import network as network_component
 from k3s_infra.config import validate
 from k3s_infra.config.network import INTERFACE_ENDPOINTS, subnet_prefix
-from stacks import network as network_stack
+from k3s_infra.stacks import network as network_stack
 from tests.support.config_errors import paths, refused
 
 

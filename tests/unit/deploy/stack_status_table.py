@@ -18,7 +18,7 @@ Written from what each status means, not from the code:
 Rules every table keeps: a rollback is never a success (exit 0 only after an operation
 completed as asked); nothing is changed under an operation CloudFormation is running; the
 change-set cleanup deletes only an empty (REVIEW_IN_PROGRESS) stack it made itself.
-Exit codes (README "Exit codes"): 0 success, 1 failure, 2 changes (plan --detailed-exitcode),
+Exit codes (docs/commands.md "Exit codes"): 0 success, 1 failure, 2 changes (plan --detailed-exitcode),
 130 interrupted (Ctrl-C)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Moving K3s's release files (deploy/artifacts.py download, stage), as README "Node boot"
+"""Moving K3s's release files (deploy/artifacts.py download, stage), as docs/node-boot.md "Verified install"
 (Verified install) says: a download that waits more than 60 s for its connection or its next
 bytes, or ends short of its Content-Length, fails naming its URL and keeps nothing partial;
 downloads and uploads report progress every 32 MiB; a file already in the bucket (HeadObject:

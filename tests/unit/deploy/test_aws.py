@@ -1,6 +1,6 @@
 """The boto3 session and clients (deploy/aws.py): standard configuration only, botocore's
 retry modes (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html:
-``standard`` and ``adaptive``; README "Deploying": `AWS_RETRY_MODE=adaptive` switches, up to
+``standard`` and ``adaptive``; docs/operations.md "Deploying": `AWS_RETRY_MODE=adaptive` switches, up to
 10 attempts a call), and the account check every AWS command runs first."""
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ def test_throttling_is_retried_in_the_mode_asked_for_up_to_ten_attempts(monkeypa
     else:
         monkeypatch.setenv("AWS_RETRY_MODE", asked)
     assert client_config().retries == {"mode": used, "max_attempts": 10}
+
+
+def test_connections_time_out_in_seconds_and_the_first_call_is_retried_once():
+    """botocore waits 60 s for a connection by default and standard mode retries connection
+    errors as transient (https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html,
+    https://docs.aws.amazon.com/boto3/latest/guide/retries.html): ten retries of them is minutes.
+    A client's config holds total_max_attempts: the first call and its retries."""
+    assert client_config().connect_timeout == 5
+    aws = Aws(DEV, session=boto3.Session(aws_access_key_id="x", aws_secret_access_key="x"))
+    assert aws.sts.meta.config.retries["total_max_attempts"] == 2 and aws.sts.meta.config.connect_timeout == 5
+    assert aws.cloudformation.meta.config.retries["total_max_attempts"] == 11
+    assert aws.cloudformation.meta.config.connect_timeout == 5
 
 
 def test_the_session_given_is_the_one_used_and_the_default_one_takes_the_files_region():

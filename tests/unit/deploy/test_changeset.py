@@ -98,7 +98,7 @@ def test_every_page_of_changes_is_listed(cfn):
 
 
 def test_nested_change_sets_are_followed_five_levels_deep_and_a_cycle_ends(cfn):
-    """README "Commands" (plan): nested change sets are followed five levels deep. A change
+    """docs/commands.md "Commands" (plan): nested change sets are followed five levels deep. A change
     set naming itself as its nested one (a malformed answer) ends there too."""
     _created(cfn, {"Status": "CREATE_COMPLETE", "Changes": [_change("Level1", NESTED)]})
     for level in range(2, 7):
@@ -129,7 +129,7 @@ def test_a_stack_that_does_not_exist_is_absent_and_other_errors_are_raised(cfn):
 
 @pytest.mark.parametrize("looks_at, raised", [((0, 1800), False), ((0, 1800, 1801), True)])
 def test_a_change_set_not_built_within_30_minutes_is_given_up_and_deleted(cfn, monkeypatch, looks_at, raised):
-    """README "Commands" (plan, deploy): one CloudFormation has not built after 30 minutes is
+    """docs/commands.md "Commands" (plan, deploy): one CloudFormation has not built after 30 minutes is
     an error; at exactly 30 minutes it still waits. ``looks_at``: the clock at the start, then
     after each look that found it still building."""
     clock = iter(looks_at)

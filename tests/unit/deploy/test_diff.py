@@ -1,5 +1,5 @@
 """The read-only diff (deploy/diff.py): templates as GetTemplate returns them, and one
-stack's differences in the README's "diff" JSON shape (README "Output for pipelines":
+stack's differences in the "diff" JSON shape (docs/commands.md "JSON output":
 state added | removed | changed | unchanged; resources and parameters added / removed /
 changed with their property paths, three levels deep; other template sections by name).
 The whole command against moto is tests/e2e/test_cli_pipeline.py's."""

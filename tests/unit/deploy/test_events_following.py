@@ -135,7 +135,7 @@ class _Clock:
 
 
 def test_a_stack_still_in_progress_after_3_hours_is_given_up(cfn, monkeypatch):
-    """README "Deploying" (long operations): given up after 3 hours, exit 1; a look at exactly
+    """docs/operations.md "Deploying" (long operations): given up after 3 hours, exit 1; a look at exactly
     3 hours still waits (looks at 0, 3 h and 6 h)."""
     clock = _Clock()
     monkeypatch.setattr(ev, "time", clock)
@@ -164,7 +164,7 @@ class _Events:
 
 
 def test_a_failure_is_followed_into_nested_stacks_ten_levels_deep_at_most():
-    """README "Commands" (deploy): a chain of "Embedded stack <arn> was not successfully
+    """docs/commands.md "Commands" (deploy): a chain of "Embedded stack <arn> was not successfully
     created" is followed ten levels deep; the cause eleven levels down is not reached, the
     deepest stack followed names it."""
     arn = [f"arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev-L{n}/{n}" for n in range(12)]

@@ -1,4 +1,4 @@
-"""The admin kubeconfig (deploy/kubeconfig.py), as README "Commands" describes `kubeconfig`
+"""The admin kubeconfig (deploy/kubeconfig.py), as docs/commands.md "Commands" describes `kubeconfig`
 and `kubeconfig --merge`: names after the cluster whatever the node published (K3s writes
 `default` for cluster, user and context), mode 0600, never over an existing file without
 force; merged like `aws eks update-kubeconfig` (other names kept, same names replaced, a
@@ -18,6 +18,7 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
+from k3s_infra.cli.kubeconfig import lines
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import DeployError
 from k3s_infra.deploy import kubeconfig as kc
@@ -234,3 +235,25 @@ def test_another_account_is_refused_before_the_secret_is_read(tmp_path):
         with pytest.raises(Refused):
             kc.kubeconfig(rig.aws, tmp_path / "k")
     assert not (tmp_path / "k").exists()
+
+
+@pytest.mark.parametrize("before, set_context, current", [
+    (None, False, True),        # a new file: its only context is the current one, asked or not
+    ({"apiVersion": "v1", "kind": "Config", "clusters": []}, False, True),  # a file without a current context
+    ("theirs", False, False),   # another current context: kept
+    ("theirs", True, True),
+])
+def test_merging_reports_whether_the_cluster_s_context_is_current_as_the_file_says(tmp_path, before, set_context,
+                                                                                   current):
+    target = tmp_path / "config"
+    if before is not None:
+        target.write_text(yaml.safe_dump(_theirs() if before == "theirs" else before))
+    with Rig() as rig:
+        rig.stack({"KubeconfigSecretArn": SECRET})
+        rig.secret(yaml.safe_dump(published()))
+        written = kc.kubeconfig(rig.aws, target, merge_into=True, set_context=set_context)
+    assert written.current_context_set is current
+    assert (yaml.safe_load(target.read_text())["current-context"] == "k3s-dev") is current
+    said = lines(written)[-2]  # what the user reads
+    assert ("current context set to it" in said) is current
+    assert ("current context unchanged (--set-context to switch)" in said) is not current

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import DeployError, lifecycle
+from k3s_infra.deploy import DeployError, lifecycle, teardown
 from k3s_infra.deploy.aws import Aws
 from tests.support.isolated import in_child
 
@@ -37,7 +37,7 @@ def test_library_destroy_refuses_a_termination_protected_stack(monkeypatch):
     monkeypatch.setattr(type(cfn), "update_termination_protection", lambda self, **kw: calls.append(kw),
                         raising=False)
     with pytest.raises(DeployError, match="termination protection"):
-        lifecycle.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
+        teardown.destroy(Aws(env), confirm=lambda what: True, allow_protected=False, poll=0)
     assert calls == []  # protection left as it was
     assert cfn.describe_stacks(StackName=env.stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 

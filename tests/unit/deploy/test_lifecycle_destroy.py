@@ -12,7 +12,7 @@ from botocore.stub import ANY, Stubber
 from k3s_infra.cli.destroy import question
 from k3s_infra.cli.progress import Console
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import lifecycle
+from k3s_infra.deploy import teardown
 
 ROOT = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/1111"
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -31,7 +31,7 @@ def _client(service):
                         endpoint_url=f"https://{service}.invalid")
 
 
-def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
+def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch, unlocked):
     cfn, s3_client, ssm_client = _client("cloudformation"), _client("s3"), _client("ssm")
     elbv2_client, elb_client, ec2_client = _client("elbv2"), _client("elb"), _client("ec2")
     root = {"StackName": "k3s-dev", "StackId": ROOT, "CreationTime": T0, "StackStatus": "CREATE_FAILED"}
@@ -85,8 +85,8 @@ def test_destroy_deletes_a_stack_whose_resources_cannot_be_listed(monkeypatch):
         monkeypatch.setattr("time.sleep", lambda seconds: None)
         asked = []
         out = io.StringIO()
-        outcome = lifecycle.destroy(Aws, confirm=lambda request: asked.append(question(request)) or True,
-                                    on_progress=Console(out), poll=0)
+        outcome = teardown.destroy(Aws, confirm=lambda request: asked.append(question(request)) or True,
+                                   on_progress=Console(out), poll=0).outcome
         c.assert_no_pending_responses()
         s.assert_no_pending_responses()
         m.assert_no_pending_responses()

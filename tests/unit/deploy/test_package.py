@@ -1,5 +1,5 @@
 """The artifact bucket and the children's upload (deploy/package.py) against botocore's
-Stubber, as README "Deploying" says: children under content-addressed keys, uploaded only
+Stubber, as docs/operations.md "Deploying" says: children under content-addressed keys, uploaded only
 when the key is not there yet; the bucket created if missing, private (the four public
 access blocks, owner-enforced), encrypted, versioned, tagged as the cluster. HeadBucket and
 HeadObject answer a missing bucket or key with 404 (botocore names the code "404", S3's REST
@@ -111,7 +111,7 @@ def test_each_child_is_uploaded_with_the_content_type_of_its_format(s3, monkeypa
 
 
 def test_the_add_ons_manifests_go_up_once_encrypted_with_kms(s3, rendering, monkeypatch):
-    """README "Node boot": the manifests hold the user's chart values: SSE-KMS (aws/s3), and
+    """docs/node-boot.md "Add-on manifests": the manifests hold the user's chart values: SSE-KMS (aws/s3), and
     content-addressed like the children (a key already there holds these bytes)."""
     charts = SimpleNamespace(key=f"{ENV.stack_name}/addons/0a1b/addons.yaml", body="kind: HelmChart\n")
     monkeypatch.setattr(package.bundle, "addons_object", lambda env: charts)

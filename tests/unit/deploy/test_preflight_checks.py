@@ -154,7 +154,7 @@ def _check_managed(env, zones: list[dict], wanted: int) -> tuple[list, list]:
 
 @pytest.mark.parametrize("nat, offline", [("none", ["network.create.nat_gateways"]), ("one", []), ("per-az", [])])
 def test_a_managed_network_without_nat_gateways_is_offline_and_no_problem(env_document, nat, offline):
-    """README "Without NAT": its S3 gateway endpoint serves every private route table; what
+    """docs/network.md "Without NAT": its S3 gateway endpoint serves every private route table; what
     nodes still cannot fetch is listed (registry_needs), not refused."""
     document = env_document("staging")
     document["network"]["create"]["nat_gateways"] = nat

@@ -200,7 +200,7 @@ def test_a_spot_pool_needs_the_share_cloudformation_accepts(aws, clock):
 
 @pytest.mark.parametrize("poll, looks", [(2700, 3), (2701, 2)])
 def test_by_default_the_wait_gives_up_once_more_than_45_minutes_passed(aws, clock, poll, looks):
-    """README "Deploying": after 45 minutes (the joiners' 40-minute signal timeout, and 5 more)
+    """docs/operations.md "Deploying": after 45 minutes (the joiners' 40-minute signal timeout, and 5 more)
     it exits 1. A look at exactly 45 minutes still waits."""
     for _ in range(looks):
         expect_group(aws, 1, ("i-new", "Pending"))
@@ -233,7 +233,7 @@ def _spot(on_demand_percent: int) -> dict:
     (101, 51, 0, True),
 ])
 def test_a_spot_pool_needs_half_its_desired_capacity_rounded_up(aws, clock, desired, in_service, on_demand, enough):
-    """MinSuccessfulInstancesPercent 50 for pools with any spot capacity (README "Agent pools");
+    """MinSuccessfulInstancesPercent 50 for pools with any spot capacity (docs/operations.md "Deploying", nodes ready);
     instances from before the deploy count as they are, so one look decides."""
     members = [(f"i-{n:03}", "InService") for n in range(in_service)]
     expect_group(aws, desired, *members, **_spot(on_demand))

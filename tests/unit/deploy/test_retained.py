@@ -1,4 +1,4 @@
-"""A first deploy over data an earlier protected deployment kept (deploy/retained.py, README
+"""A first deploy over data an earlier protected deployment kept (deploy/retained.py, docs/operations.md
 "Protected environments"): its secrets' names (k3s-infra/<stack>/token, agent-token,
 kubeconfig) and the cluster key's alias (alias/k3s-infra/<stack>) cannot be created again, so
 the deploy refuses before uploading, naming each. DescribeSecret answers a secret scheduled
@@ -95,3 +95,21 @@ def test_a_first_deploy_with_every_name_free_goes_on_and_an_update_asks_nothing(
         rig.aliases("alias/k3s-infra/k3s-devx")
         retained.check_first_deploy(rig.aws, None)
         retained.check_first_deploy(rig.aws, {"StackStatus": "UPDATE_COMPLETE", "StackId": "arn"})
+
+
+def test_the_refusal_names_both_ways_out():
+    """A secret scheduled for deletion keeps its name until its recovery window ends unless it
+    is deleted with ForceDeleteWithoutRecovery
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_DeleteSecret.html), and
+    an alias is freed by DeleteAlias; the other way out is a new deploy.stack_name. Keeping the
+    old token matters to a restore: K3s needs the token the snapshot was taken with
+    (https://docs.k3s.io/cli/etcd-snapshot)."""
+    with Rig() as rig:
+        rig.secrets(token=True)
+        rig.aliases(ALIAS)
+        with pytest.raises(Refused) as refused:
+            retained.check_first_deploy(rig.aws, None)
+    advice = str(refused.value).splitlines()[-1]
+    for way_out in ("aws secretsmanager delete-secret", "--force-delete-without-recovery", "aws kms delete-alias",
+                    "deploy.stack_name", "token"):
+        assert way_out in advice

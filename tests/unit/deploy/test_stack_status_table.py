@@ -8,10 +8,7 @@ that change AWS, in order, and the message that says why."""
 
 from __future__ import annotations
 
-import functools
-from contextlib import nullcontext
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import pytest
 from botocore.loaders import Loader
@@ -20,13 +17,9 @@ from botocore.stub import ANY
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli.destroy import plan_lines
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import (artifacts, groups, images, leftovers, lifecycle, preflight, protection, quorum,
-                              roll_order,
-                              readiness, restore_request, retained, snapshots, stack_states)
+from k3s_infra.deploy import snapshots, stack_states, teardown
 from k3s_infra.deploy import status as deploy_status
-from k3s_infra.deploy.progress import ArtifactsCleaned, NodeParametersDeleted
 from k3s_infra.model import naming
-from k3s_infra.render import render
 from tests.support.stack_stubs import (CAPABILITIES, CHANGE_SET, NAME, NESTED_CHANGE_SET, ROOT, SERVERS, T0, Rig,
                                        change_set, nested_change_set)
 from tests.unit.deploy.stack_status_table import MEANING, RUNNING, TABLES
@@ -37,59 +30,6 @@ REFUSALS = {"refuse: busy": "is busy", "refuse: delete only": "only a delete can
             "refuse: stuck rollback": "continue-update-rollback", "refuse: nothing deployed": "holds no resources",
             "refuse: repair first": "repair it first", "refuse: not deployed": "is not deployed"}
 INIT_GROUP, SERVERS_GROUP, OLD_SERVER = "k3s-dev-ServerInit-ASG", "k3s-dev-Servers-ASG", "i-0123456789abcdef0"
-
-
-@pytest.fixture
-def rig(monkeypatch):
-    """A Rig whose clients the CLI uses, with the steps that do not depend on the status faked."""
-    made = Rig(ENV)
-    log = made.effects.append
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setattr(cli_aws, "Aws", lambda env, session=None: made.aws)
-    session = SimpleNamespace(profile_name=None)  # the clients are the Rig's
-    monkeypatch.setattr(cli_aws, "boto3", SimpleNamespace(Session=lambda **kwargs: session))
-    monkeypatch.setattr(preflight, "gate", lambda *args, **kwargs: None)
-    monkeypatch.setattr(lifecycle, "render", lambda env: _rendering())
-    monkeypatch.setattr(lifecycle, "package", lambda aws, rendering, *args, **kwargs: log("upload") or Packaged(
-        rendering))
-    monkeypatch.setattr(retained, "check_first_deploy", lambda aws, root: None)
-    monkeypatch.setattr(quorum, "current_servers", lambda aws, root: None)
-    monkeypatch.setattr(quorum, "check_servers_ready", lambda aws, root, changes: None)
-    monkeypatch.setattr(images, "choose", lambda aws, root, update_image=False: [])
-    monkeypatch.setattr(artifacts, "prepare", lambda aws, **kwargs: [])  # K3s files: downloads
-    monkeypatch.setattr(restore_request, "read", lambda ssm, name, now: None)
-    monkeypatch.setattr(protection, "lifted_during_update", lambda aws, root, protected: nullcontext())
-    monkeypatch.setattr(protection, "apply", lambda aws, root_id, protected: log("protection set") or ())
-    monkeypatch.setattr(protection, "protected_load_balancers", lambda aws, root_id: ())
-    monkeypatch.setattr(readiness, "wait_for_nodes", lambda aws, stack, **kwargs: log("nodes awaited"))
-    # After a first create, the update to the ordered root (its own tests: test_roll_order).
-    monkeypatch.setattr(roll_order, "record", lambda aws, pkg, parameters, stack, on_progress, poll: None)
-    monkeypatch.setattr(groups, "cluster_vpc", lambda aws, root_id: None)
-    monkeypatch.setattr(leftovers, "find", lambda aws, vpc=None: leftovers.Leftovers(f"{NAME}=owned"))
-    monkeypatch.setattr(lifecycle, "_retained", lambda aws, rendering, nested: [])  # parses every template
-    monkeypatch.setattr(lifecycle, "_delete_node_parameters", lambda aws: log("node parameters deleted") or
-                        NodeParametersDeleted(()))
-    monkeypatch.setattr(lifecycle, "_empty_artifacts", lambda aws: log("templates removed") or
-                        ArtifactsCleaned(aws.env.artifact_bucket, existed=False))
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
-    yield made
-    made.close()
-
-
-@functools.cache
-def _rendering():
-    """dev's templates, rendered once for every row (what a plan shows reads them)."""
-    return render(ENV)
-
-
-class Packaged:
-    """What package returns: the root inline (whichever change set type asks)."""
-
-    def __init__(self, rendering):
-        self.rendering, self.uploaded, self.reused = rendering, [], []
-
-    def template_args(self, *change_set_type: str) -> dict[str, str]:
-        return {"TemplateBody": "{}"}
 
 
 def _wait(rig: Rig, statuses: list[str], *, discovering: bool = True) -> None:
@@ -123,6 +63,7 @@ def _deploy(rig: Rig, found: str, does: str, finals: list[str]):
     _change_set(rig, kind)
     rig.resources()  # Watcher.prime
     rig.events()
+    rig.by_id("REVIEW_IN_PROGRESS" if kind == "CREATE" else found)  # right before the execute: still at rest
     rig.cfn.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
     _wait(rig, finals)
     done = stack_states.succeeded(finals[-1])
@@ -150,6 +91,7 @@ def plan(rig, status, does):
     effects = ["upload", f"CreateChangeSet {kind}", "DeleteChangeSet"]
     if does == "create, delete the stack made":
         rig.by_id("REVIEW_IN_PROGRESS")
+        rig.cfn.add_response("list_change_sets", {"Summaries": []}, {"StackName": ROOT})  # none waits on it
         rig.cfn.add_response("delete_stack", {}, {"StackName": ROOT})
         effects.append("DeleteStack")
     return rig.run("plan", "--env", "dev", "--detailed-exitcode"), effects
@@ -249,6 +191,7 @@ def cleanup(rig, trigger, at_cleanup, does, monkeypatch):
     rig.by_id(at_cleanup)
     effects = ["upload", "CreateChangeSet CREATE", "DeleteChangeSet"]
     if does == "delete the stack":
+        rig.cfn.add_response("list_change_sets", {"Summaries": []}, {"StackName": ROOT})  # none waits on it
         rig.cfn.add_response("delete_stack", {}, {"StackName": ROOT})
         effects.append("DeleteStack")
     return rig.run("deploy", "--env", "dev", "--yes"), effects
@@ -342,7 +285,7 @@ def test_status_of_a_nested_stack_an_update_left_alone(rig, nested, code):
 
 @pytest.mark.parametrize("found", sorted(TABLES["destroy"]))
 def test_destroy_dry_run_says_when_destroy_would_refuse(found):
-    request = lifecycle.DestroyRequest(NAME, 0, "123456789012", "eu-west-1")
-    lines = plan_lines(lifecycle.DestroyPlan(request, found, f"s3://{ENV.artifact_bucket}/{NAME}/"))
+    request = teardown.DestroyRequest(NAME, 0, "123456789012", "eu-west-1")
+    lines = plan_lines(teardown.DestroyPlan(request, found, f"s3://{ENV.artifact_bucket}/{NAME}/"))
     refused = TABLES["destroy"][found][0].startswith("refuse")
     assert any(line.startswith("note: destroy refuses now:") and "is busy" in line for line in lines) == refused

@@ -1,4 +1,4 @@
-"""What `status` collects (deploy/status.py), in the README's "status" JSON shape: each stack's
+"""What `status` collects (deploy/status.py), in the "status" JSON shape of docs/commands.md: each stack's
 last change (LastUpdatedTime, else CreationTime: DescribeStacks gives the first only after an
 update, https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Stack.html),
 node groups from the stacks' AutoScalingGroupName outputs, a warning for what cannot be

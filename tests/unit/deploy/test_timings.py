@@ -141,3 +141,21 @@ def test_a_deploy_still_running_has_no_total_and_one_ending_in_its_first_second_
     instant = measure([event(50, 0, ROOT, "k3s-dev", "k3s-dev", "UPDATE_IN_PROGRESS"),
                        event(51, 0, ROOT, "k3s-dev", "k3s-dev", "UPDATE_COMPLETE")], ROOT)
     assert instant.seconds == 0
+
+
+DELETE = [  # destroy: the agents' stack first, then the servers' (CloudFormation deletes in reverse order)
+    event(21, 0, ROOT, "k3s-dev", "k3s-dev", "DELETE_IN_PROGRESS", reason="User Initiated"),
+    event(22, 1, ROOT, "k3s-dev", "AgentPoolGeneral", "DELETE_IN_PROGRESS"),
+    event(23, 95, ROOT, "k3s-dev", "AgentPoolGeneral", "DELETE_COMPLETE"),
+    event(24, 96, ROOT, "k3s-dev", "Servers", "DELETE_IN_PROGRESS"),
+    event(25, 300, ROOT, "k3s-dev", "Servers", "DELETE_FAILED", reason="Embedded stack was not successfully deleted"),
+    event(26, 301, ROOT, "k3s-dev", "k3s-dev", "DELETE_FAILED"),
+]
+
+
+def test_a_destroy_has_waves_too_each_until_its_delete_ended():
+    """destroy --output json reports them as deploy does (the root's own DELETE_* events bound it)."""
+    measured = measure(list(reversed(DELETE)), ROOT)
+    assert [(s.stack, measured.offset(s.started), s.seconds, s.status) for s in measured.stacks] == [
+        ("AgentPoolGeneral", 1, 94, "DELETE_COMPLETE"), ("Servers", 96, 204, "DELETE_FAILED")]
+    assert measured.seconds == 301

@@ -1,4 +1,4 @@
-"""The library entry point (README: Use as a library): build_templates' root points each
+"""The library entry point (docs/architecture.md: Use as a library): build_templates' root points each
 nested stack at the YAML file of that child as `write` names it beside the root, so the
 templates can be saved side by side and linted or packaged as they are."""
 
@@ -25,7 +25,7 @@ def test_the_roots_nested_stacks_point_at_their_childrens_yaml_files():
 
 
 def test_the_written_manifest_has_the_documented_shape_and_the_files_digests(tmp_path):
-    # README "--output json" (render): {"environment", "stack_name", "region", "artifact_bucket",
+    # docs/commands.md "JSON output" (render): {"environment", "stack_name", "region", "artifact_bucket",
     # "root", "children": [{"stack", "file", "key", "sha256"}]}; keys are only ever added.
     document = plain_document(next(p for p in DEPLOYABLE if p.stem == "dev"))
     env = load_environment("dev")
@@ -53,6 +53,6 @@ def test_the_roots_local_copy_points_at_the_files_beside_it():
 
 
 def test_write_creates_missing_parent_folders_by_default(tmp_path):
-    # README (Use as a library): write(rendering, "build/dev") in a fresh clone, where build/ is absent.
+    # docs/architecture.md (Use as a library): write(rendering, "build/dev") in a fresh clone, where build/ is absent.
     folder = write(render(load_environment("dev"), "yaml"), tmp_path / "build" / "dev")
     assert (folder / "manifest.json").is_file()

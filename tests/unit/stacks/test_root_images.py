@@ -30,7 +30,7 @@ GRAVITON_FAMILIES = {
 X86_FAMILIES = {"t3", "t3a", "m5", "m6i", "m6a", "m7i", "m7a", "c6i", "c7i", "r6i", "r7i"}
 
 
-# The root's image parameter per architecture: the interface the deployer pins (README).
+# The root's image parameter per architecture: the interface the deployer pins (docs/operations.md, pinned node image).
 ROOT_IMAGE = {"x86_64": "ImageId", "arm64": "ImageIdArm64"}
 
 
