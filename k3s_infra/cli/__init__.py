@@ -17,6 +17,7 @@ import importlib
 import io
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry(argv: Sequence[str] | None = None) -> None:
     """Process entry point (console script, ``python -m k3s_infra``, build.py)."""
+    # SIGTERM (timeout, docker stop, a cancelled CI job) as Ctrl-C: Python raises KeyboardInterrupt
+    # only for SIGINT (signal module docs), and without it no cleanup runs (the change set, the lock).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     code = main(argv)
     # The work is done and the process ends: move every object out of the collector's
     # reach so shutdown skips a last full collection over all of them (about 30 ms,

@@ -227,6 +227,7 @@ def _minutes(text: str) -> int:
 def _upgrade(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--to", required=True, metavar="VERSION", help="the K3s release to roll to, e.g. v1.34.12+k3s1")
+    _force_unlock(parser)
     parser.add_argument("--yes", "-y", action="store_true", help="execute the change set without asking")
     add_output_argument(parser)
     parser.add_argument("--min-snapshot-age", type=_minutes, default=60, metavar="MINUTES",

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     def action(aws: Aws) -> int:
         console = Console(sys.stderr if wants_json(args) else sys.stdout)
         if planned is not None:
+            # Judged again now, not only when the plan was made: etcd's health and the snapshot's age.
+            version_change_gate(aws, out=console.out)
             result = lifecycle.deploy_planned(aws, planned, source=source_of(args), confirm=confirm,
                                               on_progress=console, allow_quorum_loss=args.allow_quorum_loss,
                                               force_unlock=args.force_unlock)

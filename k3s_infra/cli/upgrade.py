@@ -95,7 +95,8 @@ def proceed(args: argparse.Namespace, aws: Aws, checked: Preflight, source: str,
         return cli_aws.ask(f"upgrade to {args.to}: execute this {change_set.change_set_type} change set", args.yes)
 
     deployed = lifecycle.deploy(upgraded, confirm=confirm, on_progress=console,
-                                artifacts_dir=Path(args.artifacts) if args.artifacts else None)
+                                artifacts_dir=Path(args.artifacts) if args.artifacts else None,
+                                force_unlock=args.force_unlock)
     result["deploy"] = deployed
     if deployed.outcome in ("deployed", "up to date"):
         result["nodes"] = node_rows(upgraded)

@@ -17,6 +17,11 @@ def version_change_gate(aws: Aws, *, out=None, skip: frozenset[str] = frozenset(
     checked = upgrade_checks.for_plan(aws, min_snapshot_minutes=min_snapshot_minutes)
     if checked is None:
         return
+    if checked == upgrade_checks.UNKNOWN:
+        say(f"note: the K3s version the stack runs could not be read (its staged binary's metadata): a change of "
+            f"k3s.version to {aws.env.k3s.version} is not checked here; 'k3s-infra upgrade --to VERSION' checks it "
+            "through the cluster's API", out)
+        return
     say(f"k3s.version is {checked.target}, not the version the stack runs: the upgrade pre-flight", out)
     for line in findings_table(checked.findings, set(skip)):
         say(line, out)

@@ -210,11 +210,11 @@ def _run(aws, cs: changeset.ChangeSet, root: dict | None, pkg: Package, paramete
             return DeployResult(env.stack_name, "declined", change_set_id=cs.change_set_id)
         watcher.prime()
         check(changeset.stack_state(cfn, cs.stack_arn))  # as late as can be: what else runs on it now
-    except BaseException:  # refused, Ctrl-C at the prompt or while preparing: leave nothing behind
+        on_progress(Executing(cs.change_set_type, env.stack_name))  # confirms the lock (deploy/lock.py)
+    except BaseException:  # refused, lock lost, Ctrl-C at the prompt or while preparing: leave nothing behind
         if not cs.empty:
             drop()
         raise
-    on_progress(Executing(cs.change_set_type, env.stack_name))
     started = datetime.now(timezone.utc)
     executed, status = False, None
     try:

@@ -39,8 +39,11 @@ from botocore.parsers import ResponseParserError
 
 from k3s_infra.deploy import DeployError
 from k3s_infra.deploy.package import ensure_bucket
-from k3s_infra.deploy.progress import Message, Progress, ignore
+from k3s_infra.deploy.progress import Deleting, Executing, Message, Progress, ignore
 from k3s_infra.model import naming
+
+# The messages said right before an irreversible step: the lock is confirmed there (Lock.renewing).
+CHECKPOINTS = (Executing, Deleting)
 
 KIND = "k3s-infra-lock"
 # Longer than any silent stretch of an operation (a change set may build for 30 minutes
@@ -141,22 +144,33 @@ class Lock:
         return f"s3://{self.bucket}/{self.key}"
 
     def renewing(self, on_progress: Progress) -> Progress:
-        """``on_progress`` that renews the lock first when RENEW_EVERY has passed."""
+        """``on_progress`` that renews the lock first when RENEW_EVERY has passed, and before
+        an irreversible step (CHECKPOINTS) confirms it is still this holder's or raises: a
+        prompt left open past the lease may have let another run take it over."""
         def report(message: Message) -> None:
-            if not self.lost and time.monotonic() - self.renewed >= RENEW_EVERY:
+            if isinstance(message, CHECKPOINTS):
+                self.renew(on_progress, strict=True)
+            elif not self.lost and time.monotonic() - self.renewed >= RENEW_EVERY:
                 self.renew(on_progress)
             on_progress(message)
+        report.confirm_held = lambda: self.renew(on_progress, strict=True)  # type: ignore[attr-defined]
         return report
 
-    def renew(self, on_progress: Progress = ignore, now: datetime | None = None) -> None:
+    def renew(self, on_progress: Progress = ignore, now: datetime | None = None, *, strict: bool = False) -> None:
         holder = replace(self.holder, expires=(now or _now()) + LEASE)
         try:
             written = _put(self.s3, self.bucket, self.key, holder, IfMatch=self.etag)
-        except _FAILURES:
+        except _FAILURES as exc:
+            if strict:
+                raise DeployError(f"could not confirm the lock {self.where} before going on ({exc}); "
+                                  "nothing was executed") from None
             return  # again at the next report: the lease has room for many
         self.renewed = time.monotonic()
         if written is None:
             self.lost = True
+            if strict:
+                raise DeployError(f"the lock {self.where} was taken over by another run while this one waited; "
+                                  "nothing was executed (k3s-infra status shows what the other run does)")
             on_progress(LockLost(self.where))
             return
         self.holder, (self.etag, version) = holder, written

@@ -224,6 +224,8 @@ def _destroy(aws, confirm: Callable[[DestroyRequest], bool], allow_protected: bo
     if not confirm(DestroyRequest(env.stack_name, None if nested is None else len(nested), env.account_id,
                                   env.region)):
         return DestroyResult(env.stack_name, "declined", root["StackStatus"])
+    # The prompt may have stayed open past the lock's lease: still this run's before anything goes?
+    getattr(on_progress, "confirm_held", lambda: None)()
     if root.get("EnableTerminationProtection") and not allow_protected:
         raise DeployError(f"stack {env.stack_name} has termination protection; "
                           f"pass --allow-protected to remove it and delete")

@@ -333,19 +333,24 @@ def run(aws, target: str, *, api: KubeApi | None = None, min_snapshot_minutes: i
     return Preflight(target, running, tuple(findings))
 
 
+UNKNOWN = "unknown"  # for_plan: the version the stack pins could not be read
+
+
 def for_plan(aws, *, api: KubeApi | None = None, min_snapshot_minutes: int = DEFAULT_SNAPSHOT_MINUTES,
-             now: datetime | None = None) -> Preflight | None:
+             now: datetime | None = None) -> Preflight | str | None:
     """The same pre-flight for ``plan`` when k3s.version was edited in the file: None when there is
-    nothing to upgrade (no stack yet, or the stack already pins k3s.version), else ``run``'s
-    result for k3s.version. The version the stack pins decides; the API is read only for a change."""
+    nothing to upgrade (no stack yet, or the stack already pins k3s.version), UNKNOWN when the
+    pinned version cannot be read, else ``run``'s result for k3s.version. The version the stack pins decides; the API is read only for a change."""
     env = aws.env
     root = changeset.stack_state(aws.cloudformation, env.stack_name)
     if stack_states.creates(root):
         return None
-    # Unknown (the staged binary's metadata unreadable): no pre-flight here rather than one that
-    # would refuse every deploy; `k3s-infra upgrade` reads the nodes' versions through the API.
     deployed = upgrade_reads.deployed_version(aws, root)
-    if deployed is None or deployed == env.k3s.version:
+    if deployed is None:
+        # The staged binary's metadata unreadable: said (upgrade_gate prints it), not a pre-flight
+        # that would refuse every deploy of such a stack; `upgrade --to` reads the nodes through the API.
+        return UNKNOWN
+    if deployed == env.k3s.version:
         return None
     return run(aws, env.k3s.version, api=api, min_snapshot_minutes=min_snapshot_minutes, now=now)
 

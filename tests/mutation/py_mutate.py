@@ -221,6 +221,12 @@ def run_tests(name: str, text: str, nodeids: list[str], folder: Path, timeout: f
     return _pytest([*(["-x"] if stop_first else []), "--basetemp", str(folder / "tmp"), *files], env, timeout)
 
 
+def failed_tests(out: str, errors: bool = False) -> list[str]:
+    """The node IDs of pytest's summary lines (``FAILED <id> - <message>``): an ID may hold
+    spaces (parametrize IDs), so it ends at " - " or the line's end, not at the first space."""
+    return re.findall(rf"^(?:FAILED{'|ERROR' if errors else ''}) (.+?)(?: - .*)?$", out, re.M)
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -279,7 +285,7 @@ def run(names: list[str], cap: int, seed: int, survivors: bool = False) -> None:
             durations = {t: trace_doc["tests"][t]["duration"] for t in union}
             code, out = run_tests(name, source.decode(), union, folder / "control", 3600, stop_first=False) \
                 if union else (0, "")
-            failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+            failing = failed_tests(out, errors=True)
             if code != 0:
                 print(f"{name}: control run failed ({code}); excluded: {failing}", flush=True)
                 if not failing:
@@ -299,7 +305,7 @@ def run(names: list[str], cap: int, seed: int, survivors: bool = False) -> None:
                         code, f"error {code}")
                 verdicts[mutant.ident] = verdict
                 with results.open("a") as stream:
-                    by = re.findall(r"^FAILED (\S+)", out, re.M)[:1] if selected else []
+                    by = failed_tests(out)[:1] if selected else []
                     stream.write(json.dumps({"module": name, "mutant": mutant.ident, "verdict": verdict, "by": by,
                                              "tests": len(selected), "sha256": digest, "before": mutant.before,
                                              "after": mutant.after, "total": len(found), "sampled": len(chosen)}) + "\n")

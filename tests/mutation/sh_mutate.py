@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from k3s_infra.bootstrap import script  # noqa: E402
-from tests.mutation.py_mutate import CAP, OUT, SEED, equivalent, latest, report, sample  # noqa: E402
+from tests.mutation.py_mutate import CAP, OUT, SEED, equivalent, failed_tests, latest, report, sample  # noqa: E402
 
 BOOT_TESTS = ["tests/boot", "--deselect", "tests/boot/test_boot_shellcheck.py"]
 HEREDOC = r"<<-?'?(\w+)"
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
                   and not earlier[m.ident]["verdict"].startswith("killed")]
     with tempfile.TemporaryDirectory(prefix="sh-mutate-") as tmp:
         code, out = run_boot_tests(name, script.part(name), Path(tmp) / "control", BOOT_TESTS)
-        failing = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+        failing = failed_tests(out, errors=True)
         print(f"control: pytest exit {code}; left out: {failing}", flush=True)
         args = [*BOOT_TESTS, *(a for nodeid in failing for a in ("--deselect", nodeid)), "-x"]
         killed = 0
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
             code, out = run_boot_tests(name, mutant.text, Path(tmp) / f"m{n}", args)
             verdict = {0: "survived", 1: "killed", 2: "killed (error)", "timeout": "killed (timeout)"}.get(code, f"error {code}")
             killed += verdict.startswith("killed")
-            failed = re.findall(r"^FAILED (\S+)", out, re.M)
+            failed = failed_tests(out)
             with results.open("a") as stream:
                 stream.write(json.dumps({"module": name, "mutant": mutant.ident, "verdict": verdict, "by": failed[:1],
                                          "before": mutant.line, "after": mutant.after, "sha256": digest,

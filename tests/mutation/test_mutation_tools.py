@@ -101,3 +101,10 @@ def test_a_module_measured_again_after_a_change_counts_its_last_version_only(tmp
     py_mutate.report(results)
     out = capsys.readouterr().out
     assert "| `deploy/m.py` | 2 / 2 | 0 | 2 of 9 | 100% |" in out and "m.py:1:0:not" not in out
+
+
+def test_failed_tests_are_read_whole_even_with_spaces_in_their_ids():
+    out = ("FAILED tests/a.py::test_x[ExecuteChangeSet 1 UPDATE] - AssertionError: no\n"
+           "ERROR tests/b.py::test_y\nFAILED tests/c.py::test_z[a b]\n")
+    assert py_mutate.failed_tests(out) == ["tests/a.py::test_x[ExecuteChangeSet 1 UPDATE]", "tests/c.py::test_z[a b]"]
+    assert py_mutate.failed_tests(out, errors=True)[1] == "tests/b.py::test_y"

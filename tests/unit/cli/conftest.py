@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli import diff as cli_diff
 from k3s_infra.config import ConfigError, load_environment
-from k3s_infra.deploy import DeployError, lifecycle, preflight
+from k3s_infra.deploy import DeployError, lifecycle, preflight, upgrade_checks
 from k3s_infra.deploy.changeset import Change, ChangeSet
 from k3s_infra.deploy.package import Package
 from k3s_infra.render import render
@@ -36,6 +36,7 @@ def outcome(monkeypatch, rendering):
     monkeypatch.setattr(cli_aws, "check_account", lambda aws: aws.check_account())
     monkeypatch.setattr(cli_aws, "boto3", SimpleNamespace(Session=lambda **kwargs: SimpleNamespace(profile_name=None)))
     monkeypatch.setattr(cli_diff, "render", lambda env: rendering)
+    monkeypatch.setattr(upgrade_checks, "for_plan", lambda *args, **kwargs: None)  # tests/e2e/test_upgrade.py
 
     def arrange(name: str, failure: BaseException | None = None) -> None:
         """``failure``: raised by the library's plan and diff instead of the one ``name`` raises."""

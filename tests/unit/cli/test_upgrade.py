@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -158,7 +159,7 @@ def test_the_deploy_runs_at_the_target_version_and_the_file_stays(edges, capsys,
     assert main(["upgrade", "--config", str(path), "--to", TARGET, "--yes", "--min-snapshot-age", "30"]) == EXIT_OK
     assert calls[0] == ("checks", "v1.33.5+k3s1", TARGET, 30)  # the file's environment, checked first
     assert calls[1] == ("gate", TARGET, False)
-    assert calls[2] == ("deploy", TARGET, ["artifacts_dir", "confirm", "on_progress"])
+    assert calls[2] == ("deploy", TARGET, ["artifacts_dir", "confirm", "force_unlock", "on_progress"])
     assert path.read_text() == ENV_FILE
     out = capsys.readouterr().out
     assert f"now set k3s.version: {TARGET} in {path}" in out
@@ -236,19 +237,22 @@ def test_only_the_pre_flight_leads_to_the_deploy():
 
 @pytest.mark.parametrize("checked, passes", [
     (None, True),  # nothing to upgrade
+    (upgrade_checks.UNKNOWN, True),  # the pinned version unreadable: said, not checked
     (Preflight(TARGET, (Running("the stack's pinned binary", "v1.33.5+k3s1"),), OK), True),
     (Preflight(TARGET, (Running("the stack's pinned binary", "v1.33.5+k3s1"),), refusing("etcd-health")), False),
 ])
 def test_the_gate_plan_and_deploy_take(monkeypatch, capsys, checked, passes):
     monkeypatch.setattr(upgrade_gate.upgrade_checks, "for_plan", lambda aws, **kw: checked)
+    aws = SimpleNamespace(env=SimpleNamespace(k3s=SimpleNamespace(version=TARGET)))
     if passes:
-        upgrade_gate.version_change_gate(object())
+        upgrade_gate.version_change_gate(aws)
     else:
         with pytest.raises(DeployError, match="upgrade pre-flight refused"):
-            upgrade_gate.version_change_gate(object())
+            upgrade_gate.version_change_gate(aws)
     out = capsys.readouterr().out
     assert ("etcd-health says no" in out) is (not passes)
-    assert ("the upgrade pre-flight" in out) is (checked is not None)
+    assert ("the upgrade pre-flight" in out) is (checked not in (None, upgrade_checks.UNKNOWN))
+    assert ("is not checked here" in out) is (checked == upgrade_checks.UNKNOWN)
 
 
 def test_the_nodes_table_lists_servers_first_and_marks_who_is_not_there_yet():

@@ -14,7 +14,7 @@ import pytest
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.config import load_environment
 from k3s_infra.deploy import (artifacts, groups, images, leftovers, lifecycle, lock, preflight, protection, quorum,
-                              readiness, restore_request, retained, roll_order, teardown)
+                              readiness, restore_request, retained, roll_order, teardown, upgrade_checks)
 from k3s_infra.deploy.progress import ArtifactsCleaned, NodeParametersDeleted
 from k3s_infra.render import render
 from tests.support.stack_stubs import NAME, Rig
@@ -44,6 +44,9 @@ def rig(monkeypatch):
     session = SimpleNamespace(profile_name=None)  # the clients are the Rig's
     monkeypatch.setattr(cli_aws, "boto3", SimpleNamespace(Session=lambda **kwargs: session))
     monkeypatch.setattr(preflight, "gate", lambda *args, **kwargs: None)
+    # k3s.version as the stack pins it: the upgrade pre-flight has its own tests (test_upgrade_checks.py,
+    # tests/unit/cli/test_upgrade.py, tests/e2e/test_upgrade.py for plan and deploy)
+    monkeypatch.setattr(upgrade_checks, "for_plan", lambda *args, **kwargs: None)
     monkeypatch.setattr(lifecycle, "render", lambda env: _rendering())
     monkeypatch.setattr(teardown, "render", lambda env: _rendering())
     monkeypatch.setattr(lifecycle, "package", lambda aws, rendering, *args, **kwargs: log("upload") or Packaged(

@@ -19,7 +19,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import lock
+from k3s_infra.deploy import DeployError, lock
+from k3s_infra.deploy.progress import Deleting, Executing
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.model import naming
 from tests.support.isolated import in_child
@@ -101,6 +102,37 @@ def test_an_expired_lock_is_taken_over_with_a_warning_and_its_holder_loses_it(cr
     assert _document(taker.s3)["command"] == "destroy"
     with pytest.raises(lock.Locked):
         lock.acquire(_aws(), "deploy", now=later)
+
+
+@in_child
+@mock_aws
+def test_a_holder_that_lost_its_lock_stops_before_an_irreversible_step(credentials):
+    """A prompt left open past the lease: another run took the lock over. The first run's next
+    Executing (deploy) or Deleting (destroy), or destroy's confirm_held after its prompt, raises
+    instead of going on; an ordinary message only warns."""
+    stale = lock.acquire(_aws(), "deploy")
+    lock.acquire(_aws(), "restore", now=stale.holder.expires + timedelta(seconds=1))  # takes it over
+    seen = []
+    progress = stale.renewing(seen.append)
+    for checkpoint in (Executing("UPDATE", "k3s-dev"), Deleting("k3s-dev")):
+        with pytest.raises(DeployError, match="taken over by another run"):
+            progress(checkpoint)
+        assert checkpoint not in seen  # never reported as happening
+    with pytest.raises(DeployError, match="taken over by another run"):
+        progress.confirm_held()
+    assert _document(stale.s3)["command"] == "restore"  # the other run's lock stands
+
+
+@in_child
+@mock_aws
+def test_a_holder_that_still_holds_its_lock_goes_on_at_the_checkpoint(credentials):
+    held = lock.acquire(_aws(), "deploy")
+    seen = []
+    progress = held.renewing(seen.append)
+    progress.confirm_held()
+    progress(Executing("UPDATE", "k3s-dev"))
+    assert seen == [Executing("UPDATE", "k3s-dev")] and len(held.versions) == 3  # acquired, confirmed twice
+    held.release()
 
 
 @in_child

@@ -48,7 +48,9 @@ def test_node_groups_are_the_stacks_with_a_group_output(quiet, monkeypatch):
     monkeypatch.setattr(status, "nested_stacks", lambda cfn, root_id: [("AgentPoolGeneral", pool)])
     monkeypatch.setattr(status, "describe_groups", lambda autoscaling, names: {"k3s-dev-pool": {
         "DesiredCapacity": 3, "MinSize": 1, "MaxSize": 5,
-        "Instances": [{"LifecycleState": "InService"}, {"LifecycleState": "Pending"}]}} if names == ["k3s-dev-pool"]
+        # only InService instances serve (Pending, Terminating: AutoScaling's Instance.LifecycleState)
+        "Instances": [{"LifecycleState": "InService"}, {"LifecycleState": "Pending"},
+                      {"LifecycleState": "Terminating"}]}} if names == ["k3s-dev-pool"]
         else pytest.fail(f"asked for {names}"))
     found = status.collect(_aws(autoscaling=object()))
     assert found["node_groups"] == [{"stack": "AgentPoolGeneral", "name": "k3s-dev-pool", "desired": 3,
