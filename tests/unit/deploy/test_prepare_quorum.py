@@ -1,0 +1,51 @@
+"""Before anything is uploaded, deploy/lifecycle.py ``_prepare`` decides on etcd quorum from the
+servers running now and the file's servers.count: etcd needs a majority of its members to accept
+writes (https://etcd.io/docs/v3.5/faq/#what-is-failure-tolerance: a cluster of N tolerates
+(N-1)/2 failures), so a deploy that would leave fewer than floor(N/2)+1 is refused unless
+--allow-quorum-loss, which is then reported. Every row on both sides of the majority; the
+steps around it (stack reads, images, K3s files) are faked."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from k3s_infra.deploy import Refused, artifacts, changeset, images, lifecycle, quorum, retained, stack_states
+from k3s_infra.deploy.progress import QuorumLossAllowed
+
+ROWS = [  # running servers (None: first deploy), servers.count, --allow-quorum-loss, outcome
+    (None, 3, False, "goes on"),
+    (None, 1, True, "goes on"),          # nothing runs: nothing to lose, nothing to report
+    (3, 3, False, "goes on"),
+    (3, 1, False, "refused"),            # 1 < majority(3) = 2
+    (3, 1, True, "allowed, said"),
+    (5, 3, False, "goes on"),            # 3 = majority(5): the smallest count that keeps quorum
+    (5, 3, True, "goes on"),             # allowed but not needed: nothing is said
+    (5, 1, False, "refused"),
+    (5, 1, True, "allowed, said"),
+    (1, 3, False, "goes on"),            # growing never loses quorum
+]
+
+
+@pytest.mark.parametrize("running, count, allow, outcome", ROWS)
+def test_quorum_decision_before_any_upload(monkeypatch, running, count, allow, outcome):
+    root = None if running is None else {"StackName": "k3s-dev", "StackStatus": "UPDATE_COMPLETE"}
+    monkeypatch.setattr(changeset, "stack_state", lambda cfn, name: root)
+    monkeypatch.setattr(stack_states, "change_set_type", lambda name, stack: "CREATE" if stack is None else "UPDATE")
+    monkeypatch.setattr(retained, "check_first_deploy", lambda aws, stack: None)
+    monkeypatch.setattr(lifecycle, "check_issuer_upgrade", lambda env, stack: None)
+    monkeypatch.setattr(quorum, "current_servers", lambda aws, stack: running)
+    monkeypatch.setattr(images, "choose", lambda aws, stack, update_image: [])
+    monkeypatch.setattr(images, "stack_parameters", lambda choices: [])
+    monkeypatch.setattr(artifacts, "prepare", lambda aws, directory, on_progress: [])
+    aws = SimpleNamespace(env=SimpleNamespace(stack_name="k3s-dev", servers=SimpleNamespace(count=count)),
+                          cloudformation=None, check_account=lambda: "123456789012")
+    said = []
+    if outcome == "refused":
+        with pytest.raises(Refused, match=f"servers.count {running} -> {count}"):
+            lifecycle._prepare(aws, said.append, update_image=False, allow_quorum_loss=allow)
+        assert said == []
+        return
+    assert lifecycle._prepare(aws, said.append, update_image=False, allow_quorum_loss=allow) == (root, [])
+    assert said == ([QuorumLossAllowed(running, count)] if outcome == "allowed, said" else [])
