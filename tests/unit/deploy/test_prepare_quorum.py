@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from k3s_infra.deploy import Refused, artifacts, changeset, images, lifecycle, quorum, retained, stack_states
-from k3s_infra.deploy.progress import QuorumLossAllowed
+from k3s_infra.deploy.progress import Packaged, PlanUploads, QuorumLossAllowed
 
 ROWS = [  # running servers (None: first deploy), servers.count, --allow-quorum-loss, outcome
     (None, 3, False, "goes on"),
@@ -49,3 +49,32 @@ def test_quorum_decision_before_any_upload(monkeypatch, running, count, allow, o
         return
     assert lifecycle._prepare(aws, said.append, update_image=False, allow_quorum_loss=allow) == (root, [])
     assert said == ([QuorumLossAllowed(running, count)] if outcome == "allowed, said" else [])
+
+
+def test_the_account_is_checked_before_anything_is_read():
+    """A library caller (not only the CLI) gets the account check first: a wrong account stops
+    _prepare before the stack is even described."""
+    class WrongAccount(Exception):
+        pass
+
+    def check_account():
+        raise WrongAccount
+
+    aws = SimpleNamespace(env=SimpleNamespace(stack_name="k3s-dev"), check_account=check_account)  # no cloudformation
+    with pytest.raises(WrongAccount):
+        lifecycle._prepare(aws, [].append, update_image=False)
+
+
+@pytest.mark.parametrize("keep", [None, lambda planned: None])
+def test_plan_says_it_uploads_then_what_it_packaged(monkeypatch, keep):
+    """plan's progress: the uploads (kept: the change set stays for a plan file), then the package."""
+    pkg, cs = object(), SimpleNamespace(empty=True, stack_arn="arn")
+    monkeypatch.setattr(lifecycle, "_prepare", lambda aws, on_progress, **kw: (None, []))
+    monkeypatch.setattr(lifecycle, "render", lambda env: "rendering")
+    monkeypatch.setattr(lifecycle, "package", lambda aws, rendering: pkg)
+    monkeypatch.setattr(changeset, "create", lambda aws, package, parameters, current: cs)
+    monkeypatch.setattr(changeset, "discard", lambda aws, change_set: None)
+    said = []
+    aws = SimpleNamespace(env=SimpleNamespace(artifact_bucket="bucket"))
+    lifecycle.plan(aws, on_progress=said.append, keep=keep)
+    assert said[:2] == [PlanUploads("bucket", kept=keep is not None), Packaged(pkg)]
