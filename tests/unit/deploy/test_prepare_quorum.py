@@ -78,3 +78,20 @@ def test_plan_says_it_uploads_then_what_it_packaged(monkeypatch, keep):
     aws = SimpleNamespace(env=SimpleNamespace(artifact_bucket="bucket"))
     lifecycle.plan(aws, on_progress=said.append, keep=keep)
     assert said[:2] == [PlanUploads("bucket", kept=keep is not None), Packaged(pkg)]
+
+
+def test_deploy_checks_the_account_before_it_takes_the_lock(monkeypatch):
+    """The lock is an object in the artifact bucket: credentials of another account must not write
+    one there (nor anywhere) before they are refused."""
+    class WrongAccount(Exception):
+        pass
+
+    def check_account():
+        raise WrongAccount
+
+    taken = []
+    monkeypatch.setattr(lifecycle.lock, "held", lambda *args, **kwargs: taken.append(args))
+    aws = SimpleNamespace(env=SimpleNamespace(stack_name="k3s-dev"), check_account=check_account)
+    with pytest.raises(WrongAccount):
+        lifecycle.deploy(aws, confirm=lambda change_set: True)
+    assert taken == []
