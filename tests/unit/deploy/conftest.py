@@ -53,7 +53,7 @@ def rig(monkeypatch):
         rendering))
     monkeypatch.setattr(retained, "check_first_deploy", lambda aws, root: None)
     monkeypatch.setattr(quorum, "current_servers", lambda aws, root: None)
-    monkeypatch.setattr(quorum, "check_servers_ready", lambda aws, root, changes: None)
+    monkeypatch.setattr(quorum, "check_servers_ready", lambda aws, root, changes: log("servers ready checked"))
     monkeypatch.setattr(images, "choose", lambda aws, root, update_image=False: [])
     monkeypatch.setattr(artifacts, "prepare", lambda aws, **kwargs: [])  # K3s files: downloads
     monkeypatch.setattr(restore_request, "read", lambda ssm, name, now: None)
@@ -62,7 +62,8 @@ def rig(monkeypatch):
     monkeypatch.setattr(protection, "protected_load_balancers", lambda aws, root_id: ())
     monkeypatch.setattr(readiness, "wait_for_nodes", lambda aws, stack, **kwargs: log("nodes awaited"))
     # After a first create, the update to the ordered root (its own tests: test_roll_order).
-    monkeypatch.setattr(roll_order, "record", lambda aws, pkg, parameters, stack, on_progress, poll: None)
+    monkeypatch.setattr(roll_order, "record", lambda aws, pkg, parameters, stack, on_progress, poll:
+                        log("roll order recorded"))
     monkeypatch.setattr(groups, "cluster_vpc", lambda aws, root_id: None)
     monkeypatch.setattr(leftovers, "find", lambda aws, vpc=None: leftovers.Leftovers(f"{NAME}=owned"))
     monkeypatch.setattr(teardown, "_retained", lambda aws, rendering, nested: [])  # parses every template

@@ -122,7 +122,8 @@ def test_deploy_planfile_executes_exactly_the_planned_change_set(rig, tmp_path):
     code, stdout, err = rig.run("deploy", str(out), "--yes", "--output", "json")
     rig.check()
     assert code == 0, err
-    assert rig.effects == ["ExecuteChangeSet", "protection set", "nodes awaited"]  # no upload, no CreateChangeSet
+    assert rig.effects == ["servers ready checked", "ExecuteChangeSet", "protection set",  # no upload, no CreateChangeSet
+                           "nodes awaited"]
     document = json.loads(stdout)
     assert (document["outcome"], document["change_set_id"], document["plan_file"]) == ("deployed", CHANGE_SET,
                                                                                        str(out))

@@ -69,8 +69,12 @@ def _deploy(rig: Rig, found: str, does: str, finals: list[str]):
     done = stack_states.succeeded(finals[-1])
     if done:
         rig.by_id(finals[-1], outputs=True)  # the outputs shown
-    after = ["protection set", "nodes awaited"] if done else []
-    return rig.run("deploy", "--env", "dev", "--yes"), ["upload", f"CreateChangeSet {kind}", "ExecuteChangeSet", *after]
+    # Servers' readiness is checked against an existing stack (not by name a deleted or absent
+    # one); the roll order is recorded after a create only (deploy/roll_order.py).
+    ready = [] if found in (None, "DELETE_COMPLETE") else ["servers ready checked"]
+    after = ["protection set", *(["roll order recorded"] if kind == "CREATE" else []), "nodes awaited"] if done else []
+    return rig.run("deploy", "--env", "dev", "--yes"), ["upload", f"CreateChangeSet {kind}", *ready, "ExecuteChangeSet",
+                                                        *after]
 
 
 def deploy(rig, status, does):
@@ -245,7 +249,8 @@ def test_cleanup_keeps_an_empty_stack_it_did_not_make(rig, monkeypatch):
     monkeypatch.setattr(cli_aws, "ask", interrupted)
     exit_code, out, err = rig.run("deploy", "--env", "dev", "--yes")
     rig.check()
-    assert (exit_code, rig.effects) == (130, ["upload", "CreateChangeSet CREATE", "DeleteChangeSet"]), (out, err)
+    assert (exit_code, rig.effects) == (130, ["upload", "CreateChangeSet CREATE", "servers ready checked",
+                                              "DeleteChangeSet"]), (out, err)
 
 
 def test_the_tables_cover_exactly_the_statuses_botocore_knows():
