@@ -220,6 +220,8 @@ def test_each_command_in_each_status(rig, monkeypatch, command, found, does, cod
         assert REFUSALS[does] in err and (found in err or found == "DELETE_COMPLETE"), err
     if does == "failed":  # the outcome is named, never passed off as a success
         assert f"{NAME}: {found}" in out, out
+    if "ExecuteChangeSet" in effects:  # what runs was shown first (ChangeSetReady: the change table)
+        assert out.index(" change\n") < out.index("streaming events"), out
     if command == "status":
         reason = {"failed or rolled back": "error: failed or rolled back: Root",
                   "follows, not settled": f"error: not settled: Root ({found})",
