@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
 from k3s_infra.cli import UsageError
 from k3s_infra.render import Rendering, write
-from k3s_infra.render.safe_output import OutputError, check_output_file, error_about, write_file
+from k3s_infra.render.safe_output import OutputError, check_output_file, write_file
 
 SHAPE_VERSION = 1
 
@@ -91,20 +89,6 @@ def check_private_file(out: Path, looks_like: Callable[[str], bool], source: str
 
 
 def write_private(out: Path, text: str) -> None:
-    """Write ``text`` to ``out`` readable by its owner only (0600, as mkstemp makes it), all at
-    once: a temporary file beside it, flushed to disk, renamed into place."""
-    try:
-        handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as exc:
-        raise error_about(exc, out) from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(staging, out)
-    except BaseException as exc:
-        Path(staging).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise error_about(exc, out) from None
-        raise
+    """Write ``text`` to ``out`` readable by its owner only (0600), all at once and flushed
+    to disk (a plan file: what deploy executes)."""
+    write_file(out, text, mode=0o600, durable=True)

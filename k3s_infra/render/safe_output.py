@@ -210,10 +210,11 @@ def check_output_file(out: Path, looks_like: Callable[[str], bool], protected: I
         raise OutputError(f"{out}: exists and is not an output of this command; refusing to overwrite it")
 
 
-def write_file(out: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``out``, then rename it into place. A
-    failure (disk full, permissions) removes the temporary file and names ``out``: the
-    temporary name is never the user's to see."""
+def write_file(out: Path, text: str, *, mode: int = 0o644, durable: bool = False) -> None:
+    """Write ``text`` to a temporary file beside ``out`` (created 0600 by mkstemp, then given
+    ``mode``), then rename it into place; ``durable`` flushes it to disk first. A failure
+    (disk full, permissions) removes the temporary file and names ``out``: the temporary
+    name is never the user's to see."""
     try:
         handle, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     except OSError as exc:
@@ -221,7 +222,10 @@ def write_file(out: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
-        os.chmod(staging, 0o644)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+        os.chmod(staging, mode)
         os.replace(staging, out)
     except BaseException as exc:
         Path(staging).unlink(missing_ok=True)
