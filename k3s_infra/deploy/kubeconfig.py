@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from k3s_infra.model import naming
 from k3s_infra.model import outputs as o
+from k3s_infra.render.safe_output import write_file
 from k3s_infra.deploy import DeployError, changeset
 
 KINDS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
@@ -55,22 +55,10 @@ def _is_kubeconfig(text: str) -> dict | None:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename)."""
+    """Write ``text`` to ``path`` with mode 0600 from the first byte (temp file + rename, fsync)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    os.chmod(path, 0o600)
+    write_file(path, text, mode=0o600, durable=True)
 
 
 def normalise(doc: dict, name: str) -> dict:
