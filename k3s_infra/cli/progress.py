@@ -158,9 +158,13 @@ def lines(message: msg.Message) -> list[str]:
             return ["not deployed: change set discarded"]
         case msg.Executing(change_set_type=kind, stack_name=stack):
             return [f"{kind.lower()} {stack}: streaming events"]
+        case msg.RollOrderMissing(lacking=lacking, recording=recording):
+            then = ("recording it first, no resource changes" if recording else
+                    "'deploy' records it before its update ('deploy PLANFILE' refuses until then)")
+            return [f"the deployed root lacks the roll order ({'; '.join(lacking)}): {then}"]
         case msg.RollOrderRecorded(problem=str() as problem):
             return [f"warning: the roll order (servers first, one group at a time) is not recorded: {problem}; "
-                    "the next deploy sends it with its update"]
+                    "the next deploy records it before its own update"]
         case msg.RollOrderRecorded():
             return ["recorded the roll order for later updates (servers first, one group at a time)"]
         case msg.ExecutionFailed(error=error):

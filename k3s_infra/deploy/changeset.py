@@ -79,10 +79,12 @@ def _changes(cfn, described: dict, stack_label: str, depth: int = 0) -> list[Cha
 
 
 def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None, current: dict | None = None,
-           poll: float = 2.0, timeout: float = 1800) -> ChangeSet:
+           poll: float = 2.0, timeout: float = 1800, tags: list[dict[str, str]] | None = None) -> ChangeSet:
     """Create and describe a change set for the root stack (CREATE or UPDATE). ``current`` is
-    the described root (None: not deployed). Interrupted or failed while CloudFormation
-    builds it, the change set (and the empty stack a CREATE made) is deleted again."""
+    the described root (None: not deployed). ``tags``: the stack's tags, the environment's
+    unless given (stack tags propagate to every resource: a change in them changes them all).
+    Interrupted or failed while CloudFormation builds it, the change set (and the empty stack a
+    CREATE made) is deleted again."""
     env = pkg.rendering.env
     cfn = aws.cloudformation
     kind = stack_states.change_set_type(env.stack_name, current)  # DeployError: none can run now
@@ -95,7 +97,7 @@ def create(aws, pkg: Package, *, parameters: list[dict[str, str]] | None = None,
         response = cfn.create_change_set(
             StackName=env.stack_name, ChangeSetName=name, ChangeSetType=kind,
             Capabilities=CAPABILITIES, IncludeNestedStacks=True, Parameters=parameters or [],
-            Tags=[{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
+            Tags=tags if tags is not None else [{"Key": k, "Value": v} for k, v in naming.cluster_tags(env).items()],
             Description=f"k3s-infra {env.name}", **pkg.template_args(kind))
     except ClientError:
         raise  # CloudFormation answered: it made nothing

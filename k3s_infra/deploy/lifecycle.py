@@ -25,7 +25,8 @@ from k3s_infra.deploy.upgrades import check_issuer_upgrade
 from k3s_infra.deploy.timings import Measured, measure
 from k3s_infra.deploy.progress import (ChangeSetDiscarded, ChangeSetReady, EventsUnavailable, Executing,
                                        ExecutionFailed, ImagesChosen, Interrupted, Message, Packaged, PlanUploads,
-                                       Progress, QuorumLossAllowed, RestoreRequestPending, ignore)
+                                       Progress, QuorumLossAllowed, RestoreRequestPending, RollOrderMissing,
+                                       ignore)
 from k3s_infra.render import render
 
 
@@ -87,6 +88,7 @@ def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False, art
     on_progress(PlanUploads(env.artifact_bucket, kept=keep is not None))
     pkg = package(aws, render(env))
     on_progress(Packaged(pkg))
+    _say_missing_order(aws, pkg, root, on_progress)
     cs = changeset.create(aws, pkg, parameters=parameters, current=root)
     try:
         kept = keep is not None and not cs.empty
@@ -100,6 +102,24 @@ def plan(aws, *, on_progress: Progress = ignore, update_image: bool = False, art
         changeset.discard(aws, cs)
         raise
     return result
+
+
+def _updating(env, root: dict | None) -> bool:
+    return root is not None and stack_states.change_set_type(env.stack_name, root) == "UPDATE"
+
+
+def _say_missing_order(aws, pkg: Package, root: dict | None, on_progress: Progress) -> dict[str, list[str]]:
+    """plan and deploy PLANFILE, which change nothing else: what of the roll order the deployed
+    root lacks (deploy/roll_order.py), said; best effort for plan (GetTemplate refused: {})."""
+    if not _updating(aws.env, root):
+        return {}
+    try:
+        missing = roll_order.missing_order(aws, pkg.rendering, root)
+    except READ_ERRORS:
+        return {}
+    if missing:
+        on_progress(RollOrderMissing(tuple(f"{k} after {', '.join(v)}" for k, v in missing.items()), recording=False))
+    return missing
 
 
 def _report_restore_request(aws, on_progress: Progress) -> None:
@@ -127,6 +147,10 @@ def deploy(aws, *, confirm: Callable[[changeset.ChangeSet], bool], on_progress: 
         _report_restore_request(aws, progress)
         pkg = package(aws, render(env))
         progress(Packaged(pkg))
+        # A rollback of this update returns to the deployed root: it must hold the roll order.
+        if _updating(env, root) and roll_order.ensure(aws, pkg, root, progress, poll,
+                                                      allow_quorum_loss=allow_quorum_loss):
+            root = changeset.stack_state(aws.cloudformation, root["StackId"])
         cs = changeset.create(aws, pkg, parameters=parameters, current=root)
 
         def check(now: dict | None) -> None:
@@ -162,6 +186,10 @@ def deploy_planned(aws, planned: planfile.PlanFile, *, source: str | Path,
         _report_restore_request(aws, progress)
         # The update after a first create that records the roll order sends the planned roots.
         pkg = Package(rendering, [], [child.file for child in rendering.children], dict(planned.roots))
+        if _say_missing_order(aws, pkg, root, progress) and not allow_quorum_loss:
+            raise DeployError("the deployed root lacks the roll order: a failed update would roll back with every "
+                              "server group at once. Run 'k3s-infra deploy' without the plan file once (it records "
+                              "the order first), or pass --allow-quorum-loss")
         return _run(aws, cs, root, pkg, planned.parameters, confirm=confirm, on_progress=progress, poll=poll,
                     allow_quorum_loss=allow_quorum_loss, check=lambda now: planfile.check_stack(planned, now),
                     owned=False)

@@ -185,6 +185,15 @@ class RollOrderRecorded(Message):
 
 
 @dataclass(frozen=True)
+class RollOrderMissing(Message):
+    """Before an update: the deployed root lacks the roll order (its recording after the create
+    failed); it is recorded first (deploy/roll_order.py ensure), or, for a planned change set,
+    'deploy' without the plan file records it."""
+    lacking: tuple[str, ...]  # "Servers after ServerInit", ...
+    recording: bool = True    # False: plan (which changes nothing) says it
+
+
+@dataclass(frozen=True)
 class ExecutionFailed(Message):
     error: str
 

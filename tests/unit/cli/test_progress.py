@@ -60,7 +60,7 @@ SAMPLES = [
     msg.RegistryNeeded("network.create.nat_gateways", ("the AWS cloud controller: chart from https://x",)),
     msg.ArtifactTransfer("k3s", "download", 32_000_000, 72_000_000), msg.ArtifactVerified("k3s", "a" * 64, "cache /c/k3s"),
     msg.ArtifactCacheRejected("/c/k3s", "b" * 64, "a" * 64), msg.ArtifactsStaged("bucket", "k3s-dev/k3s", ("k3s",), ()),
-    msg.PlanUploads("bucket", kept=True),
+    msg.PlanUploads("bucket", kept=True), msg.RollOrderMissing(("Servers after ServerInit",)),
     lock.LockTakenOver(HOLDER, "s3://b/k3s-dev/lock.json"), lock.LockRemoved(HOLDER, True, "s3://b/k3s-dev/lock.json"),
     lock.LockLost("s3://b/k3s-dev/lock.json"), lock.LockNotReleased("s3://b/k3s-dev/lock.json", "AccessDenied"),
 ]
@@ -223,3 +223,10 @@ def test_a_wait_reported_at_every_poll_shows_once_then_on_change_or_every_30_sec
     again = [msg.WaitingForJoiningServers(5), msg.StackDeleted("k3s-dev"), msg.WaitingForJoiningServers(1)]
     assert _shown(again) == ["  waiting for the joining servers to terminate (5s)", "k3s-dev: DELETE_COMPLETE",
                              "  waiting for the joining servers to terminate (1s)"]
+
+
+def test_a_missing_roll_order_says_who_records_it():
+    assert lines(msg.RollOrderMissing(("Servers after ServerInit", "AgentPoolGeneral after Servers"))) == [
+        "the deployed root lacks the roll order (Servers after ServerInit; AgentPoolGeneral after Servers): "
+        "recording it first, no resource changes"]
+    assert "'deploy PLANFILE' refuses" in lines(msg.RollOrderMissing(("Servers after ServerInit",), False))[0]

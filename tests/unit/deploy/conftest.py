@@ -64,6 +64,9 @@ def rig(monkeypatch):
     # After a first create, the update to the ordered root (its own tests: test_roll_order).
     monkeypatch.setattr(roll_order, "record", lambda aws, pkg, parameters, stack, on_progress, poll:
                         log("roll order recorded"))
+    # Before an update, the deployed root holds the order (an unrecorded one: test_roll_order_wiring).
+    monkeypatch.setattr(roll_order, "ensure", lambda aws, pkg, root, on_progress, poll, **kwargs: False)
+    monkeypatch.setattr(roll_order, "missing_order", lambda aws, rendering, root: {})
     monkeypatch.setattr(groups, "cluster_vpc", lambda aws, root_id: None)
     monkeypatch.setattr(leftovers, "find", lambda aws, vpc=None: leftovers.Leftovers(f"{NAME}=owned"))
     monkeypatch.setattr(teardown, "_retained", lambda aws, rendering, nested: [])  # parses every template

@@ -11,13 +11,14 @@ import json
 from types import SimpleNamespace
 
 import boto3
+import pytest
 import yaml
 from botocore.stub import ANY, Stubber
 
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import roll_order
+from k3s_infra.deploy import DeployError, roll_order
 from k3s_infra.deploy.package import Package
-from k3s_infra.deploy.progress import RollOrderRecorded, StackEvent
+from k3s_infra.deploy.progress import RollOrderMissing, RollOrderRecorded, StackEvent
 from k3s_infra.render import render
 
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
@@ -183,3 +184,148 @@ def test_a_change_set_that_cannot_be_executed_is_a_warning():
         stub.assert_no_pending_responses()
     assert status is None
     assert seen[-1].changed is False and "OBSOLETE" in seen[-1].problem
+
+
+# --- an order never recorded: found and recorded before an update (roll_order.ensure) ----------
+# Expected order from docs/operations.md ("Rolling updates") and stacks/root.py's docstring, not
+# from the code under test: joining servers after the first server, every agent pool after the
+# joining servers, the first server after the issuer policy it publishes with.
+
+def _dev_roots():
+    env = load_environment("dev")
+    rendering = render(env)
+    return env, rendering, yaml.safe_load(rendering.create_root.body), yaml.safe_load(rendering.root.body)
+
+
+def test_a_root_deployed_without_the_order_lacks_exactly_the_roll_order():
+    env, rendering, create_root, _ = _dev_roots()
+    pools = [f"AgentPool{p.name.title()}" for p in env.agent_pools]
+    expected = {"ServerInit": ["IssuerAccess"], "Servers": ["ServerInit"], **{p: ["Servers"] for p in pools}}
+    assert roll_order.lacking(create_root, rendering) == expected
+
+
+def test_an_ordered_root_lacks_nothing_and_an_older_root_only_what_it_can_hold():
+    _, rendering, create_root, ordered_root = _dev_roots()
+    assert roll_order.lacking(ordered_root, rendering) == {}
+    older = json.loads(json.dumps(create_root))
+    del older["Resources"]["IssuerAccess"]  # a release before the issuer policy had its own stack
+    missing = roll_order.lacking(older, rendering)
+    assert "ServerInit" not in missing and missing["Servers"] == ["ServerInit"]
+
+
+def test_the_order_is_added_and_nothing_else_changes():
+    _, rendering, create_root, _ = _dev_roots()
+    create_root["Resources"]["Servers"]["DependsOn"] = "Security"  # a string DependsOn is kept too
+    fixed = roll_order.ordered(create_root, roll_order.lacking(create_root, rendering))
+    assert fixed["Resources"]["Servers"]["DependsOn"] == ["Security", "ServerInit"]
+    for logical_id, resource in create_root["Resources"].items():
+        assert {k: v for k, v in fixed["Resources"][logical_id].items() if k != "DependsOn"} == \
+            {k: v for k, v in resource.items() if k != "DependsOn"}
+    assert {k: v for k, v in fixed.items() if k != "Resources"} == \
+        {k: v for k, v in create_root.items() if k != "Resources"}
+
+
+ROOT_PARAMETERS = [{"ParameterKey": "ImageIdX8664", "ParameterValue": "ami-0123456789abcdef0"},
+                   {"ParameterKey": "K3sBinarySha256X8664", "ParameterValue": "a" * 64}]
+
+
+# The tags the stack holds; the file's deploy.tags may have changed since (stack tags propagate to
+# every resource: "Stack-level tags", CloudFormation User Guide), so the recording keeps these.
+ROOT_TAGS = [{"Key": "k3s-infra:cluster", "Value": "k3s-dev"}, {"Key": "environment", "Value": "before-the-edit"}]
+
+
+def _described_with_parameters(status: str) -> dict:
+    described = _described(status)
+    described["Stacks"][0]["Parameters"] = ROOT_PARAMETERS
+    described["Stacks"][0]["Tags"] = ROOT_TAGS
+    return described
+
+
+def _ensure(stub_setup, *, allow_quorum_loss=False, template=None):
+    env, rendering, create_root, _ = _dev_roots()
+    pkg = Package(rendering, [], [], roots={"UPDATE": {"TemplateBody": rendering.root.body}})
+    cfn = boto3.client("cloudformation", region_name=env.region, aws_access_key_id="x", aws_secret_access_key="x")
+    sent, seen = {}, []
+    with Stubber(cfn) as stub:
+        # GetTemplate: TemplateBody is a string for a YAML template (API reference, GetTemplate)
+        stub.add_response("get_template", {"TemplateBody": template if template is not None else
+                                           rendering.create_root.body},
+                          {"StackName": STACK_ID, "TemplateStage": "Original"})
+        stub_setup(stub, env)
+        original = cfn.create_change_set
+        cfn.create_change_set = lambda **kwargs: sent.update(kwargs) or original(**kwargs)
+        try:
+            roll_order.ensure(SimpleNamespace(cloudformation=cfn, env=env), pkg,
+                              _described_with_parameters("UPDATE_COMPLETE")["Stacks"][0], seen.append, 0,
+                              allow_quorum_loss=allow_quorum_loss)
+        finally:
+            stub.assert_no_pending_responses()
+    return sent, seen, create_root
+
+
+def test_a_missing_order_is_recorded_first_keeping_every_parameter():
+    def update(stub, env):
+        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+        stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID}, {
+            "StackName": env.stack_name, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Capabilities": ANY,
+            "IncludeNestedStacks": True, "Tags": ROOT_TAGS, "Description": ANY, "TemplateBody": ANY,
+            "Parameters": [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True} for p in ROOT_PARAMETERS]})
+        stub.add_response("describe_change_set", {
+            "ChangeSetId": CHANGE_SET, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [
+                {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Servers",
+                                                        "ResourceType": "AWS::CloudFormation::Stack"}}]},
+            {"ChangeSetName": CHANGE_SET})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
+        stub.add_response("describe_stack_events", {"StackEvents": [_event(2, "CREATE_COMPLETE")]},
+                          {"StackName": STACK_ID})
+        stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
+        stub.add_response("describe_stack_events", {"StackEvents": [_event(3, "UPDATE_COMPLETE")]},
+                          {"StackName": STACK_ID})
+        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
+        stub.add_response("describe_stack_events", {"StackEvents": [_event(3, "UPDATE_COMPLETE")]},
+                          {"StackName": STACK_ID})
+
+    sent, seen, create_root = _ensure(update)
+    body = json.loads(sent["TemplateBody"])
+    assert body["Resources"]["Servers"]["DependsOn"] == ["ServerInit"]
+    assert body["Resources"]["AgentPoolGeneral"]["DependsOn"] == ["Servers"]
+    # the deployed template's nested stacks, URLs and parameters, untouched
+    assert {k: v["Properties"] for k, v in body["Resources"].items()} == \
+        {k: v["Properties"] for k, v in create_root["Resources"].items()}
+    assert isinstance(seen[0], RollOrderMissing) and "Servers after ServerInit" in seen[0].lacking
+    assert seen[-1] == RollOrderRecorded(changed=True)
+
+
+def test_an_ordered_stack_is_only_read():
+    env, rendering, _, _ = _dev_roots()
+    sent, seen, _ = _ensure(lambda stub, env: None, template=rendering.root.body)
+    assert sent == {} and seen == []
+
+
+def test_an_order_that_cannot_be_recorded_stops_the_update_unless_quorum_loss_is_allowed():
+    def refused(stub, env):
+        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+        stub.add_client_error("create_change_set", "Throttling", "Rate exceeded", 400)
+
+    with pytest.raises(DeployError, match="lacks the roll order.*Rate exceeded.*--allow-quorum-loss"):
+        _ensure(refused)
+    _, seen, _ = _ensure(refused, allow_quorum_loss=True)
+    assert seen[-1].changed is False and "Rate exceeded" in seen[-1].problem
+
+
+def test_a_template_in_short_form_yaml_is_not_ours_to_judge():
+    """Short-form tags (!Ref) are not what render writes: nothing is read into them."""
+    sent, seen, _ = _ensure(lambda stub, env: None, template="Resources:\n  X:\n    Type: !Ref Y\n")
+    assert sent == {} and seen == []
+
+
+def test_a_json_template_comes_back_as_a_dict_and_is_judged_the_same():
+    """botocore decodes a JSON TemplateBody into a dict (its handler json_decode_template_body)."""
+    env, rendering, create_root, ordered_root = _dev_roots()
+    sent, seen, _ = _ensure(lambda stub, env: None, template=json.dumps(ordered_root))
+    assert sent == {} and seen == []
+    with pytest.raises(DeployError):  # lacking the order, and nothing stubbed to record it
+        _ensure(lambda stub, env: stub.add_client_error("describe_stacks", "ValidationError", "gone", 400),
+                template=json.dumps(create_root))
