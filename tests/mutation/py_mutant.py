@@ -7,6 +7,8 @@ its variables are set:
 - PY_MUTATE_SELECT: a file of test node IDs; the other collected tests are deselected.
 - PY_MUTATE_TRACE: every line of k3s_infra/deploy/*.py each test executes, with its outcome
   and duration, written there as JSON at the end (sys.settrace: slow, once per ``trace``).
+  Lines a forked child runs (tests/support/isolated.py ``in_child``: the moto-mocked tests)
+  count for the test that forked it: the child writes them next to the trace as it exits.
 """
 
 from __future__ import annotations
@@ -60,9 +62,37 @@ def _tracer(frame, event, arg):
     return local
 
 
+def _child_lines() -> Path:
+    return Path(f"{os.environ['PY_MUTATE_TRACE']}.child-{os.getpid()}.json")
+
+
+class _Child:
+    """In a multiprocessing child: its lines, written when it exits. It ends with os._exit (no
+    atexit), but runs multiprocessing's finalizers first (util._exit_function); those of the
+    parent are cleared as it starts, then its after-fork hooks run: one registers the writer."""
+
+    @staticmethod
+    def started(_) -> None:
+        import multiprocessing.util
+
+        def dump():
+            _child_lines().write_text(json.dumps({_targets[f]: sorted(s) for f, s in _current.items() if s}))
+        multiprocessing.util.Finalize(None, dump, exitpriority=0)
+
+
+def _merge_children(run: dict) -> None:
+    trace, by_name = Path(os.environ["PY_MUTATE_TRACE"]), {name: path for path, name in _targets.items()}
+    for written in trace.parent.glob(f"{trace.name}.child-*.json"):
+        for name, lines in json.loads(written.read_text()).items():
+            run["lines"].setdefault(by_name[name], set()).update(lines)
+        written.unlink()
+
+
 if os.environ.get("PY_MUTATE_TRACE"):
     sys.settrace(_tracer)
     threading.settrace(_tracer)
+    import multiprocessing.util
+    multiprocessing.util.register_after_fork(_Child, _Child.started)
 
 
 def pytest_runtest_protocol(item, nextitem):
@@ -75,6 +105,7 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_runtest_logreport(report):
     run = _runs.get(report.nodeid)
     if run is not None:
+        _merge_children(run)  # its forked children have exited: in_child joins them
         run["duration"] += report.duration
         if report.failed:
             run["outcome"] = "failed"

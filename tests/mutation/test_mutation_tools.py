@@ -108,3 +108,17 @@ def test_failed_tests_are_read_whole_even_with_spaces_in_their_ids():
            "ERROR tests/b.py::test_y\nFAILED tests/c.py::test_z[a b]\n")
     assert py_mutate.failed_tests(out) == ["tests/a.py::test_x[ExecuteChangeSet 1 UPDATE]", "tests/c.py::test_z[a b]"]
     assert py_mutate.failed_tests(out, errors=True)[1] == "tests/b.py::test_y"
+
+
+def test_lines_a_forked_child_runs_count_for_the_test_that_forked_it(tmp_path):
+    """The moto-mocked tests run in a forked child (tests/support/isolated.py in_child): the trace
+    must see their lines, or their modules' mutants would be "not covered" or run without them."""
+    test = tmp_path / "test_forked.py"
+    test.write_text("from k3s_infra.deploy import stack_states\nfrom tests.support.isolated import in_child\n\n\n"
+                    "@in_child\ndef test_in_a_child():\n    assert stack_states.running('CREATE_IN_PROGRESS')\n")
+    trace = tmp_path / "trace.json"
+    code, out = py_mutate._pytest([str(test)], {"PY_MUTATE_TRACE": str(trace)}, timeout=120)
+    assert code == 0, out
+    (run,) = json.loads(trace.read_text())["tests"].values()
+    assert "stack_states.py" in run["lines"]  # run only in the child
+    assert not list(tmp_path.glob("trace.json.child-*"))  # merged into the test's lines, then removed

@@ -16,7 +16,10 @@ import pytest
 from botocore.stub import ANY
 
 from k3s_infra.cli import aws as cli_aws
+from k3s_infra.deploy import readiness, roll_order
+from k3s_infra.deploy.progress import Interrupted
 from tests.support.stack_stubs import CHANGE_SET, NAME, NESTED_CHANGE_SET, ROOT, change_set, nested_change_set
+from tests.unit.deploy.test_stack_status_table import _wait
 
 INTERRUPTED = 130  # docs/commands.md "Exit codes"
 
@@ -208,6 +211,46 @@ def test_an_update_past_in_progress_can_no_longer_be_cancelled(rig):
     rig.check()
     assert code == INTERRUPTED
     assert "cancel-update-stack" not in err and "no longer be cancelled (UPDATE_ROLLBACK_IN_PROGRESS" in err
+
+
+def test_ctrl_c_while_waiting_for_the_nodes_says_the_stack_is_done_and_the_nodes_may_still_join(rig, requests,
+                                                                                                   monkeypatch):
+    """CloudFormation had finished (HandedOver: no operation, the root's last status seen)."""
+    _executed(rig, "UPDATE")
+    _wait(rig, ["UPDATE_COMPLETE"])
+    monkeypatch.setattr(readiness, "wait_for_nodes", _interrupted)
+    code, out, err = rig.run("deploy", "--env", "dev", "--yes")
+    rig.check()
+    assert code == INTERRUPTED
+    assert not [name for name, _ in requests if name == "DeleteChangeSet"]
+    assert "interrupted: k3s-dev is UPDATE_COMPLETE; the nodes may still be joining" in err
+    assert "CloudFormation carries on" not in err
+
+
+@pytest.mark.parametrize("seen, says", [
+    # Ctrl-C while the update that records the roll order runs: CloudFormation carries it on
+    ("UPDATE_IN_PROGRESS", "CloudFormation carries on with the UPDATE of k3s-dev (UPDATE_IN_PROGRESS)"),
+    # ... or once that update had ended (its watcher's last poll): only the nodes may still join
+    ("UPDATE_COMPLETE", "interrupted: k3s-dev is UPDATE_COMPLETE; the nodes may still be joining"),
+])
+def test_ctrl_c_while_the_roll_order_is_recorded_says_what_its_update_was_doing(rig, requests, monkeypatch, seen,
+                                                                                  says):
+    """After a first create, the update recording the roll order (deploy/roll_order.py) is
+    followed by a Watcher that reports Interrupted with the root's last status and re-raises
+    (deploy/events.py Watcher.wait)."""
+    def record(aws, pkg, parameters, stack, on_progress, poll):
+        on_progress(Interrupted(NAME, seen))
+        raise KeyboardInterrupt
+
+    _executed(rig, "CREATE")
+    _wait(rig, ["CREATE_COMPLETE"])
+    monkeypatch.setattr(roll_order, "record", record)
+    code, out, err = rig.run("deploy", "--env", "dev", "--yes")
+    rig.check()
+    assert code == INTERRUPTED
+    assert not [name for name, _ in requests if name == "DeleteChangeSet"]
+    assert says in err and err.count("interrupted") == 1
+    assert "keeps going" not in out + err  # the watcher's own line is not printed as well
 
 
 @pytest.mark.parametrize("operation, answered", [("CreateChangeSet", 2), ("DescribeChangeSet", 3)])

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import stat
 import tempfile
 import threading
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from k3s_infra.deploy import kubeapi
 from k3s_infra.deploy.kubeapi import KubeApiError, from_kubeconfig, get_json
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -161,3 +163,50 @@ def test_an_api_nobody_answers_is_an_error_not_a_hang(pki):
     client = from_kubeconfig(kubeconfig(f"https://127.0.0.1:{port}", pki["ca"], admin(pki)))
     with pytest.raises(KubeApiError, match=f"cannot reach the Kubernetes API at https://127.0.0.1:{port}"):
         client.get("/readyz?verbose")
+
+
+def test_the_client_key_is_written_readable_by_this_user_only_while_ssl_loads_it(pki, monkeypatch):
+    """ssl reads a client certificate only from files (SSLContext.load_cert_chain): the key's
+    file is 0600 while it exists (secure by default: no other local user reads the admin key)."""
+    modes = []
+    load = ssl.SSLContext.load_cert_chain
+
+    def recording(self, certfile, keyfile=None, password=None):
+        modes.extend(stat.S_IMODE(os.stat(path).st_mode) for path in (certfile, keyfile))
+        return load(self, certfile, keyfile, password)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_cert_chain", recording)
+    from_kubeconfig(kubeconfig("https://127.0.0.1:6443", pki["ca"], admin(pki)))
+    assert modes == [0o600, 0o600]
+
+
+def test_the_current_context_names_the_cluster_and_user_not_the_first_listed(pki, api_server):
+    """A kubeconfig may hold several clusters, users and contexts; current-context picks one
+    (https://kubernetes.io/docs/concepts/configuration/organize-cluster-access-kubeconfig/)."""
+    url, seen = api_server
+    doc = kubeconfig(url, pki["ca"], {"token": "K10abc::server:0123456789abcdef"})
+    doc["clusters"].insert(0, {"name": "old", "cluster": {"server": "https://old.invalid:6443"}})
+    doc["users"].insert(0, {"name": "old", "user": {"token": "old-token"}})
+    doc["contexts"].insert(0, {"name": "old", "context": {"cluster": "old", "user": "old"}})
+    client = from_kubeconfig(doc)
+    assert client.server == url
+    assert client.get("/readyz?verbose")[0] == 200
+    assert seen[-1]["authorization"] == "Bearer K10abc::server:0123456789abcdef"
+
+
+def test_half_a_client_certificate_is_no_credential(pki):
+    """A certificate without its key (or a key without its certificate) cannot authenticate."""
+    certificate_only = {"client-certificate-data": admin(pki)["client-certificate-data"]}
+    with pytest.raises(KubeApiError, match="neither a client certificate nor a token"):
+        from_kubeconfig(kubeconfig("https://127.0.0.1:6443", pki["ca"], certificate_only))
+    with_token = {**certificate_only, "token": "K10abc::server:0123456789abcdef"}
+    client = from_kubeconfig(kubeconfig("https://127.0.0.1:6443", pki["ca"], with_token))
+    assert client.headers["Authorization"] == "Bearer K10abc::server:0123456789abcdef"
+
+
+def test_admin_is_a_client_of_the_kubeconfig_the_first_server_published(pki, monkeypatch):
+    """deploy/kubeconfig.py fetch (its own tests: test_kubeconfig.py) gives the document."""
+    doc = kubeconfig("https://k3s-dev-api.example:6443", pki["ca"], admin(pki))
+    monkeypatch.setattr(kubeapi.kubeconfig, "fetch", lambda aws: (doc, "arn:aws:secretsmanager:secret"))
+    client = kubeapi.admin(object())
+    assert client.server == "https://k3s-dev-api.example:6443" and client.timeout == kubeapi.TIMEOUT

@@ -255,3 +255,49 @@ def test_an_expired_lock_is_replaced_only_if_its_etag_is_unchanged():
         lock.acquire(aws, "deploy", now=now)
     s3.assert_no_pending_responses()
     assert refused.value.holder == winner
+
+
+@pytest.mark.parametrize("change", [{"kind": "another-tools-lock"}, {"expires": "2026-01-02T13:00:00"}],
+                         ids=["another kind", "expires without a time zone"])
+def test_a_document_k3s_infra_did_not_write_is_no_holder(change):
+    """Holder.parse: None unless the object is a k3s-infra-lock document whose times carry their
+    offset (it writes UTC ISO 8601 with +00:00; expiry is judged against the reader's clock)."""
+    now = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
+    holder = lock.Holder("arn:aws:iam::123456789012:user/ci", "ci-1", 7, "deploy", now, now + lock.LEASE)
+    assert lock.Holder.parse(json.dumps(holder.as_dict()).encode()) == holder
+    assert lock.Holder.parse(json.dumps({**holder.as_dict(), **change}).encode()) is None
+
+
+@pytest.mark.parametrize("size, whole", [(64 * 1024, True), (64 * 1024 + 1, False)])
+def test_the_lock_object_is_read_up_to_64_kib_only(size, whole):
+    """Whoever may write the bucket may put any object at the lock's key: at most 64 KiB of it
+    is read (a lock document is a few hundred bytes); one cut short is an unreadable lock, which
+    only --force-unlock removes."""
+    aws, s3, sts = _stubbed()
+    now = datetime.now(timezone.utc)
+    holder = lock.Holder("arn:aws:iam::123456789012:user/other", "ci-7", 99, "deploy", now, now + lock.LEASE)
+    text = json.dumps(holder.as_dict())
+    body = (text[:-1] + " " * (size - len(text)) + "}").encode()  # the same document, padded with blanks
+    assert len(body) == size
+    _put(s3, {"IfNoneMatch": "*"}, ("PreconditionFailed", 412))
+    s3.add_response("get_object", {"Body": StreamingBody(BytesIO(body), size), "ETag": '"e1"', "VersionId": "v"},
+                    {"Bucket": BUCKET, "Key": KEY})
+    with s3, sts, pytest.raises(lock.Locked) as refused:
+        lock.acquire(aws, "deploy", now=now)
+    s3.assert_no_pending_responses()
+    assert refused.value.holder == (holder if whole else None)
+
+
+def test_a_lock_that_keeps_changing_hands_is_given_up_with_a_clear_error():
+    """Each attempt finds a lock (412) that is released before it can be read (NoSuchKey), and
+    so once more after the last: no holder to name, a run to start again."""
+    aws, s3, sts = _stubbed()
+    for _ in range(lock.ATTEMPTS):
+        _put(s3, {"IfNoneMatch": "*"}, ("PreconditionFailed", 412))
+        s3.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404,
+                            expected_params={"Bucket": BUCKET, "Key": KEY})
+    s3.add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404,
+                        expected_params={"Bucket": BUCKET, "Key": KEY})
+    with s3, sts, pytest.raises(DeployError, match="kept changing hands; run this again"):
+        lock.acquire(aws, "deploy")
+    s3.assert_no_pending_responses()

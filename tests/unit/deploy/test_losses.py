@@ -43,8 +43,10 @@ def test_a_bucket_gone_is_empty_and_one_that_cannot_be_listed_is_not_counted():
     stub.add_client_error("list_object_versions", "NoSuchBucket", http_status_code=404)
     stub.add_client_error("list_object_versions", "AccessDenied", http_status_code=403)
     with stub:
-        assert bucket_contents(s3, "gone") == BucketContents("gone", 0, error="NoSuchBucket")
+        gone = bucket_contents(s3, "gone")
         denied = bucket_contents(s3, "denied")
+    assert gone == BucketContents("gone", 0, error="NoSuchBucket")
+    assert (gone.objects, gone.size) == (0, 0)  # nothing to lose: no object, no byte
     assert denied == BucketContents("denied", None, error="AccessDenied")
     lines = loss_lines(Losses(False, denied, (), None, 7, ()))
     assert lines == ["deleted for good:", "  the snapshots in s3://denied (not counted: AccessDenied)"]

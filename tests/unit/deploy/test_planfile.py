@@ -227,3 +227,17 @@ def test_a_file_that_is_no_plan_file_is_a_usage_error_before_any_aws_call(rig, t
 def test_deploy_needs_an_environment_or_a_plan_file(rig):
     code, _, err = rig.run("deploy", "--yes")
     assert code == 2 and "give --env NAME or --config PATH, or the PLANFILE" in err
+
+
+def test_a_plan_file_that_lacks_a_field_says_which():
+    """Cut short or edited by hand: refused as a usage error naming what is missing, never a traceback."""
+    from k3s_infra.deploy.planfile import PlanFile, PlanFileError
+
+    complete = PlanFile("dev", None, None, "dev", "a" * 64, "b" * 64, "123456789012", "eu-west-1", "k3s-dev", ROOT,
+                        "UPDATE_COMPLETE", UPDATED, CHANGE_SET, "k3s-infra-20260102030405", "UPDATE", [], [], {}, [],
+                        T0.isoformat())
+    document = json.loads(complete.to_json())
+    assert PlanFile.from_json(json.dumps(document), "plan.json") == complete
+    del document["stack_id"], document["change_set_type"]
+    with pytest.raises(PlanFileError, match=r"plan.json: not a complete plan file \(no change_set_type, stack_id\)"):
+        PlanFile.from_json(json.dumps(document), "plan.json")

@@ -194,3 +194,49 @@ def test_a_failed_spot_lookup_keeps_online_on_demand_prices_and_the_stated_disco
     book = pricing.price_book(env, Session(pricing=products.client, ec2=ec2.client), now=NOW)
     assert book.source == prices.ONLINE and book.spot == {}
     assert "UnauthorizedOperation" in book.note and "stated discount" in book.note
+
+
+def test_a_zero_rate_next_to_the_hourly_price_is_no_second_price(stubbed):
+    """The price list also carries $0.00 rates (free tiers, reservation-covered usage); a rate of
+    0 is not what an instance hour costs, so it does not make the answer ambiguous."""
+    item = json.loads(price_list_item("t3.small", "eu-west-1", "0.0228000000"))
+    (offer,) = item["terms"]["OnDemand"].values()
+    offer["priceDimensions"]["FREE.JRTCKXETXF.6YS6EN2CT7"] = {
+        "unit": "Hrs", "endRange": "750", "beginRange": "0", "appliesTo": [], "rateCode": "FREE.JRTCKXETXF.6YS6EN2CT7",
+        "description": "$0.00 per Linux t3.small Instance Hour (free tier)", "pricePerUnit": {"USD": "0.0000000000"}}
+    stub = stubbed("pricing", "us-east-1")
+    stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [json.dumps(item)]},
+                      products_request("t3.small", "eu-west-1"))
+    assert pricing.on_demand(stub.client, "t3.small", "eu-west-1").usd == 0.0228
+
+
+def test_the_spot_mean_keeps_the_spot_prices_precision(stubbed):
+    """SpotPrice is quoted to the millionth of a dollar (e.g. "0.010400"): the mean over the
+    zones is kept to that precision, not rounded coarser."""
+    stub = stubbed("ec2", "eu-west-1")
+    stub.add_response("describe_spot_price_history", {"SpotPriceHistory": [
+        spot_record("t3.small", zone, usd, NOW) for zone, usd in
+        (("eu-west-1a", "0.010400"), ("eu-west-1b", "0.010500"), ("eu-west-1c", "0.010700"))]},
+                      spot_request(["t3.small"]))
+    found = pricing.spot(stub.client, ["t3.small"], set(), NOW)
+    assert found["t3.small"].usd == 0.010533  # 0.0316 / 3, to the millionth
+
+
+def test_a_price_list_api_that_hangs_holds_an_estimate_up_briefly():
+    """The lookups' clients: few retries and short timeouts, so an endpoint that never answers
+    costs at most 4 x (5 + 20) s before the table. botocore's ``retries.max_attempts`` counts
+    the retries after the first request, ``total_max_attempts`` (what botocore turns it into,
+    botocore/args.py _compute_retry_max_attempts) every request."""
+    configs = []
+
+    class Recording:
+        def client(self, service, region_name=None, config=None):
+            configs.append(config)
+            raise pricing.BotoCoreError()  # then the table: what is asked here is only how
+
+    book = pricing.price_book(load_environment("dev"), Recording())
+    assert book.source == prices.OFFLINE
+    (config,) = configs
+    retries = config.retries
+    attempts = retries["total_max_attempts"] if "total_max_attempts" in retries else retries["max_attempts"] + 1
+    assert attempts <= 4 and config.connect_timeout <= 5 and config.read_timeout <= 20

@@ -268,3 +268,12 @@ def test_the_text_format_parser_reads_labels_as_prometheus_writes_them():
             'm_total{a="x"} 7\nm 3\n')
     assert samples(page, "m") == [({"a": 'say "hi"', "b": "C:\\dir", "c": "two\nlines"}, 2.5), ({}, 3.0)]
     assert samples(page, "apiserver_requested_deprecated_apis") == []
+
+
+def test_a_series_at_zero_is_no_request():
+    """The gauge is 1 for each deprecated API requested since the server started (see above): a
+    series at 0 (as an exporter may leave one) names no client to move."""
+    page = ('apiserver_requested_deprecated_apis{group="storage.k8s.io",removed_release="1.34",resource='
+            '"volumeattributesclasses",subresource="",version="v1beta1"} 0\n')
+    [finding] = check_removed_apis(page, "v1.34.12+k3s1")
+    assert finding.verdict == "ok"

@@ -92,8 +92,9 @@ def _group(name: str, desired: int, *instances: tuple[str, str, str]) -> dict:
                            "HealthStatus": health, "ProtectedFromScaleIn": False} for i, state, health in instances]}
 
 
-def servers(stubs, *, unhealthy: str | None = None) -> None:
-    """Both server groups (ServerInit: 1, Servers: 2) and the API target group's health."""
+def servers(stubs, *, unhealthy: str | None = None, target_group: bool = True) -> None:
+    """Both server groups (ServerInit: 1, Servers: 2) and the API target group's health
+    (``target_group`` False: neither stack has the ApiTargetGroupArn parameter)."""
     cfn, asg = stubs["cloudformation"], stubs["autoscaling"]
     members = {"ServerInit": ["i-0a1"], "Servers": ["i-0a2", "i-0a3"]}
     for logical, ids in members.items():
@@ -105,12 +106,14 @@ def servers(stubs, *, unhealthy: str | None = None) -> None:
         cfn.add_response("describe_stacks", {"Stacks": [{
             "StackId": physical, "StackName": f"k3s-staging-{logical}-1AB2", "CreationTime": NOW,
             "StackStatus": "UPDATE_COMPLETE",
-            "Parameters": [{"ParameterKey": "ApiTargetGroupArn", "ParameterValue": TG}],
+            "Parameters": [{"ParameterKey": "ApiTargetGroupArn", "ParameterValue": TG}] if target_group else [],
             "Outputs": [{"OutputKey": "AutoScalingGroupName", "OutputValue": f"k3s-staging-{logical}"}]}]},
             {"StackName": physical})
         asg.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [_group(
             f"k3s-staging-{logical}", len(ids), *((i, "InService", "Healthy") for i in ids))]},
             {"AutoScalingGroupNames": [f"k3s-staging-{logical}"]})
+    if not target_group:
+        return
     stubs["elbv2"].add_response("describe_target_health", {"TargetHealthDescriptions": [
         {"Target": {"Id": i, "Port": 6443}, "HealthCheckPort": "6443",
          "TargetHealth": {"State": "unhealthy", "Reason": "Target.FailedHealthChecks",
@@ -153,6 +156,23 @@ def test_the_servers_as_aws_sees_them(unhealthy, problems):
     with stubs["cloudformation"], stubs["autoscaling"], stubs["elbv2"]:
         servers(stubs, unhealthy=unhealthy)
         assert upgrade_reads.server_problems(aws, {"StackId": ROOT_ID}) == (3, problems)
+        for stub in stubs.values():
+            stub.assert_no_pending_responses()
+
+
+def test_servers_that_cannot_be_found_are_a_problem_not_a_pass():
+    """No server stack (DescribeStackResource: ValidationError, "Resource ... does not exist"),
+    or groups without the API target group: the etcd rule gets a problem to refuse on."""
+    aws, stubs = aws_with_stubs()
+    with stubs["cloudformation"], stubs["autoscaling"], stubs["elbv2"]:
+        for logical in ("ServerInit", "Servers"):
+            stubs["cloudformation"].add_client_error(
+                "describe_stack_resource", "ValidationError", f"Resource {logical} does not exist for stack "
+                "k3s-staging", 400, expected_params={"StackName": ROOT_ID, "LogicalResourceId": logical})
+        assert upgrade_reads.server_problems(aws, {"StackId": ROOT_ID}) == (
+            ENV.servers.count, ["the server groups cannot be found"])
+        servers(stubs, target_group=False)
+        assert upgrade_reads.server_problems(aws, {"StackId": ROOT_ID}) == (3, ["the API target group cannot be found"])
         for stub in stubs.values():
             stub.assert_no_pending_responses()
 
@@ -256,3 +276,12 @@ def test_plan_after_an_edit_of_k3s_version_runs_the_pre_flight():
     skew = next(f for f in checked.findings if f.rule == "version-skew")
     # the nodes report v1.33.5+k3s1 (the fake NodeList), the stack pins 1.32.13: the oldest decides
     assert skew.verdict == "warn" and "v1.32.13+k3s1 -> v1.33.5+k3s1" in skew.message
+
+
+def test_a_target_that_is_no_k3s_release_is_refused_before_anything_is_read():
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"asked AWS for {name} before checking the target")
+
+    with pytest.raises(ValueError, match="is not a K3s release like v1.33.5"):
+        upgrade_checks.run(Untouchable(), "1.34")
