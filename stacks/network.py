@@ -18,9 +18,9 @@ def build(env: Environment) -> StackTemplate:
     spec = env.network.create
     t = StackTemplate(f"k3s-infra {env.name}: VPC {spec.cidr} over {spec.availability_zones} zones, "
                       f"NAT {spec.nat_gateways}", naming.cluster_tags(env))
-    # The node termination handler polls its SQS queue.
+    # The node termination handler's queue, the SSM Agent's channels (config/network.py).
     refs = network.build(t, spec, lambda service, gateway: naming.endpoint_service_name(env.region, service, gateway),
-                         ("sqs",) if env.draining else (),
+                         env.optional_endpoints,
                          {public: naming.subnet_discovery_tags(env, public) for public in (True, False)})
     t.output(o.VPC_ID, refs.vpc_id, "VPC of the cluster")
     t.output(o.VPC_CIDR, refs.vpc_cidr, "CIDR block of the VPC")

@@ -28,7 +28,8 @@ def build(env: Environment) -> StackTemplate:
         cluster=naming.cluster_name(env),
         addon_secrets=tuple(p[spec.output] for spec in addons.secret_specs(env))
         + tuple(value.arn for value in addons.user_secrets(env)),
-        k3s_artifacts=f"{env.artifact_bucket}/{naming.k3s_artifacts_prefix(env)}")
+        k3s_artifacts=f"{env.artifact_bucket}/{naming.k3s_artifacts_prefix(env)}",
+        session_manager=env.node_access.session_manager, run_command=env.node_access.run_command)
     if bundle.addons_object(env):
         access = dataclasses.replace(access, addons_objects=f"{env.artifact_bucket}/{naming.addons_prefix(env)}")
     first = iam.build(t, roles.SERVER_INIT.identity, iam.first_server_statements(

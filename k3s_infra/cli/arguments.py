@@ -141,8 +141,13 @@ def _kubeconfig(parser: argparse.ArgumentParser) -> None:
 
 
 def _snapshots(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "create"), default="list",
+                        help="list (default): the snapshots in S3, newest first; create: take one now on a server "
+                             "(Run Command) and wait until it is in S3")
     add_environment_arguments(parser)
     add_output_argument(parser)
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                        help="create: how long to wait for the snapshot in all (default 900)")
 
 
 def _seconds(text: str) -> float:
@@ -156,6 +161,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _shell(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("node", nargs="?", metavar="NODE",
+                        help="the node: its instance ID (K3s's node name here) or private DNS name (ip-10-0-1-5...)")
+    parser.add_argument("--role", metavar="server|agent[:POOL]",
+                        help="instead of NODE: the first in-service node of that role (or pool) whose SSM Agent is online")
+    add_environment_arguments(parser)
+
+
 def _restore(parser: argparse.ArgumentParser) -> None:
     add_environment_arguments(parser)
     parser.add_argument("--snapshot", metavar="NAME", help="snapshot name as 'k3s-infra snapshots' lists it "
@@ -164,6 +177,29 @@ def _restore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=_seconds, default=1800.0, metavar="SECONDS",
                         help="how long to wait for each step (default 1800)")
     _force_unlock(parser)
+
+
+def _drill(parser: argparse.ArgumentParser) -> None:
+    add_environment_arguments(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--snapshot", metavar="NAME", help="snapshot name as 'k3s-infra snapshots' lists it "
+                                                         "(default: the newest)")
+    which.add_argument("--fresh", action="store_true",
+                       help="first write the drill marker through the cluster's API and take a snapshot now "
+                            "(the only writes on the cluster's side)")
+    which.add_argument("--cleanup", action="store_true",
+                       help="only delete the drill stack an interrupted drill left (tagged as this cluster's drill)")
+    parser.add_argument("--yes", "-y", action="store_true", help="run without asking (CI)")
+    parser.add_argument("--timeout", type=_seconds, default=1800.0, metavar="SECONDS",
+                        help="how long to wait for each step (default 1800)")
+    parser.add_argument("--max-rto", type=_minutes, metavar="MINUTES",
+                        help="objective: the restore must answer within this many minutes")
+    parser.add_argument("--max-rpo", type=_minutes, metavar="MINUTES",
+                        help="objective: the snapshot restored must be at most this many minutes old")
+    add_output_argument(parser)
+    parser.add_argument("--detailed-exitcode", action="store_true",
+                        help="exit 0 when the drill passed, 2 when it restored but missed an objective, 1 on error")
+    _artifacts(parser)
 
 
 def _destroy(parser: argparse.ArgumentParser) -> None:
@@ -271,9 +307,14 @@ COMMANDS: dict[str, Command] = {
     "kubeconfig": Command("k3s_infra.cli.kubeconfig", "write the admin kubeconfig (mode 0600) from its secret",
                           _kubeconfig),
     "snapshots": Command("k3s_infra.cli.snapshots",
-                         "list the etcd snapshots in S3, newest first (name, size, time)", _snapshots),
+                         "list the etcd snapshots in S3, newest first (name, size, time); 'create': take one now",
+                         _snapshots),
+    "shell": Command("k3s_infra.cli.shell", "a shell on a node through AWS Systems Manager Session Manager "
+                     "(no inbound port, no key pair); needs the session-manager-plugin", _shell),
     "restore": Command("k3s_infra.cli.restore",
                        "restore the cluster's etcd from a snapshot (default: the newest)", _restore),
+    "drill": Command("k3s_infra.cli.drill", "rehearse a restore: a snapshot into a throwaway stack, its recovery "
+                     "time and data age, the stack deleted at the end", _drill),
     "destroy": Command("k3s_infra.cli.destroy", "delete the root stack and every nested stack, streaming events",
                        _destroy),
     "init": Command("k3s_infra.cli.init", "write a commented environment file that renders as is", _init),

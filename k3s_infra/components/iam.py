@@ -60,6 +60,9 @@ class NodeAccess:
     # bucket/prefix of the K3s release files every node installs (deploy/artifacts.py stages them,
     # content-addressed: boot.sh install_k3s reads them by the digests its stack pins).
     k3s_artifacts: str | None = None
+    # The environment's node_access: what the nodes' SSM Agent may do (off unless asked).
+    session_manager: bool = False
+    run_command: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,7 @@ def _every_server(access: NodeAccess, role: roles.Role, stack_id: str) -> list[S
         _health_statement(access, *own),
         ready_tag_statement(),
         *_addon_statements(access),
+        *ssm_agent_statements(access),
     ]
 
 
@@ -210,7 +214,27 @@ def agent_statements(access: NodeAccess) -> list[Statement]:
         _lifecycle_statement(access, *roles.named_by_identity("agent")),
         _health_statement(access, *roles.named_by_identity("agent")),
         ready_tag_statement(),
+        *ssm_agent_statements(access),
     ]
+
+
+def ssm_agent_statements(access: NodeAccess) -> list[Statement]:
+    """The SSM Agent Amazon Linux 2023 ships: registration (how it shows Online in
+    DescribeInstanceInformation; on "*" as the AWS managed policies grant it: see
+    iam_actions.SSM_AGENT_REGISTRATION), and the channels node_access turns on (iam_actions:
+    sessions over ssmmessages, Run Command over ec2messages). Nothing when both are off: the
+    instance is then not a managed node at all."""
+    if not (access.session_manager or access.run_command):
+        return []
+    statements = [Statement(Sid="SsmAgentRegistration", Effect=Allow,
+                            Action=list(iam_actions.SSM_AGENT_REGISTRATION), Resource=["*"])]
+    if access.session_manager:
+        statements.append(Statement(Sid="SsmAgentSessionChannel", Effect=Allow,
+                                    Action=list(iam_actions.SSM_AGENT_SESSION_CHANNEL), Resource=["*"]))
+    if access.run_command:
+        statements.append(Statement(Sid="SsmAgentCommandChannel", Effect=Allow,
+                                    Action=list(iam_actions.SSM_AGENT_COMMAND_CHANNEL), Resource=["*"]))
+    return statements
 
 
 def ready_tag_statement() -> Statement:
@@ -322,10 +346,14 @@ def build(t: StackTemplate, identity: str, statements: list[Statement], cloud_co
         Path=f"/{naming.TAG_PREFIX}/",
         Policies=[Policy(PolicyName=f"{identity}-node", PolicyDocument=_document(statements))],
     ))
-    if cloud_controller:
-        t.skip_check(node_role, "CKV_AWS_111", "the AWS cloud controller creates load balancers and security "
-                                               "groups at run time: nothing to name before; changes are limited "
-                                               "to resources tagged with the cluster")
+    unconstrained_writes = [
+        "the AWS cloud controller creates load balancers and security groups at run time: nothing to name "
+        "before; changes are limited to resources tagged with the cluster"] * cloud_controller + [
+        "the SSM Agent registers on \"*\" as AWS's AmazonSSMManagedInstanceCore grants it "
+        "(iam_actions.SSM_AGENT_REGISTRATION): it describes only the calling instance"] * any(
+        s.Sid == "SsmAgentRegistration" for s in statements)
+    if unconstrained_writes:
+        t.skip_check(node_role, "CKV_AWS_111", "; ".join(unconstrained_writes))
     profile = t.add(InstanceProfile(f"{prefix}InstanceProfile", Path=f"/{naming.TAG_PREFIX}/",
                                     Roles=[Ref(node_role)]))
     return NodeIdentityRefs(role_arn=GetAtt(node_role, "Arn"), instance_profile_arn=GetAtt(profile, "Arn"),

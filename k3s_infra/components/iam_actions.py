@@ -8,7 +8,7 @@ time for Kubernetes Services (load balancers, their security groups); each
 group is taken from the cloud-provider-aws documented policy.
 """
 
-from awacs import autoscaling, ec2
+from awacs import autoscaling, ec2, ec2messages, ssm, ssmmessages
 from awacs import elasticloadbalancing as elb
 from awacs.aws import Action
 
@@ -124,6 +124,40 @@ AUTOSCALER_SCALING: tuple[Action, ...] = (
     autoscaling.TerminateInstanceInAutoScalingGroup,
 )
 
-# Every action allowed on "*" without a tag condition, for the policy-walking test.
+# The SSM Agent's two message channels, from AmazonSSMManagedInstanceCore (its State Manager,
+# Inventory, Patch and Distributor actions are left out: this cluster uses none). Neither
+# service defines a resource type (Service Authorization Reference, "Amazon Message Gateway
+# Service" and "Amazon Message Delivery Service"): "*" is the only resource they take.
+# Session Manager opens sessions over ssmmessages; the agent also takes Run Command documents
+# there when it can, else over ec2messages (AWS Systems Manager User Guide, "Reference:
+# ec2messages, ssmmessages, and other API operations"; aws/amazon-ssm-agent RELEASENOTES.md
+# 3.1.821.0 and 3.3.40.0). components/iam.py grants them per environment (node_access).
+SSM_AGENT_SESSION_CHANNEL: tuple[Action, ...] = (
+    ssmmessages.CreateControlChannel,
+    ssmmessages.CreateDataChannel,
+    ssmmessages.OpenControlChannel,
+    ssmmessages.OpenDataChannel,
+)
+SSM_AGENT_COMMAND_CHANNEL: tuple[Action, ...] = (
+    ec2messages.AcknowledgeMessage,
+    ec2messages.DeleteMessage,
+    ec2messages.FailMessage,
+    ec2messages.GetEndpoint,
+    ec2messages.GetMessages,
+    ec2messages.SendReply,
+)
+# The agent's registration and heartbeat. The Service Authorization Reference lists two resource
+# types for it (ec2 "instance", ssm "managed-instance") but no AWS source says which ARN IAM
+# evaluates when an EC2 instance's agent calls, and a wrong guess leaves every node silently
+# unregistered: "*", as AmazonSSMManagedInstanceCore and AmazonSSMManagedEC2InstanceDefaultPolicy
+# grant it (AWS Managed Policy Reference). It only describes the calling instance to Systems Manager.
+SSM_AGENT_REGISTRATION: tuple[Action, ...] = (ssm.UpdateInstanceInformation,)
+
+# Every action allowed on "*" without a tag condition, for the policy-walking test: reads and
+# creates, and the SSM Agent's channels and registration (writes, but only ever about the calling
+# agent itself).
 UNSCOPED: frozenset[str] = frozenset(a.JSONrepr() for a in DESCRIBE_ONLY + CLOUD_CONTROLLER_CREATE
                                      + AUTOSCALER_DESCRIBE)
+AGENT_CHANNELS: frozenset[str] = frozenset(a.JSONrepr() for a in SSM_AGENT_SESSION_CHANNEL
+                                           + SSM_AGENT_COMMAND_CHANNEL)
+AGENT_REGISTRATION: frozenset[str] = frozenset(a.JSONrepr() for a in SSM_AGENT_REGISTRATION)

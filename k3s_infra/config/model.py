@@ -21,7 +21,7 @@ from k3s_infra.config.addons import (
     check_cluster_autoscaler,
 )
 from k3s_infra.config.k3s import K3s
-from k3s_infra.config.network import Api, Network, check_capacity, check_server_zones
+from k3s_infra.config.network import Api, Network, check_capacity, check_server_zones, optional_endpoints
 from k3s_infra.config.pools import AgentPool, check_pool_names
 from k3s_infra.config.text import shown as shown_value
 from k3s_infra.config.types import (
@@ -115,6 +115,31 @@ class Deploy(Strict):
         return tags
 
 
+class NodeAccessSettings(Strict):
+    """Reaching nodes through AWS Systems Manager (no inbound port, no key pair): what the node
+    roles allow their SSM Agent. Both on by default; an environment that forbids interactive
+    access sets session_manager false."""
+
+    session_manager: bool = Field(
+        True, description="`k3s-infra shell`: Session Manager sessions on the nodes (the agent's ssmmessages "
+                          "channels). Off: the node roles get no ssmmessages permission and `shell` refuses.")
+    run_command: bool = Field(
+        True, description="`k3s-infra snapshots create`: Run Command on the servers (SSM Agent registration "
+                          "and its ec2messages channel). Needs session_manager off to be off too.")
+
+    @model_validator(mode="after")
+    def _channels(self) -> NodeAccessSettings:
+        # The agent takes Run Command documents through the Session Manager channel (ssmmessages)
+        # whenever it can reach it, through ec2messages only otherwise (AWS Systems Manager User
+        # Guide, "Reference: ec2messages, ssmmessages, and other API operations"; amazon-ssm-agent
+        # RELEASENOTES 3.1.821.0): no IAM policy grants sessions without also delivering commands.
+        if self.session_manager and not self.run_command:
+            raise ValueError("run_command: false needs session_manager: false too; the Session Manager "
+                             "channel (ssmmessages) also delivers Run Command, so commands cannot be "
+                             "turned off while sessions are on")
+        return self
+
+
 class Environment(Strict):
     """One environment: where the cluster lives, its shape and how it is deployed."""
 
@@ -129,6 +154,10 @@ class Environment(Strict):
     servers: Servers = Field(default_factory=Servers)
     agent_pools: list[AgentPool] = Field(min_length=1, max_length=50)
     deploy: Deploy = Field(default_factory=Deploy)
+    node_access: NodeAccessSettings = Field(
+        default_factory=NodeAccessSettings,
+        description="Node access through AWS Systems Manager: `shell` (Session Manager) and "
+                    "`snapshots create` (Run Command).")
     addons: Addons = Field(default_factory=Addons)
     workload_roles: list[WorkloadRole] = Field(
         default_factory=list, max_length=MAX_ROLES,
@@ -163,7 +192,7 @@ class Environment(Strict):
                              catalog.reserved_service_accounts())
         check_server_zones(self.network, self.servers.count)
         if self.network.create:
-            check_capacity(self.network.create, nodes, self.draining,
+            check_capacity(self.network.create, nodes, self.optional_endpoints,
                            f"servers.count {self.servers.count} + agent_pools max_size {nodes - self.servers.count}")
         for arch in ("x86_64", "arm64"):
             too_long = rules.ssm_arn_too_long(getattr(self.nodes.ami_parameter, arch),
@@ -204,6 +233,11 @@ class Environment(Strict):
         """Node termination handler and its queue: explicit, else on when any pool runs on spot."""
         enabled = self.addons.node_termination_handler.enabled
         return any(pool.spot for pool in self.agent_pools) if enabled is None else enabled
+
+    @property
+    def optional_endpoints(self) -> tuple[str, ...]:
+        """Interface endpoints a created network without NAT adds for what this file turns on."""
+        return optional_endpoints(self.draining, self.node_access.session_manager, self.node_access.run_command)
 
     @model_validator(mode="after")
     def _autoscaler(self) -> Environment:

@@ -87,7 +87,7 @@ def _one_per_zone(field: str, subnets: list[Subnet]) -> None:
 # What takes addresses in each private subnet of a created network besides the nodes: the
 # internal API load balancer, one per zone subnet (ELB, "Network Load Balancers": a node per
 # enabled zone), and when nat_gateways is none one interface endpoint per service per subnet
-# (components/network.py INTERFACE_SERVICES, 7, and sqs when draining; a test pins the count).
+# (components/network.py INTERFACE_SERVICES, 7, and optional_endpoints; a test pins the count).
 # AWS keeps 5 addresses of every subnet (Amazon VPC User Guide, "Subnet CIDR blocks": the first
 # four and the last). Service load balancers the cloud controller adds for the cluster's own
 # Services are not counted: their number is not in this file.
@@ -96,19 +96,35 @@ LOAD_BALANCER_ADDRESSES = 1
 INTERFACE_ENDPOINTS = 7
 
 
+def optional_endpoints(draining: bool, session_manager: bool, run_command: bool) -> tuple[str, ...]:
+    """Interface endpoints a created network without NAT adds for what the environment turns on:
+    the termination handler's queue (sqs), and the SSM Agent's channels (the ssm endpoint, its
+    registration, is always there). Sessions travel over ssmmessages; Run Command over
+    ssmmessages when the agent can open that channel, else over ec2messages (AWS Systems Manager
+    User Guide, "Reference: ec2messages, ssmmessages, and other API operations", and
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html: agents
+    before 3.3.40.0 use ec2messages). The agent polls ec2messages whether or not its ssmmessages
+    channel opens (aws/amazon-ssm-agent agent/messageservice/messageservice.go runs both
+    interactors), so ssmmessages follows session_manager, like the node roles' ssmmessages grant
+    (components/iam.py): without that grant the endpoint would carry nothing; ec2messages follows
+    run_command."""
+    return (("sqs",) * draining + ("ssmmessages",) * session_manager + ("ec2messages",) * run_command)
+
+
 def subnet_prefix(cidr: str, zones: int) -> int:
     """Prefix length of a created network's subnets: the VPC split into 2 * zones equal blocks
     (a power of two), as components/network.py subnet_cidrs splits it."""
     return ipaddress.ip_network(cidr).prefixlen + math.ceil(math.log2(2 * zones))
 
 
-def check_capacity(create: ManagedNetwork, nodes: int, draining: bool, sizes: str) -> None:
+def check_capacity(create: ManagedNetwork, nodes: int, optional: tuple[str, ...], sizes: str) -> None:
     """Refuse a created network whose private subnets cannot hold ``nodes`` (every server and
-    every pool at max_size) besides what else takes their addresses."""
+    every pool at max_size) besides what else takes their addresses (``optional``: the
+    environment's optional_endpoints)."""
     zones = create.availability_zones
     prefix = subnet_prefix(create.cidr, zones)
     usable = 2 ** (32 - prefix) - AWS_RESERVED_PER_SUBNET
-    endpoints = INTERFACE_ENDPOINTS + (1 if draining else 0) if create.nat_gateways == "none" else 0
+    endpoints = INTERFACE_ENDPOINTS + len(optional) if create.nat_gateways == "none" else 0
     room = zones * max(0, usable - LOAD_BALANCER_ADDRESSES - endpoints)
     if nodes > room:
         taken = f"1 for the internal API load balancer{f' and {endpoints} for interface endpoints' * bool(endpoints)}"

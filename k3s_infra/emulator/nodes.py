@@ -1,6 +1,6 @@
 """Stand-ins for what the nodes' boot does on AWS, in the emulator. moto 5.2.5 launches an auto
 scaling group's instances but runs nothing on them: no K3s starts, no node tags itself ready,
-the first server publishes no kubeconfig.
+the first server publishes no kubeconfig, no SSM Agent registers or runs a command.
 
 ``apply()``: each instance a group launches tags itself ``k3s-infra:ready=true`` at once, as the
 last step of boot.sh does on AWS (deploy waits for it: k3s_infra/deploy/readiness.py);
@@ -13,15 +13,35 @@ unpublished publishes one, as first_server.sh publish_kubeconfig does once K3s i
 inputs are the node's own: the boot.env its user data carries (the secret's ARN, the API
 host, or the SSM fact holding the API load balancer's DNS name), and its cluster tag. No K3s
 ran, so it holds no credentials: its certificate fields say so, and an extension names it a
-stand-in. The product is unchanged."""
+stand-in. The product is unchanged.
+
+``apply_ssm_agent()``: the SSM Agent Amazon Linux 2023 ships, as far as `k3s-infra snapshots
+create` and `shell` see it. moto 5.2.5 does not model DescribeInstanceInformation: every running
+instance answers Online there. Its SendCommand records every invocation Success and runs
+nothing: a Run Command of `k3s etcd-snapshot save --name NAME` on a server (its boot.env names
+the snapshot bucket and folder) writes the object K3s would upload,
+``<folder>/<NAME>-<instance ID>-<unix seconds>`` (k3s-io/k3s pkg/etcd/snapshot.go Snapshot, the
+node named by its instance ID as boot.sh names it), its body saying it is a stand-in; on an
+instance without them (an agent) the invocation fails, as `save` does with no etcd there.
+
+A Run Command of the drill's read of its restored cluster (k3s_infra/deploy/drill_api.py
+read_script: K3s's kubectl listing the Nodes and getting the marker ConfigMap) on a server is
+answered with what that script prints (``nodes N``, ``<name> True`` per server asked for,
+``marker``, the ConfigMap's JSON or nothing, ``end``) as the stand-in knows the restored cluster:
+the running instances of the server's own cluster (its cluster tag) as Ready Nodes, and what the
+newest object in its snapshot folder holds if it is a ``snapshot_body`` (the Nodes it names,
+not Ready, and its ConfigMaps). No K3s, no restore: a snapshot with no marker in it answers none,
+so a drill of it fails here as on AWS."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import yaml
@@ -97,6 +117,118 @@ def apply_kubeconfig() -> None:
 
     execute_change_set.kubeconfig_stand_in = True
     cfn_models.CloudFormationBackend.execute_change_set = execute_change_set
+
+
+SNAPSHOT_SAVE = re.compile(r"\betcd-snapshot save --name (\S+)")
+# The drill's read (deploy/drill_api.py read_script): the servers it asks for, the ConfigMap it gets.
+DRILL_SERVERS = re.compile(r"grep -E '\^\(([a-z0-9|-]+)\) '")
+DRILL_CONFIGMAP = re.compile(r"kubectl .*get configmap (\S+) -n (\S+) --ignore-not-found -o json")
+AGENT_STAND_IN = "stand-in"  # AgentVersion of the stand-in agent
+
+
+def apply_ssm_agent() -> None:
+    """Register the stand-in agent (module docstring) with moto's SSM."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models import ec2_backends
+    from moto.ssm import models as ssm_models
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    send = ssm_models.SimpleSystemManagerBackend.send_command
+    if getattr(send, "ssm_agent_stand_in", False):
+        return
+
+    def describe_instance_information(self):
+        filters = self._get_param("Filters", []) or []
+        wanted = next((f["Values"] for f in filters if f.get("Key") == "InstanceIds"), None)
+        ec2 = ec2_backends[self.current_account][self.region]
+        found = [{"InstanceId": i.id, "PingStatus": "Online", "PlatformType": "Linux", "ResourceType": "EC2Instance",
+                  "AgentVersion": AGENT_STAND_IN} for i in ec2.all_instances()
+                 if i.state == "running" and (wanted is None or i.id in wanted)]
+        return ActionResult({"InstanceInformationList": found})
+
+    def send_command(self, **kwargs):
+        requested = list(kwargs.get("instance_ids") or [])
+        command = send(self, **kwargs)
+        if requested and not kwargs.get("targets"):
+            # moto 5.2.5 also adds every instance of the region when Targets is empty (Command.
+            # _get_instance_ids_from_targets, no filter); AWS runs it on the InstanceIds given.
+            command.instance_ids = [i for i in command.instance_ids if i in requested]
+            command.invocations = [i for i in command.invocations if i["InstanceId"] in requested]
+            command.completed_count = command.target_count = len(command.instance_ids)
+        lines = (kwargs.get("parameters") or {}).get("commands", [])
+        saved = next((m for line in lines if (m := SNAPSHOT_SAVE.search(line))), None)
+        if kwargs.get("document_name") == "AWS-RunShellScript" and saved:
+            for invocation in command.invocations:
+                if not _save_snapshot(self.account_id, self.region_name, invocation["InstanceId"], saved[1]):
+                    invocation.update(Status="Failed", StatusDetails="Failed", ResponseCode=1,
+                                      StandardErrorContent="etcd database not found (the emulator's stand-in: no "
+                                                           "etcd on this instance)")
+        script = "\n".join(lines)
+        servers, configmap = DRILL_SERVERS.search(script), DRILL_CONFIGMAP.search(script)
+        if kwargs.get("document_name") == "AWS-RunShellScript" and servers and configmap:
+            for invocation in command.invocations:
+                invocation.update(ResponseCode=0, StandardOutputContent=_read_restored(
+                    self.account_id, self.region_name, invocation["InstanceId"], servers[1].split("|"),
+                    f"{configmap[2]}/{configmap[1]}"))
+        return command
+
+    send_command.ssm_agent_stand_in = True
+    ssm_models.SimpleSystemManagerBackend.send_command = send_command
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+
+
+def _save_snapshot(account_id: str, region: str, instance_id: str, name: str) -> bool:
+    """Upload a stand-in snapshot as the server ``instance_id`` would; False when it has no snapshot settings."""
+    from moto.ec2.models import ec2_backends
+    from moto.s3.models import s3_backends
+
+    instance = ec2_backends[account_id][region].get_instance(instance_id)
+    user_data = instance.user_data
+    settings = boot_settings(user_data.as_bytes() if user_data is not None else None)
+    bucket, folder = settings.get("SNAPSHOT_BUCKET"), settings.get("SNAPSHOT_FOLDER")
+    if not bucket or not folder:
+        return False
+    s3_backends[account_id]["aws"].put_object(bucket, f"{folder}/{name}-{instance_id}-{int(time.time())}",
+                                              f"not an etcd snapshot: {STAND_IN}".encode())
+    return True
+
+
+def snapshot_body(nodes: list[str], configmaps: dict[str, dict[str, str]]) -> bytes:
+    """A stand-in snapshot's content: no etcd database, the Nodes (names) and ConfigMaps
+    (``namespace/name`` -> data) the stand-in's restored cluster holds."""
+    return json.dumps({"stand-in": f"not an etcd snapshot: {STAND_IN}", "nodes": nodes,
+                       "configmaps": configmaps}).encode()
+
+
+def _read_restored(account_id: str, region: str, instance_id: str, asked: list[str], configmap: str) -> str:
+    """What the drill's read prints on ``instance_id`` (module docstring)."""
+    from moto.ec2.models import ec2_backends
+    from moto.s3.models import FakeKey, s3_backends
+
+    ec2 = ec2_backends[account_id][region]
+    instance = ec2.get_instance(instance_id)
+    settings = boot_settings(instance.user_data.as_bytes() if instance.user_data is not None else None)
+    cluster = ec2.tags.get(instance_id, {}).get(CLUSTER_TAG)
+    ours = sorted(i.id for i in ec2.all_instances()
+                  if i.state == "running" and ec2.tags.get(i.id, {}).get(CLUSTER_TAG) == cluster)
+    restored: dict = {}
+    bucket = s3_backends[account_id]["aws"].buckets.get(settings.get("SNAPSHOT_BUCKET", ""))
+    folder = f"{settings.get('SNAPSHOT_FOLDER', '')}/"
+    found = [k for name, k in (bucket.keys.items() if bucket else [])
+             if name.startswith(folder) and isinstance(k, FakeKey)]  # not a delete marker
+    if found:
+        try:
+            restored = json.loads(max(found, key=lambda k: k.last_modified).value)
+        except ValueError:
+            restored = {}  # not a snapshot_body: a snapshot of nothing the stand-in can read
+    nodes = [n for n in restored.get("nodes", []) if n not in ours]
+    data = restored.get("configmaps", {}).get(configmap)
+    namespace, name = configmap.split("/", 1)
+    document = "" if data is None else json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": data},
+        indent=4)
+    return "\n".join([f"nodes {len(ours) + len(nodes)}", *(f"{i} True" for i in ours if i in asked), "marker",
+                      *([document] if document else []), "end"]) + "\n"
 
 
 def boot_settings(user_data: str | bytes | None) -> dict[str, str]:

@@ -39,6 +39,7 @@ def serve(port: int, region: str) -> Serving:
     shims.apply()
     nodes.apply()
     nodes.apply_kubeconfig()
+    nodes.apply_ssm_agent()
     # moto's ThreadedMotoServer binds inside its thread and waits forever when the port is
     # taken: binding here makes that an OSError.
     server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), True,

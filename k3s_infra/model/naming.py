@@ -227,6 +227,20 @@ def k3s_images_name(k3s_arch: str) -> str:
     return f"k3s-airgap-images-{k3s_arch}.tar.zst"
 
 
+# Restore drills (deploy/drill.py): a throwaway stack beside the cluster, named from its stack,
+# carrying the tag that says whose drill it is (a stack of that name without it is never
+# touched), and the ConfigMap a drill looks for in the restored cluster.
+DRILL_SUFFIX = "-drill"
+DRILL_TAG = f"{TAG_PREFIX}:drill-of"
+DRILL_MARKER_NAMESPACE = "kube-system"
+DRILL_MARKER_NAME = "k3s-infra-drill-marker"
+
+
+def drill_stack_name(stack_name: str) -> str:
+    """'k3s-prod' -> 'k3s-prod-drill': never the stack's own name (it is longer)."""
+    return stack_name + DRILL_SUFFIX
+
+
 def template_url(env: Environment, key: str) -> str:
     """The bucket's regional virtual-hosted endpoint: the global one (bucket.s3.amazonaws.com)
     answers 307 Temporary Redirect for up to 24 hours after a bucket is created outside

@@ -80,8 +80,15 @@ def test_agent_role_reads_only_the_agent_token(r):
     assert secret_actions["ReadAgentToken"]["Resource"] == [{"Ref": "AgentTokenSecretArn"}]
     assert _actions(secret_actions["ReadAgentToken"]) == {"secretsmanager:GetSecretValue"}  # never a writer
     # Its one SSM read: the internal API's name, a fact the ApiEndpoint stack writes (bind_facts).
-    reads = {sid: st for sid, st in s.items() if any(a.startswith("ssm:") for a in _actions(st))}
+    reads = {sid: st for sid, st in s.items() if any(a.startswith("ssm:") and "Parameter" in a for a in _actions(st))}
     assert list(reads) == ["ReadBootFacts"] and _actions(reads["ReadBootFacts"]) == {"ssm:GetParameter"}
+    # Its other SSM action: the SSM Agent registering itself (docs/operations.md "Node access without SSH")
+    agent = {a for st in s.values() for a in _actions(st) if a.startswith("ssm:") and "Parameter" not in a}
+    assert agent <= {"ssm:UpdateInstanceInformation"}
+    # on "*" as AmazonSSMManagedInstanceCore grants it, so alone in its statement: "*" reaches no read
+    for st in s.values():
+        if "ssm:UpdateInstanceInformation" in _actions(st):
+            assert _actions(st) == {"ssm:UpdateInstanceInformation"} and st["Resource"] == ["*"], st["Sid"]
     (arn,) = reads["ReadBootFacts"]["Resource"]
     assert arn["Fn::Sub"][1]["Name"] == f"/k3s-infra/{r.env.stack_name}/facts/api-dns-name"
     assert not any(a.startswith("s3:") and a != "s3:GetObject" for st in s.values() for a in _actions(st))

@@ -43,6 +43,7 @@ def moto_endpoint(tmp_path_factory):
 
     moto_shims.apply()
     node_boot.apply()  # nodes tag themselves ready, as boot.sh's last step does
+    node_boot.apply_ssm_agent()  # nodes' SSM Agent: online, and Run Command of a snapshot save
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

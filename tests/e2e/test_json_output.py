@@ -34,7 +34,8 @@ SUCCESS = {
     "destroy": (["destroy", "--config", "{config}", "--yes"], {"stack_name": STACK, "outcome": "destroyed",
                                                                "status": "DELETE_COMPLETE"}),
 }
-COVERED_ELSEWHERE = {"upgrade": "tests/e2e/test_upgrade.py"}  # needs a running cluster's nodes to answer
+COVERED_ELSEWHERE = {"upgrade": "tests/e2e/test_upgrade.py",  # needs a running cluster's nodes to answer
+                     "drill": "tests/e2e/test_drill.py"}  # needs a restoring node and snapshots standing in
 LOCKED = {"deploy", "destroy"}  # their error case: another run holds the stack's lock
 WITHOUT_AWS = {"render", "lint", "estimate"}
 
@@ -91,7 +92,8 @@ def test_an_error_is_one_document(cli, config, other_account, tmp_path, command)
     elif command in WITHOUT_AWS or command in COVERED_ELSEWHERE:
         missing = str(tmp_path / "typo.yaml")
         result = cli(command, "--config", missing, "--output", "json",
-                     *(["--to", "v1.33.5+k3s1", "--yes"] if command == "upgrade" else []))
+                     *(["--to", "v1.33.5+k3s1", "--yes"] if command == "upgrade" else
+                       ["--yes"] if command == "drill" else []))
         code, says = 2, "cannot read file"
     else:
         result = cli(command, "--config", other_account, "--output", "json")

@@ -17,6 +17,10 @@ EXPECTED_SKIPS = {
     ("ClusterData", "SnapshotBucket", "CKV_AWS_18"),    # access logging -> CloudTrail data events
     ("NodeIam", "ServerRole", "CKV_AWS_111"),           # cloud controller creates resources at run time
     ("NodeIam", "FirstServerRole", "CKV_AWS_111"),      # the same controller, on the first server
+    # The SSM Agent's registration, ssm:UpdateInstanceInformation on "*" as AWS's own
+    # AmazonSSMManagedInstanceCore grants it (components/iam_actions.py SSM_AGENT_REGISTRATION);
+    # on the server roles it shares the cloud controller's skip (node_access on by default).
+    ("NodeIam", "AgentRole", "CKV_AWS_111"),
     # The OIDC issuer: two public documents for STS behind CloudFront (components/oidc_issuer.py)
     ("Identity", "IssuerBucket", "CKV_AWS_18"),         # access logging -> CloudTrail data events
     ("Identity", "IssuerBucket", "CKV_AWS_21"),         # versioning: republished at every first-server boot

@@ -33,6 +33,12 @@ RISKY_PREFIXES = ("secretsmanager:", "s3:", "ssm:", "kms:", "sqs:", "iam:")
 TAG_CONDITIONED = frozenset(a.JSONrepr() for a in (*iam_actions.CLOUD_CONTROLLER_ON_CLUSTER_RESOURCES,
                                                     *iam_actions.CLOUD_CONTROLLER_TAG_ON_CREATE))
 
+# The one ssm: action on "*": the SSM Agent's registration (UpdateInstanceInformation), which
+# names no parameter or document; both AWS policies for the agent grant it on "*"
+# (AmazonSSMManagedInstanceCore, AmazonSSMManagedEC2InstanceDefaultPolicy). A fixed literal,
+# not read from iam_actions.
+AGENT_REGISTRATION = frozenset({"ssm:UpdateInstanceInformation"})
+
 MUTATING_CCM = frozenset(a for a in OFFICIAL_CCM_POLICY if not a.split(":")[1].startswith("Describe"))
 
 
@@ -48,7 +54,7 @@ def test_wildcard_resources_only_for_listed_actions(statements):
         if "*" not in as_list(statement["Resource"]):
             continue
         actions = set(as_list(statement["Action"]))
-        unscoped = actions - iam_actions.UNSCOPED
+        unscoped = actions - iam_actions.UNSCOPED - iam_actions.AGENT_CHANNELS - iam_actions.AGENT_REGISTRATION
         assert unscoped <= TAG_CONDITIONED, (stack_id, logical, statement.get("Sid"), unscoped)
         if unscoped:
             # Either only the controller's own (`owned`) resources, or tagging at creation.
@@ -103,7 +109,7 @@ def test_no_risky_action_on_any_wildcard(statements):
     for stack_id, logical, statement in statements:
         actions = as_list(statement["Action"])
         assert not any(a == "*" or a.endswith(":*") for a in actions), (logical, statement.get("Sid"))
-        risky = [a for a in actions if a.startswith(RISKY_PREFIXES)]
+        risky = [a for a in actions if a.startswith(RISKY_PREFIXES) and a not in AGENT_REGISTRATION]
         if risky:
             resources = json.dumps(as_list(statement["Resource"]))
             assert resources != '["*"]', (logical, statement.get("Sid"), risky)
@@ -122,7 +128,8 @@ def test_secret_bucket_parameter_and_key_statements_name_their_resource(rendered
     people = _written_by_people(name)
     for stack_id, logical, statement in allow_statements(rendered[name].templates):
         actions = as_list(statement["Action"])
-        if any(a.startswith(("secretsmanager:", "s3:", "ssm:", "kms:")) for a in actions):
+        if any(a.startswith(("secretsmanager:", "s3:", "ssm:", "kms:")) and a not in AGENT_REGISTRATION
+               for a in actions):
             for resource in as_list(statement["Resource"]):
                 assert resource != "*"
                 text = json.dumps(resource)
@@ -153,6 +160,16 @@ UNCONDITIONED_ON_STAR = {
     # "Full Cluster Autoscaler Features Policy (Recommended)"): none takes a resource ARN.
     "autoscaling:DescribeScalingActivities", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
     "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+    # The SSM Agent's own message channels (AmazonSSMManagedInstanceCore): the services define no
+    # resource type (Service Authorization Reference, "Amazon Message Gateway Service", "Amazon
+    # Message Delivery Service"); what reaches a node is decided by the operator's ssm:StartSession
+    # and ssm:SendCommand rights on its instance ARN (docs/operations.md, "Node access").
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+    # ...and its registration, on "*" in both AWS policies for the agent (AmazonSSMManagedInstanceCore,
+    # AmazonSSMManagedEC2InstanceDefaultPolicy): it describes only the calling instance.
+    *AGENT_REGISTRATION,
 }
 
 

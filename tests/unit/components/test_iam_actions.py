@@ -23,3 +23,18 @@ def test_tags_at_creation_only_for_create_calls_the_controller_may_make():
     for action, creates in iam_actions.CLOUD_CONTROLLER_TAG_ON_CREATE.items():
         service = action.JSONrepr().split(":", 1)[0]
         assert creates and all(f"{service}:{create}" in granted for create in creates), action.JSONrepr()
+
+
+def test_the_agent_channels_take_no_resource_but_star():
+    """ssmmessages and ec2messages define no resource type (Service Authorization Reference,
+    "Amazon Message Gateway Service", "Amazon Message Delivery Service"); read here from cfn-lint's
+    copy of that reference (cfnlint/data/AdditionalSpecs/Policies.json), not from the code."""
+    import json
+    from importlib import resources
+
+    policies = json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text())
+    assert iam_actions.AGENT_CHANNELS
+    for action in iam_actions.AGENT_CHANNELS:
+        service, verb = action.split(":")
+        assert service in ("ssmmessages", "ec2messages")
+        assert policies[service]["Actions"][verb.lower()].get("Resources", []) == [], action

@@ -25,8 +25,12 @@ HOURS = 730
 KMS_KEYS, SECRETS = 1, 3
 GENERATED_SECRETS = {"rancher": 1, "grafana": 1}
 # A managed network without NAT reaches AWS through one interface endpoint per service and zone:
-# these seven, and SQS when the node termination handler's queue exists (docs/network.md).
+# these seven, SQS when the node termination handler's queue exists (docs/network.md), and the
+# SSM Agent's ssmmessages and ec2messages with node_access's defaults, both on (docs/configuration.md;
+# AWS Systems Manager User Guide, "Improve the security of EC2 instances by using VPC endpoints
+# for Systems Manager": ssm, ssmmessages, ec2messages).
 INTERFACE_SERVICES = 7
+NODE_ACCESS_CHANNELS = 2
 # Documented defaults (docs/configuration.md) of what a file may leave out.
 SERVER_DEFAULTS = {"count": 3, "instance_type": "t3.medium", "root_volume_gb": 40}
 POOL_VOLUME_DEFAULT = 50
@@ -148,7 +152,9 @@ def test_a_network_without_nat_pays_for_interface_endpoints_per_zone():
     shared = lines(bill(document), None)
     zones = document["network"]["create"]["availability_zones"]
     assert "NAT gateways" not in shared and "NAT gateway data processed" not in shared
-    assert shared["interface VPC endpoints"].count == INTERFACE_SERVICES * zones  # no spot pool: no queue
+    # no spot pool: no queue; staging leaves node_access to its defaults
+    assert "node_access" not in document
+    assert shared["interface VPC endpoints"].count == (INTERFACE_SERVICES + NODE_ACCESS_CHANNELS) * zones
     assert shared["interface VPC endpoints"].price.unit == "endpoint-AZ-hour"
 
 
