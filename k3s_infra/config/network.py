@@ -103,11 +103,12 @@ def optional_endpoints(draining: bool, session_manager: bool, run_command: bool)
     ssmmessages when the agent can open that channel, else over ec2messages (AWS Systems Manager
     User Guide, "Reference: ec2messages, ssmmessages, and other API operations", and
     https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html: agents
-    before 3.3.40.0 use ec2messages). The agent polls ec2messages whether or not its ssmmessages
-    channel opens (aws/amazon-ssm-agent agent/messageservice/messageservice.go runs both
-    interactors), so ssmmessages follows session_manager, like the node roles' ssmmessages grant
-    (components/iam.py): without that grant the endpoint would carry nothing; ec2messages follows
-    run_command."""
+    before 3.3.40.0 use ec2messages). Since 3.3.40.0 the agent stops polling ec2messages once its
+    ssmmessages channel connects and polls it again when that channel is refused
+    (aws/amazon-ssm-agent RELEASENOTES.md 3.3.40.0, agent/ssmconnectionchannel), so ssmmessages
+    follows session_manager, like the node roles' ssmmessages grant (components/iam.py): without
+    that grant the endpoint would carry nothing and commands come over ec2messages, which
+    follows run_command."""
     return (("sqs",) * draining + ("ssmmessages",) * session_manager + ("ec2messages",) * run_command)
 
 

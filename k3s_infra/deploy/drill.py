@@ -92,6 +92,7 @@ class DrillResult:
     rto_seconds: float | None = None
     data_age_seconds: float | None = None     # RPO: restore start minus the snapshot's upload
     marker: Marker | None = None              # as found in the restored cluster
+    written_marker: Marker | None = None      # --fresh: the one written right before the snapshot
     marker_age_seconds: float | None = None
     api: ApiCheck | None = None               # the last look at the drill's API
     steps: dict[str, float] = field(default_factory=dict)  # seconds per step
@@ -153,13 +154,8 @@ def run(aws, *, confirm: Callable[[DrillRequest], bool], snapshot: str | None = 
         result.objectives = tuple(Objective(name, limit, result.rto_seconds if name == "rto"
                                             else result.data_age_seconds)
                                   for name, limit in sorted((objectives or {}).items()))
-        marker_ok = result.marker is not None
-        if not marker_ok:
-            result.failure = (f"the restored cluster holds no {naming.DRILL_MARKER_NAMESPACE}/"
-                              f"{naming.DRILL_MARKER_NAME} ConfigMap: this snapshot predates every marker; run "
-                              f"'k3s-infra drill --fresh' (writes it, then takes a snapshot) or write it before "
-                              f"the next scheduled snapshot")
-        result.outcome = "failed" if not marker_ok else \
+        result.failure = not_restored(result, env.stack_name)
+        result.outcome = "failed" if result.failure else \
             "passed" if all(x.met for x in result.objectives) else "missed"
     except FAILURES as exc:
         result.failure = failure_text(exc)
@@ -202,7 +198,8 @@ def _fresh(aws, real, kube, on_progress: Progress, poll: float, timeout: float,
     """The marker through the cluster's API (kubeconfig read through ``real``), then a snapshot."""
     started = time.monotonic()
     on_progress(DrillStep("fresh", aws.env.stack_name))
-    on_progress(MarkerWritten(write_marker(kube(real), aws.env.stack_name, _now())))
+    result.written_marker = write_marker(kube(real), aws.env.stack_name, _now())
+    on_progress(MarkerWritten(result.written_marker))
     taken = snapshot_now.take_snapshot(aws, timeout=timeout, poll=poll,
                                        on_progress=lambda text: on_progress(FreshSnapshot(text)))
     result.steps["fresh"] = time.monotonic() - started
@@ -251,6 +248,26 @@ def _rehearse(real, drill, root: dict, chosen: snapshots.Snapshot, created: dict
         result.marker_age_seconds = (restore_started - answered.marker.written_at).total_seconds()
 
 
+def not_restored(result: DrillResult, cluster: str) -> str | None:
+    """Why the drill's cluster is not the snapshot's data (None: it is). A snapshot of a running
+    cluster holds at least the Node of the server that took it; the marker must be the cluster's,
+    and with --fresh the one written right before the snapshot (not an older one)."""
+    marker, written = result.marker, result.written_marker
+    if result.api is not None and result.api.others == 0:
+        return (f"the drill's cluster holds no node of {cluster}: the restore did not bring back its data (its "
+                f"first server may have started a new cluster); see the drill server's journal (k3s)")
+    if marker is None:
+        return (f"the restored cluster holds no {naming.DRILL_MARKER_NAMESPACE}/{naming.DRILL_MARKER_NAME} "
+                f"ConfigMap: this snapshot predates every marker; run 'k3s-infra drill --fresh' (writes it, then "
+                f"takes a snapshot) or write it before the next scheduled snapshot")
+    if marker.cluster is not None and marker.cluster != cluster:
+        return f"the restored marker names {marker.cluster}, not {cluster}: not this cluster's data"
+    if written is not None and marker.written_at < written.written_at:
+        return (f"the restored marker was written {marker.written_at:%Y-%m-%d %H:%M:%S %Z}, before the one --fresh "
+                f"wrote ({written.written_at:%Y-%m-%d %H:%M:%S %Z}): an older snapshot was restored")
+    return None
+
+
 @contextmanager
 def _step(result: DrillResult, on_progress: Progress, name: str) -> Iterator[None]:
     """Report the step, then record its seconds however it ends."""
@@ -292,7 +309,7 @@ def wait_for_api(drill, *, on_progress: Progress, poll: float, timeout: float) -
     while True:
         left = timeout - (time.monotonic() - started)
         seen = look(drill, timeout=max(1.0, min(LOOK_TIMEOUT, left)), poll=min(poll, 2.0))
-        if seen.nodes_ready and seen.marker_found and len(seen.ready) == drill.env.servers.count:
+        if seen.nodes_ready and seen.marker_found and len(seen.ready) >= drill.env.servers.count:
             return seen
         waited = time.monotonic() - started
         if waited > timeout:

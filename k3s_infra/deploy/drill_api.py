@@ -92,6 +92,10 @@ def write_marker(api: Writer, cluster: str, now: datetime) -> Marker:
     return Marker(now.astimezone(timezone.utc).replace(microsecond=0), cluster)
 
 
+class MarkerUnreadable(DeployError):
+    """The ConfigMap is there but holds no marker: no waiting mends that (``look`` lets it through)."""
+
+
 def marker_of(body: str) -> Marker | None:
     """The marker in a ConfigMap's JSON, None for no ConfigMap (empty)."""
     if not body.strip():
@@ -100,7 +104,7 @@ def marker_of(body: str) -> Marker | None:
         data = json.loads(body).get("data") or {}
         written = datetime.fromisoformat(data[WRITTEN_AT])
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise DeployError(f"{MARKER_PATH} holds no {WRITTEN_AT} time (ISO 8601)") from None
+        raise MarkerUnreadable(f"{MARKER_PATH} holds no {WRITTEN_AT} time (ISO 8601)") from None
     if written.tzinfo is None:
         written = written.replace(tzinfo=timezone.utc)
     return Marker(written, data.get(CLUSTER))
@@ -172,5 +176,7 @@ def look(drill, *, timeout: float, poll: float) -> ApiCheck:
                               + (f" (exit {shell.code})" if shell.code is not None else "")
                               + (f": {said}" if said else ""))
         return parse(shell.stdout, expected)
+    except MarkerUnreadable:
+        raise
     except DeployError as exc:  # not yet: an AWS refusal (a ClientError) is no waiting matter and ends the drill
         return ApiCheck(missing=expected, error=str(exc))
