@@ -91,13 +91,19 @@ def drill_of(stack: dict | None) -> str | None:
 
 def cluster_resources(aws, root: dict) -> frozenset[str]:
     """The cluster's own names and IDs the drill must never change: its stacks (names, IDs), the
-    owned outputs of the root and of every nested stack, its node-owned SSM parameters."""
+    owned outputs of the root and of every nested stack, its node-owned SSM parameters, and the
+    instances its groups run now (a Run Command or session of the drill's may name none)."""
     found = {aws.env.stack_name, root["StackId"], naming.cluster_state_parameter(aws.env),
              naming.restore_request_parameter(aws.env)}
     found.update(v for k, v in outputs(root).items() if k in OWNED_OUTPUTS)
+    groups = []
     for _, stack in nested_stacks(aws.cloudformation, root["StackId"]):
         found.update(v for v in (stack.get("StackId"), stack.get("StackName")) if v)
         found.update(v for k, v in outputs(stack).items() if k in OWNED_OUTPUTS)
+        groups += [v for k, v in outputs(stack).items() if k == o.AUTO_SCALING_GROUP and v]
+    if groups:
+        pages = aws.autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=groups)
+        found.update(i["InstanceId"] for page in pages for g in page["AutoScalingGroups"] for i in g["Instances"])
     return frozenset(v for v in found if v)
 
 

@@ -7,6 +7,7 @@ call raises before anything is sent (no stubbed response is consumed)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -128,3 +129,36 @@ def test_the_drills_side_copies_from_the_cluster_and_writes_its_own():
     s3.copy_object(Bucket=DRILL_BUCKET, Key="etcd/dev/x", CopySource={"Bucket": REAL_BUCKET, "Key": "etcd/dev/x"})
     s3.put_object(Bucket=ENV.artifact_bucket, Key=f"{ENV.stack_name}-drill/lock.json", Body=b"{}")
     stubber.assert_no_pending_responses()
+
+
+def test_the_clusters_running_instances_are_fenced_off_too(monkeypatch):
+    """A Run Command or session the drill sends may name none of the cluster's instances (second
+    review: only the selection of the drill's servers kept SendCommand off them)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from k3s_infra.deploy import drill_env as de
+    from k3s_infra.deploy.drill_env import Fenced
+
+    real_instance = "i-0aaaaaaaaaaaaaaa1"
+    nested = {"StackId": "arn:nested/servers", "StackName": "k3s-dev-Servers-1",
+              "Outputs": [{"OutputKey": "AutoScalingGroupName", "OutputValue": "k3s-dev-servers"}]}
+    monkeypatch.setattr(de, "nested_stacks", lambda cfn, root_id: [("Servers", nested)])
+    autoscaling = boto3.client("autoscaling", region_name="eu-west-1", aws_access_key_id="x",
+                               aws_secret_access_key="x")
+    aws = SimpleNamespace(env=ENV, cloudformation=None, autoscaling=autoscaling)
+    with Stubber(autoscaling) as stub:
+        stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": [{
+            "AutoScalingGroupName": "k3s-dev-servers", "MinSize": 1, "MaxSize": 3, "DesiredCapacity": 1,
+            "DefaultCooldown": 300, "AvailabilityZones": ["eu-west-1a"], "HealthCheckType": "EC2",
+            "CreatedTime": "2026-12-04T00:00:00Z", "Instances": [{
+                "InstanceId": real_instance, "AvailabilityZone": "eu-west-1a", "LifecycleState": "InService",
+                "HealthStatus": "Healthy", "ProtectedFromScaleIn": False}]}]},
+            {"AutoScalingGroupNames": ["k3s-dev-servers"]})
+        cluster = de.cluster_resources(aws, {"StackId": "arn:root", "Outputs": []})
+    assert real_instance in cluster
+    drill = de.fenced(de.drill_environment(ENV), boto3.Session(aws_access_key_id="x", aws_secret_access_key="x",
+                                                               region_name="eu-west-1"), cluster)
+    with pytest.raises(Fenced, match=real_instance):
+        drill.ssm.send_command(InstanceIds=[real_instance], DocumentName="AWS-RunShellScript",
+                               Parameters={"commands": ["true"]})
