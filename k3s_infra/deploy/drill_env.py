@@ -47,10 +47,10 @@ OWNED_OUTPUTS = (o.TOKEN_SECRET, o.AGENT_TOKEN_SECRET, o.KUBECONFIG_SECRET, o.SN
 # Parameters that change nothing they name: a copy's source (read), tags (the drill's stack carries
 # the cluster's name as its DRILL_TAG value).
 NAMES_NOTHING = frozenset({"CopySource", "Tags"})
-# S3 calls that write an object under a key (the artifact bucket is shared: only the drill's prefix).
-OBJECT_WRITES = frozenset({"PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CreateMultipartUpload",
-                           "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
-                           "PutObjectTagging", "DeleteObjectTagging", "PutObjectAcl"})
+# The artifact bucket is shared: a call that is not a read names objects there only under the drill's
+# prefix, by Key (every keyed S3 call, PutObjectRetention and UpdateObjectEncryption as much as PutObject:
+# a list of write operations misses those S3 adds) or, for DeleteObjects, in Delete.Objects.
+OBJECT_KEYS = ("Key", "Delete")
 
 
 class Fenced(DeployError):
@@ -146,7 +146,7 @@ def fenced(drill_env: Environment, session, cluster: frozenset[str]) -> Aws:
         for value in _strings({k: v for k, v in params.items() if k not in NAMES_NOTHING}):
             if value in cluster:
                 raise Fenced(f"drill refused {operation} naming {value}: it belongs to the cluster, not the drill")
-        if params.get("Bucket") == drill_env.artifact_bucket and operation in OBJECT_WRITES:
+        if params.get("Bucket") == drill_env.artifact_bucket and any(k in params for k in OBJECT_KEYS):
             keys = [params.get("Key")] if "Key" in params else [
                 item.get("Key") for item in (params.get("Delete") or {}).get("Objects", [])]
             outside = [k for k in keys if not isinstance(k, str) or not k.startswith(prefix)]

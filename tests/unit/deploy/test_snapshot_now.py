@@ -222,3 +222,41 @@ def test_other_client_errors_are_not_swallowed(rig):
     rig.ssm.add_client_error("get_command_invocation", "AccessDeniedException", expected_params=None)
     with pytest.raises(ClientError, match="AccessDenied"):
         snapshot_now.take_snapshot(rig.aws, timeout=600, poll=5)
+
+
+def test_progress_says_the_commands_status_then_waits_for_the_object_and_names_where_it_is(rig):
+    # docs/operations.md "Taking a snapshot now", worked example: the server and command, the
+    # command's status while it runs, then the snapshot's name and s3://bucket/key.
+    _servers(rig, _group(INIT, FIRST), _group(SERVERS))
+    _online(rig, [FIRST], _info(FIRST, "Online"))
+    _listing(rig, OLD)
+    _send(rig, FIRST)
+    _status(rig, FIRST, _invocation("InProgress"))
+    _status(rig, FIRST, _invocation("Success", ResponseCode=0))
+    new = f"{FOLDER}/on-demand-{FIRST}-1767225600"
+    _listing(rig, OLD)  # K3s has not uploaded it yet
+    _listing(rig, OLD, new)
+    seen = []
+    snapshot_now.take_snapshot(rig.aws, timeout=600, poll=5, on_progress=seen.append)
+    assert f"command {COMMAND_ID}: InProgress" in seen
+    waiting = [line for line in seen if "waiting" in line]
+    assert len(waiting) == 1 and f"{FOLDER}/on-demand-{FIRST}-" in waiting[0]  # the object it waits for
+    assert seen[-1] == f"on-demand-{FIRST}-1767225600 is in s3://{BUCKET}/{new}"
+    assert seen.index(f"command {COMMAND_ID}: InProgress") < seen.index(waiting[0]) < len(seen) - 1
+
+
+def test_a_long_stderr_is_quoted_by_its_end_where_the_error_is(rig):
+    # GetCommandInvocation gives up to 8,000 characters of stderr (service-2.json
+    # StandardErrorContent); K3s's fatal line comes last: the error quotes the end, not all of it.
+    noise = "".join(f'level=info msg="step {n}"\n' for n in range(300))  # ~7,000 characters
+    _servers(rig, _group(INIT, FIRST), _group(SERVERS))
+    _online(rig, [FIRST], _info(FIRST, "Online"))
+    _listing(rig, OLD)
+    _send(rig, FIRST)
+    _status(rig, FIRST, _invocation("Failed", ResponseCode=1,
+                                    StandardErrorContent=noise + 'level=fatal msg="etcd database not found"\n'))
+    with pytest.raises(DeployError) as error:
+        snapshot_now.take_snapshot(rig.aws, timeout=600, poll=5)
+    text = str(error.value)
+    assert 'level=fatal msg="etcd database not found"' in text and '"step 0"' not in text
+    assert len(text) < 2000 and f"(command {COMMAND_ID})" in text
