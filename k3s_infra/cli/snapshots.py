@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from k3s_infra.cli import EXIT_OK, UsageError
+from k3s_infra.cli import EXIT_OK, UsageError, load, source_of
 from k3s_infra.cli import aws as cli_aws
+from k3s_infra.config import ConfigError
 from k3s_infra.cli.output import document, print_json, say, wants_json
 from k3s_infra.cli.progress import binary_size
 from k3s_infra.deploy.aws import Aws
@@ -49,6 +50,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
+    # What the file turns off is the file's mistake: exit 2 before any AWS call, as drill and shell.
+    env = load(args)
+    off = [(field, why) for field, on, why in (
+        ("k3s.etcd_snapshots.enabled", env.k3s.etcd_snapshots.enabled,
+         "false: the servers have no S3 settings to upload a snapshot to"),
+        ("node_access.run_command", env.node_access.run_command,
+         "false: the servers' SSM Agent cannot take the command that saves a snapshot")) if not on]
+    if off:
+        raise ConfigError(source_of(args), off)
     timeout = args.timeout if args.timeout is not None else CREATE_TIMEOUT
     # Progress for people: on stderr when stdout carries the JSON document.
     out = sys.stderr if wants_json(args) else None
