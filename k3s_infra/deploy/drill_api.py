@@ -18,11 +18,8 @@ cluster, it proves the restore brought back data at least that new."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -58,22 +55,10 @@ class Writer:
         self.client = client
         self.server = client.server
 
-    def get(self, path: str) -> tuple[int, str]:
-        return self.client.get(path)
-
     def apply(self, path: str, document: dict) -> tuple[int, str]:
         query = urllib.parse.urlencode({"fieldManager": FIELD_MANAGER, "force": "true"})
-        request = urllib.request.Request(
-            f"{self.server.rstrip('/')}{path}?{query}", data=json.dumps(document).encode(), method="PATCH",
-            headers={**self.client.headers, "Content-Type": "application/apply-patch+yaml"})
-        try:
-            with urllib.request.urlopen(request, context=self.client.context, timeout=self.client.timeout) as answer:
-                return answer.status, answer.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode("utf-8", "replace")
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise KubeApiError(f"cannot reach the Kubernetes API at {self.server}: {getattr(exc, 'reason', exc)}") \
-                from None
+        return self.client.request("PATCH", f"{path}?{query}", json.dumps(document).encode(),
+                                   {"Content-Type": "application/apply-patch+yaml"})
 
 
 def marker_document(cluster: str, written_at: datetime) -> dict:

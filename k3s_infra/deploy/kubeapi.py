@@ -53,7 +53,13 @@ class Client:
     timeout: float = TIMEOUT
 
     def get(self, path: str) -> tuple[int, str]:
-        request = urllib.request.Request(self.server.rstrip("/") + path, headers=self.headers)
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """(HTTP status, body) of ``method`` on ``path``; KubeApiError when there is no answer."""
+        request = urllib.request.Request(self.server.rstrip("/") + path, data=body, method=method,
+                                         headers={**self.headers, **(headers or {})})
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=self.timeout) as answer:
                 return answer.status, answer.read().decode("utf-8", "replace")

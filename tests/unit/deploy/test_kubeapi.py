@@ -82,6 +82,16 @@ def api_server(pki, tmp_path_factory):
             self.end_headers()
             self.wfile.write(body.encode())
 
+        def do_PATCH(self):
+            peer = self.connection.getpeercert() or {}
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            seen.append({"method": "PATCH", "path": self.path, "content_type": self.headers.get("Content-Type"),
+                         "body": body, "subject": dict(x[0] for x in peer.get("subject", ()))})
+            self.send_response(201)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
         def log_message(self, *args):
             pass
 
@@ -210,3 +220,18 @@ def test_admin_is_a_client_of_the_kubeconfig_the_first_server_published(pki, mon
     monkeypatch.setattr(kubeapi.kubeconfig, "fetch", lambda aws: (doc, "arn:aws:secretsmanager:secret"))
     client = kubeapi.admin(object())
     assert client.server == "https://k3s-dev-api.example:6443" and client.timeout == kubeapi.TIMEOUT
+
+
+def test_the_drill_markers_server_side_apply_is_a_patch_with_its_field_manager(pki, api_server):
+    """Server-side apply: PATCH, Content-Type application/apply-patch+yaml, fieldManager required,
+    force to take over fields (https://kubernetes.io/docs/reference/using-api/server-side-apply/),
+    through the same client (and admin certificate) as the reads."""
+    from k3s_infra.deploy.drill_api import Writer
+
+    url, seen = api_server
+    writer = Writer(from_kubeconfig(kubeconfig(url, pki["ca"], admin(pki))))
+    assert writer.apply("/api/v1/namespaces/kube-system/configmaps/m", {"kind": "ConfigMap"}) == (201, "{}")
+    assert seen[-1] == {"method": "PATCH", "path": "/api/v1/namespaces/kube-system/configmaps/m?"
+                                                   "fieldManager=k3s-infra-drill&force=true",
+                        "content_type": "application/apply-patch+yaml", "body": '{"kind": "ConfigMap"}',
+                        "subject": {"commonName": "system:admin", "organizationName": "system:masters"}}
