@@ -118,13 +118,16 @@ def _event(n: int, status: str, logical: str = "k3s-dev") -> dict:
             "Timestamp": f"2026-12-04T05:{n:02d}:00Z"}
 
 
-def _ordered_update(stub, env) -> None:
-    """The stack, then a change set that modifies only the nested stacks (as CloudFormation
-    lists them even when only DependsOn changed), then the watch's priming reads."""
-    stub.add_response("describe_stacks", _described("CREATE_COMPLETE"), {"StackName": STACK_ID})
+def _ordered_update(stub, env, *, described: dict | None = None, tags=ANY, parameters=(),
+                   history: list[dict] | None = None) -> None:
+    """The stack (``described``), then a change set that modifies only the nested stacks (as
+    CloudFormation lists them even when only DependsOn changed), sent with ``tags`` and
+    ``parameters``, then the watch's priming reads (``history``: the events before it)."""
+    stub.add_response("describe_stacks", described or _described("CREATE_COMPLETE"), {"StackName": STACK_ID})
     stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID}, {
         "StackName": env.stack_name, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Capabilities": ANY,
-        "IncludeNestedStacks": True, "Parameters": [], "Tags": ANY, "Description": ANY, "TemplateBody": ANY})
+        "IncludeNestedStacks": True, "Parameters": parameters if parameters is ANY else list(parameters),
+        "Tags": tags, "Description": ANY, "TemplateBody": ANY})
     stub.add_response("describe_change_set", {
         "ChangeSetId": CHANGE_SET, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [
             {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Servers",
@@ -132,9 +135,19 @@ def _ordered_update(stub, env) -> None:
         {"ChangeSetName": CHANGE_SET})
     # the create's events: reported while the create ran, history now
     stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-    stub.add_response("describe_stack_events", {"StackEvents": [_event(2, "CREATE_COMPLETE"),
-                                                                _event(1, "CREATE_IN_PROGRESS")]},
-                      {"StackName": STACK_ID})
+    stub.add_response("describe_stack_events", {"StackEvents": history if history is not None else [
+        _event(2, "CREATE_COMPLETE"), _event(1, "CREATE_IN_PROGRESS")]}, {"StackName": STACK_ID})
+
+
+def _executed(stub, *, during: list[dict], after: list[dict], final: dict) -> None:
+    """ExecuteChangeSet, the watch's read while it runs (``during``), the stack as it ended
+    (``final``) and the events read at the end (``after``)."""
+    stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
+    stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
+    stub.add_response("describe_stack_events", {"StackEvents": during}, {"StackName": STACK_ID})
+    stub.add_response("describe_stacks", final, {"StackName": STACK_ID})
+    stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
+    stub.add_response("describe_stack_events", {"StackEvents": after}, {"StackName": STACK_ID})
 
 
 def test_an_executed_recording_reports_its_own_events_and_its_final_status():
@@ -148,14 +161,8 @@ def test_an_executed_recording_reports_its_own_events_and_its_final_status():
     update = [_event(4, "UPDATE_COMPLETE"), _event(3, "UPDATE_IN_PROGRESS")]
     with Stubber(cfn) as stub:
         _ordered_update(stub, env)
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": [*update, _event(2, "CREATE_COMPLETE"),
-                                                                    _event(1, "CREATE_IN_PROGRESS")]},
-                          {"StackName": STACK_ID})
-        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": update}, {"StackName": STACK_ID})
+        _executed(stub, during=[*update, _event(2, "CREATE_COMPLETE"), _event(1, "CREATE_IN_PROGRESS")],
+                  after=update, final=_described("UPDATE_COMPLETE"))
         seen = []
         status = roll_order.record(SimpleNamespace(cloudformation=cfn, env=env), pkg, [], STACK_ID, seen.append,
                                    poll=0)
@@ -265,27 +272,12 @@ def _ensure(stub_setup, *, allow_quorum_loss=False, template=None):
 
 def test_a_missing_order_is_recorded_first_keeping_every_parameter():
     def update(stub, env):
-        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-        stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID}, {
-            "StackName": env.stack_name, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Capabilities": ANY,
-            "IncludeNestedStacks": True, "Tags": ROOT_TAGS, "Description": ANY, "TemplateBody": ANY,
-            "Parameters": [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True} for p in ROOT_PARAMETERS]})
-        stub.add_response("describe_change_set", {
-            "ChangeSetId": CHANGE_SET, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [
-                {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Servers",
-                                                        "ResourceType": "AWS::CloudFormation::Stack"}}]},
-            {"ChangeSetName": CHANGE_SET})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": [_event(2, "CREATE_COMPLETE")]},
-                          {"StackName": STACK_ID})
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": [_event(3, "UPDATE_COMPLETE")]},
-                          {"StackName": STACK_ID})
-        stub.add_response("describe_stacks", _described("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": [_event(3, "UPDATE_COMPLETE")]},
-                          {"StackName": STACK_ID})
+        _ordered_update(stub, env, described=_described("UPDATE_COMPLETE"), tags=ROOT_TAGS,
+                        parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                                    for p in ROOT_PARAMETERS],
+                        history=[_event(2, "CREATE_COMPLETE")])
+        _executed(stub, during=[_event(3, "UPDATE_COMPLETE")], after=[_event(3, "UPDATE_COMPLETE")],
+                  final=_described("UPDATE_COMPLETE"))
 
     sent, seen, create_root = _ensure(update)
     body = json.loads(sent["TemplateBody"])

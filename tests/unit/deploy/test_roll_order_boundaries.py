@@ -19,9 +19,8 @@ from k3s_infra.deploy import DeployError, roll_order
 from k3s_infra.deploy.package import Package
 from k3s_infra.deploy.progress import RollOrderMissing
 from k3s_infra.render import render
+from tests.unit.deploy.test_roll_order import STACK_ID, _event, _executed, _ordered_update
 
-STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/k3s-dev/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-CHANGE_SET = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/k3s-infra-1/0a1b2c3d"
 TEMPLATE_BODY_LIMIT = 51_200  # bytes (API_CreateChangeSet.html, TemplateBody)
 
 
@@ -30,12 +29,6 @@ def _root(status: str = "UPDATE_COMPLETE") -> dict:
     return {"StackId": STACK_ID, "StackName": "k3s-dev", "StackStatus": status,
             "CreationTime": "2026-12-04T05:00:00Z", "Tags": [{"Key": "k3s-infra:cluster", "Value": "k3s-dev"}],
             "Parameters": [{"ParameterKey": "ImageIdX8664", "ParameterValue": "ami-0123456789abcdef0"}]}
-
-
-def _event(n: int, status: str) -> dict:
-    return {"StackId": STACK_ID, "EventId": f"e{n}", "StackName": "k3s-dev", "LogicalResourceId": "k3s-dev",
-            "ResourceType": "AWS::CloudFormation::Stack", "ResourceStatus": status,
-            "Timestamp": f"2026-12-04T05:{n:02d}:00Z"}
 
 
 def _clients(env):
@@ -81,24 +74,9 @@ def test_a_recording_that_rolls_back_is_a_warning_and_the_stack_counts_as_update
     with Stubber(cfn) as stub:
         stub.add_response("get_template", {"TemplateBody": rendering.create_root.body},
                           {"StackName": STACK_ID, "TemplateStage": "Original"})
-        stub.add_response("describe_stacks", {"Stacks": [_root()]}, {"StackName": STACK_ID})
-        stub.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": STACK_ID}, {
-            "StackName": env.stack_name, "ChangeSetName": ANY, "ChangeSetType": "UPDATE", "Capabilities": ANY,
-            "IncludeNestedStacks": True, "Tags": ANY, "Description": ANY, "TemplateBody": ANY, "Parameters": ANY})
-        stub.add_response("describe_change_set", {
-            "ChangeSetId": CHANGE_SET, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE", "Changes": [
-                {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Servers",
-                                                        "ResourceType": "AWS::CloudFormation::Stack"}}]},
-            {"ChangeSetName": CHANGE_SET})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": [_event(2, "UPDATE_COMPLETE")]},
-                          {"StackName": STACK_ID})
-        stub.add_response("execute_change_set", {}, {"ChangeSetName": CHANGE_SET})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": events}, {"StackName": STACK_ID})
-        stub.add_response("describe_stacks", {"Stacks": [_root("UPDATE_ROLLBACK_COMPLETE")]}, {"StackName": STACK_ID})
-        stub.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
-        stub.add_response("describe_stack_events", {"StackEvents": events}, {"StackName": STACK_ID})
+        _ordered_update(stub, env, described={"Stacks": [_root()]}, parameters=ANY,
+                        history=[_event(2, "UPDATE_COMPLETE")])
+        _executed(stub, during=events, after=events, final={"Stacks": [_root("UPDATE_ROLLBACK_COMPLETE")]})
         updated, seen = _ensure(env, rendering, cfn, s3, allow_quorum_loss=True)
         stub.assert_no_pending_responses()
     assert updated is True
