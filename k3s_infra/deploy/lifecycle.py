@@ -25,8 +25,7 @@ from k3s_infra.deploy.upgrades import check_issuer_upgrade
 from k3s_infra.deploy.timings import Measured, measure
 from k3s_infra.deploy.progress import (ChangeSetDiscarded, ChangeSetReady, EventsUnavailable, Executing,
                                        ExecutionFailed, ImagesChosen, Interrupted, Message, Packaged, PlanUploads,
-                                       Progress, QuorumLossAllowed, RestoreRequestPending, RollOrderMissing,
-                                       ignore)
+                                       Progress, QuorumLossAllowed, RestoreRequestPending, ignore)
 from k3s_infra.render import render
 
 
@@ -118,7 +117,7 @@ def _say_missing_order(aws, pkg: Package, root: dict | None, on_progress: Progre
     except READ_ERRORS:
         return {}
     if missing:
-        on_progress(RollOrderMissing(tuple(f"{k} after {', '.join(v)}" for k, v in missing.items()), recording=False))
+        on_progress(roll_order.missing_said(missing, recording=False))
     return missing
 
 

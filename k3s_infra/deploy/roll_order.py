@@ -118,6 +118,11 @@ def missing_order(aws, rendering: Rendering, root: dict) -> dict[str, list[str]]
     return {} if deployed is None else lacking(deployed, rendering)
 
 
+def missing_said(missing: dict[str, list[str]], *, recording: bool = True) -> RollOrderMissing:
+    """What ``lacking`` found, as the progress message says it ("Servers after ServerInit")."""
+    return RollOrderMissing(tuple(f"{k} after {', '.join(v)}" for k, v in missing.items()), recording)
+
+
 def ensure(aws, pkg: Package, root: dict, on_progress: Progress, poll: float, *, allow_quorum_loss: bool) -> bool:
     """Before an update: record the roll order into the deployed template when it lacks it
     (an update that changes only ``DependsOn``, every parameter kept), so that a rollback of
@@ -130,7 +135,7 @@ def ensure(aws, pkg: Package, root: dict, on_progress: Progress, poll: float, *,
     missing = {} if deployed is None else lacking(deployed, pkg.rendering)
     if not missing:
         return False
-    on_progress(RollOrderMissing(tuple(f"{k} after {', '.join(v)}" for k, v in missing.items())))
+    on_progress(missing_said(missing))
     body = json.dumps(ordered(deployed, missing), separators=(",", ":"))
     keep = [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True} for p in root.get("Parameters", [])]
     try:
