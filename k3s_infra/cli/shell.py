@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from k3s_infra.cli import AwsFailure, UsageError, load, source_of
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.config import ConfigError
-from k3s_infra.deploy import DeployError, node_access
+from k3s_infra.deploy import DeployError, changeset, node_access
 from k3s_infra.deploy.aws import Aws
 
 PLUGIN = "session-manager-plugin"
@@ -88,7 +88,7 @@ def _target(aws: Aws, node: str | None, role: str | None, pool: str | None) -> s
             raise DeployError(f"{node_access.not_online([instance_id], status)}; {node_access.AGENT_HINT}")
         return instance_id
     stacks = node_access.role_stacks(aws, role, pool)  # a pool not in the file: refused before any call
-    root = node_access.root_stack(aws)
+    root = changeset.deployed(aws)
     nodes = node_access.in_service(aws, root["StackId"], stacks)
     return node_access.pick_online(aws, nodes, f"{role} node" + (f" of pool {pool}" if pool else "")).instance_id
 

@@ -49,6 +49,14 @@ def stack_state(cfn, stack_name: str) -> dict | None:
     return stacks[0] if stacks and stacks[0]["StackStatus"] != stack_states.DELETE_COMPLETE else None
 
 
+def deployed(aws) -> dict:
+    """The environment's root stack, described; DeployError when it is not deployed."""
+    root = stack_state(aws.cloudformation, aws.env.stack_name)
+    if root is None:
+        raise DeployError(f"{aws.env.stack_name} is not deployed")
+    return root
+
+
 def _wait_created(cfn, change_set_id: str, poll: float, timeout: float) -> dict:
     delay, deadline = poll, time.monotonic() + timeout
     while True:

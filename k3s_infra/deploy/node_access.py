@@ -78,13 +78,6 @@ class Session:
     parameters: dict  # the StartSession request, as the plugin is given it
 
 
-def root_stack(aws) -> dict:
-    root = changeset.stack_state(aws.cloudformation, aws.env.stack_name)
-    if root is None:
-        raise DeployError(f"{aws.env.stack_name} is not deployed")
-    return root
-
-
 def in_service(aws, root_id: str, stacks: tuple[str, ...]) -> list[Node]:
     """InService, healthy instances of these node stacks' groups, in the stacks' order."""
     groups = {stack: outputs(nested_stack(aws.cloudformation, root_id, stack)).get(o.AUTO_SCALING_GROUP)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from k3s_infra.bootstrap.k3s_config import K3S_BINARY
-from k3s_infra.deploy import DeployError, node_access, snapshots
+from k3s_infra.deploy import DeployError, changeset, node_access, snapshots
 from k3s_infra.deploy.aws import Aws
 from k3s_infra.model import naming
 
@@ -53,7 +53,7 @@ def take_snapshot(aws: Aws, *, timeout: float, poll: float,
         raise DeployError(f"{env.name} turns Run Command off (node_access.run_command: false): "
                           f"the servers' SSM Agent cannot take the command")
     deadline = time.monotonic() + timeout
-    root = node_access.root_stack(aws)
+    root = changeset.deployed(aws)
     server = node_access.pick_online(aws, node_access.in_service(aws, root["StackId"], node_access.SERVER_STACKS),
                                      "server")
     before = {s.key for s in snapshots.list_snapshots(aws, root)}

@@ -32,13 +32,6 @@ class Snapshot:
     last_modified: datetime
 
 
-def _root(aws) -> dict:
-    root = changeset.stack_state(aws.cloudformation, aws.env.stack_name)
-    if root is None:
-        raise DeployError(f"{aws.env.stack_name} is not deployed")
-    return root
-
-
 def snapshot_bucket(aws, root: dict) -> str:
     bucket = outputs(root).get(o.SNAPSHOT_BUCKET)
     if not bucket:
@@ -49,7 +42,7 @@ def snapshot_bucket(aws, root: dict) -> str:
 def list_snapshots(aws, root: dict | None = None) -> list[Snapshot]:
     """Snapshots of this environment, newest first."""
     aws.check_account()
-    bucket = snapshot_bucket(aws, root or _root(aws))
+    bucket = snapshot_bucket(aws, root or changeset.deployed(aws))
     prefix = naming.snapshot_folder(aws.env) + "/"
     found = []
     for page in aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -86,7 +79,7 @@ def restore(aws, *, snapshot: str | None, confirm: Callable[[Snapshot], bool], o
     Agents are left alone. A run that stops after writing its request deletes it again
     (only if it still holds this run's request). Returns False when not confirmed."""
     env = aws.env
-    root = _root(aws)
+    root = changeset.deployed(aws)
     stack_states.check_restorable(env.stack_name, root["StackStatus"])  # before anything is read or changed
     snapshots = list_snapshots(aws, root)
     if not snapshots:

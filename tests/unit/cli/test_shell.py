@@ -23,7 +23,7 @@ from botocore.stub import Stubber
 from k3s_infra.cli import aws as cli_aws
 from k3s_infra.cli import main, shell
 from k3s_infra.config import environment_file, load_environment, read_document
-from k3s_infra.deploy import node_access
+from k3s_infra.deploy import changeset, node_access
 
 ENV = load_environment("dev")
 NODE = "i-0123456789abcdef0"
@@ -125,7 +125,7 @@ def test_target_not_connected_from_start_session_is_explained(rig, capsys):
 
 def test_a_role_takes_the_first_in_service_node_with_an_online_agent(rig, monkeypatch):
     nodes = [node_access.Node("i-0aaaaaaaaaaaaaaaa", "ServerInit", "init"), node_access.Node(NODE, "Servers", "s")]
-    monkeypatch.setattr(node_access, "root_stack", lambda aws: {"StackId": "root"})
+    monkeypatch.setattr(changeset, "deployed", lambda aws: {"StackId": "root"})
     asked = []
     monkeypatch.setattr(node_access, "in_service", lambda aws, root, stacks: asked.append(stacks) or nodes)
     rig.stubs.ssm.add_response("describe_instance_information", {"InstanceInformationList": [

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import DeployError, node_access, snapshot_now
+from k3s_infra.deploy import DeployError, changeset, node_access, snapshot_now
 
 ENV = load_environment("dev")
 BUCKET = "k3s-dev-snapshots"
@@ -86,7 +86,7 @@ def rig(monkeypatch):
         stub.activate()
     root = {"StackId": "root-id", "StackStatus": "UPDATE_COMPLETE",
             "Outputs": [{"OutputKey": "SnapshotBucketName", "OutputValue": BUCKET}]}
-    monkeypatch.setattr(node_access, "root_stack", lambda _aws: root)
+    monkeypatch.setattr(changeset, "deployed", lambda _aws: root)
     stacks = {"ServerInit": INIT, "Servers": SERVERS}
     monkeypatch.setattr(node_access, "nested_stack", lambda _cfn, _root, logical: {
         "Outputs": [{"OutputKey": "AutoScalingGroupName", "OutputValue": stacks[logical]}]})

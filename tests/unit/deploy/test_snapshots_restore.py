@@ -15,7 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from k3s_infra.config import load_environment
-from k3s_infra.deploy import DeployError, snapshots
+from k3s_infra.deploy import DeployError, changeset, snapshots
 from k3s_infra.deploy import progress as msg
 from k3s_infra.model import naming
 
@@ -67,7 +67,7 @@ def run(monkeypatch):
         stubs[name] = Stubber(client)
         stubs[name].activate()
     snapshot = snapshots.Snapshot(SNAP, f"etcd/dev/{SNAP}", 100, datetime(2026, 1, 1, tzinfo=timezone.utc))
-    monkeypatch.setattr(snapshots, "_root", lambda _aws: {"StackId": "root-id", "StackStatus": "UPDATE_COMPLETE"})
+    monkeypatch.setattr(changeset, "deployed", lambda _aws: {"StackId": "root-id", "StackStatus": "UPDATE_COMPLETE"})
     monkeypatch.setattr(snapshots, "list_snapshots", lambda _aws, _root: [snapshot])
     groups = {naming.STACK_SERVER_INIT: ({}, {"AutoScalingGroupName": INIT}),
               naming.STACK_SERVERS: ({"Parameters": SIZES}, {"AutoScalingGroupName": SERVERS})}
