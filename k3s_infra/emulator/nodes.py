@@ -182,9 +182,7 @@ def _save_snapshot(account_id: str, region: str, instance_id: str, name: str) ->
     from moto.ec2.models import ec2_backends
     from moto.s3.models import s3_backends
 
-    instance = ec2_backends[account_id][region].get_instance(instance_id)
-    user_data = instance.user_data
-    settings = boot_settings(user_data.as_bytes() if user_data is not None else None)
+    settings = instance_settings(ec2_backends[account_id][region].get_instance(instance_id))
     bucket, folder = settings.get("SNAPSHOT_BUCKET"), settings.get("SNAPSHOT_FOLDER")
     if not bucket or not folder:
         return False
@@ -207,7 +205,7 @@ def _read_restored(account_id: str, region: str, instance_id: str, asked: list[s
 
     ec2 = ec2_backends[account_id][region]
     instance = ec2.get_instance(instance_id)
-    settings = boot_settings(instance.user_data.as_bytes() if instance.user_data is not None else None)
+    settings = instance_settings(instance)
     cluster = ec2.tags.get(instance_id, {}).get(CLUSTER_TAG)
     ours = sorted(i.id for i in ec2.all_instances()
                   if i.state == "running" and ec2.tags.get(i.id, {}).get(CLUSTER_TAG) == cluster)
@@ -229,6 +227,11 @@ def _read_restored(account_id: str, region: str, instance_id: str, asked: list[s
         indent=4)
     return "\n".join([f"nodes {len(ours) + len(nodes)}", *(f"{i} True" for i in ours if i in asked), "marker",
                       *([document] if document else []), "end"]) + "\n"
+
+
+def instance_settings(instance) -> dict[str, str]:
+    """boot_settings of a moto instance (its user_data: moto's Base64EncodedString, or None)."""
+    return boot_settings(instance.user_data.as_bytes() if instance.user_data is not None else None)
 
 
 def boot_settings(user_data: str | bytes | None) -> dict[str, str]:
@@ -255,8 +258,7 @@ def publish_kubeconfigs(account_id: str, region: str) -> list[str]:
     secrets = secretsmanager_backends[account_id][region]
     written = []
     for instance in ec2.all_instances():
-        user_data = instance.user_data  # moto's Base64EncodedString
-        settings = boot_settings(user_data.as_bytes() if user_data is not None else None)
+        settings = instance_settings(instance)
         arn = settings.get("KUBECONFIG_SECRET")
         if instance.state != "running" or not arn or not secrets._is_valid_identifier(arn):
             continue
